@@ -1,0 +1,98 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { LOG_WRITE_ACTIONS, XRAY_WRITE_ACTIONS } from './iam-actions';
+
+/** esbuild settings shared by every function; `target` stays node20 so tests run the same code. */
+export const BUNDLING: nodejs.BundlingOptions = {
+  minify: true,
+  sourceMap: true,
+  sourcesContent: false,
+  target: 'node20',
+  format: nodejs.OutputFormat.CJS,
+  // The Node.js 22 runtime ships AWS SDK v3; leaving it out keeps bundles small and init fast.
+  externalModules: ['@aws-sdk/*'],
+};
+
+export interface CellFunctionProps {
+  /** Handler file name under lambda/handlers, without extension. */
+  readonly handler: 'router' | 'vault' | 'admin';
+  readonly description: string;
+  readonly environment: Record<string, string>;
+  readonly logKey: kms.IKey;
+  readonly logRetention: logs.RetentionDays;
+  readonly memorySize: number;
+  readonly timeout: Duration;
+}
+
+/** Resolves a handler entry for both the TypeScript sources and the compiled package. */
+export function handlerEntry(handler: string): string {
+  const ts = path.join(__dirname, '..', '..', 'lambda', 'handlers', `${handler}.ts`);
+  return fs.existsSync(ts) ? ts : ts.replace(/\.ts$/, '.js');
+}
+
+/**
+ * A function with its own role (no managed policies), its own encrypted log group with
+ * retention, active tracing, arm64 and Node.js 22.
+ */
+export class CellFunction extends Construct {
+  public readonly function: nodejs.NodejsFunction;
+  public readonly role: iam.Role;
+  public readonly logGroup: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: CellFunctionProps) {
+    super(scope, id);
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention,
+      encryptionKey: props.logKey,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `sovereign-router ${props.handler} function in ${Stack.of(this).region}`,
+    });
+    this.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: [...LOG_WRITE_ACTIONS],
+        resources: [this.logGroup.logGroupArn, `${this.logGroup.logGroupArn}:log-stream:*`],
+      }),
+    );
+    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: [...XRAY_WRITE_ACTIONS], resources: ['*'] }));
+
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      entry: handlerEntry(props.handler),
+      handler: 'handler',
+      description: props.description,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize,
+      timeout: props.timeout,
+      role: this.role,
+      logGroup: this.logGroup,
+      tracing: lambda.Tracing.ACTIVE,
+      environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
+      bundling: BUNDLING,
+    });
+
+    Validations.of(this.role).acknowledge(
+      {
+        id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+        reason: 'Only xray:PutTraceSegments and xray:PutTelemetryRecords use Resource *: X-Ray does not support resource-level permissions for them.',
+      },
+      {
+        id: `AwsSolutions::AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(this.logGroup.node.defaultChild as logs.CfnLogGroup)}.Arn>:log-stream:*]`,
+        reason: 'Log streams are created by the Lambda runtime with generated names; the wildcard is limited to this function\'s own log group.',
+      },
+    );
+    Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-L1',
+      reason: 'The runtime is pinned to Node.js 22 on purpose (DESIGN: Lambda Node.js 22); upgrades are deliberate, tested changes.',
+    });
+  }
+}

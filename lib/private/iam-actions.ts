@@ -1,0 +1,82 @@
+/**
+ * Every hand-written IAM action list of the construct library, in one place so that a reviewer
+ * can read the whole permission surface at once.
+ */
+
+/**
+ * Key administration without any cryptographic use. `kms:CreateGrant` is deliberately absent:
+ * a grant is a way to hand out Decrypt, so it is not an administrative action here.
+ * `kms:PutKeyPolicy` stays, because CloudFormation needs it to deploy policy changes; rewriting
+ * the key policy is the escalation path to watch in CloudTrail (see README, security model).
+ */
+export const KEY_ADMIN_ACTIONS = [
+  'kms:CancelKeyDeletion',
+  'kms:CreateAlias',
+  'kms:DeleteAlias',
+  'kms:DescribeKey',
+  'kms:DisableKey',
+  'kms:DisableKeyRotation',
+  'kms:EnableKey',
+  'kms:EnableKeyRotation',
+  'kms:GetKeyPolicy',
+  'kms:GetKeyRotationStatus',
+  'kms:ListAliases',
+  'kms:ListGrants',
+  'kms:ListKeyPolicies',
+  'kms:ListKeyRotations',
+  'kms:ListResourceTags',
+  'kms:PutKeyPolicy',
+  'kms:RevokeGrant',
+  'kms:RotateKeyOnDemand',
+  'kms:ScheduleKeyDeletion',
+  'kms:TagResource',
+  'kms:UntagResource',
+  'kms:UpdateAlias',
+  'kms:UpdateKeyDescription',
+] as const;
+
+/** The only root-key action of the router (data path): unwrap one data key per request. */
+export const ROOT_KEY_OPEN_ACTIONS = ['kms:Decrypt'] as const;
+
+/** The only root-key action of the vault (write path): seal new secrets, never open stored ones. */
+export const ROOT_KEY_SEAL_ACTIONS = ['kms:GenerateDataKey'] as const;
+
+/** Use of the storage key by AWS services on a function's behalf (always with kms:ViaService). */
+export const STORAGE_KEY_USE_ACTIONS = ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'] as const;
+
+/** CloudWatch Logs encrypting a log group with the storage key. */
+export const LOGS_SERVICE_KEY_ACTIONS = [
+  'kms:Encrypt*',
+  'kms:Decrypt*',
+  'kms:ReEncrypt*',
+  'kms:GenerateDataKey*',
+  'kms:Describe*',
+] as const;
+
+export const TABLE_READ_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:ConditionCheckItem',
+  'dynamodb:DescribeTable',
+] as const;
+
+export const TABLE_WRITE_ACTIONS = [
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+] as const;
+
+/** Audit events are appended, never updated or deleted, by any function. */
+export const AUDIT_APPEND_ACTIONS = ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:GetItem'] as const;
+
+/** Access to the pepper secret. */
+export const SECRET_READ_ACTIONS = ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'] as const;
+
+/** A function writing to its own log group. */
+export const LOG_WRITE_ACTIONS = ['logs:CreateLogStream', 'logs:PutLogEvents'] as const;
+
+/** X-Ray tracing from Lambda; these actions do not support resource-level permissions. */
+export const XRAY_WRITE_ACTIONS = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'] as const;
+

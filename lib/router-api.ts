@@ -1,0 +1,161 @@
+import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import * as apigateway from 'aws-cdk-lib/aws-apigateway';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
+import { Construct } from 'constructs';
+
+export interface RouterApiThrottle {
+  /** Steady-state requests per second for the whole stage. */
+  readonly rateLimit: number;
+  /** Burst capacity for the whole stage. */
+  readonly burstLimit: number;
+}
+
+export interface RouterApiProps {
+  readonly router: lambda.IFunction;
+  readonly vault: lambda.IFunction;
+  readonly admin: lambda.IFunction;
+  /** Encrypts the access-log group. */
+  readonly logKey: kms.IKey;
+  /** Retention of the access logs. */
+  readonly logRetention: logs.RetentionDays;
+  /**
+   * Stage throttling.
+   * @default { rateLimit: 100, burstLimit: 200 }
+   */
+  readonly throttle?: RouterApiThrottle;
+  /**
+   * Stage name; clients use `https://<api>/<stage>/v1` as their base URL.
+   * @default 'prod'
+   */
+  readonly stageName?: string;
+  /**
+   * ARN of a regional WAFv2 web ACL to associate with the stage.
+   * @default - no web ACL
+   */
+  readonly webAclArn?: string;
+}
+
+/** Access-log fields: who called what and how it ended. Never bodies, never headers. */
+const ACCESS_LOG_FORMAT = {
+  requestId: '$context.requestId',
+  ip: '$context.identity.sourceIp',
+  caller: '$context.identity.caller',
+  user: '$context.identity.user',
+  requestTime: '$context.requestTime',
+  httpMethod: '$context.httpMethod',
+  resourcePath: '$context.resourcePath',
+  status: '$context.status',
+  protocol: '$context.protocol',
+  responseLength: '$context.responseLength',
+  integrationLatency: '$context.integration.latency',
+  errorMessage: '$context.error.message',
+};
+
+/**
+ * The regional REST API. OpenAI- and Anthropic-compatible routes go to the router in STREAM
+ * mode, `/vault/*` to the vault (tenant tokens), `/admin/*` to the admin function behind AWS_IAM.
+ */
+export class RouterApi extends Construct {
+  public readonly restApi: apigateway.RestApi;
+  public readonly accessLogs: logs.ILogGroup;
+
+  constructor(scope: Construct, id: string, props: RouterApiProps) {
+    super(scope, id);
+    const throttle = props.throttle ?? { rateLimit: 100, burstLimit: 200 };
+    if (!(throttle.rateLimit > 0) || !(throttle.burstLimit > 0)) {
+      throw new Error(`RouterApiProps.throttle needs positive limits, got rate ${throttle.rateLimit} burst ${throttle.burstLimit}`);
+    }
+    const stageName = props.stageName ?? 'prod';
+    if (!/^[A-Za-z0-9_]{1,64}$/.test(stageName)) {
+      throw new Error(`RouterApiProps.stageName '${stageName}' must be 1-64 letters, digits or '_'`);
+    }
+
+    this.accessLogs = new logs.LogGroup(this, 'AccessLogs', {
+      retention: props.logRetention,
+      encryptionKey: props.logKey,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.restApi = new apigateway.RestApi(this, 'Api', {
+      description: 'sovereign-router regional gateway',
+      endpointConfiguration: { types: [apigateway.EndpointType.REGIONAL] },
+      cloudWatchRole: false,
+      deployOptions: {
+        stageName,
+        throttlingRateLimit: throttle.rateLimit,
+        throttlingBurstLimit: throttle.burstLimit,
+        tracingEnabled: true,
+        dataTraceEnabled: false,
+        metricsEnabled: true,
+        accessLogDestination: new apigateway.LogGroupLogDestination(this.accessLogs),
+        accessLogFormat: apigateway.AccessLogFormat.custom(JSON.stringify(ACCESS_LOG_FORMAT)),
+      },
+    });
+
+    const streaming = new apigateway.LambdaIntegration(props.router, {
+      proxy: true,
+      responseTransferMode: apigateway.ResponseTransferMode.STREAM,
+    });
+    const v1 = this.restApi.root.addResource('v1');
+    const tenantMethods: apigateway.Method[] = [
+      v1.addResource('chat').addResource('completions').addMethod('POST', streaming),
+      v1.addResource('embeddings').addMethod('POST', streaming),
+      v1.addResource('models').addMethod('GET', streaming),
+      v1.addResource('messages').addMethod('POST', streaming),
+    ];
+
+    // Tenant self-service: authenticated in the function by a tenant-admin token.
+    const vault = this.restApi.root.addResource('vault');
+    const vaultProxy = vault.addProxy({ defaultIntegration: new apigateway.LambdaIntegration(props.vault), anyMethod: true });
+    tenantMethods.push(vaultProxy.anyMethod!);
+
+    // Operators: every admin route requires SigV4 (AWS_IAM).
+    const admin = this.restApi.root.addResource('admin', {
+      defaultMethodOptions: { authorizationType: apigateway.AuthorizationType.IAM },
+    });
+    const adminProxy = admin.addProxy({ defaultIntegration: new apigateway.LambdaIntegration(props.admin), anyMethod: true });
+    const adminMethods = [adminProxy.anyMethod!];
+
+    if (props.webAclArn) {
+      new wafv2.CfnWebACLAssociation(this, 'WebAcl', {
+        resourceArn: this.restApi.deploymentStage.stageArn,
+        webAclArn: props.webAclArn,
+      });
+    } else {
+      Validations.of(this.restApi.deploymentStage).acknowledge({
+        id: 'AwsSolutions::AwsSolutions-APIG3',
+        reason: 'WAF is opt-in through the webAclArn prop; stage throttling and per-tenant rate limits apply without it.',
+      });
+    }
+    Validations.of(this.restApi.deploymentStage).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-APIG6',
+      reason:
+        'Execution logging stays off so that no request data can reach logs and no account-wide API Gateway role is needed; access logs (no bodies, no headers) are on.',
+    });
+    Validations.of(this.restApi).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-APIG2',
+      reason: 'Proxy integrations: every function validates its request (size cap, JSON schema) and answers 4xx with a clear message.',
+    });
+    for (const method of tenantMethods) {
+      Validations.of(method).acknowledge(
+        {
+          id: 'AwsSolutions::AwsSolutions-APIG4',
+          reason: 'Tenant routes authenticate a tenant token (format, region, CRC, then HMAC verifier lookup) inside the function before any other work.',
+        },
+        {
+          id: 'AwsSolutions::AwsSolutions-COG4',
+          reason: 'Tenants are machine clients of the OpenAI/Anthropic SDKs using bearer tokens, not Cognito users.',
+        },
+      );
+    }
+    for (const method of adminMethods) {
+      Validations.of(method).acknowledge({
+        id: 'AwsSolutions::AwsSolutions-COG4',
+        reason: 'Admin routes use AWS_IAM (SigV4) authorization for operators instead of Cognito.',
+      });
+    }
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Table layouts as plain data. The CDK construct builds the tables from these, and the local
+ * gateway and the moto tests create theirs from the same definitions, so all three agree.
+ */
+export type AttributeKind = 'S' | 'N';
+
+export interface KeyAttribute {
+  readonly name: string;
+  readonly type: AttributeKind;
+}
+
+export interface IndexSchema {
+  readonly indexName: string;
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey?: KeyAttribute;
+}
+
+export interface TableSchema {
+  /** Construct id of the table and stem of the function environment variable. */
+  readonly id: string;
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey?: KeyAttribute;
+  readonly globalSecondaryIndexes?: readonly IndexSchema[];
+  readonly timeToLiveAttribute?: string;
+}
+
+export const TABLE_SCHEMAS = {
+  /** Tenant metadata and policy (`sk = META`) and sealed secrets (`sk = SECRET#<provider>#<name>`). */
+  tenants: {
+    id: 'Tenants',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+  },
+  /** Tenant tokens keyed by verifier (HMAC of the token); never the token itself. */
+  tokens: {
+    id: 'Tokens',
+    partitionKey: { name: 'verifier', type: 'S' },
+    globalSecondaryIndexes: [
+      { indexName: 'byTenant', partitionKey: { name: 'tenantId', type: 'S' }, sortKey: { name: 'tokenId', type: 'S' } },
+    ],
+  },
+  /** Spend, rate counters and per-request usage records; counters and reservations expire. */
+  usage: {
+    id: 'Usage',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    timeToLiveAttribute: 'expiresAt',
+  },
+  /** Append-only, hash-chained control-plane events per tenant. */
+  audit: {
+    id: 'Audit',
+    partitionKey: { name: 'tenantId', type: 'S' },
+    sortKey: { name: 'seq', type: 'N' },
+  },
+} as const satisfies Record<string, TableSchema>;
+
+export type TableName = keyof typeof TABLE_SCHEMAS;
+
+/** Environment variable through which a function learns a table's name. */
+export function tableEnvVar(table: TableName): string {
+  return `${table.toUpperCase()}_TABLE`;
+}
