@@ -8,6 +8,7 @@ import {
   LOGS_SERVICE_KEY_ACTIONS,
   ROOT_KEY_OPEN_ACTIONS,
   ROOT_KEY_SEAL_ACTIONS,
+  STORAGE_KEY_GRANT_ACTIONS,
   STORAGE_KEY_USE_ACTIONS,
 } from './private/iam-actions';
 
@@ -33,8 +34,9 @@ export interface KeyHierarchyProps {
   readonly pendingWindow?: Duration;
 }
 
-/** AWS services that may use the storage key on a function's behalf. */
+/** AWS services that may use the storage key on a principal's behalf. */
 export type StorageService = 'dynamodb' | 'secretsmanager';
+const STORAGE_SERVICES: readonly StorageService[] = ['dynamodb', 'secretsmanager'];
 
 /**
  * The regional key hierarchy: a root key that wraps the data keys of sealed tenant secrets, and
@@ -95,6 +97,32 @@ export class KeyHierarchy extends Construct {
     });
     this.storageKey = this.storageKeyResource;
 
+    // Like the AWS-managed keys: the account's principals may use the storage key only through
+    // DynamoDB and Secrets Manager in this region (IAM decides which principal), never directly.
+    const viaCellServices = {
+      StringEquals: {
+        'kms:ViaService': STORAGE_SERVICES.map((s) => `${s}.${this.region}.amazonaws.com`),
+        'kms:CallerAccount': stack.account,
+      },
+    };
+    this.storageKeyResource.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'StorageUseThroughCellServicesOnly',
+        principals: [new iam.AccountRootPrincipal()],
+        actions: [...STORAGE_KEY_USE_ACTIONS],
+        resources: ['*'],
+        conditions: viaCellServices,
+      }),
+    );
+    this.storageKeyResource.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'ServiceGrantsForCellResources',
+        principals: [new iam.AccountRootPrincipal()],
+        actions: [...STORAGE_KEY_GRANT_ACTIONS],
+        resources: ['*'],
+        conditions: { ...viaCellServices, Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+      }),
+    );
     this.storageKeyResource.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'CloudWatchLogsEncryptsCellLogGroups',

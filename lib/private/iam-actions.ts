@@ -42,7 +42,18 @@ export const ROOT_KEY_OPEN_ACTIONS = ['kms:Decrypt'] as const;
 export const ROOT_KEY_SEAL_ACTIONS = ['kms:GenerateDataKey'] as const;
 
 /** Use of the storage key by AWS services on a function's behalf (always with kms:ViaService). */
-export const STORAGE_KEY_USE_ACTIONS = ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'] as const;
+export const STORAGE_KEY_USE_ACTIONS = [
+  'kms:Decrypt',
+  'kms:Encrypt',
+  'kms:ReEncryptFrom',
+  'kms:ReEncryptTo',
+  'kms:GenerateDataKey',
+  'kms:GenerateDataKeyWithoutPlaintext',
+  'kms:DescribeKey',
+] as const;
+
+/** DynamoDB and Secrets Manager create grants on the storage key for the resources they encrypt. */
+export const STORAGE_KEY_GRANT_ACTIONS = ['kms:CreateGrant'] as const;
 
 /** CloudWatch Logs encrypting a log group with the storage key. */
 export const LOGS_SERVICE_KEY_ACTIONS = [
