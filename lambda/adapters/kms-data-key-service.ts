@@ -1,0 +1,116 @@
+import { DecryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import type { DataKeyService, EncryptionContext, GeneratedDataKey } from '../core/ports';
+import { awsErrorName, awsRequestId } from './aws-errors';
+
+/**
+ * Why a KMS operation failed, as far as callers need to know:
+ * - `invalid_ciphertext`: the wrapped key does not authenticate under this context (tampered or
+ *   swapped row). Not retryable.
+ * - `denied`: the record is bound to a key we may not or will not use (IAM/key policy, a KeyId that
+ *   does not match the ciphertext, a record naming another key). Not retryable.
+ * - `unavailable`: the key or KMS cannot serve now (missing, disabled, pending deletion, throttled,
+ *   network). Maybe retryable.
+ */
+export type KeyServiceErrorReason = 'denied' | 'invalid_ciphertext' | 'unavailable';
+export type KeyServiceOperation = 'GenerateDataKey' | 'Decrypt';
+
+/** Carries no ciphertext, context value or SDK message: only codes that are safe to log. */
+export class KeyServiceError extends Error {
+  override readonly name = 'KeyServiceError';
+
+  constructor(
+    readonly reason: KeyServiceErrorReason,
+    readonly operation: KeyServiceOperation,
+    /** The AWS error code, e.g. 'InvalidCiphertextException'; undefined when we refused ourselves. */
+    readonly awsCode?: string,
+    readonly requestId?: string,
+  ) {
+    super(`KMS ${operation} failed: ${reason}${awsCode ? ` (${awsCode})` : ''}`);
+  }
+}
+
+const REASON_BY_CODE: Readonly<Record<string, KeyServiceErrorReason>> = {
+  InvalidCiphertextException: 'invalid_ciphertext',
+  IncorrectKeyException: 'denied',
+  AccessDeniedException: 'denied',
+  NotFoundException: 'unavailable',
+  DisabledException: 'unavailable',
+  KMSInvalidStateException: 'unavailable',
+  KeyUnavailableException: 'unavailable',
+};
+
+const DATA_KEY_BYTES = 32;
+// A single-Region symmetric key ARN. `mrk-` ids are multi-Region keys, which residency forbids.
+const KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(?!mrk-)[A-Za-z0-9-]+$/;
+
+/** The regional root key through KMS. Every call names the configured key ARN explicitly. */
+export class KmsDataKeyService implements DataKeyService {
+  constructor(
+    private readonly client: KMSClient,
+    private readonly keyArn: string,
+  ) {
+    if (!KEY_ARN.test(keyArn)) {
+      throw new Error('KmsDataKeyService needs the full ARN of a single-Region KMS key (not an alias)');
+    }
+  }
+
+  async generateDataKey(context: EncryptionContext): Promise<GeneratedDataKey> {
+    const out = await this.call('GenerateDataKey', () =>
+      this.client.send(
+        new GenerateDataKeyCommand({ KeyId: this.keyArn, KeySpec: 'AES_256', EncryptionContext: { ...context } }),
+      ),
+    );
+    const plaintext = takePlaintext(out.Plaintext, 'GenerateDataKey');
+    // A record sealed under a key we would later refuse to open is worse than no record.
+    if (!out.CiphertextBlob?.length || out.KeyId !== this.keyArn) {
+      plaintext.fill(0);
+      throw new KeyServiceError('unavailable', 'GenerateDataKey');
+    }
+    return { plaintext, wrapped: Buffer.from(out.CiphertextBlob), keyArn: out.KeyId };
+  }
+
+  async decryptDataKey(wrapped: Buffer, context: EncryptionContext, keyArn: string): Promise<Buffer> {
+    // A record naming another key (another region's, a retired one) is refused before any KMS call.
+    if (keyArn !== this.keyArn) throw new KeyServiceError('denied', 'Decrypt');
+    if (wrapped.length === 0) throw new KeyServiceError('invalid_ciphertext', 'Decrypt');
+    const out = await this.call('Decrypt', () =>
+      this.client.send(
+        // KeyId pins the key: a blob wrapped by any other key fails instead of being opened by it.
+        new DecryptCommand({ CiphertextBlob: wrapped, EncryptionContext: { ...context }, KeyId: this.keyArn }),
+      ),
+    );
+    const plaintext = takePlaintext(out.Plaintext, 'Decrypt');
+    if (out.KeyId !== this.keyArn) {
+      plaintext.fill(0);
+      throw new KeyServiceError('denied', 'Decrypt');
+    }
+    return plaintext;
+  }
+
+  private async call<T>(operation: KeyServiceOperation, send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (err) {
+      const code = awsErrorName(err);
+      throw new KeyServiceError(REASON_BY_CODE[code ?? ''] ?? 'unavailable', operation, code, awsRequestId(err));
+    }
+  }
+}
+
+/**
+ * Copies the SDK's plaintext into a Buffer we own and zero-fills the SDK's array, so the only live
+ * copy is the one the caller zero-fills in `finally`. Buffer.alloc, not Buffer.from: small
+ * Buffer.from copies live in a shared pool slab. (The HTTP response text the SDK parsed is an
+ * immutable string we cannot wipe; it becomes garbage once the call returns.)
+ */
+function takePlaintext(sdkBytes: Uint8Array | undefined, operation: KeyServiceOperation): Buffer {
+  if (!sdkBytes) throw new KeyServiceError('unavailable', operation);
+  const copy = Buffer.alloc(sdkBytes.length);
+  copy.set(sdkBytes);
+  sdkBytes.fill(0);
+  if (copy.length !== DATA_KEY_BYTES) {
+    copy.fill(0);
+    throw new KeyServiceError('unavailable', operation);
+  }
+  return copy;
+}

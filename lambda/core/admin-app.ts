@@ -1,0 +1,188 @@
+import { z } from 'zod';
+import { AUDIT_GENESIS, verifyAuditChain } from './audit-chain';
+import type { CellConfig } from './cell-config';
+import { zeroize } from './crypto-util';
+import { ApiError, errorResponse, HttpRequest, HttpResponse, jsonResponse, parseJsonBody } from './http';
+import type { Clock, PepperSource } from './ports';
+import { systemClock } from './ports';
+import { dispatch, Route } from './route-table';
+import type { TenantStore } from './store';
+import { TenantRecord, tenantIdSchema, tenantPolicySchema, tenantView, tokenView } from './tenant-model';
+import { generateTenantFactor } from './tenant-factor';
+import { validate } from './validation';
+import { issueToken, mapKnownErrors, secretView } from './vault-app';
+
+export interface AdminDeps {
+  readonly config: Pick<CellConfig, 'region' | 'maxRequestBytes'>;
+  readonly store: TenantStore;
+  readonly pepper: PepperSource;
+  readonly clock?: Clock;
+  readonly onError?: (err: unknown) => void;
+}
+
+const createTenantBody = z
+  .object({
+    tenantId: tenantIdSchema,
+    mode: z.enum(['managed', 'sovereign']).default('managed'),
+    policy: tenantPolicySchema.default({}),
+    label: z.string().max(64).regex(/^[\x20-\x7e]*$/).optional(),
+  })
+  .strict();
+const updatePolicyBody = z.object({ policy: tenantPolicySchema }).strict();
+
+/**
+ * Operator API behind AWS_IAM: tenants, policies, offboarding and audit. It holds no
+ * cryptographic permission: it can create a tenant and its first token, but open no secret.
+ */
+export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<HttpResponse> {
+  const clock = deps.clock ?? systemClock;
+  const { region, maxRequestBytes } = deps.config;
+  const actor = (req: HttpRequest) => `iam:${req.iamCaller ?? 'unknown'}`;
+
+  const tenantOr404 = async (id: string): Promise<TenantRecord> => {
+    validate(tenantIdSchema, id, 'tenant id');
+    const tenant = await deps.store.getTenant(id);
+    if (!tenant) throw new ApiError(404, 'tenant_not_found', `No tenant '${id}' in ${region}.`);
+    return tenant;
+  };
+  const activeOr409 = (t: TenantRecord): TenantRecord => {
+    if (t.status !== 'active') throw new ApiError(409, 'tenant_offboarded', `Tenant '${t.tenantId}' was offboarded at ${t.offboardedAt}.`);
+    return t;
+  };
+
+  const routes: Route[] = [
+    [
+      'POST',
+      '/admin/tenants',
+      async (req) => {
+        const body = validate(createTenantBody, parseJsonBody(req, maxRequestBytes));
+        const now = clock.now().toISOString();
+        const tenant: TenantRecord = {
+          tenantId: body.tenantId,
+          region,
+          mode: body.mode,
+          status: 'active',
+          policy: body.policy,
+          createdAt: now,
+          updatedAt: now,
+          auditSeq: 0,
+          auditHead: AUDIT_GENESIS,
+        };
+        const factor = body.mode === 'sovereign' ? generateTenantFactor() : undefined;
+        try {
+          const { token, record } = await issueToken({
+            tenant,
+            role: 'tenant-admin',
+            label: body.label ?? 'first tenant-admin token',
+            pepper: deps.pepper,
+            clock,
+            factor,
+          });
+          try {
+            await deps.store.createTenant(tenant, record, {
+              type: 'tenant.created',
+              actor: actor(req),
+              details: { mode: body.mode, firstTokenId: record.tokenId },
+            });
+          } catch (err) {
+            if ((err as Error).name === 'ConflictError') {
+              throw new ApiError(409, 'tenant_exists', `Tenant '${body.tenantId}' already exists in ${region}.`);
+            }
+            throw err;
+          }
+          return jsonResponse(201, {
+            tenant: tenantView(tenant),
+            token,
+            tokenId: record.tokenId,
+            notice: 'Store this tenant-admin token now: it is shown only once.',
+          });
+        } finally {
+          // The factor now exists only wrapped under the first token.
+          zeroize(factor);
+        }
+      },
+    ],
+    [
+      'GET',
+      '/admin/tenants/:tenantId',
+      async (_req, params) => {
+        const tenant = await tenantOr404(params.tenantId);
+        const [secrets, tokens] = await Promise.all([deps.store.listSecrets(tenant.tenantId), deps.store.listTokens(tenant.tenantId)]);
+        return jsonResponse(200, { ...tenantView(tenant), secrets: secrets.map(secretView), tokens: tokens.map(tokenView) });
+      },
+    ],
+    [
+      'GET',
+      '/admin/tenants/:tenantId/policy',
+      async (_req, params) => jsonResponse(200, { policy: (await tenantOr404(params.tenantId)).policy }),
+    ],
+    [
+      'PUT',
+      '/admin/tenants/:tenantId/policy',
+      async (req, params) => {
+        activeOr409(await tenantOr404(params.tenantId));
+        const body = validate(updatePolicyBody, parseJsonBody(req, maxRequestBytes));
+        const updated = await deps.store.updatePolicy(params.tenantId, body.policy, {
+          type: 'policy.updated',
+          actor: actor(req),
+          details: { keys: Object.keys(body.policy).sort().join(',') },
+        });
+        return jsonResponse(200, { policy: updated.policy });
+      },
+    ],
+    [
+      'GET',
+      '/admin/tenants/:tenantId/tokens',
+      async (_req, params) => {
+        const tenant = await tenantOr404(params.tenantId);
+        return jsonResponse(200, { object: 'list', data: (await deps.store.listTokens(tenant.tenantId)).map(tokenView) });
+      },
+    ],
+    [
+      'DELETE',
+      '/admin/tenants/:tenantId/tokens/:tokenId',
+      async (req, params) => {
+        activeOr409(await tenantOr404(params.tenantId));
+        const deleted = await deps.store.deleteToken(params.tenantId, params.tokenId, {
+          type: 'token.revoked',
+          actor: actor(req),
+          details: { tokenId: params.tokenId },
+        });
+        if (!deleted) throw new ApiError(404, 'token_not_found', `No token ${params.tokenId}.`);
+        return jsonResponse(200, { revoked: true, tokenId: params.tokenId });
+      },
+    ],
+    [
+      'DELETE',
+      '/admin/tenants/:tenantId',
+      async (req, params) => {
+        activeOr409(await tenantOr404(params.tenantId));
+        const counts = await deps.store.offboardTenant(params.tenantId, (c) => ({
+          type: 'tenant.offboarded',
+          actor: actor(req),
+          details: { secretsDestroyed: c.secrets, tokensRevoked: c.tokens },
+        }));
+        return jsonResponse(200, { offboarded: true, tenantId: params.tenantId, secretsDestroyed: counts.secrets, tokensRevoked: counts.tokens });
+      },
+    ],
+    [
+      'GET',
+      '/admin/tenants/:tenantId/audit',
+      async (_req, params) => {
+        const tenant = await tenantOr404(params.tenantId);
+        const events = await deps.store.listAudit(tenant.tenantId);
+        const verification = verifyAuditChain(events, { seq: tenant.auditSeq, hash: tenant.auditHead });
+        return jsonResponse(200, { object: 'list', data: events, verification });
+      },
+    ],
+  ];
+
+  return async (req) => {
+    try {
+      return await dispatch(routes, req);
+    } catch (err) {
+      if (!(err instanceof ApiError)) deps.onError?.(err);
+      return errorResponse(mapKnownErrors(err));
+    }
+  };
+}

@@ -1,0 +1,54 @@
+import { isSupportedRegion } from './regions';
+
+export interface ProviderEndpointConfig {
+  readonly kind: 'openai' | 'anthropic' | 'mistral' | 'openai-compatible';
+  readonly baseUrl: string;
+}
+
+/** What every function learns about its cell from the environment the construct sets. */
+export interface CellConfig {
+  readonly region: string;
+  readonly rootKeyArn: string;
+  readonly pepperSecretId: string;
+  readonly providers: Readonly<Record<string, ProviderEndpointConfig>>;
+  readonly maxRequestBytes: number;
+  readonly requestDeadlineMs: number;
+  readonly tables: { readonly tenants: string; readonly tokens: string; readonly usage: string; readonly audit: string };
+}
+
+/** Reads and checks the environment once at init; a misconfigured function fails loudly at start. */
+export function cellConfigFromEnv(env: Readonly<Record<string, string | undefined>>): CellConfig {
+  const need = (name: string): string => {
+    const v = env[name];
+    if (v === undefined || v === '') throw new Error(`Missing environment variable ${name}`);
+    return v;
+  };
+  const region = need('CELL_REGION');
+  if (!isSupportedRegion(region)) throw new Error(`CELL_REGION '${region}' is not a supported region`);
+  let providers: Record<string, ProviderEndpointConfig>;
+  try {
+    providers = JSON.parse(need('PROVIDER_ENDPOINTS')) as Record<string, ProviderEndpointConfig>;
+  } catch {
+    throw new Error('PROVIDER_ENDPOINTS is not valid JSON');
+  }
+  const num = (name: string, fallback: number): number => {
+    const raw = env[name];
+    const n = raw === undefined ? fallback : Number(raw);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number`);
+    return n;
+  };
+  return {
+    region,
+    rootKeyArn: need('ROOT_KEY_ARN'),
+    pepperSecretId: need('PEPPER_SECRET_ARN'),
+    providers,
+    maxRequestBytes: num('MAX_REQUEST_BYTES', 1024 * 1024),
+    requestDeadlineMs: num('REQUEST_DEADLINE_MS', 300_000),
+    tables: {
+      tenants: need('TENANTS_TABLE'),
+      tokens: need('TOKENS_TABLE'),
+      usage: need('USAGE_TABLE'),
+      audit: need('AUDIT_TABLE'),
+    },
+  };
+}

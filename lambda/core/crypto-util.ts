@@ -1,0 +1,121 @@
+/**
+ * Small byte helpers shared by the token and envelope code: fixed-width base62, CRC32 (IEEE),
+ * strict base64, zero-filling, HKDF and AES-GCM wrappers. Pure: node:crypto only.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+
+export const BASE62_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/**
+ * Encode a non-negative integer as exactly `width` base62 digits (left-padded with '0').
+ * Fixed width keeps the token layout constant so scanners and the parser can rely on it.
+ */
+export function base62EncodeBigInt(value: bigint, width: number): string {
+  if (value < 0n) throw new RangeError('base62: negative value');
+  let out = '';
+  let v = value;
+  while (v > 0n) {
+    out = BASE62_ALPHABET[Number(v % 62n)] + out;
+    v /= 62n;
+  }
+  if (out.length > width) throw new RangeError('base62: value does not fit the width');
+  return out.padStart(width, '0');
+}
+
+/** Fixed-width base62 of a big-endian byte string. */
+export function base62EncodeBytes(bytes: Uint8Array, width: number): string {
+  const value = bytes.length === 0 ? 0n : BigInt('0x' + Buffer.from(bytes).toString('hex'));
+  return base62EncodeBigInt(value, width);
+}
+
+/** Inverse of base62EncodeBigInt; undefined for any character outside the alphabet. */
+export function base62Decode(text: string): bigint | undefined {
+  let v = 0n;
+  for (const ch of text) {
+    const d = BASE62_ALPHABET.indexOf(ch);
+    if (d < 0) return undefined;
+    v = v * 62n + BigInt(d);
+  }
+  return v;
+}
+
+const CRC32_TABLE: Uint32Array = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32/ISO-HDLC (the zlib/PNG/GitHub-token one). zlib.crc32 needs Node 22, so we carry our own. */
+export function crc32(data: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (let i = 0; i < data.length; i++) crc = CRC32_TABLE[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Strict base64 decode: Buffer.from(x, 'base64') silently skips junk, which would let two
+ * different stored strings decode to the same bytes. Returns undefined unless canonical.
+ */
+export function decodeBase64Strict(text: string): Buffer | undefined {
+  if (!BASE64_RE.test(text)) return undefined;
+  const buf = Buffer.from(text, 'base64');
+  if (buf.toString('base64') !== text) return undefined;
+  return buf;
+}
+
+/** Zero-fill every given buffer. ArrayBuffers (e.g. from hkdfSync) are zeroed through a view. */
+export function zeroize(...items: ReadonlyArray<Uint8Array | ArrayBuffer | undefined>): void {
+  for (const item of items) {
+    if (item === undefined) continue;
+    if (item instanceof ArrayBuffer) new Uint8Array(item).fill(0);
+    else item.fill(0);
+  }
+}
+
+/** True when the string has no lone UTF-16 surrogates, i.e. it round-trips through UTF-8. */
+export function isWellFormedUtf16(s: string): boolean {
+  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+}
+
+/** HKDF-SHA256 into a Buffer that views hkdfSync's ArrayBuffer, so zeroing the Buffer zeroes it all. */
+export function hkdfSha256(ikm: Uint8Array, salt: string, info: Uint8Array, length = 32): Buffer {
+  return Buffer.from(hkdfSync('sha256', ikm, Buffer.from(salt, 'utf8'), info, length));
+}
+
+export const GCM_IV_BYTES = 12;
+export const GCM_TAG_BYTES = 16;
+
+export function aesGcmSeal(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): { ciphertext: Buffer; tag: Buffer } {
+  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: GCM_TAG_BYTES });
+  cipher.setAAD(aad);
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { ciphertext, tag: cipher.getAuthTag() };
+}
+
+/**
+ * AES-256-GCM open. update() releases plaintext before the tag is checked, so on a bad tag the
+ * partial output is zeroed before the error propagates. GCM's final() emits no bytes.
+ */
+export function aesGcmOpen(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array): Buffer {
+  const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: GCM_TAG_BYTES });
+  decipher.setAAD(aad);
+  decipher.setAuthTag(tag);
+  const out = decipher.update(ciphertext);
+  let rest: Buffer | undefined;
+  try {
+    rest = decipher.final();
+  } catch (err) {
+    out.fill(0);
+    throw err;
+  }
+  if (rest.length === 0) return out;
+  const joined = Buffer.concat([out, rest]);
+  zeroize(out, rest);
+  return joined;
+}

@@ -1,0 +1,266 @@
+/**
+ * Sealed secrets: a tenant's provider API key under envelope encryption.
+ *
+ *   KMS root key ─ data key (GenerateDataKey, context = identity)
+ *     └─ secret key = HKDF-SHA256(dataKey [‖ tenantFactor], salt, info = canonicalIdentity)
+ *          └─ AES-256-GCM(plaintext), AAD = canonicalIdentity
+ *
+ * The identity is bound three times (KMS context, HKDF info, GCM AAD), so a row copied to another
+ * tenant, provider, version or region cannot be opened. Format spec: docs/sealed-secret-format.md.
+ *
+ * Plaintext discipline: every secret Buffer this module allocates (data key, HKDF output, ikm,
+ * decrypted plaintext) is zero-filled in `finally`. OpenSSL/V8 internal copies are out of reach.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { canonicalIdentity, encryptionContextOf, type SecretIdentity } from './canonical';
+import { aesGcmOpen, aesGcmSeal, decodeBase64Strict, GCM_IV_BYTES, GCM_TAG_BYTES, hkdfSha256, zeroize } from './crypto-util';
+import { systemClock, type Clock, type DataKeyService } from './ports';
+
+export const SEALED_SECRET_FORMAT_VERSION = 1;
+export const SEALED_SECRET_ALGORITHM = 'SR1-HKDF-SHA256-AES256GCM';
+export const SECRET_KEY_SALT = 'sovereign-router/secret-key/v1';
+export const FINGERPRINT_DOMAIN = 'sovereign-router/fingerprint/v1';
+export const DATA_KEY_BYTES = 32;
+export const TENANT_FACTOR_BYTES = 32;
+
+export interface SealedSecret {
+  formatVersion: 1;
+  algorithm: 'SR1-HKDF-SHA256-AES256GCM';
+  keyArn: string;
+  /** base64 of the KMS CiphertextBlob. */
+  wrappedKey: string;
+  /** base64, 12 bytes. */
+  iv: string;
+  /** base64. */
+  ciphertext: string;
+  /** base64, 16 bytes. */
+  tag: string;
+  region: string;
+  tenant: string;
+  provider: string;
+  secret: string;
+  version: number;
+  sovereign: boolean;
+  /** Non-secret display value: 'sha256:' + 12 hex. */
+  fingerprint: string;
+  createdAt: string;
+  rotatedAt?: string;
+}
+
+export type SealedSecretErrorReason =
+  | 'malformed'
+  | 'identity_mismatch'
+  | 'mode_mismatch'
+  | 'bad_data_key'
+  | 'integrity'
+  | 'fingerprint'
+  | 'tenant_factor';
+
+const MSG_MALFORMED = 'sealed secret record is malformed';
+const MSG_OPEN_FAILED = 'sealed secret could not be opened';
+
+/**
+ * A sealed secret failed validation or authentication. The message is deliberately generic; the
+ * `reason` is safe to log and to count in metrics, never to show a tenant as an oracle.
+ */
+export class SealedSecretError extends Error {
+  override readonly name: string = 'SealedSecretError';
+  readonly reason: SealedSecretErrorReason;
+
+  constructor(reason: SealedSecretErrorReason, message?: string) {
+    super(message ?? (reason === 'malformed' ? MSG_MALFORMED : MSG_OPEN_FAILED));
+    this.reason = reason;
+  }
+}
+
+/** 'sha256:' + first 12 hex of SHA-256(domain ‖ plaintext). Provider keys are high-entropy, so 48 bits reveal nothing useful. */
+export function fingerprintOf(plaintext: Buffer): string {
+  const hex = createHash('sha256').update(FINGERPRINT_DOMAIN, 'utf8').update(plaintext).digest('hex');
+  return 'sha256:' + hex.slice(0, 12);
+}
+
+/** HKDF over dataKey (‖ factor). The concatenation buffer is ours, so it is zeroed here. */
+function deriveSecretKey(dataKey: Buffer, tenantFactor: Buffer | undefined, info: Buffer): Buffer {
+  if (tenantFactor === undefined) return hkdfSha256(dataKey, SECRET_KEY_SALT, info);
+  const ikm = Buffer.alloc(dataKey.length + tenantFactor.length);
+  try {
+    dataKey.copy(ikm, 0);
+    tenantFactor.copy(ikm, dataKey.length);
+    return hkdfSha256(ikm, SECRET_KEY_SALT, info);
+  } finally {
+    ikm.fill(0);
+  }
+}
+
+function assertTenantFactor(f: Buffer | undefined): void {
+  if (f !== undefined && (!Buffer.isBuffer(f) || f.length !== TENANT_FACTOR_BYTES)) {
+    throw new SealedSecretError('tenant_factor');
+  }
+}
+
+export interface SealOptions {
+  identity: SecretIdentity;
+  /** Owned by the caller, who zero-fills it after sealing. */
+  plaintext: Buffer;
+  dataKeys: DataKeyService;
+  /** Present only in sovereign mode (32 bytes). */
+  tenantFactor?: Buffer;
+  clock?: Clock;
+  /** Tests and vectors only. */
+  iv?: Buffer;
+}
+
+export async function sealSecret(opts: SealOptions): Promise<SealedSecret> {
+  const { identity, plaintext, dataKeys, tenantFactor } = opts;
+  const aad = canonicalIdentity(identity);
+  const context = encryptionContextOf(identity);
+  if (!Buffer.isBuffer(plaintext) || plaintext.length === 0) throw new Error('sealSecret: plaintext must be a non-empty Buffer');
+  assertTenantFactor(tenantFactor);
+  const iv = opts.iv ?? randomBytes(GCM_IV_BYTES);
+  if (iv.length !== GCM_IV_BYTES) throw new Error('sealSecret: iv must be 12 bytes');
+  const createdAt = (opts.clock ?? systemClock).now().toISOString();
+
+  const generated = await dataKeys.generateDataKey(context);
+  let secretKey: Buffer | undefined;
+  try {
+    if (generated.plaintext.length !== DATA_KEY_BYTES) throw new Error('sealSecret: data key must be 32 bytes');
+    secretKey = deriveSecretKey(generated.plaintext, tenantFactor, aad);
+    const { ciphertext, tag } = aesGcmSeal(secretKey, iv, aad, plaintext);
+    return {
+      formatVersion: SEALED_SECRET_FORMAT_VERSION,
+      algorithm: SEALED_SECRET_ALGORITHM,
+      keyArn: generated.keyArn,
+      wrappedKey: Buffer.from(generated.wrapped).toString('base64'),
+      iv: iv.toString('base64'),
+      ciphertext: ciphertext.toString('base64'),
+      tag: tag.toString('base64'),
+      region: identity.region,
+      tenant: identity.tenant,
+      provider: identity.provider,
+      secret: identity.secret,
+      version: identity.version,
+      sovereign: tenantFactor !== undefined,
+      fingerprint: fingerprintOf(plaintext),
+      createdAt,
+    };
+  } finally {
+    zeroize(generated.plaintext, secretKey);
+  }
+}
+
+export interface OpenOptions<T> {
+  record: SealedSecret;
+  expected: SecretIdentity;
+  dataKeys: DataKeyService;
+  tenantFactor?: Buffer;
+  /**
+   * Receives the plaintext for the duration of the call only: it is zero-filled as soon as `use`
+   * settles. Turn it into a header string at the last moment; never keep the Buffer.
+   */
+  use: (plaintext: Buffer) => T | Promise<T>;
+}
+
+/**
+ * Open a sealed secret. All local checks (shape, identity, mode) run before the one KMS call.
+ * Errors from DataKeyService propagate unchanged so callers can tell KMS throttling or denial
+ * from a bad record; errors thrown by `use` propagate unchanged as well.
+ */
+export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
+  const record = parseSealedSecret(opts.record);
+  const { expected, tenantFactor } = opts;
+  const aad = canonicalIdentity(expected);
+  const context = encryptionContextOf(expected);
+  if (
+    record.region !== expected.region ||
+    record.tenant !== expected.tenant ||
+    record.provider !== expected.provider ||
+    record.secret !== expected.secret ||
+    record.version !== expected.version
+  ) {
+    throw new SealedSecretError('identity_mismatch');
+  }
+  if (record.sovereign !== (tenantFactor !== undefined)) throw new SealedSecretError('mode_mismatch');
+  assertTenantFactor(tenantFactor);
+  // parseSealedSecret guarantees these decode.
+  const wrapped = decodeBase64Strict(record.wrappedKey) as Buffer;
+  const iv = decodeBase64Strict(record.iv) as Buffer;
+  const ciphertext = decodeBase64Strict(record.ciphertext) as Buffer;
+  const tag = decodeBase64Strict(record.tag) as Buffer;
+
+  let dataKey: Buffer | undefined;
+  let secretKey: Buffer | undefined;
+  let plaintext: Buffer | undefined;
+  try {
+    dataKey = await opts.dataKeys.decryptDataKey(wrapped, context, record.keyArn);
+    if (!Buffer.isBuffer(dataKey) || dataKey.length !== DATA_KEY_BYTES) throw new SealedSecretError('bad_data_key');
+    secretKey = deriveSecretKey(dataKey, tenantFactor, aad);
+    try {
+      plaintext = aesGcmOpen(secretKey, iv, aad, ciphertext, tag);
+    } catch {
+      throw new SealedSecretError('integrity');
+    }
+    // The fingerprint is outside the AAD; checking it here catches an edited display value.
+    if (fingerprintOf(plaintext) !== record.fingerprint) throw new SealedSecretError('fingerprint');
+    return await opts.use(plaintext);
+  } finally {
+    zeroize(dataKey, secretKey, plaintext);
+  }
+}
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
+const FINGERPRINT = /^sha256:[0-9a-f]{12}$/;
+
+/**
+ * Runtime validator for records read from storage. Returns a fresh object holding only the
+ * format's fields (storage keys such as pk/sk are dropped). Throws SealedSecretError('malformed').
+ */
+export function parseSealedSecret(item: unknown): SealedSecret {
+  const fail = (): never => {
+    throw new SealedSecretError('malformed');
+  };
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) return fail();
+  const r = item as Record<string, unknown>;
+  const str = (k: string, maxLen = 2048): string => {
+    const v = r[k];
+    return typeof v === 'string' && v.length > 0 && v.length <= maxLen ? v : fail();
+  };
+  const b64 = (k: string, exactBytes?: number): string => {
+    const v = str(k, 16384);
+    const bytes = decodeBase64Strict(v);
+    if (bytes === undefined || bytes.length === 0) return fail();
+    if (exactBytes !== undefined && bytes.length !== exactBytes) return fail();
+    return v;
+  };
+  const time = (k: string): string => {
+    const v = str(k, 64);
+    return ISO_TIME.test(v) && !Number.isNaN(Date.parse(v)) ? v : fail();
+  };
+
+  if (r.formatVersion !== SEALED_SECRET_FORMAT_VERSION) fail();
+  if (r.algorithm !== SEALED_SECRET_ALGORITHM) fail();
+  const version = r.version;
+  if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) fail();
+  if (typeof r.sovereign !== 'boolean') fail();
+  const fingerprint = str('fingerprint', 64);
+  if (!FINGERPRINT.test(fingerprint)) fail();
+
+  const out: SealedSecret = {
+    formatVersion: SEALED_SECRET_FORMAT_VERSION,
+    algorithm: SEALED_SECRET_ALGORITHM,
+    keyArn: str('keyArn'),
+    wrappedKey: b64('wrappedKey'),
+    iv: b64('iv', GCM_IV_BYTES),
+    ciphertext: b64('ciphertext'),
+    tag: b64('tag', GCM_TAG_BYTES),
+    region: str('region', 128),
+    tenant: str('tenant', 128),
+    provider: str('provider', 128),
+    secret: str('secret', 128),
+    version: version as number,
+    sovereign: r.sovereign as boolean,
+    fingerprint,
+    createdAt: time('createdAt'),
+  };
+  if (r.rotatedAt !== undefined) out.rotatedAt = time('rotatedAt');
+  return out;
+}

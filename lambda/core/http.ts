@@ -1,0 +1,120 @@
+/**
+ * Transport-neutral HTTP shapes. Handlers map API Gateway events (or the local server's requests)
+ * to these, so every use case is tested without AWS.
+ */
+export interface HttpRequest {
+  readonly method: string;
+  /** Path below the API stage, e.g. `/vault/secrets`. */
+  readonly path: string;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string | undefined>>;
+  readonly body?: string;
+  readonly sourceIp?: string;
+  /** The SigV4 caller (IAM ARN) on IAM-authorized routes, as API Gateway reports it. */
+  readonly iamCaller?: string;
+}
+
+export interface HttpResponse {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+export type ErrorShape = 'openai' | 'anthropic';
+
+const OPENAI_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  405: 'invalid_request_error',
+  409: 'invalid_request_error',
+  413: 'invalid_request_error',
+  415: 'invalid_request_error',
+  421: 'invalid_request_error',
+  429: 'rate_limit_error',
+};
+
+const ANTHROPIC_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  405: 'invalid_request_error',
+  409: 'invalid_request_error',
+  413: 'request_too_large',
+  415: 'invalid_request_error',
+  421: 'invalid_request_error',
+  429: 'rate_limit_error',
+  529: 'overloaded_error',
+};
+
+/**
+ * An error meant for the client: an honest status, a stable code and a message that never
+ * contains a token, a secret or a stack trace.
+ */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** Extra non-secret fields for the error object (e.g. home_region, limit). */
+    readonly details: Readonly<Record<string, string | number>> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponse {
+  return {
+    status,
+    headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
+    body: JSON.stringify(body),
+  };
+}
+
+/** Renders any error in the OpenAI or Anthropic error shape. Unknown errors become a generic 500. */
+export function errorResponse(err: unknown, shape: ErrorShape = 'openai', requestId?: string): HttpResponse {
+  const api =
+    err instanceof ApiError
+      ? err
+      : new ApiError(500, 'internal_error', `Internal error${requestId ? ` (request ${requestId})` : ''}; nothing was changed by the failed step.`);
+  if (shape === 'anthropic') {
+    const type = ANTHROPIC_TYPES[api.status] ?? 'api_error';
+    return jsonResponse(api.status, { type: 'error', error: { type, message: api.message, code: api.code, ...api.details } });
+  }
+  const type = OPENAI_TYPES[api.status] ?? 'server_error';
+  return jsonResponse(api.status, { error: { message: api.message, type, code: api.code, ...api.details } });
+}
+
+/** Parses a JSON body within a size cap: 413 when too large, 400 when not JSON. */
+export function parseJsonBody(req: HttpRequest, maxBytes: number): unknown {
+  const body = req.body ?? '';
+  if (Buffer.byteLength(body, 'utf8') > maxBytes) {
+    throw new ApiError(413, 'request_too_large', `The request body is larger than ${maxBytes} bytes.`, { limit: maxBytes });
+  }
+  if (body.trim() === '') throw new ApiError(400, 'invalid_json', 'The request body must be a JSON object.');
+  const type = req.headers['content-type'];
+  if (type !== undefined && !/^application\/json\b/i.test(type.trim())) {
+    throw new ApiError(415, 'unsupported_media_type', 'The request body must be sent as application/json.');
+  }
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new ApiError(400, 'invalid_json', 'The request body is not valid JSON.');
+  }
+}
+
+/** The bearer token from `Authorization: Bearer <t>` (or `x-api-key` where allowed). */
+export function presentedToken(req: HttpRequest, allowApiKeyHeader = false): string {
+  const auth = req.headers['authorization'];
+  if (auth !== undefined) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    if (!m) throw new ApiError(401, 'invalid_authorization', 'The Authorization header must be "Bearer <api key>".');
+    return m[1];
+  }
+  const key = allowApiKeyHeader ? req.headers['x-api-key'] : undefined;
+  if (key !== undefined && key.trim() !== '') return key.trim();
+  throw new ApiError(401, 'missing_api_key', 'No API key: send "Authorization: Bearer <api key>".');
+}

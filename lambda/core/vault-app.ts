@@ -1,0 +1,295 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { authenticate, Principal } from './authenticate';
+import { SecretIdentity } from './canonical';
+import type { CellConfig } from './cell-config';
+import { zeroize } from './crypto-util';
+import { sealSecret, SealedSecret } from './envelope';
+import { ApiError, errorResponse, HttpRequest, HttpResponse, jsonResponse, parseJsonBody, presentedToken } from './http';
+import type { Clock, DataKeyService, PepperSource } from './ports';
+import { systemClock } from './ports';
+import { regionCodeOf } from './regions';
+import { dispatch, Route } from './route-table';
+import type { TenantStore } from './store';
+import { limitsSchema, secretNameSchema, TenantRecord, TOKEN_ROLES, TokenRecord, TokenRole, tokenView } from './tenant-model';
+import { unwrapTenantFactor, wrapTenantFactor } from './tenant-factor';
+import { computeVerifier, generateToken } from './token';
+import { validate } from './validation';
+
+export interface VaultDeps {
+  readonly config: Pick<CellConfig, 'region' | 'providers' | 'maxRequestBytes'>;
+  readonly store: TenantStore;
+  readonly pepper: PepperSource;
+  readonly dataKeys: DataKeyService;
+  readonly clock?: Clock;
+  /** Reports unexpected errors (never with request bodies). */
+  readonly onError?: (err: unknown) => void;
+}
+
+/** Provider API keys: printable, no whitespace, bounded. */
+const providerApiKey = z.string().min(8).max(1024).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+
+const storeSecretBody = z.object({ provider: z.string(), name: secretNameSchema.default('default'), apiKey: providerApiKey }).strict();
+const rotateSecretBody = z.object({ apiKey: providerApiKey }).strict();
+const createTokenBody = z
+  .object({
+    role: z.enum(TOKEN_ROLES as [TokenRole, ...TokenRole[]]),
+    label: z.string().max(64).regex(/^[\x20-\x7e]*$/).optional(),
+    limits: limitsSchema.optional(),
+  })
+  .strict();
+
+export function secretView(s: SealedSecret): Record<string, unknown> {
+  return {
+    provider: s.provider,
+    name: s.secret,
+    version: s.version,
+    fingerprint: s.fingerprint,
+    sovereign: s.sovereign,
+    createdAt: s.createdAt,
+    rotatedAt: s.rotatedAt,
+  };
+}
+
+export function newTokenId(): string {
+  return `tk_${randomBytes(9).toString('base64url')}`;
+}
+
+/** Issues a token: the record to store (verifier, wrap) and the token to show once. */
+export async function issueToken(opts: {
+  tenant: Pick<TenantRecord, 'tenantId' | 'region' | 'mode'>;
+  role: TokenRole;
+  label?: string;
+  limits?: TokenRecord['limits'];
+  pepper: PepperSource;
+  clock: Clock;
+  /** Sovereign mode: the tenant factor to wrap for the new token. */
+  factor?: Buffer;
+}): Promise<{ token: string; record: TokenRecord }> {
+  const { tenant } = opts;
+  const token = generateToken(regionCodeOf(tenant.region), tenant.tenantId);
+  const tokenId = newTokenId();
+  const verifier = computeVerifier(await opts.pepper.getPepper(), token).toString('hex');
+  if (tenant.mode === 'sovereign' && !opts.factor) throw new Error('issueToken: sovereign tenant needs its factor');
+  const record: TokenRecord = {
+    verifier,
+    tokenId,
+    tenantId: tenant.tenantId,
+    role: opts.role,
+    createdAt: opts.clock.now().toISOString(),
+    ...(opts.label ? { label: opts.label } : {}),
+    ...(opts.limits ? { limits: opts.limits } : {}),
+    ...(opts.factor
+      ? { wrappedFactor: wrapTenantFactor(opts.factor, { token, region: tenant.region, tenant: tenant.tenantId, tokenId }) }
+      : {}),
+  };
+  return { token, record };
+}
+
+/** Sovereign mode: the tenant factor, unwrapped with the presented token; caller zero-fills it. */
+export function factorOf(principal: Principal): Buffer | undefined {
+  if (principal.tenant.mode !== 'sovereign') return undefined;
+  if (!principal.token.wrappedFactor) {
+    throw new ApiError(403, 'token_without_factor', 'This token cannot open the tenant vault (no tenant factor is wrapped for it).');
+  }
+  return unwrapTenantFactor(principal.token.wrappedFactor, {
+    token: principal.parsed.token,
+    region: principal.tenant.region,
+    tenant: principal.tenant.tenantId,
+    tokenId: principal.token.tokenId,
+  });
+}
+
+/** Tenant self-service API: provider secrets and tokens, for tenant-admin tokens only. */
+export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<HttpResponse> {
+  const clock = deps.clock ?? systemClock;
+  const { region, providers, maxRequestBytes } = deps.config;
+  const auth = (req: HttpRequest) =>
+    authenticate(presentedToken(req), { region, pepper: deps.pepper, store: deps.store }, 'tenant-admin');
+  const actor = (p: Principal) => `token:${p.token.tokenId}`;
+
+  const checkProvider = (provider: string): void => {
+    if (!Object.prototype.hasOwnProperty.call(providers, provider)) {
+      throw new ApiError(400, 'unknown_provider', `Provider '${provider}' is not enabled in ${region}. Enabled: ${Object.keys(providers).join(', ')}.`);
+    }
+  };
+
+  async function seal(p: Principal, provider: string, name: string, version: number, apiKey: string): Promise<SealedSecret> {
+    const identity: SecretIdentity = { app: 'sovereign-router', region, tenant: p.tenant.tenantId, provider, secret: name, version };
+    const plaintext = Buffer.from(apiKey, 'utf8');
+    let factor: Buffer | undefined;
+    try {
+      factor = factorOf(p);
+      return await sealSecret({ identity, plaintext, dataKeys: deps.dataKeys, tenantFactor: factor, clock });
+    } finally {
+      zeroize(plaintext, factor);
+    }
+  }
+
+  const routes: Route[] = [
+    [
+      'GET',
+      '/vault/secrets',
+      async (req) => {
+        const p = await auth(req);
+        const secrets = await deps.store.listSecrets(p.tenant.tenantId);
+        return jsonResponse(200, { object: 'list', data: secrets.map(secretView) });
+      },
+    ],
+    [
+      'POST',
+      '/vault/secrets',
+      async (req) => {
+        const p = await auth(req);
+        const body = validate(storeSecretBody, parseJsonBody(req, maxRequestBytes));
+        checkProvider(body.provider);
+        const sealed = await seal(p, body.provider, body.name, 1, body.apiKey);
+        await deps.store.putSecret(sealed, undefined, {
+          type: 'secret.stored',
+          actor: actor(p),
+          details: { provider: body.provider, name: body.name, version: 1, fingerprint: sealed.fingerprint },
+        });
+        return jsonResponse(201, secretView(sealed));
+      },
+    ],
+    [
+      'PUT',
+      '/vault/secrets/:provider/:name',
+      async (req, params) => {
+        const p = await auth(req);
+        const body = validate(rotateSecretBody, parseJsonBody(req, maxRequestBytes));
+        checkProvider(params.provider);
+        const name = validate(secretNameSchema, params.name, 'secret name');
+        const existing = await deps.store.getSecret(p.tenant.tenantId, params.provider, name);
+        if (!existing) throw new ApiError(404, 'secret_not_found', `No ${params.provider} secret named '${name}'.`);
+        const sealed = await seal(p, params.provider, name, existing.version + 1, body.apiKey);
+        const rotated: SealedSecret = { ...sealed, createdAt: existing.createdAt, rotatedAt: sealed.createdAt };
+        await deps.store.putSecret(rotated, existing.version, {
+          type: 'secret.rotated',
+          actor: actor(p),
+          details: { provider: params.provider, name, version: rotated.version, fingerprint: rotated.fingerprint },
+        });
+        return jsonResponse(200, secretView(rotated));
+      },
+    ],
+    [
+      'DELETE',
+      '/vault/secrets/:provider/:name',
+      async (req, params) => {
+        const p = await auth(req);
+        const deleted = await deps.store.deleteSecret(p.tenant.tenantId, params.provider, params.name, {
+          type: 'secret.deleted',
+          actor: actor(p),
+          details: { provider: params.provider, name: params.name },
+        });
+        if (!deleted) throw new ApiError(404, 'secret_not_found', `No ${params.provider} secret named '${params.name}'.`);
+        return jsonResponse(200, { deleted: true, provider: params.provider, name: params.name });
+      },
+    ],
+    [
+      'GET',
+      '/vault/tokens',
+      async (req) => {
+        const p = await auth(req);
+        const tokens = await deps.store.listTokens(p.tenant.tenantId);
+        return jsonResponse(200, { object: 'list', data: tokens.map(tokenView) });
+      },
+    ],
+    [
+      'POST',
+      '/vault/tokens',
+      async (req) => {
+        const p = await auth(req);
+        const body = validate(createTokenBody, parseJsonBody(req, maxRequestBytes));
+        const factor = factorOf(p);
+        try {
+          const { token, record } = await issueToken({ tenant: p.tenant, ...body, pepper: deps.pepper, clock, factor });
+          await deps.store.putToken(record, {
+            type: 'token.created',
+            actor: actor(p),
+            details: { tokenId: record.tokenId, role: record.role },
+          });
+          return jsonResponse(201, { ...tokenView(record), token, notice: 'Store this token now: it is shown only once.' });
+        } finally {
+          zeroize(factor);
+        }
+      },
+    ],
+    [
+      'POST',
+      '/vault/tokens/:tokenId/rotate',
+      async (req, params) => {
+        const p = await auth(req);
+        const tokens = await deps.store.listTokens(p.tenant.tenantId);
+        const old = tokens.find((t) => t.tokenId === params.tokenId);
+        if (!old) throw new ApiError(404, 'token_not_found', `No token ${params.tokenId}.`);
+        const factor = factorOf(p);
+        try {
+          const { token, record } = await issueToken({
+            tenant: p.tenant,
+            role: old.role,
+            label: old.label,
+            limits: old.limits,
+            pepper: deps.pepper,
+            clock,
+            factor,
+          });
+          const replaced = await deps.store.replaceToken(record, old.tokenId, {
+            type: 'token.rotated',
+            actor: actor(p),
+            details: { previousTokenId: old.tokenId, tokenId: record.tokenId, role: record.role },
+          });
+          if (!replaced) throw new ApiError(409, 'token_changed', 'The token was revoked or rotated meanwhile.');
+          return jsonResponse(201, { ...tokenView(record), previousTokenId: old.tokenId, token, notice: 'Store this token now: it is shown only once.' });
+        } finally {
+          zeroize(factor);
+        }
+      },
+    ],
+    [
+      'DELETE',
+      '/vault/tokens/:tokenId',
+      async (req, params) => {
+        const p = await auth(req);
+        const tokens = await deps.store.listTokens(p.tenant.tenantId);
+        const target = tokens.find((t) => t.tokenId === params.tokenId);
+        if (!target) throw new ApiError(404, 'token_not_found', `No token ${params.tokenId}.`);
+        const admins = tokens.filter((t) => t.role === 'tenant-admin');
+        if (target.role === 'tenant-admin' && admins.length === 1) {
+          throw new ApiError(409, 'last_admin_token', 'This is the last tenant-admin token; create another one before revoking it.');
+        }
+        const deleted = await deps.store.deleteToken(p.tenant.tenantId, params.tokenId, {
+          type: 'token.revoked',
+          actor: actor(p),
+          details: { tokenId: params.tokenId, role: target.role },
+        });
+        if (!deleted) throw new ApiError(404, 'token_not_found', `No token ${params.tokenId}.`);
+        return jsonResponse(200, { revoked: true, tokenId: params.tokenId });
+      },
+    ],
+  ];
+
+  return async (req) => {
+    try {
+      return await dispatch(routes, req);
+    } catch (err) {
+      if (!(err instanceof ApiError)) deps.onError?.(err);
+      return errorResponse(mapKnownErrors(err));
+    }
+  };
+}
+
+/** Domain errors that are the client's or a conflict, as API errors; the rest stay unknown (500). */
+export function mapKnownErrors(err: unknown): unknown {
+  if (err instanceof ApiError) return err;
+  const name = (err as { name?: string } | undefined)?.name;
+  if (name === 'ConflictError') return new ApiError(409, 'conflict', (err as Error).message);
+  if (name === 'TenantFactorError') {
+    return new ApiError(403, 'tenant_factor_unavailable', 'This token cannot unwrap the tenant factor.');
+  }
+  if (name === 'KeyServiceError') {
+    const reason = (err as { reason?: string }).reason;
+    if (reason === 'unavailable') return new ApiError(503, 'key_service_unavailable', 'The key service is unavailable; retry later.');
+  }
+  return err;
+}

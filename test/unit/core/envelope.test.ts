@@ -1,0 +1,389 @@
+import crypto from 'node:crypto';
+import fc from 'fast-check';
+import { encryptionContextOf, type SecretIdentity } from '../../../lambda/core/canonical';
+import {
+  fingerprintOf,
+  openSecret,
+  parseSealedSecret,
+  SealedSecretError,
+  sealSecret,
+  type SealedSecret,
+} from '../../../lambda/core/envelope';
+import type { DataKeyService, GeneratedDataKey } from '../../../lambda/core/ports';
+import { FakeDataKeys, FakeKmsError } from './fake-data-keys';
+
+const CANARY = 'sk-CANARY-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c1e';
+const canaryForms = [
+  CANARY,
+  Buffer.from(CANARY).toString('base64').slice(0, 20),
+  Buffer.from(CANARY).toString('hex').slice(0, 20),
+  'CANARY',
+];
+
+const idA: SecretIdentity = { app: 'sovereign-router', region: 'eu-central-1', tenant: 'acme', provider: 'openai', secret: 'default', version: 1 };
+const idB: SecretIdentity = { ...idA, tenant: 'globex' };
+const clock = { now: () => new Date('2025-03-04T05:06:07.089Z') };
+
+/** A KMS that ignores the encryption context: isolates the AAD/HKDF binding from KMS's own. */
+class ContextBlindKms implements DataKeyService {
+  constructor(private readonly inner: FakeDataKeys) {}
+  generateDataKey(): Promise<GeneratedDataKey> {
+    return this.inner.generateDataKey({});
+  }
+  decryptDataKey(wrapped: Buffer, _ctx: unknown, keyArn: string): Promise<Buffer> {
+    return this.inner.decryptDataKey(wrapped, {}, keyArn);
+  }
+}
+
+function seal(identity: SecretIdentity, kms: DataKeyService, extra: { tenantFactor?: Buffer; plaintext?: string } = {}): Promise<SealedSecret> {
+  return sealSecret({ identity, plaintext: Buffer.from(extra.plaintext ?? CANARY), dataKeys: kms, tenantFactor: extra.tenantFactor, clock });
+}
+
+function open(record: SealedSecret, expected: SecretIdentity, kms: DataKeyService, tenantFactor?: Buffer): Promise<string> {
+  return openSecret({ record, expected, dataKeys: kms, tenantFactor, use: (p) => p.toString('utf8') });
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+function expectNoCanary(text: string): void {
+  for (const form of canaryForms) expect(text).not.toContain(form);
+}
+
+function expectSealedError(err: Error, reason?: string): void {
+  expect(err).toBeInstanceOf(SealedSecretError);
+  if (reason) expect((err as SealedSecretError).reason).toBe(reason);
+  expect(['sealed secret could not be opened', 'sealed secret record is malformed']).toContain(err.message);
+  expectNoCanary(`${err.message}\n${err.stack}\n${JSON.stringify(err)}`);
+}
+
+const flip = (b64: string, bit: number): string => {
+  const b = Buffer.from(b64, 'base64');
+  b[Math.floor(bit / 8) % b.length] ^= 1 << bit % 8;
+  return b.toString('base64');
+};
+
+describe('sealSecret / openSecret round trip', () => {
+  it('opens what it sealed, with one KMS call each way and the identity as context', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    expect(kms.generateCalls).toBe(1);
+    expect(await open(record, idA, kms)).toBe(CANARY);
+    expect(kms.decryptCalls).toBe(1);
+    expect(kms.contexts).toEqual([encryptionContextOf(idA), encryptionContextOf(idA)]);
+  });
+
+  it('produces a complete, valid, non-secret record', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    expect(parseSealedSecret(record)).toEqual(record);
+    expect(record).toMatchObject({
+      formatVersion: 1,
+      algorithm: 'SR1-HKDF-SHA256-AES256GCM',
+      keyArn: kms.keyArn,
+      region: 'eu-central-1',
+      tenant: 'acme',
+      provider: 'openai',
+      secret: 'default',
+      version: 1,
+      sovereign: false,
+      createdAt: '2025-03-04T05:06:07.089Z',
+      fingerprint: fingerprintOf(Buffer.from(CANARY)),
+    });
+    expect(record.fingerprint).toMatch(/^sha256:[0-9a-f]{12}$/);
+    expect(Buffer.from(record.iv, 'base64')).toHaveLength(12);
+    expect(Buffer.from(record.tag, 'base64')).toHaveLength(16);
+    expect(record.rotatedAt).toBeUndefined();
+    expectNoCanary(JSON.stringify(record));
+  });
+
+  it('uses a fresh data key and IV per seal', async () => {
+    const kms = new FakeDataKeys();
+    const [r1, r2] = [await seal(idA, kms), await seal(idA, kms)];
+    expect(r1.iv).not.toBe(r2.iv);
+    expect(r1.wrappedKey).not.toBe(r2.wrappedKey);
+    expect(r1.ciphertext).not.toBe(r2.ciphertext);
+    expect(r1.fingerprint).toBe(r2.fingerprint);
+  });
+
+  it('awaits an async `use` and returns its value', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    const out = await openSecret({ record, expected: idA, dataKeys: kms, use: async (p) => `Bearer ${p.length}` });
+    expect(out).toBe(`Bearer ${CANARY.length}`);
+  });
+
+  it('validates seal inputs', async () => {
+    const kms = new FakeDataKeys();
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.alloc(0), dataKeys: kms })).rejects.toThrow(/non-empty/);
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, iv: Buffer.alloc(8) })).rejects.toThrow(/iv/);
+    await expect(sealSecret({ identity: { ...idA, tenant: 'X' }, plaintext: Buffer.from('x'), dataKeys: kms })).rejects.toThrow(/tenant/);
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, tenantFactor: Buffer.alloc(16) })).rejects.toThrow(SealedSecretError);
+    expect(kms.generateCalls).toBe(0);
+  });
+});
+
+describe('binding: swapped rows do not open', () => {
+  const variants: Array<[string, SecretIdentity]> = [
+    ['tenant', idB],
+    ['provider', { ...idA, provider: 'anthropic' }],
+    ['secret', { ...idA, secret: 'backup' }],
+    ['version', { ...idA, version: 2 }],
+    ['region', { ...idA, region: 'eu-west-1' }],
+  ];
+  const relabel = (r: SealedSecret, id: SecretIdentity): SealedSecret => ({
+    ...r,
+    region: id.region,
+    tenant: id.tenant,
+    provider: id.provider,
+    secret: id.secret,
+    version: id.version,
+  });
+
+  it.each(variants)('refuses a record of another %s before calling KMS', async (_field, other) => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    expectSealedError(await rejection(open(record, other, kms)), 'identity_mismatch');
+    expect(kms.decryptCalls).toBe(0);
+  });
+
+  it.each(variants)('relabelled %s: KMS rejects the context', async (_field, other) => {
+    const kms = new FakeDataKeys();
+    const record = relabel(await seal(idA, kms), other);
+    const err = await rejection(open(record, other, kms));
+    expect(err).toBeInstanceOf(FakeKmsError);
+  });
+
+  it.each(variants)('relabelled %s: AAD/HKDF reject it even if KMS ignored the context', async (_field, other) => {
+    const kms = new ContextBlindKms(new FakeDataKeys());
+    const record = relabel(await seal(idA, kms), other);
+    expectSealedError(await rejection(open(record, other, kms)), 'integrity');
+  });
+
+  it('ciphertext rows moved between tenants do not open', async () => {
+    const inner = new FakeDataKeys();
+    for (const kms of [inner, new ContextBlindKms(inner)]) {
+      const a = await seal(idA, kms, { plaintext: 'sk-tenant-a' });
+      const b = await seal(idB, kms, { plaintext: CANARY });
+      const crypto = { keyArn: b.keyArn, wrappedKey: b.wrappedKey, iv: b.iv, ciphertext: b.ciphertext, tag: b.tag, fingerprint: b.fingerprint };
+      const err1 = await rejection(open({ ...a, ...crypto }, idA, kms));
+      expect(err1 instanceof SealedSecretError || err1 instanceof FakeKmsError).toBe(true);
+      // Keep A's data key, take B's payload.
+      const err2 = await rejection(open({ ...a, iv: b.iv, ciphertext: b.ciphertext, tag: b.tag }, idA, kms));
+      expectSealedError(err2, 'integrity');
+    }
+  });
+});
+
+describe('tampering', () => {
+  it('property: any bit flip in iv, tag or ciphertext fails with a generic error', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('iv' as const, 'tag' as const, 'ciphertext' as const), fc.nat(), async (field, bit) => {
+        const tampered = { ...record, [field]: flip(record[field], bit) };
+        expectSealedError(await rejection(open(tampered, idA, kms)), 'integrity');
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('a tampered wrapped key is refused by KMS and the error passes through', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    expect(await rejection(open({ ...record, wrappedKey: flip(record.wrappedKey, 100) }, idA, kms))).toBeInstanceOf(FakeKmsError);
+  });
+
+  it('an edited fingerprint is detected', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    expectSealedError(await rejection(open({ ...record, fingerprint: 'sha256:000000000000' }, idA, kms)), 'fingerprint');
+  });
+
+  it('unknown format or algorithm is malformed, before KMS', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    for (const patch of [{ formatVersion: 2 }, { algorithm: 'SR2' }, { iv: 'not base64!' }, { sovereign: 'false' }]) {
+      const bad = { ...record, ...patch } as unknown as SealedSecret;
+      expectSealedError(await rejection(open(bad, idA, kms)), 'malformed');
+    }
+    expect(kms.decryptCalls).toBe(0);
+  });
+
+  it('a data key of the wrong size is refused', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    const short: DataKeyService = { generateDataKey: () => kms.generateDataKey({}), decryptDataKey: async () => Buffer.alloc(16, 1) };
+    expectSealedError(await rejection(open(record, idA, short)), 'bad_data_key');
+  });
+});
+
+describe('sovereign mode', () => {
+  const factor = Buffer.alloc(32, 0x5a);
+
+  it('opens only with the same tenant factor', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms, { tenantFactor: factor });
+    expect(record.sovereign).toBe(true);
+    expect(await open(record, idA, kms, Buffer.from(factor))).toBe(CANARY);
+
+    expectSealedError(await rejection(open(record, idA, kms)), 'mode_mismatch');
+    expect(kms.decryptCalls).toBe(1);
+    expectSealedError(await rejection(open(record, idA, kms, Buffer.alloc(32, 0x5b))), 'integrity');
+    expectSealedError(await rejection(open(record, idA, kms, Buffer.alloc(31, 0x5a))), 'tenant_factor');
+  });
+
+  it('clearing the sovereign flag does not help an attacker without the factor', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms, { tenantFactor: factor });
+    expectSealedError(await rejection(open({ ...record, sovereign: false }, idA, kms)), 'integrity');
+  });
+
+  it('a non-sovereign record refuses a factor', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    expectSealedError(await rejection(open(record, idA, kms, factor)), 'mode_mismatch');
+    expect(kms.decryptCalls).toBe(0);
+  });
+});
+
+describe('zeroization', () => {
+  let hkdfOutputs: ArrayBuffer[];
+  let spy: jest.SpyInstance;
+  beforeEach(() => {
+    hkdfOutputs = [];
+    const real = crypto.hkdfSync;
+    spy = jest.spyOn(crypto, 'hkdfSync').mockImplementation((...args: Parameters<typeof crypto.hkdfSync>) => {
+      const out = real(...args);
+      hkdfOutputs.push(out);
+      return out;
+    });
+  });
+  afterEach(() => spy.mockRestore());
+
+  const allZero = (b: Uint8Array | ArrayBuffer): boolean => (b instanceof ArrayBuffer ? new Uint8Array(b) : b).every((x) => x === 0);
+
+  it('zeroes data keys and HKDF output after sealing', async () => {
+    const kms = new FakeDataKeys();
+    await seal(idA, kms, { tenantFactor: Buffer.alloc(32, 1) });
+    expect(kms.issued).toHaveLength(1);
+    expect(kms.allIssuedZeroed()).toBe(true);
+    expect(hkdfOutputs).toHaveLength(1);
+    expect(hkdfOutputs.every(allZero)).toBe(true);
+  });
+
+  it('zeroes the plaintext, data key and derived key once `use` returns', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    const seen: Buffer[] = [];
+    const out = await openSecret({ record, expected: idA, dataKeys: kms, use: (p) => (seen.push(p), p.toString()) });
+    expect(out).toBe(CANARY);
+    expect(seen).toHaveLength(1);
+    expect(seen[0].length).toBe(CANARY.length);
+    expect(allZero(seen[0])).toBe(true);
+    expect(kms.allIssuedZeroed()).toBe(true);
+    expect(hkdfOutputs).toHaveLength(2);
+    expect(hkdfOutputs.every(allZero)).toBe(true);
+  });
+
+  it('zeroes everything when `use` throws or rejects, and passes its error through', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms, { tenantFactor: Buffer.alloc(32, 3) });
+    const seen: Buffer[] = [];
+    const boom = new Error('provider call failed');
+    for (const use of [
+      (p: Buffer) => {
+        seen.push(p);
+        throw boom;
+      },
+      async (p: Buffer) => {
+        seen.push(p);
+        await new Promise((r) => setTimeout(r, 5));
+        // Still intact while `use` is running.
+        expect(p.toString()).toBe(CANARY);
+        throw boom;
+      },
+    ]) {
+      expect(await rejection(openSecret({ record, expected: idA, dataKeys: kms, tenantFactor: Buffer.alloc(32, 3), use }))).toBe(boom);
+    }
+    expect(seen).toHaveLength(2);
+    expect(seen.every(allZero)).toBe(true);
+    expect(kms.allIssuedZeroed()).toBe(true);
+    expect(hkdfOutputs.every(allZero)).toBe(true);
+  });
+
+  it('zeroes the data key and derived key when authentication fails', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    const use = jest.fn();
+    await rejection(openSecret({ record: { ...record, tag: flip(record.tag, 3) }, expected: idA, dataKeys: kms, use }));
+    expect(use).not.toHaveBeenCalled();
+    expect(kms.issued).toHaveLength(2);
+    expect(kms.allIssuedZeroed()).toBe(true);
+    expect(hkdfOutputs.every(allZero)).toBe(true);
+  });
+});
+
+describe('parseSealedSecret', () => {
+  let record: SealedSecret;
+  beforeAll(async () => {
+    record = await seal(idA, new FakeDataKeys());
+  });
+
+  it('drops storage attributes and keeps rotatedAt when valid', () => {
+    const parsed = parseSealedSecret({ ...record, pk: 'TENANT#acme', sk: 'SECRET#openai#default#1', rotatedAt: '2025-06-01T00:00:00Z' });
+    expect(parsed).toEqual({ ...record, rotatedAt: '2025-06-01T00:00:00Z' });
+    expect(parsed).not.toHaveProperty('pk');
+  });
+
+  it('rejects anything off-format with a generic error', () => {
+    const bads: unknown[] = [
+      null,
+      'x',
+      [],
+      { ...record, formatVersion: '1' },
+      { ...record, keyArn: '' },
+      { ...record, iv: Buffer.alloc(16).toString('base64') },
+      { ...record, tag: record.tag.replace(/=+$/, '') },
+      { ...record, ciphertext: '' },
+      { ...record, wrappedKey: record.wrappedKey + ' ' },
+      { ...record, version: 0 },
+      { ...record, version: 1.5 },
+      { ...record, version: '1' },
+      { ...record, sovereign: 1 },
+      { ...record, fingerprint: 'md5:abc' },
+      { ...record, createdAt: 'yesterday' },
+      { ...record, createdAt: '2025-13-45T99:99:99Z' },
+      { ...record, rotatedAt: 12 },
+      Object.fromEntries(Object.entries(record).filter(([k]) => k !== 'tenant')),
+    ];
+    for (const bad of bads) {
+      let err: unknown;
+      try {
+        parseSealedSecret(bad);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(SealedSecretError);
+      expect((err as Error).message).toBe('sealed secret record is malformed');
+    }
+  });
+
+  it('property: never throws anything but SealedSecretError', () => {
+    fc.assert(
+      fc.property(fc.anything(), (x) => {
+        try {
+          parseSealedSecret(x);
+        } catch (e) {
+          if (!(e instanceof SealedSecretError)) throw e;
+        }
+      }),
+    );
+  });
+});

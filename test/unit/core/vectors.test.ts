@@ -1,0 +1,155 @@
+/**
+ * Published test vectors. Each expected value is checked twice: recomputed here from raw
+ * node:crypto (independent of lambda/core), and produced by lambda/core. If either the vectors
+ * file or the implementation drifts from the format, this fails.
+ */
+import { createCipheriv, createHash, hkdfSync } from 'node:crypto';
+import { canonicalIdentity, encryptionContextOf, type SecretIdentity } from '../../../lambda/core/canonical';
+import { openSecret, parseSealedSecret, sealSecret, type SealedSecret } from '../../../lambda/core/envelope';
+import type { DataKeyService, EncryptionContext } from '../../../lambda/core/ports';
+import { unwrapTenantFactor, wrapTenantFactor } from '../../../lambda/core/tenant-factor';
+import { generateToken, parseToken } from '../../../lambda/core/token';
+import sealedVectors from '../../vectors/sealed-secret-v1.json';
+import tokenVectors from '../../vectors/token-v1.json';
+
+const hex = (s: string): Buffer => Buffer.from(s, 'hex');
+
+/** Independent implementation of the length-prefixed canonical encoding. */
+function lp(s: string): Buffer {
+  const b = Buffer.from(s, 'utf8');
+  const n = Buffer.alloc(4);
+  n.writeUInt32BE(b.length);
+  return Buffer.concat([n, b]);
+}
+function encode(domain: string, fields: Array<[string, string]>): Buffer {
+  const count = Buffer.alloc(4);
+  count.writeUInt32BE(fields.length);
+  return Buffer.concat([lp(domain), count, ...fields.flatMap(([k, v]) => [lp(k), lp(v)])]);
+}
+
+function gcm(key: Buffer, iv: Buffer, aad: Buffer, pt: Buffer): { ct: string; tag: string } {
+  const c = createCipheriv('aes-256-gcm', key, iv);
+  c.setAAD(aad);
+  const ct = Buffer.concat([c.update(pt), c.final()]);
+  return { ct: ct.toString('hex'), tag: c.getAuthTag().toString('hex') };
+}
+
+/** Returns the vector's data key, and checks KMS is asked with exactly the vector's context. */
+function vectorKms(dataKeyHex: string, wrapped: string, keyArn: string, ctx: EncryptionContext): DataKeyService {
+  return {
+    generateDataKey: async (c) => {
+      expect(c).toEqual(ctx);
+      return { plaintext: hex(dataKeyHex), wrapped: Buffer.from(wrapped, 'base64'), keyArn };
+    },
+    decryptDataKey: async (w, c, arn) => {
+      expect([w.toString('base64'), c, arn]).toEqual([wrapped, ctx, keyArn]);
+      return hex(dataKeyHex);
+    },
+  };
+}
+
+describe('sealed-secret v1 vectors', () => {
+  it('covers standard and sovereign mode', () => {
+    expect(sealedVectors.vectors.map((v) => v.tenantFactorHex !== null)).toEqual([false, true]);
+  });
+
+  it.each(sealedVectors.vectors.map((v) => [v.name, v] as const))('%s: independent recomputation', (_name, v) => {
+    const id = v.identity;
+    const fields: Array<[string, string]> = [
+      ['app', id.app],
+      ['region', id.region],
+      ['tenant', id.tenant],
+      ['provider', id.provider],
+      ['secret', id.secret],
+      ['version', String(id.version)],
+    ];
+    const aad = encode(sealedVectors.identityDomain, fields);
+    expect(aad.toString('hex')).toBe(v.expected.canonicalIdentityHex);
+    expect(v.expected.encryptionContext).toEqual(Object.fromEntries(fields));
+
+    const ikm = v.tenantFactorHex ? Buffer.concat([hex(v.dataKeyHex), hex(v.tenantFactorHex)]) : hex(v.dataKeyHex);
+    const key = Buffer.from(hkdfSync('sha256', ikm, Buffer.from('sovereign-router/secret-key/v1'), aad, 32));
+    expect(key.toString('hex')).toBe(v.expected.secretKeyHex);
+
+    const { ct, tag } = gcm(key, hex(v.ivHex), aad, Buffer.from(v.plaintextUtf8, 'utf8'));
+    expect(ct).toBe(v.expected.ciphertextHex);
+    expect(tag).toBe(v.expected.tagHex);
+
+    const fp = createHash('sha256').update('sovereign-router/fingerprint/v1').update(v.plaintextUtf8).digest('hex').slice(0, 12);
+    expect(v.expected.fingerprint).toBe(`sha256:${fp}`);
+
+    expect(v.record).toMatchObject({
+      algorithm: sealedVectors.algorithm,
+      iv: hex(v.ivHex).toString('base64'),
+      ciphertext: hex(ct).toString('base64'),
+      tag: hex(tag).toString('base64'),
+      sovereign: v.tenantFactorHex !== null,
+      fingerprint: v.expected.fingerprint,
+    });
+  });
+
+  it.each(sealedVectors.vectors.map((v) => [v.name, v] as const))('%s: lambda/core reproduces and opens it', async (_name, v) => {
+    const id = v.identity as SecretIdentity;
+    const record = parseSealedSecret(v.record) as SealedSecret;
+    expect(canonicalIdentity(id).toString('hex')).toBe(v.expected.canonicalIdentityHex);
+    expect(encryptionContextOf(id)).toEqual(v.expected.encryptionContext);
+
+    const kms = vectorKms(v.dataKeyHex, record.wrappedKey, record.keyArn, v.expected.encryptionContext);
+    const tenantFactor = v.tenantFactorHex ? hex(v.tenantFactorHex) : undefined;
+    const resealed = await sealSecret({
+      identity: id,
+      plaintext: Buffer.from(v.plaintextUtf8, 'utf8'),
+      dataKeys: kms,
+      tenantFactor,
+      iv: hex(v.ivHex),
+      clock: { now: () => new Date(record.createdAt) },
+    });
+    expect(resealed).toEqual(record);
+    const opened = await openSecret({ record, expected: id, dataKeys: kms, tenantFactor: tenantFactor && Buffer.from(tenantFactor), use: (p) => p.toString('utf8') });
+    expect(opened).toBe(v.plaintextUtf8);
+  });
+
+  it.each(sealedVectors.tenantFactorWrap.map((v) => [v.name, v] as const))('tenant factor %s', (_name, v) => {
+    const b = v.binding;
+    const info = encode('sovereign-router/tenant-factor/v1', [
+      ['region', b.region],
+      ['tenant', b.tenant],
+      ['tokenId', b.tokenId],
+    ]);
+    expect(info.toString('hex')).toBe(v.expected.infoHex);
+    const key = Buffer.from(hkdfSync('sha256', Buffer.from(b.token, 'utf8'), Buffer.from('sovereign-router/tenant-factor/v1'), info, 32));
+    expect(key.toString('hex')).toBe(v.expected.wrapKeyHex);
+    const { ct, tag } = gcm(key, hex(v.ivHex), info, hex(v.factorHex));
+    expect([ct, tag]).toEqual([v.expected.ciphertextHex, v.expected.tagHex]);
+
+    const wrapped = wrapTenantFactor(hex(v.factorHex), b, hex(v.ivHex));
+    expect(wrapped).toEqual({ iv: hex(v.ivHex).toString('base64'), ciphertext: hex(ct).toString('base64'), tag: hex(tag).toString('base64') });
+    expect(unwrapTenantFactor(wrapped, b).toString('hex')).toBe(v.factorHex);
+  });
+});
+
+describe('token v1 vectors', () => {
+  const B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  const b62 = (n: bigint, width: number): string => {
+    let s = '';
+    for (let i = 0; i < width; i++, n /= 62n) s = B62[Number(n % 62n)] + s;
+    return s;
+  };
+  // Bitwise CRC-32 (reflected, poly 0xEDB88320), independent of the table-driven one in lambda/core.
+  const crc = (buf: Buffer): number => {
+    let c = ~0 >>> 0;
+    for (const byte of buf) {
+      c ^= byte;
+      for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+    }
+    return ~c >>> 0;
+  };
+
+  it.each(tokenVectors.vectors.map((v) => [v.token, v] as const))('%s', (_t, v) => {
+    const head = `sr_${v.regionCode}_${v.tenantId}_${b62(BigInt('0x' + v.randomHex), 43)}`;
+    expect(crc(Buffer.from(head))).toBe(v.crc32);
+    expect(head + b62(BigInt(v.crc32), 6)).toBe(v.token);
+    expect(generateToken(v.regionCode, v.tenantId, () => hex(v.randomHex))).toBe(v.token);
+    expect(parseToken(v.token, v.region)).toEqual({ token: v.token, regionCode: v.regionCode, region: v.region, tenantId: v.tenantId });
+  });
+});
