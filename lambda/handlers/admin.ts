@@ -1,10 +1,25 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { DynamoTenantStore } from '../adapters/dynamo-tenant-store';
+import { SecretsManagerPepperSource } from '../adapters/secrets-manager-pepper';
+import { createAdminApp } from '../core/admin-app';
+import { cellConfigFromEnv } from '../core/cell-config';
+import { errorFields, jsonLogger } from '../core/logger';
+import { toHttpRequest, toProxyResult } from './api-gateway-event';
+import { cellClients } from './aws-clients';
 
-// Placeholder: answers with a well-formed 501 until the admin use cases land.
-export async function handler(_event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  return {
-    statusCode: 501,
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ error: { message: 'The admin API is not deployed yet.', type: 'server_error', code: 'not_implemented' } }),
-  };
+// Composition root of the admin function. It gets no KMS client: it never needs one.
+const config = cellConfigFromEnv(process.env);
+const clients = cellClients(config.region);
+const log = jsonLogger('admin');
+const app = createAdminApp({
+  config,
+  store: new DynamoTenantStore(clients.ddb, config.tables),
+  pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
+  onError: (err) => log.error('unexpected error', errorFields(err)),
+});
+
+export async function handler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
+  const res = await app(toHttpRequest(event));
+  log.info('request', { method: event.httpMethod, resource: event.resource, status: res.status, caller: event.requestContext?.identity?.userArn ?? undefined });
+  return toProxyResult(res);
 }

@@ -1,10 +1,27 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { DynamoTenantStore } from '../adapters/dynamo-tenant-store';
+import { KmsDataKeyService } from '../adapters/kms-data-key-service';
+import { SecretsManagerPepperSource } from '../adapters/secrets-manager-pepper';
+import { cellConfigFromEnv } from '../core/cell-config';
+import { errorFields, jsonLogger } from '../core/logger';
+import { createVaultApp } from '../core/vault-app';
+import { toHttpRequest, toProxyResult } from './api-gateway-event';
+import { cellClients } from './aws-clients';
 
-// Placeholder: answers with a well-formed 501 until the vault use cases land.
-export async function handler(_event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  return {
-    statusCode: 501,
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ error: { message: 'The vault API is not deployed yet.', type: 'server_error', code: 'not_implemented' } }),
-  };
+// Composition root of the vault function: built once per execution environment.
+const config = cellConfigFromEnv(process.env);
+const clients = cellClients(config.region);
+const log = jsonLogger('vault');
+const app = createVaultApp({
+  config,
+  store: new DynamoTenantStore(clients.ddb, config.tables),
+  pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
+  dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn),
+  onError: (err) => log.error('unexpected error', errorFields(err)),
+});
+
+export async function handler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
+  const res = await app(toHttpRequest(event));
+  log.info('request', { method: event.httpMethod, resource: event.resource, status: res.status });
+  return toProxyResult(res);
 }

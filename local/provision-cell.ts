@@ -1,0 +1,104 @@
+/**
+ * Creates a cell's AWS resources in an emulator (moto) from the same definitions the CDK stack
+ * uses: the table schemas, a single-Region symmetric root key and a generated pepper. Used by the
+ * local gateway and the end-to-end tests; never pointed at a real AWS endpoint.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ResourceInUseException,
+  UpdateTimeToLiveCommand,
+} from '@aws-sdk/client-dynamodb';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { TABLE_SCHEMAS, TableName, tableEnvVar } from '../lib/table-schemas';
+
+export interface ProvisionClients {
+  readonly ddb: DynamoDBClient;
+  readonly kms: KMSClient;
+  readonly secrets: SecretsManagerClient;
+}
+
+export interface ProvisionedCell {
+  readonly region: string;
+  readonly rootKeyArn: string;
+  readonly pepperSecretArn: string;
+  readonly tables: Record<TableName, string>;
+  /** The environment the construct gives the functions, for this emulated cell. */
+  readonly env: Record<string, string>;
+}
+
+export async function createTables(ddb: DynamoDBClient, prefix: string): Promise<Record<TableName, string>> {
+  const names = {} as Record<TableName, string>;
+  for (const [key, schema] of Object.entries(TABLE_SCHEMAS) as [TableName, (typeof TABLE_SCHEMAS)[TableName]][]) {
+    const TableName = `${prefix}-${schema.id}`;
+    names[key] = TableName;
+    const attrs = new Map<string, 'S' | 'N'>();
+    const keys = [schema.partitionKey, 'sortKey' in schema ? schema.sortKey : undefined];
+    const gsis = 'globalSecondaryIndexes' in schema ? schema.globalSecondaryIndexes : [];
+    for (const k of keys) if (k) attrs.set(k.name, k.type);
+    for (const g of gsis) for (const k of [g.partitionKey, g.sortKey]) if (k) attrs.set(k.name, k.type);
+    try {
+      await ddb.send(
+        new CreateTableCommand({
+          TableName,
+          BillingMode: 'PAY_PER_REQUEST',
+          AttributeDefinitions: [...attrs].map(([AttributeName, AttributeType]) => ({ AttributeName, AttributeType })),
+          KeySchema: [
+            { AttributeName: schema.partitionKey.name, KeyType: 'HASH' },
+            ...('sortKey' in schema && schema.sortKey ? [{ AttributeName: schema.sortKey.name, KeyType: 'RANGE' as const }] : []),
+          ],
+          GlobalSecondaryIndexes: gsis.length
+            ? gsis.map((g) => ({
+                IndexName: g.indexName,
+                KeySchema: [
+                  { AttributeName: g.partitionKey.name, KeyType: 'HASH' as const },
+                  ...(g.sortKey ? [{ AttributeName: g.sortKey.name, KeyType: 'RANGE' as const }] : []),
+                ],
+                Projection: { ProjectionType: 'ALL' },
+              }))
+            : undefined,
+        }),
+      );
+    } catch (err) {
+      if (!(err instanceof ResourceInUseException)) throw err;
+      continue; // already there (persistent local state)
+    }
+    await ddb.send(new DescribeTableCommand({ TableName }));
+    if ('timeToLiveAttribute' in schema && schema.timeToLiveAttribute) {
+      await ddb.send(
+        new UpdateTimeToLiveCommand({ TableName, TimeToLiveSpecification: { AttributeName: schema.timeToLiveAttribute, Enabled: true } }),
+      );
+    }
+  }
+  return names;
+}
+
+export async function provisionCell(
+  clients: ProvisionClients,
+  opts: { region: string; providers: Record<string, { kind: string; baseUrl: string }>; prefix?: string; maxRequestBytes?: number; requestDeadlineMs?: number },
+): Promise<ProvisionedCell> {
+  const prefix = opts.prefix ?? `sr-${opts.region}`;
+  const tables = await createTables(clients.ddb, prefix);
+  const key = await clients.kms.send(
+    new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT', MultiRegion: false, Description: `${prefix} root key` }),
+  );
+  const rootKeyArn = key.KeyMetadata?.Arn;
+  if (!rootKeyArn) throw new Error('the emulator returned no key ARN');
+  const secret = await clients.secrets.send(
+    new CreateSecretCommand({ Name: `${prefix}-pepper-${randomBytes(4).toString('hex')}`, SecretString: randomBytes(48).toString('base64url') }),
+  );
+  if (!secret.ARN) throw new Error('the emulator returned no secret ARN');
+  const env: Record<string, string> = {
+    CELL_REGION: opts.region,
+    ROOT_KEY_ARN: rootKeyArn,
+    PEPPER_SECRET_ARN: secret.ARN,
+    PROVIDER_ENDPOINTS: JSON.stringify(opts.providers),
+    MAX_REQUEST_BYTES: String(opts.maxRequestBytes ?? 1024 * 1024),
+    REQUEST_DEADLINE_MS: String(opts.requestDeadlineMs ?? 30_000),
+  };
+  for (const name of Object.keys(tables) as TableName[]) env[tableEnvVar(name)] = tables[name];
+  return { region: opts.region, rootKeyArn, pepperSecretArn: secret.ARN, tables, env };
+}
