@@ -1,0 +1,81 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { parseSealedSecret, SealedSecret } from '../core/envelope';
+import type { RequestContextRead, RouterStore } from '../core/router/router-store';
+import { secretKeyOf } from '../core/router/router-store';
+import type { UsageRecord } from '../core/router/usage-record';
+import type { TenantRecord, TokenRecord } from '../core/tenant-model';
+
+export interface RouterTableNames {
+  readonly tenants: string;
+  readonly tokens: string;
+  readonly usage: string;
+}
+
+/** Usage records are kept for 400 days (a full year of monthly reports plus a margin). */
+const USAGE_RETENTION_SECONDS = 400 * 24 * 3600;
+
+function strip<T>(item: Record<string, unknown>): T {
+  const { pk: _pk, sk: _sk, ...rest } = item;
+  return rest as T;
+}
+
+export class DynamoRouterStore implements RouterStore {
+  private readonly doc: DynamoDBDocumentClient;
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tables: RouterTableNames,
+  ) {
+    this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  }
+
+  async loadRequestContext(verifier: string, tenantId: string, providers: readonly string[]): Promise<RequestContextRead> {
+    const pk = `TENANT#${tenantId}`;
+    let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean }> | undefined = {
+      [this.tables.tokens]: { Keys: [{ verifier }], ConsistentRead: true },
+      [this.tables.tenants]: {
+        Keys: [{ pk, sk: 'META' }, ...providers.map((p) => ({ pk, sk: `SECRET#${p}#default` }))],
+        ConsistentRead: true,
+      },
+    };
+    const items: { table: string; item: Record<string, unknown> }[] = [];
+    // One call; UnprocessedKeys (throttling) are the only reason for another.
+    for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
+      if (attempt > 5) throw new Error('DynamoDB kept returning unprocessed keys');
+      const out = await this.doc.send(new BatchGetCommand({ RequestItems: request }));
+      for (const [table, rows] of Object.entries(out.Responses ?? {})) for (const item of rows) items.push({ table, item });
+      request = out.UnprocessedKeys as typeof request;
+      if (request && Object.keys(request).length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+    }
+    let token: TokenRecord | undefined;
+    let tenant: TenantRecord | undefined;
+    const secrets = new Map<string, SealedSecret>();
+    for (const { table, item } of items) {
+      if (table === this.tables.tokens) token = item as unknown as TokenRecord;
+      else if (item.sk === 'META') tenant = strip<TenantRecord>(item);
+      else {
+        const s = parseSealedSecret(strip(item));
+        secrets.set(secretKeyOf(s.provider, s.secret), s);
+      }
+    }
+    return { token, tenant, secrets };
+  }
+
+  async getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tables.tenants, Key: { pk: `TENANT#${tenantId}`, sk: `SECRET#${provider}#${name}` }, ConsistentRead: true }),
+    );
+    return out.Item ? parseSealedSecret(strip(out.Item)) : undefined;
+  }
+
+  async putUsage(record: UsageRecord): Promise<void> {
+    const expiresAt = Math.floor(Date.parse(record.at) / 1000) + USAGE_RETENTION_SECONDS;
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.tables.usage,
+        Item: { pk: `REQ#${record.tenantId}`, sk: `${record.at}#${record.requestId}`, ...record, expiresAt },
+      }),
+    );
+  }
+}

@@ -1,0 +1,38 @@
+import type { Target } from '../routing/types';
+
+/** The upstream call, seen from the core. lambda/adapters/provider-http.ts implements it. */
+export interface ProviderRequest {
+  readonly target: Target;
+  readonly path: '/v1/chat/completions' | '/v1/embeddings' | '/v1/messages' | '/v1/models';
+  readonly method?: 'POST' | 'GET';
+  readonly body?: unknown;
+  /** The provider key as a header value: built at the last moment, never logged. */
+  readonly apiKey: string;
+  readonly signal: AbortSignal;
+  /** Non-secret protocol headers, e.g. the client's `anthropic-version` on Anthropic passthrough. */
+  readonly extraHeaders?: Readonly<Record<string, string>>;
+}
+
+export interface ProviderResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: ReadableStream<Uint8Array> | null;
+  readonly retryAfterMs?: number;
+}
+
+export interface ProviderClient {
+  send(req: ProviderRequest): Promise<ProviderResponse>;
+}
+
+/** 429, 408 and 5xx are the provider's trouble (fall back); other 4xx are the request's. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 429 || status === 408 || status >= 500;
+}
+
+/** Transport failures the adapter reports by name: timeouts and connection errors. */
+export function transportFailure(err: unknown): 'timeout' | 'connection' | undefined {
+  const e = err as { name?: string; reason?: string } | undefined;
+  if (e?.name === 'ProviderCallError' && (e.reason === 'timeout' || e.reason === 'connection')) return e.reason;
+  if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return 'timeout';
+  return undefined;
+}

@@ -1,0 +1,39 @@
+/**
+ * Where the router writes its answer: once `start` with status and headers, then body chunks.
+ * The Lambda handler backs it with a response stream; tests and the local server with memory
+ * or an HTTP response.
+ */
+export interface ResponseSink {
+  start(status: number, headers: Record<string, string>): void;
+  write(chunk: string): void;
+  end(): void;
+}
+
+/** A sink that collects everything, for tests and buffered callers. */
+export class MemorySink implements ResponseSink {
+  status?: number;
+  headers: Record<string, string> = {};
+  readonly chunks: string[] = [];
+  ended = false;
+  /** Milliseconds (from `now`) at which each chunk was written. */
+  readonly times: number[] = [];
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  start(status: number, headers: Record<string, string>): void {
+    if (this.status !== undefined) throw new Error('response already started');
+    this.status = status;
+    this.headers = headers;
+  }
+  write(chunk: string): void {
+    if (this.status === undefined) throw new Error('write before start');
+    this.chunks.push(chunk);
+    this.times.push(this.now());
+  }
+  end(): void {
+    this.ended = true;
+  }
+  get body(): string {
+    return this.chunks.join('');
+  }
+}

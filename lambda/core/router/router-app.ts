@@ -1,0 +1,397 @@
+/**
+ * The data path: authenticate, route, open the tenant's sealed secret for one request, call the
+ * provider (with fallback), stream the answer back in the client's format, record usage.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { parsePresentedToken, verifierOf } from '../authenticate';
+import type { CellConfig } from '../cell-config';
+import { zeroize } from '../crypto-util';
+import { openSecret, SealedSecret } from '../envelope';
+import { ApiError, ErrorShape, errorResponse, HttpRequest, presentedToken } from '../http';
+import { errorFields, Logger } from '../logger';
+import type { DataKeyService, PepperSource } from '../ports';
+import { CircuitBreaker } from '../routing/circuit-breaker';
+import { executeWithFallback } from '../routing/fallback';
+import { resolveTargets } from '../routing/resolve-targets';
+import type { AttemptOutcome } from '../routing/fallback';
+import { AllTargetsFailedError, ChainStep, NoRouteError, Target } from '../routing/types';
+import { SseParser } from '../sse';
+import { unwrapTenantFactor } from '../tenant-factor';
+import type { TenantRecord, TokenRecord } from '../tenant-model';
+import { constantTimeEqual } from '../token';
+import { TranslationError, type TokenUsage } from '../translate';
+import { ApiRoute, ClientRequest, parseClientRequest, routeOf } from './client-request';
+import { Admission, AdmissionRequest, Governance, openGovernance } from './governance';
+import { usageMetricLine } from './metrics';
+import { isRetryableStatus, ProviderClient, ProviderResponse, transportFailure } from './provider-port';
+import type { ResponseSink } from './response-sink';
+import { RouterStore, secretKeyOf } from './router-store';
+import { clientResponse, streamBridge, upstreamRequest } from './upstream-exchange';
+import type { UsageRecord } from './usage-record';
+
+export interface RouterDeps {
+  readonly config: Pick<CellConfig, 'region' | 'providers' | 'maxRequestBytes' | 'requestDeadlineMs'>;
+  readonly store: RouterStore;
+  readonly pepper: PepperSource;
+  readonly dataKeys: DataKeyService;
+  readonly providers: ProviderClient;
+  readonly governance?: Governance;
+  /** One per execution environment (module scope), shared by requests. */
+  readonly breaker?: CircuitBreaker;
+  readonly log: Logger;
+  /** Where the per-request metric line goes (stdout in Lambda: embedded metric format). */
+  readonly emitMetric?: (line: string) => void;
+  readonly now?: () => number;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly random?: () => number;
+}
+
+/** Largest buffered (non-streaming) upstream body we accept. */
+const MAX_UPSTREAM_BODY = 16 * 1024 * 1024;
+
+type Upstream = { kind: 'response'; res: ProviderResponse } | { kind: 'client_error'; status: number; message: string };
+
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' };
+
+export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: ResponseSink) => Promise<UsageRecord | undefined> {
+  const now = deps.now ?? Date.now;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const random = deps.random ?? Math.random;
+  const breaker = deps.breaker ?? new CircuitBreaker();
+  const governance = deps.governance ?? openGovernance;
+  const { region, providers } = deps.config;
+  const providerIds = Object.keys(providers);
+
+  return async function handle(req, sink) {
+    const started = now();
+    const requestId = randomUUID();
+    let shape: ErrorShape = 'openai';
+    let route: ApiRoute | undefined;
+    let principal: { tenant: TenantRecord; token: TokenRecord } | undefined;
+    let client: ClientRequest | undefined;
+    let chain: readonly ChainStep[] = [];
+    let factor: Buffer | undefined;
+    let admission: Admission | undefined;
+    let settled = false;
+    const record = (fields: Partial<UsageRecord> & Pick<UsageRecord, 'status' | 'decision'>): UsageRecord | undefined => {
+      if (!principal || !route) return undefined;
+      return {
+        requestId,
+        tenantId: principal.tenant.tenantId,
+        tokenId: principal.token.tokenId,
+        route,
+        model: client?.model ?? '',
+        stream: client?.stream ?? false,
+        fallbackChain: chain,
+        latencyMs: now() - started,
+        at: new Date(started).toISOString(),
+        ...fields,
+      };
+    };
+
+    const finish = async (usage: UsageRecord | undefined): Promise<UsageRecord | undefined> => {
+      if (!usage) return undefined;
+      deps.emitMetric?.(usageMetricLine(usage, region));
+      try {
+        await deps.store.putUsage(usage);
+      } catch (err) {
+        deps.log.error('usage record not written', { requestId, ...errorFields(err) });
+      }
+      return usage;
+    };
+
+    try {
+      route = routeOf(req);
+      shape = route === 'messages' ? 'anthropic' : 'openai';
+      // 1. Shape, size and token format: all before any I/O.
+      client = route === 'models' ? undefined : parseClientRequest(route, req, deps.config.maxRequestBytes);
+      const parsed = parsePresentedToken(presentedToken(req, route === 'messages'), region);
+
+      // 2. One DynamoDB round trip: token, tenant, default secrets of the cell's providers.
+      const verifier = await verifierOf(deps.pepper, parsed.token);
+      const read = await deps.store.loadRequestContext(verifier, parsed.tenantId, providerIds);
+      const { token, tenant } = read;
+      if (
+        !token ||
+        !tenant ||
+        token.tenantId !== parsed.tenantId ||
+        tenant.status !== 'active' ||
+        !constantTimeEqual(Buffer.from(token.verifier, 'hex'), Buffer.from(verifier, 'hex'))
+      ) {
+        throw new ApiError(401, 'invalid_api_key', 'The API key is not valid: it was revoked, rotated or never existed.');
+      }
+      principal = { tenant, token };
+      if (token.role !== 'invoke') {
+        throw new ApiError(403, 'insufficient_role', 'Model calls need an invoke token; this is a tenant-admin token. Create one with POST /vault/tokens.');
+      }
+
+      if (route === 'models' || !client) {
+        sink.start(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        sink.write(JSON.stringify(modelList(tenant, token)));
+        sink.end();
+        return await finish(record({ status: 200, decision: 'ok' }));
+      }
+
+      // 3. Route and govern, still without KMS or provider.
+      let targets: Target[];
+      try {
+        targets = resolveTargets(client.model, {
+          policy: tenant.policy,
+          providers,
+          random,
+          api: client.route === 'embeddings' ? 'embeddings' : 'chat',
+        });
+      } catch (err) {
+        if (err instanceof NoRouteError) throw new ApiError(400, 'model_not_routable', err.message);
+        throw err;
+      }
+      const admissionRequest: AdmissionRequest = {
+        tenant,
+        token,
+        model: client.model,
+        sourceIp: req.sourceIp,
+        maxTokens: client.maxTokens,
+        promptTokenEstimate: client.promptTokenEstimate,
+        targets,
+      };
+      governance.check(admissionRequest);
+
+      const secrets = new Map<string, SealedSecret>(read.secrets);
+      for (const t of targets) {
+        const key = secretKeyOf(t.provider, t.secret);
+        if (!secrets.has(key) && t.secret !== 'default') {
+          const s = await deps.store.getSecret(tenant.tenantId, t.provider, t.secret);
+          if (s) secrets.set(key, s);
+        }
+      }
+      const usable = targets.filter((t) => secrets.has(secretKeyOf(t.provider, t.secret)));
+      if (usable.length === 0) {
+        const names = [...new Set(targets.map((t) => t.provider))].join(', ');
+        throw new ApiError(400, 'no_provider_secret', `No stored API key for ${names}; store one with POST /vault/secrets.`);
+      }
+
+      if (tenant.mode === 'sovereign') {
+        if (!token.wrappedFactor) throw new ApiError(403, 'token_without_factor', 'This token cannot open the tenant vault.');
+        factor = unwrapTenantFactor(token.wrappedFactor, { token: parsed.token, region, tenant: tenant.tenantId, tokenId: token.tokenId });
+      }
+
+      // 4. Reserve (governance) in parallel with the first KMS Decrypt; the provider waits for both.
+      const reservation = governance.reserve(admissionRequest);
+      reservation.then((a) => (admission = a)).catch(() => undefined);
+      const activeClient = client;
+      const deadlineAt = started + deps.config.requestDeadlineMs;
+
+      const attempt = async (target: Target, signal: AbortSignal): Promise<AttemptOutcome<Upstream>> => {
+        const sealed = secrets.get(secretKeyOf(target.provider, target.secret))!;
+        const { path, body } = upstreamRequest(activeClient, target);
+        const extraHeaders = passthroughHeaders(req, activeClient, target);
+        try {
+          return await openSecret({
+            record: sealed,
+            expected: { app: 'sovereign-router', region, tenant: tenant.tenantId, provider: target.provider, secret: target.secret, version: sealed.version },
+            dataKeys: deps.dataKeys,
+            tenantFactor: factor,
+            use: async (key) => {
+              await reservation;
+              const apiKey = key.toString('utf8');
+              const res = await deps.providers.send({ target, path, body, apiKey, signal, extraHeaders });
+              if (res.status >= 200 && res.status < 300) return { ok: true, value: { kind: 'response', res } };
+              const text = await readCapped(res, 64 * 1024);
+              if (isRetryableStatus(res.status)) return { ok: false, retryable: true, reason: 'status', status: res.status, retryAfterMs: res.retryAfterMs };
+              return {
+                ok: false,
+                retryable: false,
+                reason: 'status',
+                status: res.status,
+                value: { kind: 'client_error', status: res.status, message: upstreamClientMessage(target, res.status, text, apiKey) },
+              };
+            },
+          });
+        } catch (err) {
+          const failure = transportFailure(err);
+          if (failure) return { ok: false, retryable: true, reason: failure };
+          throw err;
+        }
+      };
+
+      let outcome;
+      try {
+        outcome = await executeWithFallback({ targets: usable, deadlineAt, now, sleep, random, breaker, attempt });
+      } catch (err) {
+        if (err instanceof AllTargetsFailedError) {
+          chain = err.chain;
+          throw new ApiError(err.status, 'upstream_unavailable', `No provider could serve the request: ${err.chain.map((s) => `${s.provider} ${s.status ?? s.outcome}`).join(', ')}.`);
+        }
+        throw err;
+      }
+      chain = outcome.chain;
+      const target = outcome.target;
+      const upstream = outcome.value;
+
+      if (upstream.kind === 'client_error') {
+        writeError(sink, new ApiError(upstream.status, 'upstream_rejected_request', upstream.message), shape);
+        await (await reservation.catch(() => undefined))?.release();
+        settled = true;
+        return await finish(record({ status: upstream.status, decision: 'client_error', provider: target.provider, upstreamModel: target.model }));
+      }
+
+      const res = upstream.res;
+      const admitted = await reservation;
+      if (!activeClient.stream) {
+        const text = await readCapped(res, MAX_UPSTREAM_BODY);
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          throw new ApiError(502, 'upstream_protocol_error', `${target.provider} returned a response that is not JSON.`);
+        }
+        const { body, usage } = clientResponse(activeClient, target, json);
+        const { costUsd } = await admitted.settle(usage, target);
+        settled = true;
+        sink.start(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        sink.write(JSON.stringify(body));
+        sink.end();
+        return await finish(
+          record({ status: 200, decision: 'ok', provider: target.provider, upstreamModel: target.model, inputTokens: usage?.inputTokens, outputTokens: usage?.outputTokens, costUsd }),
+        );
+      }
+
+      // 5. Stream: translate event by event; a broken upstream ends with a well-formed error event.
+      const bridge = streamBridge(activeClient, target, Math.floor(started / 1000));
+      sink.start(200, SSE_HEADERS);
+      let firstTokenAt: number | undefined;
+      let broken: string | undefined;
+      const parser = new SseParser();
+      const write = (parts: string[]) => {
+        for (const p of parts) {
+          if (firstTokenAt === undefined) firstTokenAt = now();
+          sink.write(p);
+        }
+      };
+      try {
+        if (!res.body) throw new Error('empty upstream body');
+        const decoder = new TextDecoder();
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          for (const ev of parser.push(decoder.decode(chunk, { stream: true }))) write(bridge.push(ev));
+        }
+        for (const ev of parser.end()) write(bridge.push(ev));
+        if (!bridge.complete) broken = 'The upstream stream ended before the response was complete.';
+      } catch (err) {
+        const e = err as { name?: string; message?: string };
+        broken =
+          e?.name === 'UpstreamStreamError'
+            ? `The provider reported an error mid-stream: ${e.message ?? 'unknown'}`
+            : 'The upstream stream broke before the response was complete.';
+      }
+      if (broken) sink.write(bridge.errorEvent(broken, 'upstream_stream_error'));
+      else write(bridge.finish());
+      sink.end();
+      const usage: TokenUsage | undefined = bridge.usage();
+      const { costUsd } = await admitted.settle(usage, target);
+      settled = true;
+      return await finish(
+        record({
+          status: 200,
+          decision: broken ? 'upstream_stream_broken' : 'ok',
+          provider: target.provider,
+          upstreamModel: target.model,
+          inputTokens: usage?.inputTokens,
+          outputTokens: usage?.outputTokens,
+          costUsd,
+          timeToFirstTokenMs: firstTokenAt === undefined ? undefined : firstTokenAt - started,
+        }),
+      );
+    } catch (err) {
+      const api = toApiError(err);
+      if (!(api instanceof ApiError)) deps.log.error('unexpected router error', { requestId, ...errorFields(err) });
+      if (!settled && admission) await admission.release().catch(() => undefined);
+      writeError(sink, api, shape, requestId);
+      const status = api instanceof ApiError ? api.status : 500;
+      const decision = api instanceof ApiError ? `${status < 500 ? 'denied' : 'failed'}:${api.code}` : 'failed:internal_error';
+      return await finish(record({ status, decision }));
+    } finally {
+      zeroize(factor);
+    }
+  };
+}
+
+function toApiError(err: unknown): unknown {
+  if (err instanceof ApiError) return err;
+  if (err instanceof TranslationError) return new ApiError(400, 'invalid_request', err.message);
+  const name = (err as { name?: string } | undefined)?.name;
+  if (name === 'TenantFactorError') return new ApiError(403, 'tenant_factor_unavailable', 'This token cannot unwrap the tenant factor.');
+  if (name === 'SealedSecretError') {
+    return new ApiError(500, 'sealed_secret_unreadable', 'The stored provider key could not be opened; store it again.');
+  }
+  if (name === 'KeyServiceError') return new ApiError(503, 'key_service_unavailable', 'The key service is unavailable; retry later.');
+  if (name === 'PepperError') return new ApiError(503, 'service_unavailable', 'The service is temporarily unavailable; retry later.');
+  return err;
+}
+
+function writeError(sink: ResponseSink, err: unknown, shape: ErrorShape, requestId?: string): void {
+  const res = errorResponse(err, shape, requestId);
+  try {
+    sink.start(res.status, { ...res.headers });
+  } catch {
+    // Already streaming: the caller wrote an error event instead.
+    return;
+  }
+  sink.write(res.body);
+  sink.end();
+}
+
+async function readCapped(res: ProviderResponse, max: number): Promise<string> {
+  if (!res.body) return '';
+  const decoder = new TextDecoder();
+  let out = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    out += decoder.decode(chunk, { stream: true });
+    if (out.length > max) throw new ApiError(502, 'upstream_response_too_large', 'The provider response was too large.');
+  }
+  return out + decoder.decode();
+}
+
+/**
+ * The provider's message for a client error, without anything that could carry the key:
+ * authentication failures get our own message, others are scrubbed of the key and its fragments.
+ */
+function upstreamClientMessage(target: Target, status: number, text: string, apiKey: string): string {
+  if (status === 401 || status === 403) {
+    return `${target.provider} rejected the stored API key (HTTP ${status}); rotate it with PUT /vault/secrets/${target.provider}/${target.secret}.`;
+  }
+  let message = `${target.provider} rejected the request (HTTP ${status})`;
+  try {
+    const json = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
+    const m = typeof json.error === 'object' ? json.error?.message : typeof json.error === 'string' ? json.error : json.message;
+    if (typeof m === 'string') message += `: ${m.slice(0, 500)}`;
+  } catch {
+    // not JSON: keep the generic message
+  }
+  for (const fragment of keyFragments(apiKey)) message = message.split(fragment).join('[redacted]');
+  return message;
+}
+
+/** The key and every 8-character piece of it: providers echo prefixes and suffixes. */
+function keyFragments(key: string): string[] {
+  const out = [key];
+  for (let i = 0; i + 8 <= key.length; i++) out.push(key.slice(i, i + 8));
+  return out;
+}
+
+/** Anthropic clients pick an API version; on passthrough the provider must see the same one. */
+function passthroughHeaders(req: HttpRequest, client: ClientRequest, target: Target): Record<string, string> | undefined {
+  if (client.route !== 'messages' || target.kind !== 'anthropic') return undefined;
+  const version = req.headers['anthropic-version'];
+  return version && /^\d{4}-\d{2}-\d{2}$/.test(version) ? { 'anthropic-version': version } : undefined;
+}
+
+function modelList(tenant: TenantRecord, token: TokenRecord) {
+  const allowed = token.limits?.allowedModels ?? tenant.policy.allowedModels;
+  const ids = new Set<string>([...Object.keys(tenant.policy.routes ?? {}), ...(allowed ?? [])]);
+  return {
+    object: 'list',
+    data: [...ids].sort().map((id) => ({ id, object: 'model', created: 0, owned_by: tenant.policy.routes?.[id]?.[0]?.provider ?? 'sovereign-router' })),
+  };
+}
+
+export const newRequestId = () => randomBytes(8).toString('hex');

@@ -1,0 +1,180 @@
+/**
+ * Between the client's API format and the target's: the upstream request, the buffered response
+ * and the streaming bridge, for the four combinations of OpenAI/Anthropic client and target.
+ */
+import { randomBytes } from 'node:crypto';
+import { formatSse, SSE_DONE, SseEvent } from '../sse';
+import type { Target } from '../routing/types';
+import {
+  AnthropicPassthroughStream,
+  AnthropicRequest,
+  AnthropicResponse,
+  anthropicEventToSse,
+  anthropicRequestToOpenAi,
+  anthropicResponseToOpenAi,
+  anthropicStreamErrorEvent,
+  AnthropicToOpenAiStream,
+  OpenAiChatRequest,
+  OpenAiChatResponse,
+  openAiChunkToSse,
+  OpenAiPassthroughStream,
+  openAiRequestToAnthropic,
+  openAiResponseToAnthropic,
+  openAiStreamErrorChunk,
+  OpenAiToAnthropicStream,
+  parseAnthropicSseEvent,
+  parseOpenAiSseEvent,
+  TokenUsage,
+  usageFromAnthropic,
+  usageFromOpenAi,
+} from '../translate';
+import { isRecord } from '../translate/guards';
+import type { ClientRequest } from './client-request';
+import type { ProviderRequest } from './provider-port';
+
+/** Anthropic requires max_tokens; OpenAI-format clients may omit it. */
+export const DEFAULT_MAX_TOKENS = 4096;
+
+type ClientFormat = 'openai' | 'anthropic';
+const clientFormat = (c: ClientRequest): ClientFormat => (c.route === 'messages' ? 'anthropic' : 'openai');
+const targetFormat = (t: Target): ClientFormat => (t.kind === 'anthropic' ? 'anthropic' : 'openai');
+
+export function upstreamRequest(client: ClientRequest, target: Target): Pick<ProviderRequest, 'path' | 'body'> {
+  if (client.route === 'embeddings') {
+    return { path: '/v1/embeddings', body: { ...client.body, model: target.model } };
+  }
+  const from = clientFormat(client);
+  const to = targetFormat(target);
+  if (from === 'openai' && to === 'openai') {
+    const body: Record<string, unknown> = { ...client.body, model: target.model };
+    // Usage settles the cost: ask for it on streams (Mistral always sends it, and rejects the option).
+    if (client.stream && target.kind !== 'mistral') {
+      body.stream_options = { ...(isRecord(client.body.stream_options) ? client.body.stream_options : {}), include_usage: true };
+    }
+    return { path: '/v1/chat/completions', body };
+  }
+  if (from === 'anthropic' && to === 'anthropic') {
+    return { path: '/v1/messages', body: { ...client.body, model: target.model } };
+  }
+  if (from === 'openai') {
+    const body = openAiRequestToAnthropic(client.body as unknown as OpenAiChatRequest, target.model, { defaultMaxTokens: DEFAULT_MAX_TOKENS });
+    return { path: '/v1/messages', body };
+  }
+  const body = anthropicRequestToOpenAi(client.body as unknown as AnthropicRequest, target.model, {
+    dialect: target.kind === 'mistral' ? 'mistral' : 'openai',
+  });
+  return { path: '/v1/chat/completions', body };
+}
+
+/** A buffered upstream 2xx body, in the client's format, with the usage to settle. */
+export function clientResponse(client: ClientRequest, target: Target, json: unknown): { body: unknown; usage?: TokenUsage } {
+  if (client.route === 'embeddings') {
+    const usage = isRecord(json) && isRecord(json.usage) ? json.usage : undefined;
+    return { body: json, usage: usage ? { inputTokens: Number(usage.prompt_tokens) || 0, outputTokens: 0 } : undefined };
+  }
+  const from = clientFormat(client);
+  const to = targetFormat(target);
+  if (to === 'anthropic') {
+    const usage = usageFromAnthropic(isRecord(json) ? (json.usage as never) : undefined);
+    const body = from === 'anthropic' ? json : anthropicResponseToOpenAi(json as AnthropicResponse, client.model);
+    return { body, usage };
+  }
+  const usage = usageFromOpenAi(isRecord(json) ? (json.usage as never) : undefined);
+  const body = from === 'openai' ? json : openAiResponseToAnthropic(json as OpenAiChatResponse, client.model);
+  return { body, usage };
+}
+
+/** Turns upstream SSE events into the client's SSE text, tracking usage and completeness. */
+export interface StreamBridge {
+  push(ev: SseEvent): string[];
+  finish(): string[];
+  /** Did the upstream end its stream properly (finish reason / message_stop / [DONE])? */
+  readonly complete: boolean;
+  usage(): TokenUsage | undefined;
+  /** A well-formed error event in the client's format, to end a broken stream. */
+  errorEvent(message: string, type: string): string;
+}
+
+export function streamBridge(client: ClientRequest, target: Target, createdSeconds: number): StreamBridge {
+  const from = clientFormat(client);
+  const to = targetFormat(target);
+  const wantsUsage = isRecord(client.body.stream_options) && client.body.stream_options.include_usage === true;
+  const openAiError = (message: string, type: string) => formatSse(openAiChunkToSse(openAiStreamErrorChunk(message, type)));
+  const anthropicError = (message: string, type: string) => formatSse(anthropicEventToSse(anthropicStreamErrorEvent(message, type)));
+
+  if (from === 'openai' && to === 'openai') {
+    const pass = new OpenAiPassthroughStream({ clientWantsUsage: wantsUsage });
+    let done = false;
+    return {
+      push(ev) {
+        const parsed = parseOpenAiSseEvent(ev);
+        if (parsed === 'done') {
+          done = true;
+          return [];
+        }
+        return pass.push(parsed).map((c) => formatSse(openAiChunkToSse(c)));
+      },
+      finish: () => [SSE_DONE],
+      get complete() {
+        return done || pass.complete;
+      },
+      usage: () => pass.usage(),
+      errorEvent: openAiError,
+    };
+  }
+  if (from === 'anthropic' && to === 'anthropic') {
+    const pass = new AnthropicPassthroughStream();
+    return {
+      push(ev) {
+        const parsed = parseAnthropicSseEvent(ev);
+        if (parsed) pass.observe(parsed);
+        return [formatSse(ev)];
+      },
+      finish: () => [],
+      get complete() {
+        return pass.complete;
+      },
+      usage: () => pass.usage(),
+      errorEvent: anthropicError,
+    };
+  }
+  if (from === 'openai') {
+    const tr = new AnthropicToOpenAiStream({
+      id: `chatcmpl-${randomBytes(12).toString('hex')}`,
+      model: client.model,
+      created: createdSeconds,
+      includeUsage: wantsUsage,
+    });
+    let stopped = false;
+    return {
+      push(ev) {
+        if (ev.event === 'message_stop') stopped = true;
+        return tr.push(ev).map((c) => formatSse(openAiChunkToSse(c)));
+      },
+      finish: () => [...tr.finish().chunks.map((c) => formatSse(openAiChunkToSse(c))), SSE_DONE],
+      get complete() {
+        return stopped;
+      },
+      usage: () => tr.usage(),
+      errorEvent: openAiError,
+    };
+  }
+  const tr = new OpenAiToAnthropicStream({ id: `msg_${randomBytes(12).toString('hex')}`, model: client.model });
+  let done = false;
+  return {
+    push(ev) {
+      const parsed = parseOpenAiSseEvent(ev);
+      if (parsed === 'done') {
+        done = true;
+        return [];
+      }
+      return tr.push(parsed).map((e) => formatSse(anthropicEventToSse(e)));
+    },
+    finish: () => tr.finish().map((e) => formatSse(anthropicEventToSse(e))),
+    get complete() {
+      return done;
+    },
+    usage: () => tr.usage(),
+    errorEvent: anthropicError,
+  };
+}

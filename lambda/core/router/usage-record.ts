@@ -1,0 +1,25 @@
+import type { ChainStep } from '../routing/types';
+
+/**
+ * One record per request. Never prompts, completions, tokens or secrets: ids, counts, timings.
+ */
+export interface UsageRecord {
+  readonly requestId: string;
+  readonly tenantId: string;
+  readonly tokenId: string;
+  readonly route: string;
+  readonly model: string;
+  readonly provider?: string;
+  readonly upstreamModel?: string;
+  readonly stream: boolean;
+  readonly status: number;
+  /** 'ok', 'denied:<reason>', 'client_error', 'upstream_error', 'upstream_stream_broken'. */
+  readonly decision: string;
+  readonly inputTokens?: number;
+  readonly outputTokens?: number;
+  readonly costUsd?: number;
+  readonly latencyMs: number;
+  readonly timeToFirstTokenMs?: number;
+  readonly fallbackChain: readonly ChainStep[];
+  readonly at: string;
+}

@@ -1,0 +1,137 @@
+/**
+ * A complete cell for router tests: moto (KMS, DynamoDB, Secrets Manager), fake providers on
+ * loopback, a tenant with stored provider keys and an invoke token, and the router app wired
+ * with the production adapters. AWS SDK calls are counted per command.
+ */
+import { DynamoRouterStore } from '../../lambda/adapters/dynamo-router-store';
+import { ProviderHttpClient } from '../../lambda/adapters/provider-http';
+import { createAdminApp } from '../../lambda/core/admin-app';
+import type { HttpRequest } from '../../lambda/core/http';
+import { jsonLogger } from '../../lambda/core/logger';
+import { CircuitBreaker } from '../../lambda/core/routing/circuit-breaker';
+import { createRouterApp, RouterDeps } from '../../lambda/core/router/router-app';
+import { MemorySink } from '../../lambda/core/router/response-sink';
+import type { UsageRecord } from '../../lambda/core/router/usage-record';
+import type { TenantPolicy } from '../../lambda/core/tenant-model';
+import { createVaultApp } from '../../lambda/core/vault-app';
+import { recordCommands } from './aws-clients';
+import { cellFixture, CellFixture } from './cell-fixture';
+import { FakeProviders, startFakeProviders } from './fake-providers';
+import { MotoServer, startMoto } from './moto';
+
+export interface RouterHarness {
+  readonly moto: MotoServer;
+  readonly fakes: FakeProviders;
+  readonly cell: CellFixture;
+  readonly logs: string[];
+  readonly metrics: string[];
+  readonly kmsCalls: string[];
+  readonly ddbCalls: string[];
+  admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>;
+  vault(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>;
+  /** Creates a tenant with secrets for every fake provider and an invoke token. */
+  tenant(
+    id: string,
+    opts?: { mode?: 'managed' | 'sovereign'; policy?: TenantPolicy; keys?: Partial<Record<'openai' | 'anthropic' | 'mistral', string>> },
+  ): Promise<{ adminToken: string; invokeToken: string }>;
+  call(req: Partial<HttpRequest> & { path: string }, token?: string): Promise<{ sink: MemorySink; record?: UsageRecord; json: any }>;
+  router: ReturnType<typeof createRouterApp>;
+  makeRouter(overrides?: Partial<RouterDeps>): ReturnType<typeof createRouterApp>;
+  close(): Promise<void>;
+}
+
+export const FAKE_PROVIDER_KEYS = {
+  openai: 'sk-openai-fake-0123456789abcdef',
+  anthropic: 'sk-ant-fake-0123456789abcdef',
+  mistral: 'mistral-fake-0123456789abcdef',
+};
+
+export async function startRouterHarness(opts: { region?: string; requestDeadlineMs?: number; maxRequestBytes?: number } = {}): Promise<RouterHarness> {
+  const region = opts.region ?? 'eu-central-1';
+  const [moto, fakes] = await Promise.all([startMoto(), startFakeProviders()]);
+  const providers = {
+    openai: { kind: 'openai', baseUrl: fakes.openai.baseUrl },
+    anthropic: { kind: 'anthropic', baseUrl: fakes.anthropic.baseUrl },
+    mistral: { kind: 'mistral', baseUrl: fakes.mistral.baseUrl },
+    'self-hosted': { kind: 'openai-compatible', baseUrl: fakes.mistral.baseUrl },
+  };
+  const cell = await cellFixture(moto.endpoint, region, { providers, maxRequestBytes: opts.maxRequestBytes });
+  const config = { ...cell.config, requestDeadlineMs: opts.requestDeadlineMs ?? cell.config.requestDeadlineMs };
+  for (const [p, key] of Object.entries(FAKE_PROVIDER_KEYS)) fakes.setKey(p as 'openai', key);
+  const kmsCalls = recordCommands(cell.clients.kms);
+  const ddbCalls = recordCommands(cell.clients.ddb);
+  const logs: string[] = [];
+  const metrics: string[] = [];
+  const adminApp = createAdminApp({ config, store: cell.store, pepper: cell.pepper });
+  const vaultApp = createVaultApp({ config, store: cell.store, pepper: cell.pepper, dataKeys: cell.dataKeys });
+
+  const makeRouter = (overrides: Partial<RouterDeps> = {}) =>
+    createRouterApp({
+      config,
+      store: new DynamoRouterStore(cell.clients.ddb, config.tables),
+      pepper: cell.pepper,
+      dataKeys: cell.dataKeys,
+      providers: new ProviderHttpClient({ firstByteTimeoutMs: 2_000 }),
+      breaker: new CircuitBreaker(),
+      log: jsonLogger('router', (l) => logs.push(l)),
+      emitMetric: (l) => metrics.push(l),
+      ...overrides,
+    });
+  const router = makeRouter();
+
+  const parse = (body: string) => {
+    try {
+      return JSON.parse(body);
+    } catch {
+      return body;
+    }
+  };
+  const admin: RouterHarness['admin'] = async (method, path, body) => {
+    const res = await adminApp({ method, path, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body), iamCaller: 'arn:aws:iam::111122223333:role/Operator' });
+    return { status: res.status, json: parse(res.body) };
+  };
+  const vault: RouterHarness['vault'] = async (token, method, path, body) => {
+    const res = await vaultApp({ method, path, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    return { status: res.status, json: parse(res.body) };
+  };
+
+  const harness: RouterHarness = {
+    moto,
+    fakes,
+    cell,
+    logs,
+    metrics,
+    kmsCalls,
+    ddbCalls,
+    admin,
+    vault,
+    router,
+    makeRouter,
+    async tenant(id, o = {}) {
+      const created = await admin('POST', '/admin/tenants', { tenantId: id, mode: o.mode ?? 'managed', policy: o.policy ?? {} });
+      if (created.status !== 201) throw new Error(`tenant ${id}: ${JSON.stringify(created.json)}`);
+      const adminToken = created.json.token as string;
+      const keys = { ...FAKE_PROVIDER_KEYS, ...o.keys };
+      for (const [provider, apiKey] of Object.entries(keys)) {
+        const stored = await vault(adminToken, 'POST', '/vault/secrets', { provider, apiKey });
+        if (stored.status !== 201) throw new Error(`secret ${provider}: ${JSON.stringify(stored.json)}`);
+      }
+      const stored = await vault(adminToken, 'POST', '/vault/secrets', { provider: 'self-hosted', apiKey: keys.mistral });
+      if (stored.status !== 201) throw new Error(`secret self-hosted: ${JSON.stringify(stored.json)}`);
+      const inv = await vault(adminToken, 'POST', '/vault/tokens', { role: 'invoke', label: 'app' });
+      if (inv.status !== 201) throw new Error(`invoke token: ${JSON.stringify(inv.json)}`);
+      return { adminToken, invokeToken: inv.json.token as string };
+    },
+    async call(req, token) {
+      const sink = new MemorySink();
+      const headers: Record<string, string> = { 'content-type': 'application/json', ...(req.headers as Record<string, string>) };
+      if (token) headers.authorization = `Bearer ${token}`;
+      const record = await router({ method: req.method ?? 'POST', path: req.path, headers, body: req.body, sourceIp: req.sourceIp ?? '203.0.113.7' }, sink);
+      return { sink, record, json: parse(sink.body) };
+    },
+    async close() {
+      await Promise.allSettled([moto.stop(), fakes.close()]);
+    },
+  };
+  return harness;
+}
