@@ -8,7 +8,8 @@ try {
   buildApp(app, loadConfig(app));
 } catch (err) {
   // A configuration mistake is the user's to fix: print the message, not a stack trace.
-  if (err instanceof ConfigError || err instanceof Error) {
+  // Anything else is a bug and keeps its trace.
+  if (err instanceof ConfigError) {
     console.error(err.message);
     process.exit(1);
   }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { DeploymentConfig, RegionalRouterStack, validateDeploymentConfig } from '../lib';
+import { ConfigError, DeploymentConfig, RegionalRouterStack, validateDeploymentConfig } from '../lib';
 import { DEFAULT_CONFIG } from './default-config';
 
 /** Reads `-c config=<file.json>` if given, else the default configuration. */
@@ -12,12 +12,12 @@ export function loadConfig(app: App): DeploymentConfig {
   try {
     raw = fs.readFileSync(file, 'utf8');
   } catch {
-    throw new Error(`Cannot read configuration file '${file}'`);
+    throw new ConfigError([`cannot read configuration file '${file}'`]);
   }
   try {
     return JSON.parse(raw) as DeploymentConfig;
   } catch {
-    throw new Error(`Configuration file '${file}' is not valid JSON`);
+    throw new ConfigError([`configuration file '${file}' is not valid JSON`]);
   }
 }
 

@@ -16,7 +16,11 @@ const REPLICATION_PROPERTIES: Readonly<Record<string, readonly string[]>> = {
   'AWS::ECR::ReplicationConfiguration': ['ReplicationConfiguration'],
 };
 
-const ARN_REGION = /arn:aws[a-z-]*:[a-z0-9-]+:([a-z]{2}(?:-gov)?-[a-z]+-\d):/g;
+/**
+ * Region references in the rendered properties: an ARN's `:<service>:<region>:` piece (also when
+ * CDK split the ARN around the partition token) and regional service endpoints.
+ */
+const REGION_REFERENCES = [/:[a-z0-9-]+:([a-z]{2}(?:-gov)?-[a-z]+-\d):/g, /\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.amazonaws\.com/g];
 
 /**
  * Fails synthesis (error annotations) when anything in a regional stack would move data or key
@@ -50,8 +54,10 @@ export class ResidencyGuard implements IAspect {
       if (properties[name] !== undefined) fail(`property ${name} sends data out of the cell`);
     }
     const text = JSON.stringify(properties);
-    for (const match of text.matchAll(ARN_REGION)) {
-      if (match[1] !== region) fail(`it references a resource in ${match[1]} (${match[0]}...)`);
+    for (const pattern of REGION_REFERENCES) {
+      for (const match of text.matchAll(pattern)) {
+        if (match[1] !== region) fail(`it references ${match[1]} (${match[0]})`);
+      }
     }
   }
 }

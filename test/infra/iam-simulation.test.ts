@@ -3,14 +3,13 @@
  * and role policies (KMS semantics: identity policies count only where the key policy trusts
  * the account).
  */
-import { App, CfnElement, Stack } from 'aws-cdk-lib';
+import { CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { IConstruct } from 'constructs';
-import { buildApp } from '../../bin/build-app';
-import { DEFAULT_CONFIG } from '../../bin/default-config';
 import { RegionalRouterStack } from '../../lib';
 import { ENCRYPTION_CONTEXT_KEYS } from '../../lambda/core/canonical';
 import { Decision, decide, validatedDecision } from './support/iam-simulator';
+import { SynthesizedApp, synthApp } from './support/synth';
 import { CfnTemplate, TemplateResolver, TEST_ACCOUNT } from './support/template-resolver';
 
 
@@ -98,13 +97,14 @@ const CRYPTO_ACTIONS = [
 let eu: Cell;
 let us: Cell;
 
+let synthesized: SynthesizedApp;
 beforeAll(() => {
-  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
-  const stacks = buildApp(app, DEFAULT_CONFIG);
-  const byRegion = new Map(stacks.map((s) => [s.region, s]));
-  eu = cellOf(byRegion.get('eu-central-1')!);
-  us = cellOf(byRegion.get('us-east-1')!);
+  // The same context as `cdk synth` (cdk.json), so the simulated policies are the deployed ones.
+  synthesized = synthApp();
+  eu = cellOf(synthesized.cells.get('eu-central-1')!.stack);
+  us = cellOf(synthesized.cells.get('us-east-1')!.stack);
 });
+afterAll(() => synthesized?.cleanup());
 
 describe('root key: only the router opens secrets, only in its own region', () => {
   test('the router may Decrypt with its own region in the encryption context', async () => {

@@ -1,0 +1,103 @@
+/**
+ * The functions' bundles, built for real by NodejsFunction with the local esbuild (no Docker):
+ * each exists where the assets manifest says, stays under its budget and leaves the AWS SDK to
+ * the Node.js 22 runtime.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as cxapi from 'aws-cdk-lib/cx-api';
+import budgets from './bundle-budgets.json';
+import { SynthesizedApp, logicalIdOf, synthBundledApp } from './support/synth';
+
+const STACK = 'SovereignRouter-eu-central-1';
+const FUNCTIONS = ['router', 'vault', 'admin'] as const;
+type FunctionName = (typeof FUNCTIONS)[number];
+
+interface FileAsset {
+  displayName?: string;
+  source: { path: string; packaging?: string };
+  destinations: Record<string, { objectKey: string }>;
+}
+
+interface Bundle {
+  name: FunctionName;
+  assetDir: string;
+  indexJs: string;
+  bytes: number;
+}
+
+describe(`bundled functions of ${STACK}`, () => {
+  let synth: SynthesizedApp;
+  const bundles = new Map<FunctionName, Bundle>();
+
+  beforeAll(() => {
+    synth = synthBundledApp({ stacks: [STACK] });
+    const stack = synth.stacks.find((s) => s.stackName === STACK)!;
+    const artifact = synth.assembly.getStackArtifact(stack.artifactId);
+
+    // The stack's asset manifest: asset hash -> source directory in the cloud assembly.
+    const manifests = artifact.dependencies.filter((d): d is cxapi.AssetManifestArtifact => d instanceof cxapi.AssetManifestArtifact);
+    expect(manifests).toHaveLength(1);
+    const files = (JSON.parse(fs.readFileSync(manifests[0].file, 'utf8')) as { files: Record<string, FileAsset> }).files;
+
+    const fns = { router: stack.router.routerFunction, vault: stack.router.vaultFunction, admin: stack.router.adminFunction };
+    for (const name of FUNCTIONS) {
+      // The function's Code.S3Key in the template is the object key of its asset.
+      const resource = artifact.template.Resources[logicalIdOf(fns[name])];
+      const objectKey = resource.Properties.Code.S3Key as string;
+      const matches = Object.values(files).filter((asset) => Object.values(asset.destinations).some((d) => d.objectKey === objectKey));
+      if (matches.length !== 1) throw new Error(`${name}: ${matches.length} assets publish ${objectKey}`);
+      const assetDir = path.resolve(artifact.assembly.directory, matches[0].source.path);
+      const indexJs = path.join(assetDir, 'index.js');
+      bundles.set(name, { name, assetDir, indexJs, bytes: fs.existsSync(indexJs) ? fs.statSync(indexJs).size : -1 });
+    }
+    const report = FUNCTIONS.map((n) => {
+      const b = bundles.get(n)!;
+      return `  ${n.padEnd(6)} ${(b.bytes / 1024).toFixed(1).padStart(8)} KiB  (budget ${budgets.budgetsKiB[n]} KiB)  ${path.basename(b.assetDir)}`;
+    });
+    console.log(`Bundle sizes (index.js):\n${report.join('\n')}`);
+  }, 120_000);
+
+  afterAll(() => synth?.cleanup());
+
+  test('budgets exist for every function', () => {
+    expect(Object.keys(budgets.budgetsKiB).sort()).toEqual([...FUNCTIONS].sort());
+  });
+
+  test('only the requested stack was bundled; its three functions have distinct bundles', () => {
+    expect(new Set([...bundles.values()].map((b) => b.assetDir)).size).toBe(3);
+    // The other region's functions point at the dummy (unbundled) asset: bundling really was selective.
+    const other = synth.stacks.find((s) => s.stackName !== STACK)!;
+    const otherKey = synth.assembly.getStackArtifact(other.artifactId).template.Resources[logicalIdOf(other.router.routerFunction)].Properties.Code.S3Key;
+    const thisKey = synth.assembly.getStackArtifact(synth.stacks.find((s) => s.stackName === STACK)!.artifactId).template.Resources[
+      logicalIdOf(synth.stacks.find((s) => s.stackName === STACK)!.router.routerFunction)
+    ].Properties.Code.S3Key;
+    expect(otherKey).not.toEqual(thisKey);
+  });
+
+  describe.each(FUNCTIONS)('%s', (name) => {
+    test('index.js exists and exports the handler', () => {
+      const b = bundles.get(name)!;
+      expect({ indexJs: b.indexJs, exists: fs.existsSync(b.indexJs) }).toEqual({ indexJs: b.indexJs, exists: true });
+      expect(b.bytes).toBeGreaterThan(0);
+      const code = fs.readFileSync(b.indexJs, 'utf8');
+      expect(code).toMatch(/\bhandler\b/);
+      // A CommonJS bundle for the Node.js runtime.
+      expect(code).toMatch(/module\.exports/);
+    });
+
+    test('is under its budget', () => {
+      const b = bundles.get(name)!;
+      const budget = budgets.budgetsKiB[name] * 1024;
+      expect({ name, bytes: b.bytes, withinBudget: b.bytes > 0 && b.bytes <= budget }).toEqual({ name, bytes: b.bytes, withinBudget: true });
+    });
+
+    test('bundles no AWS SDK v3 code (external, provided by the runtime)', () => {
+      const b = bundles.get(name)!;
+      const mapFile = `${b.indexJs}.map`;
+      expect(fs.existsSync(mapFile)).toBe(true);
+      const sources = (JSON.parse(fs.readFileSync(mapFile, 'utf8')) as { sources: string[] }).sources;
+      expect(sources.filter((s) => /node_modules\/(@aws-sdk|@smithy|@aws-crypto)\//.test(s))).toEqual([]);
+    });
+  });
+});
