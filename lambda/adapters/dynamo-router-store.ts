@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { parseSealedSecret, SealedSecret } from '../core/envelope';
+import { counterId, CounterKey } from '../core/router/governance';
 import type { RequestContextRead, RouterStore } from '../core/router/router-store';
 import { secretKeyOf } from '../core/router/router-store';
 import type { UsageRecord } from '../core/router/usage-record';
@@ -30,7 +31,12 @@ export class DynamoRouterStore implements RouterStore {
     this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   }
 
-  async loadRequestContext(verifier: string, tenantId: string, providers: readonly string[]): Promise<RequestContextRead> {
+  async loadRequestContext(
+    verifier: string,
+    tenantId: string,
+    providers: readonly string[],
+    counterKeys: readonly CounterKey[] = [],
+  ): Promise<RequestContextRead> {
     const pk = `TENANT#${tenantId}`;
     let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean }> | undefined = {
       [this.tables.tokens]: { Keys: [{ verifier }], ConsistentRead: true },
@@ -38,6 +44,9 @@ export class DynamoRouterStore implements RouterStore {
         Keys: [{ pk, sk: 'META' }, ...providers.map((p) => ({ pk, sk: `SECRET#${p}#default` }))],
         ConsistentRead: true,
       },
+      ...(counterKeys.length > 0
+        ? { [this.tables.usage]: { Keys: counterKeys.map((k) => ({ pk: k.pk, sk: k.sk })), ConsistentRead: true } }
+        : {}),
     };
     const items: { table: string; item: Record<string, unknown> }[] = [];
     // One call; UnprocessedKeys (throttling) are the only reason for another.
@@ -51,15 +60,17 @@ export class DynamoRouterStore implements RouterStore {
     let token: TokenRecord | undefined;
     let tenant: TenantRecord | undefined;
     const secrets = new Map<string, SealedSecret>();
+    const counters = new Map<string, Record<string, unknown>>();
     for (const { table, item } of items) {
-      if (table === this.tables.tokens) token = item as unknown as TokenRecord;
+      if (table === this.tables.usage) counters.set(counterId({ pk: String(item.pk), sk: String(item.sk) }), item);
+      else if (table === this.tables.tokens) token = item as unknown as TokenRecord;
       else if (item.sk === 'META') tenant = strip<TenantRecord>(item);
       else {
         const s = parseSealedSecret(strip(item));
         secrets.set(secretKeyOf(s.provider, s.secret), s);
       }
     }
-    return { token, tenant, secrets };
+    return { token, tenant, secrets, counters };
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined> {

@@ -2,8 +2,23 @@ import type { TokenUsage } from '../translate/usage';
 import type { TenantRecord, TokenRecord } from '../tenant-model';
 import type { Target } from '../routing/types';
 
+/** A usage-table item key (counters, spend) that governance wants read with the request. */
+export interface CounterKey {
+  readonly pk: string;
+  readonly sk: string;
+}
+
+/** Counter items read in the request's one BatchGet, keyed by `counterId(key)`. */
+export type CounterItems = ReadonlyMap<string, Readonly<Record<string, unknown>>>;
+export const counterId = (k: CounterKey) => `${k.pk}|${k.sk}`;
+
 /** What governance sees of a request before any provider is called. */
 export interface AdmissionRequest {
+  readonly requestId: string;
+  /** Epoch ms when the request started, on the router's clock. */
+  readonly startedAt: number;
+  /** Epoch ms after which the request is over, whatever happens. */
+  readonly deadlineAt: number;
   readonly tenant: TenantRecord;
   readonly token: TokenRecord;
   readonly model: string;
@@ -22,17 +37,23 @@ export interface Admission {
 }
 
 /**
- * Budgets, rate limits and allowlists. `check` runs before any I/O of the request's own (no KMS,
- * no provider) and throws an ApiError naming the reason and the limit; `reserve` runs in
- * parallel with the KMS call and must complete before the provider is called.
+ * Budgets, rate limits and allowlists.
+ * - `counterKeys`: usage-table items to read in the request's single BatchGet (by tenant id and
+ *   verifier, both known before the read).
+ * - `check`: pure, after that read and before KMS or any provider: allowlists, caps, and limits
+ *   judged on the counters read. Throws an ApiError naming the reason and the limit.
+ * - `reserve`: the conditional writes that make limits exact under concurrency; runs in
+ *   parallel with the KMS call and completes before the provider is called.
  */
 export interface Governance {
-  check(req: AdmissionRequest): void;
+  counterKeys(ctx: { readonly tenantId: string; readonly verifier: string; readonly now: number }): readonly CounterKey[];
+  check(req: AdmissionRequest, counters: CounterItems): void;
   reserve(req: AdmissionRequest): Promise<Admission>;
 }
 
-/** No limits at all: the default until a tenant policy sets some. */
+/** No limits at all. */
 export const openGovernance: Governance = {
+  counterKeys: () => [],
   check: () => undefined,
   reserve: async () => ({ settle: async () => ({}), release: async () => undefined }),
 };

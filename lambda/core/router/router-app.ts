@@ -71,7 +71,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     let client: ClientRequest | undefined;
     let chain: readonly ChainStep[] = [];
     let factor: Buffer | undefined;
-    let admission: Admission | undefined;
+    let reservation: Promise<Admission> | undefined;
     let settled = false;
     const record = (fields: Partial<UsageRecord> & Pick<UsageRecord, 'status' | 'decision'>): UsageRecord | undefined => {
       if (!principal || !route) return undefined;
@@ -109,7 +109,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 
       // 2. One DynamoDB round trip: token, tenant, default secrets of the cell's providers.
       const verifier = await verifierOf(deps.pepper, parsed.token);
-      const read = await deps.store.loadRequestContext(verifier, parsed.tenantId, providerIds);
+      const counterKeys = governance.counterKeys({ tenantId: parsed.tenantId, verifier, now: started });
+      const read = await deps.store.loadRequestContext(verifier, parsed.tenantId, providerIds, counterKeys);
       const { token, tenant } = read;
       if (
         !token ||
@@ -145,7 +146,11 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         if (err instanceof NoRouteError) throw new ApiError(400, 'model_not_routable', err.message);
         throw err;
       }
+      const deadlineAt = started + deps.config.requestDeadlineMs;
       const admissionRequest: AdmissionRequest = {
+        requestId,
+        startedAt: started,
+        deadlineAt,
         tenant,
         token,
         model: client.model,
@@ -154,7 +159,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         promptTokenEstimate: client.promptTokenEstimate,
         targets,
       };
-      governance.check(admissionRequest);
+      governance.check(admissionRequest, read.counters);
 
       const secrets = new Map<string, SealedSecret>(read.secrets);
       for (const t of targets) {
@@ -176,10 +181,10 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       }
 
       // 4. Reserve (governance) in parallel with the first KMS Decrypt; the provider waits for both.
-      const reservation = governance.reserve(admissionRequest);
-      reservation.then((a) => (admission = a)).catch(() => undefined);
+      const reserving = governance.reserve(admissionRequest);
+      reservation = reserving;
+      reserving.catch(() => undefined); // observed below; avoid an unhandled rejection meanwhile
       const activeClient = client;
-      const deadlineAt = started + deps.config.requestDeadlineMs;
 
       const attempt = async (target: Target, signal: AbortSignal): Promise<AttemptOutcome<Upstream>> => {
         const sealed = secrets.get(secretKeyOf(target.provider, target.secret))!;
@@ -192,7 +197,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
             dataKeys: deps.dataKeys,
             tenantFactor: factor,
             use: async (key) => {
-              await reservation;
+              await reserving;
               const apiKey = key.toString('utf8');
               const res = await deps.providers.send({ target, path, body, apiKey, signal, extraHeaders });
               if (res.status >= 200 && res.status < 300) return { ok: true, value: { kind: 'response', res } };
@@ -230,13 +235,13 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 
       if (upstream.kind === 'client_error') {
         writeError(sink, new ApiError(upstream.status, 'upstream_rejected_request', upstream.message), shape);
-        await (await reservation.catch(() => undefined))?.release();
+        await (await reserving.catch(() => undefined))?.release();
         settled = true;
         return await finish(record({ status: upstream.status, decision: 'client_error', provider: target.provider, upstreamModel: target.model }));
       }
 
       const res = upstream.res;
-      const admitted = await reservation;
+      const admitted = await reserving;
       if (!activeClient.stream) {
         const text = await readCapped(res, MAX_UPSTREAM_BODY);
         let json: unknown;
@@ -304,7 +309,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     } catch (err) {
       const api = toApiError(err);
       if (!(api instanceof ApiError)) deps.log.error('unexpected router error', { requestId, ...errorFields(err) });
-      if (!settled && admission) await admission.release().catch(() => undefined);
+      if (!settled && reservation) await reservation.then((a) => a.release()).catch(() => undefined);
       writeError(sink, api, shape, requestId);
       const status = api instanceof ApiError ? api.status : 500;
       const decision = api instanceof ApiError ? `${status < 500 ? 'denied' : 'failed'}:${api.code}` : 'failed:internal_error';

@@ -1,5 +1,6 @@
 import type { SealedSecret } from '../envelope';
 import type { TenantRecord, TokenRecord } from '../tenant-model';
+import type { CounterItems, CounterKey } from './governance';
 import type { UsageRecord } from './usage-record';
 
 /** Everything one request needs, read in one round trip. */
@@ -8,6 +9,8 @@ export interface RequestContextRead {
   readonly tenant?: TenantRecord;
   /** Sealed secrets found, keyed `<provider>#<name>`. */
   readonly secrets: ReadonlyMap<string, SealedSecret>;
+  /** Usage-table counter items governance asked for (missing items are absent). */
+  readonly counters: CounterItems;
 }
 
 export const secretKeyOf = (provider: string, name: string) => `${provider}#${name}`;
@@ -18,7 +21,12 @@ export interface RouterStore {
    * One BatchGetItem: the token by verifier, the tenant's META and the `default` secret of every
    * provider the cell allows (a handful of small items), so routing needs no second read.
    */
-  loadRequestContext(verifier: string, tenantId: string, providers: readonly string[]): Promise<RequestContextRead>;
+  loadRequestContext(
+    verifier: string,
+    tenantId: string,
+    providers: readonly string[],
+    counterKeys?: readonly CounterKey[],
+  ): Promise<RequestContextRead>;
   /** A second read, only for route targets that name a non-default secret. */
   getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined>;
   putUsage(record: UsageRecord): Promise<void>;
