@@ -24,9 +24,12 @@ export interface ProviderClient {
   send(req: ProviderRequest): Promise<ProviderResponse>;
 }
 
-/** 429, 408 and 5xx are the provider's trouble (fall back); other 4xx are the request's. */
+/**
+ * 429, 408, 5xx and redirects (never followed: they could carry the key elsewhere) are the
+ * provider's trouble, so fall back; other 4xx are the request's.
+ */
 export function isRetryableStatus(status: number): boolean {
-  return status === 429 || status === 408 || status >= 500;
+  return status === 429 || status === 408 || status >= 500 || (status >= 300 && status < 400);
 }
 
 /** Transport failures the adapter reports by name: timeouts and connection errors. */

@@ -1,0 +1,171 @@
+/**
+ * The one place that speaks HTTP to providers (global fetch, Node 20 undici). It builds the auth
+ * header from a key it is handed and forgets it, refuses any URL outside the target's configured
+ * origin, bounds the wait for response headers, and reports transport failures as typed errors
+ * whose messages never carry the key, the body or a query string.
+ */
+import { ANTHROPIC_VERSION } from '../core/translate/anthropic-types';
+import { parseRetryAfter, parseRetryAfterMs } from '../core/routing/backoff';
+import type { AttemptOutcome } from '../core/routing/fallback';
+import type { Target } from '../core/routing/types';
+import { isRetryableStatus, type ProviderClient, type ProviderRequest, type ProviderResponse } from '../core/router/provider-port';
+
+export type { ProviderResponse } from '../core/router/provider-port';
+
+export type ProviderPath = ProviderRequest['path'];
+
+export interface ProviderSendRequest extends ProviderRequest {
+  /** Extra provider headers chosen by the router (e.g. anthropic-beta); never the client's headers. */
+  readonly extraHeaders?: Readonly<Record<string, string>>;
+}
+
+export interface ProviderHttpClientOptions {
+  readonly fetch?: typeof fetch;
+  /** Abort when no response headers arrived within this long. Default 60 s. */
+  readonly firstByteTimeoutMs?: number;
+  /** Clock for HTTP-date Retry-After values. Default Date.now. */
+  readonly now?: () => number;
+}
+
+/** A transport failure: no response at all. Safe to log: names the provider, never the key or URL. */
+export class ProviderCallError extends Error {
+  override readonly name = 'ProviderCallError';
+  constructor(
+    readonly reason: 'timeout' | 'connection',
+    readonly provider: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const PATHS: ReadonlySet<string> = new Set<ProviderPath>(['/v1/chat/completions', '/v1/embeddings', '/v1/messages', '/v1/models']);
+/** Headers this adapter owns: extraHeaders may not set or override them. */
+const RESERVED = new Set(['authorization', 'x-api-key', 'content-type', 'accept', 'host', 'content-length', 'cookie', 'connection', 'transfer-encoding']);
+/** A native Messages client may pin its own API version; only a date-shaped value, only to Anthropic. */
+const ANTHROPIC_VERSION_VALUE = /^\d{4}-\d{2}-\d{2}$/;
+const HEADER_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
+const HEADER_VALUE = /^[\x20-\x7e]{0,1024}$/;
+const API_KEY = /^[\x21-\x7e]{1,4096}$/;
+
+export class ProviderHttpClient implements ProviderClient {
+  private readonly fetch: typeof fetch;
+  private readonly firstByteTimeoutMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: ProviderHttpClientOptions = {}) {
+    this.fetch = opts.fetch ?? globalThis.fetch;
+    this.firstByteTimeoutMs = opts.firstByteTimeoutMs ?? 60_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  async send(req: ProviderSendRequest): Promise<ProviderResponse> {
+    const { target } = req;
+    const url = providerUrl(target, req.path);
+    const method = req.method ?? (req.path === '/v1/models' ? 'GET' : 'POST');
+    if (method === 'GET' && req.body !== undefined) throw new Error(`provider '${target.provider}': a GET carries no body`);
+    const stream = isRecord(req.body) && req.body.stream === true;
+    const headers = buildHeaders(target, req.apiKey, stream, req.extraHeaders);
+
+    const firstByte = new AbortController();
+    const timer = setTimeout(() => firstByte.abort(), this.firstByteTimeoutMs);
+    try {
+      const res = await this.fetch(url, {
+        method,
+        headers,
+        body: req.body === undefined ? undefined : JSON.stringify(req.body),
+        // A redirect would re-send the key to wherever it points (undici keeps x-api-key across origins).
+        redirect: 'manual',
+        signal: AbortSignal.any([req.signal, firstByte.signal]),
+      });
+      const retryAfterMs = parseRetryAfterMs(res.headers.get('retry-after-ms')) ?? parseRetryAfter(res.headers.get('retry-after'), this.now());
+      return { status: res.status, headers: res.headers, body: res.body, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+    } catch (err) {
+      // Only the provider id and fixed text go into the message: undici errors can quote the URL.
+      if (req.signal.aborted) {
+        throw new ProviderCallError('timeout', target.provider, `provider '${target.provider}': request aborted at the deadline before response headers`);
+      }
+      if (firstByte.signal.aborted) {
+        throw new ProviderCallError('timeout', target.provider, `provider '${target.provider}': no response headers within ${this.firstByteTimeoutMs} ms`);
+      }
+      const code = errorCode(err);
+      throw new ProviderCallError('connection', target.provider, `provider '${target.provider}': connection failed${code ? ` (${code})` : ''}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** baseUrl (no trailing slash) + path, refused unless it stays on the configured origin. */
+export function providerUrl(target: Pick<Target, 'provider' | 'baseUrl'>, path: string): string {
+  if (!PATHS.has(path)) throw new Error(`provider '${target.provider}': path is not a provider API path`);
+  let base: URL;
+  let full: URL;
+  try {
+    base = new URL(target.baseUrl);
+    full = new URL(target.baseUrl.replace(/\/+$/, '') + path);
+  } catch {
+    throw new Error(`provider '${target.provider}': baseUrl is not a valid URL`);
+  }
+  const clean = !base.username && !base.password && !base.search && !base.hash && (base.protocol === 'https:' || base.protocol === 'http:');
+  if (!clean || full.origin !== base.origin || !full.pathname.endsWith(path)) {
+    throw new Error(`provider '${target.provider}': refusing a URL outside the configured endpoint`);
+  }
+  return full.href;
+}
+
+function buildHeaders(target: Target, apiKey: string, stream: boolean, extra: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  // Checked here so that fetch never gets the chance to quote a malformed key in its own error.
+  if (typeof apiKey !== 'string' || !API_KEY.test(apiKey)) throw new Error(`provider '${target.provider}': the API key is not a valid header value`);
+  const headers: Record<string, string> = {};
+  if (target.kind === 'anthropic') headers['anthropic-version'] = ANTHROPIC_VERSION;
+  for (const [rawName, value] of Object.entries(extra ?? {})) {
+    const name = rawName.toLowerCase();
+    const versionOk = name !== 'anthropic-version' || (target.kind === 'anthropic' && ANTHROPIC_VERSION_VALUE.test(value));
+    if (!HEADER_NAME.test(name) || RESERVED.has(name) || name.startsWith('proxy-') || !versionOk || typeof value !== 'string' || !HEADER_VALUE.test(value)) {
+      throw new Error(`provider '${target.provider}': extra header '${HEADER_NAME.test(name) ? name : '?'}' is not allowed`);
+    }
+    headers[name] = value;
+  }
+  headers['content-type'] = 'application/json';
+  headers.accept = stream ? 'text/event-stream' : 'application/json';
+  if (target.kind === 'anthropic') {
+    headers['x-api-key'] = apiKey;
+  } else {
+    headers.authorization = `Bearer ${apiKey}`;
+  }
+  return headers;
+}
+
+/**
+ * 2xx → ok. 408, 429, 5xx (and a stray 3xx: a misconfigured endpoint) → retryable; the body is
+ * cancelled to free the connection. Other 4xx → not retryable, with the response as the value so
+ * the router can pass the provider's client error through untouched.
+ */
+export function toAttemptResult(res: ProviderResponse): AttemptOutcome<ProviderResponse> {
+  if (res.status >= 200 && res.status < 300) return { ok: true, value: res };
+  if (res.status >= 400 && res.status < 500 && !isRetryableStatus(res.status)) {
+    return { ok: false, retryable: false, reason: 'status', status: res.status, value: res };
+  }
+  void res.body?.cancel().catch(() => undefined);
+  return { ok: false, retryable: true, reason: 'status', status: res.status, ...(res.retryAfterMs !== undefined ? { retryAfterMs: res.retryAfterMs } : {}) };
+}
+
+/** A ProviderCallError as a retryable failure; anything else is a bug and is rethrown. */
+export function errorToAttemptResult(err: unknown): AttemptOutcome<never> {
+  if (err instanceof ProviderCallError) return { ok: false, retryable: true, reason: err.reason };
+  throw err;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The system error code (ECONNREFUSED, UND_ERR_SOCKET...) from fetch's error or its cause. */
+function errorCode(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,40}$/.test(code)) return code;
+  }
+  return undefined;
+}

@@ -1,0 +1,107 @@
+/**
+ * Runs one request over an ordered list of targets inside a single deadline: retries with
+ * jittered backoff on the provider's trouble (429, 5xx, timeouts, connection errors), falls back
+ * to the next target, and never falls back on the client's own 4xx.
+ */
+import { retryDelay } from './backoff';
+import { breakerKey, type CircuitBreaker } from './circuit-breaker';
+import { AllTargetsFailedError, NoRouteError, type AttemptResult, type ChainStep, type FallbackSuccess, type Target } from './types';
+
+/** An attempt's result, optionally carrying the provider's Retry-After (in ms from now). */
+export type AttemptOutcome<T> = AttemptResult<T> & { readonly retryAfterMs?: number };
+
+export interface FallbackOptions<T> {
+  readonly targets: readonly Target[];
+  /** Epoch ms, on the `now` clock. */
+  readonly deadlineAt: number;
+  readonly now: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly random: () => number;
+  readonly breaker: CircuitBreaker;
+  /** Default 2. */
+  readonly maxAttemptsPerTarget?: number;
+  /** Full-jitter backoff between attempts on one target. Defaults: base 200 ms, cap 2 s. */
+  readonly backoff?: { readonly baseMs?: number; readonly capMs?: number };
+  /**
+   * Fires at the overall deadline (and, if the caller wishes, when the client goes away).
+   * Defaults to AbortSignal.timeout(deadlineAt - now()), which does not hold the event loop.
+   */
+  readonly deadlineSignal?: AbortSignal;
+  readonly attempt: (target: Target, signal: AbortSignal, attemptNo: number) => Promise<AttemptOutcome<T>>;
+}
+
+export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<FallbackSuccess<T>> {
+  const { targets, deadlineAt, now, breaker } = opts;
+  if (targets.length === 0) throw new NoRouteError('no targets to try');
+  const maxAttempts = Math.max(1, Math.floor(opts.maxAttemptsPerTarget ?? 2));
+  const baseMs = opts.backoff?.baseMs ?? 200;
+  const capMs = opts.backoff?.capMs ?? 2_000;
+  const deadlineSignal = opts.deadlineSignal ?? AbortSignal.timeout(Math.max(0, deadlineAt - now()));
+  const chain: ChainStep[] = [];
+  const step = (target: Target, outcome: ChainStep['outcome'], latencyMs: number, status?: number): void => {
+    chain.push({ provider: target.provider, model: target.model, outcome, latencyMs, ...(status !== undefined ? { status } : {}) });
+  };
+
+  for (const target of targets) {
+    const key = breakerKey(target);
+    if (!breaker.canPass(key)) {
+      step(target, 'breaker_open', 0);
+      continue;
+    }
+    for (let attemptNo = 1; attemptNo <= maxAttempts; attemptNo++) {
+      // The first attempt already passed the breaker; a retry must ask again (it may have opened).
+      if (attemptNo > 1 && !breaker.canPass(key)) break;
+      if (now() >= deadlineAt || deadlineSignal.aborted) {
+        step(target, 'deadline', 0);
+        throw new AllTargetsFailedError(chain, statusFor(chain));
+      }
+      const controller = new AbortController();
+      const signal = AbortSignal.any([deadlineSignal, controller.signal]);
+      const started = now();
+      let result: AttemptOutcome<T>;
+      try {
+        result = await opts.attempt(target, signal, attemptNo);
+      } catch (err) {
+        // An attempt that throws after its signal fired was cut by the deadline; anything else is a bug.
+        if (!signal.aborted) throw err;
+        result = { ok: false, retryable: true, reason: now() >= deadlineAt ? 'deadline' : 'timeout' };
+      }
+      const latencyMs = Math.max(0, now() - started);
+
+      if (result.ok) {
+        breaker.onSuccess(key);
+        step(target, 'ok', latencyMs);
+        return { value: result.value, target, chain };
+      }
+      if (!result.retryable && result.value !== undefined) {
+        // The provider answered and blamed the request: hand its answer back, never fall back.
+        breaker.onSuccess(key);
+        step(target, 'client_error', latencyMs, result.status);
+        return { value: result.value, target, chain };
+      }
+      step(target, result.reason, latencyMs, result.status);
+      // Whatever the attempt still holds (a body, a socket) is of no use now.
+      controller.abort();
+      // Non-retryable without an answer (e.g. no secret for this provider): the endpoint is not
+      // at fault, so the breaker is left alone and the next target is tried.
+      if (!result.retryable) break;
+      breaker.onFailure(key);
+      if (attemptNo === maxAttempts) break;
+      const delay = retryDelay(attemptNo, { baseMs, capMs, random: opts.random, retryAfterMs: result.retryAfterMs, remainingMs: deadlineAt - now() });
+      // A Retry-After longer than the backoff cap means "busy for a while": the next target is a
+      // better use of the deadline than waiting. A sleep that would end at the deadline is useless.
+      if ((result.retryAfterMs ?? 0) > capMs || now() + delay >= deadlineAt) break;
+      if (delay > 0) await opts.sleep(delay);
+    }
+  }
+  throw new AllTargetsFailedError(chain, statusFor(chain));
+}
+
+/** 429 if every failure was a 429, 504 if the last one was a timeout or the deadline, else 502. */
+function statusFor(chain: readonly ChainStep[]): number {
+  const failures = chain.filter((s) => s.outcome !== 'ok' && s.outcome !== 'client_error');
+  if (failures.length > 0 && failures.every((s) => s.status === 429)) return 429;
+  const last = failures[failures.length - 1];
+  if (last && (last.outcome === 'timeout' || last.outcome === 'deadline')) return 504;
+  return 502;
+}

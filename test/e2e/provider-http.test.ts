@@ -1,0 +1,266 @@
+/**
+ * ProviderHttpClient against the fake providers on 127.0.0.1: auth per provider kind, streaming,
+ * status mapping, first-byte timeouts, refused connections, and no key in any error.
+ */
+import {
+  errorToAttemptResult,
+  ProviderCallError,
+  ProviderHttpClient,
+  providerUrl,
+  toAttemptResult,
+  type ProviderResponse,
+} from '../../lambda/adapters/provider-http';
+import type { Target } from '../../lambda/core/routing/types';
+import { DEFAULT_FAKE_KEYS, startFakeProviders, type FakeProviders } from '../support/fake-providers';
+import { freePort } from '../support/free-port';
+
+let fakes: FakeProviders;
+const client = new ProviderHttpClient({ firstByteTimeoutMs: 5_000 });
+const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi there' }] };
+const anthropicBody = { model: 'claude-haiku-4-5', max_tokens: 50, messages: [{ role: 'user', content: 'hi there' }] };
+const never = () => new AbortController().signal;
+
+beforeAll(async () => {
+  fakes = await startFakeProviders();
+});
+afterAll(async () => {
+  await fakes.close();
+});
+beforeEach(() => fakes.reset());
+
+function target(provider: 'openai' | 'anthropic' | 'mistral', kind: Target['kind'] = provider, model = 'm'): Target {
+  return { provider, kind, baseUrl: fakes[provider].baseUrl, model, secret: 'default' };
+}
+
+async function text(res: ProviderResponse): Promise<string> {
+  return new Response(res.body).text();
+}
+
+async function callError(p: Promise<unknown>): Promise<ProviderCallError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProviderCallError);
+    return err as ProviderCallError;
+  }
+  throw new Error('expected a ProviderCallError');
+}
+
+/** Everything an error could leak through: message, stack, own properties, cause chain. */
+function everything(err: unknown): string {
+  const e = err as Error & { cause?: unknown };
+  return [String(e), e.stack, JSON.stringify(e), e.cause === undefined ? '' : everything(e.cause)].join('\n');
+}
+
+describe('auth and headers reach the provider', () => {
+  it.each([
+    ['openai', 'openai'],
+    ['mistral', 'mistral'],
+    ['openai', 'openai-compatible'],
+  ] as const)('%s fake, kind %s: Authorization: Bearer', async (provider, kind) => {
+    const res = await client.send({ target: target(provider, kind), path: '/v1/chat/completions', body: chat, apiKey: DEFAULT_FAKE_KEYS[provider], signal: never() });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(await text(res)).choices[0].message.content).toBe('Echo: hi there');
+    const [req] = fakes[provider].requests;
+    expect(req.method).toBe('POST');
+    expect(req.path).toBe('/v1/chat/completions');
+    expect(req.headers.authorization).toBe(`Bearer ${DEFAULT_FAKE_KEYS[provider]}`);
+    expect(req.headers['x-api-key']).toBeUndefined();
+    expect(req.headers['anthropic-version']).toBeUndefined();
+    expect(req.headers['content-type']).toBe('application/json');
+    expect(req.headers.accept).toBe('application/json');
+    expect(req.body).toEqual(chat);
+  });
+
+  it('anthropic: x-api-key and anthropic-version, no Authorization', async () => {
+    const res = await client.send({ target: target('anthropic'), path: '/v1/messages', body: anthropicBody, apiKey: DEFAULT_FAKE_KEYS.anthropic, signal: never() });
+    expect(res.status).toBe(200);
+    const [req] = fakes.anthropic.requests;
+    expect(req.headers['x-api-key']).toBe(DEFAULT_FAKE_KEYS.anthropic);
+    expect(req.headers['anthropic-version']).toBe('2023-06-01');
+    expect(req.headers.authorization).toBeUndefined();
+  });
+
+  it('GET /v1/models carries no body', async () => {
+    const res = await client.send({ target: target('anthropic'), path: '/v1/models', apiKey: DEFAULT_FAKE_KEYS.anthropic, signal: never() });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(await text(res)).data[0].id).toBe('claude-sonnet-4-5');
+    expect(fakes.anthropic.requests[0]).toMatchObject({ method: 'GET', body: undefined });
+  });
+
+  it('sends router-chosen extra headers but refuses to let them override auth', async () => {
+    await client.send({
+      target: target('anthropic'),
+      path: '/v1/messages',
+      body: anthropicBody,
+      apiKey: DEFAULT_FAKE_KEYS.anthropic,
+      signal: never(),
+      extraHeaders: { 'anthropic-beta': 'tools-2024-04-04' },
+    });
+    expect(fakes.anthropic.requests[0].headers['anthropic-beta']).toBe('tools-2024-04-04');
+    for (const name of ['Authorization', 'x-api-key', 'Host', 'proxy-authorization', 'bad header', 'anthropic-version']) {
+      await expect(
+        client.send({ target: target('openai'), path: '/v1/chat/completions', body: chat, apiKey: 'k', signal: never(), extraHeaders: { [name]: 'x' } }),
+      ).rejects.toThrow(/is not allowed/);
+    }
+    expect(fakes.openai.requests).toHaveLength(0);
+  });
+
+  it('a native Messages client may pin its anthropic-version (date-shaped, Anthropic only)', async () => {
+    const send = (extraHeaders: Record<string, string>) =>
+      client.send({ target: target('anthropic'), path: '/v1/messages', body: anthropicBody, apiKey: DEFAULT_FAKE_KEYS.anthropic, signal: never(), extraHeaders });
+    await send({ 'Anthropic-Version': '2024-10-22' });
+    expect(fakes.anthropic.requests[0].headers['anthropic-version']).toBe('2024-10-22');
+    await expect(send({ 'anthropic-version': '2023-06-01, x' })).rejects.toThrow(/is not allowed/);
+    expect(fakes.anthropic.requests).toHaveLength(1);
+  });
+});
+
+describe('streaming', () => {
+  it('asks for SSE and hands back a readable stream', async () => {
+    const res = await client.send({
+      target: target('openai'),
+      path: '/v1/chat/completions',
+      body: { ...chat, stream: true },
+      apiKey: DEFAULT_FAKE_KEYS.openai,
+      signal: never(),
+    });
+    expect(fakes.openai.requests[0].headers.accept).toBe('text/event-stream');
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const body = await text(res);
+    expect(body).toContain('"content":" there"');
+    expect(body.trimEnd().endsWith('data: [DONE]')).toBe(true);
+  });
+
+  it('an Anthropic stream arrives event by event', async () => {
+    const res = await client.send({ target: target('anthropic'), path: '/v1/messages', body: { ...anthropicBody, stream: true }, apiKey: DEFAULT_FAKE_KEYS.anthropic, signal: never() });
+    const body = await text(res);
+    expect(body.startsWith('event: message_start\n')).toBe(true);
+    expect(body).toContain('event: message_stop');
+  });
+});
+
+describe('status mapping', () => {
+  it('429 → retryable with Retry-After in ms', async () => {
+    fakes.script('openai', [{ kind: 'status', status: 429 }]);
+    const res = await client.send({ target: target('openai'), path: '/v1/chat/completions', body: chat, apiKey: DEFAULT_FAKE_KEYS.openai, signal: never() });
+    expect(res.retryAfterMs).toBe(1000);
+    expect(toAttemptResult(res)).toEqual({ ok: false, retryable: true, reason: 'status', status: 429, retryAfterMs: 1000 });
+  });
+
+  it('retry-after-ms wins over retry-after', async () => {
+    fakes.script('openai', [{ kind: 'status', status: 429, headers: { 'retry-after-ms': '250', 'retry-after': '9' } }]);
+    const res = await client.send({ target: target('openai'), path: '/v1/chat/completions', body: chat, apiKey: DEFAULT_FAKE_KEYS.openai, signal: never() });
+    expect(res.retryAfterMs).toBe(250);
+  });
+
+  it.each([500, 502, 503, 529, 408])('%i → retryable', async (s) => {
+    fakes.script('anthropic', [{ kind: 'status', status: s }]);
+    const res = await client.send({ target: target('anthropic'), path: '/v1/messages', body: anthropicBody, apiKey: DEFAULT_FAKE_KEYS.anthropic, signal: never() });
+    expect(toAttemptResult(res)).toEqual({ ok: false, retryable: true, reason: 'status', status: s });
+  });
+
+  it("a client 4xx is not retryable and keeps the provider's answer to pass through", async () => {
+    const res = await client.send({ target: target('mistral'), path: '/v1/chat/completions', body: { model: 'x', messages: [] }, apiKey: DEFAULT_FAKE_KEYS.mistral, signal: never() });
+    const result = toAttemptResult(res);
+    expect(result).toMatchObject({ ok: false, retryable: false, reason: 'status', status: 400 });
+    expect(result.ok === false && result.value).toBe(res);
+    expect(JSON.parse(await text(res))).toMatchObject({ object: 'error', message: 'model and a non-empty messages array are required' });
+  });
+
+  it('a wrong key is the tenant\u2019s 401, passed through', async () => {
+    const res = await client.send({ target: target('openai'), path: '/v1/chat/completions', body: chat, apiKey: 'sk-wrong', signal: never() });
+    expect(toAttemptResult(res)).toMatchObject({ ok: false, retryable: false, status: 401 });
+  });
+
+  it('2xx → ok with the response', async () => {
+    const res = await client.send({ target: target('openai'), path: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: 'x' }, apiKey: DEFAULT_FAKE_KEYS.openai, signal: never() });
+    expect(toAttemptResult(res)).toEqual({ ok: true, value: res });
+  });
+
+  it('never follows a redirect (it would carry the key elsewhere)', async () => {
+    fakes.script('anthropic', [{ kind: 'status', status: 302, body: {}, headers: { location: `${fakes.openai.baseUrl}/v1/models` } }]);
+    const res = await client.send({ target: target('anthropic'), path: '/v1/messages', body: anthropicBody, apiKey: DEFAULT_FAKE_KEYS.anthropic, signal: never() });
+    expect(res.status).toBe(302);
+    expect(toAttemptResult(res)).toMatchObject({ ok: false, retryable: true, status: 302 });
+    expect(fakes.openai.requests).toHaveLength(0);
+  });
+});
+
+describe('transport failures', () => {
+  const secret = 'sk-very-secret-key-0123456789';
+
+  it("'hang' → timeout within the first-byte timeout, without the key", async () => {
+    fakes.script('openai', [{ kind: 'hang' }]);
+    fakes.setKey('openai', secret);
+    const fast = new ProviderHttpClient({ firstByteTimeoutMs: 150 });
+    const started = Date.now();
+    const err = await callError(fast.send({ target: target('openai'), path: '/v1/chat/completions', body: { ...chat, note: 'body-marker' }, apiKey: secret, signal: never() }));
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(err.reason).toBe('timeout');
+    expect(err.provider).toBe('openai');
+    expect(err.message).toBe("provider 'openai': no response headers within 150 ms");
+    expect(everything(err)).not.toContain(secret);
+    expect(everything(err)).not.toContain('body-marker');
+    expect(errorToAttemptResult(err)).toEqual({ ok: false, retryable: true, reason: 'timeout' });
+  });
+
+  it('a slow first byte within the timeout is fine', async () => {
+    fakes.script('openai', [{ kind: 'delay', ms: 50 }]);
+    const res = await new ProviderHttpClient({ firstByteTimeoutMs: 2_000 }).send({ target: target('openai'), path: '/v1/chat/completions', body: chat, apiKey: DEFAULT_FAKE_KEYS.openai, signal: never() });
+    expect(res.status).toBe(200);
+  });
+
+  it('the caller\u2019s deadline signal aborts a hung call as a timeout', async () => {
+    fakes.script('anthropic', [{ kind: 'hang' }]);
+    fakes.setKey('anthropic', secret);
+    const err = await callError(client.send({ target: target('anthropic'), path: '/v1/messages', body: anthropicBody, apiKey: secret, signal: AbortSignal.timeout(100) }));
+    expect(err.reason).toBe('timeout');
+    expect(err.message).toBe("provider 'anthropic': request aborted at the deadline before response headers");
+  });
+
+  it('connection refused on a closed 127.0.0.1 port → connection', async () => {
+    const port = await freePort();
+    const closed: Target = { provider: 'my-vllm', kind: 'openai-compatible', baseUrl: `http://127.0.0.1:${port}`, model: 'm', secret: 'default' };
+    const err = await callError(client.send({ target: closed, path: '/v1/chat/completions', body: chat, apiKey: secret, signal: never() }));
+    expect(err.reason).toBe('connection');
+    expect(err.message).toBe("provider 'my-vllm': connection failed (ECONNREFUSED)");
+    expect(everything(err)).not.toContain(secret);
+    expect(everything(err)).not.toContain(String(port));
+    expect(errorToAttemptResult(err)).toEqual({ ok: false, retryable: true, reason: 'connection' });
+  });
+
+  it('a key that is not a valid header value is refused before fetch can quote it', async () => {
+    const bad = `${secret}\r\nx-evil: 1`;
+    const err = await client.send({ target: target('openai'), path: '/v1/chat/completions', body: chat, apiKey: bad, signal: never() }).catch((e: unknown) => e);
+    expect(String(err)).toMatch(/API key is not a valid header value/);
+    expect(everything(err)).not.toContain(secret);
+    expect(fakes.openai.requests).toHaveLength(0);
+  });
+
+  it('errorToAttemptResult rethrows what is not a ProviderCallError', () => {
+    expect(() => errorToAttemptResult(new TypeError('bug'))).toThrow(TypeError);
+  });
+});
+
+describe('providerUrl', () => {
+  const t = (baseUrl: string) => ({ provider: 'p', baseUrl });
+  it('joins base and path, with or without a trailing slash or a base path', () => {
+    expect(providerUrl(t('https://api.openai.com'), '/v1/chat/completions')).toBe('https://api.openai.com/v1/chat/completions');
+    expect(providerUrl(t('https://api.openai.com/'), '/v1/models')).toBe('https://api.openai.com/v1/models');
+    expect(providerUrl(t('http://127.0.0.1:8000/openai//'), '/v1/embeddings')).toBe('http://127.0.0.1:8000/openai/v1/embeddings');
+  });
+  it.each([
+    ['https://api.openai.com', '/v1/files'],
+    ['https://api.openai.com', '@evil.example/v1/models'],
+    ['https://api.openai.com', '.evil.example/v1/models'],
+  ])('refuses %s + %s', (base, path) => {
+    expect(() => providerUrl(t(base), path)).toThrow(/not a provider API path/);
+  });
+  it.each(['https://user:pw@api.openai.com', 'https://api.openai.com?x=1', 'https://api.openai.com#f', 'file:///etc', 'not a url', 'ftp://api.openai.com'])(
+    'refuses a base URL like %s',
+    (base) => {
+      expect(() => providerUrl(t(base), '/v1/models')).toThrow(/provider 'p'/);
+    },
+  );
+});
