@@ -22,9 +22,15 @@ export interface StartMotoOptions {
   port?: number;
   /** How long to wait for the server to answer; default 20 s. */
   startTimeoutMs?: number;
+  /**
+   * Local gateway persistence: 32 bytes (hex) from which KMS key ids and key material are derived,
+   * so the same root key exists again after a restart. Never used against real AWS.
+   */
+  kmsSeedHex?: string;
 }
 
-const REPO_ROOT = resolve(__dirname, '..', '..');
+const REPO_ROOT = resolve(__dirname, '..');
+const DETERMINISTIC_KMS = join(REPO_ROOT, 'local', 'moto_deterministic_kms.py');
 const VENV_BIN = join(REPO_ROOT, '.venv', 'bin');
 const MOTO_SERVER = join(VENV_BIN, 'moto_server');
 const PYTHON = join(VENV_BIN, 'python');
@@ -60,17 +66,19 @@ export async function startMoto(opts: StartMotoOptions = {}): Promise<MotoServer
   for (let attempt = 1; ; attempt++) {
     const port = opts.port ?? (await freePort());
     try {
-      return await launch(port, timeoutMs);
+      return await launch(port, timeoutMs, opts.kmsSeedHex);
     } catch (err) {
       if (!(err instanceof PortInUseError) || attempt >= attempts) throw err;
     }
   }
 }
 
-async function launch(port: number, timeoutMs: number): Promise<MotoServer> {
-  const child = spawn(PYTHON, ['-c', WATCHDOG, MOTO_SERVER, '-H', HOST, '-p', String(port)], {
+async function launch(port: number, timeoutMs: number, kmsSeedHex?: string): Promise<MotoServer> {
+  const script = kmsSeedHex ? DETERMINISTIC_KMS : MOTO_SERVER;
+  const env = kmsSeedHex ? { ...childEnv(), SR_LOCAL_KMS_SEED: kmsSeedHex, SR_MOTO_SERVER: MOTO_SERVER } : childEnv();
+  const child = spawn(PYTHON, ['-c', WATCHDOG, script, '-H', HOST, '-p', String(port)], {
     cwd: REPO_ROOT,
-    env: childEnv(),
+    env,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let output = '';

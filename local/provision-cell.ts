@@ -12,7 +12,7 @@ import {
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { TABLE_SCHEMAS, TableName, tableEnvVar } from '../lib/table-schemas';
 
 export interface ProvisionClients {
@@ -25,6 +25,7 @@ export interface ProvisionedCell {
   readonly region: string;
   readonly rootKeyArn: string;
   readonly pepperSecretArn: string;
+  readonly pepper: string;
   readonly tables: Record<TableName, string>;
   /** The environment the construct gives the functions, for this emulated cell. */
   readonly env: Record<string, string>;
@@ -78,7 +79,15 @@ export async function createTables(ddb: DynamoDBClient, prefix: string): Promise
 
 export async function provisionCell(
   clients: ProvisionClients,
-  opts: { region: string; providers: Record<string, { kind: string; baseUrl: string }>; prefix?: string; maxRequestBytes?: number; requestDeadlineMs?: number },
+  opts: {
+    region: string;
+    providers: Record<string, { kind: string; baseUrl: string }>;
+    prefix?: string;
+    maxRequestBytes?: number;
+    requestDeadlineMs?: number;
+    /** Reuse a pepper (local persistence); default a new random one. */
+    pepper?: string;
+  },
 ): Promise<ProvisionedCell> {
   const prefix = opts.prefix ?? `sr-${opts.region}`;
   const tables = await createTables(clients.ddb, prefix);
@@ -88,9 +97,13 @@ export async function provisionCell(
   const rootKeyArn = key.KeyMetadata?.Arn;
   if (!rootKeyArn) throw new Error('the emulator returned no key ARN');
   const secret = await clients.secrets.send(
-    new CreateSecretCommand({ Name: `${prefix}-pepper-${randomBytes(4).toString('hex')}`, SecretString: randomBytes(48).toString('base64url') }),
+    new CreateSecretCommand({
+      Name: `${prefix}-pepper-${randomBytes(4).toString('hex')}`,
+      SecretString: opts.pepper ?? randomBytes(48).toString('base64url'),
+    }),
   );
   if (!secret.ARN) throw new Error('the emulator returned no secret ARN');
+  const pepper = (await clients.secrets.send(new GetSecretValueCommand({ SecretId: secret.ARN }))).SecretString ?? '';
   const env: Record<string, string> = {
     CELL_REGION: opts.region,
     ROOT_KEY_ARN: rootKeyArn,
@@ -100,5 +113,5 @@ export async function provisionCell(
     REQUEST_DEADLINE_MS: String(opts.requestDeadlineMs ?? 30_000),
   };
   for (const name of Object.keys(tables) as TableName[]) env[tableEnvVar(name)] = tables[name];
-  return { region: opts.region, rootKeyArn, pepperSecretArn: secret.ARN, tables, env };
+  return { region: opts.region, rootKeyArn, pepperSecretArn: secret.ARN, pepper, tables, env };
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+/**
+ * `npm start`: the local gateway on 127.0.0.1 with moto as the AWS backend.
+ * Options (flags or environment variables):
+ *   --port N                 SR_PORT            default 8787
+ *   --region R               SR_REGION          default eu-central-1
+ *   --persist                SR_PERSIST=1       keep state in .state/local across restarts
+ *   --state-dir DIR          SR_STATE_DIR       keep state in DIR (implies --persist)
+ *   --openai-base-url URL    SR_OPENAI_BASE_URL     default https://api.openai.com
+ *   --anthropic-base-url URL SR_ANTHROPIC_BASE_URL  default https://api.anthropic.com
+ *   --mistral-base-url URL   SR_MISTRAL_BASE_URL    default https://api.mistral.ai
+ *   --provider ID=KIND:URL   (repeatable) another provider, e.g. vllm=openai-compatible:http://127.0.0.1:8000
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { providerEndpointProblems } from '../lib/config/provider-endpoint';
+import { isSupportedRegion, REGION_CODES } from '../lambda/core/regions';
+import { LocalProvider, startLocalGateway } from './gateway';
+
+function fail(message: string): never {
+  console.error(`sovereign-router local gateway: ${message}`);
+  process.exit(2);
+}
+
+function options() {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        port: { type: 'string' },
+        region: { type: 'string' },
+        persist: { type: 'boolean' },
+        'state-dir': { type: 'string' },
+        'openai-base-url': { type: 'string' },
+        'anthropic-base-url': { type: 'string' },
+        'mistral-base-url': { type: 'string' },
+        provider: { type: 'string', multiple: true },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    fail(`${(err as Error).message}. See --help.`);
+  }
+  if (parsed.help) {
+    const doc = readFileSync(__filename, 'utf8').split('*/')[0];
+    console.log(doc.replace(/^#!.*\n\/\*\*\n/, '').replace(/^ \* ?/gm, ''));
+    process.exit(0);
+  }
+  const env = process.env;
+  const port = Number(parsed.port ?? env.SR_PORT ?? 8787);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port must be 0-65535, got '${parsed.port ?? env.SR_PORT}'`);
+  const region = parsed.region ?? env.SR_REGION ?? 'eu-central-1';
+  if (!isSupportedRegion(region)) fail(`unknown region '${region}'; supported: ${Object.keys(REGION_CODES).join(', ')}`);
+  const stateDirArg = parsed['state-dir'] ?? env.SR_STATE_DIR;
+  const persist = parsed.persist || env.SR_PERSIST === '1' || stateDirArg !== undefined;
+  const stateDir = persist ? resolve(stateDirArg ?? '.state/local') : undefined;
+  const providers: Record<string, LocalProvider> = {
+    openai: { kind: 'openai', baseUrl: parsed['openai-base-url'] ?? env.SR_OPENAI_BASE_URL ?? 'https://api.openai.com' },
+    anthropic: { kind: 'anthropic', baseUrl: parsed['anthropic-base-url'] ?? env.SR_ANTHROPIC_BASE_URL ?? 'https://api.anthropic.com' },
+    mistral: { kind: 'mistral', baseUrl: parsed['mistral-base-url'] ?? env.SR_MISTRAL_BASE_URL ?? 'https://api.mistral.ai' },
+  };
+  for (const spec of parsed.provider ?? []) {
+    const m = /^([a-z][a-z0-9-]{1,31})=(openai|anthropic|mistral|openai-compatible):(.+)$/.exec(spec);
+    if (!m) fail(`--provider '${spec}' must look like id=kind:url, e.g. vllm=openai-compatible:http://127.0.0.1:8000`);
+    providers[m[1]] = { kind: m[2] as LocalProvider['kind'], baseUrl: m[3] };
+  }
+  const problems = providerEndpointProblems(providers, 'providers');
+  if (problems.length > 0) fail(problems.join('; '));
+  return { port, region, stateDir, providers };
+}
+
+async function main(): Promise<void> {
+  const opts = options();
+  console.error('Starting the local gateway (moto for KMS, DynamoDB and Secrets Manager)...');
+  const gw = await startLocalGateway({ ...opts, log: { info: () => undefined, warn: (m) => console.error(m), error: (m, f) => console.error(m, f ?? '') } });
+  const cli = 'npx sovereign-router';
+  console.log(`
+sovereign-router local gateway (${opts.region}) listening on ${gw.url}
+${opts.stateDir ? `state: ${opts.stateDir}${gw.restoredItems ? ` (restored ${gw.restoredItems} items)` : ''}` : 'state: in memory (use --persist to keep it across restarts)'}
+providers: ${Object.entries(opts.providers).map(([id, p]) => `${id}=${p.baseUrl}`).join(', ')}
+
+Next, in another terminal:
+  export SR_ENDPOINT=${gw.url}
+  ${cli} tenants create acme                      # prints a tenant-admin token once
+  export SR_TOKEN=<that token>
+  printf %s "$OPENAI_API_KEY" | ${cli} secrets put openai --api-key-stdin
+  ${cli} tokens create --role invoke              # prints an invoke token for your app
+
+Then point an SDK at it:
+  new OpenAI({ baseURL: '${gw.url}/v1', apiKey: '<invoke token>' })
+  new Anthropic({ baseURL: '${gw.url}', apiKey: '<invoke token>' })
+
+Ctrl-C stops the gateway and everything it started.`);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`\n${signal}: stopping...`);
+    await gw.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((err) => fail((err as Error).message));
