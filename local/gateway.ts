@@ -46,6 +46,8 @@ export interface LocalGateway {
   readonly url: string;
   readonly cell: ProvisionedCell;
   readonly restoredItems: number;
+  /** The embedded AWS emulator (moto), e.g. for the AWS CLI's --endpoint-url. */
+  readonly awsEndpoint: string;
   stop(): Promise<void>;
 }
 
@@ -149,6 +151,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       url: `http://${HOST}:${port}`,
       cell,
       restoredItems,
+      awsEndpoint: moto.endpoint,
       async stop() {
         await new Promise<void>((ok) => {
           running.close(() => ok());

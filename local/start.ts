@@ -79,6 +79,7 @@ async function main(): Promise<void> {
   console.log(`
 sovereign-router local gateway (${opts.region}) listening on ${gw.url}
 ${opts.stateDir ? `state: ${opts.stateDir}${gw.restoredItems ? ` (restored ${gw.restoredItems} items)` : ''}` : 'state: in memory (use --persist to keep it across restarts)'}
+AWS emulator (moto): ${gw.awsEndpoint}
 providers: ${Object.entries(opts.providers).map(([id, p]) => `${id}=${p.baseUrl}`).join(', ')}
 
 Next, in another terminal:

@@ -1,0 +1,230 @@
+/**
+ * sovereign-router CLI: tenants, provider secrets, tokens, usage and audit, against the local
+ * gateway or a deployed cell. Provider keys are read from stdin or an environment variable, never
+ * from the command line (shell history, process lists).
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ApiClient, CliError } from './api-client';
+
+export const HELP = `Usage: sovereign-router <command> [options]
+
+Tenants (operator; SigV4 on a deployed cell, open on the local gateway):
+  tenants create <tenant-id> [--sovereign] [--policy-file FILE]   prints the first tenant-admin token
+  tenants show <tenant-id>
+  tenants policy <tenant-id> [--set-file FILE]                    read, or replace, the tenant policy
+  tenants usage <tenant-id>                                       spend, reservations and rate windows
+  tenants token-limits <tenant-id> <token-id> --set-file FILE     set one token's limits
+  tenants audit <tenant-id>                                       events and chain verification
+  tenants offboard <tenant-id> --yes                              destroys secrets and tokens
+
+Provider secrets (tenant-admin token):
+  secrets put <provider> [--name NAME] (--api-key-stdin | --api-key-env VAR)
+  secrets rotate <provider> [--name NAME] (--api-key-stdin | --api-key-env VAR)
+  secrets list
+  secrets delete <provider> [--name NAME]
+
+Tokens (tenant-admin token):
+  tokens create [--role invoke|tenant-admin] [--label TEXT] [--limits-file FILE]   prints the token
+  tokens list
+  tokens rotate <token-id>                                        prints the new token
+  tokens revoke <token-id>
+
+Options:
+  --endpoint URL   gateway URL (env SR_ENDPOINT; default http://127.0.0.1:8787)
+  --token TOKEN    tenant-admin token for secrets/tokens (env SR_TOKEN)
+  --region REGION  region for SigV4 (default: from the execute-api host name)
+  --json           print whole JSON responses
+  -h, --help
+`;
+
+type Out = { stdout: (s: string) => void; stderr: (s: string) => void };
+
+function readJsonFile(path: string | undefined, flag: string): unknown {
+  if (!path) throw new CliError(`${flag} FILE is required`, 2);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new CliError(`cannot read ${path}`, 2);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new CliError(`${path} is not valid JSON`, 2);
+  }
+}
+
+async function readApiKey(values: { 'api-key-stdin'?: boolean; 'api-key-env'?: string }, stdin: () => Promise<string>): Promise<string> {
+  if (values['api-key-stdin'] && values['api-key-env']) throw new CliError('use either --api-key-stdin or --api-key-env', 2);
+  let key: string | undefined;
+  if (values['api-key-stdin']) key = (await stdin()).trim();
+  else if (values['api-key-env']) {
+    key = process.env[values['api-key-env']];
+    if (!key) throw new CliError(`environment variable ${values['api-key-env']} is empty or not set`, 2);
+  } else throw new CliError('pass the provider key with --api-key-stdin or --api-key-env VAR (never on the command line)', 2);
+  if (!key) throw new CliError('the provider key is empty', 2);
+  return key;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function run(argv: string[], out: Out, stdin: () => Promise<string> = readStdin): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        endpoint: { type: 'string' },
+        token: { type: 'string' },
+        region: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        sovereign: { type: 'boolean' },
+        'policy-file': { type: 'string' },
+        'set-file': { type: 'string' },
+        'limits-file': { type: 'string' },
+        name: { type: 'string' },
+        role: { type: 'string' },
+        label: { type: 'string' },
+        yes: { type: 'boolean' },
+        'api-key-stdin': { type: 'boolean' },
+        'api-key-env': { type: 'string' },
+      },
+    });
+  } catch (err) {
+    out.stderr(`sovereign-router: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help || positionals.length === 0) {
+    out.stdout(HELP);
+    return values.help ? 0 : 2;
+  }
+  const [group, action, ...args] = positionals;
+  const client = () =>
+    new ApiClient({
+      endpoint: values.endpoint ?? process.env.SR_ENDPOINT ?? 'http://127.0.0.1:8787',
+      token: values.token ?? process.env.SR_TOKEN,
+      region: values.region,
+    });
+  const print = (data: unknown) => out.stdout(`${JSON.stringify(data, null, 2)}\n`);
+  const need = (n: number, what: string) => {
+    if (args.length < n) throw new CliError(`missing ${what}. See --help.`, 2);
+  };
+  const enc = encodeURIComponent;
+  /** A token goes alone to stdout (for `$(...)`); what it is goes to stderr. */
+  const printToken = (res: { token: string; tokenId: string; role?: string }, what: string) => {
+    if (values.json) return print(res);
+    out.stderr(`${what} ${res.tokenId}${res.role ? ` (${res.role})` : ''}. It is shown only once: store it now.\n`);
+    out.stdout(`${res.token}\n`);
+  };
+
+  try {
+    switch (`${group} ${action ?? ''}`.trim()) {
+      case 'tenants create': {
+        need(1, '<tenant-id>');
+        const policy = values['policy-file'] ? readJsonFile(values['policy-file'], '--policy-file') : undefined;
+        const res = (await client().call('POST', '/admin/tenants', { tenantId: args[0], mode: values.sovereign ? 'sovereign' : 'managed', ...(policy ? { policy } : {}) })) as {
+          token: string;
+          tokenId: string;
+        };
+        printToken({ ...res, role: 'tenant-admin' }, `Created tenant ${args[0]}${values.sovereign ? ' (sovereign)' : ''} and its first token`);
+        return 0;
+      }
+      case 'tenants show':
+        need(1, '<tenant-id>');
+        print(await client().call('GET', `/admin/tenants/${enc(args[0])}`));
+        return 0;
+      case 'tenants policy':
+        need(1, '<tenant-id>');
+        if (values['set-file']) print(await client().call('PUT', `/admin/tenants/${enc(args[0])}/policy`, { policy: readJsonFile(values['set-file'], '--set-file') }));
+        else print(await client().call('GET', `/admin/tenants/${enc(args[0])}/policy`));
+        return 0;
+      case 'tenants usage':
+        need(1, '<tenant-id>');
+        print(await client().call('GET', `/admin/tenants/${enc(args[0])}/usage`));
+        return 0;
+      case 'tenants token-limits':
+        need(2, '<tenant-id> <token-id>');
+        print(await client().call('PUT', `/admin/tenants/${enc(args[0])}/tokens/${enc(args[1])}/limits`, { limits: readJsonFile(values['set-file'], '--set-file') }));
+        return 0;
+      case 'tenants audit':
+        need(1, '<tenant-id>');
+        print(await client().call('GET', `/admin/tenants/${enc(args[0])}/audit`));
+        return 0;
+      case 'tenants offboard':
+        need(1, '<tenant-id>');
+        if (!values.yes) throw new CliError(`offboarding destroys every secret and token of ${args[0]}; repeat with --yes`, 2);
+        print(await client().call('DELETE', `/admin/tenants/${enc(args[0])}`));
+        return 0;
+      case 'secrets put':
+      case 'secrets rotate': {
+        need(1, '<provider>');
+        const apiKey = await readApiKey(values, stdin);
+        const name = values.name ?? 'default';
+        const res =
+          action === 'put'
+            ? await client().call('POST', '/vault/secrets', { provider: args[0], name, apiKey })
+            : await client().call('PUT', `/vault/secrets/${enc(args[0])}/${enc(name)}`, { apiKey });
+        print(res);
+        return 0;
+      }
+      case 'secrets list':
+        print(await client().call('GET', '/vault/secrets'));
+        return 0;
+      case 'secrets delete':
+        need(1, '<provider>');
+        print(await client().call('DELETE', `/vault/secrets/${enc(args[0])}/${enc(values.name ?? 'default')}`));
+        return 0;
+      case 'tokens create': {
+        const limits = values['limits-file'] ? readJsonFile(values['limits-file'], '--limits-file') : undefined;
+        const res = (await client().call('POST', '/vault/tokens', {
+          role: values.role ?? 'invoke',
+          ...(values.label ? { label: values.label } : {}),
+          ...(limits ? { limits } : {}),
+        })) as { token: string; tokenId: string; role: string };
+        printToken(res, 'Created token');
+        return 0;
+      }
+      case 'tokens list':
+        print(await client().call('GET', '/vault/tokens'));
+        return 0;
+      case 'tokens rotate': {
+        need(1, '<token-id>');
+        const res = (await client().call('POST', `/vault/tokens/${enc(args[0])}/rotate`)) as { token: string; tokenId: string; role: string };
+        printToken(res, `Rotated ${args[0]} into`);
+        return 0;
+      }
+      case 'tokens revoke':
+        need(1, '<token-id>');
+        print(await client().call('DELETE', `/vault/tokens/${enc(args[0])}`));
+        return 0;
+      default:
+        throw new CliError(`unknown command '${positionals.join(' ')}'. See --help.`, 2);
+    }
+  } catch (err) {
+    if (err instanceof CliError) {
+      out.stderr(`sovereign-router: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+}
+
+/** Process entry: called by cli/sovereign-router.cjs. */
+export function main(): void {
+  run(process.argv.slice(2), { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`sovereign-router: unexpected error: ${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}
