@@ -5,5 +5,6 @@ export * from './regional-router';
 export * from './regional-router-stack';
 export * from './residency-guard';
 export * from './router-api';
+export * from './router-observability';
 export * from './router-tables';
 export * from './table-schemas';

@@ -13,6 +13,8 @@ import { KeyHierarchy } from './key-hierarchy';
 import { CellFunction } from './private/cell-function';
 import { SECRET_READ_ACTIONS } from './private/iam-actions';
 import { RouterApi, RouterApiThrottle } from './router-api';
+import { RouterObservability } from './router-observability';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import { RouterTables } from './router-tables';
 import { TABLE_SCHEMAS, TableName, tableEnvVar } from './table-schemas';
 
@@ -50,6 +52,11 @@ export interface RegionalRouterProps {
    */
   readonly webAclArn?: string;
   /**
+   * Topic that the cell's alarms notify (alarm and OK).
+   * @default - alarms without actions
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
    * Removal policy of keys, tables and the pepper. Keep RETAIN outside of throwaway test accounts:
    * deleting the root key destroys every sealed secret.
    * @default RemovalPolicy.RETAIN
@@ -83,6 +90,8 @@ export class RegionalRouter extends Construct {
   public readonly api: apigateway.IRestApi;
   /** Base URL for OpenAI/Anthropic SDK clients: `<api url>v1`. */
   public readonly endpointUrl: string;
+  /** Dashboard and alarms of the cell. */
+  public readonly observability: RouterObservability;
 
   constructor(scope: Construct, id: string, props: RegionalRouterProps) {
     super(scope, id);
@@ -205,5 +214,14 @@ export class RegionalRouter extends Construct {
     });
     this.api = api.restApi;
     this.endpointUrl = `${api.restApi.url}v1`;
+
+    this.observability = new RouterObservability(this, 'Observability', {
+      region,
+      api: api.restApi,
+      router: router.function,
+      vault: vault.function,
+      admin: admin.function,
+      alarmTopic: props.alarmTopic,
+    });
   }
 }
