@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   DynamoDBDocumentClient,
   GetCommand,
@@ -7,18 +8,21 @@ import {
   QueryCommandInput,
   TransactWriteCommand,
   TransactWriteCommandInput,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { AuditEvent, AuditEventInput, nextAuditEvent } from '../core/audit-chain';
 import { parseSealedSecret, SealedSecret } from '../core/envelope';
 import type { Clock } from '../core/ports';
 import { systemClock } from '../core/ports';
-import { ConflictError, TenantStore } from '../core/store';
-import type { TenantPolicy, TenantRecord, TokenRecord } from '../core/tenant-model';
+import { ConflictError, LastAdminTokenError, TenantStore } from '../core/store';
+import type { Limits, TenantPolicy, TenantRecord, TokenRecord } from '../core/tenant-model';
 
 export interface TableNames {
   readonly tenants: string;
   readonly tokens: string;
   readonly audit: string;
+  /** The usage table, for the admin usage report (read only). */
+  readonly usage?: string;
 }
 
 type TransactItems = NonNullable<TransactWriteCommandInput['TransactItems']>;
@@ -113,9 +117,32 @@ export class DynamoTenantStore implements TenantStore {
   }
 
   async deleteToken(tenantId: string, tokenId: string, audit: AuditEventInput): Promise<boolean> {
-    const token = (await this.listTokens(tenantId)).find((t) => t.tokenId === tokenId);
+    const tokens = await this.listTokens(tenantId);
+    const token = tokens.find((t) => t.tokenId === tokenId);
     if (!token) return false;
-    return this.withAuditOrMissing(tenantId, audit, () => [this.deleteTokenItem(token)]);
+    if (token.role !== 'tenant-admin') return this.withAuditOrMissing(tenantId, audit, () => [this.deleteTokenItem(token)]);
+    // Another admin token must still exist when the delete commits (checked in the transaction).
+    const others = tokens.filter((t) => t.role === 'tenant-admin' && t.tokenId !== tokenId);
+    for (const other of others) {
+      try {
+        return await this.withAuditOrMissing(tenantId, audit, () => [
+          this.deleteTokenItem(token),
+          {
+            ConditionCheck: {
+              TableName: this.tables.tokens,
+              Key: { verifier: other.verifier },
+              ConditionExpression: 'attribute_exists(verifier) AND #role = :admin AND tenantId = :t',
+              ExpressionAttributeNames: { '#role': 'role' },
+              ExpressionAttributeValues: { ':admin': 'tenant-admin', ':t': tenantId },
+            },
+          },
+        ]);
+      } catch (err) {
+        if (!(err instanceof OtherItemConditionFailed)) throw err;
+        // That admin token went away meanwhile: try the next one.
+      }
+    }
+    throw new LastAdminTokenError();
   }
 
   async replaceToken(next: TokenRecord, previousTokenId: string, audit: AuditEventInput): Promise<boolean> {
@@ -125,6 +152,45 @@ export class DynamoTenantStore implements TenantStore {
       this.deleteTokenItem(previous),
       { Put: { TableName: this.tables.tokens, Item: { ...next }, ConditionExpression: 'attribute_not_exists(verifier)' } },
     ]);
+  }
+
+  async updateTokenLimits(tenantId: string, tokenId: string, limits: Limits, audit: AuditEventInput): Promise<TokenRecord | undefined> {
+    const token = (await this.listTokens(tenantId)).find((t) => t.tokenId === tokenId);
+    if (!token) return undefined;
+    const clear = Object.keys(limits).length === 0;
+    const ok = await this.withAuditOrMissing(tenantId, audit, () => [
+      {
+        Update: {
+          TableName: this.tables.tokens,
+          Key: { verifier: token.verifier },
+          UpdateExpression: clear ? 'REMOVE limits' : 'SET limits = :limits',
+          ConditionExpression: 'attribute_exists(verifier) AND tenantId = :t AND tokenId = :id',
+          ExpressionAttributeValues: { ':t': tenantId, ':id': tokenId, ...(clear ? {} : { ':limits': limits }) },
+        },
+      },
+    ]);
+    if (!ok) return undefined;
+    const { limits: _old, ...rest } = token;
+    return clear ? rest : { ...rest, limits };
+  }
+
+  async getUsageItems(keys: readonly { readonly pk: string; readonly sk: string }[]): Promise<Map<string, Record<string, unknown>>> {
+    const table = this.tables.usage;
+    if (!table) throw new Error('DynamoTenantStore: no usage table configured');
+    const out = new Map<string, Record<string, unknown>>();
+    for (let i = 0; i < keys.length; i += 100) {
+      let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean }> | undefined = {
+        [table]: { Keys: keys.slice(i, i + 100).map((k) => ({ pk: k.pk, sk: k.sk })), ConsistentRead: true },
+      };
+      for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
+        if (attempt > 8) throw new Error('DynamoDB kept returning unprocessed keys');
+        if (attempt > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+        const res = await this.doc.send(new BatchGetCommand({ RequestItems: request }));
+        for (const item of res.Responses?.[table] ?? []) out.set(`${String(item.pk)}|${String(item.sk)}`, item);
+        request = res.UnprocessedKeys as typeof request;
+      }
+    }
+    return out;
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined> {
@@ -174,19 +240,40 @@ export class DynamoTenantStore implements TenantStore {
     tenantId: string,
     audit: (counts: { secrets: number; tokens: number }) => AuditEventInput,
   ): Promise<{ secrets: number; tokens: number }> {
-    // Tokens first: access stops before anything else is touched. The tenant stays active until
-    // the end, so an interrupted offboarding is finished by running it again.
+    // 1. Freeze: once `offboarding`, tokens stop working and no other change can land (every
+    //    audited write requires `active`). A re-run finds it already frozen and carries on.
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tables.tenants,
+          Key: tenantKey(tenantId),
+          UpdateExpression: 'SET #status = :offboarding, updatedAt = :now',
+          ConditionExpression: '#status IN (:active, :offboarding)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':offboarding': 'offboarding', ':active': 'active', ':now': this.clock.now().toISOString() },
+        }),
+      );
+    } catch (err) {
+      if ((err as { name?: string }).name === 'ConditionalCheckFailedException') {
+        throw new ConflictError(`Tenant '${tenantId}' is already offboarded.`);
+      }
+      throw err;
+    }
+    // 2. Tokens first (access), then sealed secrets (crypto-shredding).
     const tokens = await this.listTokens(tenantId);
     await this.batchDelete(this.tables.tokens, tokens.map((t) => ({ verifier: t.verifier })));
     const secrets = await this.listSecrets(tenantId);
     await this.batchDelete(this.tables.tenants, secrets.map((s) => secretKey(tenantId, s.provider, s.secret)));
+    // 3. Done: recorded in the audit chain together with the final status.
     const counts = { secrets: secrets.length, tokens: tokens.length };
     const now = this.clock.now().toISOString();
-    await this.withAudit(tenantId, audit(counts), () => [], {
-      set: '#status = :off, offboardedAt = :now, updatedAt = :now',
-      values: { ':off': 'offboarded', ':now': now },
-      names: { '#status': 'status' },
-    });
+    await this.withAudit(
+      tenantId,
+      audit(counts),
+      () => [],
+      { set: 'offboardedAt = :now, updatedAt = :now, #tenantStatus = :off', values: { ':off': 'offboarded', ':now': now } },
+      'offboarding',
+    );
     return counts;
   }
 
@@ -210,7 +297,10 @@ export class DynamoTenantStore implements TenantStore {
     };
   }
 
-  /** Like withAudit, but a failed condition on the change itself means "not there": false. */
+  /**
+   * Like withAudit, but a failed condition on the first item (the change itself) means "not
+   * there": false. A failed condition on a later item of the change is OtherItemConditionFailed.
+   */
   private async withAuditOrMissing(tenantId: string, audit: AuditEventInput, items: () => TransactItems): Promise<boolean> {
     try {
       await this.withAudit(tenantId, audit, items);
@@ -230,10 +320,14 @@ export class DynamoTenantStore implements TenantStore {
     input: AuditEventInput,
     items: () => TransactItems,
     tenantUpdate?: { set: string; values: Record<string, unknown>; names?: Record<string, string> },
+    requiredStatus: TenantRecord['status'] = 'active',
   ): Promise<void> {
     for (let attempt = 0; attempt < AUDIT_RETRIES; attempt++) {
       const tenant = await this.getTenant(tenantId);
       if (!tenant) throw new ConflictError(`Tenant '${tenantId}' does not exist.`);
+      if (tenant.status !== requiredStatus) {
+        throw new ConflictError(`Tenant '${tenantId}' is ${tenant.status}; no change can be made.`);
+      }
       const event = nextAuditEvent(tenantId, { seq: tenant.auditSeq, hash: tenant.auditHead }, input, this.clock.now());
       const change = items();
       const head: TransactItems[number] = {
@@ -241,9 +335,16 @@ export class DynamoTenantStore implements TenantStore {
           TableName: this.tables.tenants,
           Key: tenantKey(tenantId),
           UpdateExpression: `SET auditSeq = :seq, auditHead = :hash${tenantUpdate ? `, ${tenantUpdate.set}` : ''}`,
-          ConditionExpression: 'auditSeq = :prev',
-          ExpressionAttributeValues: { ':seq': event.seq, ':hash': event.hash, ':prev': tenant.auditSeq, ...tenantUpdate?.values },
-          ...(tenantUpdate?.names ? { ExpressionAttributeNames: tenantUpdate.names } : {}),
+          // The status condition stops changes racing an offboarding.
+          ConditionExpression: 'auditSeq = :prev AND #tenantStatus = :requiredStatus',
+          ExpressionAttributeValues: {
+            ':seq': event.seq,
+            ':hash': event.hash,
+            ':prev': tenant.auditSeq,
+            ':requiredStatus': requiredStatus,
+            ...tenantUpdate?.values,
+          },
+          ExpressionAttributeNames: { '#tenantStatus': 'status', ...tenantUpdate?.names },
         },
       };
       const auditPut = { Put: { TableName: this.tables.audit, Item: { ...event }, ConditionExpression: 'attribute_not_exists(seq)' } };
@@ -253,8 +354,10 @@ export class DynamoTenantStore implements TenantStore {
       } catch (err) {
         const failed = failedConditions(err);
         if (!failed || failed.length === 0) throw err;
-        if (failed.some((i) => i < change.length)) throw new ChangeConditionFailed();
-        // Only the head or the audit slot: another change won the race; retry on the new head.
+        if (failed.includes(0)) throw new ChangeConditionFailed();
+        if (failed.some((i) => i < change.length)) throw new OtherItemConditionFailed();
+        // Only the head or the audit slot: another change won the race, or the status moved;
+        // retry on a fresh read (which refuses a tenant that is no longer in the required status).
       }
     }
     throw new ConflictError(`Too many concurrent changes to tenant '${tenantId}'; retry.`);
@@ -287,4 +390,9 @@ export class DynamoTenantStore implements TenantStore {
 /** The change's own condition failed (item missing, version moved). */
 class ChangeConditionFailed extends Error {
   override readonly name = 'ChangeConditionFailed';
+}
+
+/** A condition on another item of the change failed (e.g. a ConditionCheck). */
+class OtherItemConditionFailed extends Error {
+  override readonly name = 'OtherItemConditionFailed';
 }

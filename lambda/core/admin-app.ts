@@ -7,7 +7,10 @@ import type { Clock, PepperSource } from './ports';
 import { systemClock } from './ports';
 import { dispatch, Route } from './route-table';
 import type { TenantStore } from './store';
-import { TenantRecord, tenantIdSchema, tenantPolicySchema, tenantView, tokenView } from './tenant-model';
+import { effectiveTokenView, limitsProblems } from './governance/limits';
+import { isMonthKey, monthKey } from './governance/periods';
+import { usageReport, usageReportKeys } from './governance/usage-report';
+import { Limits, limitsSchema, TenantRecord, tenantIdSchema, tenantPolicySchema, tenantView, TokenRecord, tokenView } from './tenant-model';
 import { generateTenantFactor } from './tenant-factor';
 import { validate } from './validation';
 import { issueToken, mapKnownErrors, secretView } from './vault-app';
@@ -29,21 +32,45 @@ const createTenantBody = z
   })
   .strict();
 const updatePolicyBody = z.object({ policy: tenantPolicySchema }).strict();
+const updateTokenLimitsBody = z.object({ limits: limitsSchema }).strict();
+
+/** Semantic checks the schemas' regexes cannot make (IP ranges that parse). */
+function checkLimits(limits: Limits, where: string): void {
+  const problems = limitsProblems(limits, where);
+  if (problems.length > 0) throw new ApiError(400, 'invalid_request', `Invalid request body: ${problems.join('; ')}`);
+}
 
 /**
- * Operator API behind AWS_IAM: tenants, policies, offboarding and audit. It holds no
+ * Operator API behind AWS_IAM: tenants, policies, token limits, usage, offboarding and audit. It holds no
  * cryptographic permission: it can create a tenant and its first token, but open no secret.
  */
 export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<HttpResponse> {
   const clock = deps.clock ?? systemClock;
   const { region, maxRequestBytes } = deps.config;
-  const actor = (req: HttpRequest) => `iam:${req.iamCaller ?? 'unknown'}`;
+  const actor = (req: HttpRequest) => `iam:${req.iamCaller}`;
 
   const tenantOr404 = async (id: string): Promise<TenantRecord> => {
     validate(tenantIdSchema, id, 'tenant id');
     const tenant = await deps.store.getTenant(id);
     if (!tenant) throw new ApiError(404, 'tenant_not_found', `No tenant '${id}' in ${region}.`);
     return tenant;
+  };
+  const tokenOr404 = async (tenant: TenantRecord, tokenId: string): Promise<TokenRecord> => {
+    const token = (await deps.store.listTokens(tenant.tenantId)).find((t) => t.tokenId === tokenId);
+    if (!token) throw new ApiError(404, 'token_not_found', `No token ${tokenId}.`);
+    return token;
+  };
+  const tokenLimitsView = (tenant: TenantRecord, token: TokenRecord) => ({
+    tokenId: token.tokenId,
+    limits: token.limits ?? {},
+    effective: effectiveTokenView(tenant.policy, token.limits),
+  });
+  /** Month spend and reservations against budgets, and the current minute against RPM/TPM. */
+  const usageOf = async (tenant: TenantRecord, period?: string) => {
+    const now = clock.now().getTime();
+    const tokens = await deps.store.listTokens(tenant.tenantId);
+    const items = await deps.store.getUsageItems(usageReportKeys(tenant.tenantId, tokens, now, period ?? monthKey(now)));
+    return usageReport({ tenant, tokens, items, now, period });
   };
   const activeOr409 = (t: TenantRecord): TenantRecord => {
     if (t.status !== 'active') throw new ApiError(409, 'tenant_offboarded', `Tenant '${t.tenantId}' was offboarded at ${t.offboardedAt}.`);
@@ -56,6 +83,7 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
       '/admin/tenants',
       async (req) => {
         const body = validate(createTenantBody, parseJsonBody(req, maxRequestBytes));
+        checkLimits(body.policy, 'policy');
         const now = clock.now().toISOString();
         const tenant: TenantRecord = {
           tenantId: body.tenantId,
@@ -122,6 +150,7 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
       async (req, params) => {
         activeOr409(await tenantOr404(params.tenantId));
         const body = validate(updatePolicyBody, parseJsonBody(req, maxRequestBytes));
+        checkLimits(body.policy, 'policy');
         const updated = await deps.store.updatePolicy(params.tenantId, body.policy, {
           type: 'policy.updated',
           actor: actor(req),
@@ -156,13 +185,54 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
       'DELETE',
       '/admin/tenants/:tenantId',
       async (req, params) => {
-        activeOr409(await tenantOr404(params.tenantId));
+        const tenant = await tenantOr404(params.tenantId);
+        // `offboarding`: an interrupted offboarding, finished by running it again.
+        if (tenant.status !== 'offboarding') activeOr409(tenant);
         const counts = await deps.store.offboardTenant(params.tenantId, (c) => ({
           type: 'tenant.offboarded',
           actor: actor(req),
           details: { secretsDestroyed: c.secrets, tokensRevoked: c.tokens },
         }));
         return jsonResponse(200, { offboarded: true, tenantId: params.tenantId, secretsDestroyed: counts.secrets, tokensRevoked: counts.tokens });
+      },
+    ],
+    [
+      'GET',
+      '/admin/tenants/:tenantId/tokens/:tokenId/limits',
+      async (_req, params) => {
+        const tenant = await tenantOr404(params.tenantId);
+        const token = await tokenOr404(tenant, params.tokenId);
+        return jsonResponse(200, tokenLimitsView(tenant, token));
+      },
+    ],
+    [
+      'PUT',
+      '/admin/tenants/:tenantId/tokens/:tokenId/limits',
+      async (req, params) => {
+        const tenant = activeOr409(await tenantOr404(params.tenantId));
+        const body = validate(updateTokenLimitsBody, parseJsonBody(req, maxRequestBytes));
+        checkLimits(body.limits, 'limits');
+        const updated = await deps.store.updateTokenLimits(tenant.tenantId, params.tokenId, body.limits, {
+          type: 'token.limits_updated',
+          actor: actor(req),
+          details: { tokenId: params.tokenId, keys: Object.keys(body.limits).sort().join(',') },
+        });
+        if (!updated) throw new ApiError(404, 'token_not_found', `No token ${params.tokenId}.`);
+        return jsonResponse(200, tokenLimitsView(tenant, updated));
+      },
+    ],
+    [
+      'GET',
+      '/admin/tenants/:tenantId/usage',
+      async (_req, params) => jsonResponse(200, await usageOf(await tenantOr404(params.tenantId))),
+    ],
+    [
+      'GET',
+      '/admin/tenants/:tenantId/usage/:period',
+      async (_req, params) => {
+        const tenant = await tenantOr404(params.tenantId);
+        if (!isMonthKey(params.period)) throw new ApiError(400, 'invalid_request', 'The period must be a month, YYYY-MM.');
+        return jsonResponse(200, await usageOf(tenant, params.period));
       },
     ],
     [
@@ -179,10 +249,14 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
 
   return async (req) => {
     try {
+      // API Gateway's AWS_IAM authorizer names the caller; without one, the API was deployed
+      // without IAM auth, and nothing here may run.
+      if (!req.iamCaller) throw new ApiError(403, 'iam_auth_required', 'Admin routes require AWS_IAM (SigV4) authorization.');
       return await dispatch(routes, req);
     } catch (err) {
-      if (!(err instanceof ApiError)) deps.onError?.(err);
-      return errorResponse(mapKnownErrors(err));
+      const mapped = mapKnownErrors(err);
+      if (!(mapped instanceof ApiError) || mapped.status >= 500) deps.onError?.(err);
+      return errorResponse(mapped);
     }
   };
 }

@@ -1,10 +1,18 @@
 import type { AuditEvent, AuditEventInput } from './audit-chain';
 import type { SealedSecret } from './envelope';
-import type { TenantPolicy, TenantRecord, TokenRecord } from './tenant-model';
+import type { Limits, TenantPolicy, TenantRecord, TokenRecord } from './tenant-model';
 
 /** Raised by a store when a conditional write lost (duplicate id, concurrent change). */
 export class ConflictError extends Error {
-  override readonly name = 'ConflictError';
+  override readonly name: string = 'ConflictError';
+}
+
+/** The token to delete is the tenant's last tenant-admin token. */
+export class LastAdminTokenError extends ConflictError {
+  override readonly name: string = 'LastAdminTokenError';
+  constructor() {
+    super('This is the last tenant-admin token; create another one before revoking it.');
+  }
 }
 
 /**
@@ -20,10 +28,22 @@ export interface TenantStore {
   getToken(verifier: string): Promise<TokenRecord | undefined>;
   listTokens(tenantId: string): Promise<TokenRecord[]>;
   putToken(token: TokenRecord, audit: AuditEventInput): Promise<void>;
-  /** Deletes the token with this id; returns false if the tenant has no such token. */
+  /**
+   * Deletes the token with this id; returns false if the tenant has no such token. Deleting a
+   * tenant-admin token requires, in the same transaction, that another tenant-admin token still
+   * exists (LastAdminTokenError otherwise), so concurrent revocations cannot lock a tenant out.
+   */
   deleteToken(tenantId: string, tokenId: string, audit: AuditEventInput): Promise<boolean>;
   /** Adds `next` and deletes `previousTokenId` atomically. */
   replaceToken(next: TokenRecord, previousTokenId: string, audit: AuditEventInput): Promise<boolean>;
+  /**
+   * Replaces a token's own limits (an empty object clears them), with its audit event.
+   * Returns the updated token, or undefined if the tenant has no such token.
+   */
+  updateTokenLimits(tenantId: string, tokenId: string, limits: Limits, audit: AuditEventInput): Promise<TokenRecord | undefined>;
+
+  /** Usage-table items (spend and rate counters) by key, keyed `pk|sk`; missing items are absent. */
+  getUsageItems(keys: readonly { readonly pk: string; readonly sk: string }[]): Promise<Map<string, Record<string, unknown>>>;
 
   getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined>;
   listSecrets(tenantId: string): Promise<SealedSecret[]>;
@@ -31,7 +51,11 @@ export interface TenantStore {
   putSecret(secret: SealedSecret, expectedVersion: number | undefined, audit: AuditEventInput): Promise<void>;
   deleteSecret(tenantId: string, provider: string, name: string, audit: AuditEventInput): Promise<boolean>;
 
-  /** Destroys every sealed secret and token of the tenant, marks it offboarded, records it. */
+  /**
+   * Destroys every sealed secret and token of the tenant, marks it offboarded, records it.
+   * First marks it `offboarding` (no other change can land after that), so an interrupted
+   * offboarding is finished by running it again.
+   */
   offboardTenant(tenantId: string, audit: (counts: { secrets: number; tokens: number }) => AuditEventInput): Promise<{ secrets: number; tokens: number }>;
 
   listAudit(tenantId: string): Promise<AuditEvent[]>;

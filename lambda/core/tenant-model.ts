@@ -51,7 +51,8 @@ export interface TenantRecord {
   readonly tenantId: string;
   readonly region: string;
   readonly mode: TenantMode;
-  readonly status: 'active' | 'offboarded';
+  /** `offboarding` while secrets and tokens are being destroyed: nothing else may change. */
+  readonly status: 'active' | 'offboarding' | 'offboarded';
   readonly policy: TenantPolicy;
   readonly createdAt: string;
   readonly updatedAt: string;

@@ -110,7 +110,8 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
 
   const checkProvider = (provider: string): void => {
     if (!Object.prototype.hasOwnProperty.call(providers, provider)) {
-      throw new ApiError(400, 'unknown_provider', `Provider '${provider}' is not enabled in ${region}. Enabled: ${Object.keys(providers).join(', ')}.`);
+      // The submitted value is not echoed: a client that mixes up fields would get its API key back in an error.
+      throw new ApiError(400, 'unknown_provider', `The provider is not enabled in ${region}. Enabled: ${Object.keys(providers).join(', ')}.`);
     }
   };
 
@@ -273,8 +274,10 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
     try {
       return await dispatch(routes, req);
     } catch (err) {
-      if (!(err instanceof ApiError)) deps.onError?.(err);
-      return errorResponse(mapKnownErrors(err));
+      const mapped = mapKnownErrors(err);
+      // Client errors (4xx) are expected; unmapped errors and service failures (5xx) are logged.
+      if (!(mapped instanceof ApiError) || mapped.status >= 500) deps.onError?.(err);
+      return errorResponse(mapped);
     }
   };
 }
@@ -283,6 +286,7 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
 export function mapKnownErrors(err: unknown): unknown {
   if (err instanceof ApiError) return err;
   const name = (err as { name?: string } | undefined)?.name;
+  if (name === 'LastAdminTokenError') return new ApiError(409, 'last_admin_token', (err as Error).message);
   if (name === 'ConflictError') return new ApiError(409, 'conflict', (err as Error).message);
   if (name === 'TenantFactorError') {
     return new ApiError(403, 'tenant_factor_unavailable', 'This token cannot unwrap the tenant factor.');
