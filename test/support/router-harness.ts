@@ -3,11 +3,15 @@
  * loopback, a tenant with stored provider keys and an invoke token, and the router app wired
  * with the production adapters. AWS SDK calls are counted per command.
  */
+import { AttributeValue, ScanCommand, ScanCommandOutput } from '@aws-sdk/client-dynamodb';
 import { DynamoRouterStore } from '../../lambda/adapters/dynamo-router-store';
 import { ProviderHttpClient } from '../../lambda/adapters/provider-http';
 import { createAdminApp } from '../../lambda/core/admin-app';
 import type { HttpRequest } from '../../lambda/core/http';
 import { jsonLogger } from '../../lambda/core/logger';
+import type { DataKeyService, EncryptionContext, GeneratedDataKey } from '../../lambda/core/ports';
+import type { ProviderClient } from '../../lambda/core/router/provider-port';
+import { SseParser, SseEvent } from '../../lambda/core/sse';
 import { CircuitBreaker } from '../../lambda/core/routing/circuit-breaker';
 import { createRouterApp, RouterDeps } from '../../lambda/core/router/router-app';
 import { MemorySink } from '../../lambda/core/router/response-sink';
@@ -134,4 +138,64 @@ export async function startRouterHarness(opts: { region?: string; requestDeadlin
     },
   };
   return harness;
+}
+
+// ---------------------------------------------------------------- additive helpers for router tests
+
+/** The SSE events of a response body, in order (event name, raw data). */
+export function parseSse(body: string): SseEvent[] {
+  const parser = new SseParser();
+  return [...parser.push(body), ...parser.end()];
+}
+
+/** Wraps a DataKeyService and keeps every plaintext data key it hands out, to check zero-filling. */
+export class SpyDataKeys implements DataKeyService {
+  readonly returned: Buffer[] = [];
+  constructor(private readonly inner: DataKeyService) {}
+  async generateDataKey(context: EncryptionContext): Promise<GeneratedDataKey> {
+    const out = await this.inner.generateDataKey(context);
+    this.returned.push(out.plaintext);
+    return out;
+  }
+  async decryptDataKey(wrapped: Buffer, context: EncryptionContext, keyArn: string): Promise<Buffer> {
+    const out = await this.inner.decryptDataKey(wrapped, context, keyArn);
+    this.returned.push(out);
+    return out;
+  }
+  /** True when every key handed out so far is all zero bytes. */
+  allZero(): boolean {
+    return this.returned.every((b) => b.every((x) => x === 0));
+  }
+}
+
+/** A ProviderClient that records, for each call, the AWS commands sent before it and its target. */
+export function spyProviders(h: Pick<RouterHarness, 'kmsCalls' | 'ddbCalls'>, inner: ProviderClient = new ProviderHttpClient({ firstByteTimeoutMs: 2_000 })) {
+  const sends: { provider: string; model: string; kmsSoFar: number; ddbSoFar: number; apiKey: string }[] = [];
+  const client: ProviderClient = {
+    send(req) {
+      sends.push({ provider: req.target.provider, model: req.target.model, kmsSoFar: h.kmsCalls.length, ddbSoFar: h.ddbCalls.length, apiKey: req.apiKey });
+      return inner.send(req);
+    },
+  };
+  return { client, sends };
+}
+
+/** Every item of the cell's four tables, rendered as text (binary attributes as base64 and hex). */
+export async function dumpTables(h: Pick<RouterHarness, 'cell'>): Promise<string> {
+  const out: string[] = [];
+  for (const table of Object.values(h.cell.config.tables)) {
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const page: ScanCommandOutput = await h.cell.clients.ddb.send(new ScanCommand({ TableName: table, ExclusiveStartKey: start }));
+      for (const item of page.Items ?? []) {
+        out.push(
+          JSON.stringify(item, (_k, v: unknown) =>
+            v instanceof Uint8Array ? { b64: Buffer.from(v).toString('base64'), hex: Buffer.from(v).toString('hex') } : v,
+          ),
+        );
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+  return out.join('\n');
 }

@@ -19,7 +19,7 @@ import { SseParser } from '../sse';
 import { unwrapTenantFactor } from '../tenant-factor';
 import type { TenantRecord, TokenRecord } from '../tenant-model';
 import { constantTimeEqual } from '../token';
-import { TranslationError, type TokenUsage } from '../translate';
+import { TranslationError, UpstreamProtocolError, type TokenUsage } from '../translate';
 import { ApiRoute, ClientRequest, parseClientRequest, routeOf } from './client-request';
 import { Admission, AdmissionRequest, Governance, openGovernance } from './governance';
 import { usageMetricLine } from './metrics';
@@ -101,8 +101,9 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     };
 
     try {
+      // The shape follows the path, so a 405 on /v1/messages is already an Anthropic error.
+      shape = req.path.split('?')[0].replace(/\/+$/, '') === '/v1/messages' ? 'anthropic' : 'openai';
       route = routeOf(req);
-      shape = route === 'messages' ? 'anthropic' : 'openai';
       // 1. Shape, size and token format: all before any I/O.
       client = route === 'models' ? undefined : parseClientRequest(route, req, deps.config.maxRequestBytes);
       const parsed = parsePresentedToken(presentedToken(req, route === 'messages'), region);
@@ -208,7 +209,13 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
                 retryable: false,
                 reason: 'status',
                 status: res.status,
-                value: { kind: 'client_error', status: res.status, message: upstreamClientMessage(target, res.status, text, apiKey) },
+                // A rejected stored key is not the caller's credential problem: 502, so SDKs do not
+                // report the caller's own API key as wrong.
+                value: {
+                  kind: 'client_error',
+                  status: res.status === 401 || res.status === 403 ? 502 : res.status,
+                  message: upstreamClientMessage(target, res.status, text, apiKey),
+                },
               };
             },
           });
@@ -234,7 +241,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       const upstream = outcome.value;
 
       if (upstream.kind === 'client_error') {
-        writeError(sink, new ApiError(upstream.status, 'upstream_rejected_request', upstream.message), shape);
+        writeError(sink, new ApiError(upstream.status, upstream.status === 502 ? 'provider_rejected_key' : 'upstream_rejected_request', upstream.message), shape);
         await (await reserving.catch(() => undefined))?.release();
         settled = true;
         return await finish(record({ status: upstream.status, decision: 'client_error', provider: target.provider, upstreamModel: target.model }));
@@ -243,7 +250,14 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       const res = upstream.res;
       const admitted = await reserving;
       if (!activeClient.stream) {
-        const text = await readCapped(res, MAX_UPSTREAM_BODY);
+        let text: string;
+        try {
+          text = await readCapped(res, MAX_UPSTREAM_BODY);
+        } catch (err) {
+          if (err instanceof ApiError) throw err;
+          if (transportFailure(err) === 'timeout') throw new ApiError(504, 'upstream_timeout', `${target.provider} did not finish its response before the deadline.`);
+          throw new ApiError(502, 'upstream_connection_lost', `${target.provider} closed the connection before the response was complete.`);
+        }
         let json: unknown;
         try {
           json = JSON.parse(text);
@@ -283,9 +297,12 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         if (!bridge.complete) broken = 'The upstream stream ended before the response was complete.';
       } catch (err) {
         const e = err as { name?: string; message?: string };
+        // The provider's own text is not echoed: it may quote the key, which is gone by now and
+        // so cannot be redacted. Its error type (a short identifier) is kept.
+        const type = (err as { errorType?: unknown })?.errorType;
         broken =
           e?.name === 'UpstreamStreamError'
-            ? `The provider reported an error mid-stream: ${e.message ?? 'unknown'}`
+            ? `The provider reported an error mid-stream${typeof type === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(type) ? ` (${type})` : ''}.`
             : 'The upstream stream broke before the response was complete.';
       }
       if (broken) sink.write(bridge.errorEvent(broken, 'upstream_stream_error'));
@@ -323,6 +340,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 function toApiError(err: unknown): unknown {
   if (err instanceof ApiError) return err;
   if (err instanceof TranslationError) return new ApiError(400, 'invalid_request', err.message);
+  if (err instanceof UpstreamProtocolError) return new ApiError(502, 'upstream_protocol_error', 'The provider returned a response that could not be translated.');
   const name = (err as { name?: string } | undefined)?.name;
   if (name === 'TenantFactorError') return new ApiError(403, 'tenant_factor_unavailable', 'This token cannot unwrap the tenant factor.');
   if (name === 'SealedSecretError') {

@@ -1,0 +1,227 @@
+/**
+ * The real router Lambda handler (lambda/handlers/router.ts): the Node.js runtime's `awslambda`
+ * streaming globals are stood in for, the function's environment is the provisioned cell's (AWS
+ * SDK through AWS_ENDPOINT_URL to moto, providers at the fakes), and it is invoked with API Gateway
+ * proxy events and a writable stream that collects what it writes.
+ */
+import { Writable } from 'node:stream';
+import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { canaryHits, captureOutput, makeCanary, OutputCapture } from '../support/canary';
+import { dumpTables, parseSse, RouterHarness, startRouterHarness } from '../support/router-harness';
+
+type Meta = { statusCode: number; headers: Record<string, string> };
+type Handler = (event: APIGatewayProxyEvent, stream: Writable) => Promise<void>;
+
+let h: RouterHarness;
+let invoke: string;
+let handler: Handler;
+let capture: OutputCapture;
+const metas: Array<{ meta: Meta; stream: unknown }> = [];
+const savedEnv = { ...process.env };
+const CANARY = makeCanary('L');
+
+beforeAll(async () => {
+  h = await startRouterHarness();
+  h.fakes.setKey('openai', CANARY);
+  ({ invokeToken: invoke } = await h.tenant('lambda-co', { keys: { openai: CANARY } }));
+
+  (globalThis as Record<string, unknown>).awslambda = {
+    streamifyResponse: (fn: Handler) => fn,
+    HttpResponseStream: {
+      from(stream: Writable, meta: Meta) {
+        metas.push({ meta, stream });
+        return stream;
+      },
+    },
+  };
+  for (const k of ['AWS_PROFILE', 'AWS_SESSION_TOKEN', 'AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI']) {
+    delete process.env[k];
+  }
+  Object.assign(process.env, {
+    ...h.cell.cell.env,
+    PROVIDER_ENDPOINTS: JSON.stringify(h.cell.config.providers),
+    AWS_ENDPOINT_URL: h.moto.endpoint,
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+    AWS_REGION: h.cell.config.region,
+    AWS_DEFAULT_REGION: h.cell.config.region,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_CONFIG_FILE: '/nonexistent/aws-config',
+    AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/aws-credentials',
+  });
+  await jest.isolateModulesAsync(async () => {
+    handler = (await import('../../lambda/handlers/router')).handler as Handler;
+  });
+  capture = captureOutput();
+}, 60_000);
+afterAll(async () => {
+  capture?.restore();
+  delete (globalThis as Record<string, unknown>).awslambda;
+  for (const k of Object.keys(process.env)) if (!(k in savedEnv)) delete process.env[k];
+  Object.assign(process.env, savedEnv);
+  await h?.close();
+});
+
+function event(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string>; base64?: boolean } = {}): APIGatewayProxyEvent {
+  const headers: Record<string, string> = { Host: 'abc123.execute-api.eu-central-1.amazonaws.com', 'User-Agent': 'e2e', ...(opts.headers ?? {}) };
+  let body: string | null = null;
+  if (opts.body !== undefined) {
+    body = typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+    headers['Content-Type'] ??= 'application/json';
+    if (opts.base64) body = Buffer.from(body, 'utf8').toString('base64');
+  }
+  return {
+    httpMethod: method,
+    path,
+    resource: path,
+    headers,
+    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
+    body,
+    isBase64Encoded: opts.base64 ?? false,
+    pathParameters: null,
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    stageVariables: null,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123',
+      authorizer: null,
+      httpMethod: method,
+      path: `/prod${path}`,
+      protocol: 'HTTP/1.1',
+      requestId: `req-${Math.random().toString(36).slice(2)}`,
+      requestTimeEpoch: Date.now(),
+      resourceId: 'res',
+      resourcePath: path,
+      stage: 'prod',
+      identity: {
+        accessKey: null,
+        accountId: null,
+        apiKey: null,
+        apiKeyId: null,
+        caller: null,
+        clientCert: null,
+        cognitoAuthenticationProvider: null,
+        cognitoAuthenticationType: null,
+        cognitoIdentityId: null,
+        cognitoIdentityPoolId: null,
+        principalOrgId: null,
+        sourceIp: '203.0.113.9',
+        user: null,
+        userAgent: 'e2e',
+        userArn: null,
+      },
+    },
+  };
+}
+
+/** Invokes the handler with a collecting writable; resolves once the stream has finished. */
+async function invokeHandler(ev: APIGatewayProxyEvent) {
+  const chunks: string[] = [];
+  const writeTimes: number[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer | string, _enc, cb) {
+      chunks.push(chunk.toString());
+      writeTimes.push(Date.now());
+      cb();
+    },
+  });
+  const finished = new Promise<void>((resolve) => stream.on('finish', () => resolve()));
+  const metaBefore = metas.length;
+  await handler(ev, stream);
+  await finished;
+  const started = metas.slice(metaBefore);
+  expect(started).toHaveLength(1);
+  expect(started[0].stream).toBe(stream);
+  return { meta: started[0].meta, body: chunks.join(''), chunks, ended: stream.writableFinished };
+}
+
+const chat = (extra: Record<string, unknown> = {}) => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello from lambda' }], ...extra });
+
+test('streamed chat completion: 200 event-stream metadata, chunks then [DONE]', async () => {
+  const before = h.fakes.openai.requests.length;
+  const { meta, body, chunks, ended } = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat({ stream: true }), headers: { Authorization: `Bearer ${invoke}` } }));
+  expect(meta.statusCode).toBe(200);
+  expect(meta.headers['content-type']).toMatch(/^text\/event-stream/);
+  expect(meta.headers['cache-control']).toBe('no-store');
+  expect(ended).toBe(true);
+  expect(chunks.length).toBeGreaterThan(2);
+  const events = parseSse(body);
+  expect(events.at(-1)?.data).toBe('[DONE]');
+  expect(
+    events
+      .slice(0, -1)
+      .map((e) => JSON.parse(e.data).choices?.[0]?.delta?.content ?? '')
+      .join(''),
+  ).toBe('Echo: hello from lambda');
+  expect(h.fakes.openai.requests.length).toBe(before + 1);
+  expect(h.fakes.openai.requests.at(-1)?.headers.authorization).toBe(`Bearer ${CANARY}`);
+});
+
+test('buffered Anthropic-format call with x-api-key and a base64-encoded body', async () => {
+  const { meta, body } = await invokeHandler(
+    event('POST', '/v1/messages', { body: { model: 'claude-haiku-4-5', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] }, headers: { 'X-Api-Key': invoke }, base64: true }),
+  );
+  expect(meta.statusCode).toBe(200);
+  expect(meta.headers['content-type']).toMatch(/^application\/json/);
+  expect(JSON.parse(body)).toMatchObject({ type: 'message', content: [{ type: 'text', text: 'Echo: hi' }] });
+});
+
+test('GET /v1/models', async () => {
+  const { meta, body } = await invokeHandler(event('GET', '/v1/models', { headers: { Authorization: `Bearer ${invoke}` } }));
+  expect(meta.statusCode).toBe(200);
+  expect(JSON.parse(body).object).toBe('list');
+});
+
+test('errors: status and headers in the metadata, error shape in the body, stream ended', async () => {
+  const bad = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat(), headers: { Authorization: 'Bearer sk-nope' } }));
+  expect(bad.meta.statusCode).toBe(401);
+  expect(bad.meta.headers['content-type']).toMatch(/^application\/json/);
+  expect(JSON.parse(bad.body).error.code).toBe('invalid_api_key');
+  expect(bad.ended).toBe(true);
+
+  const missing = await invokeHandler(event('POST', '/v1/nope', { body: chat() }));
+  expect(missing.meta.statusCode).toBe(404);
+
+  h.fakes.script('openai', [
+    { kind: 'status', status: 500 },
+    { kind: 'status', status: 500 },
+  ]);
+  const failed = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat({ model: 'gpt-4o' }), headers: { Authorization: `Bearer ${invoke}` } }));
+  expect(failed.meta.statusCode).toBe(502);
+  expect(JSON.parse(failed.body).error.code).toBe('upstream_unavailable');
+});
+
+test('a broken upstream stream ends the Lambda stream with an error event', async () => {
+  h.fakes.script('openai', [{ kind: 'break-stream', afterEvents: 2 }]);
+  const { meta, body, ended } = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat({ stream: true }), headers: { Authorization: `Bearer ${invoke}` } }));
+  expect(meta.statusCode).toBe(200);
+  expect(ended).toBe(true);
+  expect(body).not.toContain('[DONE]');
+  expect(JSON.parse(parseSse(body).at(-1)!.data).error).toBeDefined();
+});
+
+test('one EMF metric line per request on stdout, and no canary in any output', async () => {
+  const lines = capture.lines
+    .join('')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
+  const emf = lines.filter((l) => l._aws);
+  // Requests with a principal: stream, messages, models, 502, broken stream.
+  expect(emf.length).toBe(5);
+  expect(emf.every((l) => l._aws.CloudWatchMetrics[0].Namespace === 'SovereignRouter' && l.Region === h.cell.config.region)).toBe(true);
+  expect(emf.map((l) => l.Decision).sort()).toEqual(['failed', 'ok', 'ok', 'ok', 'upstream_stream_broken']);
+  expect(canaryHits(capture.text(), [CANARY])).toEqual([]);
+  expect(capture.text()).not.toContain(invoke);
+});
+
+test("the handler used its own SDK clients (through AWS_ENDPOINT_URL) and wrote usage to the cell's table", async () => {
+  // The harness's clients count their commands: the handler's requests added none of them.
+  const harnessCalls = h.ddbCalls.length + h.kmsCalls.length;
+  await invokeHandler(event('GET', '/v1/models', { headers: { Authorization: `Bearer ${invoke}` } }));
+  expect(h.ddbCalls.length + h.kmsCalls.length).toBe(harnessCalls);
+  const tables = await dumpTables(h);
+  expect(tables.split('\n').filter((l) => l.includes('"REQ#lambda-co"')).length).toBe(6);
+  expect(canaryHits(tables, [CANARY])).toEqual([]);
+});
