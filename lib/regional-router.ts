@@ -7,6 +7,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { checkPriceTable, PriceTableConfig } from '../lambda/core/governance/prices';
 import { isSupportedRegion, REGION_CODES } from '../lambda/core/regions';
 import { ProviderEndpoints, providerEndpointProblems } from './config/provider-endpoint';
 import { KeyHierarchy } from './key-hierarchy';
@@ -56,6 +57,17 @@ export interface RegionalRouterProps {
    * @default - alarms without actions
    */
   readonly alarmTopic?: sns.ITopic;
+  /**
+   * Prices for budgets, in USD per million tokens, merged over the built-in table (current
+   * OpenAI, Anthropic and Mistral list prices). Keys under `models` are provider ids (or provider
+   * kinds) and lower-case model prefixes; the longest matching prefix wins. `fallback` prices any
+   * model no entry matches (never free). Passed to the functions as PRICE_TABLE; keep it small
+   * (at most 2048 characters of JSON), since Lambda environments are limited to 4 KiB.
+   *
+   * @example { models: { openai: { 'gpt-4o': { input: 2.5, output: 10 } } }, fallback: { input: 20, output: 80 } }
+   * @default - the built-in price table; unknown models at $15 input / $75 output per million tokens
+   */
+  readonly prices?: PriceTableConfig;
   /**
    * Removal policy of keys, tables and the pepper. Keep RETAIN outside of throwaway test accounts:
    * deleting the root key destroys every sealed secret.
@@ -150,6 +162,13 @@ export class RegionalRouter extends Construct {
     };
     for (const name of Object.keys(TABLE_SCHEMAS) as TableName[]) {
       environment[tableEnvVar(name)] = this.tables.table(name).tableName;
+    }
+    if (props.prices !== undefined) {
+      const priceTable = JSON.stringify(checkPriceTable(props.prices, 'RegionalRouterProps.prices'));
+      if (priceTable.length > 2048) {
+        throw new Error(`RegionalRouterProps.prices is ${priceTable.length} characters of JSON; keep it under 2048 (Lambda environments hold 4 KiB)`);
+      }
+      environment.PRICE_TABLE = priceTable;
     }
     const common = { environment, logKey: this.storageKey, logRetention };
 

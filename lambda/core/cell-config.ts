@@ -1,3 +1,4 @@
+import { parsePriceTable, PriceTableConfig } from './governance/prices';
 import { isSupportedRegion } from './regions';
 
 export interface ProviderEndpointConfig {
@@ -14,6 +15,8 @@ export interface CellConfig {
   readonly maxRequestBytes: number;
   readonly requestDeadlineMs: number;
   readonly tables: { readonly tenants: string; readonly tokens: string; readonly usage: string; readonly audit: string };
+  /** Price overrides merged over the built-in price table (PRICE_TABLE, optional). */
+  readonly prices?: PriceTableConfig;
 }
 
 /** Reads and checks the environment once at init; a misconfigured function fails loudly at start. */
@@ -37,6 +40,7 @@ export function cellConfigFromEnv(env: Readonly<Record<string, string | undefine
     if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number`);
     return n;
   };
+  const prices = parsePriceTable(env.PRICE_TABLE);
   return {
     region,
     rootKeyArn: need('ROOT_KEY_ARN'),
@@ -50,5 +54,6 @@ export function cellConfigFromEnv(env: Readonly<Record<string, string | undefine
       usage: need('USAGE_TABLE'),
       audit: need('AUDIT_TABLE'),
     },
+    ...(prices ? { prices } : {}),
   };
 }

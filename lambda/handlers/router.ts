@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { DynamoGovernance } from '../adapters/dynamo-governance';
 import { DynamoRouterStore } from '../adapters/dynamo-router-store';
 import { KmsDataKeyService } from '../adapters/kms-data-key-service';
 import { ProviderHttpClient } from '../adapters/provider-http';
@@ -32,6 +33,8 @@ const app = createRouterApp({
   pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
   dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn),
   providers: new ProviderHttpClient(),
+  // Budgets, RPM/TPM and allowlists on the usage table, priced with the cell's price table.
+  governance: new DynamoGovernance(clients.ddb, { table: config.tables.usage, prices: config.prices, log }),
   breaker: new CircuitBreaker(),
   log,
   emitMetric: (line) => process.stdout.write(`${line}\n`),
