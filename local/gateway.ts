@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DynamoGovernance } from '../lambda/adapters/dynamo-governance';
 import { DynamoRouterStore } from '../lambda/adapters/dynamo-router-store';
 import { DynamoTenantStore } from '../lambda/adapters/dynamo-tenant-store';
 import { KmsDataKeyService } from '../lambda/adapters/kms-data-key-service';
@@ -100,6 +101,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       dataKeys,
       providers: new ProviderHttpClient(),
       breaker: new CircuitBreaker(),
+      // The same budgets, rate limits and allowlists as the deployed router.
+      governance: new DynamoGovernance(ddb, { table: config.tables.usage, prices: config.prices, log }),
       log,
     });
 

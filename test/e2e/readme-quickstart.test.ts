@@ -5,7 +5,7 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -121,6 +121,21 @@ test('npm start, the CLI, then the OpenAI and Anthropic SDKs, streaming and not'
     const astream = anthropic.messages.stream({ model: 'gpt-4o-mini', max_tokens: 64, messages: [{ role: 'user', content: 'anthropic sdk to openai' }] });
     const final = await astream.finalMessage();
     expect(JSON.stringify(final.content)).toContain('anthropic sdk to openai');
+
+    // The operator reads the tenant's spend with the CLI: real usage, priced.
+    const usage = cli(['tenants', 'usage', 'acme'], env);
+    expect(usage.status).toBe(0);
+    const report = JSON.parse(usage.stdout);
+    expect(report.tenant.spentMicros).toBeGreaterThan(0);
+    expect(report.tokens.map((t: { role: string }) => t.role).sort()).toEqual(['invoke', 'tenant-admin']);
+
+    // A policy set with the CLI is enforced at once: a model outside the allowlist is denied.
+    const policyFile = join(mkdtempSync(join(tmpdir(), 'sr-policy-')), 'policy.json');
+    writeFileSync(policyFile, JSON.stringify({ allowedModels: ['gpt-4o-mini'] }));
+    expect(cli(['tenants', 'policy', 'acme', '--set-file', policyFile], env).status).toBe(0);
+    await expect(
+      openai.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'not allowed' }] }),
+    ).rejects.toMatchObject({ status: 403 });
 
     // The upstreams saw the stored provider keys, and nothing else of the tenant's.
     const seen = fakes.requests;
