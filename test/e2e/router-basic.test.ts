@@ -48,3 +48,16 @@ test('one DynamoDB read and one KMS Decrypt per request', async () => {
   expect(ddbNew.filter((c) => c !== 'PutCommand' && c !== 'PutItemCommand')).toEqual(['BatchGetItemCommand']);
   expect(h.kmsCalls.slice(kms)).toEqual(['DecryptCommand']);
 });
+
+test("a policy's max_tokens cap reaches the provider even when the client omits max_tokens", async () => {
+  const { invokeToken } = await h.tenant('capped', { policy: { maxTokens: 32 } });
+  const { sink } = await h.call({ path: '/v1/chat/completions', body: chat('gpt-4o-mini') }, invokeToken);
+  expect(sink.status).toBe(200);
+  expect((h.fakes.openai.requests.at(-1)?.body as Record<string, unknown>).max_completion_tokens).toBe(32);
+  const viaMistral = await h.call({ path: '/v1/chat/completions', body: chat('mistral-small-latest') }, invokeToken);
+  expect(viaMistral.sink.status).toBe(200);
+  expect((h.fakes.mistral.requests.at(-1)?.body as Record<string, unknown>).max_tokens).toBe(32);
+  const viaAnthropic = await h.call({ path: '/v1/chat/completions', body: chat('claude-haiku-4-5') }, invokeToken);
+  expect(viaAnthropic.sink.status).toBe(200);
+  expect((h.fakes.anthropic.requests.at(-1)?.body as Record<string, unknown>).max_tokens).toBe(32);
+});

@@ -147,6 +147,9 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         if (err instanceof NoRouteError) throw new ApiError(400, 'model_not_routable', err.message);
         throw err;
       }
+      // A max_tokens cap applies to requests that omit max_tokens too: the cap becomes theirs.
+      const cap = stricter(tenant.policy.maxTokens, token.limits?.maxTokens);
+      if (client.route === 'chat' && client.maxTokens === undefined && cap !== undefined) client = { ...client, maxTokens: cap };
       const deadlineAt = started + deps.config.requestDeadlineMs;
       const admissionRequest: AdmissionRequest = {
         requestId,
@@ -335,6 +338,10 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       zeroize(factor);
     }
   };
+}
+
+function stricter(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
 
 function toApiError(err: unknown): unknown {

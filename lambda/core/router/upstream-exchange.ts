@@ -47,6 +47,10 @@ export function upstreamRequest(client: ClientRequest, target: Target): Pick<Pro
   const to = targetFormat(target);
   if (from === 'openai' && to === 'openai') {
     const body: Record<string, unknown> = { ...client.body, model: target.model };
+    // A cap the client did not send (the policy's max_tokens) still reaches the provider.
+    if (client.maxTokens !== undefined && body.max_tokens === undefined && body.max_completion_tokens === undefined) {
+      body[target.kind === 'openai' ? 'max_completion_tokens' : 'max_tokens'] = client.maxTokens;
+    }
     // Usage settles the cost: ask for it on streams (Mistral always sends it, and rejects the option).
     if (client.stream && target.kind !== 'mistral') {
       body.stream_options = { ...(isRecord(client.body.stream_options) ? client.body.stream_options : {}), include_usage: true };
@@ -57,7 +61,9 @@ export function upstreamRequest(client: ClientRequest, target: Target): Pick<Pro
     return { path: '/v1/messages', body: { ...client.body, model: target.model } };
   }
   if (from === 'openai') {
-    const body = openAiRequestToAnthropic(client.body as unknown as OpenAiChatRequest, target.model, { defaultMaxTokens: DEFAULT_MAX_TOKENS });
+    const body = openAiRequestToAnthropic(client.body as unknown as OpenAiChatRequest, target.model, {
+      defaultMaxTokens: client.maxTokens ?? DEFAULT_MAX_TOKENS,
+    });
     return { path: '/v1/messages', body };
   }
   const body = anthropicRequestToOpenAi(client.body as unknown as AnthropicRequest, target.model, {
