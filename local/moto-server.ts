@@ -37,10 +37,15 @@ const PYTHON = join(VENV_BIN, 'python');
 const HOST = '127.0.0.1';
 const OUTPUT_LIMIT = 16_384;
 
-// Runs the moto_server console script unchanged, plus a watchdog thread: when our end of its stdin
-// closes (this process exited, even by SIGKILL, which skips 'exit' handlers) the server exits too.
+// Runs the moto_server console script, plus a watchdog thread: when our end of its stdin closes
+// (this process exited, even by SIGKILL, which skips 'exit' handlers) the server exits too.
+// The server handles one request at a time: moto's DynamoDB backend is not thread-safe, and
+// conditional writes and transactions must be atomic as they are in DynamoDB.
 const WATCHDOG = [
   'import os, runpy, sys, threading',
+  'import werkzeug.serving as _serving',
+  '_run_simple = _serving.run_simple',
+  "_serving.run_simple = lambda *a, **k: _run_simple(*a, **{**k, 'threaded': False})",
   'def _watch():',
   '    sys.stdin.buffer.read()',
   '    os._exit(0)',
