@@ -14,7 +14,7 @@ Tenants (operator; SigV4 on a deployed cell, open on the local gateway):
   tenants show <tenant-id>
   tenants policy <tenant-id> [--set-file FILE]                    read, or replace, the tenant policy
   tenants usage <tenant-id>                                       spend, reservations and rate windows
-  tenants token-limits <tenant-id> <token-id> --set-file FILE     set one token's limits
+  tenants token-limits <tenant-id> <token-id> [--set-file FILE]   read, or set, one token's limits
   tenants audit <tenant-id>                                       events and chain verification
   tenants offboard <tenant-id> --yes                              destroys secrets and tokens
 
@@ -151,10 +151,13 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
         need(1, '<tenant-id>');
         print(await client().call('GET', `/admin/tenants/${enc(args[0])}/usage`));
         return 0;
-      case 'tenants token-limits':
+      case 'tenants token-limits': {
         need(2, '<tenant-id> <token-id>');
-        print(await client().call('PUT', `/admin/tenants/${enc(args[0])}/tokens/${enc(args[1])}/limits`, { limits: readJsonFile(values['set-file'], '--set-file') }));
+        const path = `/admin/tenants/${enc(args[0])}/tokens/${enc(args[1])}/limits`;
+        if (values['set-file']) print(await client().call('PUT', path, { limits: readJsonFile(values['set-file'], '--set-file') }));
+        else print(await client().call('GET', path));
         return 0;
+      }
       case 'tenants audit':
         need(1, '<tenant-id>');
         print(await client().call('GET', `/admin/tenants/${enc(args[0])}/audit`));

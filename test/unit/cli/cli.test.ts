@@ -125,3 +125,11 @@ test('admin requests to a deployed cell are signed with SigV4 for its region', a
     if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
   }
 });
+
+test('token limits are read without --set-file and replaced with it', async () => {
+  reply = { status: 200, body: { tokenId: 'tk_1', limits: { rpm: 5 } } };
+  const read = await cli(['tenants', 'token-limits', 'acme', 'tk_1']);
+  expect(read.code).toBe(0);
+  expect(seen[0]).toMatchObject({ method: 'GET', url: '/admin/tenants/acme/tokens/tk_1/limits' });
+  expect(JSON.parse(read.stdout)).toEqual({ tokenId: 'tk_1', limits: { rpm: 5 } });
+});
