@@ -1,7 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { parseSealedSecret, SealedSecret } from '../core/envelope';
 import { counterId, CounterKey } from '../core/router/governance';
+import { getSealedSecret, secretKey, stripKeys, tenantKey } from './tenant-items';
 import type { RequestContextRead, RouterStore } from '../core/router/router-store';
 import { secretKeyOf } from '../core/router/router-store';
 import type { UsageRecord } from '../core/router/usage-record';
@@ -16,10 +17,6 @@ export interface RouterTableNames {
 /** Usage records are kept for 400 days (a full year of monthly reports plus a margin). */
 const USAGE_RETENTION_SECONDS = 400 * 24 * 3600;
 
-function strip<T>(item: Record<string, unknown>): T {
-  const { pk: _pk, sk: _sk, ...rest } = item;
-  return rest as T;
-}
 
 export class DynamoRouterStore implements RouterStore {
   private readonly doc: DynamoDBDocumentClient;
@@ -37,11 +34,10 @@ export class DynamoRouterStore implements RouterStore {
     providers: readonly string[],
     counterKeys: readonly CounterKey[] = [],
   ): Promise<RequestContextRead> {
-    const pk = `TENANT#${tenantId}`;
     let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean }> | undefined = {
       [this.tables.tokens]: { Keys: [{ verifier }], ConsistentRead: true },
       [this.tables.tenants]: {
-        Keys: [{ pk, sk: 'META' }, ...providers.map((p) => ({ pk, sk: `SECRET#${p}#default` }))],
+        Keys: [tenantKey(tenantId), ...providers.map((p) => secretKey(tenantId, p, 'default'))],
         ConsistentRead: true,
       },
       ...(counterKeys.length > 0
@@ -64,9 +60,9 @@ export class DynamoRouterStore implements RouterStore {
     for (const { table, item } of items) {
       if (table === this.tables.usage) counters.set(counterId({ pk: String(item.pk), sk: String(item.sk) }), item);
       else if (table === this.tables.tokens) token = item as unknown as TokenRecord;
-      else if (item.sk === 'META') tenant = strip<TenantRecord>(item);
+      else if (item.sk === 'META') tenant = stripKeys<TenantRecord>(item);
       else {
-        const s = parseSealedSecret(strip(item));
+        const s = parseSealedSecret(stripKeys(item));
         secrets.set(secretKeyOf(s.provider, s.secret), s);
       }
     }
@@ -74,10 +70,7 @@ export class DynamoRouterStore implements RouterStore {
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined> {
-    const out = await this.doc.send(
-      new GetCommand({ TableName: this.tables.tenants, Key: { pk: `TENANT#${tenantId}`, sk: `SECRET#${provider}#${name}` }, ConsistentRead: true }),
-    );
-    return out.Item ? parseSealedSecret(strip(out.Item)) : undefined;
+    return getSealedSecret(this.doc, this.tables.tenants, tenantId, provider, name);
   }
 
   async putUsage(record: UsageRecord): Promise<void> {

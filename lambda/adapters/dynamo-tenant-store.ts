@@ -11,6 +11,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { AuditEvent, AuditEventInput, nextAuditEvent } from '../core/audit-chain';
+import { getSealedSecret, secretKey, stripKeys, tenantKey } from './tenant-items';
 import { parseSealedSecret, SealedSecret } from '../core/envelope';
 import type { Clock } from '../core/ports';
 import { systemClock } from '../core/ports';
@@ -27,13 +28,6 @@ export interface TableNames {
 
 type TransactItems = NonNullable<TransactWriteCommandInput['TransactItems']>;
 
-const tenantKey = (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: 'META' });
-const secretKey = (tenantId: string, provider: string, name: string) => ({ pk: `TENANT#${tenantId}`, sk: `SECRET#${provider}#${name}` });
-
-function strip<T>(item: Record<string, unknown>): T {
-  const { pk: _pk, sk: _sk, ...rest } = item;
-  return rest as T;
-}
 
 /** Which items of a cancelled transaction failed their condition. */
 function failedConditions(err: unknown): number[] | undefined {
@@ -61,7 +55,7 @@ export class DynamoTenantStore implements TenantStore {
 
   async getTenant(tenantId: string): Promise<TenantRecord | undefined> {
     const out = await this.doc.send(new GetCommand({ TableName: this.tables.tenants, Key: tenantKey(tenantId), ConsistentRead: true }));
-    return out.Item ? strip<TenantRecord>(out.Item) : undefined;
+    return out.Item ? stripKeys<TenantRecord>(out.Item) : undefined;
   }
 
   async createTenant(tenant: TenantRecord, firstToken: TokenRecord, audit: AuditEventInput): Promise<void> {
@@ -194,10 +188,7 @@ export class DynamoTenantStore implements TenantStore {
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined> {
-    const out = await this.doc.send(
-      new GetCommand({ TableName: this.tables.tenants, Key: secretKey(tenantId, provider, name), ConsistentRead: true }),
-    );
-    return out.Item ? parseSealedSecret(strip(out.Item)) : undefined;
+    return getSealedSecret(this.doc, this.tables.tenants, tenantId, provider, name);
   }
 
   async listSecrets(tenantId: string): Promise<SealedSecret[]> {
@@ -207,7 +198,7 @@ export class DynamoTenantStore implements TenantStore {
       ExpressionAttributeValues: { ':pk': `TENANT#${tenantId}`, ':prefix': 'SECRET#' },
       ConsistentRead: true,
     });
-    return items.map((i) => parseSealedSecret(strip(i)));
+    return items.map((i) => parseSealedSecret(stripKeys(i)));
   }
 
   async putSecret(secret: SealedSecret, expectedVersion: number | undefined, audit: AuditEventInput): Promise<void> {

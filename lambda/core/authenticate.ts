@@ -34,6 +34,22 @@ export async function verifierOf(pepper: PepperSource, token: string): Promise<s
 
 const UNKNOWN_KEY = 'The API key is not valid: it was revoked, rotated or never existed.';
 
+/** The stored token record belongs to the presented token (constant-time) and to its tenant. */
+export function assertTokenRecord(parsed: ParsedToken, verifier: string, token: TokenRecord | undefined): asserts token is TokenRecord {
+  if (
+    !token ||
+    !constantTimeEqual(Buffer.from(token.verifier, 'hex'), Buffer.from(verifier, 'hex')) ||
+    token.tenantId !== parsed.tenantId
+  ) {
+    throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
+  }
+}
+
+/** Only active tenants are served; an unknown or offboarded one looks like an unknown key. */
+export function assertActiveTenant(tenant: TenantRecord | undefined): asserts tenant is TenantRecord {
+  if (!tenant || tenant.status !== 'active') throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
+}
+
 /** Authenticates a presented token and checks its role. */
 export async function authenticate(
   raw: string,
@@ -43,15 +59,9 @@ export async function authenticate(
   const parsed = parsePresentedToken(raw, deps.region);
   const verifier = await verifierOf(deps.pepper, parsed.token);
   const token = await deps.store.getToken(verifier);
-  if (
-    !token ||
-    !constantTimeEqual(Buffer.from(token.verifier, 'hex'), Buffer.from(verifier, 'hex')) ||
-    token.tenantId !== parsed.tenantId
-  ) {
-    throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
-  }
+  assertTokenRecord(parsed, verifier, token);
   const tenant = await deps.store.getTenant(parsed.tenantId);
-  if (!tenant || tenant.status !== 'active') throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
+  assertActiveTenant(tenant);
   if (requiredRole && token.role !== requiredRole) {
     throw new ApiError(403, 'insufficient_role', `This route needs a ${requiredRole} token; this token has the ${token.role} role.`);
   }

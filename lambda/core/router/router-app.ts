@@ -2,8 +2,8 @@
  * The data path: authenticate, route, open the tenant's sealed secret for one request, call the
  * provider (with fallback), stream the answer back in the client's format, record usage.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { parsePresentedToken, verifierOf } from '../authenticate';
+import { randomUUID } from 'node:crypto';
+import { assertActiveTenant, assertTokenRecord, parsePresentedToken, verifierOf } from '../authenticate';
 import type { CellConfig } from '../cell-config';
 import { zeroize } from '../crypto-util';
 import { openSecret, SealedSecret } from '../envelope';
@@ -18,7 +18,6 @@ import { AllTargetsFailedError, ChainStep, NoRouteError, Target } from '../routi
 import { SseParser } from '../sse';
 import { unwrapTenantFactor } from '../tenant-factor';
 import type { TenantRecord, TokenRecord } from '../tenant-model';
-import { constantTimeEqual } from '../token';
 import { TranslationError, UpstreamProtocolError, type TokenUsage } from '../translate';
 import { ApiRoute, ClientRequest, parseClientRequest, routeOf } from './client-request';
 import { Admission, AdmissionRequest, Governance, openGovernance } from './governance';
@@ -113,15 +112,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       const counterKeys = governance.counterKeys({ tenantId: parsed.tenantId, verifier, now: started });
       const read = await deps.store.loadRequestContext(verifier, parsed.tenantId, providerIds, counterKeys);
       const { token, tenant } = read;
-      if (
-        !token ||
-        !tenant ||
-        token.tenantId !== parsed.tenantId ||
-        tenant.status !== 'active' ||
-        !constantTimeEqual(Buffer.from(token.verifier, 'hex'), Buffer.from(verifier, 'hex'))
-      ) {
-        throw new ApiError(401, 'invalid_api_key', 'The API key is not valid: it was revoked, rotated or never existed.');
-      }
+      assertTokenRecord(parsed, verifier, token);
+      assertActiveTenant(tenant);
       principal = { tenant, token };
       if (token.role !== 'invoke') {
         throw new ApiError(403, 'insufficient_role', 'Model calls need an invoke token; this is a tenant-admin token. Create one with POST /vault/tokens.');
@@ -424,4 +416,3 @@ function modelList(tenant: TenantRecord, token: TokenRecord) {
   };
 }
 
-export const newRequestId = () => randomBytes(8).toString('hex');
