@@ -85,6 +85,9 @@ async function launch(port: number, timeoutMs: number, kmsSeedHex?: string): Pro
     cwd: REPO_ROOT,
     env,
     stdio: ['pipe', 'pipe', 'pipe'],
+    // Its own process group: a terminal's Ctrl-C reaches the gateway, which stops moto after its
+    // last dump; the stdin watchdog still ends moto if the gateway dies.
+    detached: true,
   });
   let output = '';
   const capture = (chunk: Buffer): void => {

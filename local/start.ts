@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { providerEndpointProblems } from '../lib/config/provider-endpoint';
 import { isSupportedRegion, REGION_CODES } from '../lambda/core/regions';
 import { LocalProvider, startLocalGateway } from './gateway';
+import { installLifecycle } from './lifecycle';
 
 function fail(message: string): never {
   console.error(`sovereign-router local gateway: ${message}`);
@@ -73,6 +74,7 @@ function options() {
 
 async function main(): Promise<void> {
   const opts = options();
+  const lifecycle = installLifecycle();
   console.error('Starting the local gateway (moto for KMS, DynamoDB and Secrets Manager)...');
   const gw = await startLocalGateway({ ...opts, log: { info: () => undefined, warn: (m) => console.error(m), error: (m, f) => console.error(m, f ?? '') } });
   const cli = 'npx sovereign-router';
@@ -93,17 +95,8 @@ Then point an SDK at it:
   new OpenAI({ baseURL: '${gw.url}/v1', apiKey: '<invoke token>' })
   new Anthropic({ baseURL: '${gw.url}', apiKey: '<invoke token>' })
 
-Ctrl-C stops the gateway and everything it started.`);
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.error(`\n${signal}: stopping...`);
-    await gw.stop();
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+Ctrl-C (or SIGTERM to npm or node) stops the gateway and everything it started.`);
+  lifecycle.attach(() => gw.stop());
 }
 
 main().catch((err) => fail((err as Error).message));
