@@ -15,7 +15,7 @@ import { ProviderHttpClient } from '../lambda/adapters/provider-http';
 import { SecretsManagerPepperSource } from '../lambda/adapters/secrets-manager-pepper';
 import { createAdminApp } from '../lambda/core/admin-app';
 import { cellConfigFromEnv } from '../lambda/core/cell-config';
-import { ApiError, errorResponse, HttpRequest, HttpResponse } from '../lambda/core/http';
+import { ApiError, errorResponse, HttpRequest, HttpResponse, withRequestId } from '../lambda/core/http';
 import { errorFields, jsonLogger, Logger } from '../lambda/core/logger';
 import { CircuitBreaker } from '../lambda/core/routing/circuit-breaker';
 import { createRouterApp } from '../lambda/core/router/router-app';
@@ -131,17 +131,19 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
         iamCaller: 'local-operator',
       };
       if (path === '/healthz') return send(res, { status: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' });
-      if (path.startsWith('/v1/')) {
-        await router(httpReq, nodeSink(res));
-      } else if (path === '/vault' || path.startsWith('/vault/') || path === '/admin' || path.startsWith('/admin/')) {
+      // The router writes its own line per request (ids, timings, cost; no secrets).
+      if (path.startsWith('/v1/')) return router(httpReq, nodeSink(res));
+      let out: HttpResponse;
+      if (path === '/vault' || path.startsWith('/vault/') || path === '/admin' || path.startsWith('/admin/')) {
         const app = path.startsWith('/vault') ? vault : admin;
-        const out = await app(httpReq);
+        out = await app(httpReq);
         if (httpReq.method !== 'GET' && out.status < 400) await persist();
-        send(res, out);
       } else {
-        send(res, errorResponse(new ApiError(404, 'not_found', `No route ${httpReq.method} ${path}.`)));
+        out = errorResponse(new ApiError(404, 'not_found', `No route ${httpReq.method} ${path}.`));
       }
-      log.info('request', { method: httpReq.method, path: routeLabel(path), status: res.statusCode, ms: Date.now() - started });
+      const { requestId, res: answer } = withRequestId(httpReq, out);
+      send(res, answer);
+      log.info('request', { requestId, method: httpReq.method, path: routeLabel(path), status: answer.status, latencyMs: Date.now() - started });
     };
 
     await new Promise<void>((ok, fail) => {
@@ -201,7 +203,8 @@ function send(res: ServerResponse, out: HttpResponse): void {
   res.end(out.body);
 }
 
-function nodeSink(res: ServerResponse): ResponseSink {
+/** The router's sink on a node:http response: headers flushed at start, each chunk written as it comes. */
+export function nodeSink(res: ServerResponse): ResponseSink {
   let started = false;
   return {
     start(status, headers) {

@@ -29,7 +29,8 @@
  * unreleased reservation is reclaimed after it expires.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, QueryCommand, TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand, TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { createHash } from 'node:crypto';
 import { AdmissionPlan, checkAdmission, GovernanceSettings, governanceSettings, planAdmission } from '../core/governance/admission';
 import { budgetExceeded, governanceUnavailable, rpmExceeded, tpmExceeded } from '../core/governance/denials';
 import { requestCounterKeys, reservationPk, spendKey } from '../core/governance/keys';
@@ -40,6 +41,7 @@ import type { ApiError } from '../core/http';
 import { errorFields, Logger } from '../core/logger';
 import type { Admission, AdmissionRequest, CounterItems, CounterKey, Governance } from '../core/router/governance';
 import type { Target } from '../core/routing/types';
+import { usageRecordKey } from '../core/router/usage-record';
 import type { TokenUsage } from '../core/translate/usage';
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
@@ -53,6 +55,14 @@ export interface DynamoGovernanceOptions {
   readonly promptReserveFactor?: number;
   /** @default 120000 */
   readonly reservationMarginMs?: number;
+  /**
+   * The table holding the router's usage records. When a request's settle failed for good, the
+   * reclaim of its reservation charges the cost its usage record names instead of nothing.
+   * @default `table`
+   */
+  readonly usageRecordsTable?: string;
+  /** Attempts of a settle whose transaction failed (network, 5xx) before it is left to reclaim. @default 4 */
+  readonly settleAttempts?: number;
   /** Retries of a transaction cancelled by a concurrent one (TransactionConflict) or throttling. @default 8 */
   readonly conflictRetries?: number;
   readonly now?: () => number;
@@ -104,6 +114,8 @@ export class DynamoGovernance implements Governance {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
   private readonly conflictRetries: number;
+  private readonly settleAttempts: number;
+  private readonly usageRecordsTable: string;
   private readonly log?: Logger;
   /** Last reclaim scan per tenant, and the one in flight (concurrent denials share it). */
   private readonly reclaims = new Map<string, { at: number; running?: Promise<number> }>();
@@ -117,6 +129,8 @@ export class DynamoGovernance implements Governance {
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = opts.random ?? Math.random;
     this.conflictRetries = opts.conflictRetries ?? 8;
+    this.settleAttempts = Math.max(1, opts.settleAttempts ?? 4);
+    this.usageRecordsTable = opts.usageRecordsTable ?? opts.table;
     this.log = opts.log;
   }
 
@@ -221,12 +235,14 @@ export class DynamoGovernance implements Governance {
       for (let r = queue.shift(); r; r = queue.shift()) {
         const amount = attrNumber(r, 'amountMicros');
         const period = String(r.period);
+        // A request that answered but could not settle left its cost on its usage record.
+        const cost = await this.recordedCost(tenantId, r);
         const give = (key: CounterKey): TransactItem => ({
           Update: {
             TableName: this.table,
             Key: key,
-            UpdateExpression: 'ADD reservedMicros :neg, committedMicros :neg',
-            ExpressionAttributeValues: { ':neg': -amount },
+            UpdateExpression: 'ADD reservedMicros :neg, committedMicros :delta, spentMicros :cost',
+            ExpressionAttributeValues: { ':neg': -amount, ':delta': cost - amount, ':cost': cost },
           },
         });
         try {
@@ -244,7 +260,7 @@ export class DynamoGovernance implements Governance {
           ]);
           if (result.ok) {
             reclaimed++;
-            this.log?.warn('governance: reclaimed an expired reservation', { tenantId, requestId: String(r.sk), amountMicros: amount });
+            this.log?.warn('governance: reclaimed an expired reservation', { tenantId, requestId: String(r.sk), amountMicros: amount, chargedMicros: cost });
           }
         } catch (err) {
           this.log?.error('governance: reclaim failed', { tenantId, requestId: String(r.sk), ...errorFields(err) });
@@ -253,6 +269,21 @@ export class DynamoGovernance implements Governance {
     };
     await Promise.all(Array.from({ length: Math.min(RECLAIM_CONCURRENCY, queue.length) }, worker));
     return reclaimed;
+  }
+
+  /** The cost (micros) on the usage record of a reservation's request; 0 when there is none. */
+  private async recordedCost(tenantId: string, reservation: Record<string, unknown>): Promise<number> {
+    if (typeof reservation.createdAt !== 'string') return 0;
+    const out = await this.doc.send(
+      new GetCommand({
+        TableName: this.usageRecordsTable,
+        Key: usageRecordKey({ tenantId, at: reservation.createdAt, requestId: String(reservation.sk) }),
+        ProjectionExpression: 'costUsd',
+        ConsistentRead: true,
+      }),
+    );
+    const usd = out.Item?.costUsd;
+    return typeof usd === 'number' && Number.isFinite(usd) && usd > 0 ? Math.round(usd * 1_000_000) : 0;
   }
 
   // ------------------------------------------------------------------ used by DynamoAdmission
@@ -287,26 +318,50 @@ export class DynamoGovernance implements Governance {
         },
       },
     });
-    try {
-      if (!reserved) {
-        const out = await this.transact([spend(plan.keys.tenantSpend, false), spend(plan.keys.tokenSpend, false), ...this.rateCorrection(plan, tokens, 1)]);
-        if (!out.ok) throw new Error(`settle cancelled: ${out.reasons.map((r) => r.code).join(',')}`);
+    // Off the client's path (the answer is complete), so a failed write is retried; each
+    // transaction carries an idempotency token, so a retry of one that did commit is a no-op.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.settleOnce(req, plan, cost, tokens, reserved, spend);
         return { costUsd: microsToUsd(cost) };
+      } catch (err) {
+        if (attempt >= this.settleAttempts) {
+          // The reservation stays; its reclaim charges the cost named by the usage record.
+          this.log?.error('governance: settle failed; the reservation is reclaimed at the recorded cost', { ...fields, costMicros: cost, attempts: attempt, ...errorFields(err) });
+          return { costUsd: microsToUsd(cost) };
+        }
+        this.log?.warn('governance: settle failed; retrying', { ...fields, attempt, ...errorFields(err) });
+        await this.sleep(Math.floor(this.random() * 50 * 2 ** attempt) + 25);
       }
-      const rateFix = this.rateCorrection(plan, tokens - plan.tpmTokens);
-      const first = await this.transact([this.deleteReservation(plan), spend(plan.keys.tenantSpend, true), spend(plan.keys.tokenSpend, true), ...rateFix]);
-      if (!first.ok) {
-        if (first.reasons[RESV]?.code !== 'ConditionalCheckFailed') throw new Error(`settle cancelled: ${first.reasons.map((r) => r.code).join(',')}`);
-        // The reservation was reclaimed as expired (its amount already given back): record the cost.
-        const second = await this.transact([spend(plan.keys.tenantSpend, false), spend(plan.keys.tokenSpend, false), ...rateFix]);
-        if (!second.ok) throw new Error(`settle cancelled: ${second.reasons.map((r) => r.code).join(',')}`);
-        this.log?.warn('governance: settled after the reservation was reclaimed', { ...fields, costMicros: cost });
-      }
-    } catch (err) {
-      // The answer is already on its way to the client; the reservation stays until it expires.
-      this.log?.error('governance: settle failed; spend not recorded', { ...fields, costMicros: cost, ...errorFields(err) });
     }
-    return { costUsd: microsToUsd(cost) };
+  }
+
+  private async settleOnce(
+    req: AdmissionRequest,
+    plan: AdmissionPlan,
+    cost: number,
+    tokens: number,
+    reserved: boolean,
+    spend: (key: CounterKey, withReservation: boolean) => TransactItem,
+  ): Promise<void> {
+    const fields = { tenantId: req.tenant.tenantId, requestId: req.requestId };
+    if (!reserved) {
+      const out = await this.transact([spend(plan.keys.tenantSpend, false), spend(plan.keys.tokenSpend, false), ...this.rateCorrection(plan, tokens, 1)], idempotencyToken('settle-unreserved', req.requestId));
+      if (!out.ok) throw new Error(`settle cancelled: ${out.reasons.map((r) => r.code).join(',')}`);
+      return;
+    }
+    const rateFix = this.rateCorrection(plan, tokens - plan.tpmTokens);
+    const first = await this.transact(
+      [this.deleteReservation(plan), spend(plan.keys.tenantSpend, true), spend(plan.keys.tokenSpend, true), ...rateFix],
+      idempotencyToken('settle', req.requestId),
+    );
+    if (!first.ok) {
+      if (first.reasons[RESV]?.code !== 'ConditionalCheckFailed') throw new Error(`settle cancelled: ${first.reasons.map((r) => r.code).join(',')}`);
+      // The reservation was reclaimed as expired (its amount already given back): record the cost.
+      const second = await this.transact([spend(plan.keys.tenantSpend, false), spend(plan.keys.tokenSpend, false), ...rateFix], idempotencyToken('settle-late', req.requestId));
+      if (!second.ok) throw new Error(`settle cancelled: ${second.reasons.map((r) => r.code).join(',')}`);
+      this.log?.warn('governance: settled after the reservation was reclaimed', { ...fields, costMicros: cost });
+    }
   }
 
   /** Gives the reservation and the TPM estimate back; never throws (expiry covers a failure). */
@@ -482,10 +537,10 @@ export class DynamoGovernance implements Governance {
    * one for a concurrent transaction on the same item (real DynamoDB, not moto) or throttling is
    * retried with jittered backoff; anything else throws.
    */
-  private async transact(items: TransactItem[]): Promise<TxResult> {
+  private async transact(items: TransactItem[], clientRequestToken?: string): Promise<TxResult> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.doc.send(new TransactWriteCommand({ TransactItems: items }));
+        await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: clientRequestToken }));
         return { ok: true };
       } catch (err) {
         const e = err as { name?: string; CancellationReasons?: { Code?: string; Item?: Record<string, unknown> }[] };
@@ -498,6 +553,11 @@ export class DynamoGovernance implements Governance {
       }
     }
   }
+}
+
+/** DynamoDB's idempotency token for one transaction of one request (at most 36 characters). */
+function idempotencyToken(step: string, requestId: string): string {
+  return createHash('sha256').update(`${step}\0${requestId}`).digest('base64url').slice(0, 36);
 }
 
 /** Budget, RPM or TPM at either scope: limits that need the usage table to be enforced. */

@@ -5,7 +5,7 @@ import { counterId, CounterKey } from '../core/router/governance';
 import { getSealedSecret, secretKey, stripKeys, tenantKey } from './tenant-items';
 import type { RequestContextRead, RouterStore } from '../core/router/router-store';
 import { secretKeyOf } from '../core/router/router-store';
-import type { UsageRecord } from '../core/router/usage-record';
+import { UsageRecord, usageRecordKey } from '../core/router/usage-record';
 import type { TenantRecord, TokenRecord } from '../core/tenant-model';
 
 export interface RouterTableNames {
@@ -78,7 +78,7 @@ export class DynamoRouterStore implements RouterStore {
     await this.doc.send(
       new PutCommand({
         TableName: this.tables.usage,
-        Item: { pk: `REQ#${record.tenantId}`, sk: `${record.at}#${record.requestId}`, ...record, expiresAt },
+        Item: { ...usageRecordKey(record), ...record, expiresAt },
       }),
     );
   }

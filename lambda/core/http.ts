@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 /**
  * Transport-neutral HTTP shapes. Handlers map API Gateway events (or the local server's requests)
  * to these, so every use case is tested without AWS.
@@ -12,6 +14,26 @@ export interface HttpRequest {
   readonly sourceIp?: string;
   /** The SigV4 caller (IAM ARN) on IAM-authorized routes, as API Gateway reports it. */
   readonly iamCaller?: string;
+  /** The front door's id for this request (API Gateway's requestContext.requestId), if any. */
+  readonly requestId?: string;
+}
+
+/** The response header that carries the request id, on success and on error. */
+export const REQUEST_ID_HEADER = 'x-request-id';
+
+/**
+ * The request's id: the front door's (API Gateway's requestContext.requestId, which correlates
+ * with its access log) when it looks like one, else a new one. Never taken from a client header.
+ */
+export function requestIdOf(req: Pick<HttpRequest, 'requestId'>): string {
+  const id = req.requestId;
+  return id !== undefined && /^[A-Za-z0-9-]{8,64}$/.test(id) ? id : randomUUID();
+}
+
+/** The response with the request-id header added. */
+export function withRequestId(req: Pick<HttpRequest, 'requestId'>, res: HttpResponse): { requestId: string; res: HttpResponse } {
+  const requestId = requestIdOf(req);
+  return { requestId, res: { ...res, headers: { ...res.headers, [REQUEST_ID_HEADER]: requestId } } };
 }
 
 export interface HttpResponse {

@@ -5,6 +5,7 @@ import { createAdminApp } from '../core/admin-app';
 import { cellConfigFromEnv } from '../core/cell-config';
 import { errorFields, jsonLogger } from '../core/logger';
 import { toHttpRequest, toProxyResult } from './api-gateway-event';
+import { withRequestId } from '../core/http';
 import { cellClients } from './aws-clients';
 
 // Composition root of the admin function. It gets no KMS client: it never needs one.
@@ -19,7 +20,9 @@ const app = createAdminApp({
 });
 
 export async function handler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const res = await app(toHttpRequest(event));
-  log.info('request', { method: event.httpMethod, resource: event.resource, status: res.status, caller: event.requestContext?.identity?.userArn ?? undefined });
+  const started = Date.now();
+  const req = toHttpRequest(event);
+  const { requestId, res } = withRequestId(req, await app(req));
+  log.info('request', { requestId, method: event.httpMethod, resource: event.resource, status: res.status, latencyMs: Date.now() - started, caller: event.requestContext?.identity?.userArn ?? undefined });
   return toProxyResult(res);
 }

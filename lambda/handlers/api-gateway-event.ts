@@ -18,6 +18,7 @@ export function toHttpRequest(event: APIGatewayProxyEvent): HttpRequest {
     body,
     sourceIp: event.requestContext?.identity?.sourceIp ?? undefined,
     iamCaller: event.requestContext?.identity?.userArn ?? undefined,
+    requestId: event.requestContext?.requestId ?? undefined,
   };
 }
 

@@ -6,6 +6,7 @@ import { cellConfigFromEnv } from '../core/cell-config';
 import { errorFields, jsonLogger } from '../core/logger';
 import { createVaultApp } from '../core/vault-app';
 import { toHttpRequest, toProxyResult } from './api-gateway-event';
+import { withRequestId } from '../core/http';
 import { cellClients } from './aws-clients';
 
 // Composition root of the vault function: built once per execution environment.
@@ -21,7 +22,9 @@ const app = createVaultApp({
 });
 
 export async function handler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const res = await app(toHttpRequest(event));
-  log.info('request', { method: event.httpMethod, resource: event.resource, status: res.status });
+  const started = Date.now();
+  const req = toHttpRequest(event);
+  const { requestId, res } = withRequestId(req, await app(req));
+  log.info('request', { requestId, method: event.httpMethod, resource: event.resource, status: res.status, latencyMs: Date.now() - started });
   return toProxyResult(res);
 }

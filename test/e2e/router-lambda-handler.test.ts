@@ -7,6 +7,7 @@
 import { Writable } from 'node:stream';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { canaryHits, captureOutput, makeCanary, OutputCapture } from '../support/canary';
+import { AwsFaultProxy, isSettle, startAwsFaultProxy } from '../support/aws-fault-proxy';
 import { dumpTables, parseSse, RouterHarness, startRouterHarness } from '../support/router-harness';
 
 type Meta = { statusCode: number; headers: Record<string, string> };
@@ -16,12 +17,15 @@ let h: RouterHarness;
 let invoke: string;
 let handler: Handler;
 let capture: OutputCapture;
+let proxy: AwsFaultProxy;
 const metas: Array<{ meta: Meta; stream: unknown }> = [];
 const savedEnv = { ...process.env };
 const CANARY = makeCanary('L');
 
 beforeAll(async () => {
   h = await startRouterHarness();
+  // The handler's SDK clients go through a pass-through proxy that can hold back chosen calls.
+  proxy = await startAwsFaultProxy(h.moto.endpoint);
   h.fakes.setKey('openai', CANARY);
   ({ invokeToken: invoke } = await h.tenant('lambda-co', { keys: { openai: CANARY } }));
 
@@ -40,7 +44,7 @@ beforeAll(async () => {
   Object.assign(process.env, {
     ...h.cell.cell.env,
     PROVIDER_ENDPOINTS: JSON.stringify(h.cell.config.providers),
-    AWS_ENDPOINT_URL: h.moto.endpoint,
+    AWS_ENDPOINT_URL: proxy.endpoint,
     AWS_ACCESS_KEY_ID: 'testing',
     AWS_SECRET_ACCESS_KEY: 'testing',
     AWS_REGION: h.cell.config.region,
@@ -59,6 +63,7 @@ afterAll(async () => {
   delete (globalThis as Record<string, unknown>).awslambda;
   for (const k of Object.keys(process.env)) if (!(k in savedEnv)) delete process.env[k];
   Object.assign(process.env, savedEnv);
+  await proxy?.close();
   await h?.close();
 });
 
@@ -133,7 +138,7 @@ async function invokeHandler(ev: APIGatewayProxyEvent) {
   const started = metas.slice(metaBefore);
   expect(started).toHaveLength(1);
   expect(started[0].stream).toBe(stream);
-  return { meta: started[0].meta, body: chunks.join(''), chunks, ended: stream.writableFinished };
+  return { meta: started[0].meta, body: chunks.join(''), chunks, ended: stream.writableFinished, requestId: ev.requestContext.requestId };
 }
 
 const chat = (extra: Record<string, unknown> = {}) => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello from lambda' }], ...extra });
@@ -224,4 +229,63 @@ test("the handler used its own SDK clients (through AWS_ENDPOINT_URL) and wrote 
   const tables = await dumpTables(h);
   expect(tables.split('\n').filter((l) => l.includes('"REQ#lambda-co"')).length).toBe(6);
   expect(canaryHits(tables, [CANARY])).toEqual([]);
+});
+
+test('the Lambda stream is finished before a delayed settle write completes; the handler returns after it', async () => {
+  const DELAY = 1_500;
+  proxy.rule = (c) => (isSettle(c) ? { delayMs: DELAY } : undefined);
+  try {
+    for (const stream of [false, true]) {
+      const chunks: string[] = [];
+      let finishedAt = 0;
+      const out = new Writable({
+        write(chunk: Buffer | string, _enc, cb) {
+          chunks.push(chunk.toString());
+          cb();
+        },
+      });
+      out.on('finish', () => (finishedAt = Date.now()));
+      const t0 = Date.now();
+      await handler(event('POST', '/v1/chat/completions', { body: chat({ stream }), headers: { Authorization: `Bearer ${invoke}` } }), out);
+      const returnedAt = Date.now();
+      expect(chunks.join('')).toContain(stream ? '[DONE]' : '"choices"');
+      expect(finishedAt - t0).toBeLessThan(DELAY);
+      expect(returnedAt - finishedAt).toBeGreaterThanOrEqual(DELAY - 100);
+    }
+  } finally {
+    proxy.rule = () => undefined;
+  }
+  expect(proxy.calls.filter(isSettle).length).toBeGreaterThanOrEqual(2);
+});
+
+test('one structured log line per request, naming the request id of the x-request-id header, and no secret in it', async () => {
+  const mark = capture.lines.length;
+  const ok = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat(), headers: { Authorization: `Bearer ${invoke}` } }));
+  const denied = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat({ model: 'no-such-model' }), headers: { Authorization: `Bearer ${invoke}` } }));
+  const unauth = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat(), headers: { Authorization: 'Bearer sk-nope' } }));
+  const lines = capture.lines
+    .slice(mark)
+    .join('')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l))
+    .filter((l) => l.message === 'request');
+  expect(lines).toHaveLength(3);
+  for (const [res, line] of [ok, denied, unauth].map((r, i) => [r, lines[i]] as const)) {
+    // API Gateway's request id is the request's id: header, log line and usage record agree.
+    expect(res.meta.headers['x-request-id']).toBe(res.requestId);
+    expect(line.requestId).toBe(res.requestId);
+  }
+  expect(lines[0]).toMatchObject({ service: 'router', level: 'INFO', tenantId: 'lambda-co', route: 'chat', provider: 'openai', model: 'gpt-4o-mini', status: 200, decision: 'ok', fallbackChain: 'openai/gpt-4o-mini:ok' });
+  expect(lines[0].tokenId).toMatch(/\S/);
+  expect(lines[0].latencyMs).toBeGreaterThanOrEqual(0);
+  expect(lines[0].costUsd).toBeGreaterThan(0);
+  expect(lines[1]).toMatchObject({ tenantId: 'lambda-co', status: 400, decision: 'denied:model_not_routable', denialReason: 'model_not_routable' });
+  expect(lines[2]).toMatchObject({ status: 401, decision: 'denied:invalid_api_key', denialReason: 'invalid_api_key' });
+  expect(lines[2].tenantId).toBeUndefined();
+  const text = JSON.stringify(lines);
+  expect(canaryHits(text, [CANARY])).toEqual([]);
+  expect(text).not.toContain(invoke);
+  expect(text).not.toContain('hello from lambda');
+  expect(text).not.toContain('Echo:');
 });

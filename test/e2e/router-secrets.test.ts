@@ -230,6 +230,11 @@ describe('canaries', () => {
     expect(bodies.length).toBeGreaterThan(15);
     expect(canaryHits(bodies.join('\n'), ALL)).toEqual([]);
     expect(canaryHits(h.logs.join('\n'), ALL)).toEqual([]);
+    // One structured line per request (ids, route, status, timings, cost), each naming its request.
+    const requestLines = h.logs.map((l) => JSON.parse(l)).filter((l) => l.message === 'request');
+    expect(requestLines.length).toBeGreaterThanOrEqual(records.length);
+    for (const r of records) expect(requestLines.filter((l) => l.requestId === r.requestId)).toHaveLength(1);
+    expect(requestLines.filter((l) => l.status === 200 && l.tenantId === TENANT && typeof l.tokenId === 'string' && typeof l.latencyMs === 'number').length).toBeGreaterThan(5);
     expect(h.metrics.length).toBeGreaterThan(15);
     expect(canaryHits(h.metrics.join('\n'), ALL)).toEqual([]);
     expect(records.length).toBeGreaterThan(15);

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { KmsDataKeyService } from '../../lambda/adapters/kms-data-key-service';
 import { DynamoTenantStore } from '../../lambda/adapters/dynamo-tenant-store';
 import { createAdminApp } from '../../lambda/core/admin-app';
-import type { HttpRequest } from '../../lambda/core/http';
+import { type HttpRequest, withRequestId } from '../../lambda/core/http';
 import { errorFields, jsonLogger } from '../../lambda/core/logger';
 import { unwrapTenantFactor, WrappedFactor } from '../../lambda/core/tenant-factor';
 import { computeVerifier } from '../../lambda/core/token';
@@ -53,10 +53,11 @@ function observed(f: CellFixture, kind: 'vault' | 'admin', overrides: Partial<Pa
     kind === 'vault'
       ? createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: f.dataKeys, onError, ...overrides })
       : createAdminApp({ config: f.config, store: f.store, pepper: f.pepper, onError });
+  // As the handlers do: the request-id header on every response and one line per request.
   return async (req: HttpRequest) => {
-    const res = await app(req);
+    const { requestId, res } = withRequestId(req, await app(req));
     bodies.push(JSON.stringify(res.headers), res.body);
-    log.info('request', { method: req.method, path: req.path, status: res.status });
+    log.info('request', { requestId, method: req.method, path: req.path, status: res.status, latencyMs: 0 });
     return res;
   };
 }
@@ -211,6 +212,9 @@ describe('after the flows', () => {
     expect(capture.lines.length).toBeGreaterThan(20);
     expect(logLines.length).toBeGreaterThan(20);
     expect(canaryHits([capture.text(), ...logLines].join('\n'), canaries)).toEqual([]);
+    const requestLines = logLines.map((l) => JSON.parse(l)).filter((l) => l.message === 'request');
+    expect(requestLines.length).toBeGreaterThan(20);
+    expect(requestLines.every((l) => /^[0-9a-f-]{36}$/.test(l.requestId))).toBe(true);
   });
 
   it('no response body or header holds a canary', () => {

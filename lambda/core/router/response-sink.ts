@@ -1,3 +1,5 @@
+import { REQUEST_ID_HEADER } from '../http';
+
 /**
  * Where the router writes its answer: once `start` with status and headers, then body chunks.
  * The Lambda handler backs it with a response stream; tests and the local server with memory
@@ -36,4 +38,29 @@ export class MemorySink implements ResponseSink {
   get body(): string {
     return this.chunks.join('');
   }
+}
+
+/** A sink that adds the request-id header and notes when the first and last byte went out. */
+export interface TrackedSink extends ResponseSink {
+  readonly startedAt?: number;
+  readonly endedAt?: number;
+}
+
+export function trackedSink(inner: ResponseSink, requestId: string, now: () => number): TrackedSink {
+  const tracked = {
+    startedAt: undefined as number | undefined,
+    endedAt: undefined as number | undefined,
+    start(status: number, headers: Record<string, string>) {
+      inner.start(status, { ...headers, [REQUEST_ID_HEADER]: requestId });
+      tracked.startedAt = now();
+    },
+    write(chunk: string) {
+      inner.write(chunk);
+    },
+    end() {
+      inner.end();
+      tracked.endedAt ??= now();
+    },
+  };
+  return tracked;
 }

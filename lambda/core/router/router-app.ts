@@ -2,12 +2,11 @@
  * The data path: authenticate, route, open the tenant's sealed secret for one request, call the
  * provider (with fallback), stream the answer back in the client's format, record usage.
  */
-import { randomUUID } from 'node:crypto';
 import { assertActiveTenant, assertTokenRecord, parsePresentedToken, verifierOf } from '../authenticate';
 import type { CellConfig } from '../cell-config';
 import { zeroize } from '../crypto-util';
 import { openSecret, SealedSecret } from '../envelope';
-import { ApiError, ErrorShape, errorResponse, HttpRequest, presentedToken } from '../http';
+import { ApiError, ErrorShape, errorResponse, HttpRequest, presentedToken, requestIdOf } from '../http';
 import { errorFields, Logger } from '../logger';
 import type { DataKeyService, PepperSource } from '../ports';
 import { CircuitBreaker } from '../routing/circuit-breaker';
@@ -22,8 +21,9 @@ import { TranslationError, UpstreamProtocolError, type TokenUsage } from '../tra
 import { ApiRoute, ClientRequest, parseClientRequest, routeOf } from './client-request';
 import { Admission, AdmissionRequest, Governance, openGovernance } from './governance';
 import { usageMetricLine } from './metrics';
+import { requestLogFields } from './request-log';
 import { isRetryableStatus, ProviderClient, ProviderResponse, transportFailure } from './provider-port';
-import type { ResponseSink } from './response-sink';
+import { ResponseSink, trackedSink } from './response-sink';
 import { RouterStore, secretKeyOf } from './router-store';
 import { clientResponse, streamBridge, upstreamRequest } from './upstream-exchange';
 import type { UsageRecord } from './usage-record';
@@ -61,9 +61,12 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
   const { region, providers } = deps.config;
   const providerIds = Object.keys(providers);
 
-  return async function handle(req, sink) {
+  return async function handle(req, clientSink) {
     const started = now();
-    const requestId = randomUUID();
+    const requestId = requestIdOf(req);
+    // Every response names its request id (success and error), and the sink notes when the
+    // client got its first and last byte: the record's latency is the client's, not the tail's.
+    const sink = trackedSink(clientSink, requestId, now);
     let shape: ErrorShape = 'openai';
     let route: ApiRoute | undefined;
     let principal: { tenant: TenantRecord; token: TokenRecord } | undefined;
@@ -72,29 +75,49 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     let factor: Buffer | undefined;
     let reservation: Promise<Admission> | undefined;
     let settled = false;
-    const record = (fields: Partial<UsageRecord> & Pick<UsageRecord, 'status' | 'decision'>): UsageRecord | undefined => {
-      if (!principal || !route) return undefined;
-      return {
-        requestId,
-        tenantId: principal.tenant.tenantId,
-        tokenId: principal.token.tokenId,
-        route,
-        model: client?.model ?? '',
-        stream: client?.stream ?? false,
-        fallbackChain: chain,
-        latencyMs: now() - started,
-        at: new Date(started).toISOString(),
-        ...fields,
-      };
-    };
+    type Outcome = Partial<UsageRecord> & Pick<UsageRecord, 'status' | 'decision'>;
 
-    const finish = async (usage: UsageRecord | undefined): Promise<UsageRecord | undefined> => {
+    /**
+     * The end stage, after the client has its last byte: settle (or release) the reservation,
+     * then the log line, the metric and the usage record. Nothing here throws or writes to the
+     * client, so a failure of any of it never changes what the client received.
+     */
+    const finish = async (outcome: Outcome, settle?: () => Promise<{ costUsd?: number }>): Promise<UsageRecord | undefined> => {
+      let costUsd = outcome.costUsd;
+      if (settle) {
+        try {
+          ({ costUsd } = await settle());
+        } catch (err) {
+          deps.log.error('governance: settle failed', { requestId, ...errorFields(err) });
+        }
+      }
+      const done = sink.endedAt ?? now();
+      const fields = { ...outcome, costUsd, latencyMs: done - started };
+      const usage: UsageRecord | undefined =
+        principal && route
+          ? {
+              requestId,
+              tenantId: principal.tenant.tenantId,
+              tokenId: principal.token.tokenId,
+              route,
+              model: client?.model ?? '',
+              stream: client?.stream ?? false,
+              fallbackChain: chain,
+              at: new Date(started).toISOString(),
+              ...fields,
+            }
+          : undefined;
+      try {
+        deps.log.info('request', requestLogFields({ requestId, route: route ?? 'unknown', model: client?.model, fallbackChain: chain, ...fields }, principal));
+        if (usage) deps.emitMetric?.(usageMetricLine(usage, region));
+      } catch {
+        // A logging sink that throws must not reach the client path.
+      }
       if (!usage) return undefined;
-      deps.emitMetric?.(usageMetricLine(usage, region));
       try {
         await deps.store.putUsage(usage);
       } catch (err) {
-        deps.log.error('usage record not written', { requestId, ...errorFields(err) });
+        deps.log.error('usage record not written', { requestId, tenantId: usage.tenantId, costUsd: usage.costUsd, ...errorFields(err) });
       }
       return usage;
     };
@@ -123,7 +146,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         sink.start(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
         sink.write(JSON.stringify(modelList(tenant, token)));
         sink.end();
-        return await finish(record({ status: 200, decision: 'ok' }));
+        return await finish({ status: 200, decision: 'ok' });
       }
 
       // 3. Route and govern, still without KMS or provider.
@@ -237,9 +260,11 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 
       if (upstream.kind === 'client_error') {
         writeError(sink, new ApiError(upstream.status, upstream.status === 502 ? 'provider_rejected_key' : 'upstream_rejected_request', upstream.message), shape);
-        await (await reserving.catch(() => undefined))?.release();
         settled = true;
-        return await finish(record({ status: upstream.status, decision: 'client_error', provider: target.provider, upstreamModel: target.model }));
+        return await finish({ status: upstream.status, decision: 'client_error', provider: target.provider, upstreamModel: target.model }, async () => {
+          await (await reserving.catch(() => undefined))?.release();
+          return {};
+        });
       }
 
       const res = upstream.res;
@@ -260,13 +285,13 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
           throw new ApiError(502, 'upstream_protocol_error', `${target.provider} returned a response that is not JSON.`);
         }
         const { body, usage } = clientResponse(activeClient, target, json);
-        const { costUsd } = await admitted.settle(usage, target);
         settled = true;
         sink.start(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
         sink.write(JSON.stringify(body));
         sink.end();
         return await finish(
-          record({ status: 200, decision: 'ok', provider: target.provider, upstreamModel: target.model, inputTokens: usage?.inputTokens, outputTokens: usage?.outputTokens, costUsd }),
+          { status: 200, decision: 'ok', provider: target.provider, upstreamModel: target.model, inputTokens: usage?.inputTokens, outputTokens: usage?.outputTokens },
+          () => admitted.settle(usage, target),
         );
       }
 
@@ -304,28 +329,32 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       else write(bridge.finish());
       sink.end();
       const usage: TokenUsage | undefined = bridge.usage();
-      const { costUsd } = await admitted.settle(usage, target);
       settled = true;
       return await finish(
-        record({
+        {
           status: 200,
           decision: broken ? 'upstream_stream_broken' : 'ok',
           provider: target.provider,
           upstreamModel: target.model,
           inputTokens: usage?.inputTokens,
           outputTokens: usage?.outputTokens,
-          costUsd,
           timeToFirstTokenMs: firstTokenAt === undefined ? undefined : firstTokenAt - started,
-        }),
+        },
+        () => admitted.settle(usage, target),
       );
     } catch (err) {
       const api = toApiError(err);
       if (!(api instanceof ApiError)) deps.log.error('unexpected router error', { requestId, ...errorFields(err) });
-      if (!settled && reservation) await reservation.then((a) => a.release()).catch(() => undefined);
       writeError(sink, api, shape, requestId);
       const status = api instanceof ApiError ? api.status : 500;
       const decision = api instanceof ApiError ? `${status < 500 ? 'denied' : 'failed'}:${api.code}` : 'failed:internal_error';
-      return await finish(record({ status, decision }));
+      // The error is with the client; give the reservation back afterwards.
+      const pending = settled ? undefined : reservation;
+      const release = async () => {
+        await pending?.then((a) => a.release()).catch(() => undefined);
+        return {};
+      };
+      return await finish({ status, decision }, pending ? release : undefined);
     } finally {
       zeroize(factor);
     }

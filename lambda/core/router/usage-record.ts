@@ -23,3 +23,8 @@ export interface UsageRecord {
   readonly fallbackChain: readonly ChainStep[];
   readonly at: string;
 }
+
+/** Where a request's usage record is stored: by tenant, in time order. */
+export function usageRecordKey(r: Pick<UsageRecord, 'tenantId' | 'at' | 'requestId'>): { pk: string; sk: string } {
+  return { pk: `REQ#${r.tenantId}`, sk: `${r.at}#${r.requestId}` };
+}

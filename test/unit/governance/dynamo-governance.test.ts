@@ -167,7 +167,7 @@ test('settle and release never throw: the answer is already on its way; failures
   const a = await g.reserve(request());
   fail = true;
   await expect(a.settle({ inputTokens: 10, outputTokens: 10 }, request().targets[0])).resolves.toEqual({ costUsd: 0.000125 });
-  expect(logs).toContain('governance: settle failed; spend not recorded');
+  expect(logs).toContain('governance: settle failed; the reservation is reclaimed at the recorded cost');
   fail = false;
   const b = await g.reserve(request());
   fail = true;
