@@ -132,7 +132,10 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       };
       if (path === '/healthz') return send(res, { status: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' });
       // The router writes its own line per request (ids, timings, cost; no secrets).
-      if (path.startsWith('/v1/')) return router(httpReq, nodeSink(res));
+      if (path.startsWith('/v1/')) {
+        await router(httpReq, nodeSink(res));
+        return;
+      }
       let out: HttpResponse;
       if (path === '/vault' || path.startsWith('/vault/') || path === '/admin' || path.startsWith('/admin/')) {
         const app = path.startsWith('/vault') ? vault : admin;
