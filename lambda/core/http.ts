@@ -83,9 +83,25 @@ export class ApiError extends Error {
     message: string,
     /** Extra non-secret fields for the error object (e.g. home_region, limit). */
     readonly details: Readonly<Record<string, string | number>> = {},
+    /** Extra non-secret response headers (lower-case names), e.g. `retry-after`. */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
   }
+}
+
+/**
+ * The response headers of an error: its own, plus `Retry-After` (whole seconds, rounded up) on a
+ * 429 or 503 whose wait is known from `retry_after_seconds`, so that SDKs back off by the header
+ * as well as by the body.
+ */
+export function errorHeaders(err: ApiError): Record<string, string> {
+  const headers: Record<string, string> = { ...err.headers };
+  const wait = err.details.retry_after_seconds;
+  if ((err.status === 429 || err.status === 503) && headers['retry-after'] === undefined && typeof wait === 'number' && Number.isFinite(wait)) {
+    headers['retry-after'] = String(Math.max(0, Math.ceil(wait)));
+  }
+  return headers;
 }
 
 export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponse {
@@ -102,12 +118,13 @@ export function errorResponse(err: unknown, shape: ErrorShape = 'openai', reques
     err instanceof ApiError
       ? err
       : new ApiError(500, 'internal_error', `Internal error${requestId ? ` (request ${requestId})` : ''}; nothing was changed by the failed step.`);
+  const headers = errorHeaders(api);
   if (shape === 'anthropic') {
     const type = ANTHROPIC_TYPES[api.status] ?? 'api_error';
-    return jsonResponse(api.status, { type: 'error', error: { type, message: api.message, code: api.code, ...api.details } });
+    return jsonResponse(api.status, { type: 'error', error: { type, message: api.message, code: api.code, ...api.details } }, headers);
   }
   const type = OPENAI_TYPES[api.status] ?? 'server_error';
-  return jsonResponse(api.status, { error: { message: api.message, type, code: api.code, ...api.details } });
+  return jsonResponse(api.status, { error: { message: api.message, type, code: api.code, ...api.details } }, headers);
 }
 
 /** Parses a JSON body within a size cap: 413 when too large, 400 when not JSON. */

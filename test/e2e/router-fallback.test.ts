@@ -284,7 +284,9 @@ describe('every target failing', () => {
     for (const p of ['openai', 'anthropic'] as const) h.fakes.script(p, [{ kind: 'status', status: 429 }, { kind: 'status', status: 429 }]);
     const b = await r.call('/v1/messages', messagesBody('duo'));
     expect(b.sink.status).toBe(429);
-    expect(b.json).toEqual({ type: 'error', error: { type: 'rate_limit_error', message: expect.any(String), code: 'upstream_unavailable' } });
+    // The fakes' 429s say Retry-After: 1; the client is told the same, in the header and the body.
+    expect(b.json).toEqual({ type: 'error', error: { type: 'rate_limit_error', message: expect.any(String), code: 'upstream_unavailable', retry_after_seconds: 1 } });
+    expect(b.sink.headers['retry-after']).toBe('1');
   });
 
   test('all 5xx on /v1/messages → 502 in the Anthropic shape', async () => {

@@ -55,7 +55,9 @@ export function tpmExceeded(o: { scope: Scope; limit: number; used: number; requ
         `${o.limit} tokens per minute; send a shorter prompt or a lower max_tokens.`
       : `Rate limit exceeded: ${whose(o.scope)} limit is ${o.limit} tokens per minute, ${o.used} are used in this minute and this request ` +
         `needs about ${o.requestTokens}; retry in ${o.retryAfterSeconds} s.`;
-  return new ApiError(429, 'rate_limit_exceeded', message, { limit_tpm: o.limit, scope: o.scope, retry_after_seconds: o.retryAfterSeconds });
+  // A request larger than the whole limit never passes: no wait to announce.
+  const wait: Record<string, number> = o.requestTokens > o.limit ? {} : { retry_after_seconds: o.retryAfterSeconds };
+  return new ApiError(429, 'rate_limit_exceeded', message, { limit_tpm: o.limit, scope: o.scope, ...wait });
 }
 
 export function modelNotAllowed(model: string, allowed: ReadonlySet<string>): ApiError {

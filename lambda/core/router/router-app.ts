@@ -21,15 +21,17 @@ import { TranslationError, UpstreamProtocolError, type TokenUsage } from '../tra
 import { ApiRoute, ClientRequest, parseClientRequest, routeOf } from './client-request';
 import { Admission, AdmissionRequest, Governance, openGovernance } from './governance';
 import { usageMetricLine } from './metrics';
+import { modelList } from './model-list';
 import { requestLogFields } from './request-log';
 import { isRetryableStatus, ProviderClient, ProviderResponse, transportFailure } from './provider-port';
 import { ResponseSink, trackedSink } from './response-sink';
+import { RetryHints } from './retry-hints';
 import { RouterStore, secretKeyOf } from './router-store';
 import { clientResponse, streamBridge, upstreamRequest } from './upstream-exchange';
 import type { UsageRecord } from './usage-record';
 
 export interface RouterDeps {
-  readonly config: Pick<CellConfig, 'region' | 'providers' | 'maxRequestBytes' | 'requestDeadlineMs'>;
+  readonly config: Pick<CellConfig, 'region' | 'providers' | 'maxRequestBytes' | 'requestDeadlineMs' | 'prices'>;
   readonly store: RouterStore;
   readonly pepper: PepperSource;
   readonly dataKeys: DataKeyService;
@@ -144,7 +146,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 
       if (route === 'models' || !client) {
         sink.start(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        sink.write(JSON.stringify(modelList(tenant, token)));
+        sink.write(JSON.stringify(modelList({ tenant, token, providers, prices: deps.config.prices, storedSecrets: read.secrets })));
         sink.end();
         return await finish({ status: 200, decision: 'ok' });
       }
@@ -204,6 +206,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       reservation = reserving;
       reserving.catch(() => undefined); // observed below; avoid an unhandled rejection meanwhile
       const activeClient = client;
+      const retryHints = new RetryHints();
 
       const attempt = async (target: Target, signal: AbortSignal): Promise<AttemptOutcome<Upstream>> => {
         const sealed = secrets.get(secretKeyOf(target.provider, target.secret))!;
@@ -221,7 +224,10 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
               const res = await deps.providers.send({ target, path, body, apiKey, signal, extraHeaders });
               if (res.status >= 200 && res.status < 300) return { ok: true, value: { kind: 'response', res } };
               const text = await readCapped(res, 64 * 1024);
-              if (isRetryableStatus(res.status)) return { ok: false, retryable: true, reason: 'status', status: res.status, retryAfterMs: res.retryAfterMs };
+              if (isRetryableStatus(res.status)) {
+                retryHints.note(target, res.status, res.retryAfterMs);
+                return { ok: false, retryable: true, reason: 'status', status: res.status, retryAfterMs: res.retryAfterMs };
+              }
               return {
                 ok: false,
                 retryable: false,
@@ -250,7 +256,12 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       } catch (err) {
         if (err instanceof AllTargetsFailedError) {
           chain = err.chain;
-          throw new ApiError(err.status, 'upstream_unavailable', `No provider could serve the request: ${err.chain.map((s) => `${s.provider} ${s.status ?? s.outcome}`).join(', ')}.`);
+          throw new ApiError(
+            err.status,
+            'upstream_unavailable',
+            `No provider could serve the request: ${err.chain.map((s) => `${s.provider} ${s.status ?? s.outcome}`).join(', ')}.`,
+            retryHints.details(err.status),
+          );
         }
         throw err;
       }
@@ -435,13 +446,3 @@ function passthroughHeaders(req: HttpRequest, client: ClientRequest, target: Tar
   const version = req.headers['anthropic-version'];
   return version && /^\d{4}-\d{2}-\d{2}$/.test(version) ? { 'anthropic-version': version } : undefined;
 }
-
-function modelList(tenant: TenantRecord, token: TokenRecord) {
-  const allowed = token.limits?.allowedModels ?? tenant.policy.allowedModels;
-  const ids = new Set<string>([...Object.keys(tenant.policy.routes ?? {}), ...(allowed ?? [])]);
-  return {
-    object: 'list',
-    data: [...ids].sort().map((id) => ({ id, object: 'model', created: 0, owned_by: tenant.policy.routes?.[id]?.[0]?.provider ?? 'sovereign-router' })),
-  };
-}
-
