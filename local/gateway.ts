@@ -117,6 +117,10 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
         else res.end();
       });
     });
+    // Clients pool connections for longer than node's 5 s default (SDKs reuse a socket after a
+    // pause and fail with "other side closed" when the server dropped it just then).
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
 
     const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
       const started = Date.now();

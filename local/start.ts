@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { providerEndpointProblems } from '../lib/config/provider-endpoint';
+import { jsonLogger } from '../lambda/core/logger';
 import { isSupportedRegion, REGION_CODES } from '../lambda/core/regions';
 import { LocalProvider, startLocalGateway } from './gateway';
 import { installLifecycle } from './lifecycle';
@@ -76,7 +77,10 @@ async function main(): Promise<void> {
   const opts = options();
   const lifecycle = installLifecycle();
   console.error('Starting the local gateway (moto for KMS, DynamoDB and Secrets Manager)...');
-  const gw = await startLocalGateway({ ...opts, log: { info: () => undefined, warn: (m) => console.error(m), error: (m, f) => console.error(m, f ?? '') } });
+  // One JSON line per request on stdout (ids, route, status, timings, cost; never a key, token,
+  // prompt or completion); warnings and errors on stderr.
+  const json = jsonLogger('local-gateway');
+  const gw = await startLocalGateway({ ...opts, log: { info: json.info, warn: (m) => console.error(m), error: (m, f) => console.error(m, f ?? '') } });
   const cli = 'npx sovereign-router';
   console.log(`
 sovereign-router local gateway (${opts.region}) listening on ${gw.url}

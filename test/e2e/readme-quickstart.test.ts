@@ -137,6 +137,29 @@ test('npm start, the CLI, then the OpenAI and Anthropic SDKs, streaming and not'
       openai.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'not allowed' }] }),
     ).rejects.toMatchObject({ status: 403 });
 
+    // Local mode logs one structured line per request, naming the id of its x-request-id
+    // header, and never a key, a token, a prompt or a completion.
+    const raw = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'with request id' }] }).withResponse();
+    const requestId = raw.response.headers.get('x-request-id');
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+    const vaultRes = await fetch(`${gw.url}/vault/secrets`, { headers: { authorization: `Bearer ${adminToken}` } });
+    expect(vaultRes.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    await new Promise((r) => setTimeout(r, 300)); // the end stage logs after the last byte
+    const lines = gw
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.message === 'request');
+    const line = lines.find((l) => l.requestId === requestId);
+    expect(line).toMatchObject({ tenantId: 'acme', route: 'chat', provider: 'openai', model: 'gpt-4o-mini', status: 200, decision: 'ok' });
+    expect(typeof line!.tokenId).toBe('string');
+    expect(line!.costUsd as number).toBeGreaterThan(0);
+    expect(lines.find((l) => l.status === 403)).toMatchObject({ decision: 'denied:model_not_allowed', denialReason: 'model_not_allowed' });
+    expect(lines.some((l) => l.requestId === vaultRes.headers.get('x-request-id'))).toBe(true);
+    const logged = JSON.stringify(lines);
+    for (const secret of [OPENAI_KEY, ANTHROPIC_KEY, adminToken, invokeToken, 'hello from the sdk', 'with request id', 'Echo:']) expect(logged).not.toContain(secret);
+
     // The upstreams saw the stored provider keys, and nothing else of the tenant's.
     const seen = fakes.requests;
     expect(seen.length).toBeGreaterThanOrEqual(4);
