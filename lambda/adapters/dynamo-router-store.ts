@@ -1,12 +1,9 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { parseSealedSecret, SealedSecret } from '../core/envelope';
+import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { counterId, CounterKey } from '../core/router/governance';
-import { getSealedSecret, secretKey, stripKeys, tenantKey } from './tenant-items';
-import type { RequestContextRead, RouterStore } from '../core/router/router-store';
-import { secretKeyOf } from '../core/router/router-store';
+import { secretKey, stripKeys, tenantKey } from './tenant-items';
+import type { RawItem, RequestContextRead, RouterStore } from '../core/router/router-store';
 import { UsageRecord, usageRecordKey } from '../core/router/usage-record';
-import type { TenantRecord, TokenRecord } from '../core/tenant-model';
 
 export interface RouterTableNames {
   readonly tenants: string;
@@ -53,24 +50,24 @@ export class DynamoRouterStore implements RouterStore {
       request = out.UnprocessedKeys as typeof request;
       if (request && Object.keys(request).length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
     }
-    let token: TokenRecord | undefined;
-    let tenant: TenantRecord | undefined;
-    const secrets = new Map<string, SealedSecret>();
+    // Nothing is parsed here: the caller authenticates first (a malformed row must look, to an
+    // unauthenticated caller, exactly like a healthy one). Secrets are keyed by their sort key.
+    let token: RawItem | undefined;
+    let tenant: RawItem | undefined;
+    const secrets = new Map<string, RawItem>();
     const counters = new Map<string, Record<string, unknown>>();
     for (const { table, item } of items) {
       if (table === this.tables.usage) counters.set(counterId({ pk: String(item.pk), sk: String(item.sk) }), item);
-      else if (table === this.tables.tokens) token = item as unknown as TokenRecord;
-      else if (item.sk === 'META') tenant = stripKeys<TenantRecord>(item);
-      else {
-        const s = parseSealedSecret(stripKeys(item));
-        secrets.set(secretKeyOf(s.provider, s.secret), s);
-      }
+      else if (table === this.tables.tokens) token = item;
+      else if (item.sk === 'META') tenant = stripKeys<RawItem>(item);
+      else if (typeof item.sk === 'string' && item.sk.startsWith('SECRET#')) secrets.set(item.sk.slice('SECRET#'.length), stripKeys<RawItem>(item));
     }
     return { token, tenant, secrets, counters };
   }
 
-  async getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined> {
-    return getSealedSecret(this.doc, this.tables.tenants, tenantId, provider, name);
+  async getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.tables.tenants, Key: secretKey(tenantId, provider, name), ConsistentRead: true }));
+    return out.Item ? stripKeys<RawItem>(out.Item) : undefined;
   }
 
   async putUsage(record: UsageRecord): Promise<void> {

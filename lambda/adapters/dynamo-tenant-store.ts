@@ -15,8 +15,8 @@ import { getSealedSecret, secretKey, stripKeys, tenantKey } from './tenant-items
 import { parseSealedSecret, SealedSecret } from '../core/envelope';
 import type { Clock } from '../core/ports';
 import { systemClock } from '../core/ports';
-import { ConflictError, LastAdminTokenError, TenantStore } from '../core/store';
-import type { Limits, TenantPolicy, TenantRecord, TokenRecord } from '../core/tenant-model';
+import { ConflictError, LastAdminTokenError, SecretWrite, TenantStore } from '../core/store';
+import { secretSlotOf, type Limits, type SecretVersionEntry, type TenantPolicy, type TenantRecord, type TokenRecord } from '../core/tenant-model';
 
 export interface TableNames {
   readonly tenants: string;
@@ -27,6 +27,17 @@ export interface TableNames {
 }
 
 type TransactItems = NonNullable<TransactWriteCommandInput['TransactItems']>;
+type TenantUpdate = { set: string; values: Record<string, unknown>; names?: Record<string, string> };
+
+/** META's secret versions with one entry replaced (or removed when `entry` is undefined). */
+function withSecretVersion(tenant: TenantRecord, slot: string, entry: SecretVersionEntry | undefined): TenantUpdate {
+  const next: Record<string, SecretVersionEntry> = { ...tenant.secretVersions };
+  if (entry) next[slot] = entry;
+  else delete next[slot];
+  // The whole map is written: the head condition (auditSeq unchanged since this read) makes the
+  // read-modify-write atomic, and it also works for a META written before the map existed.
+  return { set: 'secretVersions = :secretVersions', values: { ':secretVersions': next } };
+}
 
 
 /** Which items of a cancelled transaction failed their condition. */
@@ -201,30 +212,53 @@ export class DynamoTenantStore implements TenantStore {
     return items.map((i) => parseSealedSecret(stripKeys(i)));
   }
 
-  async putSecret(secret: SealedSecret, expectedVersion: number | undefined, audit: AuditEventInput): Promise<void> {
+  async putSecret(write: SecretWrite, audit: AuditEventInput): Promise<void> {
+    const { sealed: secret, current, expectedVersion } = write;
+    if (current.version !== secret.version) throw new Error('putSecret: META entry and row disagree on the version');
+    const slot = secretSlotOf(secret.provider, secret.secret);
+    const exists = `A ${secret.provider} secret named '${secret.secret}' already exists; rotate it instead.`;
+    const moved = `The ${secret.provider} secret '${secret.secret}' changed meanwhile; retry.`;
     const put = {
       Put: {
         TableName: this.tables.tenants,
         Item: { ...secretKey(secret.tenant, secret.provider, secret.secret), ...secret },
-        ...(expectedVersion === undefined
-          ? { ConditionExpression: 'attribute_not_exists(pk)' }
-          : { ConditionExpression: 'version = :expected', ExpressionAttributeValues: { ':expected': expectedVersion } }),
+        // A rotation overwrites whatever row is there: META, not the row, says what is current.
+        ...(expectedVersion === undefined ? { ConditionExpression: 'attribute_not_exists(pk)' } : {}),
       },
     };
-    const ok = await this.withAuditOrMissing(secret.tenant, audit, () => [put]);
-    if (!ok) {
-      throw new ConflictError(
-        expectedVersion === undefined
-          ? `A ${secret.provider} secret named '${secret.secret}' already exists; rotate it instead.`
-          : `The ${secret.provider} secret '${secret.secret}' changed meanwhile; retry.`,
-      );
-    }
+    const ok = await this.withAuditOrMissing(
+      secret.tenant,
+      audit,
+      () => [put],
+      (tenant) => {
+        if (tenant.secretVersions?.[slot]?.version !== expectedVersion) throw new ConflictError(expectedVersion === undefined ? exists : moved);
+        return withSecretVersion(tenant, slot, current);
+      },
+    );
+    if (!ok) throw new ConflictError(expectedVersion === undefined ? exists : moved);
   }
 
   async deleteSecret(tenantId: string, provider: string, name: string, audit: AuditEventInput): Promise<boolean> {
-    return this.withAuditOrMissing(tenantId, audit, () => [
-      { Delete: { TableName: this.tables.tenants, Key: secretKey(tenantId, provider, name), ConditionExpression: 'attribute_exists(pk)' } },
-    ]);
+    const slot = secretSlotOf(provider, name);
+    let recorded = false;
+    return this.withAuditOrMissing(
+      tenantId,
+      audit,
+      () => [
+        {
+          Delete: {
+            TableName: this.tables.tenants,
+            Key: secretKey(tenantId, provider, name),
+            // With a META entry the secret exists even if its row was removed behind our back.
+            ...(recorded ? {} : { ConditionExpression: 'attribute_exists(pk)' }),
+          },
+        },
+      ],
+      (tenant) => {
+        recorded = tenant.secretVersions?.[slot] !== undefined;
+        return withSecretVersion(tenant, slot, undefined);
+      },
+    );
   }
 
   async offboardTenant(
@@ -262,7 +296,10 @@ export class DynamoTenantStore implements TenantStore {
       tenantId,
       audit(counts),
       () => [],
-      { set: 'offboardedAt = :now, updatedAt = :now, #tenantStatus = :off', values: { ':off': 'offboarded', ':now': now } },
+      {
+        set: 'offboardedAt = :now, updatedAt = :now, #tenantStatus = :off, secretVersions = :none',
+        values: { ':off': 'offboarded', ':now': now, ':none': {} },
+      },
       'offboarding',
     );
     return counts;
@@ -292,9 +329,14 @@ export class DynamoTenantStore implements TenantStore {
    * Like withAudit, but a failed condition on the first item (the change itself) means "not
    * there": false. A failed condition on a later item of the change is OtherItemConditionFailed.
    */
-  private async withAuditOrMissing(tenantId: string, audit: AuditEventInput, items: () => TransactItems): Promise<boolean> {
+  private async withAuditOrMissing(
+    tenantId: string,
+    audit: AuditEventInput,
+    items: (tenant: TenantRecord) => TransactItems,
+    tenantUpdate?: (tenant: TenantRecord) => TenantUpdate,
+  ): Promise<boolean> {
     try {
-      await this.withAudit(tenantId, audit, items);
+      await this.withAudit(tenantId, audit, items, tenantUpdate);
       return true;
     } catch (err) {
       if (err instanceof ChangeConditionFailed) return false;
@@ -309,8 +351,9 @@ export class DynamoTenantStore implements TenantStore {
   private async withAudit(
     tenantId: string,
     input: AuditEventInput,
-    items: () => TransactItems,
-    tenantUpdate?: { set: string; values: Record<string, unknown>; names?: Record<string, string> },
+    items: (tenant: TenantRecord) => TransactItems,
+    /** A further change to META in the same transaction; a function sees the META just read. */
+    tenantUpdateOf?: TenantUpdate | ((tenant: TenantRecord) => TenantUpdate),
     requiredStatus: TenantRecord['status'] = 'active',
   ): Promise<void> {
     for (let attempt = 0; attempt < AUDIT_RETRIES; attempt++) {
@@ -320,7 +363,9 @@ export class DynamoTenantStore implements TenantStore {
         throw new ConflictError(`Tenant '${tenantId}' is ${tenant.status}; no change can be made.`);
       }
       const event = nextAuditEvent(tenantId, { seq: tenant.auditSeq, hash: tenant.auditHead }, input, this.clock.now());
-      const change = items();
+      // META's update first: it may refuse (ConflictError) or decide what the change holds.
+      const tenantUpdate = typeof tenantUpdateOf === 'function' ? tenantUpdateOf(tenant) : tenantUpdateOf;
+      const change = items(tenant);
       const head: TransactItems[number] = {
         Update: {
           TableName: this.tables.tenants,

@@ -1,7 +1,7 @@
 import { ApiError } from './http';
 import type { PepperSource } from './ports';
 import type { TenantStore } from './store';
-import type { TenantRecord, TokenRecord, TokenRole } from './tenant-model';
+import { parseTenantRecord, parseTokenRecord, StoredRecordError, type TenantRecord, type TokenRecord, type TokenRole } from './tenant-model';
 import { computeVerifier, constantTimeEqual, parseToken, ParsedToken, TokenError } from './token';
 
 export interface Principal {
@@ -34,20 +34,66 @@ export async function verifierOf(pepper: PepperSource, token: string): Promise<s
 
 const UNKNOWN_KEY = 'The API key is not valid: it was revoked, rotated or never existed.';
 
-/** The stored token record belongs to the presented token (constant-time) and to its tenant. */
-export function assertTokenRecord(parsed: ParsedToken, verifier: string, token: TokenRecord | undefined): asserts token is TokenRecord {
+/**
+ * The stored token item belongs to the presented token (constant-time) and to its tenant. It reads
+ * only the two fields it compares, from the unparsed item: nothing about a row's state (well
+ * formed or not) can reach a caller before this holds.
+ */
+export function assertTokenRecord(parsed: ParsedToken, verifier: string, token: unknown): void {
+  const t = token as { verifier?: unknown; tenantId?: unknown } | undefined;
   if (
-    !token ||
-    !constantTimeEqual(Buffer.from(token.verifier, 'hex'), Buffer.from(verifier, 'hex')) ||
-    token.tenantId !== parsed.tenantId
+    typeof t !== 'object' ||
+    t === null ||
+    typeof t.verifier !== 'string' ||
+    !constantTimeEqual(Buffer.from(t.verifier, 'hex'), Buffer.from(verifier, 'hex')) ||
+    t.tenantId !== parsed.tenantId
   ) {
     throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
   }
 }
 
 /** Only active tenants are served; an unknown or offboarded one looks like an unknown key. */
-export function assertActiveTenant(tenant: TenantRecord | undefined): asserts tenant is TenantRecord {
-  if (!tenant || tenant.status !== 'active') throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
+export function assertActiveTenant(tenant: unknown): void {
+  if (typeof tenant !== 'object' || tenant === null || (tenant as { status?: unknown }).status !== 'active') {
+    throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
+  }
+}
+
+/**
+ * Authenticates from unparsed items, in this order: token item matches the presented token and
+ * its tenant (401 otherwise), the tenant is active (401), and only then are both items parsed
+ * (StoredRecordError, a 500, for a malformed one) and the tenant's region checked.
+ */
+export function principalOf(
+  parsed: ParsedToken,
+  verifier: string,
+  rawToken: unknown,
+  rawTenant: unknown,
+  region: string,
+): { token: TokenRecord; tenant: TenantRecord } {
+  assertTokenRecord(parsed, verifier, rawToken);
+  assertActiveTenant(rawTenant);
+  const token = parseTokenRecord(rawToken);
+  const tenant = parseTenantRecord(rawTenant, parsed.tenantId);
+  if (tenant.region !== region) throw new StoredRecordError('tenant');
+  return { token, tenant };
+}
+
+/**
+ * On errors no retry can fix: the OpenAI and Anthropic SDKs retry 5xx unless the server says
+ * `x-should-retry: false`.
+ */
+export const NO_RETRY: Readonly<Record<string, string>> = Object.freeze({ 'x-should-retry': 'false' });
+
+/** A stored item that failed validation after authentication: a non-retryable 500. */
+export function storedRecordApiError(requestId?: string): ApiError {
+  return new ApiError(
+    500,
+    'stored_record_unreadable',
+    'A stored record of this tenant failed validation, so the request cannot succeed; retrying will not help. Contact the operator with the request id.',
+    requestId ? { request_id: requestId } : {},
+    NO_RETRY,
+  );
 }
 
 /** Authenticates a presented token and checks its role. */
@@ -58,10 +104,10 @@ export async function authenticate(
 ): Promise<Principal> {
   const parsed = parsePresentedToken(raw, deps.region);
   const verifier = await verifierOf(deps.pepper, parsed.token);
-  const token = await deps.store.getToken(verifier);
-  assertTokenRecord(parsed, verifier, token);
-  const tenant = await deps.store.getTenant(parsed.tenantId);
-  assertActiveTenant(tenant);
+  const rawToken: unknown = await deps.store.getToken(verifier);
+  assertTokenRecord(parsed, verifier, rawToken);
+  const rawTenant: unknown = await deps.store.getTenant(parsed.tenantId);
+  const { token, tenant } = principalOf(parsed, verifier, rawToken, rawTenant, deps.region);
   if (requiredRole && token.role !== requiredRole) {
     throw new ApiError(403, 'insufficient_role', `This route needs a ${requiredRole} token; this token has the ${token.role} role.`);
   }

@@ -2,7 +2,8 @@
  * Sealed secrets: a tenant's provider API key under envelope encryption.
  *
  *   KMS root key ─ data key (GenerateDataKey, context = identity)
- *     └─ secret key = HKDF-SHA256(dataKey [‖ tenantFactor], salt, info = canonicalIdentity)
+ *     └─ secret key = HKDF-SHA256(dataKey [‖ Fv], salt, info = canonicalIdentity)
+ *          (sovereign: Fv = HMAC-SHA256(tenantFactor, domain ‖ canonicalIdentity ‖ versionSalt))
  *          └─ AES-256-GCM(plaintext), AAD = canonicalIdentity
  *
  * The identity is bound three times (KMS context, HKDF info, GCM AAD), so a row copied to another
@@ -11,7 +12,7 @@
  * Plaintext discipline: every secret Buffer this module allocates (data key, HKDF output, ikm,
  * decrypted plaintext) is zero-filled in `finally`. OpenSSL/V8 internal copies are out of reach.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { canonicalIdentity, encryptionContextOf, type SecretIdentity } from './canonical';
 import { aesGcmOpen, aesGcmSeal, decodeBase64Strict, GCM_IV_BYTES, GCM_TAG_BYTES, hkdfSha256, zeroize } from './crypto-util';
 import { systemClock, type Clock, type DataKeyService } from './ports';
@@ -22,6 +23,9 @@ export const SECRET_KEY_SALT = 'sovereign-router/secret-key/v1';
 export const FINGERPRINT_DOMAIN = 'sovereign-router/fingerprint/v1';
 export const DATA_KEY_BYTES = 32;
 export const TENANT_FACTOR_BYTES = 32;
+export const SECRET_FACTOR_DOMAIN = 'sovereign-router/secret-factor/v1';
+/** Sovereign mode: random bytes per secret version, kept in the tenant META, never in the row. */
+export const VERSION_SALT_BYTES = 32;
 
 export interface SealedSecret {
   formatVersion: 1;
@@ -54,7 +58,10 @@ export type SealedSecretErrorReason =
   | 'bad_data_key'
   | 'integrity'
   | 'fingerprint'
-  | 'tenant_factor';
+  | 'tenant_factor'
+  | 'version_salt'
+  /** The row is not the version the tenant META records (rolled back, or deleted and restored). */
+  | 'not_current';
 
 const MSG_MALFORMED = 'sealed secret record is malformed';
 const MSG_OPEN_FAILED = 'sealed secret could not be opened';
@@ -79,23 +86,46 @@ export function fingerprintOf(plaintext: Buffer): string {
   return 'sha256:' + hex.slice(0, 12);
 }
 
-/** HKDF over dataKey (‖ factor). The concatenation buffer is ours, so it is zeroed here. */
-function deriveSecretKey(dataKey: Buffer, tenantFactor: Buffer | undefined, info: Buffer): Buffer {
-  if (tenantFactor === undefined) return hkdfSha256(dataKey, SECRET_KEY_SALT, info);
-  const ikm = Buffer.alloc(dataKey.length + tenantFactor.length);
+/**
+ * Sovereign mode: the factor of one secret version, Fv = HMAC-SHA256(F, domain ‖ identity ‖ salt).
+ * The salt is new for every version and lives only in the tenant META, so after a rotation an old
+ * row cannot derive its key from the tenant's current state, even with KMS and a live token.
+ */
+export function secretFactorOf(tenantFactor: Buffer, info: Buffer, versionSalt: Buffer): Buffer {
+  const mac = createHmac('sha256', tenantFactor).update(SECRET_FACTOR_DOMAIN, 'utf8').update(info).update(versionSalt).digest();
+  // digest() may return a slice of a pooled buffer; copy into one we own and can zero.
+  const out = Buffer.alloc(mac.length);
+  mac.copy(out);
+  mac.fill(0);
+  return out;
+}
+
+/** HKDF over dataKey (‖ Fv). The buffers built here are ours, so they are zeroed here. */
+function deriveSecretKey(dataKey: Buffer, sovereign: { factor: Buffer; salt: Buffer } | undefined, info: Buffer): Buffer {
+  if (sovereign === undefined) return hkdfSha256(dataKey, SECRET_KEY_SALT, info);
+  const fv = secretFactorOf(sovereign.factor, info, sovereign.salt);
+  const ikm = Buffer.alloc(dataKey.length + fv.length);
   try {
     dataKey.copy(ikm, 0);
-    tenantFactor.copy(ikm, dataKey.length);
+    fv.copy(ikm, dataKey.length);
     return hkdfSha256(ikm, SECRET_KEY_SALT, info);
   } finally {
     ikm.fill(0);
+    fv.fill(0);
   }
 }
 
-function assertTenantFactor(f: Buffer | undefined): void {
+/** Both or neither: a tenant factor (32 bytes) and its version salt (32 bytes). */
+function sovereignInputs(f: Buffer | undefined, salt: Buffer | undefined): { factor: Buffer; salt: Buffer } | undefined {
   if (f !== undefined && (!Buffer.isBuffer(f) || f.length !== TENANT_FACTOR_BYTES)) {
     throw new SealedSecretError('tenant_factor');
   }
+  if (f === undefined) {
+    if (salt !== undefined) throw new SealedSecretError('version_salt');
+    return undefined;
+  }
+  if (!Buffer.isBuffer(salt) || salt.length !== VERSION_SALT_BYTES) throw new SealedSecretError('version_salt');
+  return { factor: f, salt };
 }
 
 export interface SealOptions {
@@ -105,6 +135,8 @@ export interface SealOptions {
   dataKeys: DataKeyService;
   /** Present only in sovereign mode (32 bytes). */
   tenantFactor?: Buffer;
+  /** Sovereign mode only, required there: this version's 32 random bytes, stored in the tenant META. */
+  versionSalt?: Buffer;
   clock?: Clock;
   /** Tests and vectors only. */
   iv?: Buffer;
@@ -115,7 +147,7 @@ export async function sealSecret(opts: SealOptions): Promise<SealedSecret> {
   const aad = canonicalIdentity(identity);
   const context = encryptionContextOf(identity);
   if (!Buffer.isBuffer(plaintext) || plaintext.length === 0) throw new Error('sealSecret: plaintext must be a non-empty Buffer');
-  assertTenantFactor(tenantFactor);
+  const sovereign = sovereignInputs(tenantFactor, opts.versionSalt);
   const iv = opts.iv ?? randomBytes(GCM_IV_BYTES);
   if (iv.length !== GCM_IV_BYTES) throw new Error('sealSecret: iv must be 12 bytes');
   const createdAt = (opts.clock ?? systemClock).now().toISOString();
@@ -124,7 +156,7 @@ export async function sealSecret(opts: SealOptions): Promise<SealedSecret> {
   let secretKey: Buffer | undefined;
   try {
     if (generated.plaintext.length !== DATA_KEY_BYTES) throw new Error('sealSecret: data key must be 32 bytes');
-    secretKey = deriveSecretKey(generated.plaintext, tenantFactor, aad);
+    secretKey = deriveSecretKey(generated.plaintext, sovereign, aad);
     const { ciphertext, tag } = aesGcmSeal(secretKey, iv, aad, plaintext);
     return {
       formatVersion: SEALED_SECRET_FORMAT_VERSION,
@@ -154,6 +186,11 @@ export interface OpenOptions<T> {
   dataKeys: DataKeyService;
   tenantFactor?: Buffer;
   /**
+   * Sovereign mode only, required there: the salt the tenant META records for the expected
+   * version (never a value read from the row itself).
+   */
+  versionSalt?: Buffer;
+  /**
    * Receives the plaintext for the duration of the call only: it is zero-filled as soon as `use`
    * settles. Turn it into a header string at the last moment; never keep the Buffer.
    */
@@ -180,7 +217,7 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
     throw new SealedSecretError('identity_mismatch');
   }
   if (record.sovereign !== (tenantFactor !== undefined)) throw new SealedSecretError('mode_mismatch');
-  assertTenantFactor(tenantFactor);
+  const sovereign = sovereignInputs(tenantFactor, opts.versionSalt);
   // parseSealedSecret guarantees these decode.
   const wrapped = decodeBase64Strict(record.wrappedKey) as Buffer;
   const iv = decodeBase64Strict(record.iv) as Buffer;
@@ -193,7 +230,7 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
   try {
     dataKey = await opts.dataKeys.decryptDataKey(wrapped, context, record.keyArn);
     if (!Buffer.isBuffer(dataKey) || dataKey.length !== DATA_KEY_BYTES) throw new SealedSecretError('bad_data_key');
-    secretKey = deriveSecretKey(dataKey, tenantFactor, aad);
+    secretKey = deriveSecretKey(dataKey, sovereign, aad);
     try {
       plaintext = aesGcmOpen(secretKey, iv, aad, ciphertext, tag);
     } catch {

@@ -1,6 +1,6 @@
 import type { AuditEvent, AuditEventInput } from './audit-chain';
 import type { SealedSecret } from './envelope';
-import type { Limits, TenantPolicy, TenantRecord, TokenRecord } from './tenant-model';
+import type { Limits, SecretVersionEntry, TenantPolicy, TenantRecord, TokenRecord } from './tenant-model';
 
 /** Raised by a store when a conditional write lost (duplicate id, concurrent change). */
 export class ConflictError extends Error {
@@ -13,6 +13,15 @@ export class LastAdminTokenError extends ConflictError {
   constructor() {
     super('This is the last tenant-admin token; create another one before revoking it.');
   }
+}
+
+/** A sealed row and the tenant META's record of it, written together by TenantStore.putSecret. */
+export interface SecretWrite {
+  readonly sealed: SealedSecret;
+  /** What META will record as current; `current.version === sealed.version`. */
+  readonly current: SecretVersionEntry;
+  /** The version META records now; undefined when it records none (then no row may exist either). */
+  readonly expectedVersion: number | undefined;
 }
 
 /**
@@ -47,8 +56,18 @@ export interface TenantStore {
 
   getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined>;
   listSecrets(tenantId: string): Promise<SealedSecret[]>;
-  /** Writes a sealed secret. `expectedVersion` undefined: must not exist; else must be at that version. */
-  putSecret(secret: SealedSecret, expectedVersion: number | undefined, audit: AuditEventInput): Promise<void>;
+  /**
+   * Writes the sealed row AND the tenant META's entry for it
+   * (`secretVersions[secretSlotOf(provider, name)] = write.current`) in ONE transaction, with the
+   * audit event. The router trusts a row only if META names its version, so an adapter that
+   * writes the two separately lets a crash (or a rolled-back row) through: they must commit
+   * together or not at all. ConflictError when META's current entry is not `expectedVersion`.
+   */
+  putSecret(write: SecretWrite, audit: AuditEventInput): Promise<void>;
+  /**
+   * Deletes the sealed row AND its META entry in one transaction (so a restored row has no entry
+   * and is refused). True if either existed.
+   */
   deleteSecret(tenantId: string, provider: string, name: string, audit: AuditEventInput): Promise<boolean>;
 
   /**

@@ -60,7 +60,28 @@ export interface TenantRecord {
   /** Head of the tenant's audit hash chain. */
   readonly auditSeq: number;
   readonly auditHead: string;
+  /**
+   * The current version of each of the tenant's sealed secrets, keyed `<provider>#<name>`
+   * (secretSlotOf). Written in the same transaction as the sealed row, and read by the router
+   * in the same round trip as the row: a row whose version differs (an older row written back)
+   * or that has no entry (a deleted row restored) is refused before any KMS call.
+   */
+  readonly secretVersions?: Readonly<Record<string, SecretVersionEntry>>;
 }
+
+/** What the tenant META records about one secret's current version. */
+export interface SecretVersionEntry {
+  readonly version: number;
+  /**
+   * Sovereign tenants: base64 of this version's 32 random salt bytes, mixed into the secret's key
+   * derivation (docs/sealed-secret-format.md). It is stored here and not in the row, so a row
+   * restored without its META entry cannot derive its key with the tenant's current state.
+   */
+  readonly salt?: string;
+}
+
+/** The key of a secret in TenantRecord.secretVersions (and in the router's read). */
+export const secretSlotOf = (provider: string, name: string): string => `${provider}#${name}`;
 
 export interface TokenRecord {
   /** HMAC-SHA256(pepper, token), hex. The token itself is never stored. */
@@ -91,4 +112,71 @@ export function tenantView(t: TenantRecord): Record<string, unknown> {
     updatedAt: t.updatedAt,
     offboardedAt: t.offboardedAt,
   };
+}
+
+/**
+ * A stored tenant or token item failed validation. Raised only after the presented token matched,
+ * so it never answers an unauthenticated caller; `record` is safe to log, the item is not.
+ */
+export class StoredRecordError extends Error {
+  override readonly name: string = 'StoredRecordError';
+  constructor(readonly record: 'tenant' | 'token') {
+    super(`stored ${record} record is malformed`);
+  }
+}
+
+const TENANT_MODES: readonly string[] = ['managed', 'sovereign'];
+const TENANT_STATUSES: readonly string[] = ['active', 'offboarding', 'offboarded'];
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isText = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+
+function parseSecretVersions(v: unknown): Record<string, SecretVersionEntry> | undefined {
+  if (v === undefined) return undefined;
+  if (!isObject(v)) throw new StoredRecordError('tenant');
+  const out: Record<string, SecretVersionEntry> = {};
+  for (const [slot, e] of Object.entries(v)) {
+    if (!isObject(e) || typeof e.version !== 'number' || !Number.isSafeInteger(e.version) || e.version < 1) throw new StoredRecordError('tenant');
+    if (e.salt !== undefined && !(isText(e.salt, 64) && BASE64.test(e.salt))) throw new StoredRecordError('tenant');
+    out[slot] = e.salt === undefined ? { version: e.version } : { version: e.version, salt: e.salt };
+  }
+  return out;
+}
+
+/**
+ * Validates a tenant META item (table keys already stripped) belonging to `tenantId`. Fields this
+ * model does not know are kept as they are; the ones it uses are checked.
+ */
+export function parseTenantRecord(item: unknown, tenantId: string): TenantRecord {
+  if (!isObject(item)) throw new StoredRecordError('tenant');
+  const r = item;
+  if (r.tenantId !== tenantId || !isText(r.region, 64) || !TENANT_MODES.includes(r.mode as string) || !TENANT_STATUSES.includes(r.status as string)) {
+    throw new StoredRecordError('tenant');
+  }
+  if (typeof r.auditSeq !== 'number' || typeof r.auditHead !== 'string' || !isText(r.createdAt, 64) || !isText(r.updatedAt, 64)) {
+    throw new StoredRecordError('tenant');
+  }
+  const policy = tenantPolicySchema.safeParse(r.policy);
+  if (!policy.success) throw new StoredRecordError('tenant');
+  const secretVersions = parseSecretVersions(r.secretVersions);
+  return { ...(r as unknown as TenantRecord), policy: policy.data, ...(secretVersions ? { secretVersions } : {}) };
+}
+
+/** Validates a token item. The verifier and tenant were compared before (authenticate.ts). */
+export function parseTokenRecord(item: unknown): TokenRecord {
+  if (!isObject(item)) throw new StoredRecordError('token');
+  const r = item;
+  if (!isText(r.verifier, 128) || !isText(r.tokenId, 64) || !isText(r.tenantId, 64) || !TOKEN_ROLES.includes(r.role as TokenRole) || !isText(r.createdAt, 64)) {
+    throw new StoredRecordError('token');
+  }
+  if (r.label !== undefined && typeof r.label !== 'string') throw new StoredRecordError('token');
+  let limits: Limits | undefined;
+  if (r.limits !== undefined) {
+    const parsed = limitsSchema.safeParse(r.limits);
+    if (!parsed.success) throw new StoredRecordError('token');
+    limits = parsed.data;
+  }
+  if (r.wrappedFactor !== undefined && !isObject(r.wrappedFactor)) throw new StoredRecordError('token');
+  return { ...(r as unknown as TokenRecord), ...(limits ? { limits } : {}) };
 }

@@ -1,17 +1,27 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { authenticate, Principal } from './authenticate';
+import { authenticate, Principal, storedRecordApiError } from './authenticate';
 import { SecretIdentity } from './canonical';
 import type { CellConfig } from './cell-config';
 import { zeroize } from './crypto-util';
-import { sealSecret, SealedSecret } from './envelope';
+import { sealSecret, SealedSecret, VERSION_SALT_BYTES } from './envelope';
 import { ApiError, errorResponse, HttpRequest, HttpResponse, jsonResponse, parseJsonBody, presentedToken } from './http';
 import type { Clock, DataKeyService, PepperSource } from './ports';
 import { systemClock } from './ports';
 import { regionCodeOf } from './regions';
 import { dispatch, Route } from './route-table';
 import type { TenantStore } from './store';
-import { limitsSchema, secretNameSchema, TenantRecord, TOKEN_ROLES, TokenRecord, TokenRole, tokenView } from './tenant-model';
+import {
+  limitsSchema,
+  secretNameSchema,
+  secretSlotOf,
+  SecretVersionEntry,
+  TenantRecord,
+  TOKEN_ROLES,
+  TokenRecord,
+  TokenRole,
+  tokenView,
+} from './tenant-model';
 import { unwrapTenantFactor, wrapTenantFactor } from './tenant-factor';
 import { computeVerifier, generateToken } from './token';
 import { validate } from './validation';
@@ -115,13 +125,22 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
     }
   };
 
-  async function seal(p: Principal, provider: string, name: string, version: number, apiKey: string): Promise<SealedSecret> {
+  /** Seals one version; sovereign tenants get a fresh version salt, which only META will hold. */
+  async function seal(
+    p: Principal,
+    provider: string,
+    name: string,
+    version: number,
+    apiKey: string,
+  ): Promise<{ sealed: SealedSecret; current: SecretVersionEntry }> {
     const identity: SecretIdentity = { app: 'sovereign-router', region, tenant: p.tenant.tenantId, provider, secret: name, version };
     const plaintext = Buffer.from(apiKey, 'utf8');
     let factor: Buffer | undefined;
     try {
       factor = factorOf(p);
-      return await sealSecret({ identity, plaintext, dataKeys: deps.dataKeys, tenantFactor: factor, clock });
+      const versionSalt = factor ? randomBytes(VERSION_SALT_BYTES) : undefined;
+      const sealed = await sealSecret({ identity, plaintext, dataKeys: deps.dataKeys, tenantFactor: factor, versionSalt, clock });
+      return { sealed, current: { version, ...(versionSalt ? { salt: versionSalt.toString('base64') } : {}) } };
     } finally {
       zeroize(plaintext, factor);
     }
@@ -144,8 +163,8 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
         const p = await auth(req);
         const body = validate(storeSecretBody, parseJsonBody(req, maxRequestBytes));
         checkProvider(body.provider);
-        const sealed = await seal(p, body.provider, body.name, 1, body.apiKey);
-        await deps.store.putSecret(sealed, undefined, {
+        const { sealed, current } = await seal(p, body.provider, body.name, 1, body.apiKey);
+        await deps.store.putSecret({ sealed, current, expectedVersion: undefined }, {
           type: 'secret.stored',
           actor: actor(p),
           details: { provider: body.provider, name: body.name, version: 1, fingerprint: sealed.fingerprint },
@@ -163,9 +182,14 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
         const name = validate(secretNameSchema, params.name, 'secret name');
         const existing = await deps.store.getSecret(p.tenant.tenantId, params.provider, name);
         if (!existing) throw new ApiError(404, 'secret_not_found', `No ${params.provider} secret named '${name}'.`);
-        const sealed = await seal(p, params.provider, name, existing.version + 1, body.apiKey);
+        const recorded = p.tenant.secretVersions?.[secretSlotOf(params.provider, name)]?.version;
+        if (recorded === undefined) {
+          throw new ApiError(409, 'secret_not_recorded', `The ${params.provider} secret '${name}' is not recorded for this tenant; delete it and store it again.`);
+        }
+        // Past both the row's and META's version: a rolled-back row never makes a version number reused.
+        const { sealed, current } = await seal(p, params.provider, name, Math.max(recorded, existing.version) + 1, body.apiKey);
         const rotated: SealedSecret = { ...sealed, createdAt: existing.createdAt, rotatedAt: sealed.createdAt };
-        await deps.store.putSecret(rotated, existing.version, {
+        await deps.store.putSecret({ sealed: rotated, current, expectedVersion: recorded }, {
           type: 'secret.rotated',
           actor: actor(p),
           details: { provider: params.provider, name, version: rotated.version, fingerprint: rotated.fingerprint },
@@ -291,6 +315,7 @@ export function mapKnownErrors(err: unknown): unknown {
   if (name === 'TenantFactorError') {
     return new ApiError(403, 'tenant_factor_unavailable', 'This token cannot unwrap the tenant factor.');
   }
+  if (name === 'StoredRecordError') return storedRecordApiError();
   if (name === 'KeyServiceError') {
     const reason = (err as { reason?: string }).reason;
     if (reason === 'unavailable') return new ApiError(503, 'key_service_unavailable', 'The key service is unavailable; retry later.');

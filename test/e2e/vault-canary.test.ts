@@ -15,7 +15,7 @@ import { createVaultApp } from '../../lambda/core/vault-app';
 import { canaryForms, canaryHits, captureOutput, makeCanary, OutputCapture, renderAll } from '../support/canary';
 import { cellFixture, CellFixture, TEST_PROVIDERS } from '../support/cell-fixture';
 import { MotoServer, startMoto } from '../support/moto';
-import { AdminClient, App, call, identity, openToString, rawTableText, rejectionOf, scanTable, tenantId, VaultClient } from '../support/vault-client';
+import { AdminClient, App, call, identity, openToString, rawTableText, recordedVersion, rejectionOf, scanTable, tenantId, VaultClient } from '../support/vault-client';
 
 const EU = 'eu-central-1';
 const US = 'us-east-1';
@@ -138,9 +138,10 @@ describe('flows with canary keys', () => {
     const rec = (await scanTable(eu, eu.config.tables.tokens)).find((t) => t.verifier === verifier)!;
     const F = unwrapTenantFactor(rec.wrappedFactor as WrappedFactor, { token, region: EU, tenant: id, tokenId: String(rec.tokenId) });
     const record = await eu.store.getSecret(id, 'anthropic', 'default');
-    expect(await openToString(record, identity(EU, id, 'anthropic', 'default', 2), eu.dataKeys, F)).toBe(c);
+    const salt = (await recordedVersion(eu, id, 'anthropic'))?.salt;
+    expect(await openToString(record, identity(EU, id, 'anthropic', 'default', 2), eu.dataKeys, F, salt)).toBe(c);
     // Failing opens carry no plaintext in their errors.
-    errors.push(await rejectionOf(openToString(record, identity(EU, id, 'anthropic', 'default', 2), eu.dataKeys, randomBytes(32))));
+    errors.push(await rejectionOf(openToString(record, identity(EU, id, 'anthropic', 'default', 2), eu.dataKeys, randomBytes(32), salt)));
     errors.push(await rejectionOf(openToString({ ...record, sovereign: false }, identity(EU, id, 'anthropic', 'default', 2), eu.dataKeys)));
   });
 

@@ -284,8 +284,33 @@ export function identity(region: string, tenant: string, provider: string, secre
 }
 
 /** Opens a stored record with the production openSecret and returns the plaintext as a string. */
-export function openToString(record: unknown, expected: SecretIdentity, dataKeys: DataKeyService, tenantFactor?: Buffer): Promise<string> {
-  return openSecret({ record: record as SealedSecret, expected, dataKeys, tenantFactor, use: (b) => b.toString('utf8') });
+export function openToString(
+  record: unknown,
+  expected: SecretIdentity,
+  dataKeys: DataKeyService,
+  tenantFactor?: Buffer,
+  versionSalt?: Buffer,
+): Promise<string> {
+  return openSecret({ record: record as SealedSecret, expected, dataKeys, tenantFactor, versionSalt, use: (b) => b.toString('utf8') });
+}
+
+/** What the tenant META records now for one secret (version and, for sovereign tenants, the salt). */
+export async function recordedVersion(
+  f: CellFixture,
+  tenant: string,
+  provider: string,
+  name = 'default',
+): Promise<{ version: number; salt?: Buffer } | undefined> {
+  const meta = await f.store.getTenant(tenant);
+  const entry = meta?.secretVersions?.[`${provider}#${name}`];
+  return entry && { version: entry.version, ...(entry.salt ? { salt: Buffer.from(entry.salt, 'base64') } : {}) };
+}
+
+/** Opens a sovereign tenant's current secret the way the router does: META's version and salt. */
+export async function openCurrent(f: CellFixture, tenant: string, provider: string, factor?: Buffer, name = 'default'): Promise<string> {
+  const entry = await recordedVersion(f, tenant, provider, name);
+  if (!entry) throw new Error(`no META entry for ${provider}#${name}`);
+  return openToString(await f.store.getSecret(tenant, provider, name), identity(f.config.region, tenant, provider, name, entry.version), f.dataKeys, factor, factor ? entry.salt : undefined);
 }
 
 /** Settles a promise into its rejection (or fails the test if it resolved). */

@@ -2,10 +2,10 @@
  * The data path: authenticate, route, open the tenant's sealed secret for one request, call the
  * provider (with fallback), stream the answer back in the client's format, record usage.
  */
-import { assertActiveTenant, assertTokenRecord, parsePresentedToken, verifierOf } from '../authenticate';
+import { NO_RETRY, parsePresentedToken, principalOf, storedRecordApiError, verifierOf } from '../authenticate';
 import type { CellConfig } from '../cell-config';
-import { zeroize } from '../crypto-util';
-import { openSecret, SealedSecret } from '../envelope';
+import { decodeBase64Strict, zeroize } from '../crypto-util';
+import { openSecret, parseSealedSecret, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
 import { ApiError, ErrorShape, errorResponse, HttpRequest, presentedToken, requestIdOf } from '../http';
 import { errorFields, Logger } from '../logger';
 import type { DataKeyService, PepperSource } from '../ports';
@@ -16,7 +16,7 @@ import type { AttemptOutcome } from '../routing/fallback';
 import { AllTargetsFailedError, ChainStep, NoRouteError, Target } from '../routing/types';
 import { SseParser } from '../sse';
 import { unwrapTenantFactor } from '../tenant-factor';
-import type { TenantRecord, TokenRecord } from '../tenant-model';
+import { secretSlotOf, type TenantRecord, type TokenRecord } from '../tenant-model';
 import { TranslationError, UpstreamProtocolError, type TokenUsage } from '../translate';
 import { ApiRoute, ClientRequest, parseClientRequest, routeOf } from './client-request';
 import { Admission, AdmissionRequest, Governance, openGovernance } from './governance';
@@ -26,7 +26,7 @@ import { requestLogFields } from './request-log';
 import { isRetryableStatus, ProviderClient, ProviderResponse, transportFailure } from './provider-port';
 import { ResponseSink, trackedSink } from './response-sink';
 import { RetryHints } from './retry-hints';
-import { RouterStore, secretKeyOf } from './router-store';
+import type { RawItem, RouterStore } from './router-store';
 import { clientResponse, streamBridge, upstreamRequest } from './upstream-exchange';
 import type { UsageRecord } from './usage-record';
 
@@ -132,13 +132,12 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       client = route === 'models' ? undefined : parseClientRequest(route, req, deps.config.maxRequestBytes);
       const parsed = parsePresentedToken(presentedToken(req, route === 'messages'), region);
 
-      // 2. One DynamoDB round trip: token, tenant, default secrets of the cell's providers.
+      // 2. One DynamoDB round trip: token, tenant, default secrets of the cell's providers, all
+      //    unparsed. The token is verified before any item is parsed or used.
       const verifier = await verifierOf(deps.pepper, parsed.token);
       const counterKeys = governance.counterKeys({ tenantId: parsed.tenantId, verifier, now: started });
       const read = await deps.store.loadRequestContext(verifier, parsed.tenantId, providerIds, counterKeys);
-      const { token, tenant } = read;
-      assertTokenRecord(parsed, verifier, token);
-      assertActiveTenant(tenant);
+      const { token, tenant } = principalOf(parsed, verifier, read.token, read.tenant, region);
       principal = { tenant, token };
       if (token.role !== 'invoke') {
         throw new ApiError(403, 'insufficient_role', 'Model calls need an invoke token; this is a tenant-admin token. Create one with POST /vault/tokens.');
@@ -146,7 +145,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 
       if (route === 'models' || !client) {
         sink.start(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        sink.write(JSON.stringify(modelList({ tenant, token, providers, prices: deps.config.prices, storedSecrets: read.secrets })));
+        sink.write(JSON.stringify(modelList({ tenant, token, providers, prices: deps.config.prices, storedSecrets: storedSlots(tenant, read.secrets) })));
         sink.end();
         return await finish({ status: 200, decision: 'ok' });
       }
@@ -182,15 +181,21 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       };
       governance.check(admissionRequest, read.counters);
 
-      const secrets = new Map<string, SealedSecret>(read.secrets);
+      // A target is usable if its secret exists per META or per row; which of them is current is
+      // decided (and a mismatch refused) only when an attempt needs that row.
+      const recorded = tenant.secretVersions ?? {};
+      const rows = new Map<string, RawItem>(read.secrets);
       for (const t of targets) {
-        const key = secretKeyOf(t.provider, t.secret);
-        if (!secrets.has(key) && t.secret !== 'default') {
+        const slot = secretSlotOf(t.provider, t.secret);
+        if (!rows.has(slot) && t.secret !== 'default') {
           const s = await deps.store.getSecret(tenant.tenantId, t.provider, t.secret);
-          if (s) secrets.set(key, s);
+          if (s) rows.set(slot, s);
         }
       }
-      const usable = targets.filter((t) => secrets.has(secretKeyOf(t.provider, t.secret)));
+      const usable = targets.filter((t) => {
+        const slot = secretSlotOf(t.provider, t.secret);
+        return rows.has(slot) || Object.prototype.hasOwnProperty.call(recorded, slot);
+      });
       if (usable.length === 0) {
         const names = [...new Set(targets.map((t) => t.provider))].join(', ');
         throw new ApiError(400, 'no_provider_secret', `No stored API key for ${names}; store one with POST /vault/secrets.`);
@@ -209,15 +214,19 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       const retryHints = new RetryHints();
 
       const attempt = async (target: Target, signal: AbortSignal): Promise<AttemptOutcome<Upstream>> => {
-        const sealed = secrets.get(secretKeyOf(target.provider, target.secret))!;
+        // Parsed and checked against META only now, before any KMS call; a bad row fails this
+        // request (non-retryable) and no request that does not need it.
+        const current = currentSecret(tenant, rows, target);
         const { path, body } = upstreamRequest(activeClient, target);
         const extraHeaders = passthroughHeaders(req, activeClient, target);
         try {
           return await openSecret({
-            record: sealed,
-            expected: { app: 'sovereign-router', region, tenant: tenant.tenantId, provider: target.provider, secret: target.secret, version: sealed.version },
+            record: current.sealed,
+            // META's version, never the row's: a row written back from an older version fails.
+            expected: { app: 'sovereign-router', region, tenant: tenant.tenantId, provider: target.provider, secret: target.secret, version: current.version },
             dataKeys: deps.dataKeys,
             tenantFactor: factor,
+            versionSalt: factor ? current.salt : undefined,
             use: async (key) => {
               await reserving;
               const apiKey = key.toString('utf8');
@@ -354,8 +363,9 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         () => admitted.settle(usage, target),
       );
     } catch (err) {
-      const api = toApiError(err);
+      const api = toApiError(err, requestId);
       if (!(api instanceof ApiError)) deps.log.error('unexpected router error', { requestId, ...errorFields(err) });
+      else if (INTEGRITY_CODES.has(api.code)) deps.log.error('stored record refused', { requestId, code: api.code, ...integrityFields(err) });
       writeError(sink, api, shape, requestId);
       const status = api instanceof ApiError ? api.status : 500;
       const decision = api instanceof ApiError ? `${status < 500 ? 'denied' : 'failed'}:${api.code}` : 'failed:internal_error';
@@ -376,18 +386,76 @@ function stricter(a: number | undefined, b: number | undefined): number | undefi
   return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
 
-function toApiError(err: unknown): unknown {
+/** Which secrets the tenant has, for listing: recorded in META or present as a row. */
+function storedSlots(tenant: TenantRecord, rows: ReadonlyMap<string, RawItem>): { has(slot: string): boolean } {
+  const recorded = tenant.secretVersions ?? {};
+  return { has: (slot) => rows.has(slot) || Object.prototype.hasOwnProperty.call(recorded, slot) };
+}
+
+/** The current version of a target's secret: META's entry and the row, which must agree. */
+function currentSecret(tenant: TenantRecord, rows: ReadonlyMap<string, RawItem>, target: Target): { sealed: SealedSecret; version: number; salt?: Buffer } {
+  const slot = secretSlotOf(target.provider, target.secret);
+  const entry = Object.prototype.hasOwnProperty.call(tenant.secretVersions ?? {}, slot) ? tenant.secretVersions?.[slot] : undefined;
+  const raw = rows.get(slot);
+  // No entry: the row was deleted (or never stored) and written back. No row: it was removed.
+  if (!entry || !raw) throw new SealedSecretError('not_current');
+  const sealed = parseSealedSecret(raw);
+  if (sealed.version !== entry.version) throw new SealedSecretError('not_current');
+  if (tenant.mode !== 'sovereign') return { sealed, version: entry.version };
+  const salt = entry.salt === undefined ? undefined : decodeBase64Strict(entry.salt);
+  if (!salt || salt.length !== VERSION_SALT_BYTES) throw new SealedSecretError('version_salt');
+  return { sealed, version: entry.version, salt };
+}
+
+/** Integrity failures: logged with their reason; no retry can fix them (NO_RETRY header). */
+const INTEGRITY_CODES = new Set(['secret_integrity_failure', 'stored_record_unreadable', 'key_access_denied']);
+
+/** Loggable facts about an integrity failure: reasons and codes, never an item or a message from a row. */
+function integrityFields(err: unknown): Record<string, string> {
+  const e = err as { name?: string; reason?: string; awsCode?: string; record?: string };
+  return {
+    errorName: String(e?.name ?? 'unknown'),
+    ...(typeof e?.reason === 'string' ? { reason: e.reason } : {}),
+    ...(typeof e?.awsCode === 'string' ? { awsCode: e.awsCode } : {}),
+    ...(typeof e?.record === 'string' ? { record: e.record } : {}),
+  };
+}
+
+function toApiError(err: unknown, requestId: string): unknown {
   if (err instanceof ApiError) return err;
   if (err instanceof TranslationError) return new ApiError(400, 'invalid_request', err.message);
   if (err instanceof UpstreamProtocolError) return new ApiError(502, 'upstream_protocol_error', 'The provider returned a response that could not be translated.');
   const name = (err as { name?: string } | undefined)?.name;
   if (name === 'TenantFactorError') return new ApiError(403, 'tenant_factor_unavailable', 'This token cannot unwrap the tenant factor.');
-  if (name === 'SealedSecretError') {
-    return new ApiError(500, 'sealed_secret_unreadable', 'The stored provider key could not be opened; store it again.');
+  if (name === 'StoredRecordError') return storedRecordApiError(requestId);
+  if (name === 'SealedSecretError') return secretIntegrityError(requestId);
+  if (name === 'KeyServiceError') {
+    const reason = (err as { reason?: string }).reason;
+    // The wrapped key does not authenticate under this secret's context: a moved or edited row.
+    if (reason === 'invalid_ciphertext') return secretIntegrityError(requestId);
+    if (reason === 'denied') {
+      return new ApiError(
+        500,
+        'key_access_denied',
+        'The key service refused to open the stored provider key; retrying will not help. Contact the operator with the request id.',
+        { request_id: requestId },
+        NO_RETRY,
+      );
+    }
+    return new ApiError(503, 'key_service_unavailable', 'The key service is unavailable; retry later.');
   }
-  if (name === 'KeyServiceError') return new ApiError(503, 'key_service_unavailable', 'The key service is unavailable; retry later.');
   if (name === 'PepperError') return new ApiError(503, 'service_unavailable', 'The service is temporarily unavailable; retry later.');
   return err;
+}
+
+function secretIntegrityError(requestId: string): ApiError {
+  return new ApiError(
+    500,
+    'secret_integrity_failure',
+    'The stored provider key for this route failed an integrity check, so the request cannot succeed; retrying will not help. Store the key again (PUT /vault/secrets) or contact the operator with the request id.',
+    { request_id: requestId },
+    NO_RETRY,
+  );
 }
 
 function writeError(sink: ResponseSink, err: unknown, shape: ErrorShape, requestId?: string): void {

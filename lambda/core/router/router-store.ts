@@ -1,25 +1,33 @@
-import type { SealedSecret } from '../envelope';
-import type { TenantRecord, TokenRecord } from '../tenant-model';
+import { secretSlotOf } from '../tenant-model';
 import type { CounterItems, CounterKey } from './governance';
 import type { UsageRecord } from './usage-record';
 
-/** Everything one request needs, read in one round trip. */
+/** A stored item as read, table keys stripped and NOT validated: the router parses it only after authentication. */
+export type RawItem = Readonly<Record<string, unknown>>;
+
+/** Everything one request needs, read in one round trip, unparsed. */
 export interface RequestContextRead {
-  readonly token?: TokenRecord;
-  readonly tenant?: TenantRecord;
-  /** Sealed secrets found, keyed `<provider>#<name>`. */
-  readonly secrets: ReadonlyMap<string, SealedSecret>;
+  readonly token?: RawItem;
+  readonly tenant?: RawItem;
+  /**
+   * Sealed-secret items found, keyed `<provider>#<name>` of the key they were read under (never
+   * of what the item claims to be).
+   */
+  readonly secrets: ReadonlyMap<string, RawItem>;
   /** Usage-table counter items governance asked for (missing items are absent). */
   readonly counters: CounterItems;
 }
 
-export const secretKeyOf = (provider: string, name: string) => `${provider}#${name}`;
+/** @deprecated use secretSlotOf from tenant-model. */
+export const secretKeyOf = secretSlotOf;
 
 /** The router's read path and its usage record. It has no write access to tenants or tokens. */
 export interface RouterStore {
   /**
-   * One BatchGetItem: the token by verifier, the tenant's META and the `default` secret of every
-   * provider the cell allows (a handful of small items), so routing needs no second read.
+   * One BatchGetItem: the token by verifier, the tenant's META (which records every secret's
+   * current version) and the `default` secret of every provider the cell allows (a handful of
+   * small items), so routing needs no second read. Items come back raw: a malformed one must not
+   * fail the read, because the caller has not authenticated yet.
    */
   loadRequestContext(
     verifier: string,
@@ -27,7 +35,7 @@ export interface RouterStore {
     providers: readonly string[],
     counterKeys?: readonly CounterKey[],
   ): Promise<RequestContextRead>;
-  /** A second read, only for route targets that name a non-default secret. */
-  getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined>;
+  /** A second read, only for route targets that name a non-default secret. Raw, like the above. */
+  getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined>;
   putUsage(record: UsageRecord): Promise<void>;
 }

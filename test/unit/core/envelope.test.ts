@@ -35,12 +35,16 @@ class ContextBlindKms implements DataKeyService {
   }
 }
 
-function seal(identity: SecretIdentity, kms: DataKeyService, extra: { tenantFactor?: Buffer; plaintext?: string } = {}): Promise<SealedSecret> {
-  return sealSecret({ identity, plaintext: Buffer.from(extra.plaintext ?? CANARY), dataKeys: kms, tenantFactor: extra.tenantFactor, clock });
+/** Sovereign seals and opens use this version salt unless a test passes another one. */
+const SALT = Buffer.alloc(32, 0x11);
+
+function seal(identity: SecretIdentity, kms: DataKeyService, extra: { tenantFactor?: Buffer; plaintext?: string; versionSalt?: Buffer } = {}): Promise<SealedSecret> {
+  const versionSalt = extra.versionSalt ?? (extra.tenantFactor ? SALT : undefined);
+  return sealSecret({ identity, plaintext: Buffer.from(extra.plaintext ?? CANARY), dataKeys: kms, tenantFactor: extra.tenantFactor, versionSalt, clock });
 }
 
-function open(record: SealedSecret, expected: SecretIdentity, kms: DataKeyService, tenantFactor?: Buffer): Promise<string> {
-  return openSecret({ record, expected, dataKeys: kms, tenantFactor, use: (p) => p.toString('utf8') });
+function open(record: SealedSecret, expected: SecretIdentity, kms: DataKeyService, tenantFactor?: Buffer, versionSalt?: Buffer): Promise<string> {
+  return openSecret({ record, expected, dataKeys: kms, tenantFactor, versionSalt: versionSalt ?? (tenantFactor ? SALT : undefined), use: (p) => p.toString('utf8') });
 }
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
@@ -245,6 +249,27 @@ describe('sovereign mode', () => {
     expectSealedError(await rejection(open({ ...record, sovereign: false }, idA, kms)), 'integrity');
   });
 
+  it("opens only with this version's salt: another version's salt, none, or a salt without a factor fail", async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms, { tenantFactor: factor, versionSalt: Buffer.alloc(32, 0x21) });
+    expect(await open(record, idA, kms, Buffer.from(factor), Buffer.alloc(32, 0x21))).toBe(CANARY);
+    // The salt of the next version (what META holds after a rotation) does not derive this row's key.
+    expectSealedError(await rejection(open(record, idA, kms, Buffer.from(factor), Buffer.alloc(32, 0x22))), 'integrity');
+    const calls = kms.decryptCalls;
+    expectSealedError(
+      await rejection(openSecret({ record, expected: idA, dataKeys: kms, tenantFactor: Buffer.from(factor), use: (p) => p.toString() })),
+      'version_salt',
+    );
+    expectSealedError(await rejection(open(record, idA, kms, Buffer.from(factor), Buffer.alloc(16, 0x21))), 'version_salt');
+    expect(kms.decryptCalls).toBe(calls);
+    const standard = await seal(idA, kms);
+    expectSealedError(
+      await rejection(openSecret({ record: standard, expected: idA, dataKeys: kms, versionSalt: Buffer.alloc(32, 1), use: (p) => p.toString() })),
+      'version_salt',
+    );
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, tenantFactor: factor })).rejects.toThrow(SealedSecretError);
+  });
+
   it('a non-sovereign record refuses a factor', async () => {
     const kms = new FakeDataKeys();
     const record = await seal(idA, kms);
@@ -310,7 +335,7 @@ describe('zeroization', () => {
         throw boom;
       },
     ]) {
-      expect(await rejection(openSecret({ record, expected: idA, dataKeys: kms, tenantFactor: Buffer.alloc(32, 3), use }))).toBe(boom);
+      expect(await rejection(openSecret({ record, expected: idA, dataKeys: kms, tenantFactor: Buffer.alloc(32, 3), versionSalt: SALT, use }))).toBe(boom);
     }
     expect(seen).toHaveLength(2);
     expect(seen.every(allZero)).toBe(true);

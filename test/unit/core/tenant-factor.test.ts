@@ -108,12 +108,13 @@ describe('tenant factor', () => {
     const id: SecretIdentity = { app: 'sovereign-router', region, tenant, provider: 'mistral', secret: 'default', version: 1 };
     const f = generateTenantFactor();
     const wrapped = wrapTenantFactor(f, bindA);
-    const record = await sealSecret({ identity: id, plaintext: Buffer.from('mistral-key'), dataKeys: kms, tenantFactor: f });
+    const versionSalt = Buffer.alloc(32, 9);
+    const record = await sealSecret({ identity: id, plaintext: Buffer.from('mistral-key'), dataKeys: kms, tenantFactor: f, versionSalt });
     f.fill(0);
 
     const factor = unwrapTenantFactor(wrapped, bindA);
     try {
-      expect(await openSecret({ record, expected: id, dataKeys: kms, tenantFactor: factor, use: (p) => p.toString() })).toBe('mistral-key');
+      expect(await openSecret({ record, expected: id, dataKeys: kms, tenantFactor: factor, versionSalt, use: (p) => p.toString() })).toBe('mistral-key');
     } finally {
       factor.fill(0);
     }

@@ -3,7 +3,7 @@
  * node:crypto (independent of lambda/core), and produced by lambda/core. If either the vectors
  * file or the implementation drifts from the format, this fails.
  */
-import { createCipheriv, createHash, hkdfSync } from 'node:crypto';
+import { createCipheriv, createHash, createHmac, hkdfSync } from 'node:crypto';
 import { canonicalIdentity, encryptionContextOf, type SecretIdentity } from '../../../lambda/core/canonical';
 import { openSecret, parseSealedSecret, sealSecret, type SealedSecret } from '../../../lambda/core/envelope';
 import type { DataKeyService, EncryptionContext } from '../../../lambda/core/ports';
@@ -67,7 +67,20 @@ describe('sealed-secret v1 vectors', () => {
     expect(aad.toString('hex')).toBe(v.expected.canonicalIdentityHex);
     expect(v.expected.encryptionContext).toEqual(Object.fromEntries(fields));
 
-    const ikm = v.tenantFactorHex ? Buffer.concat([hex(v.dataKeyHex), hex(v.tenantFactorHex)]) : hex(v.dataKeyHex);
+    // Sovereign: Fv = HMAC-SHA256(F, domain ‖ canonical identity ‖ version salt); ikm = DK ‖ Fv.
+    let ikm = hex(v.dataKeyHex);
+    if (v.tenantFactorHex) {
+      expect(v.versionSaltHex).toMatch(/^[0-9a-f]{64}$/);
+      const fv = createHmac('sha256', hex(v.tenantFactorHex))
+        .update(Buffer.from(sealedVectors.secretFactorDomain, 'utf8'))
+        .update(aad)
+        .update(hex(v.versionSaltHex as string))
+        .digest();
+      expect(fv.toString('hex')).toBe((v.expected as { secretFactorHex?: string }).secretFactorHex);
+      ikm = Buffer.concat([ikm, fv]);
+    } else {
+      expect(v.versionSaltHex).toBeNull();
+    }
     const key = Buffer.from(hkdfSync('sha256', ikm, Buffer.from('sovereign-router/secret-key/v1'), aad, 32));
     expect(key.toString('hex')).toBe(v.expected.secretKeyHex);
 
@@ -96,16 +109,18 @@ describe('sealed-secret v1 vectors', () => {
 
     const kms = vectorKms(v.dataKeyHex, record.wrappedKey, record.keyArn, v.expected.encryptionContext);
     const tenantFactor = v.tenantFactorHex ? hex(v.tenantFactorHex) : undefined;
+    const versionSalt = v.versionSaltHex ? hex(v.versionSaltHex) : undefined;
     const resealed = await sealSecret({
       identity: id,
       plaintext: Buffer.from(v.plaintextUtf8, 'utf8'),
       dataKeys: kms,
       tenantFactor,
+      versionSalt,
       iv: hex(v.ivHex),
       clock: { now: () => new Date(record.createdAt) },
     });
     expect(resealed).toEqual(record);
-    const opened = await openSecret({ record, expected: id, dataKeys: kms, tenantFactor: tenantFactor && Buffer.from(tenantFactor), use: (p) => p.toString('utf8') });
+    const opened = await openSecret({ record, expected: id, dataKeys: kms, tenantFactor: tenantFactor && Buffer.from(tenantFactor), versionSalt, use: (p) => p.toString('utf8') });
     expect(opened).toBe(v.plaintextUtf8);
   });
 

@@ -12,7 +12,7 @@ import type { Admission, AdmissionRequest, Governance } from '../../../lambda/co
 import type { ProviderClient, ProviderRequest, ProviderResponse } from '../../../lambda/core/router/provider-port';
 import { MemorySink } from '../../../lambda/core/router/response-sink';
 import { createRouterApp, type RouterDeps } from '../../../lambda/core/router/router-app';
-import { secretKeyOf, type RouterStore } from '../../../lambda/core/router/router-store';
+import { secretKeyOf, type RawItem, type RouterStore } from '../../../lambda/core/router/router-store';
 import type { UsageRecord } from '../../../lambda/core/router/usage-record';
 import { CircuitBreaker } from '../../../lambda/core/routing/circuit-breaker';
 import type { TenantPolicy, TenantRecord, TokenRecord } from '../../../lambda/core/tenant-model';
@@ -50,16 +50,29 @@ class MemoryStore implements RouterStore {
   async loadRequestContext(verifier: string, tenantId: string, providers: readonly string[]) {
     this.reads.push('batch');
     this.events.push('read');
-    const secrets = new Map<string, SealedSecret>();
+    const secrets = new Map<string, RawItem>();
     for (const p of providers) {
       const s = this.secrets.get(`${tenantId}|${secretKeyOf(p, 'default')}`);
-      if (s) secrets.set(secretKeyOf(p, 'default'), s);
+      if (s) secrets.set(secretKeyOf(p, 'default'), s as unknown as RawItem);
     }
-    return { token: this.tokens.get(verifier), tenant: this.tenants.get(tenantId), secrets, counters: new Map() };
+    const raw = (x: unknown) => x as RawItem | undefined;
+    return { token: raw(this.tokens.get(verifier)), tenant: raw(this.tenants.get(tenantId)), secrets, counters: new Map() };
   }
   async getSecret(tenantId: string, provider: string, name: string) {
     this.reads.push(`get ${provider}#${name}`);
-    return this.secrets.get(`${tenantId}|${secretKeyOf(provider, name)}`);
+    return this.secrets.get(`${tenantId}|${secretKeyOf(provider, name)}`) as unknown as RawItem | undefined;
+  }
+  /** Stores a row and records its version on the tenant META, as the vault's transaction does. */
+  putSecret(sealed: SealedSecret) {
+    this.secrets.set(`${sealed.tenant}|${secretKeyOf(sealed.provider, sealed.secret)}`, sealed);
+    const t = this.tenants.get(sealed.tenant)!;
+    this.tenants.set(sealed.tenant, { ...t, secretVersions: { ...t.secretVersions, [secretKeyOf(sealed.provider, sealed.secret)]: { version: sealed.version } } });
+  }
+  /** Removes every row and META entry of the tenant's secrets. */
+  clearSecrets(tenantId: string) {
+    this.secrets.clear();
+    const t = this.tenants.get(tenantId)!;
+    this.tenants.set(tenantId, { ...t, secretVersions: {} });
   }
   async putUsage(record: UsageRecord) {
     if (this.failUsage) throw new Error('ProvisionedThroughputExceeded');
@@ -88,7 +101,7 @@ async function world(opts: { policy?: TenantPolicy; governance?: Governance; pro
       plaintext: Buffer.from(key),
       dataKeys: kms,
     });
-    store.secrets.set(`${tenantId}|${secretKeyOf(provider, 'default')}`, sealed);
+    store.putSecret(sealed);
   }
   kms.issued.length = 0;
   kms.decryptCalls = 0;
@@ -203,7 +216,7 @@ describe('normal path', () => {
       plaintext: Buffer.from('sk-team-b-0123456789'),
       dataKeys: w.kms,
     });
-    w.store.secrets.set(`unit-co|${secretKeyOf('openai', 'team-b')}`, named);
+    w.store.putSecret(named);
     const { sink } = await w.call(chat('r'));
     expect(sink.status).toBe(200);
     expect(w.store.reads).toEqual(['batch', 'get openai#team-b']);
@@ -217,7 +230,7 @@ describe('normal path', () => {
     w.deps = { ...w.deps, providers: { send: async (req) => (w.sends.push(req), okResponse({ id: 'm', type: 'message', role: 'assistant', model: 'c', content: [], stop_reason: 'end_turn', usage: {} })) } };
     expect((await w.call(chat('r'))).sink.status).toBe(200);
     expect(w.sends.map((s) => s.target.provider)).toEqual(['anthropic']);
-    w.store.secrets.clear();
+    w.store.clearSecrets('unit-co');
     const none = await w.call(chat('gpt-4o'));
     expect(none.sink.status).toBe(400);
     expect(none.json.error).toMatchObject({ code: 'no_provider_secret' });
@@ -241,16 +254,18 @@ describe('failures of the ports', () => {
     expect(record?.decision).toBe('failed:key_service_unavailable');
   });
 
-  test('a tampered sealed secret → 500 sealed_secret_unreadable, no provider call, no key material in the answer', async () => {
+  test('a tampered sealed secret → 500 secret_integrity_failure (not retryable), no provider call, no key material in the answer', async () => {
     const w = await world();
     const key = `unit-co|${secretKeyOf('openai', 'default')}`;
     const s = w.store.secrets.get(key)!;
     const ct = Buffer.from(s.ciphertext, 'base64');
     ct[0] ^= 1;
     w.store.secrets.set(key, { ...s, ciphertext: ct.toString('base64') });
-    const { sink, json } = await w.call(chat());
+    const { sink, json, record } = await w.call(chat());
     expect(sink.status).toBe(500);
-    expect(json.error.code).toBe('sealed_secret_unreadable');
+    expect(json.error.code).toBe('secret_integrity_failure');
+    expect(json.error.request_id).toBe(record!.requestId);
+    expect(sink.headers['x-should-retry']).toBe('false');
     expect(w.sends).toEqual([]);
     expect(w.kms.allIssuedZeroed()).toBe(true);
   });
