@@ -109,7 +109,8 @@ describe('an authenticated caller: only requests that need the bad row fail, non
     expect(res.sink.status).toBe(500);
     // No usage record: the tenant item it would name could not be read.
     expect(res.record).toBeUndefined();
-    expect(res.json.error).toMatchObject({ code: 'stored_record_unreadable', request_id: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect(res.json.error).toMatchObject({ code: 'stored_record_unreadable', request_id: res.sink.headers['x-request-id'] });
+    expect(res.sink.headers['x-request-id']).toMatch(/^[0-9A-Za-z_-]{8,}/);
     expect(res.json.error.message).not.toContain('garbage');
     expect(res.sink.headers['x-should-retry']).toBe('false');
     expect(res.kms).toEqual([]);
