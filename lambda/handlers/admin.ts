@@ -10,7 +10,7 @@ import { cellClients } from './aws-clients';
 
 // Composition root of the admin function. It gets no KMS client: it never needs one.
 const config = cellConfigFromEnv(process.env);
-const clients = cellClients(config.region);
+const clients = cellClients(config.region, config.requestDeadlineMs);
 const log = jsonLogger('admin');
 const app = createAdminApp({
   config,

@@ -25,7 +25,7 @@ declare const awslambda: {
 // Composition root of the router: clients, pepper cache and circuit breaker live for the
 // execution environment; plaintext keys live for one request only (inside the router app).
 const config = cellConfigFromEnv(process.env);
-const clients = cellClients(config.region);
+const clients = cellClients(config.region, config.requestDeadlineMs);
 const log = jsonLogger('router');
 const app = createRouterApp({
   config,

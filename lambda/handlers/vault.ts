@@ -11,7 +11,7 @@ import { cellClients } from './aws-clients';
 
 // Composition root of the vault function: built once per execution environment.
 const config = cellConfigFromEnv(process.env);
-const clients = cellClients(config.region);
+const clients = cellClients(config.region, config.requestDeadlineMs);
 const log = jsonLogger('vault');
 const app = createVaultApp({
   config,

@@ -289,3 +289,29 @@ test('one structured log line per request, naming the request id of the x-reques
   expect(text).not.toContain('hello from lambda');
   expect(text).not.toContain('Echo:');
 });
+
+test('a KMS that hangs: the request fails cleanly with 503 well before its deadline, the reservation is given back, and the next request works', async () => {
+  const { awsCallBudget, worstCaseCallMs } = await import('../../lambda/handlers/aws-clients');
+  const deadlineMs = Number(process.env.REQUEST_DEADLINE_MS);
+  const budget = awsCallBudget(deadlineMs);
+  expect(worstCaseCallMs(budget)).toBeLessThanOrEqual(deadlineMs / 4);
+  proxy.rule = (c) => (c.target === 'TrentService.Decrypt' ? { hang: true } : undefined);
+  const decryptsBefore = proxy.calls.filter((c) => c.target === 'TrentService.Decrypt').length;
+  const t0 = Date.now();
+  try {
+    const res = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat(), headers: { Authorization: `Bearer ${invoke}` } }));
+    const elapsed = Date.now() - t0;
+    expect(res.meta.statusCode).toBe(503);
+    expect(JSON.parse(res.body).error.code).toBe('key_service_unavailable');
+    expect(res.meta.headers['x-request-id']).toBe(res.requestId);
+    // Every attempt timed out (one retry on a fresh connection), and no more.
+    expect(proxy.calls.filter((c) => c.target === 'TrentService.Decrypt').length - decryptsBefore).toBe(budget.maxAttempts);
+    expect(elapsed).toBeGreaterThanOrEqual(budget.maxAttempts * budget.requestTimeoutMs - 100);
+    expect(elapsed).toBeLessThan(worstCaseCallMs(budget) + 2_000);
+    expect(elapsed).toBeLessThan(deadlineMs);
+  } finally {
+    proxy.rule = () => undefined;
+  }
+  const ok = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat(), headers: { Authorization: `Bearer ${invoke}` } }));
+  expect(ok.meta.statusCode).toBe(200);
+}, 30_000);
