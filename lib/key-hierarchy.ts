@@ -1,7 +1,7 @@
-import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 import { ENCRYPTION_CONTEXT_KEYS } from '../lambda/core/canonical';
 import {
   KEY_ADMIN_ACTIONS,
@@ -9,6 +9,7 @@ import {
   ROOT_KEY_OPEN_ACTIONS,
   ROOT_KEY_SEAL_ACTIONS,
   STORAGE_KEY_GRANT_ACTIONS,
+  STORAGE_KEY_READ_ACTIONS,
   STORAGE_KEY_USE_ACTIONS,
 } from './private/iam-actions';
 
@@ -34,6 +35,41 @@ export interface KeyHierarchyProps {
   readonly pendingWindow?: Duration;
 }
 
+/**
+ * The root key as the public API exposes it: identifiers only. There is deliberately no
+ * `grant*` method: cryptographic use of the root key is decided by the key policy, through
+ * `KeyHierarchy`'s own grants, and checked at synth by `KeySeparationGuard`.
+ */
+export interface IRootKey extends IConstruct {
+  /** ARN of the key (for encryption contexts, CloudTrail filters, IAM conditions). */
+  readonly keyArn: string;
+  /** Id of the key. */
+  readonly keyId: string;
+}
+
+/** A principal that may open sealed secrets besides the router: an explicit, reported opt-in. */
+export interface AdditionalDecryptor {
+  /** Who may call `kms:Decrypt` on the root key (with the cell's encryption context). */
+  readonly principal: iam.IPrincipal;
+  /**
+   * Why this principal must open tenant secrets. Shown in the synth warning and kept in the
+   * key policy statement's construct metadata, so reviewers see it next to the grant.
+   */
+  readonly reason: string;
+}
+
+/** What a root-key policy statement is for, as registered by `KeyHierarchy` (read by `KeySeparationGuard`). */
+export type RootKeyStatementPurpose = 'open' | 'seal' | 'additional-decryptor' | 'administration';
+
+/** A root-key policy statement that `KeyHierarchy` created on purpose. */
+export interface RootKeyStatement {
+  readonly sid: string;
+  readonly purpose: RootKeyStatementPurpose;
+  /** The principal, rendered by the stack (role ARN token, account root...). */
+  readonly principal: iam.IPrincipal;
+  readonly reason?: string;
+}
+
 /** AWS services that may use the storage key on a principal's behalf. */
 export type StorageService = 'dynamodb' | 'secretsmanager';
 const STORAGE_SERVICES: readonly StorageService[] = ['dynamodb', 'secretsmanager'];
@@ -44,8 +80,13 @@ const STORAGE_SERVICES: readonly StorageService[] = ['dynamodb', 'secretsmanager
  * data never implies the ability to open tenant secrets.
  */
 export class KeyHierarchy extends Construct {
+  /** Finds the hierarchy that owns a CfnKey, if any (used by `KeySeparationGuard`). */
+  public static ownerOfRootKey(key: kms.CfnKey): KeyHierarchy | undefined {
+    return ROOT_KEY_OWNERS.get(key);
+  }
+
   /** Single-Region root key. Cryptographic use only through `grantSealSecrets` / `grantOpenSecrets`. */
-  public readonly rootKey: kms.IKey;
+  public readonly rootKey: IRootKey;
   /** Encrypts tables, the pepper secret and log groups at rest. */
   public readonly storageKey: kms.IKey;
   /** The cell's region (concrete), bound into every root-key grant. */
@@ -54,6 +95,7 @@ export class KeyHierarchy extends Construct {
   private readonly rootKeyResource: kms.Key;
   private readonly storageKeyResource: kms.Key;
   private rootGrantCount = 0;
+  private readonly statements: RootKeyStatement[] = [];
 
   constructor(scope: Construct, id: string, props: KeyHierarchyProps = {}) {
     super(scope, id);
@@ -86,6 +128,8 @@ export class KeyHierarchy extends Construct {
       policy: new iam.PolicyDocument({ statements: [adminStatement] }),
     });
     this.rootKey = this.rootKeyResource;
+    ROOT_KEY_OWNERS.set(this.rootKeyResource.node.defaultChild as kms.CfnKey, this);
+    this.statements.push({ sid: adminStatement.sid!, purpose: 'administration', principal: admins[0] });
 
     this.storageKeyResource = new kms.Key(this, 'StorageKey', {
       description: `sovereign-router storage key (tables, pepper, logs) in ${this.region}`,
@@ -145,18 +189,73 @@ export class KeyHierarchy extends Construct {
 
   /**
    * Lets the grantee seal new tenant secrets: `kms:GenerateDataKey` on the root key, only with
-   * this cell's encryption context. It cannot open any stored secret.
+   * this cell's encryption context. It cannot open any stored secret. A cell has one sealer
+   * (the vault); a second call throws.
    */
   public grantSealSecrets(grantee: iam.IGrantable): iam.Grant {
-    return this.grantRootKey(grantee, 'SealSecrets', ROOT_KEY_SEAL_ACTIONS);
+    this.assertFirst('seal', 'grantSealSecrets', 'the vault function seals secrets; no other principal needs GenerateDataKey on the root key');
+    return this.grantRootKey(grantee, 'SealSecrets', ROOT_KEY_SEAL_ACTIONS, 'seal');
   }
 
   /**
    * Lets the grantee open sealed tenant secrets: `kms:Decrypt` on the root key, only with this
-   * cell's encryption context. Give it to the data path and nothing else.
+   * cell's encryption context. Only the data path gets it: a second call throws. A further
+   * decryptor is possible only through `addAdditionalDecryptor`, which synth reports.
    */
   public grantOpenSecrets(grantee: iam.IGrantable): iam.Grant {
-    return this.grantRootKey(grantee, 'OpenSecrets', ROOT_KEY_OPEN_ACTIONS);
+    this.assertFirst('open', 'grantOpenSecrets', 'only the router opens secrets; declare any other decryptor with addAdditionalDecryptor (RegionalRouterProps.additionalDecryptors)');
+    return this.grantRootKey(grantee, 'OpenSecrets', ROOT_KEY_OPEN_ACTIONS, 'open');
+  }
+
+  /**
+   * Explicit opt-in: a principal other than the router that may open tenant secrets (for
+   * example a break-glass recovery role). It weakens the separation of duties on purpose, so
+   * every synthesis prints a warning naming the principal and the reason.
+   */
+  public addAdditionalDecryptor(decryptor: AdditionalDecryptor): iam.Grant {
+    if (typeof decryptor?.reason !== 'string' || decryptor.reason.trim().length < 20) {
+      throw new Error('AdditionalDecryptor.reason must explain (in at least 20 characters) why this principal opens tenant secrets');
+    }
+    const grant = this.grantRootKey({ grantPrincipal: decryptor.principal }, 'AdditionalDecryptor', ROOT_KEY_OPEN_ACTIONS, 'additional-decryptor', decryptor.reason);
+    Annotations.of(this).addWarningV2(
+      'sovereign-router:additional-decryptor',
+      `Key separation weakened on purpose: ${decryptor.principal} may kms:Decrypt the root key besides the router. Reason: ${decryptor.reason}`,
+    );
+    return grant;
+  }
+
+  /**
+   * Lets the grantee administer both keys (describe, rotate, enable/disable, schedule deletion,
+   * change the policy) without any cryptographic action. Goes into both key policies, so it
+   * works whether or not the account root administers the keys.
+   */
+  public grantAdministration(grantee: iam.IGrantable): iam.Grant {
+    const principal = grantee.grantPrincipal;
+    const sid = `KeyAdministration${++this.rootGrantCount}`;
+    for (const key of [this.rootKeyResource, this.storageKeyResource]) {
+      key.addToResourcePolicy(new iam.PolicyStatement({ sid, principals: [principal], actions: [...KEY_ADMIN_ACTIONS], resources: ['*'] }));
+    }
+    this.statements.push({ sid, purpose: 'administration', principal });
+    return iam.Grant.addToPrincipal({ grantee, actions: [...KEY_ADMIN_ACTIONS], resourceArns: [this.rootKey.keyArn, this.storageKey.keyArn] });
+  }
+
+  /** Root-key statements created by this hierarchy on purpose (read by `KeySeparationGuard`). */
+  public get rootKeyStatements(): readonly RootKeyStatement[] {
+    return [...this.statements];
+  }
+
+  /**
+   * Lets AWS services read data encrypted with the storage key on the grantee's behalf
+   * (`kms:Decrypt`, `kms:DescribeKey` through the given services in this region only).
+   */
+  public grantStorageRead(grantee: iam.IGrantable, services: readonly StorageService[]): iam.Grant {
+    if (services.length === 0) throw new Error('grantStorageRead needs at least one service');
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: [...STORAGE_KEY_READ_ACTIONS],
+      resourceArns: [this.storageKey.keyArn],
+      conditions: { StringEquals: { 'kms:ViaService': services.map((s) => `${s}.${this.region}.amazonaws.com`) } },
+    });
   }
 
   /** Lets AWS services (DynamoDB, Secrets Manager) use the storage key on the grantee's behalf. */
@@ -177,7 +276,20 @@ export class KeyHierarchy extends Construct {
    * does not delegate cryptographic actions to IAM. The identity-side copy documents the
    * permission on the role too. Both carry the same encryption-context conditions.
    */
-  private grantRootKey(grantee: iam.IGrantable, purpose: string, actions: readonly string[]): iam.Grant {
+  private assertFirst(purpose: RootKeyStatementPurpose, method: string, why: string): void {
+    const existing = this.statements.find((s) => s.purpose === purpose);
+    if (existing) {
+      throw new Error(`KeyHierarchy.${method} was already called for ${existing.principal}: ${why}.`);
+    }
+  }
+
+  private grantRootKey(
+    grantee: iam.IGrantable,
+    sidStem: string,
+    actions: readonly string[],
+    purpose: RootKeyStatementPurpose,
+    reason?: string,
+  ): iam.Grant {
     const conditions = {
       StringEquals: {
         'kms:EncryptionContext:app': APP_CONTEXT,
@@ -187,13 +299,14 @@ export class KeyHierarchy extends Construct {
     };
     this.rootKeyResource.addToResourcePolicy(
       new iam.PolicyStatement({
-        sid: `${purpose}${++this.rootGrantCount}`,
+        sid: `${sidStem}${++this.rootGrantCount}`,
         principals: [grantee.grantPrincipal],
         actions: [...actions],
         resources: ['*'],
         conditions,
       }),
     );
+    this.statements.push({ sid: `${sidStem}${this.rootGrantCount}`, purpose, principal: grantee.grantPrincipal, reason });
     return iam.Grant.addToPrincipal({
       grantee,
       actions: [...actions],
@@ -202,3 +315,5 @@ export class KeyHierarchy extends Construct {
     });
   }
 }
+
+const ROOT_KEY_OWNERS = new WeakMap<kms.CfnKey, KeyHierarchy>();

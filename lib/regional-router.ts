@@ -1,4 +1,5 @@
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Aspects, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -10,14 +11,46 @@ import { Construct } from 'constructs';
 import { checkPriceTable, PriceTableConfig } from '../lambda/core/governance/prices';
 import { isSupportedRegion, REGION_CODES } from '../lambda/core/regions';
 import { ProviderEndpoints, providerEndpointProblems } from './config/provider-endpoint';
-import { KeyHierarchy } from './key-hierarchy';
+import { AdditionalDecryptor, IRootKey, KeyHierarchy } from './key-hierarchy';
+import { KeySeparationGuard } from './key-separation-guard';
 import { CellFunction } from './private/cell-function';
-import { SECRET_READ_ACTIONS } from './private/iam-actions';
+import { API_INVOKE_ACTIONS, SECRET_READ_ACTIONS, TABLE_QUERY_ACTIONS } from './private/iam-actions';
+import { ResidencyGuard } from './residency-guard';
+import { METRICS_NAMESPACE } from '../lambda/core/router/metrics';
 import { RouterApi, RouterApiThrottle } from './router-api';
 import { RouterObservability } from './router-observability';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { RouterTables } from './router-tables';
 import { TABLE_SCHEMAS, TableName, tableEnvVar } from './table-schemas';
+
+/** Reserved concurrency per function. */
+export interface CellConcurrency {
+  /**
+   * Router (data path). Caps it, so long streams cannot take the account's whole pool.
+   * @default 100
+   */
+  readonly router?: number;
+  /**
+   * Vault (tenant secrets and tokens). Kept for it whatever the router does.
+   * @default 5
+   */
+  readonly vault?: number;
+  /**
+   * Admin (operators). Kept for it whatever the router does.
+   * @default 2
+   */
+  readonly admin?: number;
+}
+
+/** Memory per function, in MiB. */
+export interface CellMemory {
+  /** @default 1024 */
+  readonly router?: number;
+  /** @default 512 */
+  readonly vault?: number;
+  /** @default 512 */
+  readonly admin?: number;
+}
 
 export interface RegionalRouterProps {
   /** Provider endpoints the router may call from this region (its egress allowlist). */
@@ -74,6 +107,49 @@ export interface RegionalRouterProps {
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Stage name of the API; clients use `https://<api>/<stage>/v1`.
+   * @default 'prod'
+   */
+  readonly stageName?: string;
+  /**
+   * Memory of each function, in MiB (128 to 10240).
+   * @default { router: 1024, vault: 512, admin: 512 }
+   */
+  readonly memory?: CellMemory;
+  /**
+   * Reserved concurrency of each function: the router is capped and the vault and admin keep
+   * capacity of their own. Reserved concurrency comes out of the account's pool, which must keep
+   * at least 100 unreserved; set `reserveConcurrency: false` in accounts with a small quota.
+   * @default { router: 100, vault: 5, admin: 2 }
+   */
+  readonly concurrency?: CellConcurrency;
+  /**
+   * Whether to reserve concurrency at all (see `concurrency`).
+   * @default true
+   */
+  readonly reserveConcurrency?: boolean;
+  /**
+   * When no `webAclArn` is given, the cell creates a WAF web ACL that answers 413 to requests
+   * whose Content-Length exceeds `maxRequestBytes` before any function runs (WAF has a monthly
+   * cost). Set false to do without it; the functions still enforce the limit.
+   * @default true
+   */
+  readonly requestSizeWebAcl?: boolean;
+  /**
+   * Principals allowed on `/admin`. When given, the API's resource policy denies `/admin` to
+   * everyone else (grantees of `grantInvokeAdminApi` join the list); principals still need IAM
+   * permission (`grantInvokeAdminApi`). Principals of other accounts are always denied.
+   * @default - any principal of this account that IAM allows
+   */
+  readonly adminPrincipals?: iam.IPrincipal[];
+  /**
+   * Principals besides the router that may open tenant secrets (kms:Decrypt on the root key).
+   * This weakens the separation of duties on purpose; every synthesis prints a warning naming
+   * each principal and its reason.
+   * @default - none: only the router opens secrets
+   */
+  readonly additionalDecryptors?: AdditionalDecryptor[];
 }
 
 /**
@@ -83,8 +159,9 @@ export interface RegionalRouterProps {
  */
 export class RegionalRouter extends Construct {
   public readonly region: string;
-  public readonly keys: KeyHierarchy;
-  public readonly rootKey: kms.IKey;
+  /** The root key, identifiers only: its use is decided by the key policy (router Decrypt, vault GenerateDataKey). */
+  public readonly rootKey: IRootKey;
+  /** Encrypts tables, the pepper and logs; usable by the account only through DynamoDB and Secrets Manager. */
   public readonly storageKey: kms.IKey;
   public readonly tables: RouterTables;
   public readonly tenantsTable: dynamodb.ITable;
@@ -105,6 +182,10 @@ export class RegionalRouter extends Construct {
   /** Dashboard and alarms of the cell. */
   public readonly observability: RouterObservability;
 
+  private readonly keys: KeyHierarchy;
+  private readonly routerApi: RouterApi;
+  private readonly stageName: string;
+
   constructor(scope: Construct, id: string, props: RegionalRouterProps) {
     super(scope, id);
     const region = Stack.of(this).region;
@@ -124,6 +205,16 @@ export class RegionalRouter extends Construct {
     if (deadline.toSeconds() < 5 || deadline.toSeconds() > 14 * 60) {
       throw new Error(`RegionalRouterProps.requestDeadline must be between 5 seconds and 14 minutes`);
     }
+    const memory = { router: 1024, vault: 512, admin: 512, ...definedOnly(props.memory) };
+    for (const [fn, mb] of Object.entries(memory)) {
+      if (!Number.isInteger(mb) || mb < 128 || mb > 10240) throw new Error(`RegionalRouterProps.memory.${fn} must be an integer between 128 and 10240 MiB, got ${mb}`);
+    }
+    const concurrency = { router: 100, vault: 5, admin: 2, ...definedOnly(props.concurrency) };
+    for (const [fn, n] of Object.entries(concurrency)) {
+      if (!Number.isInteger(n) || n < 1) throw new Error(`RegionalRouterProps.concurrency.${fn} must be a positive integer, got ${n}`);
+    }
+    const reserve = props.reserveConcurrency ?? true;
+    this.stageName = props.stageName ?? 'prod';
     this.region = region;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const logRetention = props.logRetention ?? logs.RetentionDays.THREE_MONTHS;
@@ -176,21 +267,24 @@ export class RegionalRouter extends Construct {
       ...common,
       handler: 'router',
       description: 'sovereign-router data path: opens one sealed secret per request and calls the provider',
-      memorySize: 1024,
+      memorySize: memory.router,
+      reservedConcurrency: reserve ? concurrency.router : undefined,
       timeout: Duration.seconds(Math.min(deadline.toSeconds() + 30, 900)),
     });
     const vault = new CellFunction(this, 'Vault', {
       ...common,
       handler: 'vault',
       description: 'sovereign-router tenant vault: seals provider secrets, manages tenant tokens',
-      memorySize: 512,
+      memorySize: memory.vault,
+      reservedConcurrency: reserve ? concurrency.vault : undefined,
       timeout: Duration.seconds(15),
     });
     const admin = new CellFunction(this, 'Admin', {
       ...common,
       handler: 'admin',
       description: 'sovereign-router operator API: tenants, policies, usage, audit',
-      memorySize: 512,
+      memorySize: memory.admin,
+      reservedConcurrency: reserve ? concurrency.admin : undefined,
       timeout: Duration.seconds(30),
     });
     this.routerFunction = router.function;
@@ -203,6 +297,7 @@ export class RegionalRouter extends Construct {
     // Separation of duties: only the router opens secrets; only the vault seals them.
     this.keys.grantOpenSecrets(router.role);
     this.keys.grantSealSecrets(vault.role);
+    for (const decryptor of props.additionalDecryptors ?? []) this.keys.addAdditionalDecryptor(decryptor);
 
     for (const fn of [router, vault, admin]) {
       this.keys.grantStorageUse(fn.role, ['dynamodb', 'secretsmanager']);
@@ -230,7 +325,12 @@ export class RegionalRouter extends Construct {
       logRetention,
       throttle: props.throttle,
       webAclArn: props.webAclArn,
+      stageName: this.stageName,
+      maxRequestBytes,
+      requestSizeWebAcl: props.requestSizeWebAcl,
+      adminPrincipals: props.adminPrincipals,
     });
+    this.routerApi = api;
     this.api = api.restApi;
     this.endpointUrl = `${api.restApi.url}v1`;
 
@@ -242,5 +342,101 @@ export class RegionalRouter extends Construct {
       admin: admin.function,
       alarmTopic: props.alarmTopic,
     });
+
+    // The cell guards itself: a user who composes it keeps both synth-time checks.
+    Aspects.of(this).add(new ResidencyGuard());
+    Aspects.of(Stack.of(this)).add(new KeySeparationGuard());
   }
+
+  /**
+   * Lets the grantee call the admin API (`/admin/*`, SigV4). When `adminPrincipals` restricts
+   * `/admin`, the grantee also joins the API's resource-policy allow list.
+   */
+  public grantInvokeAdminApi(grantee: iam.IGrantable): iam.Grant {
+    this.routerApi.allowAdminPrincipal(grantee.grantPrincipal);
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: [...API_INVOKE_ACTIONS],
+      resourceArns: [this.routerApi.restApi.arnForExecuteApi('*', '/admin/*', this.stageName)],
+    });
+  }
+
+  /** Lets the grantee read usage records and spend counters (DynamoDB reads, storage key through DynamoDB only). */
+  public grantReadUsage(grantee: iam.IGrantable): iam.Grant {
+    return this.grantTableReads(grantee, [this.usageTable]);
+  }
+
+  /** Lets the grantee read the audit trail (DynamoDB reads, storage key through DynamoDB only). */
+  public grantReadAuditTrail(grantee: iam.IGrantable): iam.Grant {
+    return this.grantTableReads(grantee, [this.auditTable]);
+  }
+
+  /**
+   * Lets the grantee administer the root and storage keys (rotate, enable/disable, schedule
+   * deletion, change the policy) without any cryptographic action on them. Written into both
+   * key policies. Changing a key policy is watched by the cell's account-level guards.
+   */
+  public grantKeyAdministration(grantee: iam.IGrantable): iam.Grant {
+    return this.keys.grantAdministration(grantee);
+  }
+
+  /** Router function errors (unhandled failures on the data path). @default Sum over 5 minutes */
+  public metricErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.routerFunction.metricErrors({ period: Duration.minutes(5), ...props });
+  }
+
+  /** Requests by decision (`ok`, `denied`, `failed`, `client_error`...). @default Sum over 5 minutes, all decisions */
+  public metricRequests(decision?: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.cellMetric('Requests', 'Sum', decision ? { Decision: decision } : {}, props);
+  }
+
+  /** End-to-end latency of routed requests, in milliseconds. @default p95 over 5 minutes */
+  public metricLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.cellMetric('Latency', 'p95', {}, props);
+  }
+
+  /** Time to the first token of streamed answers, in milliseconds. @default p95 over 5 minutes */
+  public metricTimeToFirstToken(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.cellMetric('TimeToFirstToken', 'p95', {}, props);
+  }
+
+  /** Requests denied by governance (budget, rate, model, IP, max tokens). @default Sum over 5 minutes */
+  public metricDenials(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricRequests('denied', props);
+  }
+
+  /** Requests no provider could serve (all targets failed or the deadline passed). @default Sum over 5 minutes */
+  public metricUpstreamFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metricRequests('failed', props);
+  }
+
+  /** API Gateway 5xx answers of the cell's API. @default Sum over 5 minutes */
+  public metricApiServerErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.routerApi.restApi.metricServerError({ period: Duration.minutes(5), statistic: 'Sum', ...props });
+  }
+
+  private cellMetric(metricName: string, statistic: string, dimensions: Record<string, string>, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName,
+      statistic,
+      period: Duration.minutes(5),
+      ...props,
+      dimensionsMap: { Region: this.region, ...dimensions, ...props?.dimensionsMap },
+    });
+  }
+
+  private grantTableReads(grantee: iam.IGrantable, tables: dynamodb.ITable[]): iam.Grant {
+    this.keys.grantStorageRead(grantee, ['dynamodb']);
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: [...TABLE_QUERY_ACTIONS],
+      resourceArns: tables.flatMap((t) => [t.tableArn, `${t.tableArn}/index/*`]),
+    });
+  }
+}
+
+/** Drops keys whose value is undefined, so `{ ...defaults, ...definedOnly(props) }` keeps defaults. */
+function definedOnly<T extends object>(value: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

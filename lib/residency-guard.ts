@@ -30,6 +30,9 @@ const REGION_REFERENCES = [/:[a-z0-9-]+:([a-z]{2}(?:-gov)?-[a-z]+-\d):/g, /\.([a
 export class ResidencyGuard implements IAspect {
   public visit(node: IConstruct): void {
     if (!(node instanceof CfnResource)) return;
+    // The cell applies the guard to itself and a stack may apply it too: report each resource once.
+    if (CHECKED.has(node)) return;
+    CHECKED.add(node);
     const stack = Stack.of(node);
     const region = stack.region;
     const type = node.cfnResourceType;
@@ -61,3 +64,5 @@ export class ResidencyGuard implements IAspect {
     }
   }
 }
+
+const CHECKED = new WeakSet<CfnResource>();

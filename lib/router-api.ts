@@ -1,10 +1,12 @@
-import { RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Lazy, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { RequestSizeWebAcl } from './request-size-web-acl';
 
 export interface RouterApiThrottle {
   /** Steady-state requests per second for the whole stage. */
@@ -36,6 +38,24 @@ export interface RouterApiProps {
    * @default - no web ACL
    */
   readonly webAclArn?: string;
+  /**
+   * When no `webAclArn` is given, create a WAF web ACL that answers 413 to requests whose
+   * Content-Length exceeds `maxRequestBytes`, before any function runs.
+   * @default true
+   */
+  readonly requestSizeWebAcl?: boolean;
+  /**
+   * Largest request body, in bytes (the size web ACL's limit).
+   * @default 1048576
+   */
+  readonly maxRequestBytes?: number;
+  /**
+   * Principals allowed on `/admin` (besides needing IAM permission). When given, the API's
+   * resource policy denies `/admin` to every other principal; principals passed to
+   * `RouterApi.allowAdminPrincipal` join the list.
+   * @default - any principal of this account whose IAM policy allows execute-api:Invoke on it
+   */
+  readonly adminPrincipals?: iam.IPrincipal[];
 }
 
 /** Access-log fields: who called what and how it ended. Never bodies, never headers. */
@@ -61,6 +81,10 @@ const ACCESS_LOG_FORMAT = {
 export class RouterApi extends Construct {
   public readonly restApi: apigateway.RestApi;
   public readonly accessLogs: logs.ILogGroup;
+  /** The request-size web ACL, when the construct created one. */
+  public readonly requestSizeAcl?: RequestSizeWebAcl;
+  private readonly adminPrincipalArns: string[] = [];
+  private readonly restrictAdminPrincipals: boolean;
 
   constructor(scope: Construct, id: string, props: RouterApiProps) {
     super(scope, id);
@@ -78,6 +102,9 @@ export class RouterApi extends Construct {
       encryptionKey: props.logKey,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+
+    this.restrictAdminPrincipals = (props.adminPrincipals?.length ?? 0) > 0;
+    for (const p of props.adminPrincipals ?? []) this.allowAdminPrincipal(p);
 
     this.restApi = new apigateway.RestApi(this, 'Api', {
       description: 'sovereign-router regional gateway',
@@ -119,15 +146,18 @@ export class RouterApi extends Construct {
     const adminProxy = admin.addProxy({ defaultIntegration: new apigateway.LambdaIntegration(props.admin), anyMethod: true });
     const adminMethods = [adminProxy.anyMethod!];
 
-    if (props.webAclArn) {
+    this.addResourcePolicy();
+
+    const webAclArn = props.webAclArn ?? (props.requestSizeWebAcl === false ? undefined : this.createSizeAcl(props.maxRequestBytes ?? 1024 * 1024));
+    if (webAclArn) {
       new wafv2.CfnWebACLAssociation(this, 'WebAcl', {
         resourceArn: this.restApi.deploymentStage.stageArn,
-        webAclArn: props.webAclArn,
+        webAclArn,
       });
     } else {
       Validations.of(this.restApi.deploymentStage).acknowledge({
         id: 'AwsSolutions::AwsSolutions-APIG3',
-        reason: 'WAF is opt-in through the webAclArn prop; stage throttling and per-tenant rate limits apply without it.',
+        reason: 'WAF was turned off (requestSizeWebAcl: false, no webAclArn); stage throttling and per-tenant rate limits apply without it.',
       });
     }
     Validations.of(this.restApi.deploymentStage).acknowledge({
@@ -156,6 +186,69 @@ export class RouterApi extends Construct {
         id: 'AwsSolutions::AwsSolutions-COG4',
         reason: 'Admin routes use AWS_IAM (SigV4) authorization for operators instead of Cognito.',
       });
+    }
+  }
+
+  /**
+   * Adds a principal to the `/admin` allow list of the resource policy (only effective when the
+   * list is in use, i.e. `adminPrincipals` was given). The principal still needs IAM permission.
+   */
+  public allowAdminPrincipal(principal: iam.IPrincipal): void {
+    const aws = principal.policyFragment.principalJson.AWS as string[] | undefined;
+    if (!aws || aws.length === 0) {
+      throw new Error(`RouterApi: admin principal ${principal} is not an AWS principal (role, user or account) with an ARN`);
+    }
+    this.adminPrincipalArns.push(...aws);
+  }
+
+  private createSizeAcl(maxRequestBytes: number): string {
+    const acl = new RequestSizeWebAcl(this, 'RequestSize', { maxRequestBytes });
+    (this as { requestSizeAcl?: RequestSizeWebAcl }).requestSizeAcl = acl;
+    return acl.webAcl.attrArn;
+  }
+
+  /**
+   * Resource policy: tenant routes stay open to the internet (tokens are checked in the
+   * functions); `/admin` is denied to principals of other accounts and, when an allow list is
+   * configured, to every principal not on it. `/admin` gets no Allow here, so within the account
+   * the caller's own IAM policy decides.
+   */
+  private addResourcePolicy(): void {
+    const account = Stack.of(this).account;
+    const adminPaths = ['execute-api:/*/*/admin', 'execute-api:/*/*/admin/*'];
+    // Every top-level path except /admin (called at the end of the constructor, after all routes).
+    const tenantPaths = this.restApi.root.node.children
+      .filter((c): c is apigateway.Resource => c instanceof apigateway.Resource && c.path !== '/admin')
+      .flatMap((r) => [`execute-api:/*/*${r.path}`, `execute-api:/*/*${r.path}/*`]);
+    this.restApi.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'TenantRoutesAuthenticatedByTokenInTheFunction',
+        principals: [new iam.AnyPrincipal()],
+        actions: ['execute-api:Invoke'],
+        resources: tenantPaths,
+      }),
+    );
+    this.restApi.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AdminOnlyFromThisAccount',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['execute-api:Invoke'],
+        resources: adminPaths,
+        conditions: { StringNotEquals: { 'aws:PrincipalAccount': account } },
+      }),
+    );
+    if (this.restrictAdminPrincipals) {
+      this.restApi.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'AdminOnlyForListedPrincipals',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: ['execute-api:Invoke'],
+          resources: adminPaths,
+          conditions: { ArnNotLike: { 'aws:PrincipalArn': Lazy.list({ produce: () => [...this.adminPrincipalArns] }) } },
+        }),
+      );
     }
   }
 }

@@ -28,6 +28,8 @@ export interface CellFunctionProps {
   readonly logKey: kms.IKey;
   readonly logRetention: logs.RetentionDays;
   readonly memorySize: number;
+  /** @default - no reserved concurrency */
+  readonly reservedConcurrency?: number;
   readonly timeout: Duration;
 }
 
@@ -72,6 +74,7 @@ export class CellFunction extends Construct {
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize,
+      reservedConcurrentExecutions: props.reservedConcurrency,
       timeout: props.timeout,
       role: this.role,
       logGroup: this.logGroup,

@@ -41,6 +41,9 @@ export const ROOT_KEY_OPEN_ACTIONS = ['kms:Decrypt'] as const;
 /** The only root-key action of the vault (write path): seal new secrets, never open stored ones. */
 export const ROOT_KEY_SEAL_ACTIONS = ['kms:GenerateDataKey'] as const;
 
+/** Reading data encrypted with the storage key, through a service (always with kms:ViaService). */
+export const STORAGE_KEY_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'] as const;
+
 /** Use of the storage key by AWS services on a function's behalf (always with kms:ViaService). */
 export const STORAGE_KEY_USE_ACTIONS = [
   'kms:Decrypt',
@@ -81,6 +84,12 @@ export const TABLE_WRITE_ACTIONS = [
 
 /** Audit events are appended, never updated or deleted, by any function. */
 export const AUDIT_APPEND_ACTIONS = ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:GetItem'] as const;
+
+/** Read-only access to a table for operators' tools (usage reports, audit reads); no write. */
+export const TABLE_QUERY_ACTIONS = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:DescribeTable'] as const;
+
+/** Calling the cell's API Gateway routes with SigV4. */
+export const API_INVOKE_ACTIONS = ['execute-api:Invoke'] as const;
 
 /** Access to the pepper secret. */
 export const SECRET_READ_ACTIONS = ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'] as const;
