@@ -1,3 +1,5 @@
+export * from './account-guards';
+export * from './alarm-topic';
 export * from './config/deployment-config';
 export * from './config/provider-endpoint';
 export * from './key-hierarchy';

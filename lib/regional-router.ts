@@ -21,6 +21,8 @@ import { RouterApi, RouterApiThrottle } from './router-api';
 import { RouterObservability } from './router-observability';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { RouterTables } from './router-tables';
+import { AccountGuards } from './account-guards';
+import { CellAlarmTopic } from './alarm-topic';
 import { TABLE_SCHEMAS, TableName, tableEnvVar } from './table-schemas';
 
 /** Reserved concurrency per function. */
@@ -86,8 +88,9 @@ export interface RegionalRouterProps {
    */
   readonly webAclArn?: string;
   /**
-   * Topic that the cell's alarms notify (alarm and OK).
-   * @default - alarms without actions
+   * Topic that the cell's alarms (alarm and OK) and account-level guards notify. A topic of your
+   * own must let cloudwatch.amazonaws.com and events.amazonaws.com publish (and use its key).
+   * @default - a new topic encrypted with a key of its own (`alarmTopic` member)
    */
   readonly alarmTopic?: sns.ITopic;
   /**
@@ -150,6 +153,17 @@ export interface RegionalRouterProps {
    * @default - none: only the router opens secrets
    */
   readonly additionalDecryptors?: AdditionalDecryptor[];
+  /**
+   * Code signing for the three functions. Deployments then need the function assets signed
+   * (AWS Signer) by a profile the configuration trusts.
+   * @default - no code signing
+   */
+  readonly codeSigningConfig?: lambda.ICodeSigningConfig;
+  /**
+   * Permissions boundary applied to every role the cell creates.
+   * @default - no permissions boundary
+   */
+  readonly rolePermissionsBoundary?: iam.IManagedPolicy;
 }
 
 /**
@@ -181,6 +195,10 @@ export class RegionalRouter extends Construct {
   public readonly endpointUrl: string;
   /** Dashboard and alarms of the cell. */
   public readonly observability: RouterObservability;
+  /** Where alarms and account-level guards notify. */
+  public readonly alarmTopic: sns.ITopic;
+  /** EventBridge rules on CloudTrail events touching the cell's keys, functions and roles. */
+  public readonly guards: AccountGuards;
 
   private readonly keys: KeyHierarchy;
   private readonly routerApi: RouterApi;
@@ -261,7 +279,7 @@ export class RegionalRouter extends Construct {
       }
       environment.PRICE_TABLE = priceTable;
     }
-    const common = { environment, logKey: this.storageKey, logRetention };
+    const common = { environment, logKey: this.storageKey, logRetention, codeSigningConfig: props.codeSigningConfig };
 
     const router = new CellFunction(this, 'Router', {
       ...common,
@@ -317,6 +335,8 @@ export class RegionalRouter extends Construct {
     this.tables.grantReadWrite('usage', admin.role);
     this.tables.grantAuditAppend(admin.role);
 
+    this.alarmTopic = props.alarmTopic ?? new CellAlarmTopic(this, 'Alarms', { keyAdmins: props.keyAdmins ?? [new iam.AccountRootPrincipal()] }).topic;
+
     const api = new RouterApi(this, 'Api', {
       router: router.function,
       vault: vault.function,
@@ -340,8 +360,17 @@ export class RegionalRouter extends Construct {
       router: router.function,
       vault: vault.function,
       admin: admin.function,
-      alarmTopic: props.alarmTopic,
+      alarmTopic: this.alarmTopic,
     });
+
+    this.guards = new AccountGuards(this, 'Guards', {
+      secretKeys: [this.rootKey],
+      storageKeys: [this.storageKey],
+      functions: [router.function, vault.function, admin.function],
+      roles: [router.role, vault.role, admin.role],
+      alarmTopic: this.alarmTopic,
+    });
+    if (props.rolePermissionsBoundary) iam.PermissionsBoundary.of(this).apply(props.rolePermissionsBoundary);
 
     // The cell guards itself: a user who composes it keeps both synth-time checks.
     Aspects.of(this).add(new ResidencyGuard());

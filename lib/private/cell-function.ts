@@ -28,6 +28,8 @@ export interface CellFunctionProps {
   readonly logKey: kms.IKey;
   readonly logRetention: logs.RetentionDays;
   readonly memorySize: number;
+  /** @default - no code signing */
+  readonly codeSigningConfig?: lambda.ICodeSigningConfig;
   /** @default - no reserved concurrency */
   readonly reservedConcurrency?: number;
   readonly timeout: Duration;
@@ -75,6 +77,7 @@ export class CellFunction extends Construct {
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize,
       reservedConcurrentExecutions: props.reservedConcurrency,
+      codeSigningConfig: props.codeSigningConfig,
       timeout: props.timeout,
       role: this.role,
       logGroup: this.logGroup,

@@ -91,6 +91,9 @@ export const TABLE_QUERY_ACTIONS = ['dynamodb:GetItem', 'dynamodb:BatchGetItem',
 /** Calling the cell's API Gateway routes with SigV4. */
 export const API_INVOKE_ACTIONS = ['execute-api:Invoke'] as const;
 
+/** CloudWatch and EventBridge publishing to the SSE-KMS alarm topic. */
+export const ALARM_KEY_SERVICE_ACTIONS = ['kms:Decrypt', 'kms:GenerateDataKey*'] as const;
+
 /** Access to the pepper secret. */
 export const SECRET_READ_ACTIONS = ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'] as const;
 

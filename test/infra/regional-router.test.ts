@@ -152,7 +152,8 @@ describe('RegionalRouterStack from the default configuration', () => {
 
     describe('root key', () => {
       test('is single-Region, rotated and retained', () => {
-        template.resourceCountIs('AWS::KMS::Key', 2);
+        // Root, storage, and the alarm topic's own key (no data behind it).
+        template.resourceCountIs('AWS::KMS::Key', 3);
         template.hasResource('AWS::KMS::Key', {
           Properties: Match.objectLike({ EnableKeyRotation: true, MultiRegion: false }),
           DeletionPolicy: 'Retain',
