@@ -5,7 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { writeFileSync } from 'node:fs';
 import { ApiClient, CliError } from './api-client';
+import { fetchAllUsage, toCsv } from './usage-export';
 
 export const HELP = `Usage: sovereign-router <command> [options]
 
@@ -29,6 +31,10 @@ Tokens (tenant-admin token):
   tokens list
   tokens rotate <token-id>                                        prints the new token
   tokens revoke <token-id>
+
+Usage records (tenant-admin token):
+  usage export [--from DATE] [--to DATE] [--token-id ID] [--model M] [--outcome ok|denied|error]
+               [--format json|csv] [--out FILE]                   every request of the period, all pages
 
 Options:
   --endpoint URL   gateway URL (env SR_ENDPOINT; default http://127.0.0.1:8787)
@@ -96,6 +102,13 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
         yes: { type: 'boolean' },
         'api-key-stdin': { type: 'boolean' },
         'api-key-env': { type: 'string' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        'token-id': { type: 'string' },
+        model: { type: 'string' },
+        outcome: { type: 'string' },
+        format: { type: 'string' },
+        out: { type: 'string' },
       },
     });
   } catch (err) {
@@ -209,6 +222,17 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
         need(1, '<token-id>');
         print(await client().call('DELETE', `/vault/tokens/${enc(args[0])}`));
         return 0;
+      case 'usage export': {
+        const format = values.format ?? 'json';
+        if (format !== 'json' && format !== 'csv') throw new CliError('--format must be json or csv', 2);
+        const rows = await fetchAllUsage(client(), { from: values.from, to: values.to, tokenId: values['token-id'], model: values.model, outcome: values.outcome });
+        const text = format === 'csv' ? toCsv(rows) : `${JSON.stringify(rows, null, 2)}\n`;
+        if (values.out) {
+          writeFileSync(values.out, text, { mode: 0o600 });
+          out.stderr(`Wrote ${rows.length} usage records to ${values.out} (${format}).\n`);
+        } else out.stdout(text);
+        return 0;
+      }
       default:
         throw new CliError(`unknown command '${positionals.join(' ')}'. See --help.`, 2);
     }

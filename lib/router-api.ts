@@ -76,7 +76,8 @@ const ACCESS_LOG_FORMAT = {
 
 /**
  * The regional REST API. OpenAI- and Anthropic-compatible routes go to the router in STREAM
- * mode, `/vault/*` to the vault (tenant tokens), `/admin/*` to the admin function behind AWS_IAM.
+ * mode, `/vault/*` to the vault (tenant tokens), `/console/*` to the vault's static console assets,
+ * `/admin/*` to the admin function behind AWS_IAM.
  */
 export class RouterApi extends Construct {
   public readonly restApi: apigateway.RestApi;
@@ -135,9 +136,15 @@ export class RouterApi extends Construct {
     ];
 
     // Tenant self-service: authenticated in the function by a tenant-admin token.
+    const vaultIntegration = new apigateway.LambdaIntegration(props.vault);
     const vault = this.restApi.root.addResource('vault');
-    const vaultProxy = vault.addProxy({ defaultIntegration: new apigateway.LambdaIntegration(props.vault), anyMethod: true });
+    const vaultProxy = vault.addProxy({ defaultIntegration: vaultIntegration, anyMethod: true });
     tenantMethods.push(vaultProxy.anyMethod!);
+
+    // Tenant console: static assets bundled into the vault function (GET only). The page holds no
+    // data; its calls to /vault/* carry the tenant-admin token from memory in the Authorization header.
+    const consoleRoot = this.restApi.root.addResource('console');
+    const consoleMethods = [consoleRoot.addMethod('GET', vaultIntegration), consoleRoot.addResource('{asset}').addMethod('GET', vaultIntegration)];
 
     // Operators: every admin route requires SigV4 (AWS_IAM).
     const admin = this.restApi.root.addResource('admin', {
@@ -178,6 +185,18 @@ export class RouterApi extends Construct {
         {
           id: 'AwsSolutions::AwsSolutions-COG4',
           reason: 'Tenants are machine clients of the OpenAI/Anthropic SDKs using bearer tokens, not Cognito users.',
+        },
+      );
+    }
+    for (const method of consoleMethods) {
+      Validations.of(method).acknowledge(
+        {
+          id: 'AwsSolutions::AwsSolutions-APIG4',
+          reason: 'Public static console assets (HTML, JS, CSS) with no data; every data call the page makes goes to /vault/* with a tenant-admin token.',
+        },
+        {
+          id: 'AwsSolutions::AwsSolutions-COG4',
+          reason: 'The console signs in with a tenant-admin bearer token held in page memory, not with Cognito users.',
         },
       );
     }

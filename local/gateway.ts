@@ -10,6 +10,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoGovernance } from '../lambda/adapters/dynamo-governance';
 import { DynamoRouterStore } from '../lambda/adapters/dynamo-router-store';
 import { DynamoTenantStore } from '../lambda/adapters/dynamo-tenant-store';
+import { DynamoUsageRecords } from '../lambda/adapters/dynamo-usage-records';
 import { KmsDataKeyService } from '../lambda/adapters/kms-data-key-service';
 import { ProviderHttpClient } from '../lambda/adapters/provider-http';
 import { SecretsManagerPepperSource } from '../lambda/adapters/secrets-manager-pepper';
@@ -92,7 +93,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     const pepper = new SecretsManagerPepperSource(secrets, config.pepperSecretId);
     const dataKeys = new KmsDataKeyService(kms, config.rootKeyArn);
     const onError = (err: unknown) => log.error('unexpected error', errorFields(err));
-    const vault = createVaultApp({ config, store, pepper, dataKeys, onError });
+    const usage = new DynamoUsageRecords(ddb, config.tables.usage);
+    const vault = createVaultApp({ config, store, pepper, dataKeys, usage, onError });
     const admin = createAdminApp({ config, store, pepper, onError });
     const router = createRouterApp({
       config,
@@ -124,12 +126,13 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
 
     const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
       const started = Date.now();
-      const path = (req.url ?? '/').split('?')[0];
+      const [path, search] = (req.url ?? '/').split('?', 2);
       const body = await readBody(req, config.maxRequestBytes + 1);
       const httpReq: HttpRequest = {
         method: req.method ?? 'GET',
         path,
         headers: lowerHeaders(req),
+        query: Object.fromEntries(new URLSearchParams(search ?? '')),
         body,
         sourceIp: req.socket.remoteAddress?.replace(/^::ffff:/, ''),
         iamCaller: 'local-operator',
@@ -141,8 +144,9 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
         return;
       }
       let out: HttpResponse;
-      if (path === '/vault' || path.startsWith('/vault/') || path === '/admin' || path.startsWith('/admin/')) {
-        const app = path.startsWith('/vault') ? vault : admin;
+      if (/^\/(vault|admin|console)(\/|$)/.test(path)) {
+        // The console's static pages are served by the vault app, as on the deployed cell.
+        const app = path.startsWith('/admin') ? admin : vault;
         out = await app(httpReq);
         if (httpReq.method !== 'GET' && out.status < 400) await persist();
       } else {

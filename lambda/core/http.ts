@@ -10,6 +10,8 @@ export interface HttpRequest {
   readonly path: string;
   /** Header names in lower case. */
   readonly headers: Readonly<Record<string, string | undefined>>;
+  /** Query-string parameters (the last value of a repeated one). */
+  readonly query?: Readonly<Record<string, string | undefined>>;
   readonly body?: string;
   readonly sourceIp?: string;
   /** The SigV4 caller (IAM ARN) on IAM-authorized routes, as API Gateway reports it. */

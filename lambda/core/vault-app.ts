@@ -25,16 +25,24 @@ import {
 import { unwrapTenantFactor, wrapTenantFactor } from './tenant-factor';
 import { computeVerifier, generateToken } from './token';
 import { validate } from './validation';
+import { verifyAuditChain } from './audit-chain';
+import { serveConsole } from './console/console-routes';
+import { parseUsageQuery, queryUsagePage, UsageRecordsPort, usageRecordView } from './usage/usage-query';
 
 export interface VaultDeps {
   readonly config: Pick<CellConfig, 'region' | 'providers' | 'maxRequestBytes'>;
   readonly store: TenantStore;
   readonly pepper: PepperSource;
   readonly dataKeys: DataKeyService;
+  /** Read side of the per-request usage records (the console's timeline, the CLI's export). */
+  readonly usage: UsageRecordsPort;
   readonly clock?: Clock;
   /** Reports unexpected errors (never with request bodies). */
   readonly onError?: (err: unknown) => void;
 }
+
+/** Newest audit events returned to the console; the verification always covers the whole chain. */
+const AUDIT_PAGE = 500;
 
 /** Provider API keys: printable, no whitespace, bounded. */
 const providerApiKey = z.string().min(8).max(1024).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
@@ -213,6 +221,43 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
     ],
     [
       'GET',
+      '/vault/usage',
+      async (req) => {
+        const p = await auth(req);
+        const q = parseUsageQuery(p.tenant.tenantId, req.query ?? {}, clock.now().getTime());
+        const page = await queryUsagePage(deps.usage, q);
+        return jsonResponse(200, {
+          object: 'list',
+          data: page.records.map(usageRecordView),
+          next_cursor: page.nextCursor ?? null,
+          from: q.from,
+          to: q.to,
+        });
+      },
+    ],
+    [
+      'GET',
+      '/vault/policy',
+      async (req) => {
+        const p = await auth(req);
+        const t = p.tenant;
+        // Read-only for tenant admins: operators set the policy through the admin API.
+        return jsonResponse(200, { tenantId: t.tenantId, region: t.region, mode: t.mode, status: t.status, policy: t.policy, token: tokenView(p.token) });
+      },
+    ],
+    [
+      'GET',
+      '/vault/audit',
+      async (req) => {
+        const p = await auth(req);
+        const events = await deps.store.listAudit(p.tenant.tenantId);
+        const verification = verifyAuditChain(events, { seq: p.tenant.auditSeq, hash: p.tenant.auditHead });
+        const newest = [...events].sort((a, b) => b.seq - a.seq).slice(0, AUDIT_PAGE);
+        return jsonResponse(200, { object: 'list', data: newest, total: events.length, verification });
+      },
+    ],
+    [
+      'GET',
       '/vault/tokens',
       async (req) => {
         const p = await auth(req);
@@ -296,6 +341,9 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
 
   return async (req) => {
     try {
+      // The console's static assets: public, token-free, served by this function (no extra infrastructure).
+      const page = serveConsole(req);
+      if (page) return page;
       return await dispatch(routes, req);
     } catch (err) {
       const mapped = mapKnownErrors(err);

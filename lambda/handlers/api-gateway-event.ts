@@ -15,6 +15,7 @@ export function toHttpRequest(event: APIGatewayProxyEvent): HttpRequest {
     method: event.httpMethod,
     path: event.path,
     headers,
+    query: event.queryStringParameters ?? undefined,
     body,
     sourceIp: event.requestContext?.identity?.sourceIp ?? undefined,
     iamCaller: event.requestContext?.identity?.userArn ?? undefined,

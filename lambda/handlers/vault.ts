@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { DynamoUsageRecords } from '../adapters/dynamo-usage-records';
 import { DynamoTenantStore } from '../adapters/dynamo-tenant-store';
 import { KmsDataKeyService } from '../adapters/kms-data-key-service';
 import { SecretsManagerPepperSource } from '../adapters/secrets-manager-pepper';
@@ -18,6 +19,7 @@ const app = createVaultApp({
   store: new DynamoTenantStore(clients.ddb, config.tables),
   pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
   dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn),
+  usage: new DynamoUsageRecords(clients.ddb, config.tables.usage),
   onError: (err) => log.error('unexpected error', errorFields(err)),
 });
 

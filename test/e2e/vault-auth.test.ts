@@ -12,6 +12,7 @@ import { awsClients, recordCommands } from '../support/aws-clients';
 import { cellFixture, CellFixture } from '../support/cell-fixture';
 import { MotoServer, startMoto } from '../support/moto';
 import { AdminClient, App, call, cellApps, CellApps, expectApiError, forgedToken, Reply, scanTable, tenantId, VaultClient } from '../support/vault-client';
+import { DynamoUsageRecords } from '../../lambda/adapters/dynamo-usage-records';
 
 const EU = 'eu-central-1';
 const US = 'us-east-1';
@@ -73,6 +74,7 @@ beforeAll(async () => {
     store: new DynamoTenantStore(c.ddb, eu.config.tables),
     pepper: new SecretsManagerPepperSource(c.secrets, eu.config.pepperSecretId),
     dataKeys: new KmsDataKeyService(c.kms, eu.config.rootKeyArn),
+    usage: new DynamoUsageRecords(c.ddb, eu.config.tables.usage),
   });
 
   const euAdmin = new AdminClient(euApps.admin);

@@ -51,7 +51,7 @@ function observed(f: CellFixture, kind: 'vault' | 'admin', overrides: Partial<Pa
   };
   const app =
     kind === 'vault'
-      ? createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: f.dataKeys, onError, ...overrides })
+      ? createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: f.dataKeys, usage: f.usage, onError, ...overrides })
       : createAdminApp({ config: f.config, store: f.store, pepper: f.pepper, onError });
   // As the handlers do: the request-id header on every response and one line per request.
   return async (req: HttpRequest) => {

@@ -470,7 +470,7 @@ describe('offboarding', () => {
         };
       },
     });
-    const vault = createVaultApp({ config: f.config, store, pepper: f.pepper, dataKeys: f.dataKeys });
+    const vault = createVaultApp({ config: f.config, store, pepper: f.pepper, dataKeys: f.dataKeys, usage: f.usage });
     const inflight = call(vault, method, path, { token, body });
     await atStore;
     expect((await admin.offboard(id)).status).toBe(200);

@@ -14,7 +14,7 @@ afterAll(() => moto?.stop());
 
 test('admin creates a tenant, the vault stores a secret, the key opens it', async () => {
   const admin = createAdminApp({ config: f.config, store: f.store, pepper: f.pepper });
-  const vault = createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: f.dataKeys, onError: (e) => console.error(e) });
+  const vault = createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: f.dataKeys, usage: f.usage, onError: (e) => console.error(e) });
   const created = await admin({ method: 'POST', path: '/admin/tenants', headers: {}, body: JSON.stringify({ tenantId: 'acme', mode: 'managed' }), iamCaller: 'arn:aws:iam::1:user/op' });
   expect(created.status).toBe(201);
   const { token } = JSON.parse(created.body);

@@ -4,6 +4,7 @@ import { SecretsManagerPepperSource } from '../../lambda/adapters/secrets-manage
 import { CellConfig, cellConfigFromEnv } from '../../lambda/core/cell-config';
 import { provisionCell, ProvisionedCell } from '../../local/provision-cell';
 import { awsClients, AwsTestClients } from './aws-clients';
+import { DynamoUsageRecords } from '../../lambda/adapters/dynamo-usage-records';
 
 export interface CellFixture {
   readonly cell: ProvisionedCell;
@@ -12,6 +13,7 @@ export interface CellFixture {
   readonly store: DynamoTenantStore;
   readonly pepper: SecretsManagerPepperSource;
   readonly dataKeys: KmsDataKeyService;
+  readonly usage: DynamoUsageRecords;
 }
 
 export const TEST_PROVIDERS = {
@@ -41,5 +43,6 @@ export async function cellFixture(
     store: new DynamoTenantStore(clients.ddb, config.tables),
     pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
     dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn),
+    usage: new DynamoUsageRecords(clients.ddb, config.tables.usage),
   };
 }

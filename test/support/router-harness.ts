@@ -67,7 +67,7 @@ export async function startRouterHarness(opts: { region?: string; requestDeadlin
   const logs: string[] = [];
   const metrics: string[] = [];
   const adminApp = createAdminApp({ config, store: cell.store, pepper: cell.pepper });
-  const vaultApp = createVaultApp({ config, store: cell.store, pepper: cell.pepper, dataKeys: cell.dataKeys });
+  const vaultApp = createVaultApp({ config, store: cell.store, pepper: cell.pepper, dataKeys: cell.dataKeys, usage: cell.usage });
 
   const makeRouter = (overrides: Partial<RouterDeps> = {}) =>
     createRouterApp({

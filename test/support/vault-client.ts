@@ -97,7 +97,7 @@ export function cellApps(f: CellFixture, opts: { dataKeys?: DataKeyService } = {
     };
   return {
     admin: watch(createAdminApp({ config: f.config, store: f.store, pepper: f.pepper, onError })),
-    vault: watch(createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: opts.dataKeys ?? f.dataKeys, onError })),
+    vault: watch(createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: opts.dataKeys ?? f.dataKeys, usage: f.usage, onError })),
     errors,
     logLines,
     serverErrors,

@@ -281,7 +281,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       if (upstream.kind === 'client_error') {
         writeError(sink, new ApiError(upstream.status, upstream.status === 502 ? 'provider_rejected_key' : 'upstream_rejected_request', upstream.message), shape);
         settled = true;
-        return await finish({ status: upstream.status, decision: 'client_error', provider: target.provider, upstreamModel: target.model }, async () => {
+        return await finish({ status: upstream.status, decision: 'client_error', provider: target.provider, secret: target.secret, upstreamModel: target.model }, async () => {
           await (await reserving.catch(() => undefined))?.release();
           return {};
         });
@@ -310,7 +310,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         sink.write(JSON.stringify(body));
         sink.end();
         return await finish(
-          { status: 200, decision: 'ok', provider: target.provider, upstreamModel: target.model, inputTokens: usage?.inputTokens, outputTokens: usage?.outputTokens },
+          { status: 200, decision: 'ok', provider: target.provider, secret: target.secret, upstreamModel: target.model, inputTokens: usage?.inputTokens, outputTokens: usage?.outputTokens },
           () => admitted.settle(usage, target),
         );
       }
@@ -355,6 +355,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
           status: 200,
           decision: broken ? 'upstream_stream_broken' : 'ok',
           provider: target.provider,
+          secret: target.secret,
           upstreamModel: target.model,
           inputTokens: usage?.inputTokens,
           outputTokens: usage?.outputTokens,

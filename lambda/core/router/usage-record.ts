@@ -10,6 +10,8 @@ export interface UsageRecord {
   readonly route: string;
   readonly model: string;
   readonly provider?: string;
+  /** Name of the tenant's sealed secret the answering attempt used (the console's "last used"). */
+  readonly secret?: string;
   readonly upstreamModel?: string;
   readonly stream: boolean;
   readonly status: number;

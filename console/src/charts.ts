@@ -1,0 +1,76 @@
+/** The timeline's three charts on uPlot (canvas; styles set through the CSSOM, allowed by the CSP). */
+import uPlot from 'uplot';
+import { denialsByReason, cumulativeSpend, ttftPercentiles, UsageRow } from './stats';
+import { clear, h } from './dom';
+
+const charts: uPlot[] = [];
+
+function widthOf(el: HTMLElement): number {
+  return Math.max(260, Math.floor(el.clientWidth || 600) - 8);
+}
+
+function mount(host: HTMLElement, title: string, opts: Omit<uPlot.Options, 'width' | 'height' | 'title'>, data: uPlot.AlignedData, empty: string): void {
+  clear(host);
+  host.appendChild(h('h3', {}, title));
+  if (data[0].length === 0) {
+    host.appendChild(h('p', { class: 'empty' }, empty));
+    return;
+  }
+  const box = h('div', { class: 'chart' });
+  host.appendChild(box);
+  charts.push(new uPlot({ ...opts, width: widthOf(host), height: 220 }, data, box));
+}
+
+export function destroyCharts(): void {
+  while (charts.length) charts.pop()!.destroy();
+}
+
+export function resizeCharts(): void {
+  for (const c of charts) {
+    const host = c.root.parentElement?.parentElement;
+    if (host) c.setSize({ width: widthOf(host), height: 220 });
+  }
+}
+
+export function renderCharts(hosts: { spend: HTMLElement; ttft: HTMLElement; denials: HTMLElement }, rows: readonly UsageRow[], budgetUsd: number | undefined): void {
+  destroyCharts();
+  const [xs, spend] = cumulativeSpend(rows);
+  const spendSeries: uPlot.Series[] = [{}, { label: 'spend (USD)', stroke: '#1f6feb', width: 2, value: (_u, v) => (v === null ? '–' : `$${v.toFixed(4)}`) }];
+  const spendData: uPlot.AlignedData = [xs, spend];
+  if (budgetUsd !== undefined) {
+    spendSeries.push({ label: 'monthly budget', stroke: '#cf222e', width: 2, dash: [6, 4], value: (_u, v) => (v === null ? '–' : `$${v.toFixed(2)}`) });
+    (spendData as unknown as (number | null)[][]).push(xs.map(() => budgetUsd));
+  }
+  mount(hosts.spend, budgetUsd === undefined ? 'Spend (no monthly budget set)' : 'Spend against the monthly budget', { series: spendSeries, axes: [{}, { size: 70, values: (_u, v) => v.map((n) => `$${n}`) }] }, spendData, 'No requests in this period.');
+
+  const ttft = ttftPercentiles(rows);
+  mount(
+    hosts.ttft,
+    'Time to first token (percentiles)',
+    {
+      series: [
+        {},
+        { label: 'p50', stroke: '#1a7f37', width: 2, value: (_u, v) => (v === null ? '–' : `${v} ms`) },
+        { label: 'p90', stroke: '#9a6700', width: 2, value: (_u, v) => (v === null ? '–' : `${v} ms`) },
+        { label: 'p99', stroke: '#cf222e', width: 2, value: (_u, v) => (v === null ? '–' : `${v} ms`) },
+      ],
+      axes: [{}, { size: 60, values: (_u, v) => v.map((n) => `${n} ms`) }],
+    },
+    ttft as unknown as uPlot.AlignedData,
+    'No streamed answers with a first token in this period.',
+  );
+
+  const denials = denialsByReason(rows);
+  const bars = uPlot.paths.bars!({ size: [0.6, 80] });
+  mount(
+    hosts.denials,
+    'Denials by reason',
+    {
+      scales: { x: { time: false, range: [-0.5, Math.max(0.5, denials.length - 0.5)] }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+      series: [{ label: 'reason', value: (_u, v) => (v === null ? '–' : (denials[v]?.reason ?? '')) }, { label: 'denied requests', fill: '#cf222e99', stroke: '#cf222e', paths: bars, points: { show: false } }],
+      axes: [{ splits: () => denials.map((_d, i) => i), values: (_u, splits) => splits.map((i) => denials[i]?.reason ?? '') }, { size: 40 }],
+    },
+    [denials.map((_d, i) => i), denials.map((d) => d.count)],
+    'No denials in this period.',
+  );
+}
