@@ -32,16 +32,26 @@ export function resizeCharts(): void {
   }
 }
 
+/** A short span (a few requests) gets a minute of margin each side, so the time axis stays readable. */
+const timeRange: uPlot.Scale.Range = (_u, min, max) => (max - min < 120 ? [min - 60, max + 60] : [min, max]);
+
 export function renderCharts(hosts: { spend: HTMLElement; ttft: HTMLElement; denials: HTMLElement }, rows: readonly UsageRow[], budgetUsd: number | undefined): void {
   destroyCharts();
   const [xs, spend] = cumulativeSpend(rows);
   const spendSeries: uPlot.Series[] = [{}, { label: 'spend (USD)', stroke: '#1f6feb', width: 2, value: (_u, v) => (v === null ? '–' : `$${v.toFixed(4)}`) }];
   const spendData: uPlot.AlignedData = [xs, spend];
-  if (budgetUsd !== undefined) {
+  const total = spend.length ? spend[spend.length - 1] : 0;
+  // A budget far above the spend would flatten the spend line to zero: then it is stated, not drawn.
+  const drawBudget = budgetUsd !== undefined && budgetUsd <= Math.max(total, 1e-9) * 20;
+  if (budgetUsd !== undefined && drawBudget) {
     spendSeries.push({ label: 'monthly budget', stroke: '#cf222e', width: 2, dash: [6, 4], value: (_u, v) => (v === null ? '–' : `$${v.toFixed(2)}`) });
     (spendData as unknown as (number | null)[][]).push(xs.map(() => budgetUsd));
   }
-  mount(hosts.spend, budgetUsd === undefined ? 'Spend (no monthly budget set)' : 'Spend against the monthly budget', { series: spendSeries, axes: [{}, { size: 70, values: (_u, v) => v.map((n) => `$${n}`) }] }, spendData, 'No requests in this period.');
+  const title =
+    budgetUsd === undefined
+      ? 'Spend (no monthly budget set)'
+      : `Spend against the monthly budget: $${total.toFixed(6)} of $${budgetUsd.toFixed(2)} (${((total / Math.max(budgetUsd, 1e-12)) * 100).toPrecision(2)}%)${drawBudget ? '' : ', budget line off scale'}`;
+  mount(hosts.spend, title, { scales: { x: { time: true, range: timeRange } }, series: spendSeries, axes: [{}, { size: 80, values: (_u, v) => v.map((n) => `$${n}`) }] }, spendData, 'No requests in this period.');
 
   const ttft = ttftPercentiles(rows);
   mount(
@@ -54,7 +64,8 @@ export function renderCharts(hosts: { spend: HTMLElement; ttft: HTMLElement; den
         { label: 'p90', stroke: '#9a6700', width: 2, value: (_u, v) => (v === null ? '–' : `${v} ms`) },
         { label: 'p99', stroke: '#cf222e', width: 2, value: (_u, v) => (v === null ? '–' : `${v} ms`) },
       ],
-      axes: [{}, { size: 60, values: (_u, v) => v.map((n) => `${n} ms`) }],
+      scales: { x: { time: true, range: timeRange } },
+      axes: [{}, { size: 75, values: (_u, v) => v.map((n) => `${n} ms`) }],
     },
     ttft as unknown as uPlot.AlignedData,
     'No streamed answers with a first token in this period.',
