@@ -15,7 +15,7 @@ import { KmsDataKeyService } from '../lambda/adapters/kms-data-key-service';
 import { ProviderHttpClient } from '../lambda/adapters/provider-http';
 import { SecretsManagerPepperSource } from '../lambda/adapters/secrets-manager-pepper';
 import { createAdminApp } from '../lambda/core/admin-app';
-import { cellConfigFromEnv } from '../lambda/core/cell-config';
+import { cellConfigFromEnv, type ProviderEndpointConfig } from '../lambda/core/cell-config';
 import { ApiError, errorResponse, HttpRequest, HttpResponse, withRequestId } from '../lambda/core/http';
 import { errorFields, jsonLogger, Logger } from '../lambda/core/logger';
 import { CircuitBreaker } from '../lambda/core/routing/circuit-breaker';
@@ -26,10 +26,7 @@ import { MotoServer, startMoto } from './moto-server';
 import { provisionCell, ProvisionedCell } from './provision-cell';
 import { StateStore } from './state-store';
 
-export interface LocalProvider {
-  readonly kind: 'openai' | 'anthropic' | 'mistral' | 'openai-compatible';
-  readonly baseUrl: string;
-}
+export type LocalProvider = ProviderEndpointConfig;
 
 export interface LocalGatewayOptions {
   readonly region?: string;

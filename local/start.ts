@@ -10,6 +10,8 @@
  *   --anthropic-base-url URL SR_ANTHROPIC_BASE_URL  default https://api.anthropic.com
  *   --mistral-base-url URL   SR_MISTRAL_BASE_URL    default https://api.mistral.ai
  *   --provider ID=KIND:URL   (repeatable) another provider, e.g. vllm=openai-compatible:http://127.0.0.1:8000
+ *                            Azure OpenAI: az=azure-openai:https://RES.openai.azure.com, or with an
+ *                            api-version: az=azure-openai@2025-04-01-preview:https://RES.openai.azure.com
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -64,9 +66,9 @@ function options() {
     mistral: { kind: 'mistral', baseUrl: parsed['mistral-base-url'] ?? env.SR_MISTRAL_BASE_URL ?? 'https://api.mistral.ai' },
   };
   for (const spec of parsed.provider ?? []) {
-    const m = /^([a-z][a-z0-9-]{1,31})=(openai|anthropic|mistral|openai-compatible):(.+)$/.exec(spec);
+    const m = /^([a-z][a-z0-9-]{1,31})=(openai|anthropic|mistral|openai-compatible|azure-openai)(?:@([^:]+))?:(.+)$/.exec(spec);
     if (!m) fail(`--provider '${spec}' must look like id=kind:url, e.g. vllm=openai-compatible:http://127.0.0.1:8000`);
-    providers[m[1]] = { kind: m[2] as LocalProvider['kind'], baseUrl: m[3] };
+    providers[m[1]] = { kind: m[2] as LocalProvider['kind'], baseUrl: m[4], ...(m[3] !== undefined ? { apiVersion: m[3] } : {}) };
   }
   const problems = providerEndpointProblems(providers, 'providers');
   if (problems.length > 0) fail(problems.join('; '));

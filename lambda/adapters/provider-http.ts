@@ -4,6 +4,7 @@
  * origin, bounds the wait for response headers, and reports transport failures as typed errors
  * whose messages never carry the key, the body or a query string.
  */
+import { AZURE_API_VERSION, AZURE_DEPLOYMENT, DEFAULT_AZURE_API_VERSION } from '../core/cell-config';
 import { ANTHROPIC_VERSION } from '../core/translate/anthropic-types';
 import { parseRetryAfter, parseRetryAfterMs } from '../core/routing/backoff';
 import type { AttemptOutcome } from '../core/routing/fallback';
@@ -41,7 +42,7 @@ export class ProviderCallError extends Error {
 
 const PATHS: ReadonlySet<string> = new Set<ProviderPath>(['/v1/chat/completions', '/v1/embeddings', '/v1/messages', '/v1/models']);
 /** Headers this adapter owns: extraHeaders may not set or override them. */
-const RESERVED = new Set(['authorization', 'x-api-key', 'content-type', 'accept', 'host', 'content-length', 'cookie', 'connection', 'transfer-encoding']);
+const RESERVED = new Set(['authorization', 'x-api-key', 'api-key', 'content-type', 'accept', 'host', 'content-length', 'cookie', 'connection', 'transfer-encoding']);
 /** A native Messages client may pin its own API version; only a date-shaped value, only to Anthropic. */
 const ANTHROPIC_VERSION_VALUE = /^\d{4}-\d{2}-\d{2}$/;
 const HEADER_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
@@ -96,22 +97,41 @@ export class ProviderHttpClient implements ProviderClient {
   }
 }
 
-/** baseUrl (no trailing slash) + path, refused unless it stays on the configured origin. */
-export function providerUrl(target: Pick<Target, 'provider' | 'baseUrl'>, path: string): string {
+/**
+ * baseUrl (no trailing slash) + path, refused unless it stays on the configured origin. For an
+ * Azure OpenAI resource the path becomes the deployment's (`/openai/deployments/{model}/...`) with
+ * `?api-version=`; the deployment name is checked, so no model string can walk out of that path.
+ */
+export function providerUrl(target: Pick<Target, 'provider' | 'baseUrl'> & Partial<Pick<Target, 'kind' | 'model' | 'apiVersion'>>, path: string): string {
   if (!PATHS.has(path)) throw new Error(`provider '${target.provider}': path is not a provider API path`);
+  const suffix = target.kind === 'azure-openai' ? azurePath(target, path) : path;
   let base: URL;
   let full: URL;
   try {
     base = new URL(target.baseUrl);
-    full = new URL(target.baseUrl.replace(/\/+$/, '') + path);
+    full = new URL(target.baseUrl.replace(/\/+$/, '') + suffix);
   } catch {
     throw new Error(`provider '${target.provider}': baseUrl is not a valid URL`);
   }
   const clean = !base.username && !base.password && !base.search && !base.hash && (base.protocol === 'https:' || base.protocol === 'http:');
-  if (!clean || full.origin !== base.origin || !full.pathname.endsWith(path)) {
+  if (!clean || full.origin !== base.origin || !(full.pathname + full.search).endsWith(suffix)) {
     throw new Error(`provider '${target.provider}': refusing a URL outside the configured endpoint`);
   }
   return full.href;
+}
+
+function azurePath(target: Partial<Pick<Target, 'provider' | 'model' | 'apiVersion'>>, path: string): string {
+  const version = target.apiVersion ?? DEFAULT_AZURE_API_VERSION;
+  if (!AZURE_API_VERSION.test(version)) throw new Error(`provider '${target.provider}': apiVersion is not an Azure API version`);
+  const query = `?api-version=${version}`;
+  if (path === '/v1/models') return `/openai/models${query}`;
+  if (path === '/v1/messages') throw new Error(`provider '${target.provider}': Azure OpenAI has no Messages API`);
+  const deployment = target.model ?? '';
+  // '..' alone is caught by the origin/path check too; the pattern keeps the rest out.
+  if (!AZURE_DEPLOYMENT.test(deployment) || /^\.+$/.test(deployment)) {
+    throw new Error(`provider '${target.provider}': the model must be an Azure deployment name (letters, digits, '.', '_', '-')`);
+  }
+  return `/openai/deployments/${deployment}${path.slice('/v1'.length)}${query}`;
 }
 
 function buildHeaders(target: Target, apiKey: string, stream: boolean, extra: Readonly<Record<string, string>> | undefined): Record<string, string> {
@@ -131,6 +151,8 @@ function buildHeaders(target: Target, apiKey: string, stream: boolean, extra: Re
   headers.accept = stream ? 'text/event-stream' : 'application/json';
   if (target.kind === 'anthropic') {
     headers['x-api-key'] = apiKey;
+  } else if (target.kind === 'azure-openai') {
+    headers['api-key'] = apiKey;
   } else {
     headers.authorization = `Bearer ${apiKey}`;
   }

@@ -1,9 +1,20 @@
 import { parsePriceTable, PriceTableConfig } from './governance/prices';
 import { isSupportedRegion } from './regions';
 
+/** The Azure OpenAI data-plane api-version used when a provider names none (GA). */
+export const DEFAULT_AZURE_API_VERSION = '2024-10-21';
+
+/** `YYYY-MM-DD` or `YYYY-MM-DD-preview`, as Azure names its API versions. */
+export const AZURE_API_VERSION = /^\d{4}-\d{2}-\d{2}(-preview)?$/;
+
+/** An Azure OpenAI deployment name, the model of an `azure-openai` target: it becomes a URL path segment. */
+export const AZURE_DEPLOYMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 export interface ProviderEndpointConfig {
-  readonly kind: 'openai' | 'anthropic' | 'mistral' | 'openai-compatible';
+  readonly kind: 'openai' | 'anthropic' | 'mistral' | 'openai-compatible' | 'azure-openai';
   readonly baseUrl: string;
+  /** `azure-openai` only: the api-version query parameter (lib/config/provider-endpoint.ts). */
+  readonly apiVersion?: string;
 }
 
 /** What every function learns about its cell from the environment the construct sets. */

@@ -1,7 +1,14 @@
-/** The API a provider endpoint speaks. Operator-defined endpoints speak OpenAI's. */
-export type ProviderKind = 'openai' | 'anthropic' | 'mistral' | 'openai-compatible';
+import { AZURE_API_VERSION } from '../../lambda/core/cell-config';
 
-export const PROVIDER_KINDS: readonly ProviderKind[] = ['openai', 'anthropic', 'mistral', 'openai-compatible'];
+/**
+ * The API a provider endpoint speaks. Operator-defined endpoints speak OpenAI's. `azure-openai`
+ * is an Azure OpenAI resource: deployment-based URLs, an `api-key` header and an api-version.
+ */
+export type ProviderKind = 'openai' | 'anthropic' | 'mistral' | 'openai-compatible' | 'azure-openai';
+
+export const PROVIDER_KINDS: readonly ProviderKind[] = ['openai', 'anthropic', 'mistral', 'openai-compatible', 'azure-openai'];
+
+export { AZURE_API_VERSION, DEFAULT_AZURE_API_VERSION } from '../../lambda/core/cell-config';
 
 /** One provider endpoint that a regional cell is allowed to call. */
 export interface ProviderEndpoint {
@@ -12,6 +19,12 @@ export interface ProviderEndpoint {
    * Must be https; plain http is accepted only for loopback (local gateway and tests).
    */
   readonly baseUrl: string;
+  /**
+   * `azure-openai` only: the `api-version` query parameter sent with every call, e.g.
+   * `2024-10-21` or `2025-04-01-preview`. Route targets name the deployment as their model.
+   * @default '2024-10-21'
+   */
+  readonly apiVersion?: string;
 }
 
 /** Provider id (`openai`, `anthropic`, `mistral` or an operator-chosen id) to endpoint. */
@@ -36,6 +49,13 @@ export function providerEndpointProblems(endpoints: ProviderEndpoints | undefine
     }
     if (!endpoint || !PROVIDER_KINDS.includes(endpoint.kind)) {
       problems.push(`${where}: provider '${id}' has kind '${endpoint?.kind}'; expected one of ${PROVIDER_KINDS.join(', ')}`);
+    }
+    if (endpoint?.apiVersion !== undefined) {
+      if (endpoint.kind !== 'azure-openai') {
+        problems.push(`${where}: provider '${id}' sets apiVersion, which only kind 'azure-openai' uses`);
+      } else if (typeof endpoint.apiVersion !== 'string' || !AZURE_API_VERSION.test(endpoint.apiVersion)) {
+        problems.push(`${where}: provider '${id}' apiVersion must look like 2024-10-21 or 2025-04-01-preview, got '${endpoint.apiVersion}'`);
+      }
     }
     let url: URL | undefined;
     try {

@@ -256,7 +256,7 @@ describe('canaries', () => {
     expect(h.fakes.requests.length).toBeGreaterThan(15);
     const tokenRandoms = [invoke, sovInvoke].map((t) => t.split('_').at(-1)!);
     for (const r of h.fakes.requests) {
-      const expected = r.provider === 'anthropic' ? CANARY.anthropic : CANARY[r.provider];
+      const expected = r.provider === 'anthropic' ? CANARY.anthropic : CANARY[r.provider as keyof typeof CANARY];
       if (r.provider === 'anthropic') {
         expect(r.headers['x-api-key']).toBe(expected);
         expect(r.headers.authorization).toBeUndefined();

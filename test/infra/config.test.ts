@@ -43,6 +43,22 @@ describe('validateDeploymentConfig', () => {
     expect(() => validateDeploymentConfig({ cells: [local] })).not.toThrow();
   });
 
+  test('accepts an Azure OpenAI resource with its api-version; apiVersion elsewhere or malformed is a problem', () => {
+    const azure: CellConfig = {
+      region: 'eu-north-1',
+      providers: { azure: { kind: 'azure-openai', baseUrl: 'https://myres-swedencentral.openai.azure.com', apiVersion: '2024-10-21' } },
+    };
+    expect(() => validateDeploymentConfig({ cells: [azure] })).not.toThrow();
+    const err = problemsOf({
+      cells: [
+        { region: 'eu-north-1', providers: { azure: { kind: 'azure-openai', baseUrl: 'https://x.openai.azure.com', apiVersion: 'v1' } } },
+        { region: 'eu-west-1', providers: { openai: { kind: 'openai', baseUrl: 'https://api.openai.com', apiVersion: '2024-10-21' } } },
+      ],
+    });
+    expect(err.message).toContain("provider 'azure' apiVersion must look like 2024-10-21");
+    expect(err.message).toContain("provider 'openai' sets apiVersion, which only kind 'azure-openai' uses");
+  });
+
   test('rejects an unknown region and lists the supported ones', () => {
     const err = problemsOf({ cells: [EU, { ...US, region: 'us-moon-1' }] });
     expect(err.problems).toEqual([expect.stringContaining("cells[1] (us-moon-1): unknown region 'us-moon-1'; supported regions: ")]);

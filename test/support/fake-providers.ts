@@ -1,5 +1,5 @@
 /**
- * Fake OpenAI, Anthropic and Mistral APIs on 127.0.0.1, one node:http server each on a random
+ * Fake OpenAI, Anthropic, Mistral and Azure OpenAI APIs on 127.0.0.1, one node:http server each on a random
  * port. They speak each provider's wire format (SSE included), answer deterministically by echoing
  * the last user message, record every request, and can be scripted to fail in the ways the router
  * must survive: status codes, slow first byte, hangs, broken streams, mid-stream errors.
@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type FakeProviderName = 'openai' | 'anthropic' | 'mistral';
+export type FakeProviderName = 'openai' | 'anthropic' | 'mistral' | 'azure';
 
 export type FakeBehavior =
   /** Answer with this status; `body` defaults to the provider's error shape. 429 adds retry-after. */
@@ -48,6 +48,13 @@ export interface FakeProviders {
   readonly openai: FakeProvider;
   readonly anthropic: FakeProvider;
   readonly mistral: FakeProvider;
+  /**
+   * An Azure OpenAI resource: `POST /openai/deployments/{deployment}/chat/completions|embeddings`
+   * with `?api-version=` FAKE_AZURE_API_VERSION (or FAKE_AZURE_LEGACY_API_VERSION) and the key in the `api-key` header
+   * (an `Authorization` header is refused: it would be an Entra token, never the sealed key).
+   * Deployments are FAKE_AZURE_DEPLOYMENTS; answers name the deployment's model, as Azure does.
+   */
+  readonly azure: FakeProvider;
   /** Every provider's requests, oldest first. */
   readonly requests: RecordedRequest[];
   /** The API key the provider accepts from now on. */
@@ -68,6 +75,18 @@ export const DEFAULT_FAKE_KEYS: Readonly<Record<FakeProviderName, string>> = {
   openai: 'sk-fake-openai-key',
   anthropic: 'sk-ant-fake-anthropic-key',
   mistral: 'fake-mistral-key',
+  azure: '0123456789abcdef0123456789abcdef',
+};
+
+/** The api-version the fake Azure resource expects by default (GA). */
+export const FAKE_AZURE_API_VERSION = '2024-10-21';
+/** An older api-version it also accepts, which, like Azure's, knows neither stream_options nor max_completion_tokens. */
+export const FAKE_AZURE_LEGACY_API_VERSION = '2024-06-01';
+
+/** The fake Azure resource's deployments: deployment name → model. */
+export const FAKE_AZURE_DEPLOYMENTS: Readonly<Record<string, string>> = {
+  'chat-eu': 'gpt-4o-mini',
+  'embed-eu': 'text-embedding-3-small',
 };
 
 /** Fixed `created` timestamp so answers are byte-for-byte deterministic. */
@@ -191,10 +210,10 @@ abstract class FakeServer implements FakeProvider {
 
   protected abstract route(method: string, path: string): ((ctx: Context) => Promise<void> | void) | undefined;
   protected abstract checkAuth(req: http.IncomingMessage): { status: number; message: string } | undefined;
-  protected abstract errorBody(status: number, message: string): unknown;
+  protected abstract errorBody(status: number, message: string, code?: string): unknown;
 
-  sendError(res: http.ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
-    sendJson(res, status, this.errorBody(status, message), headers);
+  sendError(res: http.ServerResponse, status: number, message: string, headers: Record<string, string> = {}, code?: string): void {
+    sendJson(res, status, this.errorBody(status, message, code), headers);
   }
 
   protected bearerOk(req: http.IncomingMessage): boolean {
@@ -326,7 +345,7 @@ function stopList(v: unknown): string[] {
 class OpenAiCompatibleServer extends FakeServer {
   private readonly mistral: boolean;
 
-  constructor(name: 'openai' | 'mistral', all: RecordedRequest[]) {
+  constructor(name: 'openai' | 'mistral' | 'azure', all: RecordedRequest[]) {
     super(name, all);
     this.mistral = name === 'mistral';
   }
@@ -351,12 +370,17 @@ class OpenAiCompatibleServer extends FakeServer {
     return { error: { message, type, param: null, code } };
   }
 
+  /** Events before the first choice (Azure sends its prompt filter results there). */
+  protected streamPrelude(): string[] {
+    return [];
+  }
+
   private toolId(): string {
     // Mistral mints 9 alphanumerics, OpenAI call_...
     return this.mistral ? `fk${this.nextId()}x` : `call_fake${this.nextId()}`;
   }
 
-  private async chat(ctx: Context): Promise<void> {
+  protected async chat(ctx: Context): Promise<void> {
     const { body } = ctx;
     if (typeof body.model !== 'string' || !Array.isArray(body.messages) || body.messages.length === 0) {
       return this.sendError(ctx.res, 400, 'model and a non-empty messages array are required');
@@ -417,7 +441,7 @@ class OpenAiCompatibleServer extends FakeServer {
         ...(includeUsage ? { usage: null } : {}),
         ...extra,
       });
-    const events: string[] = [];
+    const events: string[] = [...this.streamPrelude()];
     if (toolCall) {
       if (this.mistral) {
         events.push(chunk({ role: 'assistant', content: '' }));
@@ -440,7 +464,7 @@ class OpenAiCompatibleServer extends FakeServer {
     await this.stream(ctx, events, (message, type) => sse({ error: { message, type, param: null, code: null } }));
   }
 
-  private embeddings(ctx: Context): void {
+  protected embeddings(ctx: Context): void {
     const { body } = ctx;
     const input = body.input;
     const inputs: unknown[] = Array.isArray(input) && input.length > 0 && typeof input[0] !== 'number' ? input : [input];
@@ -488,6 +512,51 @@ export function fakeEmbedding(text: string, dims: number): number[] {
   const norm = Math.sqrt(out.reduce((s, v) => s + v * v, 0)) || 1;
   // Round through Float32 so float and base64 encodings decode to the same numbers.
   return out.map((v) => Math.fround(v / norm));
+}
+
+// ---------------------------------------------------------------- Azure OpenAI
+
+class AzureOpenAiServer extends OpenAiCompatibleServer {
+  constructor(all: RecordedRequest[]) {
+    super('azure', all);
+  }
+
+  protected override route(method: string, path: string): ((ctx: Context) => Promise<void> | void) | undefined {
+    const m = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings)$/.exec(path);
+    if (method !== 'POST' || !m) return undefined;
+    const deployment = decodeURIComponent(m[1]);
+    return (ctx) => {
+      const model = Object.hasOwn(FAKE_AZURE_DEPLOYMENTS, deployment) ? FAKE_AZURE_DEPLOYMENTS[deployment] : undefined;
+      if (!model) return this.sendError(ctx.res, 404, `The API deployment '${deployment}' does not exist.`, {}, 'DeploymentNotFound');
+      const version = new URL(ctx.req.url ?? '/', 'http://x').searchParams.get('api-version');
+      if (version === FAKE_AZURE_LEGACY_API_VERSION) {
+        for (const field of ['stream_options', 'max_completion_tokens']) {
+          if (ctx.body[field] !== undefined) return this.sendError(ctx.res, 400, `Unrecognized request argument supplied: ${field}`);
+        }
+      }
+      // Azure ignores the body's model: the deployment decides, and answers name its model.
+      const routed = { ...ctx, body: { ...ctx.body, model } };
+      return m[2] === 'embeddings' ? this.embeddings(routed) : this.chat(routed);
+    };
+  }
+
+  protected override checkAuth(req: http.IncomingMessage): { status: number; message: string } | undefined {
+    if (req.headers['api-key'] !== this.key || req.headers.authorization !== undefined) {
+      return { status: 401, message: 'Access denied due to invalid subscription key or wrong API endpoint.' };
+    }
+    const version = new URL(req.url ?? '/', 'http://x').searchParams.get('api-version');
+    if (version !== FAKE_AZURE_API_VERSION && version !== FAKE_AZURE_LEGACY_API_VERSION) return { status: 400, message: `API version '${version ?? ''}' is not supported by this fake resource.` };
+    return undefined;
+  }
+
+  protected override errorBody(status: number, message: string, code?: string): unknown {
+    return { error: { code: code ?? String(status), message } };
+  }
+
+  protected override streamPrelude(): string[] {
+    const filter = { hate: { filtered: false, severity: 'safe' }, self_harm: { filtered: false, severity: 'safe' } };
+    return [sse({ choices: [], created: 0, id: '', model: '', object: '', prompt_filter_results: [{ prompt_index: 0, content_filter_results: filter }] })];
+  }
 }
 
 // ---------------------------------------------------------------- Anthropic
@@ -652,12 +721,14 @@ export async function startFakeProviders(): Promise<FakeProviders> {
     openai: new OpenAiCompatibleServer('openai', all),
     anthropic: new AnthropicServer(all),
     mistral: new OpenAiCompatibleServer('mistral', all),
+    azure: new AzureOpenAiServer(all),
   };
   await Promise.all(Object.values(servers).map((s) => s.listen()));
   return {
     openai: servers.openai,
     anthropic: servers.anthropic,
     mistral: servers.mistral,
+    azure: servers.azure,
     requests: all,
     setKey(provider, key) {
       servers[provider].key = key;

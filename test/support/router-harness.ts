@@ -7,6 +7,7 @@ import { AttributeValue, ScanCommand, ScanCommandOutput } from '@aws-sdk/client-
 import { DynamoRouterStore } from '../../lambda/adapters/dynamo-router-store';
 import { ProviderHttpClient } from '../../lambda/adapters/provider-http';
 import { createAdminApp } from '../../lambda/core/admin-app';
+import type { ProviderEndpointConfig } from '../../lambda/core/cell-config';
 import type { HttpRequest } from '../../lambda/core/http';
 import { jsonLogger } from '../../lambda/core/logger';
 import type { DataKeyService, EncryptionContext, GeneratedDataKey } from '../../lambda/core/ports';
@@ -36,7 +37,7 @@ export interface RouterHarness {
   /** Creates a tenant with secrets for every fake provider and an invoke token. */
   tenant(
     id: string,
-    opts?: { mode?: 'managed' | 'sovereign'; policy?: TenantPolicy; keys?: Partial<Record<'openai' | 'anthropic' | 'mistral', string>> },
+    opts?: { mode?: 'managed' | 'sovereign'; policy?: TenantPolicy; keys?: Partial<Record<string, string>> },
   ): Promise<{ adminToken: string; invokeToken: string }>;
   call(req: Partial<HttpRequest> & { path: string }, token?: string): Promise<{ sink: MemorySink; record?: UsageRecord; json: any }>;
   router: ReturnType<typeof createRouterApp>;
@@ -50,7 +51,15 @@ export const FAKE_PROVIDER_KEYS = {
   mistral: 'mistral-fake-0123456789abcdef',
 };
 
-export async function startRouterHarness(opts: { region?: string; requestDeadlineMs?: number; maxRequestBytes?: number } = {}): Promise<RouterHarness> {
+export async function startRouterHarness(
+  opts: {
+    region?: string;
+    requestDeadlineMs?: number;
+    maxRequestBytes?: number;
+    /** More providers for the cell, e.g. the fake Azure resource (their keys go in tenant()'s `keys`). */
+    extraProviders?: (fakes: FakeProviders) => Record<string, ProviderEndpointConfig>;
+  } = {},
+): Promise<RouterHarness> {
   const region = opts.region ?? 'eu-central-1';
   const [moto, fakes] = await Promise.all([startMoto(), startFakeProviders()]);
   const providers = {
@@ -58,6 +67,7 @@ export async function startRouterHarness(opts: { region?: string; requestDeadlin
     anthropic: { kind: 'anthropic', baseUrl: fakes.anthropic.baseUrl },
     mistral: { kind: 'mistral', baseUrl: fakes.mistral.baseUrl },
     'self-hosted': { kind: 'openai-compatible', baseUrl: fakes.mistral.baseUrl },
+    ...opts.extraProviders?.(fakes),
   };
   const cell = await cellFixture(moto.endpoint, region, { providers, maxRequestBytes: opts.maxRequestBytes });
   const config = { ...cell.config, requestDeadlineMs: opts.requestDeadlineMs ?? cell.config.requestDeadlineMs };

@@ -3,6 +3,7 @@
  * and the streaming bridge, for the four combinations of OpenAI/Anthropic client and target.
  */
 import { randomBytes } from 'node:crypto';
+import { DEFAULT_AZURE_API_VERSION } from '../cell-config';
 import { formatSse, SSE_DONE, SseEvent } from '../sse';
 import type { Target } from '../routing/types';
 import {
@@ -49,10 +50,11 @@ export function upstreamRequest(client: ClientRequest, target: Target): Pick<Pro
     const body: Record<string, unknown> = { ...client.body, model: target.model };
     // A cap the client did not send (the policy's max_tokens) still reaches the provider.
     if (client.maxTokens !== undefined && body.max_tokens === undefined && body.max_completion_tokens === undefined) {
-      body[target.kind === 'openai' ? 'max_completion_tokens' : 'max_tokens'] = client.maxTokens;
+      body[target.kind === 'openai' || modernAzure(target) ? 'max_completion_tokens' : 'max_tokens'] = client.maxTokens;
     }
-    // Usage settles the cost: ask for it on streams (Mistral always sends it, and rejects the option).
-    if (client.stream && target.kind !== 'mistral') {
+    // Usage settles the cost: ask for it on streams (Mistral always sends it, and rejects the option;
+    // Azure api-versions before 2024-09-01 reject it too).
+    if (client.stream && target.kind !== 'mistral' && (target.kind !== 'azure-openai' || modernAzure(target))) {
       body.stream_options = { ...(isRecord(client.body.stream_options) ? client.body.stream_options : {}), include_usage: true };
     }
     return { path: '/v1/chat/completions', body };
@@ -67,10 +69,17 @@ export function upstreamRequest(client: ClientRequest, target: Target): Pick<Pro
     return { path: '/v1/messages', body };
   }
   const body = anthropicRequestToOpenAi(client.body as unknown as AnthropicRequest, target.model, {
-    dialect: target.kind === 'mistral' ? 'mistral' : 'openai',
+    // Older Azure api-versions know neither max_completion_tokens nor stream_options: Mistral's dialect.
+    dialect: target.kind === 'mistral' || (target.kind === 'azure-openai' && !modernAzure(target)) ? 'mistral' : 'openai',
   });
   return { path: '/v1/chat/completions', body };
 }
+
+/** Azure api-versions from 2024-09-01 take max_completion_tokens and stream_options (as OpenAI does). */
+function modernAzure(target: Target): boolean {
+  return target.kind === 'azure-openai' && (target.apiVersion ?? DEFAULT_AZURE_API_VERSION) >= AZURE_MODERN_API_VERSION;
+}
+const AZURE_MODERN_API_VERSION = '2024-09-01';
 
 /** A buffered upstream 2xx body, in the client's format, with the usage to settle. */
 export function clientResponse(client: ClientRequest, target: Target, json: unknown): { body: unknown; usage?: TokenUsage } {

@@ -3,7 +3,7 @@
  * explicit `provider/model`, then inference from well-known model-name prefixes. The cell's
  * configured providers are its egress allowlist: nothing outside them is ever returned.
  */
-import type { ProviderEndpointConfig } from '../cell-config';
+import { AZURE_DEPLOYMENT, DEFAULT_AZURE_API_VERSION, type ProviderEndpointConfig } from '../cell-config';
 import type { RouteTarget, TenantPolicy } from '../tenant-model';
 import { NoRouteError, type ProviderKind, type Target } from './types';
 
@@ -131,5 +131,16 @@ function weightedFirst(targets: readonly RouteTarget[], random: () => number): R
 
 function toTarget(t: Pick<RouteTarget, 'provider' | 'model' | 'secret'>, providers: ResolveTargetsOptions['providers']): Target {
   const endpoint = providers[t.provider];
-  return { provider: t.provider, kind: endpoint.kind, baseUrl: endpoint.baseUrl, model: t.model, secret: t.secret ?? DEFAULT_SECRET };
+  // An Azure target's model is a deployment name, a path segment of its URL: nothing else passes.
+  if (endpoint.kind === 'azure-openai' && (!AZURE_DEPLOYMENT.test(t.model) || /^\.+$/.test(t.model))) {
+    throw new NoRouteError(`'${t.provider}' is an Azure OpenAI resource: name one of its deployments (letters, digits, '.', '_', '-'), e.g. ${t.provider}/my-deployment`);
+  }
+  return {
+    provider: t.provider,
+    kind: endpoint.kind,
+    baseUrl: endpoint.baseUrl,
+    model: t.model,
+    secret: t.secret ?? DEFAULT_SECRET,
+    ...(endpoint.kind === 'azure-openai' ? { apiVersion: endpoint.apiVersion ?? DEFAULT_AZURE_API_VERSION } : {}),
+  };
 }

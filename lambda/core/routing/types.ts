@@ -14,6 +14,8 @@ export interface Target {
   readonly model: string;
   /** Name of the tenant's sealed secret for this provider. */
   readonly secret: string;
+  /** `azure-openai`: the api-version of every call (the model is the deployment name). */
+  readonly apiVersion?: string;
 }
 
 /** Why an attempt did not produce a usable response. */
