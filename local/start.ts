@@ -9,6 +9,9 @@
  *   --openai-base-url URL    SR_OPENAI_BASE_URL     default https://api.openai.com
  *   --anthropic-base-url URL SR_ANTHROPIC_BASE_URL  default https://api.anthropic.com
  *   --mistral-base-url URL   SR_MISTRAL_BASE_URL    default https://api.mistral.ai
+ *   --quickstart [--tenant ID]  SR_QUICKSTART=1  once up, create a local tenant (default 'local'), seal
+ *                            OPENAI_API_KEY / ANTHROPIC_API_KEY / MISTRAL_API_KEY from the environment
+ *                            and print a ready invoke token (the keys are never printed or stored in clear)
  *   --provider ID=KIND:URL   (repeatable) another provider, e.g. vllm=openai-compatible:http://127.0.0.1:8000
  *                            Azure OpenAI: az=azure-openai:https://RES.openai.azure.com, or with an
  *                            api-version: az=azure-openai@2025-04-01-preview:https://RES.openai.azure.com
@@ -21,6 +24,7 @@ import { jsonLogger } from '../lambda/core/logger';
 import { isSupportedRegion, REGION_CODES } from '../lambda/core/regions';
 import { LocalProvider, startLocalGateway } from './gateway';
 import { installLifecycle } from './lifecycle';
+import { quickstartAfterStart } from './quickstart';
 
 function fail(message: string): never {
   console.error(`sovereign-router local gateway: ${message}`);
@@ -40,6 +44,8 @@ function options() {
         'anthropic-base-url': { type: 'string' },
         'mistral-base-url': { type: 'string' },
         provider: { type: 'string', multiple: true },
+        quickstart: { type: 'boolean' },
+        tenant: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -72,7 +78,8 @@ function options() {
   }
   const problems = providerEndpointProblems(providers, 'providers');
   if (problems.length > 0) fail(problems.join('; '));
-  return { port, region, stateDir, providers };
+  const quickstart = parsed.quickstart === true || env.SR_QUICKSTART === '1';
+  return { port, region, stateDir, providers, quickstart, tenant: parsed.tenant };
 }
 
 async function main(): Promise<void> {
@@ -103,6 +110,15 @@ Then point an SDK at it:
 
 Ctrl-C (or SIGTERM to npm or node) stops the gateway and everything it started.`);
   lifecycle.attach(() => gw.stop());
+  await quickstartAfterStart({
+    url: gw.url,
+    providers: Object.keys(opts.providers),
+    run: opts.quickstart,
+    tenant: opts.tenant,
+    env: process.env,
+    out: (t) => console.log(t),
+    err: (t) => console.error(t),
+  });
 }
 
 main().catch((err) => fail((err as Error).message));
