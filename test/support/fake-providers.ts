@@ -60,6 +60,11 @@ export interface FakeProviders {
   /** The API key the provider accepts from now on. */
   setKey(provider: FakeProviderName, key: string): void;
   /**
+   * A standing answer for every request presenting `key` (accepted key or not), e.g. a 429 for one
+   * tenant's rate-limited key while other keys are served; undefined removes it.
+   */
+  setKeyStatus(provider: FakeProviderName, key: string, status: number | undefined): void;
+  /**
    * Queues behaviors, consumed one per request (FIFO) by requests that reach a known endpoint
    * with a valid key; then the default echo answer.
    */
@@ -114,6 +119,7 @@ abstract class FakeServer implements FakeProvider {
   port = 0;
   key: string;
   queue: FakeBehavior[] = [];
+  readonly keyStatus = new Map<string, number>();
   counter = 0;
   private readonly server: http.Server;
 
@@ -145,6 +151,7 @@ abstract class FakeServer implements FakeProvider {
   reset(): void {
     this.requests.length = 0;
     this.queue = [];
+    this.keyStatus.clear();
     this.counter = 0;
     this.key = DEFAULT_FAKE_KEYS[this.name];
   }
@@ -180,6 +187,11 @@ abstract class FakeServer implements FakeProvider {
 
     const route = this.route(record.method, (req.url ?? '/').split('?')[0]);
     if (!route) return this.sendError(res, 404, `Unknown request URL: ${record.method} ${record.path}`);
+    const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? req.headers['x-api-key'];
+    const standing = typeof presented === 'string' ? this.keyStatus.get(presented) : undefined;
+    if (standing !== undefined) {
+      return this.sendError(res, standing, `Standing failure for this key (${standing})`, standing === 429 ? { 'retry-after': '1' } : {});
+    }
     const authError = this.checkAuth(req);
     if (authError) return this.sendError(res, authError.status, authError.message);
     if (badJson) return this.sendError(res, 400, 'The request body is not valid JSON.');
@@ -732,6 +744,10 @@ export async function startFakeProviders(): Promise<FakeProviders> {
     requests: all,
     setKey(provider, key) {
       servers[provider].key = key;
+    },
+    setKeyStatus(provider, key, status) {
+      if (status === undefined) servers[provider].keyStatus.delete(key);
+      else servers[provider].keyStatus.set(key, status);
     },
     script(provider, behaviors) {
       servers[provider].queue.push(...behaviors);

@@ -261,14 +261,17 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 
       let outcome;
       try {
-        outcome = await executeWithFallback({ targets: usable, deadlineAt, now, sleep, random, breaker, attempt });
+        // Each stored key (tenant, secret, version) has its own circuit for 429 and 401/403, so a
+        // key that is rate limited or revoked never opens the endpoint's circuit for other tenants.
+        const keyOf = (t: Target) => `${tenant.tenantId}/${t.secret}/v${recorded[secretSlotOf(t.provider, t.secret)]?.version ?? 0}`;
+        outcome = await executeWithFallback({ targets: usable, deadlineAt, now, sleep, random, breaker, keyOf, attempt });
       } catch (err) {
         if (err instanceof AllTargetsFailedError) {
           chain = err.chain;
           throw new ApiError(
             err.status,
             'upstream_unavailable',
-            `No provider could serve the request: ${err.chain.map((s) => `${s.provider} ${s.status ?? s.outcome}`).join(', ')}.`,
+            `No provider could serve the request: ${err.chain.map((s) => `${s.provider} ${s.status ?? (s.outcome === 'key_breaker_open' ? 'stored key paused after repeated 429/401/403' : s.outcome)}`).join(', ')}.`,
             retryHints.details(err.status),
           );
         }

@@ -4,7 +4,7 @@
  * to the next target, and never falls back on the client's own 4xx.
  */
 import { retryDelay } from './backoff';
-import { breakerKey, type CircuitBreaker } from './circuit-breaker';
+import { blameOf, breakerKey, storedKeyBreakerKey, type CircuitBreaker } from './circuit-breaker';
 import { AllTargetsFailedError, NoRouteError, type AttemptResult, type ChainStep, type FallbackSuccess, type Target } from './types';
 
 /** An attempt's result, optionally carrying the provider's Retry-After (in ms from now). */
@@ -18,6 +18,12 @@ export interface FallbackOptions<T> {
   readonly sleep: (ms: number) => Promise<void>;
   readonly random: () => number;
   readonly breaker: CircuitBreaker;
+  /**
+   * Names the stored key a target uses (e.g. tenant, secret and version; never the key itself).
+   * With it, 429s and 401/403s count against that key's own circuit and never against the
+   * endpoint that other tenants share. Without it they count against nothing.
+   */
+  readonly keyOf?: (target: Target) => string;
   /** Default 2. */
   readonly maxAttemptsPerTarget?: number;
   /** Full-jitter backoff between attempts on one target. Defaults: base 200 ms, cap 2 s. */
@@ -44,13 +50,22 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
 
   for (const target of targets) {
     const key = breakerKey(target);
-    if (!breaker.canPass(key)) {
-      step(target, 'breaker_open', 0);
+    const stored = opts.keyOf ? storedKeyBreakerKey(target, opts.keyOf(target)) : undefined;
+    // The key's circuit is asked first, so a closed key does not use up the endpoint's half-open trial.
+    const closedFor = (): 'ok' | 'key_breaker_open' | 'breaker_open' =>
+      stored !== undefined && !breaker.canPass(stored) ? 'key_breaker_open' : breaker.canPass(key) ? 'ok' : 'breaker_open';
+    const gate = closedFor();
+    if (gate !== 'ok') {
+      step(target, gate, 0);
       continue;
     }
+    const succeeded = (): void => {
+      breaker.onSuccess(key);
+      if (stored !== undefined) breaker.onSuccess(stored);
+    };
     for (let attemptNo = 1; attemptNo <= maxAttempts; attemptNo++) {
       // The first attempt already passed the breaker; a retry must ask again (it may have opened).
-      if (attemptNo > 1 && !breaker.canPass(key)) break;
+      if (attemptNo > 1 && closedFor() !== 'ok') break;
       if (now() >= deadlineAt || deadlineSignal.aborted) {
         step(target, 'deadline', 0);
         throw new AllTargetsFailedError(chain, statusFor(chain));
@@ -69,13 +84,19 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
       const latencyMs = Math.max(0, now() - started);
 
       if (result.ok) {
-        breaker.onSuccess(key);
+        succeeded();
         step(target, 'ok', latencyMs);
         return { value: result.value, target, chain };
       }
       if (!result.retryable && result.value !== undefined) {
-        // The provider answered and blamed the request: hand its answer back, never fall back.
-        breaker.onSuccess(key);
+        // The provider answered and blamed the request (or rejected the stored key): hand its
+        // answer back, never fall back. The endpoint works; a rejected key counts against itself.
+        if (stored !== undefined && blameOf(result) === 'key') {
+          breaker.onSuccess(key);
+          breaker.onFailure(stored);
+        } else {
+          succeeded();
+        }
         step(target, 'client_error', latencyMs, result.status);
         return { value: result.value, target, chain };
       }
@@ -85,7 +106,8 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
       // Non-retryable without an answer (e.g. no secret for this provider): the endpoint is not
       // at fault, so the breaker is left alone and the next target is tried.
       if (!result.retryable) break;
-      breaker.onFailure(key);
+      if (blameOf(result) === 'endpoint') breaker.onFailure(key);
+      else if (stored !== undefined) breaker.onFailure(stored);
       if (attemptNo === maxAttempts) break;
       const delay = retryDelay(attemptNo, { baseMs, capMs, random: opts.random, retryAfterMs: result.retryAfterMs, remainingMs: deadlineAt - now() });
       // A Retry-After longer than the backoff cap means "busy for a while": the next target is a
@@ -97,10 +119,13 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
   throw new AllTargetsFailedError(chain, statusFor(chain));
 }
 
-/** 429 if every failure was a 429, 504 if the last one was a timeout or the deadline, else 502. */
+/**
+ * 429 if every failure was a 429 (or a stored key's own circuit, opened by its 429s/401s/403s),
+ * 504 if the last one was a timeout or the deadline, else 502.
+ */
 function statusFor(chain: readonly ChainStep[]): number {
   const failures = chain.filter((s) => s.outcome !== 'ok' && s.outcome !== 'client_error');
-  if (failures.length > 0 && failures.every((s) => s.status === 429)) return 429;
+  if (failures.length > 0 && failures.every((s) => s.status === 429 || s.outcome === 'key_breaker_open')) return 429;
   const last = failures[failures.length - 1];
   if (last && (last.outcome === 'timeout' || last.outcome === 'deadline')) return 504;
   return 502;

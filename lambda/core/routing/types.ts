@@ -19,7 +19,7 @@ export interface Target {
 }
 
 /** Why an attempt did not produce a usable response. */
-export type FailureReason = 'status' | 'timeout' | 'connection' | 'breaker_open' | 'no_secret' | 'deadline';
+export type FailureReason = 'status' | 'timeout' | 'connection' | 'breaker_open' | 'key_breaker_open' | 'no_secret' | 'deadline';
 
 export type AttemptResult<T> =
   | { readonly ok: true; readonly value: T }

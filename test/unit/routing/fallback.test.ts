@@ -1,4 +1,4 @@
-import { breakerKey, CircuitBreaker } from '../../../lambda/core/routing/circuit-breaker';
+import { breakerKey, CircuitBreaker, storedKeyBreakerKey } from '../../../lambda/core/routing/circuit-breaker';
 import { executeWithFallback, type AttemptOutcome, type FallbackOptions } from '../../../lambda/core/routing/fallback';
 import { AllTargetsFailedError, NoRouteError, type Target } from '../../../lambda/core/routing/types';
 
@@ -265,5 +265,66 @@ describe('executeWithFallback', () => {
 
   it('refuses an empty target list', async () => {
     await expect(harness({}, { targets: [] }).run()).rejects.toThrow(NoRouteError);
+  });
+});
+
+describe('circuits per endpoint and per stored key (issue 9, point 7)', () => {
+  const rejected = (s: 401 | 403): Step => ({ ms: 10, r: { ok: false, retryable: false, reason: 'status', status: s, value: `upstream ${s}` } });
+  /** One tenant's run against openai only, sharing `breaker` with the other tenants. */
+  const tenantRun = (breaker: CircuitBreaker, tenant: string, steps: Step[]) =>
+    harness({ openai: steps }, { breaker, targets: [A], keyOf: (t) => `${tenant}/${t.secret}/v1` });
+
+  it("429s of one tenant's key open that key's circuit only: the endpoint and other tenants' keys stay closed", async () => {
+    const breaker = new CircuitBreaker({ now: () => T0 });
+    for (let i = 0; i < 3; i++) {
+      const err = await failure(tenantRun(breaker, 'tenant-a', [status(429), status(429)]).run());
+      expect(err.status).toBe(429);
+    }
+    expect(breaker.state(breakerKey(A))).toBe('closed');
+    expect(breaker.state(storedKeyBreakerKey(A, 'tenant-a/default/v1'))).toBe('open');
+    // Tenant A is now refused without a call; tenant B on the same endpoint is served.
+    const a = tenantRun(breaker, 'tenant-a', []);
+    const errA = await failure(a.run());
+    expect([errA.status, errA.chain.map((s) => s.outcome)]).toEqual([429, ['key_breaker_open']]);
+    expect(a.calls).toEqual([]);
+    const b = tenantRun(breaker, 'tenant-b', [ok('b')]);
+    expect((await b.run()).value).toBe('b');
+  });
+
+  it("401/403 count against the stored key (answer still handed back), never against the endpoint", async () => {
+    const breaker = new CircuitBreaker({ failureThreshold: 3, now: () => T0 });
+    for (const s of [401, 403, 401] as const) {
+      const res = await tenantRun(breaker, 'tenant-a', [rejected(s)]).run();
+      expect(res.chain.map((c) => [c.outcome, c.status])).toEqual([['client_error', s]]);
+    }
+    expect(breaker.state(storedKeyBreakerKey(A, 'tenant-a/default/v1'))).toBe('open');
+    expect(breaker.state(breakerKey(A))).toBe('closed');
+    expect((await tenantRun(breaker, 'tenant-b', [ok('b')]).run()).value).toBe('b');
+    // A rotated key (next version) has a fresh circuit.
+    const rotated = harness({ openai: [ok('a2')] }, { breaker, targets: [A], keyOf: () => 'tenant-a/default/v2' });
+    expect((await rotated.run()).value).toBe('a2');
+  });
+
+  it('5xx, timeouts and connection errors still count against the endpoint, for every tenant', async () => {
+    const breaker = new CircuitBreaker({ failureThreshold: 4, now: () => T0 });
+    await failure(tenantRun(breaker, 'tenant-a', [status(503), fail('timeout')]).run());
+    await failure(tenantRun(breaker, 'tenant-b', [fail('connection'), status(500)]).run());
+    expect(breaker.state(breakerKey(A))).toBe('open');
+    const c = tenantRun(breaker, 'tenant-c', []);
+    const err = await failure(c.run());
+    expect([err.status, err.chain.map((s) => s.outcome)]).toEqual([502, ['breaker_open']]);
+    expect(c.calls).toEqual([]);
+  });
+
+  it('without keyOf, 429s do not count against the endpoint', async () => {
+    const breaker = new CircuitBreaker({ failureThreshold: 2, now: () => T0 });
+    for (let i = 0; i < 3; i++) await failure(harness({ openai: [status(429), status(429)] }, { breaker, targets: [A] }).run());
+    expect(breaker.state(breakerKey(A))).toBe('closed');
+  });
+
+  it('keeps at most maxCircuits circuits (per-key circuits grow with tenants)', () => {
+    const breaker = new CircuitBreaker({ maxCircuits: 3, failureThreshold: 1, now: () => T0 });
+    for (const k of ['a', 'b', 'c', 'd']) breaker.onFailure(k);
+    expect(['a', 'b', 'c', 'd'].map((k) => breaker.state(k))).toEqual(['closed', 'open', 'open', 'open']);
   });
 });
