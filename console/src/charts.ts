@@ -32,8 +32,13 @@ export function resizeCharts(): void {
   }
 }
 
-/** A short span (a few requests) gets a minute of margin each side, so the time axis stays readable. */
-const timeRange: uPlot.Scale.Range = (_u, min, max) => (max - min < 120 ? [min - 60, max + 60] : [min, max]);
+/** The time scale of a chart, fixed from its data: a short span gets a minute of margin each side. */
+function timeScale(xs: readonly number[]): uPlot.Scale {
+  if (xs.length === 0) return { time: true };
+  const min = Math.min(...xs);
+  const max = Math.max(...xs);
+  return { time: true, auto: false, range: max - min < 120 ? [min - 60, max + 60] : [min, max] };
+}
 
 export function renderCharts(hosts: { spend: HTMLElement; ttft: HTMLElement; denials: HTMLElement }, rows: readonly UsageRow[], budgetUsd: number | undefined): void {
   destroyCharts();
@@ -51,7 +56,7 @@ export function renderCharts(hosts: { spend: HTMLElement; ttft: HTMLElement; den
     budgetUsd === undefined
       ? 'Spend (no monthly budget set)'
       : `Spend against the monthly budget: $${total.toFixed(6)} of $${budgetUsd.toFixed(2)} (${((total / Math.max(budgetUsd, 1e-12)) * 100).toPrecision(2)}%)${drawBudget ? '' : ', budget line off scale'}`;
-  mount(hosts.spend, title, { scales: { x: { time: true, range: timeRange } }, series: spendSeries, axes: [{}, { size: 80, values: (_u, v) => v.map((n) => `$${n}`) }] }, spendData, 'No requests in this period.');
+  mount(hosts.spend, title, { scales: { x: timeScale(xs) }, series: spendSeries, axes: [{}, { size: 80, values: (_u, v) => v.map((n) => `$${n}`) }] }, spendData, 'No requests in this period.');
 
   const ttft = ttftPercentiles(rows);
   mount(
@@ -64,7 +69,7 @@ export function renderCharts(hosts: { spend: HTMLElement; ttft: HTMLElement; den
         { label: 'p90', stroke: '#9a6700', width: 2, value: (_u, v) => (v === null ? '–' : `${v} ms`) },
         { label: 'p99', stroke: '#cf222e', width: 2, value: (_u, v) => (v === null ? '–' : `${v} ms`) },
       ],
-      scales: { x: { time: true, range: timeRange } },
+      scales: { x: timeScale(ttft[0]) },
       axes: [{}, { size: 75, values: (_u, v) => v.map((n) => `${n} ms`) }],
     },
     ttft as unknown as uPlot.AlignedData,

@@ -3,7 +3,7 @@ import { createApi } from './api';
 import { resizeCharts, destroyCharts } from './charts';
 import { byId } from './dom';
 import { filterParams, loadUsage, monthStartIso, renderTimeline, TimelineState } from './timeline';
-import { PolicyView, renderAudit, renderPolicy, renderSecrets, renderTokens, wireTokenForm } from './vault-views';
+import { PolicyView, renderAudit, renderPolicy, renderSecrets, renderTokens, TokenView, watchTokens, wireTokenForm } from './vault-views';
 
 const VIEWS = ['timeline', 'tokens', 'secrets', 'policy', 'audit'] as const;
 type View = (typeof VIEWS)[number];
@@ -19,9 +19,13 @@ function notify(message: string, kind: 'ok' | 'error' = 'ok'): void {
   el.className = `status ${kind}`;
 }
 
+let tokens: TokenView[] = [];
+watchTokens((t) => (tokens = t));
+
 function budgetFor(tokenId: string): number | undefined {
   // A token's own budget when the timeline is filtered to it, else the tenant's.
-  return tokenId && policy?.token.tokenId === tokenId ? ((policy.token.limits?.monthlyBudgetUsd as number | undefined) ?? policy.policy.monthlyBudgetUsd) : policy?.policy.monthlyBudgetUsd;
+  const own = tokenId ? (tokens.find((t) => t.tokenId === tokenId)?.limits?.monthlyBudgetUsd as number | undefined) : undefined;
+  return own ?? policy?.policy.monthlyBudgetUsd;
 }
 
 async function refreshTimeline(): Promise<void> {
@@ -49,6 +53,7 @@ function signOut(message = 'Signed out.'): void {
   api.signOut();
   policy = undefined;
   timeline = { rows: [], truncated: false };
+  tokens = [];
   destroyCharts();
   byId('app').hidden = true;
   byId('signin').hidden = false;
@@ -72,8 +77,8 @@ function wire(): void {
         byId('signin').hidden = true;
         byId('app').hidden = false;
         notify(`Signed in to ${policy.tenantId}.`);
-        await renderTokens(api, notify);
-        await show('timeline');
+        // The view switches at once (a later tab click wins); the token filter fills in meanwhile.
+        await Promise.all([show('timeline'), renderTokens(api, notify)]);
       } catch (err) {
         signOut((err as Error).message);
         byId('status').className = 'status error';

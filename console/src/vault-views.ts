@@ -3,7 +3,7 @@ import type { Api } from './api';
 import { byId, clear, h, table, when } from './dom';
 import { lastUsedBySecret, UsageRow } from './stats';
 
-interface TokenView {
+export interface TokenView {
   tokenId: string;
   role: string;
   label?: string;
@@ -61,7 +61,8 @@ function showOnce(token: string, tokenId: string): void {
   field.select();
 }
 
-export async function renderTokens(api: Api, notify: Notify): Promise<void> {
+/** Renders the token list and the timeline's token filter; returns the tokens. */
+export async function renderTokens(api: Api, notify: Notify): Promise<TokenView[]> {
   const res = await api.call<{ data: TokenView[] }>('GET', 'vault/tokens');
   const host = byId('token-list');
   clear(host);
@@ -77,8 +78,8 @@ export async function renderTokens(api: Api, notify: Notify): Promise<void> {
             try {
               const out = await api.call<{ token: string; tokenId: string }>('POST', `vault/tokens/${encodeURIComponent(t.tokenId)}/rotate`);
               showOnce(out.token, out.tokenId);
-              notify(`Rotated ${t.tokenId} into ${out.tokenId}.`);
               await renderTokens(api, notify);
+              notify(`Rotated ${t.tokenId} into ${out.tokenId}.`);
             } catch (err) {
               notify((err as Error).message, 'error');
             }
@@ -89,8 +90,8 @@ export async function renderTokens(api: Api, notify: Notify): Promise<void> {
             if (!confirm(`Revoke ${t.tokenId}? Requests with it fail from now on.`)) return;
             try {
               await api.call('DELETE', `vault/tokens/${encodeURIComponent(t.tokenId)}`);
-              notify(`Revoked ${t.tokenId}.`);
               await renderTokens(api, notify);
+              notify(`Revoked ${t.tokenId}.`);
             } catch (err) {
               notify((err as Error).message, 'error');
             }
@@ -105,6 +106,14 @@ export async function renderTokens(api: Api, notify: Notify): Promise<void> {
   clear(select);
   select.append(h('option', { value: '' }, 'all tokens'), ...res.data.map((t) => h('option', { value: t.tokenId }, `${t.tokenId}${t.label ? ` (${t.label})` : ''}`)));
   select.value = res.data.some((t) => t.tokenId === current) ? current : '';
+  onTokens?.(res.data);
+  return res.data;
+}
+
+let onTokens: ((tokens: TokenView[]) => void) | undefined;
+/** Lets the timeline know each token's own limits (its budget line when filtered to it). */
+export function watchTokens(fn: (tokens: TokenView[]) => void): void {
+  onTokens = fn;
 }
 
 function numberOrUndefined(id: string): number | undefined {
@@ -169,8 +178,8 @@ export async function renderSecrets(api: Api, notify: Notify, rows: readonly Usa
           void (async () => {
             try {
               const out = await api.call<SecretView>('PUT', `vault/secrets/${encodeURIComponent(s.provider)}/${encodeURIComponent(s.name)}`, { apiKey });
-              notify(`Rotated ${s.provider}/${s.name} to version ${out.version}.`);
               await renderSecrets(api, notify, rows);
+              notify(`Rotated ${s.provider}/${s.name} to version ${out.version}.`);
             } catch (err) {
               notify((err as Error).message, 'error');
             }

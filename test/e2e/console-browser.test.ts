@@ -116,6 +116,7 @@ test('sign in, create a token, see SDK traffic with cost and TTFT, hit the budge
   await visible('#app');
   expect(await page.$eval('#admin-token', (el) => (el as HTMLInputElement).value)).toBe('');
   expect(await text('#tenant-name')).toContain('acme');
+  await visible('[data-metric="requests"]');
 
   // 2. Create an invoke token with a $0.01 monthly budget; it is shown once.
   await tab('tokens', '#token-form');
@@ -194,6 +195,9 @@ test('sign in, create a token, see SDK traffic with cost and TTFT, hit the budge
   await page.click('button[data-secret="openai/default"]');
   expect(await page.$eval('input[data-secret="openai/default"]', (el) => (el as HTMLInputElement).value)).toBe('');
   await page.waitForFunction(() => document.getElementById('status')?.textContent?.includes('version 2'));
+  const rotated = await page.$$eval('#secret-list tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.innerText)));
+  expect(rotated.find((r) => r[0] === 'openai')?.slice(0, 3)).toEqual(['openai', 'default', '2']);
+  expect(rotated.find((r) => r[0] === 'openai')?.[5]).toMatch(/^\d{4}-/);
   await page.screenshot({ path: join(DOCS, 'console-secrets.png'), fullPage: true });
 
   // 7. Policy and limits; the audit trail with its verification.
