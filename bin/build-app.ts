@@ -31,6 +31,7 @@ export function buildApp(app: App, config: DeploymentConfig): RegionalRouterStac
         env: { region: cell.region, account: valid.account ?? process.env.CDK_DEFAULT_ACCOUNT },
         description: `sovereign-router regional cell (${cell.region})`,
         providers: cell.providers,
+        residency: cell.residency,
         terminationProtection: true,
       }),
   );

@@ -2,6 +2,7 @@ export * from './account-guards';
 export * from './alarm-topic';
 export * from './config/deployment-config';
 export * from './config/provider-endpoint';
+export * from './config/provider-residency';
 export * from './key-hierarchy';
 export * from './key-separation-guard';
 export * from './regional-router';

@@ -11,6 +11,7 @@ import { Construct } from 'constructs';
 import { checkPriceTable, PriceTableConfig } from '../lambda/core/governance/prices';
 import { isSupportedRegion, REGION_CODES } from '../lambda/core/regions';
 import { ProviderEndpoints, providerEndpointProblems } from './config/provider-endpoint';
+import { ResidencyMode, residencyProblems } from './config/provider-residency';
 import { AdditionalDecryptor, IRootKey, KeyHierarchy } from './key-hierarchy';
 import { KeySeparationGuard } from './key-separation-guard';
 import { CellFunction } from './private/cell-function';
@@ -57,6 +58,13 @@ export interface CellMemory {
 export interface RegionalRouterProps {
   /** Provider endpoints the router may call from this region (its egress allowlist). */
   readonly providers: ProviderEndpoints;
+  /**
+   * `strict`: synth fails unless every provider endpoint processes prompts in the cell's zone
+   * (EU for EU regions...): catalogued in-region endpoints (eu.api.openai.com, api.mistral.ai for
+   * the EU), Amazon Bedrock in a region of the zone, or endpoints you declare with `dataZone`.
+   * @default 'standard'
+   */
+  readonly residency?: ResidencyMode;
   /**
    * Administrators of the root and storage keys (manage, never use).
    * @default - the account root, delegating key administration to IAM
@@ -213,7 +221,10 @@ export class RegionalRouter extends Construct {
           `Supported: ${Object.keys(REGION_CODES).join(', ')}`,
       );
     }
-    const problems = providerEndpointProblems(props?.providers, `RegionalRouter ${region}`);
+    const problems = [
+      ...providerEndpointProblems(props?.providers, `RegionalRouter ${region}`),
+      ...residencyProblems(region, props?.residency, props?.providers, `RegionalRouter ${region}`),
+    ];
     if (problems.length > 0) throw new Error(problems.join('\n'));
     const maxRequestBytes = props.maxRequestBytes ?? 1024 * 1024;
     if (!Number.isInteger(maxRequestBytes) || maxRequestBytes < 1024 || maxRequestBytes > 6 * 1024 * 1024) {

@@ -1,5 +1,6 @@
 import { isSupportedRegion, REGION_CODES } from '../../lambda/core/regions';
 import { ProviderEndpoints, providerEndpointProblems } from './provider-endpoint';
+import { ResidencyMode, residencyProblems } from './provider-residency';
 
 /** One regional cell: a region and the provider endpoints its router may call. */
 export interface CellConfig {
@@ -7,6 +8,12 @@ export interface CellConfig {
   readonly region: string;
   /** Provider endpoints allowed in this region (the router's egress allowlist). */
   readonly providers: ProviderEndpoints;
+  /**
+   * `strict`: every provider endpoint must process prompts in the cell's zone (EU for EU
+   * regions...); synth fails otherwise. `standard`: any listed endpoint.
+   * @default 'standard'
+   */
+  readonly residency?: ResidencyMode;
 }
 
 /** What `bin/app.ts` deploys: one stack per cell. */
@@ -50,6 +57,7 @@ export function validateDeploymentConfig(config: DeploymentConfig): DeploymentCo
     }
     if (cell && typeof cell.region === 'string') seen.add(cell.region);
     problems.push(...providerEndpointProblems(cell?.providers, where));
+    if (cell && typeof cell.region === 'string') problems.push(...residencyProblems(cell.region, cell.residency, cell.providers, where));
   });
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

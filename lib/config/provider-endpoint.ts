@@ -1,4 +1,5 @@
 import { AZURE_API_VERSION } from '../../lambda/core/cell-config';
+import type { ResidencyZone } from './provider-residency';
 
 /**
  * The API a provider endpoint speaks. Operator-defined endpoints speak OpenAI's. `azure-openai`
@@ -25,6 +26,13 @@ export interface ProviderEndpoint {
    * @default '2024-10-21'
    */
   readonly apiVersion?: string;
+  /**
+   * Where this endpoint processes prompts, declared by the operator, for endpoints the built-in
+   * catalog does not know (your own models, an Azure OpenAI resource in a region you chose).
+   * Ignored in favour of the catalog for known provider hosts; a contradicting declaration fails.
+   * @default - the catalog's knowledge; none for unknown hosts
+   */
+  readonly dataZone?: ResidencyZone;
 }
 
 /** Provider id (`openai`, `anthropic`, `mistral` or an operator-chosen id) to endpoint. */
