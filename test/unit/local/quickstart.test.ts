@@ -16,7 +16,7 @@ function stubFetch(handler: Handler) {
 }
 
 const KEY = 'sk-quickstart-secret-0123456789';
-const happy: Handler = (method, path, body) => {
+const happy: Handler = (_method, path, body) => {
   if (path === '/admin/tenants') return { status: 201, json: { token: `sr_euc1_${body.tenantId}_admin` } };
   if (path === '/vault/secrets') return { status: 201, json: { provider: body.provider } };
   return { status: 201, json: { token: 'sr_euc1_local_invoke' } };
