@@ -96,6 +96,7 @@ interface EventOptions {
   headers?: Record<string, string>;
   userArn?: string | null;
   base64?: boolean;
+  query?: Record<string, string>;
 }
 
 /** An API Gateway REST proxy event, as the stage would deliver it. */
@@ -117,8 +118,8 @@ function event(method: string, path: string, resource: string, opts: EventOption
     body,
     isBase64Encoded: opts.base64 ?? false,
     pathParameters: null,
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
+    queryStringParameters: opts.query ?? null,
+    multiValueQueryStringParameters: opts.query ? Object.fromEntries(Object.entries(opts.query).map(([k, v]) => [k, [v]])) : null,
     stageVariables: null,
     requestContext: {
       accountId: '123456789012',
@@ -289,6 +290,26 @@ describe('handlers with the cell environment', () => {
     for (const [promise, status, code] of cases) expectApiError(await promise, status, code, [c, token]);
     const big = await vaultCall('POST', '/vault/secrets', '/vault/secrets', { token, body: { provider: 'openai', apiKey: c, pad: 'x'.repeat(1024 * 1024) } });
     expectApiError(big, 413, 'request_too_large', [c]);
+  });
+
+  it('serve the console and the usage query through the vault handler', async () => {
+    const id = tenantId('hl-console');
+    const created = await adminCall('POST', '/admin/tenants', '/admin/tenants', { body: { tenantId: id } });
+    const token: string = created.json.token;
+    const page = await vaultCall('GET', '/console/', '/console');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(page.body).toContain('<script src="app.js" defer></script>');
+    const script = await vaultCall('GET', '/console/app.js', '/console/{asset}');
+    expect([script.status, script.headers['content-type']]).toEqual([200, 'text/javascript; charset=utf-8']);
+    expect(await vaultCall('GET', '/console', '/console')).toMatchObject({ status: 308, headers: { location: 'console/' } });
+
+    const usage = await vaultCall('GET', '/vault/usage', '/vault/{proxy+}', { token, query: { from: '2026-01-01', to: '2026-02-01', limit: '5' } });
+    expect(usage.status).toBe(200);
+    expect(usage.json).toEqual({ object: 'list', data: [], next_cursor: null, from: '2026-01-01T00:00:00.000Z', to: '2026-02-01T00:00:00.000Z' });
+    const bad = await vaultCall('GET', '/vault/usage', '/vault/{proxy+}', { token, query: { limit: '0' } });
+    expect(bad.status).toBe(400);
   });
 
   it('never connected anywhere but loopback', () => {

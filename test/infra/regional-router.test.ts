@@ -315,6 +315,16 @@ describe('RegionalRouterStack from the default configuration', () => {
       template.hasResourceProperties('AWS::ApiGateway::Method', { AuthorizationType: 'AWS_IAM', HttpMethod: 'ANY' });
     });
 
+    test('the console is GET-only, served by the vault function, and nothing else under /console', () => {
+      const methods = apiMethods(template).filter((m) => m.path === '/console' || m.path.startsWith('/console/'));
+      expect(methods.map((m) => `${m.httpMethod} ${m.path}`).sort()).toEqual(['GET /console', 'GET /console/{asset}']);
+      const vaultFn = logicalIdOf(cell.stack.router.vaultFunction);
+      for (const m of methods) {
+        expect(m.props.Integration).toEqual(expect.objectContaining({ Type: 'AWS_PROXY' }));
+        expect(JSON.stringify((m.props.Integration as Json).Uri)).toContain(`"${vaultFn}"`);
+      }
+    });
+
     test('stage throttles and writes access logs to the encrypted access-log group', () => {
       template.resourceCountIs('AWS::ApiGateway::Stage', 1);
       const accessLogsId = logicalIdOf(
