@@ -13,14 +13,16 @@
  * decrypted plaintext) is zero-filled in `finally`. OpenSSL/V8 internal copies are out of reach.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { canonicalIdentity, encryptionContextOf, type SecretIdentity } from './canonical';
+import { canonicalEncode, canonicalIdentity, encryptionContextOf, type SecretIdentity } from './canonical';
 import { aesGcmOpen, aesGcmSeal, decodeBase64Strict, GCM_IV_BYTES, GCM_TAG_BYTES, hkdfSha256, zeroize } from './crypto-util';
 import { systemClock, type Clock, type DataKeyService } from './ports';
 
 export const SEALED_SECRET_FORMAT_VERSION = 1;
 export const SEALED_SECRET_ALGORITHM = 'SR1-HKDF-SHA256-AES256GCM';
 export const SECRET_KEY_SALT = 'sovereign-router/secret-key/v1';
+/** Legacy (unkeyed) fingerprints: 'sha256:' + 12 hex of SHA-256(domain ‖ plaintext). Read, never written. */
 export const FINGERPRINT_DOMAIN = 'sovereign-router/fingerprint/v1';
+export const FINGERPRINT_KEY_DOMAIN = 'sovereign-router/fingerprint-key/v2';
 export const DATA_KEY_BYTES = 32;
 export const TENANT_FACTOR_BYTES = 32;
 export const SECRET_FACTOR_DOMAIN = 'sovereign-router/secret-factor/v1';
@@ -45,7 +47,7 @@ export interface SealedSecret {
   secret: string;
   version: number;
   sovereign: boolean;
-  /** Non-secret display value: 'sha256:' + 12 hex. */
+  /** Non-secret display value: 'hmac:' + 16 hex, keyed per (region, tenant, provider). */
   fingerprint: string;
   createdAt: string;
   rotatedAt?: string;
@@ -57,7 +59,6 @@ export type SealedSecretErrorReason =
   | 'mode_mismatch'
   | 'bad_data_key'
   | 'integrity'
-  | 'fingerprint'
   | 'tenant_factor'
   | 'version_salt'
   /** The row is not the version the tenant META records (rolled back, or deleted and restored). */
@@ -80,10 +81,41 @@ export class SealedSecretError extends Error {
   }
 }
 
-/** 'sha256:' + first 12 hex of SHA-256(domain ‖ plaintext). Provider keys are high-entropy, so 48 bits reveal nothing useful. */
-export function fingerprintOf(plaintext: Buffer): string {
-  const hex = createHash('sha256').update(FINGERPRINT_DOMAIN, 'utf8').update(plaintext).digest('hex');
-  return 'sha256:' + hex.slice(0, 12);
+/** Whose fingerprints a fingerprint key makes: one key per region, tenant and provider. */
+export interface FingerprintScope {
+  readonly region: string;
+  readonly tenant: string;
+  readonly provider: string;
+}
+
+/**
+ * The fingerprint key of one (region, tenant, provider):
+ * HMAC-SHA256(regional pepper, canonicalEncode(FINGERPRINT_KEY_DOMAIN, [region, tenant, provider])).
+ * The caller zero-fills it after use.
+ */
+export function fingerprintKeyOf(pepper: Buffer, scope: FingerprintScope): Buffer {
+  if (!Buffer.isBuffer(pepper) || pepper.length < 32) throw new Error('fingerprintKeyOf: the pepper must be at least 32 bytes');
+  const info = canonicalEncode(FINGERPRINT_KEY_DOMAIN, [
+    ['region', scope.region],
+    ['tenant', scope.tenant],
+    ['provider', scope.provider],
+  ]);
+  return createHmac('sha256', pepper).update(info).digest();
+}
+
+/**
+ * 'hmac:' + first 16 hex of HMAC-SHA256(fingerprint key, plaintext). Keyed per tenant and
+ * provider, so the same provider key stored by two tenants (or for two providers) shows two
+ * unrelated values, and a table reader cannot test a guessed key against it without the pepper.
+ */
+export function fingerprintOf(plaintext: Buffer, fingerprintKey: Buffer): string {
+  if (!Buffer.isBuffer(fingerprintKey) || fingerprintKey.length !== 32) throw new Error('fingerprintOf: the fingerprint key must be 32 bytes');
+  return 'hmac:' + createHmac('sha256', fingerprintKey).update(plaintext).digest('hex').slice(0, 16);
+}
+
+/** The pre-v2 unkeyed fingerprint, for reading old records and tests only. */
+export function legacyFingerprintOf(plaintext: Buffer): string {
+  return 'sha256:' + createHash('sha256').update(FINGERPRINT_DOMAIN, 'utf8').update(plaintext).digest('hex').slice(0, 12);
 }
 
 /**
@@ -137,6 +169,8 @@ export interface SealOptions {
   tenantFactor?: Buffer;
   /** Sovereign mode only, required there: this version's 32 random bytes, stored in the tenant META. */
   versionSalt?: Buffer;
+  /** fingerprintKeyOf(pepper, {region, tenant, provider}); the caller zero-fills it. */
+  fingerprintKey: Buffer;
   clock?: Clock;
   /** Tests and vectors only. */
   iv?: Buffer;
@@ -172,7 +206,7 @@ export async function sealSecret(opts: SealOptions): Promise<SealedSecret> {
       secret: identity.secret,
       version: identity.version,
       sovereign: tenantFactor !== undefined,
-      fingerprint: fingerprintOf(plaintext),
+      fingerprint: fingerprintOf(plaintext, opts.fingerprintKey),
       createdAt,
     };
   } finally {
@@ -236,8 +270,8 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
     } catch {
       throw new SealedSecretError('integrity');
     }
-    // The fingerprint is outside the AAD; checking it here catches an edited display value.
-    if (fingerprintOf(plaintext) !== record.fingerprint) throw new SealedSecretError('fingerprint');
+    // The fingerprint is display metadata outside the AAD, keyed with the pepper; it is not
+    // checked here, so a pepper rotation never makes a secret unopenable.
     return await opts.use(plaintext);
   } finally {
     zeroize(dataKey, secretKey, plaintext);
@@ -245,7 +279,7 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
 }
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;
-const FINGERPRINT = /^sha256:[0-9a-f]{12}$/;
+const FINGERPRINT = /^(hmac:[0-9a-f]{16}|sha256:[0-9a-f]{12})$/;
 
 /**
  * Runtime validator for records read from storage. Returns a fresh object holding only the

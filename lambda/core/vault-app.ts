@@ -4,7 +4,7 @@ import { authenticate, Principal, storedRecordApiError } from './authenticate';
 import { SecretIdentity } from './canonical';
 import type { CellConfig } from './cell-config';
 import { zeroize } from './crypto-util';
-import { sealSecret, SealedSecret, VERSION_SALT_BYTES } from './envelope';
+import { fingerprintKeyOf, sealSecret, SealedSecret, VERSION_SALT_BYTES } from './envelope';
 import { ApiError, errorResponse, HttpRequest, HttpResponse, jsonResponse, parseJsonBody, presentedToken } from './http';
 import type { Clock, DataKeyService, PepperSource } from './ports';
 import { systemClock } from './ports';
@@ -144,13 +144,15 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
     const identity: SecretIdentity = { app: 'sovereign-router', region, tenant: p.tenant.tenantId, provider, secret: name, version };
     const plaintext = Buffer.from(apiKey, 'utf8');
     let factor: Buffer | undefined;
+    let fingerprintKey: Buffer | undefined;
     try {
       factor = factorOf(p);
+      fingerprintKey = fingerprintKeyOf(await deps.pepper.getPepper(), { region, tenant: p.tenant.tenantId, provider });
       const versionSalt = factor ? randomBytes(VERSION_SALT_BYTES) : undefined;
-      const sealed = await sealSecret({ identity, plaintext, dataKeys: deps.dataKeys, tenantFactor: factor, versionSalt, clock });
+      const sealed = await sealSecret({ identity, plaintext, dataKeys: deps.dataKeys, tenantFactor: factor, versionSalt, fingerprintKey, clock });
       return { sealed, current: { version, ...(versionSalt ? { salt: versionSalt.toString('base64') } : {}) } };
     } finally {
-      zeroize(plaintext, factor);
+      zeroize(plaintext, factor, fingerprintKey);
     }
   }
 

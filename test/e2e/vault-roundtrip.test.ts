@@ -5,7 +5,7 @@
  * directly and the audit chain is verified.
  */
 import { DeleteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { fingerprintOf, SealedSecretError } from '../../lambda/core/envelope';
+import { fingerprintKeyOf, fingerprintOf, SealedSecretError } from '../../lambda/core/envelope';
 import { computeVerifier, TOKEN_SCAN_PATTERN } from '../../lambda/core/token';
 import { createVaultApp } from '../../lambda/core/vault-app';
 import { cellFixture, CellFixture, TEST_PROVIDERS } from '../support/cell-fixture';
@@ -53,6 +53,11 @@ afterEach(() => {
 });
 
 const vaultFor = (token: string) => new VaultClient(apps.vault, token);
+
+/** The fingerprint the vault shows: keyed with the cell's pepper per (region, tenant, provider). */
+async function fingerprint(tenant: string, provider: string, apiKey: string): Promise<string> {
+  return fingerprintOf(Buffer.from(apiKey), fingerprintKeyOf(await f.pepper.getPepper(), { region: REGION, tenant, provider }));
+}
 
 function providerKey(provider: string, n = 1): string {
   return `sk-${provider}-test-${n}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
@@ -144,7 +149,7 @@ describe('provider secrets', () => {
         provider,
         name: 'default',
         version: 1,
-        fingerprint: fingerprintOf(Buffer.from(keys[provider])),
+        fingerprint: await fingerprint(id, provider, keys[provider]),
         sovereign: false,
         createdAt: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/),
       });
@@ -195,7 +200,7 @@ describe('provider secrets', () => {
       provider: 'openai',
       name: 'default',
       version: 2,
-      fingerprint: fingerprintOf(Buffer.from(rotatedKey)),
+      fingerprint: await fingerprint(id, 'openai', rotatedKey),
       sovereign: false,
       createdAt: before.createdAt,
       rotatedAt: expect.any(String),
@@ -242,6 +247,25 @@ describe('provider secrets', () => {
       'secret.stored',
     ]);
     expect(audit.body).not.toMatch(/sk-[a-z-]+-test-/);
+  });
+
+  it('fingerprints are keyed per tenant and provider: one key stored by two tenants, or for two providers, shows unrelated values', async () => {
+    const shared = providerKey('shared');
+    const fps: string[] = [];
+    for (const stem of ['fp-one', 'fp-two']) {
+      const id = tenantId(stem);
+      const vault = vaultFor((await admin.tenantWithToken(id)).token);
+      for (const provider of ['openai', 'acme-llm']) {
+        const res = await vault.storeSecret(provider, shared);
+        expect(res.status).toBe(201);
+        expect(res.json.fingerprint).toMatch(/^hmac:[0-9a-f]{16}$/);
+        expect(res.json.fingerprint).toBe(await fingerprint(id, provider, shared));
+        fps.push(res.json.fingerprint);
+      }
+      // Stable within one tenant and provider: re-storing the same key under another name shows the same value.
+      expect((await vault.storeSecret('openai', shared, 'again')).json.fingerprint).toBe(fps[fps.length - 2]);
+    }
+    expect(new Set(fps).size).toBe(4);
   });
 
   it('refuses a provider that is not enabled in the region', async () => {

@@ -2,7 +2,9 @@ import crypto from 'node:crypto';
 import fc from 'fast-check';
 import { encryptionContextOf, type SecretIdentity } from '../../../lambda/core/canonical';
 import {
+  fingerprintKeyOf,
   fingerprintOf,
+  legacyFingerprintOf,
   openSecret,
   parseSealedSecret,
   SealedSecretError,
@@ -35,12 +37,15 @@ class ContextBlindKms implements DataKeyService {
   }
 }
 
+/** The fingerprint key of (eu-central-1, acme, openai) under a test pepper. */
+const FP_KEY = fingerprintKeyOf(Buffer.alloc(32, 0x42), { region: 'eu-central-1', tenant: 'acme', provider: 'openai' });
+
 /** Sovereign seals and opens use this version salt unless a test passes another one. */
 const SALT = Buffer.alloc(32, 0x11);
 
 function seal(identity: SecretIdentity, kms: DataKeyService, extra: { tenantFactor?: Buffer; plaintext?: string; versionSalt?: Buffer } = {}): Promise<SealedSecret> {
   const versionSalt = extra.versionSalt ?? (extra.tenantFactor ? SALT : undefined);
-  return sealSecret({ identity, plaintext: Buffer.from(extra.plaintext ?? CANARY), dataKeys: kms, tenantFactor: extra.tenantFactor, versionSalt, clock });
+  return sealSecret({ identity, plaintext: Buffer.from(extra.plaintext ?? CANARY), dataKeys: kms, tenantFactor: extra.tenantFactor, versionSalt, fingerprintKey: FP_KEY, clock });
 }
 
 function open(record: SealedSecret, expected: SecretIdentity, kms: DataKeyService, tenantFactor?: Buffer, versionSalt?: Buffer): Promise<string> {
@@ -98,9 +103,9 @@ describe('sealSecret / openSecret round trip', () => {
       version: 1,
       sovereign: false,
       createdAt: '2025-03-04T05:06:07.089Z',
-      fingerprint: fingerprintOf(Buffer.from(CANARY)),
+      fingerprint: fingerprintOf(Buffer.from(CANARY), FP_KEY),
     });
-    expect(record.fingerprint).toMatch(/^sha256:[0-9a-f]{12}$/);
+    expect(record.fingerprint).toMatch(/^hmac:[0-9a-f]{16}$/);
     expect(Buffer.from(record.iv, 'base64')).toHaveLength(12);
     expect(Buffer.from(record.tag, 'base64')).toHaveLength(16);
     expect(record.rotatedAt).toBeUndefined();
@@ -125,10 +130,10 @@ describe('sealSecret / openSecret round trip', () => {
 
   it('validates seal inputs', async () => {
     const kms = new FakeDataKeys();
-    await expect(sealSecret({ identity: idA, plaintext: Buffer.alloc(0), dataKeys: kms })).rejects.toThrow(/non-empty/);
-    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, iv: Buffer.alloc(8) })).rejects.toThrow(/iv/);
-    await expect(sealSecret({ identity: { ...idA, tenant: 'X' }, plaintext: Buffer.from('x'), dataKeys: kms })).rejects.toThrow(/tenant/);
-    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, tenantFactor: Buffer.alloc(16) })).rejects.toThrow(SealedSecretError);
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.alloc(0), dataKeys: kms, fingerprintKey: FP_KEY })).rejects.toThrow(/non-empty/);
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, iv: Buffer.alloc(8), fingerprintKey: FP_KEY })).rejects.toThrow(/iv/);
+    await expect(sealSecret({ identity: { ...idA, tenant: 'X' }, plaintext: Buffer.from('x'), dataKeys: kms, fingerprintKey: FP_KEY })).rejects.toThrow(/tenant/);
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, tenantFactor: Buffer.alloc(16), fingerprintKey: FP_KEY })).rejects.toThrow(SealedSecretError);
     expect(kms.generateCalls).toBe(0);
   });
 });
@@ -204,10 +209,27 @@ describe('tampering', () => {
     expect(await rejection(open({ ...record, wrappedKey: flip(record.wrappedKey, 100) }, idA, kms))).toBeInstanceOf(FakeKmsError);
   });
 
-  it('an edited fingerprint is detected', async () => {
+  it('the fingerprint is display metadata: not checked on open (a pepper rotation must not lock secrets), but its shape is', async () => {
     const kms = new FakeDataKeys();
     const record = await seal(idA, kms);
-    expectSealedError(await rejection(open({ ...record, fingerprint: 'sha256:000000000000' }, idA, kms)), 'fingerprint');
+    expect(await open({ ...record, fingerprint: 'hmac:0000000000000000' }, idA, kms)).toBe(CANARY);
+    // Records sealed before keyed fingerprints still parse.
+    expect(await open({ ...record, fingerprint: legacyFingerprintOf(Buffer.from(CANARY)) }, idA, kms)).toBe(CANARY);
+    expectSealedError(await rejection(open({ ...record, fingerprint: 'hmac:00' }, idA, kms)), 'malformed');
+  });
+
+  it('fingerprints are keyed per tenant and provider: the same key shows unrelated values elsewhere', () => {
+    const pepper = Buffer.alloc(32, 0x42);
+    const key = Buffer.from(CANARY);
+    const fp = (tenant: string, provider: string, region = 'eu-central-1', p = pepper) => fingerprintOf(key, fingerprintKeyOf(p, { region, tenant, provider }));
+    const base = fp('acme', 'openai');
+    expect(fp('acme', 'openai')).toBe(base);
+    const others = [fp('globex', 'openai'), fp('acme', 'mistral'), fp('acme', 'openai', 'us-east-1'), fp('acme', 'openai', 'eu-central-1', Buffer.alloc(32, 0x43))];
+    expect(new Set([base, ...others]).size).toBe(5);
+    // Not the unkeyed hash, and ambiguous concatenations of tenant/provider do not collide.
+    expect(base.slice(5)).not.toBe(legacyFingerprintOf(key).slice(7));
+    expect(fp('ab-c', 'openai')).not.toBe(fp('ab', 'c-openai'));
+    expect(() => fingerprintKeyOf(Buffer.alloc(16), { region: 'eu-central-1', tenant: 'acme', provider: 'openai' })).toThrow(/pepper/);
   });
 
   it('unknown format or algorithm is malformed, before KMS', async () => {
@@ -267,7 +289,7 @@ describe('sovereign mode', () => {
       await rejection(openSecret({ record: standard, expected: idA, dataKeys: kms, versionSalt: Buffer.alloc(32, 1), use: (p) => p.toString() })),
       'version_salt',
     );
-    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, tenantFactor: factor })).rejects.toThrow(SealedSecretError);
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, tenantFactor: factor, fingerprintKey: FP_KEY })).rejects.toThrow(SealedSecretError);
   });
 
   it('a non-sovereign record refuses a factor', async () => {

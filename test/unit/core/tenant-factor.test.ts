@@ -109,7 +109,7 @@ describe('tenant factor', () => {
     const f = generateTenantFactor();
     const wrapped = wrapTenantFactor(f, bindA);
     const versionSalt = Buffer.alloc(32, 9);
-    const record = await sealSecret({ identity: id, plaintext: Buffer.from('mistral-key'), dataKeys: kms, tenantFactor: f, versionSalt });
+    const record = await sealSecret({ identity: id, plaintext: Buffer.from('mistral-key'), dataKeys: kms, tenantFactor: f, versionSalt, fingerprintKey: Buffer.alloc(32, 3) });
     f.fill(0);
 
     const factor = unwrapTenantFactor(wrapped, bindA);

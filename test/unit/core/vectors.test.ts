@@ -5,7 +5,7 @@
  */
 import { createCipheriv, createHash, createHmac, hkdfSync } from 'node:crypto';
 import { canonicalIdentity, encryptionContextOf, type SecretIdentity } from '../../../lambda/core/canonical';
-import { openSecret, parseSealedSecret, sealSecret, type SealedSecret } from '../../../lambda/core/envelope';
+import { fingerprintKeyOf, openSecret, parseSealedSecret, sealSecret, type SealedSecret } from '../../../lambda/core/envelope';
 import type { DataKeyService, EncryptionContext } from '../../../lambda/core/ports';
 import { unwrapTenantFactor, wrapTenantFactor } from '../../../lambda/core/tenant-factor';
 import { generateToken, parseToken } from '../../../lambda/core/token';
@@ -88,8 +88,18 @@ describe('sealed-secret v1 vectors', () => {
     expect(ct).toBe(v.expected.ciphertextHex);
     expect(tag).toBe(v.expected.tagHex);
 
-    const fp = createHash('sha256').update('sovereign-router/fingerprint/v1').update(v.plaintextUtf8).digest('hex').slice(0, 12);
-    expect(v.expected.fingerprint).toBe(`sha256:${fp}`);
+    // Keyed fingerprint: FK = HMAC-SHA256(pepper, canonical(region, tenant, provider)); 'hmac:' + 16 hex of HMAC-SHA256(FK, plaintext).
+    const fkInfo = encode(sealedVectors.fingerprintKeyDomain, [
+      ['region', id.region],
+      ['tenant', id.tenant],
+      ['provider', id.provider],
+    ]);
+    const fk = createHmac('sha256', hex(sealedVectors.pepperHex)).update(fkInfo).digest();
+    expect(fk.toString('hex')).toBe(v.expected.fingerprintKeyHex);
+    const fp = createHmac('sha256', fk).update(Buffer.from(v.plaintextUtf8, 'utf8')).digest('hex').slice(0, 16);
+    expect(v.expected.fingerprint).toBe(`hmac:${fp}`);
+    // Not the old unkeyed hash.
+    expect(fp).not.toContain(createHash('sha256').update('sovereign-router/fingerprint/v1').update(v.plaintextUtf8).digest('hex').slice(0, 12));
 
     expect(v.record).toMatchObject({
       algorithm: sealedVectors.algorithm,
@@ -116,6 +126,7 @@ describe('sealed-secret v1 vectors', () => {
       dataKeys: kms,
       tenantFactor,
       versionSalt,
+      fingerprintKey: fingerprintKeyOf(hex(sealedVectors.pepperHex), { region: id.region, tenant: id.tenant, provider: id.provider }),
       iv: hex(v.ivHex),
       clock: { now: () => new Date(record.createdAt) },
     });

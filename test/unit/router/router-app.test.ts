@@ -100,6 +100,7 @@ async function world(opts: { policy?: TenantPolicy; governance?: Governance; pro
       identity: { app: 'sovereign-router', region: REGION, tenant: tenantId, provider, secret: 'default', version: 1 },
       plaintext: Buffer.from(key),
       dataKeys: kms,
+      fingerprintKey: Buffer.alloc(32, 5),
     });
     store.putSecret(sealed);
   }
@@ -215,6 +216,7 @@ describe('normal path', () => {
       identity: { app: 'sovereign-router', region: REGION, tenant: 'unit-co', provider: 'openai', secret: 'team-b', version: 1 },
       plaintext: Buffer.from('sk-team-b-0123456789'),
       dataKeys: w.kms,
+      fingerprintKey: Buffer.alloc(32, 5),
     });
     w.store.putSecret(named);
     const { sink } = await w.call(chat('r'));
