@@ -102,6 +102,11 @@ const queryParams = z
  */
 export function parseUsageQuery(tenantId: string, params: Readonly<Record<string, string | undefined>>, now: number): UsageQuery {
   const defined = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined));
+  // Unknown names are refused without being echoed (a misplaced token must not come back in an error).
+  const known = Object.keys(queryParams.shape);
+  if (Object.keys(defined).some((k) => !known.includes(k))) {
+    throw new ApiError(400, 'invalid_request', `Invalid usage query: unknown parameter; accepted: ${known.join(', ')}.`);
+  }
   const p = validate(queryParams, defined, 'usage query');
   const monthStart = new Date(now);
   const defaultFrom = Date.UTC(monthStart.getUTCFullYear(), monthStart.getUTCMonth(), 1);

@@ -40,7 +40,8 @@ describe('parseUsageQuery', () => {
     [{ outcome: 'maybe' }, 'outcome'],
     [{ token: 'sr_eu_acme_secretlooking' }, 'token'],
     [{ model: 'gpt 4o' }, 'model'],
-    [{ tenant: 'other' }, 'Unrecognized'],
+    [{ tenant: 'other' }, 'unknown parameter'],
+    [{ sr_eu_acme_looksLikeAToken: 'x' }, 'unknown parameter'],
     [{ from: '2026-11-05', to: '2026-11-01' }, 'before'],
     [{ from: '2024-01-01', to: '2026-01-01' }, '400 days'],
   ])('rejects %j with a 400 that names the problem, never the value', (params, needle) => {
@@ -48,7 +49,10 @@ describe('parseUsageQuery', () => {
     expect(e).toBeInstanceOf(ApiError);
     expect(e.status).toBe(400);
     expect(e.message).toContain(needle);
-    for (const v of Object.values(params)) if (v.length > 4) expect(e.message).not.toContain(v);
+    for (const [k, v] of Object.entries(params)) {
+      if (v.length > 4) expect(e.message).not.toContain(v);
+      if (k.length > 8) expect(e.message).not.toContain(k);
+    }
   });
 
   test('forged, foreign and oversized cursors are 400 invalid_cursor', () => {
