@@ -49,8 +49,8 @@ function clientConfig(region: string, requestDeadlineMs: number) {
  * first asks for it (the admin function never builds a KMS client). `AWS_ENDPOINT_URL` (the
  * SDK's own setting) points them at the local emulator in tests.
  */
-export function cellClients(region: string, requestDeadlineMs = 300_000) {
-  const config = clientConfig(region, requestDeadlineMs);
+export function cellClients(region: string, requestDeadlineMs = 300_000, overrides: Record<string, unknown> = {}) {
+  const config = { ...clientConfig(region, requestDeadlineMs), ...overrides };
   let ddb: DynamoDBClient | undefined;
   let kms: KMSClient | undefined;
   let secrets: SecretsManagerClient | undefined;

@@ -1,0 +1,150 @@
+/**
+ * CPU per governed, non-streaming request on the router's main thread, with the production wiring
+ * (lambda/handlers/router-wiring.ts) and real AWS SDK v3 clients whose request handler answers
+ * in-process with zero latency, so SDK middleware (endpoint, retry, SigV4 signing, serde) is
+ * counted. The answers are recorded from moto on a first request and replayed after that; the
+ * provider answers in-process too. The split comes from a CPU profile, by source file.
+ */
+import { Session } from 'node:inspector/promises';
+import { Readable } from 'node:stream';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { HttpRequest, HttpResponse } from '@smithy/types';
+import type { ProviderClient } from '../lambda/core/router/provider-port';
+import { MemorySink } from '../lambda/core/router/response-sink';
+import { cellClients } from '../lambda/handlers/aws-clients';
+import { productionRouter } from '../lambda/handlers/router-wiring';
+import { testCredentials } from '../test/support/aws-clients';
+import { startRouterHarness } from '../test/support/router-harness';
+
+/** Records each AWS operation's answer from a real endpoint, then replays it without I/O. */
+class RecordReplayHandler {
+  readonly metadata = { handlerProtocol: 'http/1.1' };
+  replaying = false;
+  private readonly inner = new NodeHttpHandler();
+  private readonly answers = new Map<string, { statusCode: number; headers: Record<string, string>; body: Buffer }>();
+  readonly calls = new Map<string, number>();
+
+  async handle(request: HttpRequest): Promise<{ response: HttpResponse }> {
+    const op = String(request.headers['x-amz-target'] ?? request.headers['X-Amz-Target'] ?? '?');
+    this.calls.set(op, (this.calls.get(op) ?? 0) + 1);
+    if (this.replaying) {
+      const a = this.answers.get(op);
+      if (!a) throw new Error(`no recorded answer for ${op}`);
+      return { response: { statusCode: a.statusCode, headers: { ...a.headers }, body: Readable.from([a.body]) } };
+    }
+    const { response } = await this.inner.handle(request as never);
+    const chunks: Buffer[] = [];
+    for await (const c of response.body as AsyncIterable<Buffer>) chunks.push(Buffer.from(c));
+    const body = Buffer.concat(chunks);
+    const headers = { ...response.headers, 'content-length': String(body.length) };
+    this.answers.set(op, { statusCode: response.statusCode, headers, body });
+    return { response: { statusCode: response.statusCode, headers, body: Readable.from([body]) } };
+  }
+  updateHttpClientConfig(): void {}
+  httpHandlerConfigs() {
+    return {};
+  }
+  destroy(): void {
+    this.inner.destroy();
+  }
+}
+const COMPLETION = JSON.stringify({
+  id: 'chatcmpl-cpu',
+  object: 'chat.completion',
+  created: 1700000000,
+  model: 'gpt-4o-mini',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'pong' }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 8, completion_tokens: 1, total_tokens: 9 },
+});
+const inProcessProvider: ProviderClient = {
+  async send() {
+    return { status: 200, headers: new Headers({ 'content-type': 'application/json' }), body: new Response(COMPLETION).body };
+  },
+};
+
+export interface CpuResult {
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Percent of busy profile samples per part. */
+  readonly split: Record<'sdk' | 'crypto' | 'translation' | 'router' | 'node' | 'gc', number>;
+  readonly awsCallsPerRequest: Record<string, number>;
+}
+
+const category = (url: string, fn: string): keyof CpuResult['split'] => {
+  if (fn === '(garbage collector)') return 'gc';
+  if (/node_modules\/(@aws-sdk|@smithy|@aws-crypto|@aws)\//.test(url)) return 'sdk';
+  if (/lambda\/core\/(envelope|crypto-util|token|canonical|tenant-factor)\.ts/.test(url) || /lambda\/adapters\/kms-data-key-service/.test(url)) return 'crypto';
+  if (/lambda\/core\/(translate\/|router\/upstream-exchange|sse)/.test(url)) return 'translation';
+  if (/\/(lambda|local)\//.test(url)) return 'router';
+  return 'node';
+};
+
+export async function cpuPerRequest(opts: { requests?: number } = {}): Promise<CpuResult> {
+  const n = opts.requests ?? 3000;
+  const h = await startRouterHarness();
+  try {
+    const { invokeToken } = await h.tenant('cpu', { policy: { monthlyBudgetUsd: 1_000_000 } });
+    const handler = new RecordReplayHandler();
+    const clients = cellClients(h.cell.config.region, h.cell.config.requestDeadlineMs, { endpoint: h.moto.endpoint, credentials: testCredentials, requestHandler: handler });
+    const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const router = productionRouter({ config: h.cell.config, clients, providers: inProcessProvider, log: silent, emitMetric: () => undefined });
+    const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'ping' }] });
+    const one = async () => {
+      const sink = new MemorySink();
+      const record = await router({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', authorization: `Bearer ${invokeToken}` }, body, sourceIp: '203.0.113.7' }, sink);
+      if (sink.status !== 200 || record?.decision !== 'ok' || !(record.costUsd! > 0)) throw new Error(`cpu bench request failed: ${sink.status} ${sink.body}`);
+    };
+    await one(); // records every answer (and caches the pepper)
+    await one();
+    handler.replaying = true;
+    handler.calls.clear();
+    for (let i = 0; i < 500; i++) await one();
+    const awsCallsPerRequest = Object.fromEntries([...handler.calls].map(([k, v]) => [k.split('.').pop()!, Math.round((v / 500) * 100) / 100]));
+
+    const samples: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const c0 = process.cpuUsage();
+      await one();
+      const c = process.cpuUsage(c0);
+      samples.push((c.user + c.system) / 1000);
+    }
+    samples.sort((a, b) => a - b);
+
+    const session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 50 });
+    await session.post('Profiler.start');
+    for (let i = 0; i < 1000; i++) await one();
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+    const split = { sdk: 0, crypto: 0, translation: 0, router: 0, node: 0, gc: 0 };
+    const deltas = profile.timeDeltas ?? [];
+    (profile.samples ?? []).forEach((id, i) => {
+      const node = byId.get(id)!;
+      const fn = node.callFrame.functionName;
+      if (fn === '(idle)' || fn === '(program)') return;
+      split[category(node.callFrame.url, fn)] += deltas[i] ?? 0;
+    });
+    const busy = Object.values(split).reduce((a, b) => a + b, 0);
+    const pct = (k: keyof typeof split) => Math.round((split[k] / busy) * 1000) / 10;
+    return {
+      p50Ms: samples[Math.floor(samples.length / 2)],
+      p99Ms: samples[Math.floor(samples.length * 0.99)],
+      split: { sdk: pct('sdk'), crypto: pct('crypto'), translation: pct('translation'), router: pct('router'), node: pct('node'), gc: pct('gc') },
+      awsCallsPerRequest,
+    };
+  } finally {
+    await h.close();
+  }
+}
+
+if (require.main === module) {
+  cpuPerRequest()
+    .then((r) => console.log(JSON.stringify(r, null, 2)))
+    .catch((e) => {
+      console.error(e);
+      process.exitCode = 1;
+    });
+}

@@ -1,0 +1,255 @@
+/**
+ * Side by side on loopback, one run: the local sovereign-router gateway, the Portkey gateway
+ * (npm @portkey-ai/gateway) and the LiteLLM proxy (PyPI litellm[proxy], in a bench-only venv
+ * .venv-bench) over the same fake OpenAI-compatible upstream, each in its own process, measured by
+ * the same load generator (its own process), interleaved over rounds. "Added" is a gateway's
+ * figure minus the upstream called directly in the same round; results are medians over rounds.
+ */
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { freePort } from '../local/free-port';
+
+const ROOT = resolve(__dirname, '..');
+const VENV = join(ROOT, '.venv-bench');
+const LITELLM_VERSION = '1.108.*';
+const MODEL = 'gpt-4o-mini';
+const BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'ping' }], max_tokens: 16 });
+const STREAM_BODY = JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'ping' }], max_tokens: 16, stream: true });
+
+export interface PeerGoal {
+  readonly name: string;
+  readonly value: number;
+  readonly unit: string;
+  readonly goal: number;
+  readonly lowerIsBetter: boolean;
+  readonly note?: string;
+}
+
+interface Target {
+  readonly name: 'upstream' | 'sovereign-router' | 'portkey' | 'litellm';
+  readonly url: string;
+  readonly headers: Record<string, string>;
+}
+
+interface Load {
+  requests: number;
+  errors: number;
+  firstError?: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  ttftP50: number;
+}
+
+const children: ChildProcess[] = [];
+
+function start(cmd: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000): Promise<{ proc: ChildProcess; match: RegExpMatchArray }> {
+  const proc = spawn(cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  children.push(proc);
+  let out = '';
+  return new Promise((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`${cmd} did not start within ${timeoutMs} ms:\n${out.slice(-2000)}`)), timeoutMs);
+    const onData = (d: Buffer) => {
+      if (out.length < 1_000_000) out += d.toString();
+      const m = ready.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        ok({ proc, match: m });
+      }
+    };
+    // Keep draining: a child blocked on a full pipe would look slow.
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`${cmd} exited (${code}):\n${out.slice(-2000)}`));
+    });
+  });
+}
+
+async function waitHttp(url: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      if (res.status < 500) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function json(url: string, init: { method: string; token?: string; body?: unknown }): Promise<any> {
+  const res = await fetch(url, {
+    method: init.method,
+    headers: { 'content-type': 'application/json', ...(init.token ? { authorization: `Bearer ${init.token}` } : {}) },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  const out = await res.json();
+  if (res.status >= 300) throw new Error(`${init.method} ${url}: ${res.status} ${JSON.stringify(out)}`);
+  return out;
+}
+
+async function startSovereign(upstream: string): Promise<Target> {
+  const port = await freePort();
+  const { match } = await start(process.execPath, ['--import', 'tsx', 'local/start.ts', '--port', String(port), '--openai-base-url', upstream], /listening on (http:\/\/127\.0\.0\.1:\d+)/, {
+    AWS_EC2_METADATA_DISABLED: 'true',
+  });
+  const url = match[1];
+  // A governed tenant (monthly budget, so every request reserves and settles), as deployed.
+  const created = await json(`${url}/admin/tenants`, { method: 'POST', body: { tenantId: 'bench', mode: 'managed', policy: { monthlyBudgetUsd: 100_000 } } });
+  await json(`${url}/vault/secrets`, { method: 'POST', token: created.token, body: { provider: 'openai', apiKey: 'sk-bench-upstream-key' } });
+  const invoke = await json(`${url}/vault/tokens`, { method: 'POST', token: created.token, body: { role: 'invoke', label: 'bench' } });
+  return { name: 'sovereign-router', url: `${url}/v1/chat/completions`, headers: { authorization: `Bearer ${invoke.token}` } };
+}
+
+async function startPortkey(upstream: string): Promise<Target> {
+  const port = await freePort();
+  await start(process.execPath, [join(ROOT, 'node_modules/@portkey-ai/gateway/build/start-server.js'), `--port=${port}`, '--headless'], /ready|listening|running|http:\/\//i, { NODE_ENV: 'production' });
+  await waitHttp(`http://127.0.0.1:${port}/`);
+  return {
+    name: 'portkey',
+    url: `http://127.0.0.1:${port}/v1/chat/completions`,
+    headers: { authorization: 'Bearer sk-bench-upstream-key', 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream}/v1` },
+  };
+}
+
+/** The bench-only venv with the LiteLLM proxy (never the shared .venv of moto and cfn-lint). */
+function ensureLiteLlm(): string {
+  const bin = join(VENV, 'bin', 'litellm');
+  if (existsSync(bin)) return bin;
+  console.error(`bench: creating ${VENV} with litellm[proxy]==${LITELLM_VERSION} (first run only, a few minutes)`);
+  execFileSync('python3', ['-m', 'venv', VENV], { stdio: 'inherit' });
+  execFileSync(join(VENV, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `litellm[proxy]==${LITELLM_VERSION}`], { stdio: 'inherit' });
+  return bin;
+}
+
+async function startLiteLlm(upstream: string): Promise<Target> {
+  const bin = ensureLiteLlm();
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sr-litellm-'));
+  const config = join(dir, 'config.yaml');
+  writeFileSync(
+    config,
+    [
+      'model_list:',
+      `  - model_name: ${MODEL}`,
+      '    litellm_params:',
+      `      model: openai/${MODEL}`,
+      `      api_base: ${upstream}/v1`,
+      '      api_key: sk-bench-upstream-key',
+      'litellm_settings:',
+      '  telemetry: false',
+      '  drop_params: true',
+      '',
+    ].join('\n'),
+  );
+  await start(bin, ['--config', config, '--port', String(port), '--host', '127.0.0.1'], /Uvicorn running|Application startup complete|running on/i, {
+    LITELLM_LOCAL_MODEL_COST_MAP: 'True',
+    LITELLM_LOG: 'ERROR',
+    LITELLM_TELEMETRY: 'False',
+    DISABLE_SCHEMA_UPDATE: 'True',
+    NO_PROXY: '*',
+  });
+  await waitHttp(`http://127.0.0.1:${port}/health/liveliness`);
+  return { name: 'litellm', url: `http://127.0.0.1:${port}/v1/chat/completions`, headers: { authorization: 'Bearer sk-anything' } };
+}
+
+function load(t: Target, o: { concurrency: number; requests?: number; durationMs?: number; stream?: boolean; warmup?: number }): Promise<Load> {
+  return new Promise((ok, fail) => {
+    const proc = spawn(process.execPath, [join(__dirname, 'peers', 'load.mjs'), JSON.stringify({ url: t.url, headers: t.headers, body: o.stream ? STREAM_BODY : BODY, ...o })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    proc.stdout.on('data', (d) => (out += d));
+    proc.once('exit', (code) => (code === 0 ? ok(JSON.parse(out) as Load) : fail(new Error(`load generator exited ${code} against ${t.name}`))));
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+export interface PeersOptions {
+  readonly rounds?: number;
+}
+
+export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
+  const rounds = Math.max(5, opts.rounds ?? 5);
+  try {
+    const up = await start(process.execPath, [join(__dirname, 'peers', 'fake-upstream.mjs'), String(await freePort())], /listening (\d+)/);
+    const upstream = `http://127.0.0.1:${up.match[1]}`;
+    const direct: Target = { name: 'upstream', url: `${upstream}/v1/chat/completions`, headers: { authorization: 'Bearer sk-bench-upstream-key' } };
+    console.error('bench: starting sovereign-router (local), Portkey and LiteLLM over one fake upstream...');
+    const [sovereign, portkey, litellm] = await Promise.all([startSovereign(upstream), startPortkey(upstream), startLiteLlm(upstream)]);
+    const targets = [direct, sovereign, portkey, litellm];
+    const per = new Map<string, { p50: number[]; p99_16: number[]; rps16: number[]; errors16: number[]; ttft: number[]; firstError?: string }>();
+    for (const t of targets) per.set(t.name, { p50: [], p99_16: [], rps16: [], errors16: [], ttft: [] });
+
+    for (let round = 0; round < rounds; round++) {
+      // Interleaved: each round visits every target, in a rotated order.
+      const order = targets.map((_, i) => targets[(i + round) % targets.length]);
+      for (const t of order) {
+        const m = per.get(t.name)!;
+        const one = await load(t, { concurrency: 1, requests: 300, durationMs: 4_000 });
+        const many = await load(t, { concurrency: 16, durationMs: 4_000, warmup: 64 });
+        const stream = await load(t, { concurrency: 1, requests: 200, durationMs: 3_000, stream: true });
+        m.p50.push(one.p50);
+        m.p99_16.push(many.p99);
+        m.rps16.push(many.rps);
+        m.errors16.push(many.errors + one.errors + stream.errors);
+        m.ttft.push(stream.ttftP50);
+        m.firstError ??= many.firstError ?? one.firstError ?? stream.firstError;
+      }
+      console.error(`bench: peers round ${round + 1}/${rounds} done`);
+    }
+
+    // Added over the upstream called directly, per round, then the median over rounds.
+    const added = (name: string, key: 'p50' | 'p99_16' | 'ttft') => median(per.get(name)![key].map((v, i) => v - per.get('upstream')![key][i]));
+    const table: string[] = ['', 'side by side (loopback, same fake upstream, medians over ' + rounds + ' interleaved rounds)', '| | sovereign-router (local) | Portkey 1.15.2 | LiteLLM 1.108 | upstream direct |', '|---|---|---|---|---|'];
+    const row = (label: string, f: (n: string) => string) => table.push(`| ${label} | ${['sovereign-router', 'portkey', 'litellm', 'upstream'].map(f).join(' | ')} |`);
+    row('added p50, 1 client (ms)', (n) => (n === 'upstream' ? `${r2(median(per.get(n)!.p50))} (absolute)` : String(r2(added(n, 'p50')))));
+    row('added p99, 16 clients (ms)', (n) => (n === 'upstream' ? `${r2(median(per.get(n)!.p99_16))} (absolute)` : String(r2(added(n, 'p99_16')))));
+    row('throughput, 16 clients (req/s)', (n) => String(Math.round(median(per.get(n)!.rps16))));
+    row('errors (all runs)', (n) => String(per.get(n)!.errors16.reduce((a, b) => a + b, 0)));
+    row('added time to first SSE chunk p50 (ms)', (n) => (n === 'upstream' ? `${r2(median(per.get(n)!.ttft))} (absolute)` : String(r2(added(n, 'ttft')))));
+    console.log(table.join('\n'));
+    for (const [n, m] of per) if (m.firstError) console.log(`first error from ${n}: ${m.firstError}`);
+
+    const sr = (k: 'p50' | 'p99_16' | 'ttft') => added('sovereign-router', k);
+    const pk = (k: 'p50' | 'p99_16' | 'ttft') => added('portkey', k);
+    const srErrors = per.get('sovereign-router')!.errors16.reduce((a, b) => a + b, 0);
+    return [
+      { name: 'peers: added p50, 1 client', value: r2(sr('p50')), unit: 'ms', goal: 1, lowerIsBetter: true },
+      { name: 'peers: added p50 / Portkey added p50', value: r2(sr('p50') / pk('p50')), unit: 'x', goal: 0.5, lowerIsBetter: true, note: `Portkey ${r2(pk('p50'))} ms, LiteLLM ${r2(added('litellm', 'p50'))} ms` },
+      { name: 'peers: throughput, 16 clients', value: Math.round(median(per.get('sovereign-router')!.rps16)), unit: 'req/s', goal: 1000, lowerIsBetter: false, note: `Portkey ${Math.round(median(per.get('portkey')!.rps16))}, LiteLLM ${Math.round(median(per.get('litellm')!.rps16))}` },
+      { name: 'peers: errors (all runs)', value: srErrors, unit: '', goal: 0, lowerIsBetter: true },
+      { name: 'peers: added p99 16 clients minus Portkey', value: r2(sr('p99_16') - pk('p99_16')), unit: 'ms', goal: -0.01, lowerIsBetter: true, note: `ours ${r2(sr('p99_16'))} ms, Portkey ${r2(pk('p99_16'))} ms (ratio ${r2(sr('p99_16') / pk('p99_16'))}x)` },
+      { name: 'peers: added time to first SSE chunk p50', value: r2(sr('ttft')), unit: 'ms', goal: 1, lowerIsBetter: true, note: `Portkey ${r2(pk('ttft'))} ms, LiteLLM ${r2(added('litellm', 'ttft'))} ms` },
+    ];
+  } finally {
+    for (const c of children) {
+      try {
+        if (c.pid) process.kill(-c.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+if (require.main === module) {
+  peersBench({ rounds: Number(process.env.BENCH_ROUNDS ?? 5) })
+    .then((goals) => {
+      for (const g of goals) console.log(`${(g.lowerIsBetter ? g.value <= g.goal : g.value >= g.goal) ? 'ok  ' : 'MISS'} ${g.name}: ${g.value} ${g.unit} (goal ${g.lowerIsBetter ? '≤' : '≥'} ${g.goal})${g.note ? ` — ${g.note}` : ''}`);
+    })
+    .catch((err) => {
+      console.error(err);
+      process.exitCode = 1;
+    });
+}
