@@ -67,6 +67,7 @@ export function renderTimeline(state: TimelineState, budgetUsd: number | undefin
     card('Spend', usd(spend), 'spend'),
     card('Monthly budget', budgetUsd === undefined ? 'none' : usd(budgetUsd), 'budget'),
     card('TTFT p50 / p95', ttfts.length ? `${percentile(ttfts, 50)} / ${percentile(ttfts, 95)} ms` : '–', 'ttft'),
+    card('Fell back', String(rows.filter((r) => r.fallbackChain.length > 1).length), 'fallbacks'),
     card('Denied', String(denied), 'denied'),
     card('Errors', String(rows.filter((r) => r.outcome === 'error').length), 'errors'),
   );

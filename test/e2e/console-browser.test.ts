@@ -168,6 +168,7 @@ test('sign in, create a token, see SDK traffic with cost and TTFT, hit the budge
   expect(deniedRow?.[col('Denial reason')]).toBe('budget_exceeded');
   expect(await page.$$eval('.chart-host canvas', (c) => c.length)).toBe(3);
   expect(await text('[data-metric="denied"] strong')).toBe('1');
+  expect(await text('[data-metric="fallbacks"] strong')).toBe('1');
   expect(await text('[data-metric="budget"] strong')).toBe('$25.0000');
   await page.screenshot({ path: join(DOCS, 'console-timeline.png'), fullPage: true });
 
