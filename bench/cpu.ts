@@ -127,6 +127,15 @@ export async function cpuPerRequest(opts: { requests?: number } = {}): Promise<C
       if (fn === '(idle)' || fn === '(program)') return;
       split[category(node.callFrame.url, fn)] += deltas[i] ?? 0;
     });
+    if (process.env.BENCH_CPU_TOP) {
+      const self = new Map<string, number>();
+      (profile.samples ?? []).forEach((id, i) => {
+        const node = byId.get(id)!;
+        const key = `${node.callFrame.functionName || '(anon)'} ${node.callFrame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/(lambda|bench)\//, '$1/')}:${node.callFrame.lineNumber}`;
+        self.set(key, (self.get(key) ?? 0) + (deltas[i] ?? 0));
+      });
+      for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.BENCH_CPU_TOP))) console.error(`${(v / 1000).toFixed(1).padStart(8)} ms  ${k}`);
+    }
     const busy = Object.values(split).reduce((a, b) => a + b, 0);
     const pct = (k: keyof typeof split) => Math.round((split[k] / busy) * 1000) / 10;
     return {
