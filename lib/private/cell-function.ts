@@ -7,22 +7,22 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { ESBUILD_EXTERNALS, ESBUILD_TARGET, HandlerName } from './bundle-options';
 import { LOG_WRITE_ACTIONS, XRAY_WRITE_ACTIONS } from './iam-actions';
 
-/** esbuild settings shared by every function; `target` stays node20 so tests run the same code. */
+/** esbuild settings of NodejsFunction (source checkouts); scripts/build-bundles.ts uses the same. */
 export const BUNDLING: nodejs.BundlingOptions = {
   minify: true,
   sourceMap: true,
   sourcesContent: false,
-  target: 'node20',
+  target: ESBUILD_TARGET,
   format: nodejs.OutputFormat.CJS,
-  // The Node.js 22 runtime ships AWS SDK v3; leaving it out keeps bundles small and init fast.
-  externalModules: ['@aws-sdk/*'],
+  externalModules: [...ESBUILD_EXTERNALS],
 };
 
 export interface CellFunctionProps {
   /** Handler file name under lambda/handlers, without extension. */
-  readonly handler: 'router' | 'vault' | 'admin';
+  readonly handler: HandlerName;
   readonly description: string;
   readonly environment: Record<string, string>;
   readonly logKey: kms.IKey;
@@ -42,11 +42,21 @@ export function handlerEntry(handler: string): string {
 }
 
 /**
+ * The bundle built with the package (`npm run build` writes dist/bundles/<handler>/index.js next
+ * to dist/lib), or undefined in a source checkout, where NodejsFunction bundles with the local
+ * esbuild instead. A consumer of the published package therefore needs neither esbuild nor Docker.
+ */
+export function prebuiltBundle(handler: string): string | undefined {
+  const dir = path.join(__dirname, '..', '..', 'bundles', handler);
+  return fs.existsSync(path.join(dir, 'index.js')) ? dir : undefined;
+}
+
+/**
  * A function with its own role (no managed policies), its own encrypted log group with
  * retention, active tracing, arm64 and Node.js 22.
  */
 export class CellFunction extends Construct {
-  public readonly function: nodejs.NodejsFunction;
+  public readonly function: lambda.Function;
   public readonly role: iam.Role;
   public readonly logGroup: logs.LogGroup;
 
@@ -69,9 +79,7 @@ export class CellFunction extends Construct {
     );
     this.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: [...XRAY_WRITE_ACTIONS], resources: ['*'] }));
 
-    this.function = new nodejs.NodejsFunction(this, 'Function', {
-      entry: handlerEntry(props.handler),
-      handler: 'handler',
+    const common = {
       description: props.description,
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
@@ -83,8 +91,11 @@ export class CellFunction extends Construct {
       logGroup: this.logGroup,
       tracing: lambda.Tracing.ACTIVE,
       environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
-      bundling: BUNDLING,
-    });
+    } satisfies Partial<lambda.FunctionProps>;
+    const bundle = prebuiltBundle(props.handler);
+    this.function = bundle
+      ? new lambda.Function(this, 'Function', { ...common, code: lambda.Code.fromAsset(bundle), handler: 'index.handler' })
+      : new nodejs.NodejsFunction(this, 'Function', { ...common, entry: handlerEntry(props.handler), handler: 'handler', bundling: BUNDLING });
 
     Validations.of(this.role).acknowledge(
       {
