@@ -3,7 +3,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { AUDIT_APPEND_ACTIONS, TABLE_READ_ACTIONS, TABLE_WRITE_ACTIONS } from './private/iam-actions';
+import { AUDIT_APPEND_ACTIONS, TABLE_READ_ACTIONS, TABLE_WRITE_ACTIONS, USAGE_APPEND_ACTIONS } from './private/iam-actions';
 import { KeyAttribute, TABLE_SCHEMAS, TableName, TableSchema } from './table-schemas';
 
 export interface RouterTablesProps {
@@ -28,6 +28,9 @@ export interface RouterTablesProps {
 export class RouterTables extends Construct {
   public readonly tenants: dynamodb.ITable;
   public readonly tokens: dynamodb.ITable;
+  /** Governance counters and reservations: small, hot, transactional. */
+  public readonly counters: dynamodb.ITable;
+  /** Per-request usage records: append-only, growing, TTL. */
   public readonly usage: dynamodb.ITable;
   public readonly audit: dynamodb.ITable;
 
@@ -57,6 +60,7 @@ export class RouterTables extends Construct {
     };
     this.tenants = make(TABLE_SCHEMAS.tenants);
     this.tokens = make(TABLE_SCHEMAS.tokens);
+    this.counters = make(TABLE_SCHEMAS.counters);
     this.usage = make(TABLE_SCHEMAS.usage);
     this.audit = make(TABLE_SCHEMAS.audit);
   }
@@ -74,6 +78,11 @@ export class RouterTables extends Construct {
   /** Read and write items of a table. */
   public grantReadWrite(name: TableName, grantee: iam.IGrantable): iam.Grant {
     return this.grantOn(name, grantee, [...TABLE_READ_ACTIONS, ...TABLE_WRITE_ACTIONS]);
+  }
+
+  /** Append usage records and get one by key (PutItem, GetItem): no query, update or delete. */
+  public grantUsageAppend(grantee: iam.IGrantable): iam.Grant {
+    return this.grantOn('usage', grantee, USAGE_APPEND_ACTIONS);
   }
 
   /** Append to and read the audit table; no update and no delete. */

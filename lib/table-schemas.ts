@@ -39,7 +39,18 @@ export const TABLE_SCHEMAS = {
       { indexName: 'byTenant', partitionKey: { name: 'tenantId', type: 'S' }, sortKey: { name: 'tokenId', type: 'S' } },
     ],
   },
-  /** Spend, rate counters and per-request usage records; counters and reservations expire. */
+  /**
+   * Governance: spend counters, rate windows and in-flight reservations. Small and hot, written
+   * by transactions; kept apart from the usage log so no transaction's cost grows with history.
+   * Rate windows and reservations expire (TTL).
+   */
+  counters: {
+    id: 'Counters',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    timeToLiveAttribute: 'expiresAt',
+  },
+  /** Per-request usage records (`REQ#<tenant>` / `<at>#<requestId>`): append-only, expire after 400 days. */
   usage: {
     id: 'Usage',
     partitionKey: { name: 'pk', type: 'S' },

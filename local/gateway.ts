@@ -101,7 +101,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       providers: new ProviderHttpClient(),
       breaker: new CircuitBreaker(),
       // The same budgets, rate limits and allowlists as the deployed router.
-      governance: new DynamoGovernance(ddb, { table: config.tables.usage, prices: config.prices, log }),
+      governance: new DynamoGovernance(ddb, { table: config.tables.counters, usageRecordsTable: config.tables.usage, prices: config.prices, log }),
       log,
     });
 

@@ -8,6 +8,9 @@ import { UsageRecord, usageRecordKey } from '../core/router/usage-record';
 export interface RouterTableNames {
   readonly tenants: string;
   readonly tokens: string;
+  /** Governance counters, read with the request. */
+  readonly counters: string;
+  /** Usage records, appended after the response. */
   readonly usage: string;
 }
 
@@ -38,7 +41,7 @@ export class DynamoRouterStore implements RouterStore {
         ConsistentRead: true,
       },
       ...(counterKeys.length > 0
-        ? { [this.tables.usage]: { Keys: counterKeys.map((k) => ({ pk: k.pk, sk: k.sk })), ConsistentRead: true } }
+        ? { [this.tables.counters]: { Keys: counterKeys.map((k) => ({ pk: k.pk, sk: k.sk })), ConsistentRead: true } }
         : {}),
     };
     const items: { table: string; item: Record<string, unknown> }[] = [];
@@ -57,7 +60,7 @@ export class DynamoRouterStore implements RouterStore {
     const secrets = new Map<string, RawItem>();
     const counters = new Map<string, Record<string, unknown>>();
     for (const { table, item } of items) {
-      if (table === this.tables.usage) counters.set(counterId({ pk: String(item.pk), sk: String(item.sk) }), item);
+      if (table === this.tables.counters) counters.set(counterId({ pk: String(item.pk), sk: String(item.sk) }), item);
       else if (table === this.tables.tokens) token = item;
       else if (item.sk === 'META') tenant = stripKeys<RawItem>(item);
       else if (typeof item.sk === 'string' && item.sk.startsWith('SECRET#')) secrets.set(item.sk.slice('SECRET#'.length), stripKeys<RawItem>(item));

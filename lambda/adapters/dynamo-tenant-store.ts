@@ -22,8 +22,8 @@ export interface TableNames {
   readonly tenants: string;
   readonly tokens: string;
   readonly audit: string;
-  /** The usage table, for the admin usage report (read only). */
-  readonly usage?: string;
+  /** The counters table, for the admin usage report (read only). */
+  readonly counters?: string;
 }
 
 type TransactItems = NonNullable<TransactWriteCommandInput['TransactItems']>;
@@ -179,9 +179,9 @@ export class DynamoTenantStore implements TenantStore {
     return clear ? rest : { ...rest, limits };
   }
 
-  async getUsageItems(keys: readonly { readonly pk: string; readonly sk: string }[]): Promise<Map<string, Record<string, unknown>>> {
-    const table = this.tables.usage;
-    if (!table) throw new Error('DynamoTenantStore: no usage table configured');
+  async getCounterItems(keys: readonly { readonly pk: string; readonly sk: string }[]): Promise<Map<string, Record<string, unknown>>> {
+    const table = this.tables.counters;
+    if (!table) throw new Error('DynamoTenantStore: no counters table configured');
     const out = new Map<string, Record<string, unknown>>();
     for (let i = 0; i < keys.length; i += 100) {
       let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean }> | undefined = {

@@ -69,7 +69,7 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
   const usageOf = async (tenant: TenantRecord, period?: string) => {
     const now = clock.now().getTime();
     const tokens = await deps.store.listTokens(tenant.tenantId);
-    const items = await deps.store.getUsageItems(usageReportKeys(tenant.tenantId, tokens, now, period ?? monthKey(now)));
+    const items = await deps.store.getCounterItems(usageReportKeys(tenant.tenantId, tokens, now, period ?? monthKey(now)));
     return usageReport({ tenant, tokens, items, now, period });
   };
   const activeOr409 = (t: TenantRecord): TenantRecord => {

@@ -25,7 +25,7 @@ export interface CellConfig {
   readonly providers: Readonly<Record<string, ProviderEndpointConfig>>;
   readonly maxRequestBytes: number;
   readonly requestDeadlineMs: number;
-  readonly tables: { readonly tenants: string; readonly tokens: string; readonly usage: string; readonly audit: string };
+  readonly tables: { readonly tenants: string; readonly tokens: string; readonly counters: string; readonly usage: string; readonly audit: string };
   /** Price overrides merged over the built-in price table (PRICE_TABLE, optional). */
   readonly prices?: PriceTableConfig;
 }
@@ -62,6 +62,7 @@ export function cellConfigFromEnv(env: Readonly<Record<string, string | undefine
     tables: {
       tenants: need('TENANTS_TABLE'),
       tokens: need('TOKENS_TABLE'),
+      counters: need('COUNTERS_TABLE'),
       usage: need('USAGE_TABLE'),
       audit: need('AUDIT_TABLE'),
     },

@@ -51,8 +51,8 @@ export interface TenantStore {
    */
   updateTokenLimits(tenantId: string, tokenId: string, limits: Limits, audit: AuditEventInput): Promise<TokenRecord | undefined>;
 
-  /** Usage-table items (spend and rate counters) by key, keyed `pk|sk`; missing items are absent. */
-  getUsageItems(keys: readonly { readonly pk: string; readonly sk: string }[]): Promise<Map<string, Record<string, unknown>>>;
+  /** Governance counter items (spend and rate windows) by key, keyed `pk|sk`; missing items are absent. */
+  getCounterItems(keys: readonly { readonly pk: string; readonly sk: string }[]): Promise<Map<string, Record<string, unknown>>>;
 
   getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined>;
   listSecrets(tenantId: string): Promise<SealedSecret[]>;

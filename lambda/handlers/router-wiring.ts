@@ -29,8 +29,8 @@ export function productionRouter(o: {
     pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
     dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn),
     providers: o.providers,
-    // Budgets, RPM/TPM and allowlists on the usage table, priced with the cell's price table.
-    governance: new DynamoGovernance(clients.ddb, { table: config.tables.usage, prices: config.prices, log }),
+    // Budgets, RPM/TPM and allowlists on the counters table, priced with the cell's price table.
+    governance: new DynamoGovernance(clients.ddb, { table: config.tables.counters, usageRecordsTable: config.tables.usage, prices: config.prices, log }),
     breaker: new CircuitBreaker(),
     log,
     emitMetric: o.emitMetric,

@@ -82,6 +82,12 @@ export const TABLE_WRITE_ACTIONS = [
   'dynamodb:BatchWriteItem',
 ] as const;
 
+/**
+ * The router appends usage records and reads one back by key (the reclaim of a reservation whose
+ * settle failed charges the cost that request recorded); it never queries, updates or deletes them.
+ */
+export const USAGE_APPEND_ACTIONS = ['dynamodb:PutItem', 'dynamodb:GetItem'] as const;
+
 /** Audit events are appended, never updated or deleted, by any function. */
 export const AUDIT_APPEND_ACTIONS = ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:GetItem'] as const;
 

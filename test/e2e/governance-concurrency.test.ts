@@ -7,7 +7,7 @@ import { ApiError } from '../../lambda/core/http';
 import { planAdmission } from '../../lambda/core/governance/admission';
 import type { Admission } from '../../lambda/core/router/governance';
 import { RouterHarness, startRouterHarness } from '../support/router-harness';
-import { admissionRequests, chat, counters, freshUsageTable, governanceRouter, serializeDynamoDb, START, TestClock, verifierOf } from './governance-support';
+import { admissionRequests, chat, counters, freshCountersTable, governanceRouter, serializeDynamoDb, START, TestClock, verifierOf } from './governance-support';
 
 let h: RouterHarness;
 beforeAll(async () => {
@@ -31,7 +31,7 @@ const BODY = chat('gpt-4o', { max_tokens: 200 });
 
 test('200 concurrent reservations whose real cost equals the reservation: exactly floor(budget / cost) succeed', async () => {
   const N = 200;
-  const table = await freshUsageTable(h);
+  const table = await freshCountersTable(h);
   const { governance } = governanceRouter(h, { table });
   await h.tenant('conc-exact', { policy: { monthlyBudgetUsd: 0.1 } });
   const reqs = await admissionRequests(h, N, { tenantId: 'conc-exact', prefix: 'r', startedAt: START, body: BODY, maxTokens: 200 });
@@ -71,7 +71,7 @@ test('200 concurrent reservations whose real cost equals the reservation: exactl
 
 test('120 concurrent requests that settle below, at, or release their reservation: spend stays within the budget', async () => {
   const N = 120;
-  const table = await freshUsageTable(h);
+  const table = await freshCountersTable(h);
   const { governance } = governanceRouter(h, { table });
   await h.tenant('conc-mixed', { policy: { monthlyBudgetUsd: 0.1 } });
   const reqs = await admissionRequests(h, N, { tenantId: 'conc-mixed', prefix: 'm', startedAt: START, body: BODY, maxTokens: 200 });
@@ -109,7 +109,7 @@ test('120 concurrent requests that settle below, at, or release their reservatio
 
 test('RPM under concurrency: of 80 simultaneous requests exactly the limit are admitted', async () => {
   const clock = new TestClock(START + 86_400_000);
-  const table = await freshUsageTable(h);
+  const table = await freshCountersTable(h);
   const { governance } = governanceRouter(h, { clock, table });
   await h.tenant('conc-rpm', { policy: { rpm: 17 } });
   const reqs = await admissionRequests(h, 80, { tenantId: 'conc-rpm', prefix: 'q', startedAt: clock.t, body: BODY, maxTokens: 10 });
@@ -131,7 +131,7 @@ test('200 concurrent requests through the router against a small budget: 200 or 
   const N = 200;
   // Output-only pricing and max_tokens equal to the fake's answer (3 words): every admitted call
   // costs exactly its reservation, $0.03, so exactly floor($1 / $0.03) = 33 fit and then nothing.
-  const table = await freshUsageTable(h);
+  const table = await freshCountersTable(h);
   const g = governanceRouter(h, { table, governance: { prices: { models: { openai: { 'gpt-4o-mini': { input: 0, output: 10_000 } } } } } });
   const { invokeToken } = await h.tenant('conc-router', { policy: { monthlyBudgetUsd: 1 } });
   const body = chat('gpt-4o-mini', { max_tokens: 3 });

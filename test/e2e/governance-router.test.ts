@@ -6,7 +6,7 @@
 import { costMicros, PriceBook } from '../../lambda/core/governance/prices';
 import { tokenCounterId } from '../../lambda/core/governance/keys';
 import { RouterHarness, startRouterHarness } from '../support/router-harness';
-import { chat, counters, governanceRouter, serializeDynamoDb, START, TestClock, usageItem, verifierOf } from './governance-support';
+import { chat, counters, governanceRouter, serializeDynamoDb, START, TestClock, counterItem, verifierOf } from './governance-support';
 
 let h: RouterHarness;
 beforeAll(async () => {
@@ -351,7 +351,7 @@ describe('admin routes', () => {
     const g = governanceRouter(h);
     expect((await g.call({ path: '/v1/chat/completions', body: chat('gpt-4o-mini') }, invokeToken)).status).toBe(200);
     const verifier = await verifierOf(h, 'keys-a');
-    const item = await usageItem(h, `SPEND#keys-a#${tokenCounterId(verifier)}`, '2025-06');
+    const item = await counterItem(h, `SPEND#keys-a#${tokenCounterId(verifier)}`, '2025-06');
     expect(item?.tokenId).toBeDefined();
     expect(JSON.stringify(item)).not.toContain(verifier);
   });

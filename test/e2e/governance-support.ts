@@ -1,6 +1,6 @@
 /**
  * Helpers of the governance e2e tests: a router wired with DynamoGovernance on the harness's moto
- * cell and an injected clock, and readers of the usage table.
+ * cell and an injected clock, and readers of the counters table.
  */
 import { GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { DynamoGovernance, DynamoGovernanceOptions } from '../../lambda/adapters/dynamo-governance';
@@ -53,12 +53,9 @@ export class TestClock {
 
 let tables = 0;
 
-/**
- * A usage table of its own (same schema as the cell's). moto copies every table a transaction
- * touches, once per item, so transactions on the cell's table, full of usage records, get slow.
- */
-export async function freshUsageTable(h: RouterHarness): Promise<string> {
-  return (await createTables(h.cell.clients.ddb, `gov${process.pid}x${++tables}`)).usage;
+/** A counters table of its own (same schema as the cell's), so a test starts from no counters. */
+export async function freshCountersTable(h: RouterHarness): Promise<string> {
+  return (await createTables(h.cell.clients.ddb, `gov${process.pid}x${++tables}`)).counters;
 }
 
 export function governanceRouter(
@@ -68,25 +65,13 @@ export function governanceRouter(
   const clock = opts.clock ?? new TestClock();
   const logs: string[] = [];
   const governance = new DynamoGovernance(h.cell.clients.ddb, {
-    table: opts.table ?? h.cell.config.tables.usage,
+    table: opts.table ?? h.cell.config.tables.counters,
     now: clock.now,
     log: { info: (m, f) => logs.push(JSON.stringify({ m, ...f })), warn: (m, f) => logs.push(JSON.stringify({ m, ...f })), error: (m, f) => logs.push(JSON.stringify({ m, ...f })) },
     ...opts.governance,
   });
-  // Governance reads its counters through the router's one BatchGet: same usage table for both.
-  // Usage records still go to the cell's table (they would only slow moto's transactions down).
-  let store = {};
-  if (opts.table) {
-    const counters = new DynamoRouterStore(h.cell.clients.ddb, { ...h.cell.config.tables, usage: opts.table });
-    const records = new DynamoRouterStore(h.cell.clients.ddb, h.cell.config.tables);
-    store = {
-      store: {
-        loadRequestContext: counters.loadRequestContext.bind(counters),
-        getSecret: counters.getSecret.bind(counters),
-        putUsage: records.putUsage.bind(records),
-      },
-    };
-  }
+  // Governance reads its counters through the router's one read: same counters table for both.
+  const store = opts.table ? { store: new DynamoRouterStore(h.cell.clients.ddb, { ...h.cell.config.tables, counters: opts.table }) } : {};
   const router = h.makeRouter({ governance, now: clock.now, ...store, ...opts.router });
   const parse = (body: string) => {
     try {
@@ -116,16 +101,21 @@ export async function verifierOf(h: RouterHarness, tenantId: string, tokenId?: s
   return t.verifier;
 }
 
-export async function usageItem(h: RouterHarness, pk: string, sk: string, table = h.cell.config.tables.usage): Promise<Record<string, any> | undefined> {
+export async function counterItem(h: RouterHarness, pk: string, sk: string, table = h.cell.config.tables.counters): Promise<Record<string, any> | undefined> {
   const out = await h.cell.clients.doc.send(new GetCommand({ TableName: table, Key: { pk, sk }, ConsistentRead: true }));
   return out.Item;
 }
 
+/** A usage record (or any item) of the usage table. */
+export async function usageItem(h: RouterHarness, pk: string, sk: string): Promise<Record<string, any> | undefined> {
+  return counterItem(h, pk, sk, h.cell.config.tables.usage);
+}
+
 /** Spend, rate and reservation state of a tenant and one token at `now`. */
-export async function counters(h: RouterHarness, tenantId: string, verifier: string, now: number, table = h.cell.config.tables.usage) {
+export async function counters(h: RouterHarness, tenantId: string, verifier: string, now: number, table = h.cell.config.tables.counters) {
   const k = requestCounterKeys(tenantId, verifier, now);
   const [tenantSpend, tokenSpend, tenantRate, tokenRate] = await Promise.all(
-    [k.tenantSpend, k.tokenSpend, k.tenantRate, k.tokenRate].map((key) => usageItem(h, key.pk, key.sk, table)),
+    [k.tenantSpend, k.tokenSpend, k.tenantRate, k.tokenRate].map((key) => counterItem(h, key.pk, key.sk, table)),
   );
   const resv = await h.cell.clients.doc.send(
     new QueryCommand({ TableName: table, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': reservationPk(tenantId) }, ConsistentRead: true }),

@@ -36,7 +36,8 @@ function governedRouter(clock = new TestClock(START)) {
   const logs: string[] = [];
   const log = { info: (m: string, f?: object) => logs.push(JSON.stringify({ m, ...f })), warn: (m: string, f?: object) => logs.push(JSON.stringify({ m, ...f })), error: (m: string, f?: object) => logs.push(JSON.stringify({ m, ...f })) };
   const governance = new DynamoGovernance(awsClients(proxy.endpoint, h.cell.config.region).ddb, {
-    table: h.cell.config.tables.usage,
+    table: h.cell.config.tables.counters,
+    usageRecordsTable: h.cell.config.tables.usage,
     now: clock.now,
     sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 20))),
     log,

@@ -205,7 +205,7 @@ describe('RegionalRouterStack from the default configuration', () => {
     });
 
     test('tables: PITR, deletion protection, storage-key SSE, retained, no replicas', () => {
-      template.resourceCountIs('AWS::DynamoDB::Table', 4);
+      template.resourceCountIs('AWS::DynamoDB::Table', 5);
       template.resourceCountIs('AWS::DynamoDB::GlobalTable', 0);
       template.resourceCountIs('Custom::DynamoDBReplica', 0);
       const props = {
@@ -234,6 +234,47 @@ describe('RegionalRouterStack from the default configuration', () => {
         ReplicaRegions: Match.absent(),
       });
       expectEveryResource(template, 'AWS::SecretsManager::Secret', { DeletionPolicy: 'Retain' });
+    });
+
+    test('table grants are least privilege per role: counters apart from the append-only usage log', () => {
+      const r = cell.stack.router;
+      const roleIds = { router: logicalIdOf(r.routerRole), vault: logicalIdOf(r.vaultRole), admin: logicalIdOf(r.adminRole) };
+      const tableIds = {
+        tenants: logicalIdOf(r.tenantsTable),
+        tokens: logicalIdOf(r.tokensTable),
+        counters: logicalIdOf(r.countersTable),
+        usage: logicalIdOf(r.usageTable),
+        audit: logicalIdOf(r.auditTable),
+      };
+      const policies = Object.values(resourcesOf(template, 'AWS::IAM::Policy'));
+      /** The DynamoDB actions a role holds on a table (any statement naming the table's ARN). */
+      const actions = (role: keyof typeof roleIds, table: keyof typeof tableIds): string[] => {
+        const out = new Set<string>();
+        for (const policy of policies) {
+          if (!JSON.stringify(policy.Properties!.Roles).includes(`"${roleIds[role]}"`)) continue;
+          for (const st of (policy.Properties!.PolicyDocument as { Statement: PolicyStatement[] & { Resource?: unknown }[] }).Statement) {
+            if (JSON.stringify((st as { Resource?: unknown }).Resource).includes(`"${tableIds[table]}"`)) for (const a of asList(st.Action)) out.add(a);
+          }
+        }
+        return [...out].sort();
+      };
+      const READ = ['dynamodb:BatchGetItem', 'dynamodb:ConditionCheckItem', 'dynamodb:DescribeTable', 'dynamodb:GetItem', 'dynamodb:Query'];
+      const WRITE = ['dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
+      expect(actions('router', 'counters')).toEqual([...READ, ...WRITE].sort());
+      expect(actions('router', 'usage')).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
+      expect(actions('router', 'tenants')).toEqual(READ);
+      expect(actions('router', 'audit')).toEqual([]);
+      expect(actions('vault', 'counters')).toEqual([]);
+      expect(actions('vault', 'usage')).toEqual([]);
+      expect(actions('admin', 'counters')).toEqual(READ);
+      expect(actions('admin', 'usage')).toEqual(READ);
+      // Counters and usage are two tables, each with the TTL attribute; only counters take transactions.
+      const ttl = (id: string) => (resourcesOf(template, 'AWS::DynamoDB::Table')[id].Properties!.TimeToLiveSpecification as Json | undefined);
+      expect(ttl(tableIds.counters)).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+      expect(ttl(tableIds.usage)).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+      const env = (resourcesOf(template, 'AWS::Lambda::Function')[logicalIdOf(r.routerFunction)].Properties!.Environment as { Variables: Json }).Variables;
+      expect(env.COUNTERS_TABLE).toEqual({ Ref: tableIds.counters });
+      expect(env.USAGE_TABLE).toEqual({ Ref: tableIds.usage });
     });
 
     test('three Node.js 22 arm64 functions with active tracing', () => {

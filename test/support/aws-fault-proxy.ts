@@ -84,4 +84,6 @@ export async function startAwsFaultProxy(upstream: string): Promise<AwsFaultProx
 }
 
 /** The governance settle transaction (moves a reservation to spent). */
-export const isSettle = (c: AwsCall) => c.target.endsWith('.TransactWriteItems') && c.body.includes(':negRes');
+/** A settle: the one transaction that deletes a reservation and adds spend (a reclaim also names reclaimAfter). */
+export const isSettle = (c: AwsCall) =>
+  c.target.endsWith('.TransactWriteItems') && c.body.includes('"Delete"') && c.body.includes('#spentMicros') && !c.body.includes('reclaimAfter');

@@ -85,7 +85,7 @@ export function ipNotAllowed(sourceIp: string | undefined): ApiError {
   );
 }
 
-/** Limits could not be checked (usage table unreachable): fail closed. */
+/** Limits could not be checked (counters table unreachable): fail closed. */
 export function governanceUnavailable(): ApiError {
   return new ApiError(503, 'governance_unavailable', 'Usage limits could not be checked; the request was not sent. Retry later.');
 }

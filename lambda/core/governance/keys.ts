@@ -1,5 +1,5 @@
 /**
- * Usage-table keys of governance. Per-token items are keyed by a digest of the token's verifier,
+ * Counters-table keys of governance. Per-token items are keyed by a digest of the token's verifier,
  * because the router must name them before its one read, when it knows the tenant id and the
  * verifier but not yet the token id (which is random and lives in the token record).
  *
@@ -14,7 +14,7 @@ import { monthKey, windowKey } from './periods';
 
 /**
  * Stable id of a token's counters: a domain-separated SHA-256 of its verifier, shortened. The
- * verifier itself never lands in the usage table (which more roles can read than the tokens table).
+ * verifier itself never lands in the counters table (which more roles can read than the tokens table).
  */
 export function tokenCounterId(verifier: string): string {
   return 'k' + createHash('sha256').update(`sovereign-router/governance-counter/v1\0${verifier}`).digest('hex').slice(0, 32);

@@ -37,7 +37,7 @@ export interface UsageReport {
   readonly tokens: readonly (ScopeUsage & { readonly tokenId: string; readonly role: string; readonly label?: string })[];
 }
 
-/** The usage-table items a report reads: spend of the period, and rate windows if it is current. */
+/** The counter items a report reads: spend of the period, and rate windows if it is current. */
 export function usageReportKeys(tenantId: string, tokens: readonly Pick<TokenRecord, 'verifier'>[], now: number, period = monthKey(now)): CounterKey[] {
   const current = period === monthKey(now);
   const window = windowKey(now);

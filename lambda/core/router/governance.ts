@@ -2,7 +2,7 @@ import type { TokenUsage } from '../translate/usage';
 import type { TenantRecord, TokenRecord } from '../tenant-model';
 import type { Target } from '../routing/types';
 
-/** A usage-table item key (counters, spend) that governance wants read with the request. */
+/** A counters-table item key (spend, rate window) that governance wants read with the request. */
 export interface CounterKey {
   readonly pk: string;
   readonly sk: string;
@@ -38,7 +38,7 @@ export interface Admission {
 
 /**
  * Budgets, rate limits and allowlists.
- * - `counterKeys`: usage-table items to read in the request's single BatchGet (by tenant id and
+ * - `counterKeys`: counter items to read in the request's single BatchGet (by tenant id and
  *   verifier, both known before the read).
  * - `check`: pure, after that read and before KMS or any provider: allowlists, caps, and limits
  *   judged on the counters read. Throws an ApiError naming the reason and the limit.

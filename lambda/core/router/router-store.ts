@@ -14,7 +14,7 @@ export interface RequestContextRead {
    * of what the item claims to be).
    */
   readonly secrets: ReadonlyMap<string, RawItem>;
-  /** Usage-table counter items governance asked for (missing items are absent). */
+  /** Counter items governance asked for (missing items are absent). */
   readonly counters: CounterItems;
 }
 

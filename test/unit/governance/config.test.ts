@@ -11,6 +11,7 @@ const ENV = {
   PROVIDER_ENDPOINTS: '{"openai":{"kind":"openai","baseUrl":"https://api.openai.com"}}',
   TENANTS_TABLE: 't',
   TOKENS_TABLE: 'k',
+  COUNTERS_TABLE: 'c',
   USAGE_TABLE: 'u',
   AUDIT_TABLE: 'a',
 };

@@ -87,10 +87,13 @@ test('the reservation is one transaction: reservation, both spend items, both ra
   expect(items[0].Put.ConditionExpression).toBe('attribute_not_exists(pk)');
   expect(items[1].Update.Key.pk).toBe('SPEND#acme');
   // reserve = 40 × $2.50/M + 100 × $10/M = 1_100 µ$; budget $1 → ceiling 998_900
-  expect(items[1].Update.ExpressionAttributeValues[':ceil']).toBe(998_900);
-  expect(items[2].Update.ExpressionAttributeValues[':ceil']).toBe(498_900);
-  expect(items[3].Update.ConditionExpression).toBe('(attribute_not_exists(#rq) OR #rq <= :rpmCeil) AND (attribute_not_exists(#tk) OR #tk <= :tpmCeil)');
-  expect(items[3].Update.ExpressionAttributeValues[':tpmCeil']).toBe(1000 - 110);
+  expect(items[1].Update.ConditionExpression).toBe('(attribute_not_exists(#committedMicros) OR #committedMicros <= :committedMicrosCeiling)');
+  expect(items[1].Update.ExpressionAttributeValues[':committedMicrosCeiling']).toBe(998_900);
+  expect(items[2].Update.ExpressionAttributeValues[':committedMicrosCeiling']).toBe(498_900);
+  expect(items[3].Update.ConditionExpression).toBe(
+    '(attribute_not_exists(#requests) OR #requests <= :requestsCeiling) AND (attribute_not_exists(#tokens) OR #tokens <= :tokensCeiling)',
+  );
+  expect(items[3].Update.ExpressionAttributeValues[':tokensCeiling']).toBe(1000 - 110);
   expect(items[4].Update.ConditionExpression).toBeUndefined();
 });
 
@@ -121,10 +124,10 @@ test('DynamoDB unreachable and no budget or rate limit applies: the request goes
   expect(await a.settle({ inputTokens: 10, outputTokens: 10 }, request().targets[0])).toEqual({ costUsd: 0.000125 });
   const items = sent.at(-1)!.input.TransactItems;
   expect(items.map((i: any) => i.Delete ? 'delete' : i.Update.UpdateExpression)).toEqual([
-    'ADD spentMicros :cost, committedMicros :cost SET expiresAt = if_not_exists(expiresAt, :exp)',
-    'ADD spentMicros :cost, committedMicros :cost SET expiresAt = if_not_exists(expiresAt, :exp)',
-    'ADD #tk :d, #rq :r SET expiresAt = if_not_exists(expiresAt, :exp)',
-    'ADD #tk :d, #rq :r SET expiresAt = if_not_exists(expiresAt, :exp)',
+    'ADD #spentMicros :spentMicros, #committedMicros :committedMicros SET expiresAt = if_not_exists(expiresAt, :exp)',
+    'ADD #spentMicros :spentMicros, #committedMicros :committedMicros SET expiresAt = if_not_exists(expiresAt, :exp)',
+    'ADD #requests :requests, #tokens :tokens SET expiresAt = if_not_exists(expiresAt, :exp)',
+    'ADD #requests :requests, #tokens :tokens SET expiresAt = if_not_exists(expiresAt, :exp)',
   ]);
   const before = sent.length;
   await a.release();
@@ -184,5 +187,6 @@ test('settle without usage counts charges the reservation; above it, the overrun
   expect(logs).toContain('governance: cost above its reservation');
   const settle = sent.at(-1)!.input.TransactItems;
   expect(settle[0].Delete.ConditionExpression).toBe('attribute_exists(pk)');
-  expect(settle[1].Update.ExpressionAttributeValues[':delta']).toBe(12_500 - 1_100);
+  expect(settle[1].Update.ExpressionAttributeValues[':committedMicros']).toBe(12_500 - 1_100);
+  expect(settle[1].Update.ExpressionAttributeValues[':reservedMicros']).toBe(-1_100);
 });
