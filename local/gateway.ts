@@ -1,32 +1,24 @@
 /**
  * The local gateway: the same vault, admin and router code as the Lambda functions, behind a
- * node:http server on loopback, with moto as the embedded AWS backend.
+ * node:http server on loopback, over the embedded backend (SQLite, an emulated root key and a
+ * local pepper: Node.js only) or, with `backend: 'moto'`, the AWS adapters against moto.
  */
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { KMSClient } from '@aws-sdk/client-kms';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { DynamoGovernance } from '../lambda/adapters/dynamo-governance';
-import { DynamoRouterStore } from '../lambda/adapters/dynamo-router-store';
-import { DynamoTenantStore } from '../lambda/adapters/dynamo-tenant-store';
-import { DynamoUsageRecords } from '../lambda/adapters/dynamo-usage-records';
-import { KmsDataKeyService } from '../lambda/adapters/kms-data-key-service';
 import { ProviderHttpClient } from '../lambda/adapters/provider-http';
-import { SecretsManagerPepperSource } from '../lambda/adapters/secrets-manager-pepper';
 import { createAdminApp } from '../lambda/core/admin-app';
-import { cellConfigFromEnv, type ProviderEndpointConfig } from '../lambda/core/cell-config';
+import type { CellConfig } from '../lambda/core/cell-config';
 import { ApiError, errorResponse, HttpRequest, HttpResponse, withRequestId } from '../lambda/core/http';
 import { errorFields, jsonLogger, Logger } from '../lambda/core/logger';
 import { CircuitBreaker } from '../lambda/core/routing/circuit-breaker';
 import { createRouterApp } from '../lambda/core/router/router-app';
 import type { ResponseSink } from '../lambda/core/router/response-sink';
 import { createVaultApp } from '../lambda/core/vault-app';
-import { MotoServer, startMoto } from './moto-server';
-import { provisionCell, ProvisionedCell } from './provision-cell';
-import { StateStore } from './state-store';
+import type { BackendKind, GatewayBackend, LocalProvider } from './backends/backend';
+import { startEmbeddedBackend } from './backends/embedded-backend';
+import { startMotoBackend } from './backends/moto-backend';
 
-export type LocalProvider = ProviderEndpointConfig;
+export type { BackendKind, LocalProvider } from './backends/backend';
 
 export interface LocalGatewayOptions {
   readonly region?: string;
@@ -35,6 +27,10 @@ export interface LocalGatewayOptions {
   readonly providers: Readonly<Record<string, LocalProvider>>;
   /** Keep state in this directory across restarts; default: in memory only. */
   readonly stateDir?: string;
+  /** @default 'embedded' */
+  readonly backend?: BackendKind;
+  /** Embedded backend: fsync every commit (survives power loss as well as a killed process). @default false */
+  readonly syncFull?: boolean;
   readonly maxRequestBytes?: number;
   readonly requestDeadlineMs?: number;
   readonly log?: Logger;
@@ -43,71 +39,45 @@ export interface LocalGatewayOptions {
 export interface LocalGateway {
   /** `http://127.0.0.1:<port>` */
   readonly url: string;
-  readonly cell: ProvisionedCell;
+  readonly backend: BackendKind;
+  readonly config: CellConfig;
   readonly restoredItems: number;
-  /** The embedded AWS emulator (moto), e.g. for the AWS CLI's --endpoint-url. */
-  readonly awsEndpoint: string;
+  /** The AWS emulator (moto backend only), e.g. for the AWS CLI's --endpoint-url. */
+  readonly awsEndpoint?: string;
   stop(): Promise<void>;
 }
 
 const HOST = '127.0.0.1';
-const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 export async function startLocalGateway(opts: LocalGatewayOptions): Promise<LocalGateway> {
-  const region = opts.region ?? 'eu-central-1';
   const log = opts.log ?? jsonLogger('local-gateway');
-  const state = opts.stateDir ? new StateStore(opts.stateDir) : undefined;
-  const persisted = state?.loadOrCreate(region);
-  const moto: MotoServer = await startMoto({ kmsSeedHex: persisted?.cell.kmsSeedHex });
+  const backendOptions = {
+    region: opts.region ?? 'eu-central-1',
+    providers: opts.providers,
+    stateDir: opts.stateDir,
+    maxRequestBytes: opts.maxRequestBytes,
+    requestDeadlineMs: opts.requestDeadlineMs ?? 120_000,
+    syncFull: opts.syncFull,
+    log,
+  };
+  const backend: GatewayBackend = opts.backend === 'moto' ? await startMotoBackend(backendOptions) : await startEmbeddedBackend(backendOptions);
   let server: Server | undefined;
   try {
-    const clientConfig = { endpoint: moto.endpoint, region, credentials, maxAttempts: 2 };
-    const ddb = new DynamoDBClient(clientConfig);
-    const kms = new KMSClient(clientConfig);
-    const secrets = new SecretsManagerClient(clientConfig);
-    const cell = await provisionCell(
-      { ddb, kms, secrets },
-      {
-        region,
-        providers: { ...opts.providers },
-        prefix: persisted?.cell.tablePrefix ?? `sr-local-${region}`,
-        pepper: persisted?.cell.pepper,
-        maxRequestBytes: opts.maxRequestBytes,
-        requestDeadlineMs: opts.requestDeadlineMs ?? 120_000,
-      },
-    );
-    let restoredItems = 0;
-    if (state && persisted) {
-      if (persisted.existing && persisted.cell.rootKeyArn !== cell.rootKeyArn) {
-        throw new Error(`the emulated root key changed (${persisted.cell.rootKeyArn} → ${cell.rootKeyArn}); state in ${state.dir} cannot be opened`);
-      }
-      restoredItems = await state.restoreTables(ddb, cell.tables);
-      state.saveCell({ ...persisted.cell, rootKeyArn: cell.rootKeyArn, pepper: cell.pepper });
-    }
-
-    const config = cellConfigFromEnv(cell.env);
-    const store = new DynamoTenantStore(ddb, config.tables);
-    const pepper = new SecretsManagerPepperSource(secrets, config.pepperSecretId);
-    const dataKeys = new KmsDataKeyService(kms, config.rootKeyArn);
+    const { config, store, pepper, dataKeys } = backend;
     const onError = (err: unknown) => log.error('unexpected error', errorFields(err));
-    const usage = new DynamoUsageRecords(ddb, config.tables.usage);
-    const vault = createVaultApp({ config, store, pepper, dataKeys, usage, onError });
+    const vault = createVaultApp({ config, store, pepper, dataKeys, usage: backend.usageRecords, onError });
     const admin = createAdminApp({ config, store, pepper, onError });
     const router = createRouterApp({
       config,
-      store: new DynamoRouterStore(ddb, config.tables),
+      store: backend.routerStore,
       pepper,
       dataKeys,
       providers: new ProviderHttpClient(),
       breaker: new CircuitBreaker(),
       // The same budgets, rate limits and allowlists as the deployed router.
-      governance: new DynamoGovernance(ddb, { table: config.tables.counters, usageRecordsTable: config.tables.usage, prices: config.prices, log }),
+      governance: backend.governance,
       log,
     });
-
-    // Changes are saved before the response goes out, so an acknowledged secret survives a crash.
-    let saving = Promise.resolve();
-    const persist = () => (saving = saving.then(() => (state ? state.dumpTables(ddb, cell.tables) : undefined)));
 
     server = createServer((req, res) => {
       void handle(req, res).catch((err) => {
@@ -129,15 +99,24 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
         method: req.method ?? 'GET',
         path,
         headers: lowerHeaders(req),
-        query: Object.fromEntries(new URLSearchParams(search ?? '')),
         body,
+        query: Object.fromEntries(new URLSearchParams(search ?? '')),
         sourceIp: req.socket.remoteAddress?.replace(/^::ffff:/, ''),
         iamCaller: 'local-operator',
       };
       if (path === '/healthz') return send(res, { status: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' });
-      // The router writes its own line per request (ids, timings, cost; no secrets).
       if (path.startsWith('/v1/')) {
-        await router(httpReq, nodeSink(res));
+        // The router writes its own line per request (ids, timings, cost; no secrets). Its end
+        // stage (settle, usage record) runs after the last byte. On the embedded store those are
+        // synchronous commits of a few tens of microseconds, so the response is completed only
+        // after them: a request the client saw answered has its usage record on disk. On moto
+        // (network round trips) the response completes first, as in Lambda.
+        const sink = nodeSink(res, { holdEndUntilDone: backend.kind === 'embedded' });
+        try {
+          await router(httpReq, sink);
+        } finally {
+          sink.done();
+        }
         return;
       }
       let out: HttpResponse;
@@ -145,7 +124,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
         // The console's static pages are served by the vault app, as on the deployed cell.
         const app = path.startsWith('/admin') ? admin : vault;
         out = await app(httpReq);
-        if (httpReq.method !== 'GET' && out.status < 400) await persist();
+        if (httpReq.method !== 'GET' && out.status < 400) await backend.persist();
       } else {
         out = errorResponse(new ApiError(404, 'not_found', `No route ${httpReq.method} ${path}.`));
       }
@@ -162,22 +141,21 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     const running = server;
     return {
       url: `http://${HOST}:${port}`,
-      cell,
-      restoredItems,
-      awsEndpoint: moto.endpoint,
+      backend: backend.kind,
+      config,
+      restoredItems: backend.restoredItems,
+      awsEndpoint: backend.awsEndpoint,
       async stop() {
         await new Promise<void>((ok) => {
           running.close(() => ok());
           running.closeAllConnections();
         });
-        await saving.catch(() => undefined);
-        if (state) await state.dumpTables(ddb, cell.tables).catch(() => undefined);
-        await moto.stop();
+        await backend.stop();
       },
     };
   } catch (err) {
     server?.close();
-    await moto.stop();
+    await backend.stop();
     throw err;
   }
 }
@@ -211,8 +189,11 @@ function send(res: ServerResponse, out: HttpResponse): void {
   res.end(out.body);
 }
 
-/** The router's sink on a node:http response: headers flushed at start, each chunk written as it comes. */
-export function nodeSink(res: ServerResponse): ResponseSink {
+/**
+ * The router's sink on a node:http response: headers flushed at start, each chunk written as it
+ * comes. With `holdEndUntilDone` the final `end` waits for `done()` (after the router's records).
+ */
+export function nodeSink(res: ServerResponse, opts: { holdEndUntilDone?: boolean } = {}): ResponseSink & { done(): void } {
   let started = false;
   return {
     start(status, headers) {
@@ -225,7 +206,10 @@ export function nodeSink(res: ServerResponse): ResponseSink {
       res.write(chunk);
     },
     end() {
-      res.end();
+      if (!opts.holdEndUntilDone) res.end();
+    },
+    done() {
+      if (!res.writableEnded) res.end();
     },
   };
 }

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 /**
- * `npm start`: the local gateway on 127.0.0.1 with moto as the AWS backend.
+ * `npm start`: the local gateway on 127.0.0.1, for development. By default it keeps its state in
+ * an embedded SQLite database in .state/local (needs only Node.js); every answered change and
+ * usage record is on disk before its response completes.
  * Options (flags or environment variables):
  *   --port N                 SR_PORT            default 8787
  *   --region R               SR_REGION          default eu-central-1
- *   --persist                SR_PERSIST=1       keep state in .state/local across restarts
- *   --state-dir DIR          SR_STATE_DIR       keep state in DIR (implies --persist)
+ *   --state-dir DIR          SR_STATE_DIR       keep state in DIR (default .state/local)
+ *   --ephemeral              SR_EPHEMERAL=1     keep state in memory only (lost at exit)
+ *   --sync-full              SR_SYNC_FULL=1     fsync every commit (survive power loss, not only a crash)
+ *   --backend embedded|moto  SR_BACKEND         moto: the AWS adapters against moto (needs python3)
  *   --openai-base-url URL    SR_OPENAI_BASE_URL     default https://api.openai.com
  *   --anthropic-base-url URL SR_ANTHROPIC_BASE_URL  default https://api.anthropic.com
  *   --mistral-base-url URL   SR_MISTRAL_BASE_URL    default https://api.mistral.ai
@@ -16,13 +20,14 @@
  *                            Azure OpenAI: az=azure-openai:https://RES.openai.azure.com, or with an
  *                            api-version: az=azure-openai@2025-04-01-preview:https://RES.openai.azure.com
  */
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { providerEndpointProblems } from '../lib/config/provider-endpoint';
 import { jsonLogger } from '../lambda/core/logger';
 import { isSupportedRegion, REGION_CODES } from '../lambda/core/regions';
-import { LocalProvider, startLocalGateway } from './gateway';
+import { BackendKind, LocalProvider, startLocalGateway } from './gateway';
 import { installLifecycle } from './lifecycle';
 import { quickstartAfterStart } from './quickstart';
 
@@ -40,6 +45,9 @@ function options() {
         region: { type: 'string' },
         persist: { type: 'boolean' },
         'state-dir': { type: 'string' },
+        ephemeral: { type: 'boolean' },
+        'sync-full': { type: 'boolean' },
+        backend: { type: 'string' },
         'openai-base-url': { type: 'string' },
         'anthropic-base-url': { type: 'string' },
         'mistral-base-url': { type: 'string' },
@@ -64,8 +72,13 @@ function options() {
   const region = parsed.region ?? env.SR_REGION ?? 'eu-central-1';
   if (!isSupportedRegion(region)) fail(`unknown region '${region}'; supported: ${Object.keys(REGION_CODES).join(', ')}`);
   const stateDirArg = parsed['state-dir'] ?? env.SR_STATE_DIR;
-  const persist = parsed.persist || env.SR_PERSIST === '1' || stateDirArg !== undefined;
-  const stateDir = persist ? resolve(stateDirArg ?? '.state/local') : undefined;
+  const ephemeral = parsed.ephemeral || env.SR_EPHEMERAL === '1';
+  if (ephemeral && stateDirArg !== undefined) fail('--ephemeral and --state-dir exclude each other');
+  // Durable by default; --persist is still accepted (it was needed before this was the default).
+  const stateDir = ephemeral ? undefined : resolve(stateDirArg ?? '.state/local');
+  const backend = (parsed.backend ?? env.SR_BACKEND ?? 'embedded') as BackendKind;
+  if (backend !== 'embedded' && backend !== 'moto') fail(`--backend must be embedded or moto, got '${String(backend)}'`);
+  const syncFull = parsed['sync-full'] || env.SR_SYNC_FULL === '1';
   const providers: Record<string, LocalProvider> = {
     openai: { kind: 'openai', baseUrl: parsed['openai-base-url'] ?? env.SR_OPENAI_BASE_URL ?? 'https://api.openai.com' },
     anthropic: { kind: 'anthropic', baseUrl: parsed['anthropic-base-url'] ?? env.SR_ANTHROPIC_BASE_URL ?? 'https://api.anthropic.com' },
@@ -79,13 +92,18 @@ function options() {
   const problems = providerEndpointProblems(providers, 'providers');
   if (problems.length > 0) fail(problems.join('; '));
   const quickstart = parsed.quickstart === true || env.SR_QUICKSTART === '1';
-  return { port, region, stateDir, providers, quickstart, tenant: parsed.tenant };
+  return { port, region, stateDir, providers, backend, syncFull, quickstart, tenant: parsed.tenant };
 }
 
 async function main(): Promise<void> {
   const opts = options();
   const lifecycle = installLifecycle();
-  console.error('Starting the local gateway (moto for KMS, DynamoDB and Secrets Manager)...');
+  if (opts.backend === 'moto') {
+    console.error('Starting the local gateway on moto (KMS, DynamoDB and Secrets Manager emulated by moto)...');
+    ensureMoto();
+  } else {
+    console.error('Starting the local gateway (embedded store, development only)...');
+  }
   // One JSON line per request on stdout (ids, route, status, timings, cost; never a key, token,
   // prompt or completion); warnings and errors on stderr.
   const json = jsonLogger('local-gateway');
@@ -93,8 +111,8 @@ async function main(): Promise<void> {
   const cli = 'npx sovereign-router';
   console.log(`
 sovereign-router local gateway (${opts.region}) listening on ${gw.url}
-${opts.stateDir ? `state: ${opts.stateDir}${gw.restoredItems ? ` (restored ${gw.restoredItems} items)` : ''}` : 'state: in memory (use --persist to keep it across restarts)'}
-AWS emulator (moto): ${gw.awsEndpoint}
+backend: ${gw.backend === 'moto' ? 'moto (the AWS adapters)' : `embedded SQLite${opts.syncFull ? ', fsync on every commit' : ''}`}; local mode is for development, not production
+${opts.stateDir ? `state: ${opts.stateDir}${gw.restoredItems ? ` (restored ${gw.restoredItems} items)` : ''}` : 'state: in memory only (--ephemeral)'}${gw.awsEndpoint ? `\nAWS emulator (moto): ${gw.awsEndpoint}` : ''}
 providers: ${Object.entries(opts.providers).map(([id, p]) => `${id}=${p.baseUrl}`).join(', ')}
 
 Next, in another terminal:
@@ -119,6 +137,15 @@ Ctrl-C (or SIGTERM to npm or node) stops the gateway and everything it started.`
     out: (t) => console.log(t),
     err: (t) => console.error(t),
   });
+}
+
+/** The moto backend needs the project's Python venv; set it up the first time (1-2 minutes). */
+function ensureMoto(): void {
+  const root = resolve(__dirname, '..');
+  if (existsSync(join(root, '.venv', 'bin', 'moto_server'))) return;
+  console.error('Setting up moto in .venv (python3, first time only)...');
+  const out = spawnSync('bash', [join(root, 'scripts', 'setup-python.sh')], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (out.status !== 0) fail('could not set up moto (scripts/setup-python.sh); the default embedded backend needs no python');
 }
 
 main().catch((err) => fail((err as Error).message));

@@ -116,9 +116,10 @@ export class DynamoTenantStore implements TenantStore {
   }
 
   async putToken(token: TokenRecord, audit: AuditEventInput): Promise<void> {
-    await this.withAudit(token.tenantId, audit, () => [
+    const added = await this.withAuditOrMissing(token.tenantId, audit, () => [
       { Put: { TableName: this.tables.tokens, Item: { ...token }, ConditionExpression: 'attribute_not_exists(verifier)' } },
     ]);
+    if (!added) throw new ConflictError('A token with this verifier already exists.');
   }
 
   async deleteToken(tenantId: string, tokenId: string, audit: AuditEventInput): Promise<boolean> {
@@ -153,10 +154,15 @@ export class DynamoTenantStore implements TenantStore {
   async replaceToken(next: TokenRecord, previousTokenId: string, audit: AuditEventInput): Promise<boolean> {
     const previous = (await this.listTokens(next.tenantId)).find((t) => t.tokenId === previousTokenId);
     if (!previous) return false;
-    return this.withAuditOrMissing(next.tenantId, audit, () => [
-      this.deleteTokenItem(previous),
-      { Put: { TableName: this.tables.tokens, Item: { ...next }, ConditionExpression: 'attribute_not_exists(verifier)' } },
-    ]);
+    try {
+      return await this.withAuditOrMissing(next.tenantId, audit, () => [
+        this.deleteTokenItem(previous),
+        { Put: { TableName: this.tables.tokens, Item: { ...next }, ConditionExpression: 'attribute_not_exists(verifier)' } },
+      ]);
+    } catch (err) {
+      if (err instanceof OtherItemConditionFailed) throw new ConflictError('A token with this verifier already exists.');
+      throw err;
+    }
   }
 
   async updateTokenLimits(tenantId: string, tokenId: string, limits: Limits, audit: AuditEventInput): Promise<TokenRecord | undefined> {

@@ -28,10 +28,12 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 }
 
 async function npmStart(fakes: FakeProviders, extraArgs: string[] = []): Promise<Gateway> {
+  // Not the repository's own .state/local (a developer's gateway may be using it): a fresh directory.
+  const env = extraArgs.includes('--state-dir') ? cleanEnv() : cleanEnv({ SR_STATE_DIR: mkdtempSync(join(tmpdir(), 'sr-quickstart-')) });
   const proc = spawn(
     'npm',
     ['start', '--', '--port', '0', '--openai-base-url', fakes.openai.baseUrl, '--anthropic-base-url', fakes.anthropic.baseUrl, '--mistral-base-url', fakes.mistral.baseUrl, ...extraArgs],
-    { cwd: ROOT, env: cleanEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
@@ -50,11 +52,11 @@ async function ctrlC(gw: Gateway): Promise<void> {
   const exited = new Promise<void>((r) => gw.proc.once('exit', () => r()));
   process.kill(-gw.proc.pid!, 'SIGINT');
   await exited;
-  // Everything it started is gone: the gateway's port and the emulator's port are closed.
+  // Everything it started is gone: the gateway's port and (moto backend) the emulator's port are closed.
   const moto = /AWS emulator \(moto\): (http:\/\/127\.0\.0\.1:\d+)/.exec(gw.output())?.[1];
-  expect(moto).toBeDefined();
+  expect(moto !== undefined).toBe(gw.output().includes('backend: moto'));
   const deadline = Date.now() + 10_000;
-  while ((await portOpen(gw.url)) || (await portOpen(moto!))) {
+  while ((await portOpen(gw.url)) || (moto !== undefined && (await portOpen(moto)))) {
     if (Date.now() > deadline) throw new Error(`still running after Ctrl-C:\n${gw.output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -86,6 +88,8 @@ afterAll(() => fakes?.close());
 test('npm start, the CLI, then the OpenAI and Anthropic SDKs, streaming and not', async () => {
   const gw = await npmStart(fakes);
   try {
+    expect(gw.output()).toContain('backend: embedded SQLite');
+    expect(gw.output()).toContain('local mode is for development');
     expect(gw.output()).toContain('npx sovereign-router tenants create');
     const env = { SR_ENDPOINT: gw.url };
     const created = cli(['tenants', 'create', 'acme'], env);
@@ -175,10 +179,10 @@ test('npm start, the CLI, then the OpenAI and Anthropic SDKs, streaming and not'
   }
 }, 180_000);
 
-test('--state-dir keeps tenants and sealed secrets across a restart', async () => {
+test.each([[[] as string[]], [['--backend', 'moto']]])('--state-dir keeps tenants and sealed secrets across a restart (%j)', async (backend) => {
   const dir = mkdtempSync(join(tmpdir(), 'sr-state-'));
   try {
-    let gw = await npmStart(fakes, ['--state-dir', dir]);
+    let gw = await npmStart(fakes, ['--state-dir', dir, ...backend]);
     let adminToken: string;
     try {
       adminToken = cli(['tenants', 'create', 'keepme'], { SR_ENDPOINT: gw.url }).stdout.trim();
@@ -186,9 +190,10 @@ test('--state-dir keeps tenants and sealed secrets across a restart', async () =
     } finally {
       await ctrlC(gw);
     }
-    gw = await npmStart(fakes, ['--state-dir', dir]);
+    gw = await npmStart(fakes, ['--state-dir', dir, ...backend]);
     try {
       expect(gw.output()).toMatch(/restored \d+ items/);
+      expect(gw.output()).toContain(backend.length ? 'backend: moto' : 'backend: embedded SQLite');
       const env = { SR_ENDPOINT: gw.url, SR_TOKEN: adminToken };
       const listed = JSON.parse(cli(['secrets', 'list'], env).stdout);
       expect(listed.data).toHaveLength(1);

@@ -1,0 +1,225 @@
+/**
+ * TenantStore on the embedded SQLite database: the same semantics as DynamoTenantStore (the
+ * tenant-store contract suite holds both to them). Every change runs in one transaction with its
+ * audit event and the move of the tenant's audit head, and requires the tenant to be active.
+ */
+import { AuditEvent, AuditEventInput, nextAuditEvent } from '../../lambda/core/audit-chain';
+import { parseSealedSecret, SealedSecret } from '../../lambda/core/envelope';
+import type { Clock } from '../../lambda/core/ports';
+import { systemClock } from '../../lambda/core/ports';
+import { ConflictError, LastAdminTokenError, TenantStore } from '../../lambda/core/store';
+import type { Limits, TenantPolicy, TenantRecord, TokenRecord } from '../../lambda/core/tenant-model';
+import type { EmbeddedDatabase, Row } from './database';
+import { counterItemOf, parseJson } from './rows';
+
+export class EmbeddedTenantStore implements TenantStore {
+  constructor(
+    private readonly db: EmbeddedDatabase,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  async getTenant(tenantId: string): Promise<TenantRecord | undefined> {
+    return this.tenant(tenantId);
+  }
+
+  async createTenant(tenant: TenantRecord, firstToken: TokenRecord, audit: AuditEventInput): Promise<void> {
+    const event = nextAuditEvent(tenant.tenantId, { seq: 0, hash: tenant.auditHead }, audit, this.clock.now());
+    this.db.transaction(() => {
+      if (this.tenant(tenant.tenantId) || this.db.one('SELECT 1 AS x FROM tokens WHERE verifier = ?', [firstToken.verifier])) {
+        throw new ConflictError(`Tenant '${tenant.tenantId}' already exists.`);
+      }
+      this.writeTenant({ ...tenant, auditSeq: event.seq, auditHead: event.hash });
+      this.insertToken(firstToken);
+      this.insertAudit(event);
+    });
+  }
+
+  async updatePolicy(tenantId: string, policy: TenantPolicy, audit: AuditEventInput): Promise<TenantRecord> {
+    const now = this.clock.now().toISOString();
+    return this.withAudit(tenantId, audit, (t) => ({ ...t, policy, updatedAt: now }));
+  }
+
+  async getToken(verifier: string): Promise<TokenRecord | undefined> {
+    return parseJson<TokenRecord>(this.db.one('SELECT body FROM tokens WHERE verifier = ?', [verifier])?.body);
+  }
+
+  async listTokens(tenantId: string): Promise<TokenRecord[]> {
+    return this.tokensOf(tenantId);
+  }
+
+  async putToken(token: TokenRecord, audit: AuditEventInput): Promise<void> {
+    this.withAudit(token.tenantId, audit, (t) => {
+      if (this.db.one('SELECT 1 AS x FROM tokens WHERE verifier = ?', [token.verifier])) throw new ConflictError('A token with this verifier already exists.');
+      this.insertToken(token);
+      return t;
+    });
+  }
+
+  async deleteToken(tenantId: string, tokenId: string, audit: AuditEventInput): Promise<boolean> {
+    // A token that is not there is "false" whatever the tenant's state (as in DynamoDB).
+    if (!this.hasToken(tenantId, tokenId)) return false;
+    return this.withAuditOrMissing(tenantId, audit, () => {
+      const tokens = this.tokensOf(tenantId);
+      const token = tokens.find((t) => t.tokenId === tokenId);
+      if (!token) return false;
+      if (token.role === 'tenant-admin' && !tokens.some((t) => t.role === 'tenant-admin' && t.tokenId !== tokenId)) throw new LastAdminTokenError();
+      this.db.run('DELETE FROM tokens WHERE verifier = ?', [token.verifier]);
+      return true;
+    });
+  }
+
+  async replaceToken(next: TokenRecord, previousTokenId: string, audit: AuditEventInput): Promise<boolean> {
+    if (!this.hasToken(next.tenantId, previousTokenId)) return false;
+    return this.withAuditOrMissing(next.tenantId, audit, () => {
+      const previous = this.tokensOf(next.tenantId).find((t) => t.tokenId === previousTokenId);
+      if (!previous) return false;
+      if (this.db.one('SELECT 1 AS x FROM tokens WHERE verifier = ?', [next.verifier])) throw new ConflictError('A token with this verifier already exists.');
+      this.db.run('DELETE FROM tokens WHERE verifier = ?', [previous.verifier]);
+      this.insertToken(next);
+      return true;
+    });
+  }
+
+  async updateTokenLimits(tenantId: string, tokenId: string, limits: Limits, audit: AuditEventInput): Promise<TokenRecord | undefined> {
+    if (!this.hasToken(tenantId, tokenId)) return undefined;
+    let updated: TokenRecord | undefined;
+    await this.withAuditOrMissing(tenantId, audit, () => {
+      const token = this.tokensOf(tenantId).find((t) => t.tokenId === tokenId);
+      if (!token) return false;
+      const { limits: _old, ...rest } = token;
+      updated = Object.keys(limits).length === 0 ? rest : { ...rest, limits };
+      this.db.run('UPDATE tokens SET body = ? WHERE verifier = ?', [JSON.stringify(updated), token.verifier]);
+      return true;
+    });
+    return updated;
+  }
+
+  async getCounterItems(keys: readonly { readonly pk: string; readonly sk: string }[]): Promise<Map<string, Record<string, unknown>>> {
+    const out = new Map<string, Record<string, unknown>>();
+    for (const k of keys) {
+      const row = this.db.one('SELECT * FROM counters WHERE pk = ? AND sk = ?', [k.pk, k.sk]);
+      if (row) out.set(`${k.pk}|${k.sk}`, counterItemOf(row));
+    }
+    return out;
+  }
+
+  async getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined> {
+    const row = this.db.one('SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]);
+    return row ? parseSealedSecret(parseJson(row.body)) : undefined;
+  }
+
+  async listSecrets(tenantId: string): Promise<SealedSecret[]> {
+    return this.db.all('SELECT body FROM secrets WHERE tenant_id = ? ORDER BY provider, name', [tenantId]).map((r) => parseSealedSecret(parseJson(r.body)));
+  }
+
+  async putSecret(secret: SealedSecret, expectedVersion: number | undefined, audit: AuditEventInput): Promise<void> {
+    const ok = await this.withAuditOrMissing(secret.tenant, audit, () => {
+      const row = this.db.one('SELECT version FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [secret.tenant, secret.provider, secret.secret]);
+      if (expectedVersion === undefined ? row !== undefined : row?.version !== expectedVersion) return false;
+      this.db.run('INSERT OR REPLACE INTO secrets(tenant_id, provider, name, version, body) VALUES (?, ?, ?, ?, ?)', [
+        secret.tenant,
+        secret.provider,
+        secret.secret,
+        secret.version,
+        JSON.stringify(secret),
+      ]);
+      return true;
+    });
+    if (!ok) {
+      throw new ConflictError(
+        expectedVersion === undefined
+          ? `A ${secret.provider} secret named '${secret.secret}' already exists; rotate it instead.`
+          : `The ${secret.provider} secret '${secret.secret}' changed meanwhile; retry.`,
+      );
+    }
+  }
+
+  async deleteSecret(tenantId: string, provider: string, name: string, audit: AuditEventInput): Promise<boolean> {
+    return this.withAuditOrMissing(tenantId, audit, () => this.db.run('DELETE FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]) > 0);
+  }
+
+  async offboardTenant(
+    tenantId: string,
+    audit: (counts: { secrets: number; tokens: number }) => AuditEventInput,
+  ): Promise<{ secrets: number; tokens: number }> {
+    // One transaction: freeze, destroy tokens then sealed secrets, record. Nothing can be half done.
+    return this.db.transaction(() => {
+      const tenant = this.tenant(tenantId);
+      if (!tenant || (tenant.status !== 'active' && tenant.status !== 'offboarding')) throw new ConflictError(`Tenant '${tenantId}' is already offboarded.`);
+      const counts = {
+        tokens: this.db.run('DELETE FROM tokens WHERE tenant_id = ?', [tenantId]),
+        secrets: this.db.run('DELETE FROM secrets WHERE tenant_id = ?', [tenantId]),
+      };
+      const now = this.clock.now();
+      const event = nextAuditEvent(tenantId, { seq: tenant.auditSeq, hash: tenant.auditHead }, audit(counts), now);
+      this.insertAudit(event);
+      this.writeTenant({ ...tenant, status: 'offboarded', offboardedAt: now.toISOString(), updatedAt: now.toISOString(), auditSeq: event.seq, auditHead: event.hash });
+      return counts;
+    });
+  }
+
+  async listAudit(tenantId: string): Promise<AuditEvent[]> {
+    return this.db.all('SELECT body FROM audit WHERE tenant_id = ? ORDER BY seq', [tenantId]).map((r) => parseJson<AuditEvent>(r.body)!);
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  private tenant(tenantId: string): TenantRecord | undefined {
+    return parseJson<TenantRecord>(this.db.one('SELECT body FROM tenants WHERE tenant_id = ?', [tenantId])?.body);
+  }
+
+  private tokensOf(tenantId: string): TokenRecord[] {
+    return this.db.all('SELECT body FROM tokens WHERE tenant_id = ? ORDER BY token_id', [tenantId]).map((r: Row) => parseJson<TokenRecord>(r.body)!);
+  }
+
+  private hasToken(tenantId: string, tokenId: string): boolean {
+    return this.db.one('SELECT 1 AS x FROM tokens WHERE tenant_id = ? AND token_id = ?', [tenantId, tokenId]) !== undefined;
+  }
+
+  private writeTenant(t: TenantRecord): void {
+    this.db.run('INSERT OR REPLACE INTO tenants(tenant_id, body) VALUES (?, ?)', [t.tenantId, JSON.stringify(t)]);
+  }
+
+  private insertToken(t: TokenRecord): void {
+    this.db.run('INSERT INTO tokens(verifier, tenant_id, token_id, body) VALUES (?, ?, ?, ?)', [t.verifier, t.tenantId, t.tokenId, JSON.stringify(t)]);
+  }
+
+  private insertAudit(e: AuditEvent): void {
+    // The primary key refuses a second event at the same place in the chain.
+    this.db.run('INSERT INTO audit(tenant_id, seq, body) VALUES (?, ?, ?)', [e.tenantId, e.seq, JSON.stringify(e)]);
+  }
+
+  /**
+   * Runs `change` in one transaction with the next audit event and the head move; the tenant
+   * must exist and be active. `change` returns the tenant as it should be stored.
+   */
+  private withAudit(tenantId: string, input: AuditEventInput, change: (t: TenantRecord) => TenantRecord): TenantRecord {
+    return this.db.transaction(() => {
+      const tenant = this.tenant(tenantId);
+      if (!tenant) throw new ConflictError(`Tenant '${tenantId}' does not exist.`);
+      if (tenant.status !== 'active') throw new ConflictError(`Tenant '${tenantId}' is ${tenant.status}; no change can be made.`);
+      const changed = change(tenant);
+      const event = nextAuditEvent(tenantId, { seq: tenant.auditSeq, hash: tenant.auditHead }, input, this.clock.now());
+      const stored = { ...changed, auditSeq: event.seq, auditHead: event.hash };
+      this.writeTenant(stored);
+      this.insertAudit(event);
+      return stored;
+    });
+  }
+
+  /** Like withAudit, but `change` may report "not there" (false): then nothing is written or recorded. */
+  private async withAuditOrMissing(tenantId: string, input: AuditEventInput, change: () => boolean): Promise<boolean> {
+    try {
+      this.withAudit(tenantId, input, (t) => {
+        if (!change()) throw MISSING;
+        return t;
+      });
+      return true;
+    } catch (err) {
+      if (err === MISSING) return false;
+      throw err;
+    }
+  }
+}
+
+const MISSING = new Error('missing');

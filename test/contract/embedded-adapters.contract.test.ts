@@ -1,0 +1,79 @@
+/**
+ * Every port's contract suite against the embedded adapters (SQLite, local root key, local
+ * pepper) on a database in a temporary state directory. The same suites run against the AWS
+ * adapters on moto in aws-adapters.contract.test.ts.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { UsageRecord } from '../../lambda/core/router/usage-record';
+import { EmbeddedDatabase } from '../../local/embedded/database';
+import { EmbeddedGovernanceLedger } from '../../local/embedded/embedded-governance-ledger';
+import { EmbeddedRouterStore } from '../../local/embedded/embedded-router-store';
+import { EmbeddedTenantStore } from '../../local/embedded/embedded-tenant-store';
+import { LocalPepper } from '../../local/embedded/local-pepper';
+import { LocalRootKey } from '../../local/embedded/local-root-key';
+import type { ContractBackend } from './backend';
+import { dataKeysContract } from './data-keys.contract';
+import { governanceLedgerContract } from './governance-ledger.contract';
+import { pepperContract } from './pepper.contract';
+import { routerStoreContract } from './router-store.contract';
+import { tenantStoreContract } from './tenant-store.contract';
+
+const REGION = 'eu-central-1';
+const dir = mkdtempSync(join(tmpdir(), 'sr-contract-'));
+let db: EmbeddedDatabase;
+let backend: ContractBackend;
+
+beforeAll(() => {
+  db = new EmbeddedDatabase({ dir });
+  const rootKey = LocalRootKey.open(REGION, dir);
+  const sql = (s: string, p: (string | number | null)[]) => db.run(s, p);
+  const text = (v: unknown) => (typeof v === 'number' || typeof v === 'string' ? v : v === undefined ? null : JSON.stringify(v));
+  backend = {
+    name: 'embedded adapters',
+    region: REGION,
+    store: new EmbeddedTenantStore(db),
+    routerStore: new EmbeddedRouterStore(db),
+    ledger: new EmbeddedGovernanceLedger(db),
+    dataKeys: rootKey,
+    keyArn: rootKey.keyArn,
+    pepper: LocalPepper.open(dir),
+    raw: {
+      async putSecretRow(tenantId, provider, name, fields) {
+        sql('INSERT OR REPLACE INTO secrets(tenant_id, provider, name, version, body) VALUES (?, ?, ?, ?, ?)', [tenantId, provider, name, Number(fields.version ?? 1), JSON.stringify(fields)]);
+      },
+      async putCounterRow(pk, sk, f) {
+        sql('INSERT OR REPLACE INTO counters(pk, sk, spentMicros, reservedMicros, committedMicros, requests, tokens) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+          pk,
+          sk,
+          text(f.spentMicros),
+          text(f.reservedMicros),
+          text(f.committedMicros),
+          text(f.requests),
+          text(f.tokens),
+        ] as (string | number | null)[]);
+      },
+      async putReservationRow(pk, sk, f) {
+        sql('INSERT OR REPLACE INTO reservations(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?)', [pk, sk, Number(f.reclaimAfter ?? 0), 0, JSON.stringify({ ...f, key: { pk, sk } })]);
+      },
+      async usageRecords(tenantId) {
+        return db.all('SELECT body FROM usage WHERE tenant_id = ? ORDER BY at, request_id', [tenantId]).map((r) => JSON.parse(String(r.body)) as UsageRecord);
+      },
+      async reservations(tenantId) {
+        return db.all('SELECT sk FROM reservations WHERE pk = ? ORDER BY sk', [`RESV#${tenantId}`]).map((r) => String(r.sk));
+      },
+    },
+  };
+});
+afterAll(() => {
+  db?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const factory = () => backend;
+tenantStoreContract('embedded adapters', factory);
+routerStoreContract('embedded adapters', factory);
+governanceLedgerContract('embedded adapters', factory);
+dataKeysContract('embedded adapters', factory);
+pepperContract('embedded adapters', factory);
