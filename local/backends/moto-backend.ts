@@ -60,7 +60,7 @@ export async function startMotoBackend(opts: BackendOptions): Promise<GatewayBac
       usageRecords: new DynamoUsageRecords(ddb, config.tables.usage),
       pepper: new SecretsManagerPepperSource(secrets, config.pepperSecretId),
       dataKeys: new KmsDataKeyService(kms, config.rootKeyArn),
-      governance: new DynamoGovernance(ddb, { table: config.tables.counters, prices: config.prices, log: opts.log }),
+      governance: new DynamoGovernance(ddb, { table: config.tables.counters, usageRecordsTable: config.tables.usage, prices: config.prices, log: opts.log }),
       restoredItems,
       awsEndpoint: moto.endpoint,
       persist: () => (saving = saving.then(dump)),

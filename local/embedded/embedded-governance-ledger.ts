@@ -4,7 +4,7 @@
  * whole write back and is reported like a cancelled DynamoDB transaction (every failed item).
  */
 import { COUNTER_FIELDS, CounterField, CounterUpdate, CounterValues, GovernanceLedger, LedgerResult, LedgerWrite, ReservationRecord } from '../../lambda/core/governance/ledger';
-import { LedgerGovernance, LedgerGovernanceOptions } from '../../lambda/core/governance/ledger-governance';
+import { LedgerGovernance, LedgerGovernanceOptions, microsOfUsd } from '../../lambda/core/governance/ledger-governance';
 import { reservationPk } from '../../lambda/core/governance/keys';
 import type { EmbeddedDatabase, Row } from './database';
 import { parseJson } from './rows';
@@ -48,6 +48,17 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
           return []; // a malformed row is skipped, as the DynamoDB adapter skips one
         }
       });
+  }
+
+  async recordedCostMicros(r: ReservationRecord): Promise<number> {
+    if (!r.createdAt) return 0;
+    // Indexed by (tenant_id, at); the request id picks the one record.
+    const row = this.db.one('SELECT body FROM usage WHERE tenant_id = ? AND at = ? AND request_id = ?', [r.tenantId, r.createdAt, r.key.sk]);
+    try {
+      return microsOfUsd(parseJson<{ costUsd?: unknown }>(row?.body)?.costUsd);
+    } catch {
+      return 0; // a malformed record names no cost
+    }
   }
 
   private apply(w: LedgerWrite): void {

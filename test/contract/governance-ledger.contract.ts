@@ -136,6 +136,28 @@ export function governanceLedgerContract(name: string, factory: BackendFactory):
       expect((await read(spendPk, '2026-01'))!.spentMicros).toBe(125);
     });
 
+    test("recordedCostMicros: the cost on the reservation's usage record, 0 without one", async () => {
+      const t = freshTenantId('cost');
+      const r = reservation(t, 'req-cost', 100);
+      expect(await b.ledger.recordedCostMicros(r)).toBe(0);
+      await b.routerStore.putUsage({
+        requestId: 'req-cost',
+        tenantId: t,
+        tokenId: 'tok1',
+        route: 'chat',
+        model: 'gpt-4o',
+        stream: false,
+        status: 200,
+        decision: 'ok',
+        costUsd: 0.000321,
+        latencyMs: 1,
+        fallbackChain: [],
+        at: r.createdAt,
+      });
+      expect(await b.ledger.recordedCostMicros(r)).toBe(321);
+      expect(await b.ledger.recordedCostMicros({ ...r, key: { ...r.key, sk: 'other' } })).toBe(0);
+    });
+
     test('reservations left behind are reclaimed when a budget denial would otherwise happen', async () => {
       const t = freshTenantId('reclaim');
       let now = NOW;
