@@ -1,0 +1,167 @@
+/**
+ * Durable by default: the local gateway (embedded store) is killed with SIGKILL in the middle of
+ * a load of tenant creations, token creations, sealed secrets and model calls, then restarted on
+ * the same state directory. Everything the clients saw answered is there: tenants, working
+ * tokens, sealed secrets, and a usage record (and the spend) of every answered model call.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { EmbeddedDatabase } from '../../local/embedded/database';
+import { FakeProviders, startFakeProviders } from '../support/fake-providers';
+
+const ROOT = resolve(__dirname, '..', '..');
+const OPENAI_KEY = 'sk-proj-durability-0123456789abcdef';
+const WORKERS = 8;
+
+interface Gateway {
+  proc: ChildProcess;
+  url: string;
+  output: () => string;
+}
+
+async function startGateway(fakes: FakeProviders, stateDir: string): Promise<Gateway> {
+  // node itself (not npm), so that SIGKILL hits the process holding the database.
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'local/start.ts', '--port', '0', '--state-dir', stateDir, '--openai-base-url', fakes.openai.baseUrl, '--anthropic-base-url', fakes.anthropic.baseUrl, '--mistral-base-url', fakes.mistral.baseUrl],
+    { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+    if (m) return { proc, url: m[1], output: () => out };
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`the gateway did not come up:\n${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function call(gw: Gateway, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: any; requestId: string | null }> {
+  const res = await fetch(`${gw.url}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  // Answered means: the whole response arrived.
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined, requestId: res.headers.get('x-request-id') };
+}
+
+async function stopped(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  await new Promise<void>((r) => proc.once('exit', () => r()));
+}
+
+let fakes: FakeProviders;
+const dir = mkdtempSync(join(tmpdir(), 'sr-kill-'));
+beforeAll(async () => {
+  fakes = await startFakeProviders();
+  fakes.setKey('openai', OPENAI_KEY);
+});
+afterAll(async () => {
+  await fakes?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('kill -9 under load loses nothing that was answered: tenants, tokens, secrets, usage records and spend', async () => {
+  let gw = await startGateway(fakes, dir);
+  const base = await call(gw, 'POST', '/admin/tenants', { tenantId: 'base', policy: { monthlyBudgetUsd: 1000 } });
+  expect(base.status).toBe(201);
+  const baseAdmin = base.json.token as string;
+  expect((await call(gw, 'POST', '/vault/secrets', { provider: 'openai', name: 'default', apiKey: OPENAI_KEY }, baseAdmin)).status).toBe(201);
+  const invoke = (await call(gw, 'POST', '/vault/tokens', { role: 'invoke' }, baseAdmin)).json.token as string;
+
+  const tenants: { id: string; admin: string }[] = [];
+  const secrets: { admin: string; name: string }[] = [];
+  const invokeTokens: string[] = [];
+  const calls: string[] = [];
+  let stop = false;
+  const worker = async (w: number) => {
+    for (let i = 0; !stop; i++) {
+      try {
+        switch (i % 4) {
+          case 0: {
+            const id = `t${w}x${i}`;
+            const r = await call(gw, 'POST', '/admin/tenants', { tenantId: id });
+            if (r.status === 201) tenants.push({ id, admin: r.json.token });
+            break;
+          }
+          case 1: {
+            const owner = tenants[tenants.length - 1] ?? { admin: baseAdmin };
+            const name = `n${w}x${i}`;
+            const r = await call(gw, 'POST', '/vault/secrets', { provider: 'openai', name, apiKey: OPENAI_KEY }, owner.admin);
+            if (r.status === 201) secrets.push({ admin: owner.admin, name });
+            break;
+          }
+          case 2: {
+            const r = await call(gw, 'POST', '/vault/tokens', { role: 'invoke', label: `w${w}` }, baseAdmin);
+            if (r.status === 201) invokeTokens.push(r.json.token);
+            break;
+          }
+          default: {
+            const r = await call(gw, 'POST', '/v1/chat/completions', { model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: `call ${w} ${i}` }] }, invoke);
+            if (r.status === 200) calls.push(r.requestId!);
+            break;
+          }
+        }
+      } catch {
+        return; // the gateway is gone
+      }
+    }
+  };
+  const load = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
+  // Kill once a good number of every kind of change has been answered: mid-load, not after it.
+  const deadline = Date.now() + 60_000;
+  while (Math.min(tenants.length, secrets.length, invokeTokens.length, calls.length) < 15 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  gw.proc.kill('SIGKILL');
+  await stopped(gw.proc);
+  stop = true;
+  await load;
+  expect(gw.proc.signalCode).toBe('SIGKILL');
+  expect(Math.min(tenants.length, secrets.length, invokeTokens.length, calls.length)).toBeGreaterThanOrEqual(15);
+  console.log(`killed after ${tenants.length} tenants, ${secrets.length} secrets, ${invokeTokens.length} tokens and ${calls.length} model calls were answered`);
+
+  // The state directory keeps its modes after a crash.
+  expect(statSync(dir).mode & 0o777).toBe(0o700);
+  for (const f of ['gateway.sqlite', 'root-key.bin', 'pepper']) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
+
+  gw = await startGateway(fakes, dir);
+  try {
+    for (const t of tenants) {
+      expect([t.id, (await call(gw, 'GET', `/admin/tenants/${t.id}`)).status]).toEqual([t.id, 200]);
+      expect((await call(gw, 'GET', '/vault/tokens', undefined, t.admin)).status).toBe(200);
+    }
+    const listed = new Map<string, string[]>();
+    for (const s of secrets) {
+      if (!listed.has(s.admin)) listed.set(s.admin, ((await call(gw, 'GET', '/vault/secrets', undefined, s.admin)).json.data as { name: string }[]).map((x) => x.name));
+      expect(listed.get(s.admin)).toContain(s.name);
+    }
+    for (const token of invokeTokens) expect((await call(gw, 'GET', '/v1/models', undefined, token)).status).toBe(200);
+    // The sealed secrets still open: a model call through the restarted gateway works.
+    expect((await call(gw, 'POST', '/v1/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'after the crash' }] }, invoke)).status).toBe(200);
+  } finally {
+    gw.proc.kill('SIGINT');
+    await stopped(gw.proc);
+  }
+
+  // Every answered model call has its usage record, and its cost is in the tenant's spend.
+  const db = new EmbeddedDatabase({ dir });
+  try {
+    const rows = db.all("SELECT request_id, body FROM usage WHERE tenant_id = 'base'");
+    const byId = new Map(rows.map((r) => [String(r.request_id), JSON.parse(String(r.body))]));
+    for (const id of calls) expect([id, byId.get(id)?.status, byId.get(id)?.decision]).toEqual([id, 200, 'ok']);
+    const answeredMicros = calls.reduce((sum, id) => sum + Math.round(byId.get(id).costUsd * 1e6), 0);
+    expect(answeredMicros).toBeGreaterThan(0);
+    const spend = db.one("SELECT spentMicros FROM counters WHERE pk = 'SPEND#base'");
+    expect(Number(spend?.spentMicros)).toBeGreaterThanOrEqual(answeredMicros);
+    // Answered calls were settled: none of them still holds a reservation.
+    const held = new Set(db.all("SELECT sk FROM reservations WHERE pk = 'RESV#base'").map((r) => String(r.sk)));
+    expect(calls.filter((id) => held.has(id))).toEqual([]);
+  } finally {
+    db.close();
+  }
+}, 240_000);
