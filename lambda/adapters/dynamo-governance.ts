@@ -32,10 +32,10 @@ export interface DynamoGovernanceLedgerOptions {
   /** The counters table (pk/sk strings, TTL attribute `expiresAt`). */
   readonly table: string;
   /**
-   * The table of the router's usage records, read by reclaim for the cost a request recorded
-   * when its settle failed for good. @default `table`
+   * The table of the router's usage records, read (GetItem) by reclaim for the cost a request
+   * recorded when its settle failed for good.
    */
-  readonly usageRecordsTable?: string;
+  readonly usageRecordsTable: string;
   /** Retries of a transaction cancelled by a concurrent one (TransactionConflict) or throttling. @default 8 */
   readonly conflictRetries?: number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -79,7 +79,7 @@ export class DynamoGovernanceLedger implements GovernanceLedger {
   constructor(client: DynamoDBClient, opts: DynamoGovernanceLedgerOptions) {
     this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
     this.table = opts.table;
-    this.usageRecordsTable = opts.usageRecordsTable ?? opts.table;
+    this.usageRecordsTable = opts.usageRecordsTable;
     this.conflictRetries = opts.conflictRetries ?? 8;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = opts.random ?? Math.random;

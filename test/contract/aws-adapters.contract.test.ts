@@ -29,7 +29,7 @@ beforeAll(async () => {
     region: REGION,
     store: f.store,
     routerStore: new DynamoRouterStore(ddb, t),
-    ledger: new DynamoGovernanceLedger(ddb, { table: t.counters }),
+    ledger: new DynamoGovernanceLedger(ddb, { table: t.counters, usageRecordsTable: t.usage }),
     dataKeys: f.dataKeys,
     keyArn: f.config.rootKeyArn,
     pepper: f.pepper,

@@ -66,6 +66,7 @@ export function governanceRouter(
   const logs: string[] = [];
   const governance = new DynamoGovernance(h.cell.clients.ddb, {
     table: opts.table ?? h.cell.config.tables.counters,
+    usageRecordsTable: h.cell.config.tables.usage,
     now: clock.now,
     log: { info: (m, f) => logs.push(JSON.stringify({ m, ...f })), warn: (m, f) => logs.push(JSON.stringify({ m, ...f })), error: (m, f) => logs.push(JSON.stringify({ m, ...f })) },
     ...opts.governance,

@@ -56,7 +56,8 @@ function governance(answer: Answer) {
   const sleeps: number[] = [];
   const logs: string[] = [];
   const g = new DynamoGovernance(ddb, {
-    table: 'usage',
+    table: 'counters',
+    usageRecordsTable: 'usage',
     now: () => NOW,
     sleep: async (ms) => {
       sleeps.push(ms);
