@@ -1,16 +1,16 @@
 /**
  * RouterStore on the embedded database: the request's token, tenant, default secrets and
  * governance counters by primary key (a handful of indexed point reads, no scan), and usage
- * records appended one row each, outside any transaction.
+ * records appended one row each, outside any transaction. Rows are returned unparsed (the router
+ * authenticates before it parses anything); a body that is not a JSON object comes back as an
+ * empty item, which the router's parsers refuse like any other malformed row.
  */
-import { parseSealedSecret, SealedSecret } from '../../lambda/core/envelope';
 import { counterId, CounterKey } from '../../lambda/core/router/governance';
-import type { RequestContextRead, RouterStore } from '../../lambda/core/router/router-store';
-import { secretKeyOf } from '../../lambda/core/router/router-store';
+import type { RawItem, RequestContextRead, RouterStore } from '../../lambda/core/router/router-store';
 import { UsageRecord, usageRecordKey } from '../../lambda/core/router/usage-record';
-import type { TenantRecord, TokenRecord } from '../../lambda/core/tenant-model';
+import { secretSlotOf } from '../../lambda/core/tenant-model';
 import type { EmbeddedDatabase } from './database';
-import { counterItemOf, parseJson } from './rows';
+import { counterItemOf } from './rows';
 
 /** Usage records are kept for 400 days, as in the deployed cell. */
 export const USAGE_RETENTION_SECONDS = 400 * 24 * 3600;
@@ -24,14 +24,13 @@ export class EmbeddedRouterStore implements RouterStore {
     providers: readonly string[],
     counterKeys: readonly CounterKey[] = [],
   ): Promise<RequestContextRead> {
-    const token = parseJson<TokenRecord>(this.db.one('SELECT body FROM tokens WHERE verifier = ?', [verifier])?.body);
-    const tenant = parseJson<TenantRecord>(this.db.one('SELECT body FROM tenants WHERE tenant_id = ?', [tenantId])?.body);
-    const secrets = new Map<string, SealedSecret>();
+    const token = rawItem(this.db.one('SELECT body FROM tokens WHERE verifier = ?', [verifier])?.body);
+    const tenant = rawItem(this.db.one('SELECT body FROM tenants WHERE tenant_id = ?', [tenantId])?.body);
+    // Keyed by the key each row was read under, never by what the row claims to be.
+    const secrets = new Map<string, RawItem>();
     for (const provider of providers) {
       const row = this.db.one("SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = 'default'", [tenantId, provider]);
-      if (!row) continue;
-      const s = parseSealedSecret(parseJson(row.body));
-      secrets.set(secretKeyOf(s.provider, s.secret), s);
+      if (row) secrets.set(secretSlotOf(provider, 'default'), rawItem(row.body)!);
     }
     const counters = new Map<string, Record<string, unknown>>();
     for (const k of counterKeys) {
@@ -41,9 +40,8 @@ export class EmbeddedRouterStore implements RouterStore {
     return { token, tenant, secrets, counters };
   }
 
-  async getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined> {
-    const row = this.db.one('SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]);
-    return row ? parseSealedSecret(parseJson(row.body)) : undefined;
+  async getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined> {
+    return rawItem(this.db.one('SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name])?.body);
   }
 
   async putUsage(record: UsageRecord): Promise<void> {
@@ -57,5 +55,16 @@ export class EmbeddedRouterStore implements RouterStore {
       expiresAt,
       JSON.stringify(record),
     ]);
+  }
+}
+
+/** A stored JSON body as an unvalidated item; undefined for no row, {} for a body that is not an object. */
+function rawItem(body: unknown): RawItem | undefined {
+  if (body === undefined || body === null) return undefined;
+  try {
+    const v: unknown = JSON.parse(String(body));
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as RawItem) : {};
+  } catch {
+    return {};
   }
 }

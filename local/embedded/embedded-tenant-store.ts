@@ -7,8 +7,8 @@ import { AuditEvent, AuditEventInput, nextAuditEvent } from '../../lambda/core/a
 import { parseSealedSecret, SealedSecret } from '../../lambda/core/envelope';
 import type { Clock } from '../../lambda/core/ports';
 import { systemClock } from '../../lambda/core/ports';
-import { ConflictError, LastAdminTokenError, TenantStore } from '../../lambda/core/store';
-import type { Limits, TenantPolicy, TenantRecord, TokenRecord } from '../../lambda/core/tenant-model';
+import { ConflictError, LastAdminTokenError, SecretWrite, TenantStore } from '../../lambda/core/store';
+import { secretSlotOf, type Limits, type SecretVersionEntry, type TenantPolicy, type TenantRecord, type TokenRecord } from '../../lambda/core/tenant-model';
 import type { EmbeddedDatabase, Row } from './database';
 import { counterItemOf, parseJson } from './rows';
 
@@ -112,10 +112,25 @@ export class EmbeddedTenantStore implements TenantStore {
     return this.db.all('SELECT body FROM secrets WHERE tenant_id = ? ORDER BY provider, name', [tenantId]).map((r) => parseSealedSecret(parseJson(r.body)));
   }
 
-  async putSecret(secret: SealedSecret, expectedVersion: number | undefined, audit: AuditEventInput): Promise<void> {
-    const ok = await this.withAuditOrMissing(secret.tenant, audit, () => {
-      const row = this.db.one('SELECT version FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [secret.tenant, secret.provider, secret.secret]);
-      if (expectedVersion === undefined ? row !== undefined : row?.version !== expectedVersion) return false;
+  /**
+   * The sealed row and META's entry for it in one transaction (with the audit event). META, not
+   * the row, says what is current: a create needs neither an entry nor a row, a rotation needs
+   * META's entry at `expectedVersion` and overwrites whatever row is there.
+   */
+  async putSecret(write: SecretWrite, audit: AuditEventInput): Promise<void> {
+    const { sealed: secret, current, expectedVersion } = write;
+    if (current.version !== secret.version) throw new Error('putSecret: META entry and row disagree on the version');
+    const slot = secretSlotOf(secret.provider, secret.secret);
+    const conflict = () =>
+      new ConflictError(
+        expectedVersion === undefined
+          ? `A ${secret.provider} secret named '${secret.secret}' already exists; rotate it instead.`
+          : `The ${secret.provider} secret '${secret.secret}' changed meanwhile; retry.`,
+      );
+    this.withAudit(secret.tenant, audit, (tenant) => {
+      if (tenant.secretVersions?.[slot]?.version !== expectedVersion) throw conflict();
+      const row = this.db.one('SELECT 1 AS x FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [secret.tenant, secret.provider, secret.secret]);
+      if (expectedVersion === undefined && row) throw conflict();
       this.db.run('INSERT OR REPLACE INTO secrets(tenant_id, provider, name, version, body) VALUES (?, ?, ?, ?, ?)', [
         secret.tenant,
         secret.provider,
@@ -123,19 +138,25 @@ export class EmbeddedTenantStore implements TenantStore {
         secret.version,
         JSON.stringify(secret),
       ]);
-      return true;
+      return withSecretVersion(tenant, slot, current);
     });
-    if (!ok) {
-      throw new ConflictError(
-        expectedVersion === undefined
-          ? `A ${secret.provider} secret named '${secret.secret}' already exists; rotate it instead.`
-          : `The ${secret.provider} secret '${secret.secret}' changed meanwhile; retry.`,
-      );
-    }
   }
 
+  /** Deletes the row and META's entry together; true if either existed. */
   async deleteSecret(tenantId: string, provider: string, name: string, audit: AuditEventInput): Promise<boolean> {
-    return this.withAuditOrMissing(tenantId, audit, () => this.db.run('DELETE FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]) > 0);
+    const slot = secretSlotOf(provider, name);
+    try {
+      this.withAudit(tenantId, audit, (tenant) => {
+        const recorded = tenant.secretVersions?.[slot] !== undefined;
+        const deleted = this.db.run('DELETE FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]) > 0;
+        if (!recorded && !deleted) throw MISSING;
+        return withSecretVersion(tenant, slot, undefined);
+      });
+      return true;
+    } catch (err) {
+      if (err === MISSING) return false;
+      throw err;
+    }
   }
 
   async offboardTenant(
@@ -153,7 +174,15 @@ export class EmbeddedTenantStore implements TenantStore {
       const now = this.clock.now();
       const event = nextAuditEvent(tenantId, { seq: tenant.auditSeq, hash: tenant.auditHead }, audit(counts), now);
       this.insertAudit(event);
-      this.writeTenant({ ...tenant, status: 'offboarded', offboardedAt: now.toISOString(), updatedAt: now.toISOString(), auditSeq: event.seq, auditHead: event.hash });
+      this.writeTenant({
+        ...tenant,
+        status: 'offboarded',
+        offboardedAt: now.toISOString(),
+        updatedAt: now.toISOString(),
+        secretVersions: {},
+        auditSeq: event.seq,
+        auditHead: event.hash,
+      });
       return counts;
     });
   }
@@ -223,3 +252,11 @@ export class EmbeddedTenantStore implements TenantStore {
 }
 
 const MISSING = new Error('missing');
+
+/** The tenant with one entry of META's secret versions replaced (or removed when `entry` is undefined). */
+function withSecretVersion(tenant: TenantRecord, slot: string, entry: SecretVersionEntry | undefined): TenantRecord {
+  const next: Record<string, SecretVersionEntry> = { ...tenant.secretVersions };
+  if (entry) next[slot] = entry;
+  else delete next[slot];
+  return { ...tenant, secretVersions: next };
+}

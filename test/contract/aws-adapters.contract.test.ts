@@ -2,7 +2,7 @@
  * Every port's contract suite against the AWS adapters (DynamoDB, KMS, Secrets Manager) on moto.
  * The same suites run against the embedded adapters in embedded-adapters.contract.test.ts.
  */
-import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { DynamoGovernanceLedger } from '../../lambda/adapters/dynamo-governance';
 import { DynamoRouterStore } from '../../lambda/adapters/dynamo-router-store';
 import type { UsageRecord } from '../../lambda/core/router/usage-record';
@@ -36,6 +36,9 @@ beforeAll(async () => {
     raw: {
       async putSecretRow(tenantId, provider, name, fields) {
         await doc.send(new PutCommand({ TableName: t.tenants, Item: { ...fields, pk: `TENANT#${tenantId}`, sk: `SECRET#${provider}#${name}` } }));
+      },
+      async deleteSecretRow(tenantId, provider, name) {
+        await doc.send(new DeleteCommand({ TableName: t.tenants, Key: { pk: `TENANT#${tenantId}`, sk: `SECRET#${provider}#${name}` } }));
       },
       async putCounterRow(pk, sk, fields) {
         await doc.send(new PutCommand({ TableName: t.counters, Item: { ...fields, pk, sk } }));

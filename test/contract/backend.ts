@@ -22,6 +22,8 @@ export interface ContractBackend {
   readonly raw: {
     /** Stores an arbitrary (possibly malformed) sealed-secret row. */
     putSecretRow(tenantId: string, provider: string, name: string, fields: Record<string, unknown>): Promise<void>;
+    /** Removes a sealed-secret row behind the store's back (META keeps its entry). */
+    deleteSecretRow(tenantId: string, provider: string, name: string): Promise<void>;
     /** Stores an arbitrary counter row (fields may be of the wrong type). */
     putCounterRow(pk: string, sk: string, fields: Record<string, unknown>): Promise<void>;
     /** Stores an arbitrary reservation row. */

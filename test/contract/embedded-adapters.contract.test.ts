@@ -43,6 +43,9 @@ beforeAll(() => {
       async putSecretRow(tenantId, provider, name, fields) {
         sql('INSERT OR REPLACE INTO secrets(tenant_id, provider, name, version, body) VALUES (?, ?, ?, ?, ?)', [tenantId, provider, name, Number(fields.version ?? 1), JSON.stringify(fields)]);
       },
+      async deleteSecretRow(tenantId, provider, name) {
+        sql('DELETE FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]);
+      },
       async putCounterRow(pk, sk, f) {
         sql('INSERT OR REPLACE INTO counters(pk, sk, spentMicros, reservedMicros, committedMicros, requests, tokens) VALUES (?, ?, ?, ?, ?, ?, ?)', [
           pk,

@@ -5,7 +5,7 @@
 import { AUDIT_GENESIS } from '../../lambda/core/audit-chain';
 import type { UsageRecord } from '../../lambda/core/router/usage-record';
 import { BackendFactory, ContractBackend, freshTenantId } from './backend';
-import { sealedSecret, tenantRecord, tokenRecord } from './tenant-store.contract';
+import { sealedSecret, secretWrite, tenantRecord, tokenRecord } from './tenant-store.contract';
 
 const usage = (tenantId: string, requestId: string, at: string): UsageRecord => ({
   requestId,
@@ -32,7 +32,7 @@ export function routerStoreContract(name: string, factory: BackendFactory): void
       b = factory();
     });
 
-    test("one read returns the token, the tenant, the default secret of each listed provider and the asked counters", async () => {
+    test("one read returns the token, the tenant, the default secret of each listed provider and the asked counters, unparsed", async () => {
       const id = freshTenantId('rs');
       const admin = tokenRecord(id, 'tenant-admin');
       await b.store.createTenant(tenantRecord(id, b.region), admin, { type: 'tenant.created', actor: 't', details: {} });
@@ -41,7 +41,7 @@ export function routerStoreContract(name: string, factory: BackendFactory): void
       const openai = sealedSecret(id, b.region, b.keyArn, 'openai', 'default');
       const named = sealedSecret(id, b.region, b.keyArn, 'openai', 'team-b');
       const anthropic = sealedSecret(id, b.region, b.keyArn, 'anthropic', 'default');
-      for (const s of [openai, named, anthropic]) await b.store.putSecret(s, undefined, { type: 'secret.created', actor: 't', details: {} });
+      for (const s of [openai, named, anthropic]) await b.store.putSecret(secretWrite(s), { type: 'secret.created', actor: 't', details: {} });
       await b.raw.putCounterRow(`SPEND#${id}`, '2026-01', { spentMicros: 5, reservedMicros: 2, committedMicros: 7 });
 
       const read = await b.routerStore.loadRequestContext(inv.verifier, id, ['openai', 'mistral'], [
@@ -54,10 +54,19 @@ export function routerStoreContract(name: string, factory: BackendFactory): void
       // Only the listed providers' default secrets: not team-b, not anthropic.
       expect([...read.secrets.keys()]).toEqual(['openai#default']);
       expect(read.secrets.get('openai#default')).toEqual(openai);
+      expect(read.tenant?.secretVersions).toEqual({ 'openai#default': { version: 1 }, 'openai#team-b': { version: 1 }, 'anthropic#default': { version: 1 } });
       expect([...read.counters.keys()]).toEqual([`SPEND#${id}|2026-01`]);
       expect(read.counters.get(`SPEND#${id}|2026-01`)).toMatchObject({ spentMicros: 5, reservedMicros: 2, committedMicros: 7 });
       expect(await b.routerStore.getSecret(id, 'openai', 'team-b')).toEqual(named);
       expect(await b.routerStore.getSecret(id, 'openai', 'nosuch')).toBeUndefined();
+    });
+
+    test('a secret row is keyed by the key it was read under, never by what it claims to be', async () => {
+      const id = freshTenantId('rsswap');
+      await b.raw.putSecretRow(id, 'openai', 'default', { ...sealedSecret(id, b.region, b.keyArn, 'anthropic', 'other') });
+      const read = await b.routerStore.loadRequestContext('c'.repeat(64), id, ['openai', 'anthropic'], []);
+      expect([...read.secrets.keys()]).toEqual(['openai#default']);
+      expect(read.secrets.get('openai#default')).toMatchObject({ provider: 'anthropic', secret: 'other' });
     });
 
     test('missing token and tenant come back undefined; nothing else is invented', async () => {
