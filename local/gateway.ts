@@ -133,9 +133,6 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       log.info('request', { requestId, method: httpReq.method, path: routeLabel(path), status: answer.status, latencyMs: Date.now() - started });
     };
 
-    // Idle keep-alive sockets are left to the client to close (clients' own idle timeouts are
-    // shorter), so a client never reuses a socket the server is closing at that moment.
-    server.keepAliveTimeout = 65_000;
     await new Promise<void>((ok, fail) => {
       server!.once('error', fail);
       server!.listen(opts.port ?? 8787, HOST, () => ok());
