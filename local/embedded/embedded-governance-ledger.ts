@@ -6,6 +6,7 @@
 import { COUNTER_FIELDS, CounterField, CounterUpdate, CounterValues, GovernanceLedger, LedgerResult, LedgerWrite, ReservationRecord } from '../../lambda/core/governance/ledger';
 import { LedgerGovernance, LedgerGovernanceOptions, microsOfUsd } from '../../lambda/core/governance/ledger-governance';
 import { reservationPk } from '../../lambda/core/governance/keys';
+import { usageRecordKey } from '../../lambda/core/router/usage-record';
 import type { EmbeddedDatabase, Row } from './database';
 import { parseJson } from './rows';
 
@@ -52,8 +53,8 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
 
   async recordedCostMicros(r: ReservationRecord): Promise<number> {
     if (!r.createdAt) return 0;
-    // Indexed by (tenant_id, at); the request id picks the one record.
-    const row = this.db.one('SELECT body FROM usage WHERE tenant_id = ? AND at = ? AND request_id = ?', [r.tenantId, r.createdAt, r.key.sk]);
+    const key = usageRecordKey({ tenantId: r.tenantId, at: r.createdAt, requestId: r.key.sk });
+    const row = this.db.one('SELECT body FROM usage WHERE tenant_id = ? AND sk = ?', [r.tenantId, key.sk]);
     try {
       return microsOfUsd(parseJson<{ costUsd?: unknown }>(row?.body)?.costUsd);
     } catch {

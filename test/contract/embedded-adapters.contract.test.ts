@@ -61,7 +61,7 @@ beforeAll(() => {
         sql('INSERT OR REPLACE INTO reservations(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?)', [pk, sk, Number(f.reclaimAfter ?? 0), 0, JSON.stringify({ ...f, key: { pk, sk } })]);
       },
       async usageRecords(tenantId) {
-        return db.all('SELECT body FROM usage WHERE tenant_id = ? ORDER BY at, request_id', [tenantId]).map((r) => JSON.parse(String(r.body)) as UsageRecord);
+        return db.all('SELECT body FROM usage WHERE tenant_id = ? ORDER BY sk', [tenantId]).map((r) => JSON.parse(String(r.body)) as UsageRecord);
       },
       async reservations(tenantId) {
         return db.all('SELECT sk FROM reservations WHERE pk = ? ORDER BY sk', [`RESV#${tenantId}`]).map((r) => String(r.sk));
