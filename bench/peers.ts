@@ -98,7 +98,9 @@ async function json(url: string, init: { method: string; token?: string; body?: 
 
 async function startSovereign(upstream: string): Promise<Target> {
   const port = await freePort();
-  const { match } = await start(process.execPath, ['--import', 'tsx', 'local/start.ts', '--port', String(port), '--openai-base-url', upstream], /listening on (http:\/\/127\.0\.0\.1:\d+)/, {
+  // A fresh state directory: the durable default (WAL, every answered request committed), measured as shipped.
+  const stateDir = mkdtempSync(join(tmpdir(), 'sr-bench-state-'));
+  const { match } = await start(process.execPath, ['--import', 'tsx', 'local/start.ts', '--port', String(port), '--state-dir', stateDir, '--openai-base-url', upstream], /listening on (http:\/\/127\.0\.0\.1:\d+)/, {
     AWS_EC2_METADATA_DISABLED: 'true',
   });
   const url = match[1];
