@@ -1,15 +1,54 @@
+/**
+ * The router's production wiring, in one place: the Lambda handler, the local gateway, the CPU
+ * benchmark and the router tests all compose the router from `routerDeps`, so what the tests
+ * count (reads, KMS calls, writes per request) is what a deployed cell does.
+ */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoGovernance } from '../adapters/dynamo-governance';
 import { DynamoRouterStore } from '../adapters/dynamo-router-store';
 import { KmsDataKeyService } from '../adapters/kms-data-key-service';
+import { ProviderHttpClient } from '../adapters/provider-http';
 import { SecretsManagerPepperSource } from '../adapters/secrets-manager-pepper';
 import type { CellConfig } from '../core/cell-config';
 import type { Logger } from '../core/logger';
+import type { DataKeyService, PepperSource } from '../core/ports';
 import type { ProviderClient } from '../core/router/provider-port';
-import { createRouterApp } from '../core/router/router-app';
+import { createRouterApp, type RouterDeps } from '../core/router/router-app';
 import { CircuitBreaker } from '../core/routing/circuit-breaker';
+
+export interface RouterWiring {
+  readonly config: CellConfig;
+  readonly ddb: DynamoDBClient;
+  readonly pepper: PepperSource;
+  readonly dataKeys: DataKeyService;
+  readonly log: Logger;
+  /** @default new ProviderHttpClient() */
+  readonly providers?: ProviderClient;
+  readonly emitMetric?: (line: string) => void;
+}
+
+/**
+ * Router dependencies as deployed: the DynamoDB store, budgets, RPM/TPM and allowlists through
+ * DynamoGovernance on the counters table (priced with the cell's price table), one circuit breaker
+ * per execution environment.
+ */
+export function routerDeps(w: RouterWiring): RouterDeps {
+  const { config, ddb, log } = w;
+  return {
+    config,
+    store: new DynamoRouterStore(ddb, config.tables),
+    pepper: w.pepper,
+    dataKeys: w.dataKeys,
+    providers: w.providers ?? new ProviderHttpClient(),
+    // Budgets, RPM/TPM and allowlists on the counters table, priced with the cell's price table.
+    governance: new DynamoGovernance(ddb, { table: config.tables.counters, usageRecordsTable: config.tables.usage, prices: config.prices, log }),
+    breaker: new CircuitBreaker(),
+    log,
+    ...(w.emitMetric ? { emitMetric: w.emitMetric } : {}),
+  };
+}
 
 /**
  * The deployed router's adapters over a function's SDK clients: the Lambda handler uses it, and
@@ -22,17 +61,16 @@ export function productionRouter(o: {
   readonly log: Logger;
   readonly emitMetric?: (line: string) => void;
 }) {
-  const { config, clients, log } = o;
-  return createRouterApp({
-    config,
-    store: new DynamoRouterStore(clients.ddb, config.tables),
-    pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
-    dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn),
-    providers: o.providers,
-    // Budgets, RPM/TPM and allowlists on the counters table, priced with the cell's price table.
-    governance: new DynamoGovernance(clients.ddb, { table: config.tables.counters, usageRecordsTable: config.tables.usage, prices: config.prices, log }),
-    breaker: new CircuitBreaker(),
-    log,
-    emitMetric: o.emitMetric,
-  });
+  const { config, clients } = o;
+  return createRouterApp(
+    routerDeps({
+      config,
+      ddb: clients.ddb,
+      pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
+      dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn),
+      providers: o.providers,
+      log: o.log,
+      emitMetric: o.emitMetric,
+    }),
+  );
 }

@@ -11,29 +11,32 @@ import { parseSse, RouterHarness, spyProviders, startRouterHarness } from '../su
 let h: RouterHarness;
 let invoke: string;
 let adminToken: string;
+let listInvoke: string;
+let governedInvoke: string;
 const TENANT = 'routes-co';
+const ROUTES = {
+  smart: [
+    { provider: 'anthropic', model: 'claude-sonnet-4-5' },
+    { provider: 'openai', model: 'gpt-4o' },
+  ],
+  'cheap-embed': [{ provider: 'mistral', model: 'mistral-embed' }],
+  'claude-embed': [{ provider: 'anthropic', model: 'claude-sonnet-4-5' }],
+};
 
 beforeAll(async () => {
   h = await startRouterHarness();
-  ({ invokeToken: invoke, adminToken } = await h.tenant(TENANT, {
-    policy: {
-      allowedModels: ['gpt-4o-mini', 'claude-haiku-4-5'],
-      routes: {
-        smart: [
-          { provider: 'anthropic', model: 'claude-sonnet-4-5' },
-          { provider: 'openai', model: 'gpt-4o' },
-        ],
-        'cheap-embed': [{ provider: 'mistral', model: 'mistral-embed' }],
-        'claude-embed': [{ provider: 'anthropic', model: 'claude-sonnet-4-5' }],
-      },
-    },
-  }));
+  // The router runs with production governance: the allowlist lives on a tenant of its own.
+  ({ invokeToken: invoke, adminToken } = await h.tenant(TENANT, { policy: { routes: ROUTES } }));
+  ({ invokeToken: listInvoke } = await h.tenant('routes-list', { policy: { allowedModels: ['gpt-4o-mini', 'claude-haiku-4-5'], routes: ROUTES } }));
+  ({ invokeToken: governedInvoke } = await h.tenant('routes-governed', { policy: { routes: ROUTES, monthlyBudgetUsd: 50, rpm: 600, tpm: 1_000_000 } }));
 }, 60_000);
 afterAll(() => h?.close());
 
 const chat = (model: string, extra: Record<string, unknown> = {}) => JSON.stringify({ model, messages: [{ role: 'user', content: 'hello there' }], ...extra });
 const messages = (model: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ model, max_tokens: 64, messages: [{ role: 'user', content: 'hello there' }], ...extra });
+
+const isRead = (command: string) => /^(BatchGetItem|GetItem|Query|Scan)Command$/.test(command);
 
 /** Deltas of AWS SDK commands and fake provider requests around one call. */
 async function measured<T>(fn: () => Promise<T>) {
@@ -44,7 +47,8 @@ async function measured<T>(fn: () => Promise<T>) {
   return {
     out,
     kms: h.kmsCalls.slice(kms),
-    ddbReads: h.ddbCalls.slice(ddb).filter((c) => c !== 'PutCommand' && c !== 'PutItemCommand'),
+    ddbReads: h.ddbCalls.slice(ddb).filter(isRead),
+    ddbWrites: h.ddbCalls.slice(ddb).filter((c) => !isRead(c)),
     upstream: h.fakes.requests.length - upstream,
   };
 }
@@ -116,7 +120,7 @@ describe('routes', () => {
   });
 
   test('GET /v1/models lists the allowed models that route, owned by their provider, with no KMS or provider call', async () => {
-    const { out, kms, upstream, ddbReads } = await measured(() => h.call({ method: 'GET', path: '/v1/models' }, invoke));
+    const { out, kms, upstream, ddbReads } = await measured(() => h.call({ method: 'GET', path: '/v1/models' }, listInvoke));
     expect(out.sink.status).toBe(200);
     expect(out.json.object).toBe('list');
     // The allowlist holds: route aliases outside it ('smart', ...) would be denied, so they are not offered.
@@ -188,7 +192,16 @@ describe('routes', () => {
 });
 
 describe('per-request I/O', () => {
-  test('normal path: exactly one BatchGetItem and one Decrypt, both before the provider call', async () => {
+  /**
+   * The numbers the README states ("Per-request I/O"), counted with the production wiring (the
+   * router as the Lambda handler and the local gateway compose it, DynamoGovernance included):
+   * before the provider call one BatchGetItem (token, tenant META, default secrets, governance
+   * counters), one KMS Decrypt and, in parallel with it, one TransactWriteItems (the reservation);
+   * after the client's last byte one TransactWriteItems (settle) and one PutItem (usage record).
+   * The same for a tenant without limits and one with a budget and rate limits.
+   */
+  test.each(['ungoverned', 'governed'] as const)('%s tenant: 1 BatchGet + 1 Decrypt + 1 reservation before the provider; settle + usage record after', async (kind) => {
+    const token = kind === 'ungoverned' ? invoke : governedInvoke;
     const spy = spyProviders(h);
     const router = h.makeRouter({ providers: spy.client });
     for (const [path, body] of [
@@ -201,14 +214,16 @@ describe('per-request I/O', () => {
       const ddb = h.ddbCalls.length;
       const sends = spy.sends.length;
       const sink = new MemorySink();
-      await router({ method: 'POST', path, headers: { authorization: `Bearer ${invoke}`, 'content-type': 'application/json' }, body }, sink);
-      expect(sink.status).toBe(200);
+      await router({ method: 'POST', path, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body }, sink);
+      expect([path, sink.status]).toEqual([path, 200]);
       expect(spy.sends.length).toBe(sends + 1);
       const send = spy.sends.at(-1)!;
-      expect(h.ddbCalls.slice(ddb, send.ddbSoFar)).toEqual(['BatchGetItemCommand']);
+      const before = h.ddbCalls.slice(ddb, send.ddbSoFar);
+      expect(before.filter(isRead)).toEqual(['BatchGetItemCommand']);
+      expect(before.filter((c) => !isRead(c))).toEqual(['TransactWriteItemsCommand']);
       expect(h.kmsCalls.slice(kms, send.kmsSoFar)).toEqual(['DecryptCommand']);
-      // After the call: only the usage record is written; no further read or KMS call.
-      expect(h.ddbCalls.slice(send.ddbSoFar)).toEqual(['PutItemCommand']);
+      // After the provider call: no read, no KMS call; settle and the usage record.
+      expect(h.ddbCalls.slice(send.ddbSoFar)).toEqual(['TransactWriteItemsCommand', 'PutItemCommand']);
       expect(h.kmsCalls.length).toBe(kms + 1);
     }
   });
@@ -331,6 +346,7 @@ describe('sovereign tenant', () => {
     expect(a.out.record).toMatchObject({ tenantId: 'sov-corp', provider: 'openai', upstreamModel: 'gpt-4o' });
     expect(a.kms).toEqual(['DecryptCommand']);
     expect(a.ddbReads).toEqual(['BatchGetItemCommand']);
+    expect(a.ddbWrites).toEqual(['TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'PutItemCommand']);
     const b = await h.call({ path: '/v1/messages', body: messages('claude-sonnet-4-5', { stream: true }) }, sovInvoke);
     expect(b.sink.status).toBe(200);
     expect(parseSse(b.sink.body).at(-1)?.event).toBe('message_stop');

@@ -4,7 +4,6 @@
  * with the production adapters. AWS SDK calls are counted per command.
  */
 import { AttributeValue, ScanCommand, ScanCommandOutput } from '@aws-sdk/client-dynamodb';
-import { DynamoRouterStore } from '../../lambda/adapters/dynamo-router-store';
 import { ProviderHttpClient } from '../../lambda/adapters/provider-http';
 import { createAdminApp } from '../../lambda/core/admin-app';
 import type { ProviderEndpointConfig } from '../../lambda/core/cell-config';
@@ -13,12 +12,12 @@ import { jsonLogger } from '../../lambda/core/logger';
 import type { DataKeyService, EncryptionContext, GeneratedDataKey } from '../../lambda/core/ports';
 import type { ProviderClient } from '../../lambda/core/router/provider-port';
 import { SseParser, SseEvent } from '../../lambda/core/sse';
-import { CircuitBreaker } from '../../lambda/core/routing/circuit-breaker';
 import { createRouterApp, RouterDeps } from '../../lambda/core/router/router-app';
 import { MemorySink } from '../../lambda/core/router/response-sink';
 import type { UsageRecord } from '../../lambda/core/router/usage-record';
 import type { TenantPolicy } from '../../lambda/core/tenant-model';
 import { createVaultApp } from '../../lambda/core/vault-app';
+import { routerDeps } from '../../lambda/handlers/router-wiring';
 import { recordCommands } from './aws-clients';
 import { cellFixture, CellFixture } from './cell-fixture';
 import { FakeProviders, startFakeProviders } from './fake-providers';
@@ -79,16 +78,19 @@ export async function startRouterHarness(
   const adminApp = createAdminApp({ config, store: cell.store, pepper: cell.pepper });
   const vaultApp = createVaultApp({ config, store: cell.store, pepper: cell.pepper, dataKeys: cell.dataKeys, usage: cell.usage });
 
+  // The production wiring (lambda/handlers/router-wiring.ts, as the Lambda handler and the local
+  // gateway compose it), governance included; tests override single dependencies.
   const makeRouter = (overrides: Partial<RouterDeps> = {}) =>
     createRouterApp({
-      config,
-      store: new DynamoRouterStore(cell.clients.ddb, config.tables),
-      pepper: cell.pepper,
-      dataKeys: cell.dataKeys,
-      providers: new ProviderHttpClient({ firstByteTimeoutMs: 2_000 }),
-      breaker: new CircuitBreaker(),
-      log: jsonLogger('router', (l) => logs.push(l)),
-      emitMetric: (l) => metrics.push(l),
+      ...routerDeps({
+        config,
+        ddb: cell.clients.ddb,
+        pepper: cell.pepper,
+        dataKeys: cell.dataKeys,
+        providers: new ProviderHttpClient({ firstByteTimeoutMs: 2_000 }),
+        log: jsonLogger('router', (l) => logs.push(l)),
+        emitMetric: (l) => metrics.push(l),
+      }),
       ...overrides,
     });
   const router = makeRouter();

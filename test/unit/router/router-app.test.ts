@@ -168,7 +168,9 @@ async function world(opts: { policy?: TenantPolicy; governance?: Governance; pro
 const chat = (model = 'gpt-4o', extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
 
 describe('normal path', () => {
-  test('one read, one Decrypt, then the provider with the decrypted key; keys zeroed; usage and metric written', async () => {
+  // Core ordering with in-memory ports and no governance; the production I/O per request
+  // (DynamoGovernance included) is counted in test/e2e/router-routes.test.ts 'per-request I/O'.
+  test('ungoverned core path: one read, one Decrypt, then the provider with the decrypted key; keys zeroed; usage and metric written', async () => {
     const w = await world();
     const { sink, record, json } = await w.call(chat());
     expect(sink.status).toBe(200);
