@@ -81,7 +81,7 @@ export class KeySeparationGuard implements IAspect {
         if (crypto.length === 0) continue;
         const legit = owner.rootKeyStatements.some(
           (s) =>
-            (s.purpose === 'open' || s.purpose === 'seal') &&
+            (s.purpose === 'open' || s.purpose === 'seal' || s.purpose === 'additional-decryptor') &&
             crypto.every((a) => EXPECTED[s.purpose].has(a)) &&
             'roleName' in s.principal &&
             attachedTo.length === 1 &&
