@@ -411,7 +411,7 @@ export class RegionalRouter extends Construct {
 
   /** Lets the grantee read usage records and spend counters (DynamoDB reads, storage key through DynamoDB only). */
   public grantReadUsage(grantee: iam.IGrantable): iam.Grant {
-    return this.grantTableReads(grantee, [this.usageTable]);
+    return this.grantTableReads(grantee, [this.usageTable, this.countersTable]);
   }
 
   /** Lets the grantee read the audit trail (DynamoDB reads, storage key through DynamoDB only). */

@@ -131,22 +131,24 @@ describe('grants', () => {
     expect(errorsOf(stack)).toEqual([]);
   });
 
-  test('grantReadUsage / grantReadAuditTrail: reads of one table only, storage key through DynamoDB only, nothing on the root key', () => {
+  test('grantReadUsage (usage + counters) / grantReadAuditTrail (audit): reads of those tables only, storage key through DynamoDB only, nothing on the root key', () => {
     const { stack, cell } = cellStack({}, (s, c) => {
       c.grantReadUsage(new iam.Role(s, 'Finance', { assumedBy: new iam.AccountRootPrincipal() }));
       c.grantReadAuditTrail(new iam.Role(s, 'Auditor', { assumedBy: new iam.AccountRootPrincipal() }));
     });
     const template = Template.fromStack(stack);
     const rootKeyId = stack.getLogicalId(cell.rootKey.node.defaultChild as kms.CfnKey);
-    const usageId = stack.getLogicalId(cell.usageTable.node.defaultChild as never);
-    const auditId = stack.getLogicalId(cell.auditTable.node.defaultChild as never);
-    for (const [role, table] of [['Finance', usageId], ['Auditor', auditId]]) {
+    const tableId = (t: { node: { defaultChild?: unknown } }) => stack.getLogicalId(t.node.defaultChild as never);
+    const usageIds = [tableId(cell.usageTable), tableId(cell.countersTable)];
+    const auditIds = [tableId(cell.auditTable)];
+    for (const [role, tables, others] of [['Finance', usageIds, auditIds], ['Auditor', auditIds, usageIds]] as const) {
       const st = identityStatements(template, role);
       const actions = st.flatMap((s) => list(s.Action));
       expect(actions.filter((a) => a.startsWith('dynamodb:')).sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:DescribeTable', 'dynamodb:GetItem', 'dynamodb:Query']);
       expect(actions.filter((a) => a.startsWith('kms:')).sort()).toEqual(['kms:Decrypt', 'kms:DescribeKey']);
       const text = JSON.stringify(st);
-      expect(text).toContain(table);
+      for (const t of tables) expect(text).toContain(t);
+      for (const t of [...others, tableId(cell.tenantsTable), tableId(cell.tokensTable)]) expect(text).not.toContain(t);
       expect(text).not.toContain(rootKeyId);
       const kmsStatement = st.find((s) => list(s.Action).includes('kms:Decrypt'))!;
       expect(kmsStatement.Condition).toEqual({ StringEquals: { 'kms:ViaService': ['dynamodb.eu-central-1.amazonaws.com'] } });
