@@ -96,19 +96,64 @@ async function json(url: string, init: { method: string; token?: string; body?: 
   return out;
 }
 
-async function startSovereign(upstream: string): Promise<Target> {
+/** Starts the local gateway on its own fresh state directory (the durable default, WAL, measured as shipped; never the developer's .state/local). */
+async function sovereignProcess(upstream: string, stateDir: string): Promise<{ proc: ChildProcess; url: string }> {
   const port = await freePort();
-  // A fresh state directory: the durable default (WAL, every answered request committed), measured as shipped.
-  const stateDir = mkdtempSync(join(tmpdir(), 'sr-bench-state-'));
-  const { match } = await start(process.execPath, ['--import', 'tsx', 'local/start.ts', '--port', String(port), '--state-dir', stateDir, '--openai-base-url', upstream], /listening on (http:\/\/127\.0\.0\.1:\d+)/, {
-    AWS_EC2_METADATA_DISABLED: 'true',
-  });
-  const url = match[1];
+  const { proc, match } = await start(
+    process.execPath,
+    ['--import', 'tsx', 'local/start.ts', '--port', String(port), '--state-dir', stateDir, '--openai-base-url', upstream],
+    /listening on (http:\/\/127\.0\.0\.1:\d+)/,
+    { AWS_EC2_METADATA_DISABLED: 'true' },
+  );
+  return { proc, url: match[1] };
+}
+
+async function startSovereign(upstream: string, stateDir = mkdtempSync(join(tmpdir(), 'sr-bench-state-'))): Promise<Target & { stateDir: string; proc: ChildProcess }> {
+  const { proc, url } = await sovereignProcess(upstream, stateDir);
   // A governed tenant (monthly budget, so every request reserves and settles), as deployed.
   const created = await json(`${url}/admin/tenants`, { method: 'POST', body: { tenantId: 'bench', mode: 'managed', policy: { monthlyBudgetUsd: 100_000 } } });
   await json(`${url}/vault/secrets`, { method: 'POST', token: created.token, body: { provider: 'openai', apiKey: 'sk-bench-upstream-key' } });
   const invoke = await json(`${url}/vault/tokens`, { method: 'POST', token: created.token, body: { role: 'invoke', label: 'bench' } });
-  return { name: 'sovereign-router', url: `${url}/v1/chat/completions`, headers: { authorization: `Bearer ${invoke.token}` } };
+  return { name: 'sovereign-router', url: `${url}/v1/chat/completions`, headers: { authorization: `Bearer ${invoke.token}` }, stateDir, proc };
+}
+
+async function stop(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return;
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  process.kill(-proc.pid!, 'SIGTERM');
+  await exited;
+}
+
+/**
+ * A second local gateway whose store holds `count` usage records of the bench tenant, written
+ * straight into its embedded database while it is stopped (the embedded backend's schema).
+ * Undefined when the gateway has no embedded store (the moto backend cannot hold that many in
+ * reasonable time).
+ */
+async function startSovereignWithRecords(upstream: string, count: number): Promise<Target | undefined> {
+  if (!existsSync(join(ROOT, 'local/embedded/database.ts'))) return undefined;
+  const first = await startSovereign(upstream);
+  await stop(first.proc);
+  const moduleName = 'node-sqlite3-wasm';
+  const { Database } = (await import(moduleName)) as { Database: new (file: string) => { exec(sql: string): void; prepare(sql: string): { run(values: unknown[]): void; finalize(): void }; close(): void } };
+  const db = new Database(join(first.stateDir, 'gateway.sqlite'));
+  try {
+    db.exec('BEGIN');
+    const insert = db.prepare('INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)');
+    const base = Date.now() - 30 * 24 * 3600 * 1000;
+    for (let i = 0; i < count; i++) {
+      const at = new Date(base + i * 20).toISOString();
+      const requestId = `seed-${i.toString().padStart(8, '0')}`;
+      const body = JSON.stringify({ requestId, tenantId: 'bench', tokenId: 'tk_seed', route: 'chat', model: MODEL, provider: 'openai', upstreamModel: MODEL, stream: false, status: 200, decision: 'ok', inputTokens: 8, outputTokens: 1, costUsd: 0.0000018, latencyMs: 3, fallbackChain: [], at });
+      insert.run(['bench', `${at}#${requestId}`, at, requestId, Math.floor(Date.now() / 1000) + 400 * 24 * 3600, body]);
+    }
+    insert.finalize();
+    db.exec('COMMIT');
+  } finally {
+    db.close();
+  }
+  const again = await sovereignProcess(upstream, first.stateDir);
+  return { name: 'sovereign-router', url: `${again.url}/v1/chat/completions`, headers: first.headers };
 }
 
 async function startPortkey(upstream: string): Promise<Target> {
@@ -195,9 +240,11 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
     const direct: Target = { name: 'upstream', url: `${upstream}/v1/chat/completions`, headers: { authorization: 'Bearer sk-bench-upstream-key' } };
     console.error('bench: starting sovereign-router (local), Portkey and LiteLLM over one fake upstream...');
     const [sovereign, portkey, litellm] = await Promise.all([startSovereign(upstream), startPortkey(upstream), startLiteLlm(upstream)]);
+    const withRecords = await startSovereignWithRecords(upstream, 100_000);
     const targets = [direct, sovereign, portkey, litellm];
     const per = new Map<string, { p50: number[]; p99_16: number[]; rps16: number[]; errors16: number[]; ttft: number[]; firstError?: string }>();
     for (const t of targets) per.set(t.name, { p50: [], p99_16: [], rps16: [], errors16: [], ttft: [] });
+    const flat = { none: [] as number[], full: [] as number[] };
 
     for (let round = 0; round < rounds; round++) {
       // Interleaved: each round visits every target, in a rotated order.
@@ -213,6 +260,13 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
         m.errors16.push(many.errors + one.errors + stream.errors);
         m.ttft.push(stream.ttftP50);
         m.firstError ??= many.firstError ?? one.firstError ?? stream.firstError;
+      }
+      if (withRecords) {
+        // The same gateway with 100,000 usage records stored, right after the empty one.
+        const a = await load(sovereign, { concurrency: 1, requests: 300, durationMs: 3_000 });
+        const b = await load(withRecords, { concurrency: 1, requests: 300, durationMs: 3_000 });
+        flat.none.push(a.p50 - per.get('upstream')!.p50[round]);
+        flat.full.push(b.p50 - per.get('upstream')!.p50[round]);
       }
       console.error(`bench: peers round ${round + 1}/${rounds} done`);
     }
@@ -242,11 +296,13 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
       { name: 'peers: added time to first SSE chunk p50', value: r2(sr('ttft')), unit: 'ms', goal: 1, lowerIsBetter: true, note: `Portkey ${r2(pk('ttft'))} ms, LiteLLM ${r2(added('litellm', 'ttft'))} ms` },
       {
         name: 'peers: added p50 with 100,000 usage records / with none',
-        value: NaN,
+        value: withRecords ? r2(median(flat.full) / median(flat.none)) : NaN,
         unit: 'x',
         goal: 1.1,
         lowerIsBetter: true,
-        note: 'not measured: storing 100,000 usage records needs the embedded backend (moto cannot hold them in reasonable time)',
+        note: withRecords
+          ? `added p50 ${r2(median(flat.full))} ms with 100,000 records, ${r2(median(flat.none))} ms with none`
+          : 'not measured: storing 100,000 usage records needs the embedded backend (moto cannot hold them in reasonable time)',
       },
     ];
   } finally {
