@@ -134,21 +134,23 @@ async function startSovereignWithRecords(upstream: string, count: number): Promi
   if (!existsSync(join(ROOT, 'local/embedded/database.ts'))) return undefined;
   const first = await startSovereign(upstream);
   await stop(first.proc);
-  const moduleName = 'node-sqlite3-wasm';
-  const { Database } = (await import(moduleName)) as { Database: new (file: string) => { exec(sql: string): void; prepare(sql: string): { run(values: unknown[]): void; finalize(): void }; close(): void } };
-  const db = new Database(join(first.stateDir, 'gateway.sqlite'));
+  // The gateway's own database class (its lock file, pragmas and schema), loaded only when present.
+  const moduleName = '../local/embedded/database';
+  type Db = { run(sql: string, params: readonly (string | number)[]): number; transaction<T>(fn: () => T): T; close(): void };
+  const mod = (await import(moduleName)) as { EmbeddedDatabase?: new (o: { dir: string }) => Db; default?: { EmbeddedDatabase: new (o: { dir: string }) => Db } };
+  const EmbeddedDatabase = mod.EmbeddedDatabase ?? mod.default!.EmbeddedDatabase;
+  const db = new EmbeddedDatabase({ dir: first.stateDir });
   try {
-    db.exec('BEGIN');
-    const insert = db.prepare('INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)');
     const base = Date.now() - 30 * 24 * 3600 * 1000;
-    for (let i = 0; i < count; i++) {
-      const at = new Date(base + i * 20).toISOString();
-      const requestId = `seed-${i.toString().padStart(8, '0')}`;
-      const body = JSON.stringify({ requestId, tenantId: 'bench', tokenId: 'tk_seed', route: 'chat', model: MODEL, provider: 'openai', upstreamModel: MODEL, stream: false, status: 200, decision: 'ok', inputTokens: 8, outputTokens: 1, costUsd: 0.0000018, latencyMs: 3, fallbackChain: [], at });
-      insert.run(['bench', `${at}#${requestId}`, at, requestId, Math.floor(Date.now() / 1000) + 400 * 24 * 3600, body]);
-    }
-    insert.finalize();
-    db.exec('COMMIT');
+    const expires = Math.floor(Date.now() / 1000) + 400 * 24 * 3600;
+    db.transaction(() => {
+      for (let i = 0; i < count; i++) {
+        const at = new Date(base + i * 20).toISOString();
+        const requestId = `seed-${i.toString().padStart(8, '0')}`;
+        const body = JSON.stringify({ requestId, tenantId: 'bench', tokenId: 'tk_seed', route: 'chat', model: MODEL, provider: 'openai', upstreamModel: MODEL, stream: false, status: 200, decision: 'ok', inputTokens: 8, outputTokens: 1, costUsd: 0.0000018, latencyMs: 3, fallbackChain: [], at });
+        db.run('INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', ['bench', `${at}#${requestId}`, at, requestId, expires, body]);
+      }
+    });
   } finally {
     db.close();
   }
@@ -263,8 +265,11 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
       }
       if (withRecords) {
         // The same gateway with 100,000 usage records stored, right after the empty one.
-        const a = await load(sovereign, { concurrency: 1, requests: 300, durationMs: 3_000 });
-        const b = await load(withRecords, { concurrency: 1, requests: 300, durationMs: 3_000 });
+        // Alternating which goes first, so neither always runs on a warmer machine.
+        const [first, second] = round % 2 === 0 ? [sovereign, withRecords] : [withRecords, sovereign];
+        const x = await load(first, { concurrency: 1, requests: 300, durationMs: 3_000 });
+        const y = await load(second, { concurrency: 1, requests: 300, durationMs: 3_000 });
+        const [a, b] = round % 2 === 0 ? [x, y] : [y, x];
         flat.none.push(a.p50 - per.get('upstream')!.p50[round]);
         flat.full.push(b.p50 - per.get('upstream')!.p50[round]);
       }
