@@ -21,7 +21,7 @@
  *                            api-version: az=azure-openai@2025-04-01-preview:https://RES.openai.azure.com
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { providerEndpointProblems } from '../lib/config/provider-endpoint';
@@ -29,6 +29,7 @@ import { jsonLogger } from '../lambda/core/logger';
 import { isSupportedRegion, REGION_CODES } from '../lambda/core/regions';
 import { BackendKind, LocalProvider, startLocalGateway } from './gateway';
 import { installLifecycle } from './lifecycle';
+import { startProgress } from './progress';
 import { quickstartAfterStart } from './quickstart';
 
 function fail(message: string): never {
@@ -107,7 +108,10 @@ async function main(): Promise<void> {
   // One JSON line per request on stdout (ids, route, status, timings, cost; never a key, token,
   // prompt or completion); warnings and errors on stderr.
   const json = jsonLogger('local-gateway');
+  const progress = startProgress();
+  progress.stage(stateStage(opts));
   const gw = await startLocalGateway({ ...opts, log: { info: json.info, warn: (m) => console.error(m), error: (m, f) => console.error(m, f ?? '') } });
+  progress.ready();
   const cli = 'npx sovereign-router';
   console.log(`
 sovereign-router local gateway (${opts.region}) listening on ${gw.url}
@@ -128,6 +132,7 @@ Then point an SDK at it:
 
 Ctrl-C (or SIGTERM to npm or node) stops the gateway and everything it started.`);
   lifecycle.attach(() => gw.stop());
+  if (opts.quickstart) progress.stage('quick start: creating a tenant, sealing the keys, issuing an invoke token');
   await quickstartAfterStart({
     url: gw.url,
     providers: Object.keys(opts.providers),
@@ -137,6 +142,14 @@ Ctrl-C (or SIGTERM to npm or node) stops the gateway and everything it started.`
     out: (t) => console.log(t),
     err: (t) => console.error(t),
   });
+}
+
+/** What the first stage does: a first start creates the state (database, root key, pepper). */
+function stateStage(opts: { backend: string; stateDir?: string }): string {
+  if (opts.backend === 'moto') return 'starting moto, then creating the tables, root key and pepper in it';
+  if (!opts.stateDir) return 'creating an in-memory cell (root key, pepper)';
+  const fresh = !existsSync(opts.stateDir) || readdirSync(opts.stateDir).length === 0;
+  return fresh ? `creating the state in ${opts.stateDir} (database, root key, pepper)` : `opening the state in ${opts.stateDir}`;
 }
 
 /** The moto backend needs the project's Python venv; set it up the first time (1-2 minutes). */

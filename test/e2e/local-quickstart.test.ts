@@ -98,6 +98,10 @@ test('--quickstart: a tenant, the three keys sealed, a working invoke token on s
     expect(invokeToken).toMatch(/^sr_euc1_local_/);
     expect(out).toContain("tenant 'local' created; keys sealed for openai (from OPENAI_API_KEY), anthropic (from ANTHROPIC_API_KEY), mistral (from MISTRAL_API_KEY)");
     expect(out).toMatch(/tenant-admin token[^\n]*\n\s+sr_euc1_local_/);
+    // Progress while it prepares: one line per stage, with the time since start.
+    expect(run.stderr()).toMatch(/\[\d+\.\d s\] creating the state in .*\(database, root key, pepper\)\.\.\.\n/);
+    expect(run.stderr()).toMatch(/\[\d+\.\d s\] ready\n/);
+    expect(run.stderr()).toMatch(/\[\d+\.\d s\] quick start: creating a tenant, sealing the keys, issuing an invoke token\.\.\./);
     for (const model of ['gpt-4o-mini', 'claude-haiku-4-5', 'mistral-small-latest']) {
       const res = await chat(run.url, invokeToken, model);
       expect([model, res.status]).toEqual([model, 200]);
@@ -120,6 +124,7 @@ test('a restart on the same state: the token still works; without --quickstart t
   try {
     expect(run.stderr()).toContain('OPENAI_API_KEY, ANTHROPIC_API_KEY, MISTRAL_API_KEY are set: `npm start -- --quickstart` creates a local tenant');
     expect(run.stdout()).not.toContain('invoke token (for your applications)');
+    expect(run.stderr()).toMatch(/\[\d+\.\d s\] opening the state in /);
     expect((await chat(run.url, invokeToken, 'gpt-4o-mini')).status).toBe(200);
   } finally {
     await run.stop();

@@ -22,9 +22,9 @@ interface Started {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-async function npmStart(stateDir: string): Promise<Started> {
+async function npmStart(stateDir: string, extra: string[] = []): Promise<Started> {
   const port = await freePort();
-  const npm = spawn('npm', ['start', '--', '--port', String(port), '--state-dir', stateDir], {
+  const npm = spawn('npm', ['start', '--', '--port', String(port), '--state-dir', stateDir, ...extra], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_EC2_METADATA_DISABLED: 'true' },
     // Its own process group, as a terminal's foreground job: Ctrl-C goes to the whole group.
@@ -75,21 +75,30 @@ function gatewayNode(npmPid: number): number {
 
 type Send = (g: Started) => void;
 
-const ways: Array<[string, NodeJS.Signals, Send]> = [
-  ['Ctrl-C (SIGINT to the process group)', 'SIGINT', (g) => process.kill(-g.npm.pid!, 'SIGINT')],
-  ['SIGTERM to the npm process', 'SIGTERM', (g) => process.kill(g.npm.pid!, 'SIGTERM')],
-  ['SIGTERM to the node process', 'SIGTERM', (g) => process.kill(gatewayNode(g.npm.pid!), 'SIGTERM')],
-  ['SIGINT to the node process', 'SIGINT', (g) => process.kill(gatewayNode(g.npm.pid!), 'SIGINT')],
+const ctrlC: Send = (g) => process.kill(-g.npm.pid!, 'SIGINT');
+const termNpm: Send = (g) => process.kill(g.npm.pid!, 'SIGTERM');
+const ways: Array<[string, NodeJS.Signals, Send, string[]]> = [
+  ['Ctrl-C (SIGINT to the process group)', 'SIGINT', ctrlC, []],
+  ['SIGTERM to the npm process', 'SIGTERM', termNpm, []],
+  ['SIGTERM to the node process', 'SIGTERM', (g) => process.kill(gatewayNode(g.npm.pid!), 'SIGTERM'), []],
+  ['SIGINT to the node process', 'SIGINT', (g) => process.kill(gatewayNode(g.npm.pid!), 'SIGINT'), []],
+  // The moto backend has a child of its own (python), in its own process group.
+  ['--backend moto, Ctrl-C', 'SIGINT', ctrlC, ['--backend', 'moto']],
+  ['--backend moto, SIGTERM to the npm process', 'SIGTERM', termNpm, ['--backend', 'moto']],
 ];
 
 let stateDir: string;
 beforeAll(() => {
   stateDir = mkdtempSync(join(tmpdir(), 'sr-stop-'));
 });
-afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(stateDir, { recursive: true, force: true });
+  rmSync(`${stateDir}-moto`, { recursive: true, force: true });
+});
 
-test.each(ways)('%s stops the gateway: port free, no child left, exit 0', async (_name, signal, send) => {
-  const g = await npmStart(stateDir);
+test.each(ways)('%s stops the gateway: port free, no child left, exit 0', async (_name, signal, send, extra) => {
+  // One state directory per backend: a directory holds one backend's state.
+  const g = await npmStart(extra.length > 0 ? `${stateDir}-moto` : stateDir, extra);
   const agent = new Agent({ keepAlive: true });
   try {
     // One process for the gateway: npm execs node (no sh, no tsx wrapper in between).
@@ -100,6 +109,7 @@ test.each(ways)('%s stops the gateway: port free, no child left, exit 0', async 
     const tenant = `stop-${signal.toLowerCase()}-${Date.now().toString(36)}`;
     expect((await call(g.port, 'POST', '/admin/tenants', agent, { tenantId: tenant })).status).toBe(201);
     const tree = [node, ...descendants(node)];
+    if (extra.includes('moto')) expect(tree.map(commandOf).join('\n')).toMatch(/\.venv\/bin\/python[\s\S]*moto/);
 
     send(g);
     let timer: NodeJS.Timeout | undefined;
