@@ -345,6 +345,8 @@ export class RegionalRouter extends Construct {
     // Vault: the tenant's own secrets and tokens; no governance or usage access.
     this.tables.grantReadWrite('tenants', vault.role);
     this.tables.grantReadWrite('tokens', vault.role);
+    // GET /vault/usage: a tenant admin's own records, one key range per query.
+    this.tables.grantUsageQuery(vault.role);
     this.tables.grantAuditAppend(vault.role);
 
     // Admin: tenants and tokens; reads counters (usage report) and usage records, writes neither.

@@ -3,7 +3,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { AUDIT_APPEND_ACTIONS, TABLE_READ_ACTIONS, TABLE_WRITE_ACTIONS, USAGE_APPEND_ACTIONS } from './private/iam-actions';
+import { AUDIT_APPEND_ACTIONS, TABLE_READ_ACTIONS, TABLE_WRITE_ACTIONS, USAGE_APPEND_ACTIONS, USAGE_QUERY_ACTIONS } from './private/iam-actions';
 import { KeyAttribute, TABLE_SCHEMAS, TableName, TableSchema } from './table-schemas';
 
 export interface RouterTablesProps {
@@ -83,6 +83,11 @@ export class RouterTables extends Construct {
   /** Append usage records and get one by key (PutItem, GetItem): no query, update or delete. */
   public grantUsageAppend(grantee: iam.IGrantable): iam.Grant {
     return this.grantOn('usage', grantee, USAGE_APPEND_ACTIONS);
+  }
+
+  /** Query usage records (the tenant console's timeline and the CLI export): Query only. */
+  public grantUsageQuery(grantee: iam.IGrantable): iam.Grant {
+    return this.grantOn('usage', grantee, USAGE_QUERY_ACTIONS);
   }
 
   /** Append to and read the audit table; no update and no delete. */

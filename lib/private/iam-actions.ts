@@ -88,6 +88,13 @@ export const TABLE_WRITE_ACTIONS = [
  */
 export const USAGE_APPEND_ACTIONS = ['dynamodb:PutItem', 'dynamodb:GetItem'] as const;
 
+/**
+ * The vault reads a tenant's usage records for the console and the CLI export: one key range per
+ * query (partition `REQ#<tenant>`, the tenant taken from the verified token). Query only: no item
+ * read by key, no scan, no write.
+ */
+export const USAGE_QUERY_ACTIONS = ['dynamodb:Query'] as const;
+
 /** Audit events are appended, never updated or deleted, by any function. */
 export const AUDIT_APPEND_ACTIONS = ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:GetItem'] as const;
 

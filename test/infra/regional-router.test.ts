@@ -265,7 +265,7 @@ describe('RegionalRouterStack from the default configuration', () => {
       expect(actions('router', 'tenants')).toEqual(READ);
       expect(actions('router', 'audit')).toEqual([]);
       expect(actions('vault', 'counters')).toEqual([]);
-      expect(actions('vault', 'usage')).toEqual([]);
+      expect(actions('vault', 'usage')).toEqual(['dynamodb:Query']);
       expect(actions('admin', 'counters')).toEqual(READ);
       expect(actions('admin', 'usage')).toEqual(READ);
       // Counters and usage are two tables, each with the TTL attribute; only counters take transactions.
