@@ -1,7 +1,8 @@
 /**
- * The router's production wiring, in one place: the Lambda handler, the local gateway, the CPU
- * benchmark and the router tests all compose the router from `routerDeps`, so what the tests
- * count (reads, KMS calls, writes per request) is what a deployed cell does.
+ * The router's production wiring, in one place: the Lambda handler, the CPU benchmark and the
+ * router tests (test/support/router-harness.ts) compose the router from `routerDeps`, so what the
+ * tests count (reads, KMS calls, writes per request) is what a deployed cell does. The local
+ * gateway composes the same router app over its backend's ports (local/gateway.ts).
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { KMSClient } from '@aws-sdk/client-kms';
