@@ -258,9 +258,12 @@ test('the Lambda stream is finished before a delayed settle write completes; the
   expect(proxy.calls.filter(isSettle).length).toBeGreaterThanOrEqual(2);
 });
 
+const text0 = (v: unknown) => JSON.stringify(v);
+
 test('one structured log line per request, naming the request id of the x-request-id header, and no secret in it', async () => {
   const mark = capture.lines.length;
-  const ok = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat(), headers: { Authorization: `Bearer ${invoke}` } }));
+  // A client's own x-request-id is not taken: log lines carry only ids the gateway made.
+  const ok = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat(), headers: { Authorization: `Bearer ${invoke}`, 'X-Request-Id': 'forged-id-0001' } }));
   const denied = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat({ model: 'no-such-model' }), headers: { Authorization: `Bearer ${invoke}` } }));
   const unauth = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat(), headers: { Authorization: 'Bearer sk-nope' } }));
   const lines = capture.lines
@@ -276,6 +279,7 @@ test('one structured log line per request, naming the request id of the x-reques
     expect(res.meta.headers['x-request-id']).toBe(res.requestId);
     expect(line.requestId).toBe(res.requestId);
   }
+  expect(text0(lines)).not.toContain('forged-id-0001');
   expect(lines[0]).toMatchObject({ service: 'router', level: 'INFO', tenantId: 'lambda-co', route: 'chat', provider: 'openai', model: 'gpt-4o-mini', status: 200, decision: 'ok', fallbackChain: 'openai/gpt-4o-mini:ok' });
   expect(lines[0].tokenId).toMatch(/\S/);
   expect(lines[0].latencyMs).toBeGreaterThanOrEqual(0);
