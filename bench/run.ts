@@ -114,7 +114,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 /** Wall time of a fresh node process running `script`, in ms. */
 function processMs(script: string, env: NodeJS.ProcessEnv): number {
   const t = performance.now();
-  execFileSync(process.execPath, ['-e', script], { env, stdio: ['ignore', 'ignore', 'ignore'] });
+  execFileSync(process.execPath, ['-e', script], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   return performance.now() - t;
 }
 
@@ -135,6 +135,7 @@ function bundlesAndInit(): void {
       PROVIDER_ENDPOINTS: '{"openai":{"kind":"openai","baseUrl":"https://api.openai.com"}}',
       TENANTS_TABLE: 't',
       TOKENS_TABLE: 't',
+      COUNTERS_TABLE: 't',
       USAGE_TABLE: 't',
       AUDIT_TABLE: 't',
       AWS_REGION: 'eu-central-1',
