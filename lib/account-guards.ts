@@ -1,10 +1,11 @@
-import { Annotations, Stack } from 'aws-cdk-lib';
+import { Annotations, Lazy, Stack } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
-import { Construct } from 'constructs';
+import { Construct, IConstruct } from 'constructs';
 
 /** A KMS key watched by the guards (identifiers only). */
 export interface WatchedKey {
@@ -23,6 +24,13 @@ export interface AccountGuardsProps {
   readonly roles: iam.IRole[];
   /** Where every matched event goes. */
   readonly alarmTopic: sns.ITopic;
+  /**
+   * A scope whose KMS keys, functions and roles are watched too, found at synth time, so that
+   * resources added to the cell later (or by other constructs in it) are covered. Its keys other
+   * than `storageKeys` count as secret keys.
+   * @default - only the listed resources
+   */
+  readonly watchScope?: IConstruct;
 }
 
 const CLOUDTRAIL = 'AWS API Call via CloudTrail';
@@ -87,19 +95,24 @@ export class AccountGuards extends Construct {
     super(scope, id);
     const target = new targets.SnsTopic(props.alarmTopic);
     const ids = (keys: WatchedKey[]) => keys.flatMap((k) => [k.keyId, k.keyArn]);
+    // Resources under the watched scope, read when the template is rendered.
+    const found = <T>(type: abstract new (...args: never[]) => T): T[] => (props.watchScope ? props.watchScope.node.findAll().filter((c): c is IConstruct & T => c instanceof type) : []);
+    const storageArns = new Set(props.storageKeys.map((k) => k.keyArn));
+    const secretKeys = (): WatchedKey[] => unique([...props.secretKeys, ...found(kms.Key).filter((k) => !storageArns.has(k.keyArn))]);
+    const functions = (): lambda.IFunction[] => unique([...props.functions, ...found(lambda.Function)]);
+    const lazy = <T>(produce: () => T[]): T[] => Lazy.any({ produce }) as unknown as T[];
     const add = (ruleId: string, description: string, eventPattern: events.EventPattern) =>
       this.rules.push(new events.Rule(this, ruleId, { description, eventPattern, targets: [target] }));
 
-    const allKeys = [...props.secretKeys, ...props.storageKeys];
     add('KeyChanges', 'sovereign-router: policy, state or deletion change of a cell key', {
       source: ['aws.kms'],
       detailType: [CLOUDTRAIL],
-      detail: { eventSource: ['kms.amazonaws.com'], eventName: [...KEY_CHANGE_EVENTS], requestParameters: { keyId: ids(allKeys) } },
+      detail: { eventSource: ['kms.amazonaws.com'], eventName: [...KEY_CHANGE_EVENTS], requestParameters: { keyId: lazy(() => ids([...secretKeys(), ...props.storageKeys])) } },
     });
     add('SecretKeyGrants', 'sovereign-router: a grant on a key that protects tenant secrets (no one should create one)', {
       source: ['aws.kms'],
       detailType: [CLOUDTRAIL],
-      detail: { eventSource: ['kms.amazonaws.com'], eventName: ['CreateGrant'], requestParameters: { keyId: ids(props.secretKeys) } },
+      detail: { eventSource: ['kms.amazonaws.com'], eventName: ['CreateGrant'], requestParameters: { keyId: lazy(() => ids(secretKeys())) } },
     });
     add('StorageKeyGrants', 'sovereign-router: a grant on the storage key not made by DynamoDB or Secrets Manager for their resources', {
       source: ['aws.kms'],
@@ -118,12 +131,12 @@ export class AccountGuards extends Construct {
         eventSource: ['lambda.amazonaws.com'],
         eventName: FUNCTION_CHANGE_EVENT_PREFIXES.map((p) => ({ prefix: p })),
         // Callers may pass a name, a partial or full ARN, with or without a qualifier.
-        requestParameters: { functionName: props.functions.flatMap((f) => [{ suffix: f.functionName }, { wildcard: `*${f.functionName}:*` }]) },
+        requestParameters: { functionName: lazy(() => functions().flatMap((f) => [{ suffix: f.functionName }, { wildcard: `*${f.functionName}:*` }])) },
       },
     });
 
     if (Stack.of(this).region === 'us-east-1') {
-      this.roleChanges = new RoleChangeGuard(this, 'RoleChanges', { roles: props.roles, alarmTopic: props.alarmTopic });
+      this.roleChanges = new RoleChangeGuard(this, 'RoleChanges', { roles: props.roles, alarmTopic: props.alarmTopic, watchScope: props.watchScope });
       this.rules.push(this.roleChanges.rule);
     } else {
       Annotations.of(this).addWarningV2(
@@ -140,6 +153,11 @@ export interface RoleChangeGuardProps {
   readonly roles: iam.IRole[];
   /** Where matched events go. */
   readonly alarmTopic: sns.ITopic;
+  /**
+   * A scope whose roles are watched too, found at synth time.
+   * @default - only the listed roles
+   */
+  readonly watchScope?: IConstruct;
 }
 
 /**
@@ -155,15 +173,20 @@ export class RoleChangeGuard extends Construct {
     if (region !== 'us-east-1') {
       throw new Error(`RoleChangeGuard '${this.node.path}' must be in us-east-1 (IAM events reach EventBridge only there), got '${region}'`);
     }
-    if (props.roles.length === 0) throw new Error('RoleChangeGuard needs at least one role');
+    if (props.roles.length === 0 && !props.watchScope) throw new Error('RoleChangeGuard needs at least one role');
+    const roles = () => unique([...props.roles, ...(props.watchScope ? props.watchScope.node.findAll().filter((c): c is iam.Role => c instanceof iam.Role) : [])]);
     this.rule = new events.Rule(this, 'Rule', {
       description: 'sovereign-router: policy, trust or boundary change of a cell role',
       eventPattern: {
         source: ['aws.iam'],
         detailType: [CLOUDTRAIL],
-        detail: { eventSource: ['iam.amazonaws.com'], eventName: [...ROLE_CHANGE_EVENTS], requestParameters: { roleName: props.roles.map((r) => r.roleName) } },
+        detail: { eventSource: ['iam.amazonaws.com'], eventName: [...ROLE_CHANGE_EVENTS], requestParameters: { roleName: Lazy.list({ produce: () => roles().map((r) => r.roleName) }) } },
       },
       targets: [new targets.SnsTopic(props.alarmTopic)],
     });
   }
+}
+
+function unique<T>(items: T[]): T[] {
+  return [...new Set(items)];
 }

@@ -390,6 +390,8 @@ export class RegionalRouter extends Construct {
       functions: [router.function, vault.function, admin.function],
       roles: [router.role, vault.role, admin.role],
       alarmTopic: this.alarmTopic,
+      // Keys, functions and roles added to the cell later are watched too.
+      watchScope: this,
     });
     if (props.rolePermissionsBoundary) iam.PermissionsBoundary.of(this).apply(props.rolePermissionsBoundary);
 

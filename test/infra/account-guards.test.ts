@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as signer from 'aws-cdk-lib/aws-signer';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -185,4 +186,25 @@ describe('code signing and permissions boundary (props)', () => {
     for (const f of Object.values(plain.findResources('AWS::Lambda::Function'))) expect(f.Properties.CodeSigningConfigArn).toBeUndefined();
     for (const r of Object.values(plain.findResources('AWS::IAM::Role'))) expect(r.Properties.PermissionsBoundary).toBeUndefined();
   });
+});
+
+test('keys, functions and roles added to the cell later are watched too (e.g. an audit key added by another construct)', () => {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new Stack(app, 'Later', { env: { region: 'us-east-1', account: TEST_ACCOUNT } });
+  const cell = new RegionalRouter(stack, 'Cell', { providers: { openai: { kind: 'openai', baseUrl: 'https://api.openai.com' } } });
+  const auditKey = new kms.Key(cell, 'AuditMacKey', { keySpec: kms.KeySpec.HMAC_256, keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC });
+  const extraRole = new iam.Role(cell, 'ExtraRole', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+  const extraFn = new lambda.Function(cell, 'ExtraFn', { runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler', code: lambda.Code.fromInline('exports.handler=()=>{}'), role: extraRole });
+  const template = Template.fromStack(stack);
+  const rules = Object.entries(template.findResources('AWS::Events::Rule'));
+  const pattern = (part: string) => JSON.stringify(rules.find(([id]) => id.includes(part))![1].Properties.EventPattern);
+  const ref = (c: { node: { defaultChild?: unknown } }) => stack.getLogicalId(c.node.defaultChild as never);
+  expect(pattern('SecretKeyGrants')).toContain(ref(auditKey));
+  expect(pattern('KeyChanges')).toContain(ref(auditKey));
+  expect(pattern('StorageKeyGrants')).not.toContain(ref(auditKey));
+  expect(pattern('SecretKeyGrants')).not.toContain(ref(cell.storageKey));
+  expect(pattern('FunctionChanges')).toContain(ref(extraFn));
+  expect(pattern('RoleChanges')).toContain(ref(extraRole));
+  // Each resource is listed once.
+  expect(pattern('SecretKeyGrants').split(`"Ref":"${ref(cell.rootKey)}"`).length - 1).toBe(1);
 });
