@@ -18,6 +18,11 @@ Tenants (operator; SigV4 on a deployed cell, open on the local gateway):
   tenants usage <tenant-id>                                       spend, reservations and rate windows
   tenants token-limits <tenant-id> <token-id> [--set-file FILE]   read, or set, one token's limits
   tenants audit <tenant-id>                                       events and chain verification
+
+Audit (operator):
+  audit verify --tenant <tenant-id>     checks the tenant's audit trail (MACs under the audit key,
+                                        chain, anchors, current secret rows); exits 1 and names
+                                        the first bad event if anything was tampered with
   tenants offboard <tenant-id> --yes                              destroys secrets and tokens
 
 Provider secrets (tenant-admin token):
@@ -43,6 +48,27 @@ Options:
   --json           print whole JSON responses
   -h, --help
 `;
+
+interface AuditVerificationView {
+  ok: boolean;
+  tenantId: string;
+  events: number;
+  lastSeq: number;
+  anchoredThrough: number;
+  firstBad?: { seq?: number; type?: string; code: string; message: string };
+  findings: { seq?: number; code: string; message: string }[];
+  unanchored: number[];
+}
+
+/** One line for a verified trail; the first bad event first, then every finding, for a broken one. */
+function describeVerification(v: AuditVerificationView): string {
+  const unanchored = v.unanchored.length > 0 ? `\nwarning: event(s) ${v.unanchored.map((s) => `#${s}`).join(', ')} have no anchor; their deletion could not be detected\n` : '';
+  if (v.ok) return `audit trail of ${v.tenantId}: ok, ${v.events} events, anchored through #${v.anchoredThrough}\n${unanchored}`;
+  const first = v.firstBad!;
+  const lines = [`audit trail of ${v.tenantId}: FAILED${first.seq !== undefined ? ` at event #${first.seq}` : ''}: ${first.message}`];
+  for (const f of v.findings.slice(1)) lines.push(`  also: ${f.message} [${f.code}]`);
+  return `${lines.join('\n')}\n${unanchored}`;
+}
 
 type Out = { stdout: (s: string) => void; stderr: (s: string) => void };
 
@@ -97,6 +123,7 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
         'set-file': { type: 'string' },
         'limits-file': { type: 'string' },
         name: { type: 'string' },
+        tenant: { type: 'string' },
         role: { type: 'string' },
         label: { type: 'string' },
         yes: { type: 'boolean' },
@@ -175,6 +202,14 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
         need(1, '<tenant-id>');
         print(await client().call('GET', `/admin/tenants/${enc(args[0])}/audit`));
         return 0;
+      case 'audit verify': {
+        const tenant = values.tenant ?? args[0];
+        if (!tenant) throw new CliError('missing --tenant <tenant-id>. See --help.', 2);
+        const v = (await client().call('GET', `/admin/tenants/${enc(tenant)}/audit/verify`)) as AuditVerificationView;
+        if (values.json) print(v);
+        else out[v.ok ? 'stdout' : 'stderr'](describeVerification(v));
+        return v.ok ? 0 : 1;
+      }
       case 'tenants offboard':
         need(1, '<tenant-id>');
         if (!values.yes) throw new CliError(`offboarding destroys every secret and token of ${args[0]}; repeat with --yes`, 2);

@@ -17,6 +17,7 @@ import { createVaultApp } from '../lambda/core/vault-app';
 import type { BackendKind, GatewayBackend, LocalProvider } from './backends/backend';
 import { startEmbeddedBackend } from './backends/embedded-backend';
 import { startMotoBackend } from './backends/moto-backend';
+import { localAudit } from './local-audit';
 
 export type { BackendKind, LocalProvider } from './backends/backend';
 
@@ -51,6 +52,7 @@ const HOST = '127.0.0.1';
 
 export async function startLocalGateway(opts: LocalGatewayOptions): Promise<LocalGateway> {
   const log = opts.log ?? jsonLogger('local-gateway');
+  const audit = localAudit(opts.stateDir, log);
   const backendOptions = {
     region: opts.region ?? 'eu-central-1',
     providers: opts.providers,
@@ -59,14 +61,15 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     requestDeadlineMs: opts.requestDeadlineMs ?? 120_000,
     syncFull: opts.syncFull,
     log,
+    auditTrail: audit.trail,
   };
   const backend: GatewayBackend = opts.backend === 'moto' ? await startMotoBackend(backendOptions) : await startEmbeddedBackend(backendOptions);
   let server: Server | undefined;
   try {
     const { config, store, pepper, dataKeys } = backend;
     const onError = (err: unknown) => log.error('unexpected error', errorFields(err));
-    const vault = createVaultApp({ config, store, pepper, dataKeys, usage: backend.usageRecords, onError });
-    const admin = createAdminApp({ config, store, pepper, onError });
+    const vault = createVaultApp({ config, store, pepper, dataKeys, usage: backend.usageRecords, audit, onError });
+    const admin = createAdminApp({ config, store, pepper, audit, onError });
     const router = createRouterApp({
       config,
       store: backend.routerStore,

@@ -12,6 +12,7 @@ import {
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CreateBucketCommand, PutObjectLockConfigurationCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateSecretCommand, GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { TABLE_SCHEMAS, TableName, tableEnvVar } from '../lib/table-schemas';
 
@@ -19,6 +20,8 @@ export interface ProvisionClients {
   readonly ddb: DynamoDBClient;
   readonly kms: KMSClient;
   readonly secrets: SecretsManagerClient;
+  /** With S3, the cell also gets its audit key and anchor bucket (AUDIT_KEY_ARN, AUDIT_ANCHOR_BUCKET). */
+  readonly s3?: S3Client;
 }
 
 export interface ProvisionedCell {
@@ -27,6 +30,8 @@ export interface ProvisionedCell {
   readonly pepperSecretArn: string;
   readonly pepper: string;
   readonly tables: Record<TableName, string>;
+  /** The audit key and anchor bucket, when provisioned. */
+  readonly audit?: { readonly keyArn: string; readonly anchorBucket: string };
   /** The environment the construct gives the functions, for this emulated cell. */
   readonly env: Record<string, string>;
 }
@@ -113,5 +118,34 @@ export async function provisionCell(
     REQUEST_DEADLINE_MS: String(opts.requestDeadlineMs ?? 30_000),
   };
   for (const name of Object.keys(tables) as TableName[]) env[tableEnvVar(name)] = tables[name];
-  return { region: opts.region, rootKeyArn, pepperSecretArn: secret.ARN, pepper, tables, env };
+  const audit = clients.s3 ? await provisionAudit(clients.kms, clients.s3, prefix, opts.region) : undefined;
+  if (audit) Object.assign(env, { AUDIT_KEY_ARN: audit.keyArn, AUDIT_ANCHOR_BUCKET: audit.anchorBucket });
+  return { region: opts.region, rootKeyArn, pepperSecretArn: secret.ARN, pepper, tables, env, ...(audit ? { audit } : {}) };
+}
+
+/**
+ * The audit key (HMAC_256, GENERATE_VERIFY_MAC, single-Region) and the anchor bucket (Object Lock
+ * in compliance mode, versioned, default retention), as the construct creates them.
+ */
+export async function provisionAudit(kms: KMSClient, s3: S3Client, prefix: string, region: string) {
+  const key = await kms.send(
+    new CreateKeyCommand({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', MultiRegion: false, Description: `${prefix} audit key` }),
+  );
+  const keyArn = key.KeyMetadata?.Arn;
+  if (!keyArn) throw new Error('the emulator returned no key ARN');
+  const anchorBucket = `${prefix}-anchors-${randomBytes(4).toString('hex')}`.toLowerCase().slice(0, 63);
+  await s3.send(
+    new CreateBucketCommand({
+      Bucket: anchorBucket,
+      ObjectLockEnabledForBucket: true,
+      ...(region === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: region as never } }),
+    }),
+  );
+  await s3.send(
+    new PutObjectLockConfigurationCommand({
+      Bucket: anchorBucket,
+      ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 1 } } },
+    }),
+  );
+  return { keyArn, anchorBucket };
 }

@@ -10,7 +10,7 @@ import {
   TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { AuditEvent, AuditEventInput, nextAuditEvent } from '../core/audit-chain';
+import { AUDIT_GENESIS, AuditEvent, AuditEventInput, AuditTrail } from '../core/audit-chain';
 import { getSealedSecret, secretKey, stripKeys, tenantKey } from './tenant-items';
 import { parseSealedSecret, SealedSecret } from '../core/envelope';
 import type { Clock } from '../core/ports';
@@ -40,14 +40,24 @@ function withSecretVersion(tenant: TenantRecord, slot: string, entry: SecretVers
 }
 
 
-/** Which items of a cancelled transaction failed their condition. */
-function failedConditions(err: unknown): number[] | undefined {
+/** Which items of a cancelled transaction failed their condition, and whether any lost a conflict. */
+function cancellation(err: unknown): { failed: number[]; conflict: boolean } | undefined {
   const e = err as { name?: string; CancellationReasons?: { Code?: string }[] };
   if (e?.name !== 'TransactionCanceledException') return undefined;
-  return (e.CancellationReasons ?? []).flatMap((r, i) => (r.Code === 'ConditionalCheckFailed' ? [i] : []));
+  const reasons = e.CancellationReasons ?? [];
+  return {
+    failed: reasons.flatMap((r, i) => (r.Code === 'ConditionalCheckFailed' ? [i] : [])),
+    conflict: reasons.some((r) => r.Code === 'TransactionConflict'),
+  };
 }
 
-const AUDIT_RETRIES = 4;
+/** Which items of a cancelled transaction failed their condition. */
+function failedConditions(err: unknown): number[] | undefined {
+  return cancellation(err)?.failed;
+}
+
+/** Attempts at an audited change when other changes to the tenant keep winning the race. */
+export const AUDIT_ATTEMPTS = 5;
 
 /**
  * DynamoDB persistence. Every change is one transaction together with its audit event and the
@@ -59,6 +69,8 @@ export class DynamoTenantStore implements TenantStore {
   constructor(
     client: DynamoDBClient,
     private readonly tables: TableNames,
+    /** Seals each event with the audit key and anchors it once committed. */
+    private readonly trail: AuditTrail,
     private readonly clock: Clock = systemClock,
   ) {
     this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
@@ -70,7 +82,7 @@ export class DynamoTenantStore implements TenantStore {
   }
 
   async createTenant(tenant: TenantRecord, firstToken: TokenRecord, audit: AuditEventInput): Promise<void> {
-    const event = nextAuditEvent(tenant.tenantId, { seq: 0, hash: tenant.auditHead }, audit, this.clock.now());
+    const event = await this.trail.seal(tenant.tenantId, { seq: 0, mac: AUDIT_GENESIS }, audit, this.clock.now());
     try {
       await this.doc.send(
         new TransactWriteCommand({
@@ -78,7 +90,7 @@ export class DynamoTenantStore implements TenantStore {
             {
               Put: {
                 TableName: this.tables.tenants,
-                Item: { ...tenantKey(tenant.tenantId), ...tenant, auditSeq: event.seq, auditHead: event.hash },
+                Item: { ...tenantKey(tenant.tenantId), ...tenant, auditSeq: event.seq, auditHead: event.mac },
                 ConditionExpression: 'attribute_not_exists(pk)',
               },
             },
@@ -91,6 +103,7 @@ export class DynamoTenantStore implements TenantStore {
       if (failedConditions(err)?.length) throw new ConflictError(`Tenant '${tenant.tenantId}' already exists.`);
       throw err;
     }
+    await this.trail.anchor(event);
   }
 
   async updatePolicy(tenantId: string, policy: TenantPolicy, audit: AuditEventInput): Promise<TenantRecord> {
@@ -351,8 +364,13 @@ export class DynamoTenantStore implements TenantStore {
   }
 
   /**
-   * Runs `items` in one transaction with the next audit event and the head move on the tenant.
-   * A lost race on the head (another change landed first) is retried with the new head.
+   * Runs `items` in one transaction with the next audit event and the head move on the tenant,
+   * then anchors the event. Items are laid out [...change, head, audit event]: a failed condition
+   * inside the change is the caller's (ChangeConditionFailed for its first item,
+   * OtherItemConditionFailed for the others); a lost race on the head or the audit slot, or a
+   * transaction conflict, is retried on a fresh read of the tenant, up to AUDIT_ATTEMPTS times,
+   * then answered as a ConflictError (409). An empty change (policy update, offboarding) has
+   * only the head and the audit slot, so its lost race is retried like any other.
    */
   private async withAudit(
     tenantId: string,
@@ -362,26 +380,27 @@ export class DynamoTenantStore implements TenantStore {
     tenantUpdateOf?: TenantUpdate | ((tenant: TenantRecord) => TenantUpdate),
     requiredStatus: TenantRecord['status'] = 'active',
   ): Promise<void> {
-    for (let attempt = 0; attempt < AUDIT_RETRIES; attempt++) {
+    for (let attempt = 0; attempt < AUDIT_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * 10 * 2 ** attempt));
       const tenant = await this.getTenant(tenantId);
       if (!tenant) throw new ConflictError(`Tenant '${tenantId}' does not exist.`);
       if (tenant.status !== requiredStatus) {
         throw new ConflictError(`Tenant '${tenantId}' is ${tenant.status}; no change can be made.`);
       }
-      const event = nextAuditEvent(tenantId, { seq: tenant.auditSeq, hash: tenant.auditHead }, input, this.clock.now());
       // META's update first: it may refuse (ConflictError) or decide what the change holds.
       const tenantUpdate = typeof tenantUpdateOf === 'function' ? tenantUpdateOf(tenant) : tenantUpdateOf;
       const change = items(tenant);
+      const event = await this.trail.seal(tenantId, { seq: tenant.auditSeq, mac: tenant.auditHead }, input, this.clock.now());
       const head: TransactItems[number] = {
         Update: {
           TableName: this.tables.tenants,
           Key: tenantKey(tenantId),
-          UpdateExpression: `SET auditSeq = :seq, auditHead = :hash${tenantUpdate ? `, ${tenantUpdate.set}` : ''}`,
+          UpdateExpression: `SET auditSeq = :seq, auditHead = :mac${tenantUpdate ? `, ${tenantUpdate.set}` : ''}`,
           // The status condition stops changes racing an offboarding.
           ConditionExpression: 'auditSeq = :prev AND #tenantStatus = :requiredStatus',
           ExpressionAttributeValues: {
             ':seq': event.seq,
-            ':hash': event.hash,
+            ':mac': event.mac,
             ':prev': tenant.auditSeq,
             ':requiredStatus': requiredStatus,
             ...tenantUpdate?.values,
@@ -389,18 +408,24 @@ export class DynamoTenantStore implements TenantStore {
           ExpressionAttributeNames: { '#tenantStatus': 'status', ...tenantUpdate?.names },
         },
       };
+      // Written only if absent: no role's PutItem can replace an event through this path.
       const auditPut = { Put: { TableName: this.tables.audit, Item: { ...event }, ConditionExpression: 'attribute_not_exists(seq)' } };
       try {
         await this.doc.send(new TransactWriteCommand({ TransactItems: [...change, head, auditPut] }));
-        return;
       } catch (err) {
-        const failed = failedConditions(err);
-        if (!failed || failed.length === 0) throw err;
-        if (failed.includes(0)) throw new ChangeConditionFailed();
-        if (failed.some((i) => i < change.length)) throw new OtherItemConditionFailed();
-        // Only the head or the audit slot: another change won the race, or the status moved;
-        // retry on a fresh read (which refuses a tenant that is no longer in the required status).
+        const cancelled = cancellation(err);
+        if (!cancelled) throw err;
+        const inChange = cancelled.failed.filter((i) => i < change.length);
+        if (inChange.includes(0)) throw new ChangeConditionFailed();
+        if (inChange.length > 0) throw new OtherItemConditionFailed();
+        if (cancelled.failed.length === 0 && !cancelled.conflict) throw err;
+        // Only the head or the audit slot failed, or another transaction held an item: another
+        // change won the race, or the status moved. Retry on a fresh read (which refuses a
+        // tenant no longer in the required status).
+        continue;
       }
+      await this.trail.anchor(event);
+      return;
     }
     throw new ConflictError(`Too many concurrent changes to tenant '${tenantId}'; retry.`);
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { AUDIT_GENESIS, verifyAuditChain } from './audit-chain';
+import { AUDIT_GENESIS } from './audit-chain';
+import { AuditReadPorts, readAuditVerification } from './audit-read';
 import type { CellConfig } from './cell-config';
 import { zeroize } from './crypto-util';
 import { ApiError, errorResponse, HttpRequest, HttpResponse, jsonResponse, parseJsonBody } from './http';
@@ -19,6 +20,8 @@ export interface AdminDeps {
   readonly config: Pick<CellConfig, 'region' | 'maxRequestBytes'>;
   readonly store: TenantStore;
   readonly pepper: PepperSource;
+  /** The audit key (VerifyMac) and the anchors (read), for verifying trails. */
+  readonly audit: AuditReadPorts;
   readonly clock?: Clock;
   readonly onError?: (err: unknown) => void;
 }
@@ -72,6 +75,7 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
     const items = await deps.store.getCounterItems(usageReportKeys(tenant.tenantId, tokens, now, period ?? monthKey(now)));
     return usageReport({ tenant, tokens, items, now, period });
   };
+  const verifyTrail = (tenant: TenantRecord) => readAuditVerification(deps.store, deps.audit, tenant);
   const activeOr409 = (t: TenantRecord): TenantRecord => {
     if (t.status !== 'active') throw new ApiError(409, 'tenant_offboarded', `Tenant '${t.tenantId}' was offboarded at ${t.offboardedAt}.`);
     return t;
@@ -239,11 +243,14 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
       'GET',
       '/admin/tenants/:tenantId/audit',
       async (_req, params) => {
-        const tenant = await tenantOr404(params.tenantId);
-        const events = await deps.store.listAudit(tenant.tenantId);
-        const verification = verifyAuditChain(events, { seq: tenant.auditSeq, hash: tenant.auditHead });
+        const { events, verification } = await verifyTrail(await tenantOr404(params.tenantId));
         return jsonResponse(200, { object: 'list', data: events, verification });
       },
+    ],
+    [
+      'GET',
+      '/admin/tenants/:tenantId/audit/verify',
+      async (_req, params) => jsonResponse(200, (await verifyTrail(await tenantOr404(params.tenantId))).verification),
     ],
   ];
 

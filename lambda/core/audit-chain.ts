@@ -1,78 +1,115 @@
+/**
+ * The audit chain: per tenant, event n carries MAC_k(digest(tenant, n, event fields, MAC of n-1))
+ * under the cell's audit key k (KMS HMAC), which table writers cannot use. Every adapter of the
+ * tenant store seals events here and only maps them onto its storage.
+ */
 import { createHash } from 'node:crypto';
 import { canonicalEncode } from './canonical';
+import type { AuditAnchor, AuditAnchors, AuditMac } from './ports';
 
-/** Hash that precedes the first event of every tenant's chain. */
+/** The MAC that precedes the first event of every tenant's chain. */
 export const AUDIT_GENESIS = '0'.repeat(64);
-const AUDIT_DOMAIN = 'sovereign-router/audit-event/v1';
+const AUDIT_DOMAIN = 'sovereign-router/audit-event/v2';
 
-/** A control-plane event. Details are non-secret by construction (ids, counts, names). */
+export type AuditDetails = Readonly<Record<string, string | number | boolean>>;
+
+/** A control-plane event. Details are non-secret by construction (ids, counts, names, digests). */
 export interface AuditEventInput {
   readonly type: string;
-  /** Who did it: `token:<tokenId>` or an IAM ARN. */
+  /** Who did it: `token:<tokenId>` or `iam:<ARN>`. */
   readonly actor: string;
-  readonly details: Readonly<Record<string, string | number | boolean>>;
+  readonly details: AuditDetails;
 }
 
 export interface AuditEvent extends AuditEventInput {
   readonly tenantId: string;
   readonly seq: number;
   readonly at: string;
-  readonly prevHash: string;
-  readonly hash: string;
+  /** hex MAC of the previous event (AUDIT_GENESIS for seq 1). */
+  readonly prevMac: string;
+  /** hex HMAC-SHA256 under the audit key of auditMessage(this event). */
+  readonly mac: string;
 }
 
-function stable(details: AuditEventInput['details']): string {
-  return JSON.stringify(Object.keys(details).sort().map((k) => [k, details[k]]));
+/** The head of a tenant's chain as the tenant record holds it. */
+export interface AuditHead {
+  readonly seq: number;
+  readonly mac: string;
 }
 
-export function auditHash(e: Omit<AuditEvent, 'hash'>): string {
-  const encoded = canonicalEncode(AUDIT_DOMAIN, [
-    ['tenantId', e.tenantId],
-    ['seq', String(e.seq)],
-    ['at', e.at],
-    ['type', e.type],
-    ['actor', e.actor],
-    ['details', stable(e.details)],
-    ['prevHash', e.prevHash],
-  ]);
-  return createHash('sha256').update(encoded).digest('hex');
-}
-
-/** The next link of a chain whose head is (seq, hash). */
-export function nextAuditEvent(
-  tenantId: string,
-  head: { seq: number; hash: string },
-  input: AuditEventInput,
-  at: Date,
-): AuditEvent {
-  const base = { ...input, tenantId, seq: head.seq + 1, at: at.toISOString(), prevHash: head.hash };
-  return { ...base, hash: auditHash(base) };
-}
-
-export interface AuditVerification {
-  readonly ok: boolean;
-  readonly events: number;
-  /** First sequence number at which the chain is broken. */
-  readonly brokenAt?: number;
-  readonly reason?: string;
+function canonicalDetails(details: AuditDetails): string {
+  if (typeof details !== 'object' || details === null) throw new Error('audit details must be an object');
+  return JSON.stringify(
+    Object.keys(details)
+      .sort()
+      .map((k) => [k, details[k]]),
+  );
 }
 
 /**
- * Verifies a tenant's chain from genesis. With the head recorded on the tenant, it also detects
- * deletion of the newest events, which a chain alone cannot.
+ * The 32 bytes the audit key MACs: SHA-256 of the canonical, length-prefixed encoding of every
+ * field but the MAC itself. Hashing first keeps the KMS message small whatever the details.
  */
-export function verifyAuditChain(events: readonly AuditEvent[], head?: { seq: number; hash: string }): AuditVerification {
-  let prev = { seq: 0, hash: AUDIT_GENESIS };
-  const sorted = [...events].sort((a, b) => a.seq - b.seq);
-  for (const e of sorted) {
-    if (e.seq !== prev.seq + 1) return { ok: false, events: events.length, brokenAt: prev.seq + 1, reason: 'missing event' };
-    if (e.prevHash !== prev.hash) return { ok: false, events: events.length, brokenAt: e.seq, reason: 'previous hash does not match' };
-    const { hash, ...rest } = e;
-    if (auditHash(rest) !== hash) return { ok: false, events: events.length, brokenAt: e.seq, reason: 'event was modified' };
-    prev = { seq: e.seq, hash };
+export function auditMessage(e: Omit<AuditEvent, 'mac'>): Buffer {
+  const encoded = canonicalEncode(AUDIT_DOMAIN, [
+    ['tenantId', String(e.tenantId)],
+    ['seq', String(e.seq)],
+    ['at', String(e.at)],
+    ['type', String(e.type)],
+    ['actor', String(e.actor)],
+    ['details', canonicalDetails(e.details)],
+    ['prevMac', String(e.prevMac)],
+  ]);
+  return createHash('sha256').update(encoded).digest();
+}
+
+/** The anchor that records `event` as its tenant's head at that seq. */
+export function anchorOf(event: AuditEvent): AuditAnchor {
+  return { tenantId: event.tenantId, seq: event.seq, mac: event.mac, at: event.at };
+}
+
+/**
+ * Seals events with the audit key and anchors committed heads. Shared by every tenant-store
+ * adapter: they call `seal` before their transaction and `anchor` after it committed.
+ */
+export class AuditTrail {
+  constructor(
+    private readonly mac: AuditMac,
+    private readonly anchors: AuditAnchors,
+    /** Called when a committed event could not be anchored (the verifier reports it unanchored). */
+    private readonly onAnchorError: (err: unknown, event: AuditEvent) => void = () => undefined,
+  ) {}
+
+  /** The next link of the chain whose head is `head`. */
+  async seal(tenantId: string, head: AuditHead, input: AuditEventInput, at: Date): Promise<AuditEvent> {
+    const base = {
+      type: input.type,
+      actor: input.actor,
+      details: { ...input.details },
+      tenantId,
+      seq: head.seq + 1,
+      at: at.toISOString(),
+      prevMac: head.mac,
+    };
+    const mac = await this.mac.generate(auditMessage(base));
+    return { ...base, mac: mac.toString('hex') };
   }
-  if (head && (head.seq !== prev.seq || head.hash !== prev.hash)) {
-    return { ok: false, events: events.length, brokenAt: prev.seq + 1, reason: 'events after the last one present were deleted' };
+
+  /**
+   * Anchors a committed event. The change has landed whatever happens here, so a failure is
+   * reported (and retried once) rather than thrown: the caller's change must not look failed.
+   */
+  async anchor(event: AuditEvent): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.anchors.put(anchorOf(event));
+        return;
+      } catch (err) {
+        if ((err as Error)?.name === 'AnchorExistsError' || attempt >= 1) {
+          this.onAnchorError(err, event);
+          return;
+        }
+      }
+    }
   }
-  return { ok: true, events: events.length };
 }

@@ -28,6 +28,14 @@ export interface CellConfig {
   readonly tables: { readonly tenants: string; readonly tokens: string; readonly counters: string; readonly usage: string; readonly audit: string };
   /** Price overrides merged over the built-in price table (PRICE_TABLE, optional). */
   readonly prices?: PriceTableConfig;
+  /** The audit key (KMS HMAC) and the anchor bucket (S3 Object Lock); set for the functions that append or verify. */
+  readonly audit?: { readonly keyArn: string; readonly anchorBucket: string };
+}
+
+/** The audit settings of a function that appends to or verifies the audit trail; fails loudly without them. */
+export function auditConfigOf(config: CellConfig): NonNullable<CellConfig['audit']> {
+  if (!config.audit) throw new Error('Missing environment variables AUDIT_KEY_ARN and AUDIT_ANCHOR_BUCKET');
+  return config.audit;
 }
 
 /** Reads and checks the environment once at init; a misconfigured function fails loudly at start. */
@@ -67,5 +75,6 @@ export function cellConfigFromEnv(env: Readonly<Record<string, string | undefine
       audit: need('AUDIT_TABLE'),
     },
     ...(prices ? { prices } : {}),
+    ...(env.AUDIT_KEY_ARN && env.AUDIT_ANCHOR_BUCKET ? { audit: { keyArn: env.AUDIT_KEY_ARN, anchorBucket: env.AUDIT_ANCHOR_BUCKET } } : {}),
   };
 }

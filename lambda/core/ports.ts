@@ -33,3 +33,50 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => new Date() };
+
+/**
+ * The cell's audit MAC key (KMS HMAC_256, GENERATE_VERIFY_MAC). Writers of the audit trail may
+ * only generate MACs; the verifier checks them. Table writers hold neither.
+ */
+export interface AuditMac {
+  /** HMAC-SHA256 of `message` (at most 4096 bytes) under the audit key. */
+  generate(message: Buffer): Promise<Buffer>;
+  /** True if `mac` is the audit key's MAC of `message`; false for any other MAC. */
+  verify(message: Buffer, mac: Buffer): Promise<boolean>;
+}
+
+/** A chain head written outside the tables, once: event `seq` of `tenantId` has MAC `mac`. */
+export interface AuditAnchor {
+  readonly tenantId: string;
+  readonly seq: number;
+  /** hex MAC of the anchored event. */
+  readonly mac: string;
+  readonly at: string;
+}
+
+/** An anchor as the store holds it, with what a write-once store can tell about its history. */
+export interface StoredAuditAnchor {
+  /** The first version written under this (tenant, seq); later writes never replace it here. */
+  readonly anchor: AuditAnchor | undefined;
+  readonly seq: number;
+  /** Versions (and delete markers) beyond the first: any is an attempt to rewrite the anchor. */
+  readonly laterVersions: number;
+  /** The first version could not be parsed as an anchor of this (tenant, seq). */
+  readonly malformed: boolean;
+}
+
+/** Write-once storage of chain heads (S3 Object Lock in a cell; files locally). */
+export interface AuditAnchors {
+  /**
+   * Writes the anchor if none exists for (tenant, seq). An existing anchor is never replaced:
+   * AnchorExistsError if one is there already.
+   */
+  put(anchor: AuditAnchor): Promise<void>;
+  /** Every anchor of the tenant, ascending by seq. */
+  list(tenantId: string): Promise<StoredAuditAnchor[]>;
+}
+
+/** An anchor for this (tenant, seq) exists already; it was left as it was. */
+export class AnchorExistsError extends Error {
+  override readonly name = 'AnchorExistsError';
+}

@@ -57,7 +57,7 @@ export interface TenantRecord {
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly offboardedAt?: string;
-  /** Head of the tenant's audit hash chain. */
+  /** Head of the tenant's audit chain: seq and hex MAC of the newest event (AUDIT_GENESIS before any). */
   readonly auditSeq: number;
   readonly auditHead: string;
   /**

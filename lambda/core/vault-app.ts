@@ -5,6 +5,7 @@ import { SecretIdentity } from './canonical';
 import type { CellConfig } from './cell-config';
 import { zeroize } from './crypto-util';
 import { fingerprintKeyOf, sealSecret, SealedSecret, VERSION_SALT_BYTES } from './envelope';
+import { sealedRowDigest } from './sealed-digest';
 import { ApiError, errorResponse, HttpRequest, HttpResponse, jsonResponse, parseJsonBody, presentedToken } from './http';
 import type { Clock, DataKeyService, PepperSource } from './ports';
 import { systemClock } from './ports';
@@ -25,7 +26,7 @@ import {
 import { unwrapTenantFactor, wrapTenantFactor } from './tenant-factor';
 import { computeVerifier, generateToken } from './token';
 import { validate } from './validation';
-import { verifyAuditChain } from './audit-chain';
+import { AuditReadPorts, readAuditVerification } from './audit-read';
 import { serveConsole } from './console/console-routes';
 import { parseUsageQuery, queryUsagePage, UsageRecordsPort, usageRecordView } from './usage/usage-query';
 
@@ -36,6 +37,8 @@ export interface VaultDeps {
   readonly dataKeys: DataKeyService;
   /** Read side of the per-request usage records (the console's timeline, the CLI's export). */
   readonly usage: UsageRecordsPort;
+  /** The audit key (VerifyMac) and the anchors (read), for the tenant's own trail verification. */
+  readonly audit: AuditReadPorts;
   readonly clock?: Clock;
   /** Reports unexpected errors (never with request bodies). */
   readonly onError?: (err: unknown) => void;
@@ -177,7 +180,7 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
         await deps.store.putSecret({ sealed, current, expectedVersion: undefined }, {
           type: 'secret.stored',
           actor: actor(p),
-          details: { provider: body.provider, name: body.name, version: 1, fingerprint: sealed.fingerprint },
+          details: { provider: body.provider, name: body.name, version: 1, fingerprint: sealed.fingerprint, rowDigest: sealedRowDigest(sealed) },
         });
         return jsonResponse(201, secretView(sealed));
       },
@@ -202,7 +205,7 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
         await deps.store.putSecret({ sealed: rotated, current, expectedVersion: recorded }, {
           type: 'secret.rotated',
           actor: actor(p),
-          details: { provider: params.provider, name, version: rotated.version, fingerprint: rotated.fingerprint },
+          details: { provider: params.provider, name, version: rotated.version, fingerprint: rotated.fingerprint, rowDigest: sealedRowDigest(rotated) },
         });
         return jsonResponse(200, secretView(rotated));
       },
@@ -252,8 +255,7 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
       '/vault/audit',
       async (req) => {
         const p = await auth(req);
-        const events = await deps.store.listAudit(p.tenant.tenantId);
-        const verification = verifyAuditChain(events, { seq: p.tenant.auditSeq, hash: p.tenant.auditHead });
+        const { events, verification } = await readAuditVerification(deps.store, deps.audit, p.tenant);
         const newest = [...events].sort((a, b) => b.seq - a.seq).slice(0, AUDIT_PAGE);
         return jsonResponse(200, { object: 'list', data: newest, total: events.length, verification });
       },

@@ -7,15 +7,18 @@ import { errorFields, jsonLogger } from '../core/logger';
 import { toHttpRequest, toProxyResult } from './api-gateway-event';
 import { withRequestId } from '../core/http';
 import { cellClients } from './aws-clients';
+import { cellAudit } from './audit-wiring';
 
-// Composition root of the admin function. It gets no KMS client: it never needs one.
+// Composition root of the admin function. Its only KMS use is the audit key (GenerateMac, VerifyMac).
 const config = cellConfigFromEnv(process.env);
 const clients = cellClients(config.region, config.requestDeadlineMs);
 const log = jsonLogger('admin');
+const audit = cellAudit(config, clients.kms, log);
 const app = createAdminApp({
   config,
-  store: new DynamoTenantStore(clients.ddb, config.tables),
+  store: new DynamoTenantStore(clients.ddb, config.tables, audit.trail),
   pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
+  audit,
   onError: (err) => log.error('unexpected error', errorFields(err)),
 });
 

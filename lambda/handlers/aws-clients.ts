@@ -27,7 +27,7 @@ export function awsCallBudget(requestDeadlineMs: number): AwsCallBudget {
 /** Worst case of one call under a budget: every attempt times out, plus the backoff between them. */
 export const worstCaseCallMs = (b: AwsCallBudget) => b.maxAttempts * b.requestTimeoutMs + (b.maxAttempts - 1) * MAX_BACKOFF_BEFORE_RETRY_MS;
 
-function clientConfig(region: string, requestDeadlineMs: number) {
+export function clientConfig(region: string, requestDeadlineMs: number) {
   const b = awsCallBudget(requestDeadlineMs);
   return {
     region,
@@ -46,7 +46,7 @@ function clientConfig(region: string, requestDeadlineMs: number) {
 
 /**
  * SDK clients of a function, created once per execution environment, each only when the function
- * first asks for it (the admin function never builds a KMS client). `AWS_ENDPOINT_URL` (the
+ * first asks for it (the router never builds an S3 client: see audit-wiring.ts). `AWS_ENDPOINT_URL` (the
  * SDK's own setting) points them at the local emulator in tests.
  */
 export function cellClients(region: string, requestDeadlineMs = 300_000, overrides: Record<string, unknown> = {}) {

@@ -9,17 +9,20 @@ import { createVaultApp } from '../core/vault-app';
 import { toHttpRequest, toProxyResult } from './api-gateway-event';
 import { withRequestId } from '../core/http';
 import { cellClients } from './aws-clients';
+import { cellAudit } from './audit-wiring';
 
 // Composition root of the vault function: built once per execution environment.
 const config = cellConfigFromEnv(process.env);
 const clients = cellClients(config.region, config.requestDeadlineMs);
 const log = jsonLogger('vault');
+const audit = cellAudit(config, clients.kms, log);
 const app = createVaultApp({
   config,
-  store: new DynamoTenantStore(clients.ddb, config.tables),
+  store: new DynamoTenantStore(clients.ddb, config.tables, audit.trail),
   pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
   dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn),
   usage: new DynamoUsageRecords(clients.ddb, config.tables.usage),
+  audit,
   onError: (err) => log.error('unexpected error', errorFields(err)),
 });
 

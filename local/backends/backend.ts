@@ -1,3 +1,4 @@
+import type { AuditTrail } from '../../lambda/core/audit-chain';
 import type { CellConfig, ProviderEndpointConfig } from '../../lambda/core/cell-config';
 import type { DataKeyService, PepperSource } from '../../lambda/core/ports';
 import type { Governance } from '../../lambda/core/router/governance';
@@ -18,6 +19,11 @@ export interface BackendOptions {
   readonly maxRequestBytes?: number;
   readonly requestDeadlineMs: number;
   readonly log: Logger;
+  /**
+   * Seals and anchors audit events; the tenant store of either backend uses it.
+   * @default the embedded audit key and anchors of `stateDir` (local/local-audit.ts)
+   */
+  readonly auditTrail?: AuditTrail;
   /** Embedded only: fsync every commit (survives power loss, not only a killed process). @default false */
   readonly syncFull?: boolean;
 }

@@ -1,3 +1,4 @@
+import { localAudit } from '../local-audit';
 /**
  * The default local backend: one SQLite database (node-sqlite3-wasm), the emulated root key and
  * the pepper, all in the state directory (0700, files 0600). Needs nothing but Node.js.
@@ -29,7 +30,7 @@ export async function startEmbeddedBackend(opts: BackendOptions): Promise<Gatewa
     return {
       kind: 'embedded',
       config,
-      store: new EmbeddedTenantStore(db),
+      store: new EmbeddedTenantStore(db, opts.auditTrail ?? localAudit(opts.stateDir, opts.log).trail),
       routerStore: new EmbeddedRouterStore(db),
       usageRecords: new EmbeddedUsageRecords(db),
       pepper,

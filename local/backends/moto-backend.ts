@@ -1,3 +1,4 @@
+import { localAudit } from '../local-audit';
 /**
  * `--backend moto`: the AWS adapters (DynamoDB, KMS, Secrets Manager) against moto, as the
  * deployed functions use them. Needs python3 (scripts/setup-python.sh). Tables are dumped to the
@@ -55,7 +56,7 @@ export async function startMotoBackend(opts: BackendOptions): Promise<GatewayBac
     return {
       kind: 'moto',
       config,
-      store: new DynamoTenantStore(ddb, config.tables),
+      store: new DynamoTenantStore(ddb, config.tables, opts.auditTrail ?? localAudit(opts.stateDir, opts.log).trail),
       routerStore: new DynamoRouterStore(ddb, config.tables),
       usageRecords: new DynamoUsageRecords(ddb, config.tables.usage),
       pepper: new SecretsManagerPepperSource(secrets, config.pepperSecretId),

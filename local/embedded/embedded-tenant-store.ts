@@ -3,7 +3,7 @@
  * tenant-store contract suite holds both to them). Every change runs in one transaction with its
  * audit event and the move of the tenant's audit head, and requires the tenant to be active.
  */
-import { AuditEvent, AuditEventInput, nextAuditEvent } from '../../lambda/core/audit-chain';
+import { AUDIT_GENESIS, AuditEvent, AuditEventInput, AuditTrail } from '../../lambda/core/audit-chain';
 import { parseSealedSecret, SealedSecret } from '../../lambda/core/envelope';
 import type { Clock } from '../../lambda/core/ports';
 import { systemClock } from '../../lambda/core/ports';
@@ -15,6 +15,8 @@ import { counterItemOf, parseJson } from './rows';
 export class EmbeddedTenantStore implements TenantStore {
   constructor(
     private readonly db: EmbeddedDatabase,
+    /** Seals each event with the audit key and anchors it once committed. */
+    private readonly trail: AuditTrail,
     private readonly clock: Clock = systemClock,
   ) {}
 
@@ -23,15 +25,16 @@ export class EmbeddedTenantStore implements TenantStore {
   }
 
   async createTenant(tenant: TenantRecord, firstToken: TokenRecord, audit: AuditEventInput): Promise<void> {
-    const event = nextAuditEvent(tenant.tenantId, { seq: 0, hash: tenant.auditHead }, audit, this.clock.now());
+    const event = await this.trail.seal(tenant.tenantId, { seq: 0, mac: AUDIT_GENESIS }, audit, this.clock.now());
     this.db.transaction(() => {
       if (this.tenant(tenant.tenantId) || this.db.one('SELECT 1 AS x FROM tokens WHERE verifier = ?', [firstToken.verifier])) {
         throw new ConflictError(`Tenant '${tenant.tenantId}' already exists.`);
       }
-      this.writeTenant({ ...tenant, auditSeq: event.seq, auditHead: event.hash });
+      this.writeTenant({ ...tenant, auditSeq: event.seq, auditHead: event.mac });
       this.insertToken(firstToken);
       this.insertAudit(event);
     });
+    await this.trail.anchor(event);
   }
 
   async updatePolicy(tenantId: string, policy: TenantPolicy, audit: AuditEventInput): Promise<TenantRecord> {
@@ -48,7 +51,7 @@ export class EmbeddedTenantStore implements TenantStore {
   }
 
   async putToken(token: TokenRecord, audit: AuditEventInput): Promise<void> {
-    this.withAudit(token.tenantId, audit, (t) => {
+    await this.withAudit(token.tenantId, audit, (t) => {
       if (this.db.one('SELECT 1 AS x FROM tokens WHERE verifier = ?', [token.verifier])) throw new ConflictError('A token with this verifier already exists.');
       this.insertToken(token);
       return t;
@@ -127,7 +130,7 @@ export class EmbeddedTenantStore implements TenantStore {
           ? `A ${secret.provider} secret named '${secret.secret}' already exists; rotate it instead.`
           : `The ${secret.provider} secret '${secret.secret}' changed meanwhile; retry.`,
       );
-    this.withAudit(secret.tenant, audit, (tenant) => {
+    await this.withAudit(secret.tenant, audit, (tenant) => {
       if (tenant.secretVersions?.[slot]?.version !== expectedVersion) throw conflict();
       const row = this.db.one('SELECT 1 AS x FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [secret.tenant, secret.provider, secret.secret]);
       if (expectedVersion === undefined && row) throw conflict();
@@ -146,7 +149,7 @@ export class EmbeddedTenantStore implements TenantStore {
   async deleteSecret(tenantId: string, provider: string, name: string, audit: AuditEventInput): Promise<boolean> {
     const slot = secretSlotOf(provider, name);
     try {
-      this.withAudit(tenantId, audit, (tenant) => {
+      await this.withAudit(tenantId, audit, (tenant) => {
         const recorded = tenant.secretVersions?.[slot] !== undefined;
         const deleted = this.db.run('DELETE FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]) > 0;
         if (!recorded && !deleted) throw MISSING;
@@ -164,27 +167,43 @@ export class EmbeddedTenantStore implements TenantStore {
     audit: (counts: { secrets: number; tokens: number }) => AuditEventInput,
   ): Promise<{ secrets: number; tokens: number }> {
     // One transaction: freeze, destroy tokens then sealed secrets, record. Nothing can be half done.
-    return this.db.transaction(() => {
-      const tenant = this.tenant(tenantId);
-      if (!tenant || (tenant.status !== 'active' && tenant.status !== 'offboarding')) throw new ConflictError(`Tenant '${tenantId}' is already offboarded.`);
-      const counts = {
-        tokens: this.db.run('DELETE FROM tokens WHERE tenant_id = ?', [tenantId]),
-        secrets: this.db.run('DELETE FROM secrets WHERE tenant_id = ?', [tenantId]),
-      };
+    // The event is sealed (audit key) before it, for the counts read here; a head or count that
+    // moved meanwhile is a lost race, retried.
+    for (let attempt = 0; attempt < AUDIT_ATTEMPTS; attempt++) {
+      const before = this.tenant(tenantId);
+      if (!before || (before.status !== 'active' && before.status !== 'offboarding')) throw new ConflictError(`Tenant '${tenantId}' is already offboarded.`);
+      const counted = this.countsOf(tenantId);
       const now = this.clock.now();
-      const event = nextAuditEvent(tenantId, { seq: tenant.auditSeq, hash: tenant.auditHead }, audit(counts), now);
-      this.insertAudit(event);
-      this.writeTenant({
-        ...tenant,
-        status: 'offboarded',
-        offboardedAt: now.toISOString(),
-        updatedAt: now.toISOString(),
-        secretVersions: {},
-        auditSeq: event.seq,
-        auditHead: event.hash,
+      const event = await this.trail.seal(tenantId, { seq: before.auditSeq, mac: before.auditHead }, audit(counted), now);
+      const counts = this.db.transaction(() => {
+        const tenant = this.tenant(tenantId);
+        if (!tenant || (tenant.status !== 'active' && tenant.status !== 'offboarding')) throw new ConflictError(`Tenant '${tenantId}' is already offboarded.`);
+        const again = this.countsOf(tenantId);
+        if (tenant.auditSeq !== before.auditSeq || again.tokens !== counted.tokens || again.secrets !== counted.secrets) return undefined;
+        this.db.run('DELETE FROM tokens WHERE tenant_id = ?', [tenantId]);
+        this.db.run('DELETE FROM secrets WHERE tenant_id = ?', [tenantId]);
+        this.insertAudit(event);
+        this.writeTenant({
+          ...tenant,
+          status: 'offboarded',
+          offboardedAt: now.toISOString(),
+          updatedAt: now.toISOString(),
+          secretVersions: {},
+          auditSeq: event.seq,
+          auditHead: event.mac,
+        });
+        return counted;
       });
+      if (!counts) continue;
+      await this.trail.anchor(event);
       return counts;
-    });
+    }
+    throw new ConflictError(`Too many concurrent changes to tenant '${tenantId}'; retry.`);
+  }
+
+  private countsOf(tenantId: string): { secrets: number; tokens: number } {
+    const n = (table: string) => Number(this.db.one(`SELECT COUNT(*) AS n FROM ${table} WHERE tenant_id = ?`, [tenantId])?.n ?? 0);
+    return { tokens: n('tokens'), secrets: n('secrets') };
   }
 
   async listAudit(tenantId: string): Promise<AuditEvent[]> {
@@ -220,26 +239,41 @@ export class EmbeddedTenantStore implements TenantStore {
 
   /**
    * Runs `change` in one transaction with the next audit event and the head move; the tenant
-   * must exist and be active. `change` returns the tenant as it should be stored.
+   * must exist and be active. `change` returns the tenant as it should be stored. The event is
+   * sealed with the audit key (asynchronous) before the transaction; if another change moved the
+   * head meanwhile, the race is lost and retried, up to AUDIT_ATTEMPTS times (then a 409).
    */
-  private withAudit(tenantId: string, input: AuditEventInput, change: (t: TenantRecord) => TenantRecord): TenantRecord {
-    return this.db.transaction(() => {
-      const tenant = this.tenant(tenantId);
-      if (!tenant) throw new ConflictError(`Tenant '${tenantId}' does not exist.`);
-      if (tenant.status !== 'active') throw new ConflictError(`Tenant '${tenantId}' is ${tenant.status}; no change can be made.`);
-      const changed = change(tenant);
-      const event = nextAuditEvent(tenantId, { seq: tenant.auditSeq, hash: tenant.auditHead }, input, this.clock.now());
-      const stored = { ...changed, auditSeq: event.seq, auditHead: event.hash };
-      this.writeTenant(stored);
-      this.insertAudit(event);
+  private async withAudit(tenantId: string, input: AuditEventInput, change: (t: TenantRecord) => TenantRecord): Promise<TenantRecord> {
+    for (let attempt = 0; attempt < AUDIT_ATTEMPTS; attempt++) {
+      const before = this.activeTenant(tenantId);
+      const event = await this.trail.seal(tenantId, { seq: before.auditSeq, mac: before.auditHead }, input, this.clock.now());
+      const stored = this.db.transaction(() => {
+        const tenant = this.activeTenant(tenantId);
+        if (tenant.auditSeq !== before.auditSeq) return undefined;
+        const changed = change(tenant);
+        const next = { ...changed, auditSeq: event.seq, auditHead: event.mac };
+        this.writeTenant(next);
+        this.insertAudit(event);
+        return next;
+      });
+      if (!stored) continue;
+      await this.trail.anchor(event);
       return stored;
-    });
+    }
+    throw new ConflictError(`Too many concurrent changes to tenant '${tenantId}'; retry.`);
+  }
+
+  private activeTenant(tenantId: string): TenantRecord {
+    const tenant = this.tenant(tenantId);
+    if (!tenant) throw new ConflictError(`Tenant '${tenantId}' does not exist.`);
+    if (tenant.status !== 'active') throw new ConflictError(`Tenant '${tenantId}' is ${tenant.status}; no change can be made.`);
+    return tenant;
   }
 
   /** Like withAudit, but `change` may report "not there" (false): then nothing is written or recorded. */
   private async withAuditOrMissing(tenantId: string, input: AuditEventInput, change: () => boolean): Promise<boolean> {
     try {
-      this.withAudit(tenantId, input, (t) => {
+      await this.withAudit(tenantId, input, (t) => {
         if (!change()) throw MISSING;
         return t;
       });
@@ -252,6 +286,9 @@ export class EmbeddedTenantStore implements TenantStore {
 }
 
 const MISSING = new Error('missing');
+
+/** Attempts at an audited change when other changes to the tenant keep winning the race. */
+const AUDIT_ATTEMPTS = 5;
 
 /** The tenant with one entry of META's secret versions replaced (or removed when `entry` is undefined). */
 function withSecretVersion(tenant: TenantRecord, slot: string, entry: SecretVersionEntry | undefined): TenantRecord {

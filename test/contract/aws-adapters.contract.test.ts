@@ -28,6 +28,7 @@ beforeAll(async () => {
     name: 'AWS adapters on moto',
     region: REGION,
     store: f.store,
+    audit: f.audit,
     routerStore: new DynamoRouterStore(ddb, t),
     ledger: new DynamoGovernanceLedger(ddb, { table: t.counters, usageRecordsTable: t.usage }),
     dataKeys: f.dataKeys,

@@ -1,3 +1,4 @@
+import type { AuditAnchors, AuditMac } from '../../lambda/core/ports';
 /**
  * What a contract suite gets: one implementation of every port, plus test-only raw access to its
  * storage (to plant malformed rows and read what was stored). One runner builds it for the AWS
@@ -19,6 +20,8 @@ export interface ContractBackend {
   /** The key ARN sealed records of this backend name. */
   readonly keyArn: string;
   readonly pepper: PepperSource;
+  /** The audit key and anchors the store seals and anchors its events with. */
+  readonly audit: { readonly mac: AuditMac; readonly anchors: AuditAnchors };
   readonly raw: {
     /** Stores an arbitrary (possibly malformed) sealed-secret row. */
     putSecretRow(tenantId: string, provider: string, name: string, fields: Record<string, unknown>): Promise<void>;

@@ -1,3 +1,4 @@
+import { localAudit } from '../../local/local-audit';
 /**
  * Every port's contract suite against the embedded adapters (SQLite, local root key, local
  * pepper) on a database in a temporary state directory. The same suites run against the AWS
@@ -27,13 +28,15 @@ let backend: ContractBackend;
 
 beforeAll(() => {
   db = new EmbeddedDatabase({ dir });
+  const audit = localAudit(dir, { info: () => undefined, warn: () => undefined, error: () => undefined });
   const rootKey = LocalRootKey.open(REGION, dir);
   const sql = (s: string, p: (string | number | null)[]) => db.run(s, p);
   const text = (v: unknown) => (typeof v === 'number' || typeof v === 'string' ? v : v === undefined ? null : JSON.stringify(v));
   backend = {
     name: 'embedded adapters',
     region: REGION,
-    store: new EmbeddedTenantStore(db),
+    store: new EmbeddedTenantStore(db, audit.trail),
+    audit,
     routerStore: new EmbeddedRouterStore(db),
     ledger: new EmbeddedGovernanceLedger(db),
     dataKeys: rootKey,

@@ -4,7 +4,8 @@
  * must pass it unchanged.
  */
 import { randomBytes } from 'node:crypto';
-import { AUDIT_GENESIS, AuditEventInput, verifyAuditChain } from '../../lambda/core/audit-chain';
+import { AUDIT_GENESIS, AuditEventInput } from '../../lambda/core/audit-chain';
+import { verifyAuditTrail } from '../../lambda/core/audit-verify';
 import { SealedSecret, SealedSecretError } from '../../lambda/core/envelope';
 import { ConflictError, LastAdminTokenError, SecretWrite } from '../../lambda/core/store';
 import type { TenantRecord, TokenRecord, TokenRole } from '../../lambda/core/tenant-model';
@@ -77,7 +78,7 @@ export function tenantStoreContract(name: string, factory: BackendFactory): void
       expect(await b.store.getToken(admin.verifier)).toEqual(admin);
       const audit = await b.store.listAudit(id);
       expect(audit.map((e) => [e.seq, e.type])).toEqual([[1, 'tenant.created']]);
-      expect(stored!.auditHead).toBe(audit[0].hash);
+      expect(stored!.auditHead).toBe(audit[0].mac);
       await expect(b.store.createTenant(tenantRecord(id, b.region), tokenRecord(id, 'tenant-admin'), event('tenant.created'))).rejects.toBeInstanceOf(ConflictError);
       expect(await b.store.listTokens(id)).toHaveLength(1);
       expect(await b.store.listAudit(id)).toHaveLength(1);
@@ -220,7 +221,8 @@ export function tenantStoreContract(name: string, factory: BackendFactory): void
       await expect(b.store.offboardTenant(id, () => event('again'))).rejects.toBeInstanceOf(ConflictError);
       const audit = await b.store.listAudit(id);
       expect(audit.at(-1)).toMatchObject({ type: 'tenant.offboarded', details: { secrets: 1, tokens: 2 } });
-      expect(verifyAuditChain(audit, { seq: (await b.store.getTenant(id))!.auditSeq, hash: (await b.store.getTenant(id))!.auditHead }).ok).toBe(true);
+      const off = (await b.store.getTenant(id))!;
+      expect((await verifyAuditTrail({ tenantId: id, events: audit, anchors: await b.audit.anchors.list(id), head: { seq: off.auditSeq, mac: off.auditHead }, secrets: [] }, b.audit.mac)).findings).toEqual([]);
     });
 
     test('concurrent changes to one tenant keep its audit chain whole: one event per change, no gap, no fork', async () => {
@@ -233,7 +235,8 @@ export function tenantStoreContract(name: string, factory: BackendFactory): void
       const audit = await b.store.listAudit(id);
       expect(audit.map((e) => e.seq)).toEqual(Array.from({ length: landed + 1 }, (_, i) => i + 1));
       const t = (await b.store.getTenant(id))!;
-      expect(verifyAuditChain(audit, { seq: t.auditSeq, hash: t.auditHead })).toMatchObject({ ok: true, events: landed + 1 });
+      const anchors = await b.audit.anchors.list(id);
+      expect(await verifyAuditTrail({ tenantId: id, events: audit, anchors, head: { seq: t.auditSeq, mac: t.auditHead } }, b.audit.mac)).toMatchObject({ ok: true, events: landed + 1, unanchored: [] });
       expect(await b.store.listTokens(id)).toHaveLength(landed + 1);
     });
 

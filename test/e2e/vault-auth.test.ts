@@ -71,10 +71,11 @@ beforeAll(async () => {
   ioCount = () => recorded.reduce((n, list) => n + list.length, 0);
   countedVault = createVaultApp({
     config: eu.config,
-    store: new DynamoTenantStore(c.ddb, eu.config.tables),
+    store: new DynamoTenantStore(c.ddb, eu.config.tables, eu.audit.trail),
     pepper: new SecretsManagerPepperSource(c.secrets, eu.config.pepperSecretId),
     dataKeys: new KmsDataKeyService(c.kms, eu.config.rootKeyArn),
     usage: new DynamoUsageRecords(c.ddb, eu.config.tables.usage),
+    audit: eu.audit,
   });
 
   const euAdmin = new AdminClient(euApps.admin);

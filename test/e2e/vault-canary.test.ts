@@ -51,8 +51,8 @@ function observed(f: CellFixture, kind: 'vault' | 'admin', overrides: Partial<Pa
   };
   const app =
     kind === 'vault'
-      ? createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: f.dataKeys, usage: f.usage, onError, ...overrides })
-      : createAdminApp({ config: f.config, store: f.store, pepper: f.pepper, onError });
+      ? createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: f.dataKeys, usage: f.usage, audit: f.audit, onError, ...overrides })
+      : createAdminApp({ config: f.config, store: f.store, pepper: f.pepper, audit: f.audit, onError });
   // As the handlers do: the request-id header on every response and one line per request.
   return async (req: HttpRequest) => {
     const { requestId, res } = withRequestId(req, await app(req));
@@ -194,7 +194,7 @@ describe('flows with canary keys', () => {
     expect([r1.status, r1.json.error.code]).toEqual([503, 'key_service_unavailable']);
 
     // The sealed record goes to a table that does not exist: the SDK error reaches onError.
-    const broken = new DynamoTenantStore(eu.clients.ddb, { ...eu.config.tables, tenants: 'no-such-table' });
+    const broken = new DynamoTenantStore(eu.clients.ddb, { ...eu.config.tables, tenants: 'no-such-table' }, eu.audit.trail);
     const store = new Proxy(eu.store, {
       get: (target, prop, receiver) => (prop === 'putSecret' ? broken.putSecret.bind(broken) : Reflect.get(target, prop, receiver)),
     });

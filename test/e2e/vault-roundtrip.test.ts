@@ -101,7 +101,7 @@ describe('tenants', () => {
     expect((await vaultFor(token).listSecrets()).json).toEqual({ object: 'list', data: [] });
 
     const audit = await admin.audit(id);
-    expect(audit.json.verification).toEqual({ ok: true, events: 1 });
+    expect(audit.json.verification).toEqual(expect.objectContaining({ ok: true, events: 1, findings: [], unanchored: [] }));
     expect(audit.json.data[0]).toEqual(
       expect.objectContaining({ type: 'tenant.created', actor: `iam:${OPERATOR_ARN}`, seq: 1, details: { mode, firstTokenId: res.json.tokenId } }),
     );
@@ -408,7 +408,7 @@ describe('policy', () => {
     expect((await admin.getPolicy(id)).json).toEqual({ policy: { rpm: 5 } });
 
     const audit = await admin.audit(id);
-    expect(audit.json.verification).toEqual({ ok: true, events: 3 });
+    expect(audit.json.verification).toEqual(expect.objectContaining({ ok: true, events: 3, findings: [], unanchored: [] }));
     expect(audit.json.data[1]).toEqual(
       expect.objectContaining({ type: 'policy.updated', actor: `iam:${OPERATOR_ARN}`, details: { keys: 'ipAllowlist,maxTokens,monthlyBudgetUsd,routes,rpm,tpm' } }),
     );
@@ -448,12 +448,12 @@ describe('offboarding', () => {
       const view = await admin.getTenant(id);
       expect(view.json).toEqual(expect.objectContaining({ tenantId: id, status: 'offboarded', offboardedAt: meta.offboardedAt, secrets: [], tokens: [] }));
       const audit = await admin.audit(id);
-      expect(audit.json.verification).toEqual({ ok: true, events: 7 });
+      expect(audit.json.verification).toEqual(expect.objectContaining({ ok: true, events: 7, findings: [], unanchored: [] }));
       expect(audit.json.data.at(-1)).toEqual(
         expect.objectContaining({ type: 'tenant.offboarded', actor: `iam:${OPERATOR_ARN}`, seq: 7, details: { secretsDestroyed: 3, tokensRevoked: 3 } }),
       );
       expect(meta.auditSeq).toBe(7);
-      expect(meta.auditHead).toBe(audit.json.data.at(-1).hash);
+      expect(meta.auditHead).toBe(audit.json.data.at(-1).mac);
 
       // Nothing more can happen to an offboarded tenant; its id stays taken.
       expectApiError(await admin.offboard(id), 409, 'tenant_offboarded');
@@ -494,7 +494,7 @@ describe('offboarding', () => {
         };
       },
     });
-    const vault = createVaultApp({ config: f.config, store, pepper: f.pepper, dataKeys: f.dataKeys, usage: f.usage });
+    const vault = createVaultApp({ config: f.config, store, pepper: f.pepper, dataKeys: f.dataKeys, usage: f.usage, audit: f.audit });
     const inflight = call(vault, method, path, { token, body });
     await atStore;
     expect((await admin.offboard(id)).status).toBe(200);
@@ -519,7 +519,7 @@ describe('offboarding', () => {
       expect((await vaultFor(token).storeSecret('openai', providerKey('openai'))).status).toBe(201);
       expect((await vaultFor(token).createToken('invoke')).status).toBe(201);
       expect((await admin.putPolicy(id, { rpm: 7 })).status).toBe(200);
-      expect((await admin.audit(id)).json.verification).toEqual({ ok: true, events: 4 });
+      expect((await admin.audit(id)).json.verification).toEqual(expect.objectContaining({ ok: true, events: 4, findings: [], unanchored: [] }));
       return id;
     };
 
@@ -527,19 +527,16 @@ describe('offboarding', () => {
     await f.clients.doc.send(
       new UpdateCommand({ TableName: table, Key: { tenantId: edited, seq: 2 }, UpdateExpression: 'SET actor = :a', ExpressionAttributeValues: { ':a': 'iam:someone-else' } }),
     );
-    expect((await admin.audit(edited)).json.verification).toEqual({ ok: false, events: 4, brokenAt: 2, reason: 'event was modified' });
+    expect((await admin.audit(edited)).json.verification).toEqual(expect.objectContaining({ ok: false, events: 4, firstBad: expect.objectContaining({ seq: 2, code: 'not_authentic' }) }));
 
     const deleted = await tenantWithHistory();
     await f.clients.doc.send(new DeleteCommand({ TableName: table, Key: { tenantId: deleted, seq: 2 } }));
-    expect((await admin.audit(deleted)).json.verification).toEqual({ ok: false, events: 3, brokenAt: 2, reason: 'missing event' });
+    expect((await admin.audit(deleted)).json.verification).toEqual(expect.objectContaining({ ok: false, events: 3, firstBad: expect.objectContaining({ seq: 2, code: 'missing' }) }));
 
     const truncated = await tenantWithHistory();
     await f.clients.doc.send(new DeleteCommand({ TableName: table, Key: { tenantId: truncated, seq: 4 } }));
-    expect((await admin.audit(truncated)).json.verification).toEqual({
-      ok: false,
-      events: 3,
-      brokenAt: 4,
-      reason: 'events after the last one present were deleted',
-    });
+    expect((await admin.audit(truncated)).json.verification).toEqual(
+      expect.objectContaining({ ok: false, events: 3, firstBad: expect.objectContaining({ seq: 4, code: 'truncated' }) }),
+    );
   });
 });

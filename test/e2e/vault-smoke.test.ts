@@ -13,8 +13,8 @@ beforeAll(async () => {
 afterAll(() => moto?.stop());
 
 test('admin creates a tenant, the vault stores a secret, the key opens it', async () => {
-  const admin = createAdminApp({ config: f.config, store: f.store, pepper: f.pepper });
-  const vault = createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: f.dataKeys, usage: f.usage, onError: (e) => console.error(e) });
+  const admin = createAdminApp({ config: f.config, store: f.store, pepper: f.pepper, audit: f.audit });
+  const vault = createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: f.dataKeys, usage: f.usage, audit: f.audit, onError: (e) => console.error(e) });
   const created = await admin({ method: 'POST', path: '/admin/tenants', headers: {}, body: JSON.stringify({ tenantId: 'acme', mode: 'managed' }), iamCaller: 'arn:aws:iam::1:user/op' });
   expect(created.status).toBe(201);
   const { token } = JSON.parse(created.body);
@@ -24,5 +24,5 @@ test('admin creates a tenant, the vault stores a secret, the key opens it', asyn
   const opened = await openSecret({ record: record!, expected: { app: 'sovereign-router', region: 'eu-central-1', tenant: 'acme', provider: 'openai', secret: 'default', version: 1 }, dataKeys: f.dataKeys, use: (b) => b.toString('utf8') });
   expect(opened).toBe('sk-canary-1234567890');
   const audit = await admin({ method: 'GET', path: '/admin/tenants/acme/audit', headers: {}, iamCaller: 'arn:aws:iam::1:user/op' });
-  expect(JSON.parse(audit.body).verification).toEqual({ ok: true, events: 2 });
+  expect(JSON.parse(audit.body).verification).toEqual(expect.objectContaining({ ok: true, events: 2, findings: [], unanchored: [] }));
 });

@@ -37,7 +37,7 @@ async function get(token: string | undefined, path: string, query: Record<string
 beforeAll(async () => {
   h = await startRouterHarness();
   serializeDynamoDb(h);
-  vault = createVaultApp({ config: h.cell.config, store: h.cell.store, pepper: h.cell.pepper, dataKeys: h.cell.dataKeys, usage: h.cell.usage });
+  vault = createVaultApp({ config: h.cell.config, store: h.cell.store, pepper: h.cell.pepper, dataKeys: h.cell.dataKeys, usage: h.cell.usage, audit: h.cell.audit });
   h.fakes.setKey('openai', canary);
   h.fakes.setKey('anthropic', canary);
   a = await h.tenant('uq-a', { policy: { allowedModels: ['gpt-4o-mini', 'claude-sonnet-4-5'] }, keys: { openai: canary, anthropic: canary } });

@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { InitializeMiddleware, MetadataBearer } from '@smithy/types';
@@ -12,6 +13,7 @@ export interface AwsTestClients {
   ddb: DynamoDBClient;
   doc: DynamoDBDocumentClient;
   secrets: SecretsManagerClient;
+  s3: S3Client;
 }
 
 /** Real SDK v3 clients pointed at a loopback endpoint (moto). Refuses any other host. */
@@ -34,6 +36,8 @@ export function awsClients(endpoint: string, region: string): AwsTestClients {
     ddb,
     doc: DynamoDBDocumentClient.from(ddb),
     secrets: new SecretsManagerClient(config),
+    // moto serves S3 on the same port: path-style addressing keeps every request on 127.0.0.1.
+    s3: new S3Client({ ...config, forcePathStyle: true }),
   };
 }
 

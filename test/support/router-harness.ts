@@ -75,8 +75,8 @@ export async function startRouterHarness(
   const ddbCalls = recordCommands(cell.clients.ddb);
   const logs: string[] = [];
   const metrics: string[] = [];
-  const adminApp = createAdminApp({ config, store: cell.store, pepper: cell.pepper });
-  const vaultApp = createVaultApp({ config, store: cell.store, pepper: cell.pepper, dataKeys: cell.dataKeys, usage: cell.usage });
+  const adminApp = createAdminApp({ config, store: cell.store, pepper: cell.pepper, audit: cell.audit });
+  const vaultApp = createVaultApp({ config, store: cell.store, pepper: cell.pepper, dataKeys: cell.dataKeys, usage: cell.usage, audit: cell.audit });
 
   // The production wiring (lambda/handlers/router-wiring.ts, as the Lambda handler and the local
   // gateway compose it), governance included; tests override single dependencies.

@@ -96,8 +96,8 @@ export function cellApps(f: CellFixture, opts: { dataKeys?: DataKeyService } = {
       return res;
     };
   return {
-    admin: watch(createAdminApp({ config: f.config, store: f.store, pepper: f.pepper, onError })),
-    vault: watch(createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: opts.dataKeys ?? f.dataKeys, usage: f.usage, onError })),
+    admin: watch(createAdminApp({ config: f.config, store: f.store, pepper: f.pepper, audit: f.audit, onError })),
+    vault: watch(createVaultApp({ config: f.config, store: f.store, pepper: f.pepper, dataKeys: opts.dataKeys ?? f.dataKeys, usage: f.usage, audit: f.audit, onError })),
     errors,
     logLines,
     serverErrors,
