@@ -158,10 +158,10 @@ async function checkChain(s: AuditTrailSnapshot, mac: AuditMac, findings: AuditF
     findings.push({ seq: s.head.seq, type: headEvent.type, code: 'head_mismatch', message: `the tenant's audit head does not match ${label(headEvent)}` });
   }
   if (s.head && lastEventSeq > s.head.seq) {
-    const e = bySeq.get(s.head.seq + 1)!;
-    findings.push({ seq: e?.seq ?? s.head.seq + 1, type: e?.type, code: 'head_mismatch', message: `event #${s.head.seq + 1} lies beyond the tenant's audit head #${s.head.seq}` });
+    const seq = s.head.seq + 1;
+    findings.push({ seq, type: bySeq.get(seq)?.type, code: 'head_mismatch', message: `event #${seq} lies beyond the tenant's audit head #${s.head.seq}` });
   }
-  return { ordered, valid, lastSeq, anchoredThrough, unanchored };
+  return { ordered, lastSeq, anchoredThrough, unanchored };
 }
 
 interface ExpectedSecret {
@@ -172,12 +172,14 @@ interface ExpectedSecret {
   readonly deleted: boolean;
 }
 
-/** What the trail says each secret row should be, from its authentic events. */
-function expectedSecrets(ordered: readonly AuditEvent[], valid: ReadonlyMap<number, boolean>): Map<string, ExpectedSecret> {
+/**
+ * What the trail says each secret row should be. Events that are not authentic count too: they
+ * are findings of their own already, and skipping them would blame an earlier, genuine event.
+ */
+function expectedSecrets(ordered: readonly AuditEvent[]): Map<string, ExpectedSecret> {
   const expected = new Map<string, ExpectedSecret>();
   for (const e of ordered) {
-    if (!valid.get(e.seq)) continue;
-    const d = e.details ?? {};
+    const d = typeof e.details === 'object' && e.details !== null ? e.details : {};
     if (SECRET_WRITES.has(e.type)) {
       expected.set(secretKey(d.provider, d.name), {
         seq: e.seq,
@@ -242,8 +244,8 @@ function checkSecrets(s: AuditTrailSnapshot, expected: Map<string, ExpectedSecre
 /** Verifies a tenant's trail. `ok` is false if anything was found; `firstBad` names the earliest. */
 export async function verifyAuditTrail(s: AuditTrailSnapshot, mac: AuditMac): Promise<AuditVerification> {
   const findings: AuditFinding[] = [];
-  const { ordered, valid, lastSeq, anchoredThrough, unanchored } = await checkChain(s, mac, findings);
-  checkSecrets(s, expectedSecrets(ordered, valid), findings);
+  const { ordered, lastSeq, anchoredThrough, unanchored } = await checkChain(s, mac, findings);
+  checkSecrets(s, expectedSecrets(ordered), findings);
   const sorted = findings
     .map((f, i) => ({ f, i }))
     .sort((a, b) => (a.f.seq ?? Infinity) - (b.f.seq ?? Infinity) || a.i - b.i)
