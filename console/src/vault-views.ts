@@ -212,13 +212,13 @@ export function renderPolicy(p: PolicyView): void {
 }
 
 export async function renderAudit(api: Api): Promise<void> {
-  const res = await api.call<{ data: AuditEvent[]; total: number; verification: { ok: boolean; events: number; brokenAt?: number; reason?: string } }>('GET', 'vault/audit');
+  const res = await api.call<{ data: AuditEvent[]; total: number; verification: { ok: boolean; events: number; anchoredThrough: number; firstBad?: { seq?: number; message: string }; unanchored: number[] } }>('GET', 'vault/audit');
   const v = res.verification;
   const banner = byId('audit-verification');
   banner.className = v.ok ? 'verify ok' : 'verify broken';
   banner.textContent = v.ok
-    ? `Chain verified: ${v.events} events, hashes linked from genesis to the head recorded on the tenant.`
-    : `Chain BROKEN at event ${v.brokenAt}: ${v.reason}.`;
+    ? `Chain verified: ${v.events} events, each authenticated with the cell's audit key and matched against its write-once anchors (through #${v.anchoredThrough})${v.unanchored.length ? `; not anchored: ${v.unanchored.map((s) => `#${s}`).join(', ')}` : ''}.`
+    : `Chain BROKEN${v.firstBad?.seq !== undefined ? ` at event ${v.firstBad.seq}` : ''}: ${v.firstBad?.message ?? 'unknown'}.`;
   const host = byId('audit-list');
   clear(host);
   host.appendChild(

@@ -56,7 +56,7 @@ function racingApps(losses: number, competitor: () => Promise<unknown>): Racing 
   const deps = { config: f.config, store, pepper: f.pepper };
   return {
     admin: createAdminApp({ ...deps, audit: f.audit }),
-    vault: createVaultApp({ ...deps, dataKeys: f.dataKeys }),
+    vault: createVaultApp({ ...deps, dataKeys: f.dataKeys, usage: f.usage, audit: f.audit }),
     transactions: () => sent.filter((c) => c === 'TransactWriteItemsCommand').length,
   };
 }
