@@ -1,5 +1,6 @@
 export * from './account-guards';
 export * from './alarm-topic';
+export * from './audit-integrity';
 export * from './config/deployment-config';
 export * from './config/provider-endpoint';
 export * from './config/provider-residency';

@@ -116,3 +116,29 @@ export const LOG_WRITE_ACTIONS = ['logs:CreateLogStream', 'logs:PutLogEvents'] a
 /** X-Ray tracing from Lambda; these actions do not support resource-level permissions. */
 export const XRAY_WRITE_ACTIONS = ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'] as const;
 
+
+/** Appending to the audit trail: MAC each event with the audit key (never verify-by-reuse, never any other use). */
+export const AUDIT_KEY_APPEND_ACTIONS = ['kms:GenerateMac'] as const;
+
+/** Verifying the audit trail: check MACs; cannot create one. */
+export const AUDIT_KEY_VERIFY_ACTIONS = ['kms:VerifyMac'] as const;
+
+/** Writing a chain-head anchor: only a new object (the bucket policy requires If-None-Match: *). */
+export const ANCHOR_WRITE_ACTIONS = ['s3:PutObject'] as const;
+
+/** Reading anchors and every version of them, to see any attempt to rewrite one. */
+export const ANCHOR_READ_OBJECT_ACTIONS = ['s3:GetObject', 's3:GetObjectVersion'] as const;
+export const ANCHOR_LIST_ACTIONS = ['s3:ListBucket', 's3:ListBucketVersions'] as const;
+
+/**
+ * Refused to every principal by the anchor bucket's policy: deleting an anchor or a version of
+ * it, and loosening its lock. (Object Lock in compliance mode refuses most of these anyway until
+ * retention ends; the policy also covers the time after, and names the intent.)
+ */
+export const ANCHOR_DENIED_ACTIONS = [
+  's3:DeleteObject',
+  's3:DeleteObjectVersion',
+  's3:PutObjectRetention',
+  's3:PutObjectLegalHold',
+  's3:BypassGovernanceRetention',
+] as const;

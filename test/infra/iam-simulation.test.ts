@@ -18,6 +18,8 @@ interface Cell {
   resolver: TemplateResolver;
   rootKey: string;
   storageKey: string;
+  auditKey: string;
+  anchorBucket: string;
   roles: { router: string; vault: string; admin: string };
   allRoles: string[];
 }
@@ -35,6 +37,8 @@ function cellOf(stack: RegionalRouterStack): Cell {
     resolver,
     rootKey: logicalId(stack, r.rootKey),
     storageKey: logicalId(stack, r.storageKey),
+    auditKey: logicalId(stack, r.auditKey),
+    anchorBucket: logicalId(stack, r.auditAnchorBucket),
     roles: { router: logicalId(stack, r.routerRole), vault: logicalId(stack, r.vaultRole), admin: logicalId(stack, r.adminRole) },
     allRoles: resolver.logicalIdsOfType('AWS::IAM::Role'),
   };
@@ -256,5 +260,129 @@ describe('storage key: usable only through DynamoDB and Secrets Manager', () => 
   test('the encryption-context keys granted on the root key are exactly the ones the code binds', () => {
     const policy = JSON.stringify(eu.resolver.keyPolicy(eu.rootKey));
     expect(policy).toContain(JSON.stringify([...ENCRYPTION_CONTEXT_KEYS]));
+  });
+});
+
+describe('audit key: the vault and admin functions MAC events, nobody else can', () => {
+  const mac = { 'kms:MacAlgorithm': 'HMAC_SHA_256' };
+  const asRoleOnAuditKey = (role: string, action: string, context: Record<string, string> = mac) =>
+    simulate({
+      principal: eu.resolver.arnOf(role),
+      identityPolicies: eu.resolver.identityPolicies(role),
+      action,
+      keyArn: eu.resolver.arnOf(eu.auditKey),
+      keyPolicy: eu.resolver.keyPolicy(eu.auditKey),
+      context,
+    });
+
+  test('exactly the vault and admin roles may GenerateMac and VerifyMac (HMAC_SHA_256)', async () => {
+    for (const action of ['kms:GenerateMac', 'kms:VerifyMac']) {
+      const allowed: string[] = [];
+      for (const role of eu.allRoles) if ((await asRoleOnAuditKey(role, action)) === 'Allowed') allowed.push(role);
+      expect([action, allowed.sort()]).toEqual([action, [eu.roles.admin, eu.roles.vault].sort()]);
+    }
+  });
+
+  test('not with another MAC algorithm, and no other cryptographic action', async () => {
+    expect(await asRoleOnAuditKey(eu.roles.vault, 'kms:GenerateMac', { 'kms:MacAlgorithm': 'HMAC_SHA_512' })).not.toBe('Allowed');
+    for (const action of [...CRYPTO_ACTIONS, 'kms:Sign', 'kms:Verify']) {
+      for (const role of [eu.roles.vault, eu.roles.admin, eu.roles.router]) {
+        expect([action, role, await asRoleOnAuditKey(role, action, {})]).not.toEqual([action, role, 'Allowed']);
+      }
+    }
+  });
+
+  test('an account administrator (AdministratorAccess) cannot use the audit key: the key policy delegates no use to IAM', async () => {
+    const admin = {
+      principal: `arn:aws:iam::${TEST_ACCOUNT}:role/Administrator`,
+      identityPolicies: [{ name: 'AdministratorAccess', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } }],
+    };
+    for (const action of ['kms:GenerateMac', 'kms:VerifyMac']) {
+      expect(await simulate({ ...admin, action, keyArn: eu.resolver.arnOf(eu.auditKey), keyPolicy: eu.resolver.keyPolicy(eu.auditKey), context: mac })).not.toBe('Allowed');
+    }
+  });
+
+  test('the audit key is a single-Region HMAC_256 key for GENERATE_VERIFY_MAC', () => {
+    const key = Template.fromStack(synthesized.cells.get('eu-central-1')!.stack).toJSON().Resources[eu.auditKey].Properties;
+    expect(key).toEqual(expect.objectContaining({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', MultiRegion: false }));
+  });
+});
+
+describe('anchors: no cell role may delete or overwrite an anchor', () => {
+  const anchorArn = () => `${eu.resolver.arnOf(eu.anchorBucket)}/audit-anchors/v1/acme/000000000001.json`;
+  const onBucket = (principal: string, identityPolicies: { name: string; policy: unknown }[], action: string, resourceArn: string, context: Record<string, string> = {}) =>
+    decide({ principal, identityPolicies, action, resourceArn, accountId: TEST_ACCOUNT, resourcePolicy: eu.resolver.bucketPolicy(eu.anchorBucket), context });
+  const asRoleOnBucket = (role: string, action: string, resourceArn = anchorArn(), context: Record<string, string> = {}) =>
+    onBucket(eu.resolver.arnOf(role), eu.resolver.identityPolicies(role), action, resourceArn, context);
+  const administrator = {
+    principal: `arn:aws:iam::${TEST_ACCOUNT}:role/Administrator`,
+    policies: [{ name: 'AdministratorAccess', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } }],
+  };
+
+  test('only the vault and admin roles may create an anchor, and only with If-None-Match: * (create, never replace)', async () => {
+    const allowed: string[] = [];
+    for (const role of eu.allRoles) {
+      if ((await asRoleOnBucket(role, 's3:PutObject', anchorArn(), { 's3:if-none-match': '*' })) === 'Allowed') allowed.push(role);
+    }
+    expect(allowed.sort()).toEqual([eu.roles.admin, eu.roles.vault].sort());
+  });
+
+  test('a PutObject without If-None-Match (an overwrite) is explicitly denied to every role', async () => {
+    for (const role of eu.allRoles) {
+      expect([role, await asRoleOnBucket(role, 's3:PutObject')]).toEqual([role, role === eu.roles.vault || role === eu.roles.admin ? 'ExplicitlyDenied' : expect.stringMatching(/Denied$/)]);
+    }
+  });
+
+  test('the vault and admin roles (the verifiers) read every version of the anchors; the router reads none', async () => {
+    for (const role of [eu.roles.vault, eu.roles.admin]) {
+      expect(await asRoleOnBucket(role, 's3:GetObjectVersion')).toBe('Allowed');
+      expect(await asRoleOnBucket(role, 's3:ListBucketVersions', eu.resolver.arnOf(eu.anchorBucket), { 's3:prefix': 'audit-anchors/v1/acme/' })).toBe('Allowed');
+      expect(await asRoleOnBucket(role, 's3:ListBucketVersions', eu.resolver.arnOf(eu.anchorBucket), { 's3:prefix': 'other/' })).not.toBe('Allowed');
+    }
+    expect(await asRoleOnBucket(eu.roles.router, 's3:GetObjectVersion')).not.toBe('Allowed');
+  });
+
+  test('no role may write outside the anchor prefix', async () => {
+    for (const role of eu.allRoles) {
+      expect(await asRoleOnBucket(role, 's3:PutObject', `${eu.resolver.arnOf(eu.anchorBucket)}/elsewhere.json`, { 's3:if-none-match': '*' })).not.toBe('Allowed');
+    }
+  });
+
+  test.each([
+    's3:DeleteObject',
+    's3:DeleteObjectVersion',
+    's3:PutObjectRetention',
+    's3:PutObjectLegalHold',
+    's3:BypassGovernanceRetention',
+  ])('%s on an anchor is denied to every cell role, and explicitly even to an account administrator', async (action) => {
+    for (const role of eu.allRoles) expect([role, await asRoleOnBucket(role, action)]).not.toEqual([role, 'Allowed']);
+    expect(await onBucket(administrator.principal, administrator.policies, action, anchorArn())).toBe('ExplicitlyDenied');
+  });
+
+  test.each([
+    's3:PutBucketPolicy',
+    's3:DeleteBucketPolicy',
+    's3:PutBucketVersioning',
+    's3:PutBucketObjectLockConfiguration',
+    's3:PutLifecycleConfiguration',
+    's3:DeleteBucket',
+  ])('%s on the anchor bucket is denied to every cell role', async (action) => {
+    for (const role of eu.allRoles) expect([role, await asRoleOnBucket(role, action, eu.resolver.arnOf(eu.anchorBucket))]).not.toEqual([role, 'Allowed']);
+  });
+
+  test('out of scope, stated honestly: an account administrator can replace the bucket policy (then an unconditional put adds a version; Object Lock still keeps the first)', async () => {
+    expect(await onBucket(administrator.principal, administrator.policies, 's3:PutBucketPolicy', eu.resolver.arnOf(eu.anchorBucket))).toBe('Allowed');
+  });
+
+  test('the bucket has Object Lock in compliance mode, versioning and no public access', () => {
+    const bucket = Template.fromStack(synthesized.cells.get('eu-central-1')!.stack).toJSON().Resources[eu.anchorBucket].Properties;
+    expect(bucket).toEqual(
+      expect.objectContaining({
+        ObjectLockEnabled: true,
+        ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 365 } } },
+        VersioningConfiguration: { Status: 'Enabled' },
+        PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      }),
+    );
   });
 });

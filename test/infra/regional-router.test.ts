@@ -150,10 +150,58 @@ describe('RegionalRouterStack from the default configuration', () => {
       storageKeyId = logicalIdOf(cell.stack.router.storageKey);
     });
 
+    describe('audit key and anchor bucket', () => {
+      test('the audit key is a retained single-Region HMAC_256 key whose policy gives the account root no use', () => {
+        const id = logicalIdOf(cell.stack.router.auditKey);
+        const key = resourcesOf(template, 'AWS::KMS::Key')[id];
+        expect(key.Properties).toEqual(expect.objectContaining({ KeySpec: 'HMAC_256', KeyUsage: 'GENERATE_VERIFY_MAC', MultiRegion: false }));
+        expect(key.DeletionPolicy).toBe('Retain');
+        const statements = (key.Properties!.KeyPolicy as { Statement: PolicyStatement[] }).Statement;
+        expect(statements.filter((s) => awsPrincipals(s).some(isAccountRoot)).flatMap((s) => asList(s.Action)).filter((a) => /Mac|\*/.test(a))).toEqual([]);
+        const users = statements.filter((s) => asList(s.Action).some((a) => a === 'kms:GenerateMac' || a === 'kms:VerifyMac'));
+        const roles = users.flatMap((s) => awsPrincipals(s)).map((p) => JSON.stringify(p));
+        const vault = logicalIdOf(cell.stack.router.vaultRole);
+        const admin = logicalIdOf(cell.stack.router.adminRole);
+        expect(roles.every((r) => r.includes(vault) || r.includes(admin))).toBe(true);
+        expect(users.every((s) => JSON.stringify(s.Condition) === JSON.stringify({ StringEquals: { 'kms:MacAlgorithm': 'HMAC_SHA_256' } }))).toBe(true);
+      });
+
+      test('the anchor bucket is in the cell, retained, locked in compliance mode, TLS-only, and refuses overwrites and deletes', () => {
+        const id = logicalIdOf(cell.stack.router.auditAnchorBucket);
+        const bucket = resourcesOf(template, 'AWS::S3::Bucket')[id];
+        expect(bucket.DeletionPolicy).toBe('Retain');
+        expect(bucket.Properties).toEqual(
+          expect.objectContaining({
+            ObjectLockEnabled: true,
+            ObjectLockConfiguration: { ObjectLockEnabled: 'Enabled', Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 365 } } },
+            VersioningConfiguration: { Status: 'Enabled' },
+          }),
+        );
+        expect(bucket.Properties).not.toHaveProperty('ReplicationConfiguration');
+        const policy = Object.values(resourcesOf(template, 'AWS::S3::BucketPolicy')).find((p) => JSON.stringify(p.Properties!.Bucket).includes(id))!;
+        const sids = (policy.Properties!.PolicyDocument as { Statement: { Sid?: string; Effect: string }[] }).Statement.filter((s) => s.Effect === 'Deny').map((s) => s.Sid);
+        expect(sids).toEqual(expect.arrayContaining(['AnchorsAreWrittenOnlyIfAbsent', 'AnchorsAreNeverDeletedOrUnlocked']));
+        expect(JSON.stringify(policy.Properties!.PolicyDocument)).toContain('aws:SecureTransport');
+      });
+
+      test('the vault and admin functions learn the audit key and bucket; the router holds no audit permission', () => {
+        const fns = resourcesOf(template, 'AWS::Lambda::Function');
+        for (const fn of [cell.stack.router.vaultFunction, cell.stack.router.adminFunction]) {
+          const vars = (fns[logicalIdOf(fn)].Properties!.Environment as { Variables: Record<string, unknown> }).Variables;
+          expect(Object.keys(vars)).toEqual(expect.arrayContaining(['AUDIT_KEY_ARN', 'AUDIT_ANCHOR_BUCKET']));
+        }
+        const routerRole = logicalIdOf(cell.stack.router.routerRole);
+        const routerPolicies = JSON.stringify(
+          Object.values(resourcesOf(template, 'AWS::IAM::Policy')).filter((p) => JSON.stringify(p.Properties!.Roles).includes(routerRole)),
+        );
+        expect(routerPolicies).not.toMatch(/kms:(GenerateMac|VerifyMac)|s3:/);
+      });
+    });
+
     describe('root key', () => {
       test('is single-Region, rotated and retained', () => {
-        // Root, storage, and the alarm topic's own key (no data behind it).
-        template.resourceCountIs('AWS::KMS::Key', 3);
+        // Root, storage, the audit MAC key, and the alarm topic's own key (no data behind it).
+        template.resourceCountIs('AWS::KMS::Key', 4);
         template.hasResource('AWS::KMS::Key', {
           Properties: Match.objectLike({ EnableKeyRotation: true, MultiRegion: false }),
           DeletionPolicy: 'Retain',
@@ -430,6 +478,11 @@ describe('RegionalRouter prop validation', () => {
   test('a valid cell builds (control for the cases below)', () => {
     expect(() => make('eu-central-1')).not.toThrow();
     expect(() => make('eu-central-1', { providers: { local: { kind: 'openai-compatible', baseUrl: 'http://127.0.0.1:8080' } } })).not.toThrow();
+  });
+
+  test('RegionalRouter with an audit anchor retention that is not whole days', () => {
+    expect(() => make('eu-central-1', { auditAnchorRetention: Duration.hours(36) })).toThrow(/anchorRetention must be a whole number of days between 1 and 36500, got 1\.5/);
+    expect(() => make('eu-central-1', { auditAnchorRetention: Duration.days(0) })).toThrow(/anchorRetention must be a whole number of days/);
   });
 
   test('RegionalRouter in a stack without env.region', () => {

@@ -40,6 +40,8 @@ export class TemplateResolver {
         return `arn:aws:secretsmanager:${region}:${account}:secret:${logicalId}-AbCdEf`;
       case 'AWS::Lambda::Function':
         return `arn:aws:lambda:${region}:${account}:function:${logicalId}`;
+      case 'AWS::S3::Bucket':
+        return `arn:aws:s3:::${logicalId.toLowerCase()}`;
       case 'AWS::ApiGateway::RestApi':
         return `arn:aws:apigateway:${region}::/restapis/${logicalId}`;
       default:
@@ -62,7 +64,8 @@ export class TemplateResolver {
     }
     const res = this.template.Resources[name];
     if (!res) throw new Error(`Unresolvable Ref ${name}`);
-    // Secrets are referenced by ARN, everything else here by name/id.
+    // Secrets are referenced by ARN, buckets by their (lower-case) name, everything else by id.
+    if (res.Type === 'AWS::S3::Bucket') return name.toLowerCase();
     return res.Type === 'AWS::SecretsManager::Secret' ? this.arnOf(name) : name;
   }
 
@@ -106,6 +109,15 @@ export class TemplateResolver {
   /** The resolved key policy of a KMS key. */
   keyPolicy(keyLogicalId: string): Json {
     return this.resolve(this.template.Resources[keyLogicalId].Properties?.KeyPolicy);
+  }
+
+  /** The resolved bucket policy of an S3 bucket (AWS::S3::BucketPolicy naming it). */
+  bucketPolicy(bucketLogicalId: string): Json {
+    const found = Object.values(this.template.Resources).find(
+      (r) => r.Type === 'AWS::S3::BucketPolicy' && (r.Properties?.Bucket as { Ref?: string } | undefined)?.Ref === bucketLogicalId,
+    );
+    if (!found) throw new Error(`No bucket policy for ${bucketLogicalId}`);
+    return this.resolve(found.Properties?.PolicyDocument);
   }
 
   /** Every identity policy attached to a role (inline and AWS::IAM::Policy), resolved. */
