@@ -7,7 +7,7 @@ test('the composition example synthesizes a cell with its own alarm and no resid
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
   const stack = new AiGatewayStack(app, 'AiGateway', { env: { region: 'eu-central-1' } });
   const template = Template.fromStack(stack);
-  template.resourceCountIs('AWS::KMS::Key', 3); // root, storage, alarm topic
+  template.resourceCountIs('AWS::KMS::Key', 4); // root, storage, audit MAC, alarm topic
   template.hasResourceProperties('AWS::CloudWatch::Alarm', { Threshold: 5 });
   template.hasResourceProperties('AWS::ApiGateway::Stage', {
     MethodSettings: Match.arrayWith([Match.objectLike({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 })]),
