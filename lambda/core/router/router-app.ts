@@ -22,6 +22,7 @@ import { ApiRoute, ClientRequest, parseClientRequest, routeOf } from './client-r
 import { Admission, AdmissionRequest, Governance, openGovernance } from './governance';
 import { usageMetricLine } from './metrics';
 import { modelList } from './model-list';
+import { KeyUse, recordingDataKeys } from './key-use';
 import { requestLogFields } from './request-log';
 import { isRetryableStatus, ProviderClient, ProviderResponse, transportFailure } from './provider-port';
 import { ResponseSink, trackedSink } from './response-sink';
@@ -79,6 +80,9 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     let settled = false;
     type Outcome = Partial<UsageRecord> & Pick<UsageRecord, 'status' | 'decision'>;
 
+    // Every Decrypt of this request, with its exact encryption context (usage record evidence).
+    const keyUses: KeyUse[] = [];
+    const dataKeys = recordingDataKeys(deps.dataKeys, keyUses, now);
     /**
      * The end stage, after the client has its last byte: settle (or release) the reservation,
      * then the log line, the metric and the usage record. Nothing here throws or writes to the
@@ -105,6 +109,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
               model: client?.model ?? '',
               stream: client?.stream ?? false,
               fallbackChain: chain,
+              ...(keyUses.length > 0 ? { keyUses } : {}),
               at: new Date(started).toISOString(),
               ...fields,
             }
@@ -224,7 +229,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
             record: current.sealed,
             // META's version, never the row's: a row written back from an older version fails.
             expected: { app: 'sovereign-router', region, tenant: tenant.tenantId, provider: target.provider, secret: target.secret, version: current.version },
-            dataKeys: deps.dataKeys,
+            dataKeys,
             tenantFactor: factor,
             versionSalt: factor ? current.salt : undefined,
             use: async (key) => {

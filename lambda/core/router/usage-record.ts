@@ -1,4 +1,5 @@
 import type { ChainStep } from '../routing/types';
+import type { KeyUse } from './key-use';
 
 /**
  * One record per request. Never prompts, completions, tokens or secrets: ids, counts, timings.
@@ -23,6 +24,11 @@ export interface UsageRecord {
   readonly latencyMs: number;
   readonly timeToFirstTokenMs?: number;
   readonly fallbackChain: readonly ChainStep[];
+  /**
+   * Each KMS Decrypt the request made (one per attempt that opened a secret), with the encryption
+   * context KMS received: the join key to CloudTrail's Decrypt events. Absent when none was made.
+   */
+  readonly keyUses?: readonly KeyUse[];
   readonly at: string;
 }
 

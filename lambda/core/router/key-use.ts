@@ -1,0 +1,24 @@
+/**
+ * Evidence of every secret the router opened: the exact KMS encryption context of each Decrypt
+ * and when it was asked for. It goes on the request's usage record, so CloudTrail's Decrypt events
+ * (which log the encryption context) and the usage table can be joined on the same identifiers.
+ */
+import type { DataKeyService, EncryptionContext } from '../ports';
+
+export interface KeyUse {
+  /** The encryption context sent with the Decrypt: app, region, tenant, provider, secret, version. */
+  readonly context: EncryptionContext;
+  /** ISO time at which the Decrypt was sent. */
+  readonly at: string;
+}
+
+/** A per-request view of the data-key service that records each Decrypt it forwards. */
+export function recordingDataKeys(inner: DataKeyService, uses: KeyUse[], now: () => number): DataKeyService {
+  return {
+    generateDataKey: (context) => inner.generateDataKey(context),
+    decryptDataKey: (wrapped, context, keyArn) => {
+      uses.push({ context: { ...context }, at: new Date(now()).toISOString() });
+      return inner.decryptDataKey(wrapped, context, keyArn);
+    },
+  };
+}
