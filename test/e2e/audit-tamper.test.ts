@@ -153,9 +153,9 @@ it('an event replayed from another tenant is not authentic', async () => {
   await expectCaught(victim, 4, 'not_authentic', /event #4 \(policy\.updated\) is not authentic/);
 });
 
-it('a rolled-back secret row is reported against the event that recorded the current version', async () => {
-  const id = `tamper-rollback-${++n}`;
-  const { token } = await admin.tenantWithToken(id);
+it.each(['managed', 'sovereign'] as const)('%s tenant: a rolled-back secret row is reported against the event that recorded the current version', async (mode) => {
+  const id = `tamper-rollback-${mode}-${++n}`;
+  const { token } = await admin.tenantWithToken(id, mode);
   const vault = new VaultClient(apps.vault, token);
   expect((await vault.storeSecret('openai', 'sk-rollback-v1-0123456789')).status).toBe(201);
   const key = { pk: `TENANT#${id}`, sk: 'SECRET#openai#default' };
