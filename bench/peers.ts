@@ -242,7 +242,13 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
     const direct: Target = { name: 'upstream', url: `${upstream}/v1/chat/completions`, headers: { authorization: 'Bearer sk-bench-upstream-key' } };
     console.error('bench: starting sovereign-router (local), Portkey and LiteLLM over one fake upstream...');
     const [sovereign, portkey, litellm] = await Promise.all([startSovereign(upstream), startPortkey(upstream), startLiteLlm(upstream)]);
+    // Flatness compares two gateways started the same way (stopped, seeded, restarted) and
+    // warmed by the same load, one with 100,000 usage records and one with none. Comparing
+    // against the gateway measured above instead mixed in JIT warmth: that one has served
+    // thousands of requests more, and a restarted gateway with 0 records added 2x as well.
+    const twin = await startSovereignWithRecords(upstream, 0);
     const withRecords = await startSovereignWithRecords(upstream, 100_000);
+    if (twin && withRecords) for (const t of [twin, withRecords]) await load(t, { concurrency: 16, durationMs: 3_000, warmup: 64 });
     const targets = [direct, sovereign, portkey, litellm];
     const per = new Map<string, { p50: number[]; p99_16: number[]; rps16: number[]; errors16: number[]; ttft: number[]; firstError?: string }>();
     for (const t of targets) per.set(t.name, { p50: [], p99_16: [], rps16: [], errors16: [], ttft: [] });
@@ -264,9 +270,9 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
         m.firstError ??= many.firstError ?? one.firstError ?? stream.firstError;
       }
       if (withRecords) {
-        // The same gateway with 100,000 usage records stored, right after the empty one.
+        // The twins, with 100,000 usage records stored and with none, one right after the other.
         // Alternating which goes first, so neither always runs on a warmer machine.
-        const [first, second] = round % 2 === 0 ? [sovereign, withRecords] : [withRecords, sovereign];
+        const [first, second] = round % 2 === 0 ? [twin!, withRecords] : [withRecords, twin!];
         const x = await load(first, { concurrency: 1, requests: 300, durationMs: 3_000 });
         const y = await load(second, { concurrency: 1, requests: 300, durationMs: 3_000 });
         const [a, b] = round % 2 === 0 ? [x, y] : [y, x];
