@@ -56,6 +56,7 @@ CREATE INDEX IF NOT EXISTS usage_expiry ON usage(expires_at);
 `;
 
 export const DATABASE_FILE = 'gateway.sqlite';
+const WAL_AUTOCHECKPOINT_PAGES = Number(process.env.SR_WAL_AUTOCHECKPOINT ?? 10_000);
 const LOCK_FILE = 'gateway.lock';
 
 /** A SQLite database with a statement cache and synchronous transactions. */
@@ -81,6 +82,10 @@ export class EmbeddedDatabase {
         const mode = this.db.all('PRAGMA journal_mode=WAL')[0] as Row | undefined;
         if (mode?.journal_mode !== 'wal') throw new Error(`the embedded store could not enter WAL mode (${String(mode?.journal_mode)})`);
         this.db.exec(`PRAGMA synchronous=${opts.synchronous ?? 'NORMAL'}`);
+        // A checkpoint (two fsyncs and the copy into the database file) every ~10,000 pages
+        // written instead of SQLite's 1,000: with about ten pages per request that is one per
+        // ~1,000 requests, not per ~100. Durability is the WAL's, before COMMIT returns, either way.
+        this.db.exec(`PRAGMA wal_autocheckpoint=${WAL_AUTOCHECKPOINT_PAGES}`);
         for (const f of [DATABASE_FILE, `${DATABASE_FILE}-wal`]) if (existsSync(join(opts.dir, f))) chmodSync(join(opts.dir, f), 0o600);
       }
       this.db.exec('PRAGMA foreign_keys=OFF');
@@ -119,10 +124,11 @@ export class EmbeddedDatabase {
    * `fn` must be synchronous: nothing else runs until it returns.
    */
   transaction<T>(fn: () => T): T {
-    this.db.exec('BEGIN IMMEDIATE');
+    // Prepared once, like every statement (exec would parse the SQL on every call).
+    this.statement('BEGIN IMMEDIATE').run();
     try {
       const out = fn();
-      this.db.exec('COMMIT');
+      this.statement('COMMIT').run();
       return out;
     } catch (err) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
