@@ -56,7 +56,7 @@ CREATE INDEX IF NOT EXISTS usage_expiry ON usage(expires_at);
 `;
 
 export const DATABASE_FILE = 'gateway.sqlite';
-const WAL_AUTOCHECKPOINT_PAGES = Number(process.env.SR_WAL_AUTOCHECKPOINT ?? 10_000);
+const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 const LOCK_FILE = 'gateway.lock';
 
 /** A SQLite database with a statement cache and synchronous transactions. */
