@@ -153,8 +153,12 @@ app.synth();
 
   test('the composed cell is complete: keys, tables, API with resource policy, guards, no synth error', () => {
     const count = (type: string) => Object.values(template.Resources).filter((r) => r.Type === type).length;
-    expect(count('AWS::KMS::Key')).toBe(3);
-    expect(count('AWS::DynamoDB::Table')).toBeGreaterThanOrEqual(4);
+    // Root, storage, audit HMAC and the alarm topic's key.
+    expect(count('AWS::KMS::Key')).toBe(4);
+    expect(count('AWS::DynamoDB::Table')).toBeGreaterThanOrEqual(5);
+    // The audit anchors: write-once, Object Lock in compliance mode.
+    const buckets = Object.values(template.Resources).filter((r) => r.Type === 'AWS::S3::Bucket');
+    expect(buckets.map((b) => b.Properties.ObjectLockConfiguration?.Rule?.DefaultRetention?.Mode)).toEqual(['COMPLIANCE']);
     expect(count('AWS::Events::Rule')).toBe(4);
     expect(count('AWS::WAFv2::WebACL')).toBe(1);
     const api = Object.values(template.Resources).find((r) => r.Type === 'AWS::ApiGateway::RestApi')!;
