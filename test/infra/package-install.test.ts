@@ -158,7 +158,8 @@ app.synth();
     expect(count('AWS::DynamoDB::Table')).toBeGreaterThanOrEqual(5);
     // The audit anchors: write-once, Object Lock in compliance mode.
     const buckets = Object.values(template.Resources).filter((r) => r.Type === 'AWS::S3::Bucket');
-    expect(buckets.map((b) => b.Properties.ObjectLockConfiguration?.Rule?.DefaultRetention?.Mode)).toEqual(['COMPLIANCE']);
+    const lockMode = (b: { Properties: Record<string, any> }) => b.Properties.ObjectLockConfiguration?.Rule?.DefaultRetention?.Mode as unknown;
+    expect(buckets.map(lockMode)).toEqual(['COMPLIANCE']);
     expect(count('AWS::Events::Rule')).toBe(4);
     expect(count('AWS::WAFv2::WebACL')).toBe(1);
     const api = Object.values(template.Resources).find((r) => r.Type === 'AWS::ApiGateway::RestApi')!;
