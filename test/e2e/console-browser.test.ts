@@ -6,7 +6,7 @@
  * requests with the official OpenAI SDK, see them on the timeline with cost and TTFT, hit the
  * budget and see the reason, rotate a provider key through the paste field, read the audit trail,
  * revoke the token. Every response the page receives is recorded and searched for the canary
- * provider key and the tokens. Screenshots go to docs/. It never skips: no Chromium, no pass.
+ * provider key and the tokens. Screenshots go to docs/ with UPDATE_SCREENSHOTS=1. It never skips: no Chromium, no pass.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,9 @@ import { canaryForms, makeCanary } from '../support/canary';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
 
 const CHROMIUM = '/usr/bin/chromium';
-const DOCS = join(__dirname, '..', '..', 'docs');
+// The README's screenshots are refreshed only on request (UPDATE_SCREENSHOTS=1), so a test run
+// never modifies tracked files; otherwise they are still taken (the pages must render) into a temp dir.
+const DOCS = process.env.UPDATE_SCREENSHOTS === '1' ? join(__dirname, '..', '..', 'docs') : mkdtempSync(join(tmpdir(), 'sr-console-shots-'));
 const canary = makeCanary('console');
 const rotatedCanary = makeCanary('rotated');
 
