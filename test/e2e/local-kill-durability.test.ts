@@ -10,16 +10,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EmbeddedDatabase } from '../../local/embedded/database';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
+import { GatewayProcess, waitForListening } from '../support/gateway-process';
 
 const ROOT = resolve(__dirname, '..', '..');
 const OPENAI_KEY = 'sk-proj-durability-0123456789abcdef';
 const WORKERS = 8;
 
-interface Gateway {
-  proc: ChildProcess;
-  url: string;
-  output: () => string;
-}
+type Gateway = GatewayProcess;
 
 async function startGateway(fakes: FakeProviders, stateDir: string): Promise<Gateway> {
   // node itself (not npm), so that SIGKILL hits the process holding the database.
@@ -28,16 +25,7 @@ async function startGateway(fakes: FakeProviders, stateDir: string): Promise<Gat
     ['--import', 'tsx', 'local/start.ts', '--port', '0', '--state-dir', stateDir, '--openai-base-url', fakes.openai.baseUrl, '--anthropic-base-url', fakes.anthropic.baseUrl, '--mistral-base-url', fakes.mistral.baseUrl],
     { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-    if (m) return { proc, url: m[1], output: () => out };
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`the gateway did not come up:\n${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return waitForListening(proc, 'the gateway');
 }
 
 async function call(gw: Gateway, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: any; requestId: string | null }> {

@@ -4,23 +4,20 @@
  * Anthropic SDKs, streaming and not. Ctrl-C stops everything; `--state-dir` survives a restart.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import OpenAI from 'openai';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
+import { GatewayProcess, waitForListening } from '../support/gateway-process';
 
 const ROOT = resolve(__dirname, '..', '..');
 const OPENAI_KEY = 'sk-proj-quickstart-openai-0123456789';
 const ANTHROPIC_KEY = 'sk-ant-quickstart-0123456789';
 
-interface Gateway {
-  proc: ChildProcess;
-  url: string;
-  output: () => string;
-}
+type Gateway = GatewayProcess;
 
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, AWS_EC2_METADATA_DISABLED: 'true', ...extra };
@@ -35,16 +32,7 @@ async function npmStart(fakes: FakeProviders, extraArgs: string[] = []): Promise
     ['start', '--', '--port', '0', '--openai-base-url', fakes.openai.baseUrl, '--anthropic-base-url', fakes.anthropic.baseUrl, '--mistral-base-url', fakes.mistral.baseUrl, ...extraArgs],
     { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-    if (m) return { proc, url: m[1], output: () => out };
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not come up:\n${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return waitForListening(proc, 'npm start', 100);
 }
 
 /** Ctrl-C as a terminal sends it: SIGINT to the whole foreground process group. */
