@@ -56,6 +56,23 @@ describe('Retry-After', () => {
     expect(full?.sink.headers['retry-after']).toBe('55');
   });
 
+  test('a spent budget: Retry-After is the end of the month and the SDKs are told not to retry', async () => {
+    const clock = new TestClock(START);
+    // $1000 per million tokens makes a call cost cents, so $0.5 is gone after a few calls.
+    const g = governanceRouter(h, { clock, governance: { prices: { models: { openai: { 'gpt-4o-mini': { input: 1000, output: 1000 } } } } } });
+    const { invokeToken } = await h.tenant('ra-budget', { policy: { monthlyBudgetUsd: 0.5 } });
+    let denied;
+    for (let i = 0; i < 40 && !denied; i++) {
+      const res = await g.call({ path: '/v1/chat/completions', body: chat('gpt-4o-mini', { max_tokens: 20 }) }, invokeToken);
+      if (res.status !== 200) denied = res;
+    }
+    expect(denied?.status).toBe(429);
+    const toNextMonth = Math.ceil((Date.UTC(2025, 6, 1) - START) / 1000); // START is in June 2025
+    expect(denied?.json.error).toMatchObject({ code: 'budget_exceeded', retry_after_seconds: toNextMonth });
+    expect(denied?.sink.headers['retry-after']).toBe(String(toNextMonth));
+    expect(denied?.sink.headers['x-should-retry']).toBe('false');
+  });
+
   test('every target answered 429 with Retry-After: the router gives up with the shortest wait, both shapes', async () => {
     const route = [
       { provider: 'openai', model: 'gpt-4o-mini' },

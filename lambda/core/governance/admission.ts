@@ -123,7 +123,7 @@ export function checkAdmission(req: AdmissionRequest, counters: CounterItems, se
     if (budgetMicros === undefined) continue;
     const spentMicros = counterValue(counters.get(counterId(spendKey)), 'spentMicros');
     if (spentMicros + plan.reserveMicros > budgetMicros) {
-      throw budgetExceeded({ scope, period: plan.month, budgetMicros, spentMicros, requestMicros: plan.reserveMicros });
+      throw budgetExceeded({ scope, period: plan.month, budgetMicros, spentMicros, requestMicros: plan.reserveMicros, nowMs: req.startedAt });
     }
   }
   const retryAfterSeconds = secondsToNextWindow(req.startedAt);

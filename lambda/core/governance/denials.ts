@@ -5,6 +5,7 @@
  */
 import { ApiError } from '../http';
 import type { Scope } from './limits';
+import { monthEndMs } from './periods';
 import { formatUsd, microsToUsd } from './prices';
 
 export const DENIAL_CODES = ['budget_exceeded', 'rate_limit_exceeded', 'model_not_allowed', 'max_tokens_exceeded', 'ip_not_allowed'] as const;
@@ -21,6 +22,8 @@ export function budgetExceeded(o: {
   /** In-flight reservations, when they are what fills the budget. */
   reservedMicros?: number;
   requestMicros: number;
+  /** Now (epoch ms): lets the denial say when the budget period ends. */
+  nowMs: number;
 }): ApiError {
   const spent = o.spentMicros === undefined ? '' : `, ${formatUsd(o.spentMicros)} is spent`;
   const inFlight = o.reservedMicros ? ` and ${formatUsd(o.reservedMicros)} reserved by requests in flight` : '';
@@ -35,8 +38,20 @@ export function budgetExceeded(o: {
       period: o.period,
       scope: o.scope,
       ...(o.spentMicros !== undefined ? { spent_usd: microsToUsd(o.spentMicros) } : {}),
+      ...budgetWait(o),
     },
+    // Retrying within seconds cannot help unless requests in flight give their reservations back.
+    o.reservedMicros ? {} : { 'x-should-retry': 'false' },
   );
+}
+
+/**
+ * The wait is known only when settled spend (not in-flight reservations) fills the budget and the
+ * request would fit an empty one: then it is the end of the budget period.
+ */
+function budgetWait(o: { period: string; budgetMicros: number; reservedMicros?: number; requestMicros: number; nowMs: number }): Record<string, number> {
+  if (o.reservedMicros || o.requestMicros > o.budgetMicros) return {};
+  return { retry_after_seconds: Math.max(1, Math.ceil((monthEndMs(o.period) - o.nowMs) / 1000)) };
 }
 
 export function rpmExceeded(o: { scope: Scope; limit: number; retryAfterSeconds: number }): ApiError {

@@ -117,7 +117,7 @@ export class LedgerGovernance implements Governance {
     for (const scope of ['tenant', 'token'] as const) {
       const budgetMicros = plan.limits[scope].budgetMicros;
       if (budgetMicros !== undefined && plan.reserveMicros > budgetMicros) {
-        throw budgetExceeded({ scope, period: plan.month, budgetMicros, requestMicros: plan.reserveMicros });
+        throw budgetExceeded({ scope, period: plan.month, budgetMicros, requestMicros: plan.reserveMicros, nowMs: req.startedAt });
       }
       const tpm = plan.limits[scope].tpm;
       if (tpm !== undefined && plan.tpmTokens > tpm) {
@@ -312,6 +312,7 @@ export class LedgerGovernance implements Governance {
           spentMicros: num(item?.spentMicros),
           reservedMicros: Math.max(0, num(item?.reservedMicros)),
           requestMicros: plan.reserveMicros,
+          nowMs: req.startedAt,
         }),
       };
     }

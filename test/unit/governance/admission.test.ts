@@ -1,8 +1,8 @@
 import { checkAdmission, governanceSettings, planAdmission } from '../../../lambda/core/governance/admission';
-import { DENIAL_CODES } from '../../../lambda/core/governance/denials';
+import { budgetExceeded, DENIAL_CODES } from '../../../lambda/core/governance/denials';
 import { requestCounterKeys } from '../../../lambda/core/governance/keys';
 import { PriceBook } from '../../../lambda/core/governance/prices';
-import { ApiError, errorResponse } from '../../../lambda/core/http';
+import { ApiError, errorHeaders, errorResponse } from '../../../lambda/core/http';
 import { AdmissionRequest, counterId, CounterKey } from '../../../lambda/core/router/governance';
 import { DEFAULT_MAX_TOKENS } from '../../../lambda/core/router/upstream-exchange';
 import type { Target } from '../../../lambda/core/routing/types';
@@ -113,7 +113,10 @@ describe('checkAdmission', () => {
     expect(() => checkAdmission({ ...r, tenant: { ...r.tenant, policy } }, at(989_000), settings)).not.toThrow();
     const e = denial(() => checkAdmission({ ...r, tenant: { ...r.tenant, policy } }, at(989_001), settings));
     expect([e.status, e.code]).toEqual([429, 'budget_exceeded']);
-    expect(e.details).toEqual({ limit_usd: 1, period: '2025-06', scope: 'tenant', spent_usd: 0.989001 });
+    // Settled spend fills the budget: the wait is the rest of the month, and retrying sooner is pointless.
+    const toJuly = Math.ceil((Date.UTC(2025, 6, 1) - NOW) / 1000);
+    expect(e.details).toEqual({ limit_usd: 1, period: '2025-06', scope: 'tenant', spent_usd: 0.989001, retry_after_seconds: toJuly });
+    expect(errorHeaders(e)).toEqual({ 'x-should-retry': 'false', 'retry-after': String(toJuly) });
     expect(e.message).toContain('$1.00');
     expect(e.message).toContain('2025-06');
     // Reservations in flight are not judged here (they may have died): the conditional write does.
@@ -174,5 +177,25 @@ describe('checkAdmission', () => {
 
   test('malformed counters count as zero', () => {
     expect(() => checkAdmission(request({ policy: { rpm: 1 } }), counters([[keys.tenantRate, { requests: 'x' }]]), settings)).not.toThrow();
+  });
+});
+
+describe('budget denial: the client is told when waiting helps', () => {
+  const base = { scope: 'tenant' as const, period: '2025-06', budgetMicros: 1_000_000, requestMicros: 20_000, nowMs: Date.UTC(2025, 5, 30, 23, 59, 30) };
+
+  it('settled spend fills it: Retry-After is the end of the month and the SDK must not retry', () => {
+    const e = budgetExceeded({ ...base, spentMicros: 990_000 });
+    expect(errorHeaders(e)).toEqual({ 'retry-after': '30', 'x-should-retry': 'false' });
+  });
+
+  it('reservations in flight fill it: the wait is unknown, so no Retry-After and a retry may succeed', () => {
+    const e = budgetExceeded({ ...base, spentMicros: 0, reservedMicros: 990_000 });
+    expect(errorHeaders(e)).toEqual({});
+    expect(e.details.retry_after_seconds).toBeUndefined();
+  });
+
+  it('the request alone exceeds the budget: no wait helps, none is promised', () => {
+    const e = budgetExceeded({ ...base, requestMicros: 2_000_000 });
+    expect(errorHeaders(e)).toEqual({ 'x-should-retry': 'false' });
   });
 });

@@ -139,7 +139,8 @@ test('a cancelled reservation names the limit that failed, budgets before rates'
   const spendItem = { Code: 'ConditionalCheckFailed', Item: { spentMicros: { N: '999000' }, reservedMicros: { N: '0' } } };
   const both = governance(() => cancelled(['None', 'None', spendItem, 'ConditionalCheckFailed', 'None']));
   const b = await denial(both.g.reserve(request({ rpm: 1 }, { monthlyBudgetUsd: 1 })));
-  expect([b.status, b.code, b.details]).toEqual([429, 'budget_exceeded', { limit_usd: 1, period: '2025-06', scope: 'token', spent_usd: 0.999 }]);
+  const toJuly = Math.ceil((Date.UTC(2025, 6, 1) - NOW) / 1000);
+  expect([b.status, b.code, b.details]).toEqual([429, 'budget_exceeded', { limit_usd: 1, period: '2025-06', scope: 'token', spent_usd: 0.999, retry_after_seconds: toJuly }]);
   // Nothing is reserved, so no reclaim scan is worth a query.
   expect(both.sent.map((s) => s.command)).toEqual(['TransactWriteItemsCommand']);
 
