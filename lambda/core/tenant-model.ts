@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { guardrailsSchema } from './guardrails/policy';
 import { TENANT_ID_PATTERN } from './token';
 import type { WrappedFactor } from './tenant-factor';
 
@@ -31,6 +32,8 @@ export const limitsSchema = z
     rpm: z.number().int().min(1).max(1_000_000).optional(),
     tpm: z.number().int().min(1).max(1_000_000_000).optional(),
     ipAllowlist: z.array(CIDR).max(100).optional(),
+    /** Content guardrails; on a token they add to the tenant's, never lift them (guardrails/policy.ts). */
+    guardrails: guardrailsSchema.optional(),
   })
   .strict();
 export type Limits = z.infer<typeof limitsSchema>;

@@ -13,7 +13,7 @@ export function usageMetricLine(r: UsageRecord, region: string): string {
       CloudWatchMetrics: [
         {
           Namespace: METRICS_NAMESPACE,
-          Dimensions: [['Region'], ['Region', 'Decision'], ['Region', 'Provider']],
+          Dimensions: [['Region'], ['Region', 'Decision'], ['Region', 'Provider'], ['Region', 'Guardrail']],
           Metrics: [
             { Name: 'Requests', Unit: 'Count' },
             { Name: 'Latency', Unit: 'Milliseconds' },
@@ -22,6 +22,8 @@ export function usageMetricLine(r: UsageRecord, region: string): string {
             { Name: 'OutputTokens', Unit: 'Count' },
             { Name: 'Fallbacks', Unit: 'Count' },
             { Name: 'CostUsd', Unit: 'None' },
+            { Name: 'GuardrailRedactions', Unit: 'Count' },
+            { Name: 'GuardrailRefusals', Unit: 'Count' },
           ],
         },
       ],
@@ -36,6 +38,11 @@ export function usageMetricLine(r: UsageRecord, region: string): string {
     OutputTokens: r.outputTokens ?? 0,
     Fallbacks: Math.max(0, r.fallbackChain.length - 1),
     CostUsd: r.costUsd ?? 0,
+    // 'none' when the request had no guardrails; rule names only, never matched text.
+    Guardrail: r.guardrails?.action ?? 'none',
+    GuardrailRedactions: r.guardrails?.action === 'redacted' ? 1 : 0,
+    GuardrailRefusals: r.guardrails?.action === 'refused' ? 1 : 0,
+    ...(r.guardrails && r.guardrails.rules.length > 0 ? { guardrailRules: r.guardrails.rules.join(',') } : {}),
     requestId: r.requestId,
     tenantId: r.tenantId,
     reason: r.decision,

@@ -6,6 +6,7 @@ import { NO_RETRY, parsePresentedToken, principalOf, storedRecordApiError, verif
 import type { CellConfig } from '../cell-config';
 import { decodeBase64Strict, zeroize } from '../crypto-util';
 import { openSecret, parseSealedSecret, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
+import { applyGuardrails, type GuardrailOutcome } from '../guardrails';
 import { ApiError, ErrorShape, errorResponse, HttpRequest, presentedToken, requestIdOf } from '../http';
 import { errorFields, Logger } from '../logger';
 import type { DataKeyService, PepperSource } from '../ports';
@@ -78,6 +79,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     let factor: Buffer | undefined;
     let reservation: Promise<Admission> | undefined;
     let settled = false;
+    let guardrails: GuardrailOutcome | undefined;
     type Outcome = Partial<UsageRecord> & Pick<UsageRecord, 'status' | 'decision'>;
 
     // Every Decrypt of this request, with its exact encryption context (usage record evidence).
@@ -110,6 +112,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
               stream: client?.stream ?? false,
               fallbackChain: chain,
               ...(keyUses.length > 0 ? { keyUses } : {}),
+              ...(guardrails ? { guardrails } : {}),
               at: new Date(started).toISOString(),
               ...fields,
             }
@@ -185,6 +188,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         targets,
       };
       governance.check(admissionRequest, read.counters);
+      // Guardrails: refuse or redact the request's text before any key is opened.
+      client = applyGuardrails(client, principal, (o) => (guardrails = o));
 
       // A target is usable if its secret exists per META or per row; which of them is current is
       // decided (and a mismatch refused) only when an attempt needs that row.

@@ -1,3 +1,4 @@
+import type { GuardrailOutcome } from '../guardrails/judge';
 import type { ChainStep } from '../routing/types';
 import type { KeyUse } from './key-use';
 
@@ -29,6 +30,8 @@ export interface UsageRecord {
    * context KMS received: the join key to CloudTrail's Decrypt events. Absent when none was made.
    */
   readonly keyUses?: readonly KeyUse[];
+  /** The guardrail verdict and the names of the rules that matched (never the matched text); absent without guardrails. */
+  readonly guardrails?: GuardrailOutcome;
   readonly at: string;
 }
 

@@ -1,0 +1,162 @@
+/**
+ * Personal-data detectors over normalized text (normalize.ts: folded, digits as ASCII). Each
+ * returns spans [start, end) in that text. Checksums keep false positives down: a card number
+ * must pass Luhn, an IBAN must have its country's length and pass ISO 7064 mod 97-10.
+ */
+
+export type PiiKind = 'email' | 'phone' | 'card' | 'iban';
+export const PII_KINDS: readonly PiiKind[] = ['email', 'phone', 'card', 'iban'];
+
+export interface Span {
+  readonly start: number;
+  readonly end: number;
+}
+
+const EMAIL = /[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)*\.\p{L}{2,}/gu;
+// Digits with at most one space or dash between them, not inside a longer run of digits.
+const DIGIT_RUN = /(?<!\p{N})\d(?:[ -]?\d){11,}(?!\p{N})/gu;
+const IBAN_CANDIDATE = /(?<![\p{L}\p{N}])[a-z]{2}\d{2}(?: ?[a-z0-9]){11,30}/gu;
+const PHONE = /(?<![\p{L}\p{N}+])(?:\+|00)?(?:\(\d{1,5}\)|\d{1,5})(?:[ .-]?(?:\(\d{1,5}\)|\d{1,5})){1,6}(?!\p{N})/gu;
+
+export function findEmails(text: string): Span[] {
+  return [...text.matchAll(EMAIL)].map((m) => ({ start: m.index, end: m.index + m[0].length }));
+}
+
+/** Luhn (ISO/IEC 7812) over a string of ASCII digits. */
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return digits.length > 0 && sum % 10 === 0;
+}
+
+const isCard = (digits: string) => digits.length >= 13 && digits.length <= 19 && digits[0] >= '2' && digits[0] <= '6' && luhnValid(digits);
+
+/**
+ * Payment card numbers: 13-19 digits starting 2-6 (the major networks' ranges) that pass Luhn,
+ * written together or in groups. Within a longer grouped run (a card followed by a year), any
+ * sequence of whole consecutive groups is tried.
+ */
+export function findCards(text: string): Span[] {
+  const spans: Span[] = [];
+  for (const m of text.matchAll(DIGIT_RUN)) {
+    const run = m[0];
+    const digits = run.replace(/[ -]/g, '');
+    if (isCard(digits)) {
+      spans.push({ start: m.index, end: m.index + run.length });
+      continue;
+    }
+    const groups = [...run.matchAll(/\d+/g)].map((g) => ({ start: m.index + g.index, end: m.index + g.index + g[0].length, digits: g[0] }));
+    let found = false;
+    for (let i = 0; i < groups.length && !found; i++) {
+      let acc = '';
+      for (let j = i; j < groups.length; j++) {
+        acc += groups[j].digits;
+        if (acc.length > 19) break;
+        if (isCard(acc)) {
+          spans.push({ start: groups[i].start, end: groups[j].end });
+          found = true;
+          break;
+        }
+      }
+    }
+  }
+  return spans;
+}
+
+/** IBAN lengths by country (SWIFT IBAN registry). Unknown countries are not detected. */
+const IBAN_LENGTHS: Readonly<Record<string, number>> = {
+  ad: 24, ae: 23, al: 28, at: 20, az: 28, ba: 20, be: 16, bg: 22, bh: 22, br: 29, by: 28, ch: 21, cr: 22, cy: 28, cz: 24,
+  de: 22, dk: 18, do: 28, ee: 20, eg: 29, es: 24, fi: 18, fo: 18, fr: 27, gb: 22, ge: 22, gi: 23, gl: 18, gr: 27, gt: 28,
+  hr: 21, hu: 28, ie: 22, il: 23, iq: 23, is: 26, it: 27, jo: 30, kw: 30, kz: 20, lb: 28, lc: 32, li: 21, lt: 20, lu: 20,
+  lv: 21, ly: 25, mc: 27, md: 24, me: 22, mk: 19, mr: 27, mt: 31, mu: 30, nl: 18, no: 15, pk: 24, pl: 28, ps: 29, pt: 25,
+  qa: 29, ro: 24, rs: 22, sa: 24, sc: 31, se: 24, si: 19, sk: 24, sm: 27, st: 25, sv: 28, tl: 23, tn: 24, tr: 26, ua: 29,
+  va: 22, vg: 24, xk: 20,
+};
+
+/** ISO 13616 check: move the first four characters to the end, letters to 10-35, mod 97 == 1. */
+export function ibanValid(iban: string): boolean {
+  const s = iban.toLowerCase();
+  if (IBAN_LENGTHS[s.slice(0, 2)] !== s.length || !/^[a-z]{2}\d{2}[a-z0-9]+$/.test(s)) return false;
+  const moved = s.slice(4) + s.slice(0, 4);
+  let rem = 0;
+  for (const ch of moved) {
+    const v = ch >= 'a' ? ch.charCodeAt(0) - 87 : ch.charCodeAt(0) - 48;
+    rem = v > 9 ? (rem * 100 + v) % 97 : (rem * 10 + v) % 97;
+  }
+  return rem === 1;
+}
+
+export function findIbans(text: string): Span[] {
+  const spans: Span[] = [];
+  // A candidate may swallow following words and the next IBAN: after each one, resume just
+  // past what was used (the IBAN found, or the candidate's first character).
+  const re = new RegExp(IBAN_CANDIDATE);
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    re.lastIndex = m.index + 1;
+    const want = IBAN_LENGTHS[m[0].slice(0, 2)];
+    if (want === undefined) continue;
+    // The candidate may run on into following words: take exactly the country's length.
+    let count = 0;
+    let end = -1;
+    for (let i = 0; i < m[0].length; i++) {
+      if (m[0][i] === ' ') continue;
+      count += 1;
+      if (count === want) {
+        end = i + 1;
+        break;
+      }
+    }
+    if (end < 0) continue;
+    const next = m[0][end];
+    if (next !== undefined && next !== ' ') continue; // longer than an IBAN of that country
+    if (ibanValid(m[0].slice(0, end).replace(/ /g, ''))) {
+      spans.push({ start: m.index, end: m.index + end });
+      re.lastIndex = m.index + end;
+    }
+  }
+  return spans;
+}
+
+/**
+ * Phone numbers (a heuristic, documented in the README): 8-15 digits (E.164's maximum) in
+ * groups, that either start with an international prefix (+ or 00) or a trunk 0 or an area code
+ * in parentheses, or are written as 10-11 digits in at least three separated groups (NANP
+ * style "415-555-0100"). A bare run of digits without any of these marks is not a phone number
+ * here (it is as likely an order number), and runs that are card numbers are reported as cards.
+ */
+export function findPhones(text: string): Span[] {
+  const spans: Span[] = [];
+  for (const m of text.matchAll(PHONE)) {
+    const s = m[0];
+    const digits = s.replace(/\D/g, '');
+    if (digits.length < 8 || digits.length > 15) continue;
+    const groups = s.split(/[ .\-()]+/).filter((g) => g.length > 0).length;
+    const international = s.startsWith('+') || s.startsWith('00');
+    const marked = international || s.startsWith('(') || (s.startsWith('0') && groups >= 2);
+    const nanp = groups >= 3 && digits.length >= 10 && digits.length <= 11;
+    if ((marked && digits.length >= 9) || nanp) spans.push({ start: m.index, end: m.index + s.length });
+  }
+  return spans;
+}
+
+export function findPii(kind: PiiKind, text: string): Span[] {
+  switch (kind) {
+    case 'email':
+      return findEmails(text);
+    case 'phone':
+      return findPhones(text);
+    case 'card':
+      return findCards(text);
+    case 'iban':
+      return findIbans(text);
+  }
+}

@@ -1,0 +1,149 @@
+import { judgeRequest } from '../../../lambda/core/guardrails/judge';
+import { effectiveGuardrails, guardrailsSchema } from '../../../lambda/core/guardrails/policy';
+import { estimateTextTokens } from '../../../lambda/core/guardrails/token-estimate';
+
+const g = (tenant: unknown, token?: unknown) => effectiveGuardrails(guardrailsSchema.parse(tenant), token === undefined ? undefined : guardrailsSchema.parse(token))!;
+const refuseAll = g({ personalData: { email: 'refuse', phone: 'refuse', card: 'refuse', iban: 'refuse' }, blockedTerms: ['Project Nightingale'] });
+const redactAll = g({ personalData: { email: 'redact', phone: 'redact', card: 'redact', iban: 'redact' } });
+const chat = (...messages: unknown[]) => ({ model: 'm', messages });
+
+describe('policy', () => {
+  test('tenant and token combine strictly: refuse beats redact, terms add up, the smaller cap wins', () => {
+    const e = g({ personalData: { email: 'redact' }, blockedTerms: ['Alpha'], maxInputTokens: 1000 }, { personalData: { email: 'refuse', card: 'redact' }, blockedTerms: ['ＢＥＴＡ'], maxInputTokens: 5000 });
+    expect(Object.fromEntries(e.personalData)).toEqual({ email: 'refuse', card: 'redact' });
+    expect(e.blockedTerms).toEqual(['alpha', 'beta']);
+    expect(e.maxInputTokens).toBe(1000);
+    expect(effectiveGuardrails(undefined, undefined)).toBeUndefined();
+    expect(effectiveGuardrails({}, {})).toBeUndefined();
+  });
+
+  test('a blocked term that normalizes to nothing is refused by the schema', () => {
+    expect(guardrailsSchema.safeParse({ blockedTerms: ['\u200B\u200C'] }).success).toBe(false);
+    expect(guardrailsSchema.safeParse({ personalData: { ssn: 'refuse' } }).success).toBe(false);
+  });
+});
+
+describe('refusal: rule names, never text', () => {
+  test.each([
+    ['e-mail', 'mail me: bob@example.com', 'personal_data:email'],
+    ['phone', 'ring +44 20 7946 0958', 'personal_data:phone'],
+    ['card', 'card 4111-1111-1111-1111', 'personal_data:card'],
+    ['IBAN', 'to DE89 3704 0044 0532 0130 00', 'personal_data:iban'],
+    ['blocked term', 'about project nightingale', 'blocked_term'],
+  ])('%s in an OpenAI message', (_what, text, rule) => {
+    const v = judgeRequest('chat', chat({ role: 'user', content: text }), refuseAll);
+    expect(v.action).toBe('refused');
+    expect(v.rules).toEqual([rule]);
+    expect(JSON.stringify(v)).not.toContain(text.split(' ').pop()!);
+  });
+
+  test('nothing found: passed, body untouched', () => {
+    const body = chat({ role: 'user', content: 'Order 12345678 shipped on 2024-01-15, version 1.2.3. Nightingales sing.' });
+    expect(judgeRequest('chat', body, refuseAll)).toMatchObject({ action: 'passed', rules: [] });
+  });
+
+  test('blocked terms match whole words after NFKC, case folding and zero-width removal', () => {
+    for (const text of ['PROJECT NIGHTINGALE', 'Ｐｒｏｊｅｃｔ　Ｎｉｇｈｔｉｎｇａｌｅ', 'project\u200B night\u200Cingale', 'project\n\tnightingale!']) {
+      expect(judgeRequest('chat', chat({ role: 'user', content: text }), refuseAll).rules).toEqual(['blocked_term']);
+    }
+    expect(judgeRequest('chat', chat({ role: 'user', content: 'project nightingales' }), refuseAll).action).toBe('passed');
+  });
+});
+
+describe('evasion by splitting (scanning each segment and their concatenation)', () => {
+  test('a card number split over two OpenAI content parts is caught', () => {
+    const body = chat({ role: 'user', content: [{ type: 'text', text: 'my card is 4111 1111 ' }, { type: 'text', text: '1111 1111 thanks' }] });
+    expect(judgeRequest('chat', body, refuseAll).rules).toEqual(['personal_data:card']);
+  });
+
+  test('an e-mail address split over two messages is caught', () => {
+    const body = chat({ role: 'user', content: 'write to alice.smith@' }, { role: 'user', content: 'example.com please' });
+    expect(judgeRequest('chat', body, refuseAll).rules).toEqual(['personal_data:email']);
+  });
+
+  test('a blocked term split over two Anthropic text blocks, and one in the system prompt', () => {
+    const split = { model: 'm', max_tokens: 10, messages: [{ role: 'user', content: [{ type: 'text', text: 'tell me about Project Night' }, { type: 'text', text: 'ingale' }] }] };
+    expect(judgeRequest('messages', split, refuseAll).rules).toEqual(['blocked_term']);
+    const system = { model: 'm', max_tokens: 10, system: [{ type: 'text', text: 'PROJECT NIGHTINGALE rules' }], messages: [{ role: 'user', content: 'hi' }] };
+    expect(judgeRequest('messages', system, refuseAll).rules).toEqual(['blocked_term']);
+  });
+
+  test('a seam counts as a word boundary: a term right after another segment is still found', () => {
+    const body = chat({ role: 'user', content: 'hello' }, { role: 'user', content: 'project nightingale' });
+    expect(judgeRequest('chat', body, refuseAll).rules).toEqual(['blocked_term']);
+  });
+
+  test('a card in one part stays found when the next part starts with digits', () => {
+    const body = chat({ role: 'user', content: [{ type: 'text', text: '4111111111111111' }, { type: 'text', text: '5 items' }] });
+    expect(judgeRequest('chat', body, refuseAll).rules).toEqual(['personal_data:card']);
+  });
+
+  test('tool arguments and tool results are text too (OpenAI and Anthropic), even under keys like name', () => {
+    const openai = chat({ role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'send', arguments: '{"to":"bob@example.com"}' } }] });
+    expect(judgeRequest('chat', openai, refuseAll).rules).toEqual(['personal_data:email']);
+    const anthropic = {
+      model: 'm',
+      max_tokens: 5,
+      messages: [
+        { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'pay', input: { name: '4111 1111 1111 1111' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [{ type: 'text', text: 'IBAN GB82 WEST 1234 5698 7654 32' }] }] },
+      ],
+    };
+    expect(judgeRequest('messages', anthropic, refuseAll).rules).toEqual(['personal_data:card', 'personal_data:iban']);
+  });
+
+  test('what is not caught: halves with other text between them, spelled-out forms', () => {
+    const interleaved = chat({ role: 'user', content: 'card 4111 1111' }, { role: 'user', content: 'unrelated' }, { role: 'user', content: '1111 1111' });
+    expect(judgeRequest('chat', interleaved, refuseAll).action).toBe('passed');
+    expect(judgeRequest('chat', chat({ role: 'user', content: 'alice dot smith at example dot com' }), refuseAll).action).toBe('passed');
+  });
+});
+
+describe('redaction', () => {
+  test('replaces the original characters (zero-width and fullwidth included) with a marker per kind', () => {
+    const body = chat({ role: 'user', content: 'Mail bob@example.com, card ４１１１\u200B 1111 1111 1111, call +49 30 1234567.' });
+    const v = judgeRequest('chat', body, redactAll);
+    expect(v.action).toBe('redacted');
+    expect(v.rules).toEqual(['personal_data:card', 'personal_data:email', 'personal_data:phone']);
+    expect((v.body as any).messages[0].content).toBe('Mail [REDACTED:email], card [REDACTED:card], call [REDACTED:phone].');
+    expect(body.messages[0]).toEqual({ role: 'user', content: 'Mail bob@example.com, card ４１１１\u200B 1111 1111 1111, call +49 30 1234567.' }); // input untouched
+  });
+
+  test('a card split over two content parts is redacted in both parts', () => {
+    const body = chat({ role: 'user', content: [{ type: 'text', text: 'card 4111 1111 ' }, { type: 'text', text: '1111 1111 ok' }] });
+    const parts = (judgeRequest('chat', body, redactAll).body as any).messages[0].content;
+    expect(parts).toEqual([
+      { type: 'text', text: 'card [REDACTED:card]' }, // the group separator went with the number
+      { type: 'text', text: '[REDACTED:card] ok' },
+    ]);
+  });
+
+  test('refuse for one kind wins over redact for another; both rules are named', () => {
+    const mixed = g({ personalData: { email: 'redact', card: 'refuse' } });
+    const v = judgeRequest('chat', chat({ role: 'user', content: 'a@example.com 4111111111111111' }), mixed);
+    expect(v).toMatchObject({ action: 'refused', rules: ['personal_data:card', 'personal_data:email'] });
+    expect(v.body).toBeUndefined();
+  });
+
+  test('embeddings inputs are judged and redacted per input', () => {
+    const v = judgeRequest('embeddings', { model: 'e', input: ['fine', 'bob@example.com'] }, redactAll);
+    expect((v.body as any).input).toEqual(['fine', '[REDACTED:email]']);
+  });
+
+  test('image data and structural fields are not scanned or changed', () => {
+    const url = 'data:image/png;base64,NDExMTExMTExMTExMTExMQ==4111111111111111';
+    const body = chat({ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'what is this' }] });
+    expect(judgeRequest('chat', body, redactAll).action).toBe('passed');
+  });
+});
+
+describe('maximum input tokens (estimate)', () => {
+  test('ASCII at 4 characters per token, non-ASCII one per code point, 4 per message', () => {
+    expect(estimateTextTokens('abcdefgh')).toBe(2);
+    expect(estimateTextTokens('日本語')).toBe(3);
+    expect(estimateTextTokens('😀')).toBe(1);
+    const cap = g({ maxInputTokens: 10 });
+    expect(judgeRequest('chat', chat({ role: 'user', content: 'x'.repeat(24) }), cap)).toMatchObject({ action: 'passed', estimatedInputTokens: 10 });
+    expect(judgeRequest('chat', chat({ role: 'user', content: 'x'.repeat(25) }), cap)).toMatchObject({ action: 'refused', rules: ['max_input_tokens'], estimatedInputTokens: 11 });
+  });
+});
