@@ -3,7 +3,8 @@
  * (lambda/handlers/router-wiring.ts) and real AWS SDK v3 clients whose request handler answers
  * in-process with zero latency, so SDK middleware (endpoint, retry, SigV4 signing, serde) is
  * counted. The answers are recorded from moto on a first request and replayed after that; the
- * provider answers in-process too. The split comes from a CPU profile, by source file.
+ * provider answers in-process too. The split comes from a CPU profile: each sample counts for the
+ * nearest frame of its stack in the SDK, crypto, translation or the router's own code.
  */
 import { Session } from 'node:inspector/promises';
 import { Readable } from 'node:stream';
@@ -119,13 +120,27 @@ export async function cpuPerRequest(opts: { requests?: number } = {}): Promise<C
     const { profile } = await session.post('Profiler.stop');
     session.disconnect();
     const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+    const parentOf = new Map<number, number>();
+    for (const node of profile.nodes) for (const c of node.children ?? []) parentOf.set(c, node.id);
+    // A sample counts for the nearest frame on its stack that is ours, the SDK's or crypto: node
+    // internals (streams, hashing, buffers) count for whoever called them; 'node' is what is left
+    // (event loop, microtask queue, timers with no caller of ours on the stack).
+    const categoryOf = (id: number): keyof CpuResult['split'] => {
+      const fn = byId.get(id)!.callFrame.functionName;
+      if (fn === '(garbage collector)') return 'gc';
+      for (let cur: number | undefined = id; cur !== undefined; cur = parentOf.get(cur)) {
+        const frame = byId.get(cur)!.callFrame;
+        const c = category(frame.url, frame.functionName);
+        if (c !== 'node') return c;
+      }
+      return 'node';
+    };
     const split = { sdk: 0, crypto: 0, translation: 0, router: 0, node: 0, gc: 0 };
     const deltas = profile.timeDeltas ?? [];
     (profile.samples ?? []).forEach((id, i) => {
-      const node = byId.get(id)!;
-      const fn = node.callFrame.functionName;
+      const fn = byId.get(id)!.callFrame.functionName;
       if (fn === '(idle)' || fn === '(program)') return;
-      split[category(node.callFrame.url, fn)] += deltas[i] ?? 0;
+      split[categoryOf(id)] += deltas[i] ?? 0;
     });
     if (process.env.BENCH_CPU_TOP) {
       const self = new Map<string, number>();

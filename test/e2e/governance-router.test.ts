@@ -28,7 +28,7 @@ async function costOf<T>(fn: () => Promise<T>): Promise<{ result: T; kms: number
 
 describe('settling real costs', () => {
   test('non-streaming: spend is the real cost from the provider usage; reservation and TPM estimate are corrected', async () => {
-    const { invokeToken } = await h.tenant('settle-a');
+    const { invokeToken } = await h.tenant('settle-a', { policy: { monthlyBudgetUsd: 100 } });
     const g = governanceRouter(h);
     const res = await g.call({ path: '/v1/chat/completions', body: chat('gpt-4o-mini', { max_tokens: 50 }) }, invokeToken);
     expect(res.status).toBe(200);
@@ -48,7 +48,7 @@ describe('settling real costs', () => {
   });
 
   test('streaming OpenAI client to an Anthropic model settles with the streamed usage', async () => {
-    const { invokeToken } = await h.tenant('settle-b');
+    const { invokeToken } = await h.tenant('settle-b', { policy: { monthlyBudgetUsd: 100 } });
     const g = governanceRouter(h);
     const res = await g.call({ path: '/v1/chat/completions', body: chat('claude-sonnet-4-5', { stream: true, stream_options: { include_usage: true } }) }, invokeToken);
     expect(res.status).toBe(200);
@@ -63,7 +63,7 @@ describe('settling real costs', () => {
   });
 
   test('a request the provider rejects (400) releases its reservation: nothing spent, nothing held', async () => {
-    const { invokeToken } = await h.tenant('release-a');
+    const { invokeToken } = await h.tenant('release-a', { policy: { monthlyBudgetUsd: 100 } });
     const g = governanceRouter(h);
     h.fakes.script('openai', [{ kind: 'status', status: 400 }]);
     const res = await g.call({ path: '/v1/chat/completions', body: chat('gpt-4o') }, invokeToken);
@@ -73,6 +73,23 @@ describe('settling real costs', () => {
     expect(c.tokenSpend).toMatchObject({ spentMicros: 0, reservedMicros: 0, committedMicros: 0 });
     expect(c.tenantRate).toMatchObject({ requests: 1, tokens: 0 });
     expect(c.reservations).toEqual([]);
+  });
+});
+
+describe('a tenant without budget, RPM or TPM', () => {
+  test('makes no reservation; its spend and rate windows are still recorded after the answer', async () => {
+    const { invokeToken } = await h.tenant('settle-open');
+    const g = governanceRouter(h);
+    const res = await g.call({ path: '/v1/chat/completions', body: chat('gpt-4o-mini', { max_tokens: 50 }) }, invokeToken);
+    expect(res.status).toBe(200);
+    const usage = { inputTokens: res.json.usage.prompt_tokens, outputTokens: res.json.usage.completion_tokens };
+    const expected = costMicros(prices.lookup({ provider: 'openai', kind: 'openai', model: 'gpt-4o-mini' }).entry, usage);
+    expect(res.record?.costUsd).toBe(expected / 1e6);
+    const c = await counters(h, 'settle-open', await verifierOf(h, 'settle-open'), START);
+    for (const spend of [c.tenantSpend, c.tokenSpend]) expect(spend).toMatchObject({ spentMicros: expected, committedMicros: expected });
+    expect(c.tenantSpend?.reservedMicros ?? 0).toBe(0);
+    expect(c.reservations).toEqual([]);
+    for (const rate of [c.tenantRate, c.tokenRate]) expect(rate).toMatchObject({ requests: 1, tokens: usage.inputTokens + usage.outputTokens });
   });
 });
 
@@ -346,12 +363,15 @@ describe('admin routes', () => {
     expect((await h.admin('PUT', `/admin/tenants/limits-a/tokens/${tokenId}/limits`, { limits: {} })).status).toBe(409);
   });
 
-  test('counter items carry the token id and never the verifier', async () => {
-    const { invokeToken } = await h.tenant('keys-a');
+  test.each([
+    ['keys-a', {}],
+    ['keys-b', { monthlyBudgetUsd: 100 }],
+  ] as const)('counter items carry the token id and never the verifier (%s: with and without a reservation)', async (tenantId, policy) => {
+    const { invokeToken } = await h.tenant(tenantId, { policy });
     const g = governanceRouter(h);
     expect((await g.call({ path: '/v1/chat/completions', body: chat('gpt-4o-mini') }, invokeToken)).status).toBe(200);
-    const verifier = await verifierOf(h, 'keys-a');
-    const item = await counterItem(h, `SPEND#keys-a#${tokenCounterId(verifier)}`, '2025-06');
+    const verifier = await verifierOf(h, tenantId);
+    const item = await counterItem(h, `SPEND#${tenantId}#${tokenCounterId(verifier)}`, '2025-06');
     expect(item?.tokenId).toBeDefined();
     expect(JSON.stringify(item)).not.toContain(verifier);
   });

@@ -39,13 +39,13 @@ test('Anthropic messages to Mistral via x-api-key', async () => {
   expect(JSON.stringify(json.content)).toContain('bonjour');
 });
 
-test('per request (production wiring, governance included): one DynamoDB read, one KMS Decrypt, three writes', async () => {
+test('per request (production wiring, governance included), a tenant without limits: one DynamoDB read, one KMS Decrypt, two writes after the answer', async () => {
   const ddb = h.ddbCalls.length;
   const kms = h.kmsCalls.length;
   const { sink } = await h.call({ path: '/v1/chat/completions', body: chat('gpt-4o-mini') }, invoke);
   expect(sink.status).toBe(200);
-  // Read; reservation (in parallel with the Decrypt); settle and usage record after the last byte.
-  expect(h.ddbCalls.slice(ddb)).toEqual(['BatchGetItemCommand', 'TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'PutItemCommand']);
+  // Read; no reservation (no budget, RPM or TPM); settle (spend counters) and usage record after the last byte.
+  expect(h.ddbCalls.slice(ddb)).toEqual(['BatchGetItemCommand', 'TransactWriteItemsCommand', 'PutItemCommand']);
   expect(h.kmsCalls.slice(kms)).toEqual(['DecryptCommand']);
 });
 

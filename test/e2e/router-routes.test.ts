@@ -196,11 +196,14 @@ describe('per-request I/O', () => {
    * The numbers the README states ("Per-request I/O"), counted with the production wiring (the
    * router as the Lambda handler and the local gateway compose it, DynamoGovernance included):
    * before the provider call one BatchGetItem (token, tenant META, default secrets, governance
-   * counters), one KMS Decrypt and, in parallel with it, one TransactWriteItems (the reservation);
-   * after the client's last byte one TransactWriteItems (settle) and one PutItem (usage record).
-   * The same for a tenant without limits and one with a budget and rate limits.
+   * counters) and one KMS Decrypt; for a tenant or token with a budget, RPM or TPM, in parallel
+   * with the Decrypt, one TransactWriteItems (the reservation). After the client's last byte one
+   * TransactWriteItems (settle: spend and rate counters, for every tenant) and one PutItem (usage record).
    */
-  test.each(['ungoverned', 'governed'] as const)('%s tenant: 1 BatchGet + 1 Decrypt + 1 reservation before the provider; settle + usage record after', async (kind) => {
+  test.each([
+    ['ungoverned', []],
+    ['governed', ['TransactWriteItemsCommand']],
+  ] as const)('%s tenant: 1 BatchGet + 1 Decrypt (+ the reservation only when limits apply) before the provider; settle + usage record after', async (kind, reservation) => {
     const token = kind === 'ungoverned' ? invoke : governedInvoke;
     const spy = spyProviders(h);
     const router = h.makeRouter({ providers: spy.client });
@@ -220,7 +223,7 @@ describe('per-request I/O', () => {
       const send = spy.sends.at(-1)!;
       const before = h.ddbCalls.slice(ddb, send.ddbSoFar);
       expect(before.filter(isRead)).toEqual(['BatchGetItemCommand']);
-      expect(before.filter((c) => !isRead(c))).toEqual(['TransactWriteItemsCommand']);
+      expect(before.filter((c) => !isRead(c))).toEqual(reservation);
       expect(h.kmsCalls.slice(kms, send.kmsSoFar)).toEqual(['DecryptCommand']);
       // After the provider call: no read, no KMS call; settle and the usage record.
       expect(h.ddbCalls.slice(send.ddbSoFar)).toEqual(['TransactWriteItemsCommand', 'PutItemCommand']);
@@ -346,7 +349,8 @@ describe('sovereign tenant', () => {
     expect(a.out.record).toMatchObject({ tenantId: 'sov-corp', provider: 'openai', upstreamModel: 'gpt-4o' });
     expect(a.kms).toEqual(['DecryptCommand']);
     expect(a.ddbReads).toEqual(['BatchGetItemCommand']);
-    expect(a.ddbWrites).toEqual(['TransactWriteItemsCommand', 'TransactWriteItemsCommand', 'PutItemCommand']);
+    // No limits: no reservation; settle (spend) and usage record after the last byte.
+    expect(a.ddbWrites).toEqual(['TransactWriteItemsCommand', 'PutItemCommand']);
     const b = await h.call({ path: '/v1/messages', body: messages('claude-sonnet-4-5', { stream: true }) }, sovInvoke);
     expect(b.sink.status).toBe(200);
     expect(parseSse(b.sink.body).at(-1)?.event).toBe('message_stop');

@@ -83,7 +83,8 @@ export async function startAwsFaultProxy(upstream: string): Promise<AwsFaultProx
   return proxy;
 }
 
-/** The governance settle transaction (moves a reservation to spent). */
-/** A settle: the one transaction that deletes a reservation and adds spend (a reclaim also names reclaimAfter). */
-export const isSettle = (c: AwsCall) =>
-  c.target.endsWith('.TransactWriteItems') && c.body.includes('"Delete"') && c.body.includes('#spentMicros') && !c.body.includes('reclaimAfter');
+/**
+ * A settle: the transaction that adds spend after the answer, deleting the reservation when the
+ * request had one (a reservation write and a reclaim both name reclaimAfter; a release adds no spend).
+ */
+export const isSettle = (c: AwsCall) => c.target.endsWith('.TransactWriteItems') && c.body.includes('#spentMicros') && !c.body.includes('reclaimAfter');

@@ -18,8 +18,10 @@
  * purpose: if a TTL deleted a reservation before anyone gave its amount back, that amount would
  * stay counted as reserved for the rest of the month.
  *
- * Failures: a reservation that cannot be written (store unreachable) fails closed with 503 when a
- * budget or rate limit applies, and lets the request go on unreserved when none does. Settle and
+ * Requests that no budget, RPM or TPM governs (tenant and token) make no reservation: nothing is
+ * written before the provider, and one unreserved settle after the last byte records their spend.
+ *
+ * Failures: a reservation that cannot be written (store unreachable) fails closed with 503. Settle and
  * release never throw (the answer is already with the client); they log, and an unreleased
  * reservation is reclaimed after it expires.
  */
@@ -124,20 +126,19 @@ export class LedgerGovernance implements Governance {
         throw tpmExceeded({ scope, limit: tpm, used: 0, requestTokens: plan.tpmTokens, retryAfterSeconds: secondsToNextWindow(req.startedAt) });
       }
     }
+    // Nothing to hold a place for: no write before the provider. The spend and rate counters are
+    // still raised after the last byte (the admin usage report, and a budget set later this
+    // month, count this request), with one write instead of a reservation plus a settle.
+    if (!hasCounterLimits(plan)) return new LedgerAdmission(this, req, plan, false);
     let reclaimed = false;
     for (;;) {
       let result: LedgerResult;
       try {
         result = await this.ledger.write(reservationWrite(req, plan));
       } catch (err) {
-        const fields = { tenantId: req.tenant.tenantId, requestId: req.requestId, ...errorFields(err) };
-        // Limits fail closed; a request that no budget or rate limit governs goes on, unreserved.
-        if (hasCounterLimits(plan)) {
-          this.log?.error('governance: reservation failed', fields);
-          throw governanceUnavailable();
-        }
-        this.log?.warn('governance: reservation failed; no limit applies, so the request goes on unreserved', fields);
-        return new LedgerAdmission(this, req, plan, false);
+        // Limits fail closed (only requests with limits get here).
+        this.log?.error('governance: reservation failed', { tenantId: req.tenant.tenantId, requestId: req.requestId, ...errorFields(err) });
+        throw governanceUnavailable();
       }
       if (result.ok) return new LedgerAdmission(this, req, plan, true);
       const denial = this.denialOf(req, plan, result);
@@ -207,15 +208,17 @@ export class LedgerGovernance implements Governance {
     if (cost > plan.reserveMicros) {
       this.log?.warn('governance: cost above its reservation', { ...fields, costMicros: cost, reservedMicros: plan.reserveMicros, price: price.source });
     }
-    const spend = (key: CounterKey, withReservation: boolean): CounterUpdate => ({
+    const spend = (key: CounterKey, withReservation: boolean, tokenId?: string): CounterUpdate => ({
       key,
       add: withReservation
         ? { spentMicros: cost, reservedMicros: -plan.reserveMicros, committedMicros: cost - plan.reserveMicros }
         : { spentMicros: cost, committedMicros: cost },
       expiresAt: spendExpiry(plan.month),
+      // Without a reservation this may be the token's first write of the month: name the token.
+      ...(tokenId ? { tokenId } : {}),
     });
     const unreserved = (rateFix: CounterUpdate[], step: string): LedgerWrite => ({
-      counters: [spend(plan.keys.tenantSpend, false), spend(plan.keys.tokenSpend, false), ...rateFix],
+      counters: [spend(plan.keys.tenantSpend, false), spend(plan.keys.tokenSpend, false, req.token.tokenId), ...rateFix],
       idempotencyToken: idempotencyToken(step, req.requestId),
     });
     const settleOnce = async (): Promise<void> => {
@@ -412,7 +415,7 @@ class LedgerAdmission implements Admission {
     private readonly governance: LedgerGovernance,
     private readonly req: AdmissionRequest,
     private readonly plan: AdmissionPlan,
-    /** False when the reservation could not be written and no limit required it. */
+    /** False when no limit governs the request, so no reservation was written. */
     private readonly reserved: boolean,
   ) {}
 

@@ -116,23 +116,38 @@ test('endless conflicts, or DynamoDB unreachable: a limited request fails closed
   expect(down.logs).toContain('governance: reservation failed');
 });
 
-test('DynamoDB unreachable and no budget or rate limit applies: the request goes on unreserved, spend is recorded if possible', async () => {
+test('no budget, RPM or TPM on tenant or token: no write before the provider, one unreserved settle after (even while DynamoDB was down)', async () => {
   let up = false;
-  const { g, sent, logs } = governance(() => (up ? {} : Object.assign(new Error('unreachable'), { name: 'TimeoutError' })));
+  const { g, sent } = governance(() => (up ? {} : Object.assign(new Error('unreachable'), { name: 'TimeoutError' })));
+  // Allowlists and caps are judged by check() on the read; they need no counter write.
   const a = await g.reserve(request({ allowedModels: ['gpt-4o'], maxTokens: 1000 }));
-  expect(logs).toContain('governance: reservation failed; no limit applies, so the request goes on unreserved');
+  expect(sent).toHaveLength(0);
   up = true;
   expect(await a.settle({ inputTokens: 10, outputTokens: 10 }, request().targets[0])).toEqual({ costUsd: 0.000125 });
-  const items = sent.at(-1)!.input.TransactItems;
-  expect(items.map((i: any) => i.Delete ? 'delete' : i.Update.UpdateExpression)).toEqual([
+  expect(sent.map((s) => s.command)).toEqual(['TransactWriteItemsCommand']);
+  const items = sent[0].input.TransactItems;
+  // Spend of tenant and token (the usage report and a budget set later count it), and the request in the rate windows.
+  expect(items.map((i: any) => (i.Delete || i.Put ? 'reservation' : i.Update.UpdateExpression))).toEqual([
     'ADD #spentMicros :spentMicros, #committedMicros :committedMicros SET expiresAt = if_not_exists(expiresAt, :exp)',
-    'ADD #spentMicros :spentMicros, #committedMicros :committedMicros SET expiresAt = if_not_exists(expiresAt, :exp)',
+    'ADD #spentMicros :spentMicros, #committedMicros :committedMicros SET expiresAt = if_not_exists(expiresAt, :exp), tokenId = :tid',
     'ADD #requests :requests, #tokens :tokens SET expiresAt = if_not_exists(expiresAt, :exp)',
     'ADD #requests :requests, #tokens :tokens SET expiresAt = if_not_exists(expiresAt, :exp)',
   ]);
+  expect(items.map((i: any) => i.Update?.ConditionExpression)).toEqual([undefined, undefined, undefined, undefined]);
   const before = sent.length;
   await a.release();
   expect(sent.length).toBe(before);
+  // A request that ends without settling (released) writes nothing at all.
+  const b = await g.reserve(request());
+  await b.release();
+  expect(sent.length).toBe(before);
+});
+
+test('a limit on the token alone is enough to reserve', async () => {
+  const { g, sent } = governance(() => ({}));
+  await g.reserve(request({}, { rpm: 5 }));
+  expect(sent.map((s) => s.command)).toEqual(['TransactWriteItemsCommand']);
+  expect(sent[0].input.TransactItems[0].Put.Item.pk).toBe('RESV#acme');
 });
 
 test('a cancelled reservation names the limit that failed, budgets before rates', async () => {
@@ -169,12 +184,12 @@ test('a request dearer than the whole budget, or than TPM, is denied without any
 test('settle and release never throw: the answer is already on its way; failures are logged', async () => {
   let fail = false;
   const { g, logs } = governance(() => (fail ? Object.assign(new Error('throttled'), { name: 'InternalServerError' }) : {}));
-  const a = await g.reserve(request());
+  const a = await g.reserve(request({ monthlyBudgetUsd: 100 }));
   fail = true;
   await expect(a.settle({ inputTokens: 10, outputTokens: 10 }, request().targets[0])).resolves.toEqual({ costUsd: 0.000125 });
   expect(logs).toContain('governance: settle failed; the reservation is reclaimed at the recorded cost');
   fail = false;
-  const b = await g.reserve(request());
+  const b = await g.reserve(request({ monthlyBudgetUsd: 100 }));
   fail = true;
   await expect(b.release()).resolves.toBeUndefined();
   expect(logs).toContain('governance: release failed; the reservation will expire');
@@ -182,9 +197,9 @@ test('settle and release never throw: the answer is already on its way; failures
 
 test('settle without usage counts charges the reservation; above it, the overrun is logged', async () => {
   const { g, logs, sent } = governance(() => ({}));
-  const a = await g.reserve(request());
+  const a = await g.reserve(request({ monthlyBudgetUsd: 100 }));
   expect(await a.settle(undefined, undefined)).toEqual({ costUsd: 0.0011 });
-  const b = await g.reserve(request());
+  const b = await g.reserve(request({ monthlyBudgetUsd: 100 }));
   expect(await b.settle({ inputTokens: 1000, outputTokens: 1000 }, request().targets[0])).toEqual({ costUsd: 0.0125 });
   expect(logs).toContain('governance: cost above its reservation');
   const settle = sent.at(-1)!.input.TransactItems;
