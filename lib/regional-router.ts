@@ -15,7 +15,7 @@ import { ResidencyMode, residencyProblems } from './config/provider-residency';
 import { AdditionalDecryptor, IRootKey, KeyHierarchy } from './key-hierarchy';
 import { KeySeparationGuard } from './key-separation-guard';
 import { CellFunction } from './private/cell-function';
-import { API_INVOKE_ACTIONS, SECRET_READ_ACTIONS, TABLE_QUERY_ACTIONS } from './private/iam-actions';
+import { API_INVOKE_ACTIONS, PEPPER_ROTATE_ACTIONS, SECRET_READ_ACTIONS, TABLE_QUERY_ACTIONS } from './private/iam-actions';
 import { ResidencyGuard } from './residency-guard';
 import { METRICS_NAMESPACE } from '../lambda/core/router/metrics';
 import { RouterApi, RouterApiThrottle } from './router-api';
@@ -284,7 +284,7 @@ export class RegionalRouter extends Construct {
     Validations.of(pepper).acknowledge({
       id: 'AwsSolutions::AwsSolutions-SMG4',
       reason:
-        'Rotating the pepper invalidates every stored token verifier, so it is an operator procedure (README: operations) rather than a scheduled rotation.',
+        'Pepper rotation is an operator command (`sovereign-router pepper rotate`, README: Operations) that must wait until every live token moved to the current version; a scheduled rotation could retire tokens that were not used in between.',
     });
 
     this.auditIntegrity = new AuditIntegrity(this, 'AuditIntegrity', {
@@ -361,6 +361,8 @@ export class RegionalRouter extends Construct {
     // Router: reads its request's items, keeps the governance counters, appends usage records.
     this.tables.grantRead('tenants', router.role);
     this.tables.grantRead('tokens', router.role);
+    // Its one write to tokens: moving a token it just authenticated to the current pepper.
+    this.tables.grantTokenVerifierMove(router.role);
     this.tables.grantReadWrite('counters', router.role);
     this.tables.grantUsageAppend(router.role);
 
@@ -374,6 +376,9 @@ export class RegionalRouter extends Construct {
     // Admin: tenants and tokens; reads counters (usage report) and usage records, writes neither.
     this.tables.grantReadWrite('tenants', admin.role);
     this.tables.grantReadWrite('tokens', admin.role);
+    // Pepper rotation (README: Operations): a new secret version, and a count of tokens per version.
+    this.tables.grantTokenInventory(admin.role);
+    iam.Grant.addToPrincipal({ grantee: admin.role, actions: [...PEPPER_ROTATE_ACTIONS], resourceArns: [pepper.secretArn] });
     this.tables.grantRead('counters', admin.role);
     this.tables.grantRead('usage', admin.role);
     this.tables.grantAuditAppend(admin.role);

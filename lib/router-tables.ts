@@ -3,7 +3,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { AUDIT_APPEND_ACTIONS, TABLE_READ_ACTIONS, TABLE_WRITE_ACTIONS, USAGE_APPEND_ACTIONS, USAGE_QUERY_ACTIONS } from './private/iam-actions';
+import { AUDIT_APPEND_ACTIONS, TABLE_READ_ACTIONS, TABLE_WRITE_ACTIONS, TOKEN_INVENTORY_ACTIONS, TOKEN_VERIFIER_MOVE_ACTIONS, USAGE_APPEND_ACTIONS, USAGE_QUERY_ACTIONS } from './private/iam-actions';
 import { KeyAttribute, TABLE_SCHEMAS, TableName, TableSchema } from './table-schemas';
 
 export interface RouterTablesProps {
@@ -88,6 +88,16 @@ export class RouterTables extends Construct {
   /** Query usage records (the tenant console's timeline and the CLI export): Query only. */
   public grantUsageQuery(grantee: iam.IGrantable): iam.Grant {
     return this.grantOn('usage', grantee, USAGE_QUERY_ACTIONS);
+  }
+
+  /** The router's on-use pepper upgrade of a token record (PutItem, DeleteItem on tokens only). */
+  public grantTokenVerifierMove(grantee: iam.IGrantable): iam.Grant {
+    return this.grantOn('tokens', grantee, TOKEN_VERIFIER_MOVE_ACTIONS);
+  }
+
+  /** Scan the tokens table (the pepper status counts tokens per pepper version). */
+  public grantTokenInventory(grantee: iam.IGrantable): iam.Grant {
+    return this.grantOn('tokens', grantee, TOKEN_INVENTORY_ACTIONS);
   }
 
   /** Append to and read the audit table; no update and no delete. */

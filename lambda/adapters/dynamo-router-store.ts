@@ -2,6 +2,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { counterId, CounterKey } from '../core/router/governance';
 import { secretKey, stripKeys, tenantKey } from './tenant-items';
+import { moveTokenVerifierItem } from './dynamo-token-verifier';
+import type { VersionedVerifier } from '../core/pepper-ring';
 import type { RawItem, RequestContextRead, RouterStore } from '../core/router/router-store';
 import { UsageRecord, usageRecordKey } from '../core/router/usage-record';
 
@@ -33,9 +35,11 @@ export class DynamoRouterStore implements RouterStore {
     tenantId: string,
     providers: readonly string[],
     counterKeys: readonly CounterKey[] = [],
+    previousVerifier?: string,
   ): Promise<RequestContextRead> {
     let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean }> | undefined = {
-      [this.tables.tokens]: { Keys: [{ verifier }], ConsistentRead: true },
+      // During a pepper overlap the token's verifier under the previous pepper too: same call.
+      [this.tables.tokens]: { Keys: previousVerifier ? [{ verifier }, { verifier: previousVerifier }] : [{ verifier }], ConsistentRead: true },
       [this.tables.tenants]: {
         Keys: [tenantKey(tenantId), ...providers.map((p) => secretKey(tenantId, p, 'default'))],
         ConsistentRead: true,
@@ -56,16 +60,25 @@ export class DynamoRouterStore implements RouterStore {
     // Nothing is parsed here: the caller authenticates first (a malformed row must look, to an
     // unauthenticated caller, exactly like a healthy one). Secrets are keyed by their sort key.
     let token: RawItem | undefined;
+    let previousToken: RawItem | undefined;
     let tenant: RawItem | undefined;
     const secrets = new Map<string, RawItem>();
     const counters = new Map<string, Record<string, unknown>>();
     for (const { table, item } of items) {
       if (table === this.tables.counters) counters.set(counterId({ pk: String(item.pk), sk: String(item.sk) }), item);
-      else if (table === this.tables.tokens) token = item;
+      else if (table === this.tables.tokens) {
+        // Keyed by the key it was read under (the item's own verifier is compared later).
+        if (item.verifier === verifier) token = item;
+        else if (previousVerifier !== undefined && item.verifier === previousVerifier) previousToken = item;
+      }
       else if (item.sk === 'META') tenant = stripKeys<RawItem>(item);
       else if (typeof item.sk === 'string' && item.sk.startsWith('SECRET#')) secrets.set(item.sk.slice('SECRET#'.length), stripKeys<RawItem>(item));
     }
-    return { token, tenant, secrets, counters };
+    return { token, ...(previousToken ? { previousToken } : {}), tenant, secrets, counters };
+  }
+
+  async moveTokenVerifier(item: Readonly<Record<string, unknown>>, to: VersionedVerifier): Promise<boolean> {
+    return moveTokenVerifierItem(this.doc, this.tables.tokens, item, to);
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined> {

@@ -12,6 +12,8 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { AUDIT_GENESIS, AuditEvent, AuditEventInput, AuditTrail } from '../core/audit-chain';
 import { getSealedSecret, secretKey, stripKeys, tenantKey } from './tenant-items';
+import { moveTokenVerifierItem } from './dynamo-token-verifier';
+import type { VersionedVerifier } from '../core/pepper-ring';
 import { parseSealedSecret, SealedSecret } from '../core/envelope';
 import type { Clock } from '../core/ports';
 import { systemClock } from '../core/ports';
@@ -117,6 +119,11 @@ export class DynamoTenantStore implements TenantStore {
   async getToken(verifier: string): Promise<TokenRecord | undefined> {
     const out = await this.doc.send(new GetCommand({ TableName: this.tables.tokens, Key: { verifier }, ConsistentRead: true }));
     return out.Item as TokenRecord | undefined;
+  }
+
+  /** On-use pepper upgrade (authenticate.ts); not an audited change: the token's authority is unchanged. */
+  async moveTokenVerifier(item: Readonly<Record<string, unknown>>, to: VersionedVerifier): Promise<boolean> {
+    return moveTokenVerifierItem(this.doc, this.tables.tokens, item, to);
   }
 
   async listTokens(tenantId: string): Promise<TokenRecord[]> {

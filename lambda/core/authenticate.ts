@@ -1,4 +1,5 @@
 import { ApiError } from './http';
+import { tokenVerifiers, upgradeTarget, type TokenVerifiers, type VersionedVerifier } from './pepper-ring';
 import type { PepperSource } from './ports';
 import type { TenantStore } from './store';
 import { parseTenantRecord, parseTokenRecord, StoredRecordError, type TenantRecord, type TokenRecord, type TokenRole } from './tenant-model';
@@ -8,6 +9,17 @@ export interface Principal {
   readonly parsed: ParsedToken;
   readonly token: TokenRecord;
   readonly tenant: TenantRecord;
+}
+
+/** Where a token's verifier may be stored: the store side of an on-use upgrade. */
+export interface TokenVerifierMover {
+  /**
+   * Moves an authenticated token record, exactly as read, to the verifier `to` (one conditional
+   * transaction: the new item only if absent, the old one only if still exactly as read). False
+   * when the record changed or went away meanwhile (revoked, limits or wrap changed, moved by
+   * another request): then nothing is written, and the next use tries again.
+   */
+  moveTokenVerifier(item: Readonly<Record<string, unknown>>, to: VersionedVerifier): Promise<boolean>;
 }
 
 /** Maps a token rejection to the client error; the wrong-region error names the home region. */
@@ -28,11 +40,62 @@ export function parsePresentedToken(raw: string, region: string): ParsedToken {
   }
 }
 
+/** The verifier under the current pepper only (tests and tools that look a fresh token up). */
 export async function verifierOf(pepper: PepperSource, token: string): Promise<string> {
   return computeVerifier(await pepper.getPepper(), token).toString('hex');
 }
 
-const UNKNOWN_KEY = 'The API key is not valid: it was revoked, rotated or never existed.';
+/** The verifiers to look a presented token up under: current and, during an overlap, previous pepper. */
+export async function verifiersOf(pepper: PepperSource, token: string): Promise<TokenVerifiers> {
+  return tokenVerifiers(await pepper.getPeppers(), token);
+}
+
+const UNKNOWN_KEY =
+  'The API key is not valid: it was revoked, rotated or never existed (or was not used while the region pepper was rotated twice; ask the tenant admin for a new one).';
+
+/** Whether an unparsed stored item belongs to the presented token (constant-time) and its tenant. */
+export function tokenRecordMatches(parsed: ParsedToken, verifier: string, token: unknown): boolean {
+  const t = token as { verifier?: unknown; tenantId?: unknown } | undefined;
+  return (
+    typeof t === 'object' &&
+    t !== null &&
+    typeof t.verifier === 'string' &&
+    constantTimeEqual(Buffer.from(t.verifier, 'hex'), Buffer.from(verifier, 'hex')) &&
+    t.tenantId === parsed.tenantId
+  );
+}
+
+/** The item read under the current or the previous verifier that belongs to the token; 401 if neither. */
+export function matchTokenRecord(
+  parsed: ParsedToken,
+  v: TokenVerifiers,
+  current: unknown,
+  previous: unknown,
+): { matched: VersionedVerifier; item: Record<string, unknown> } {
+  if (tokenRecordMatches(parsed, v.current.verifier, current)) return { matched: v.current, item: current as Record<string, unknown> };
+  if (v.previous && tokenRecordMatches(parsed, v.previous.verifier, previous)) return { matched: v.previous, item: previous as Record<string, unknown> };
+  throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
+}
+
+/**
+ * Moves a record found under the previous pepper to the issuing one, after authentication. A
+ * failure is reported and not raised: the request was authenticated, and the next use retries.
+ */
+export async function upgradeOnUse(
+  mover: TokenVerifierMover,
+  v: TokenVerifiers,
+  match: { matched: VersionedVerifier; item: Record<string, unknown> },
+  onError: (err: unknown) => void,
+): Promise<boolean> {
+  const to = upgradeTarget(match.matched, v);
+  if (!to) return false;
+  try {
+    return await mover.moveTokenVerifier(match.item, to);
+  } catch (err) {
+    onError(err);
+    return false;
+  }
+}
 
 /**
  * The stored token item belongs to the presented token (constant-time) and to its tenant. It reads
@@ -40,16 +103,7 @@ const UNKNOWN_KEY = 'The API key is not valid: it was revoked, rotated or never 
  * formed or not) can reach a caller before this holds.
  */
 export function assertTokenRecord(parsed: ParsedToken, verifier: string, token: unknown): void {
-  const t = token as { verifier?: unknown; tenantId?: unknown } | undefined;
-  if (
-    typeof t !== 'object' ||
-    t === null ||
-    typeof t.verifier !== 'string' ||
-    !constantTimeEqual(Buffer.from(t.verifier, 'hex'), Buffer.from(verifier, 'hex')) ||
-    t.tenantId !== parsed.tenantId
-  ) {
-    throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
-  }
+  if (!tokenRecordMatches(parsed, verifier, token)) throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
 }
 
 /** Only active tenants are served; an unknown or offboarded one looks like an unknown key. */
@@ -96,20 +150,31 @@ export function storedRecordApiError(requestId?: string): ApiError {
   );
 }
 
-/** Authenticates a presented token and checks its role. */
+/**
+ * Authenticates a presented token and checks its role. The token is looked up under the current
+ * pepper's verifier and, only if that finds nothing during an overlap, the previous one's; a
+ * record found under the previous pepper is moved to the issuing one on the way (onError sees
+ * a failed move).
+ */
 export async function authenticate(
   raw: string,
-  deps: { region: string; pepper: PepperSource; store: TenantStore },
+  deps: { region: string; pepper: PepperSource; store: TenantStore; onError?: (err: unknown) => void },
   requiredRole?: TokenRole,
 ): Promise<Principal> {
   const parsed = parsePresentedToken(raw, deps.region);
-  const verifier = await verifierOf(deps.pepper, parsed.token);
-  const rawToken: unknown = await deps.store.getToken(verifier);
-  assertTokenRecord(parsed, verifier, rawToken);
+  const v = await verifiersOf(deps.pepper, parsed.token);
+  const current: unknown = await deps.store.getToken(v.current.verifier);
+  const previous: unknown =
+    v.previous && !tokenRecordMatches(parsed, v.current.verifier, current) ? await deps.store.getToken(v.previous.verifier) : undefined;
+  const match = matchTokenRecord(parsed, v, current, previous);
   const rawTenant: unknown = await deps.store.getTenant(parsed.tenantId);
-  const { token, tenant } = principalOf(parsed, verifier, rawToken, rawTenant, deps.region);
+  const { token, tenant } = principalOf(parsed, match.matched.verifier, match.item, rawTenant, deps.region);
   if (requiredRole && token.role !== requiredRole) {
     throw new ApiError(403, 'insufficient_role', `This route needs a ${requiredRole} token; this token has the ${token.role} role.`);
+  }
+  const to = upgradeTarget(match.matched, v);
+  if (to && (await upgradeOnUse(deps.store, v, match, deps.onError ?? (() => undefined)))) {
+    return { parsed, token: { ...token, verifier: to.verifier, pepperVersion: to.version }, tenant };
   }
   return { parsed, token, tenant };
 }

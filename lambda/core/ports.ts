@@ -23,9 +23,56 @@ export interface DataKeyService {
   decryptDataKey(wrapped: Buffer, context: EncryptionContext, keyArn: string): Promise<Buffer>;
 }
 
+/** One version of the region's pepper. Versions count up from 1 (the pepper a cell was created with). */
+export interface PepperVersion {
+  readonly version: number;
+  /** The key bytes (a copy: the caller may zero-fill it). */
+  readonly pepper: Buffer;
+}
+
+/**
+ * The peppers a verifier may be under: the current one and, during the overlap after a rotation
+ * (until the next rotation), the previous one. See lambda/core/pepper-ring.ts.
+ */
+export interface PepperRing {
+  readonly current: PepperVersion;
+  /** Version current - 1, while it is still accepted. */
+  readonly previous?: PepperVersion;
+  /**
+   * The version new and upgraded verifiers are written under: current once every process can
+   * know it (the adapter's cache lifetime after the rotation), previous until then, so a token
+   * issued or upgraded right after a rotation still verifies on a process with the older cache.
+   */
+  readonly issuing: number;
+  /** When the current version was created (ISO 8601), if known (not for the first pepper). */
+  readonly rotatedAt?: string;
+}
+
 /** The region's pepper for API-key verifiers (Secrets Manager). Not tenant plaintext: may be cached. */
 export interface PepperSource {
+  /** The current pepper (keys the secret fingerprints). */
   getPepper(): Promise<Buffer>;
+  /** Current and previous pepper, for verifying and issuing tokens. */
+  getPeppers(): Promise<PepperRing>;
+}
+
+/** A rotation that did not happen because the current version is not the expected one. */
+export class PepperRotationConflict extends Error {
+  override readonly name = 'PepperRotationConflict';
+  constructor(readonly currentVersion: number) {
+    super(`The pepper is at version ${currentVersion}, not the version this rotation started from; read the status and retry.`);
+  }
+}
+
+/** Operator side of the pepper (admin function, local gateway): rotation. */
+export interface PepperRotator {
+  /**
+   * Makes a new random pepper version `expectedCurrent + 1` current and `expectedCurrent` the
+   * previous one; the version before that stops being accepted. PepperRotationConflict when the
+   * current version is not `expectedCurrent` (another rotation won), so two operators cannot
+   * rotate twice by accident.
+   */
+  rotate(expectedCurrent: number): Promise<{ readonly version: number; readonly rotatedAt: string }>;
 }
 
 export interface Clock {

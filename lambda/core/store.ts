@@ -1,4 +1,5 @@
 import type { AuditEvent, AuditEventInput } from './audit-chain';
+import type { TokenVerifierMover } from './authenticate';
 import type { SealedSecret } from './envelope';
 import type { Limits, SecretVersionEntry, TenantPolicy, TenantRecord, TokenRecord } from './tenant-model';
 
@@ -28,7 +29,7 @@ export interface SecretWrite {
  * Persistence of tenants, tokens, sealed secrets and the audit chain. Every mutating call also
  * appends its audit event in the same transaction, so a change never lands unrecorded.
  */
-export interface TenantStore {
+export interface TenantStore extends TokenVerifierMover {
   getTenant(tenantId: string): Promise<TenantRecord | undefined>;
   /** Creates tenant and first token together; ConflictError if the tenant exists. */
   createTenant(tenant: TenantRecord, firstToken: TokenRecord, audit: AuditEventInput): Promise<void>;

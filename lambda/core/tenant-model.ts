@@ -87,8 +87,10 @@ export interface SecretVersionEntry {
 export const secretSlotOf = (provider: string, name: string): string => `${provider}#${name}`;
 
 export interface TokenRecord {
-  /** HMAC-SHA256(pepper, token), hex. The token itself is never stored. */
+  /** HMAC-SHA256(pepper, token), hex, under pepper version `pepperVersion`. The token itself is never stored. */
   readonly verifier: string;
+  /** The pepper version the verifier is under; absent on records from before versions: 1. */
+  readonly pepperVersion?: number;
   readonly tokenId: string;
   readonly tenantId: string;
   readonly role: TokenRole;
@@ -174,6 +176,9 @@ export function parseTokenRecord(item: unknown): TokenRecord {
     throw new StoredRecordError('token');
   }
   if (r.label !== undefined && typeof r.label !== 'string') throw new StoredRecordError('token');
+  if (r.pepperVersion !== undefined && !(typeof r.pepperVersion === 'number' && Number.isSafeInteger(r.pepperVersion) && r.pepperVersion >= 1)) {
+    throw new StoredRecordError('token');
+  }
   let limits: Limits | undefined;
   if (r.limits !== undefined) {
     const parsed = limitsSchema.safeParse(r.limits);

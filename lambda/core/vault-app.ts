@@ -24,7 +24,8 @@ import {
   tokenView,
 } from './tenant-model';
 import { unwrapTenantFactor, wrapTenantFactor } from './tenant-factor';
-import { computeVerifier, generateToken } from './token';
+import { generateToken } from './token';
+import { tokenVerifiers } from './pepper-ring';
 import { validate } from './validation';
 import { AuditReadPorts, readAuditVerification } from './audit-read';
 import { serveConsole } from './console/console-routes';
@@ -90,10 +91,12 @@ export async function issueToken(opts: {
   const { tenant } = opts;
   const token = generateToken(regionCodeOf(tenant.region), tenant.tenantId);
   const tokenId = newTokenId();
-  const verifier = computeVerifier(await opts.pepper.getPepper(), token).toString('hex');
+  // Under the issuing version: right after a rotation, the previous one (see pepper-ring.ts).
+  const { verifier, version } = tokenVerifiers(await opts.pepper.getPeppers(), token).issuing;
   if (tenant.mode === 'sovereign' && !opts.factor) throw new Error('issueToken: sovereign tenant needs its factor');
   const record: TokenRecord = {
     verifier,
+    pepperVersion: version,
     tokenId,
     tenantId: tenant.tenantId,
     role: opts.role,
@@ -126,7 +129,7 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
   const clock = deps.clock ?? systemClock;
   const { region, providers, maxRequestBytes } = deps.config;
   const auth = (req: HttpRequest) =>
-    authenticate(presentedToken(req), { region, pepper: deps.pepper, store: deps.store }, 'tenant-admin');
+    authenticate(presentedToken(req), { region, pepper: deps.pepper, store: deps.store, onError: deps.onError }, 'tenant-admin');
   const actor = (p: Principal) => `token:${p.token.tokenId}`;
 
   const checkProvider = (provider: string): void => {

@@ -107,6 +107,19 @@ export const API_INVOKE_ACTIONS = ['execute-api:Invoke'] as const;
 /** CloudWatch and EventBridge publishing to the SSE-KMS alarm topic. */
 export const ALARM_KEY_SERVICE_ACTIONS = ['kms:Decrypt', 'kms:GenerateDataKey*'] as const;
 
+/**
+ * The router's only write to the tokens table: the on-use pepper upgrade moves a token record it
+ * has just authenticated to its verifier under the current pepper (one transaction: Put the new
+ * key if absent, Delete the old one if unchanged). No UpdateItem, no batch writes.
+ */
+export const TOKEN_VERIFIER_MOVE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:DeleteItem'] as const;
+
+/** The admin function counts tokens per pepper version (pepper status): a scan of the tokens table. */
+export const TOKEN_INVENTORY_ACTIONS = ['dynamodb:Scan'] as const;
+
+/** The admin function rotates the pepper: a new secret version (Secrets Manager moves AWSCURRENT/AWSPREVIOUS). */
+export const PEPPER_ROTATE_ACTIONS = ['secretsmanager:PutSecretValue'] as const;
+
 /** Access to the pepper secret. */
 export const SECRET_READ_ACTIONS = ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'] as const;
 

@@ -9,6 +9,8 @@ import { counterId, CounterKey } from '../../lambda/core/router/governance';
 import type { RawItem, RequestContextRead, RouterStore } from '../../lambda/core/router/router-store';
 import { UsageRecord, usageRecordKey } from '../../lambda/core/router/usage-record';
 import { secretSlotOf } from '../../lambda/core/tenant-model';
+import type { VersionedVerifier } from '../../lambda/core/pepper-ring';
+import { moveTokenVerifierRow } from './embedded-token-verifier';
 import type { EmbeddedDatabase } from './database';
 import { counterItemOf } from './rows';
 
@@ -23,8 +25,10 @@ export class EmbeddedRouterStore implements RouterStore {
     tenantId: string,
     providers: readonly string[],
     counterKeys: readonly CounterKey[] = [],
+    previousVerifier?: string,
   ): Promise<RequestContextRead> {
     const token = rawItem(this.db.one('SELECT body FROM tokens WHERE verifier = ?', [verifier])?.body);
+    const previousToken = previousVerifier === undefined ? undefined : rawItem(this.db.one('SELECT body FROM tokens WHERE verifier = ?', [previousVerifier])?.body);
     const tenant = rawItem(this.db.one('SELECT body FROM tenants WHERE tenant_id = ?', [tenantId])?.body);
     // Keyed by the key each row was read under, never by what the row claims to be.
     const secrets = new Map<string, RawItem>();
@@ -37,7 +41,12 @@ export class EmbeddedRouterStore implements RouterStore {
       const row = this.db.one('SELECT * FROM counters WHERE pk = ? AND sk = ?', [k.pk, k.sk]);
       if (row) counters.set(counterId(k), counterItemOf(row));
     }
-    return { token, tenant, secrets, counters };
+    return { token, ...(previousToken ? { previousToken } : {}), tenant, secrets, counters };
+  }
+
+  /** On-use pepper upgrade (authenticate.ts): the same record under its new verifier. */
+  async moveTokenVerifier(item: Readonly<Record<string, unknown>>, to: VersionedVerifier): Promise<boolean> {
+    return moveTokenVerifierRow(this.db, item, to);
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined> {

@@ -9,6 +9,8 @@ import type { Clock } from '../../lambda/core/ports';
 import { systemClock } from '../../lambda/core/ports';
 import { ConflictError, LastAdminTokenError, SecretWrite, TenantStore } from '../../lambda/core/store';
 import { secretSlotOf, type Limits, type SecretVersionEntry, type TenantPolicy, type TenantRecord, type TokenRecord } from '../../lambda/core/tenant-model';
+import type { VersionedVerifier } from '../../lambda/core/pepper-ring';
+import { moveTokenVerifierRow } from './embedded-token-verifier';
 import type { EmbeddedDatabase, Row } from './database';
 import { counterItemOf, parseJson } from './rows';
 
@@ -44,6 +46,11 @@ export class EmbeddedTenantStore implements TenantStore {
 
   async getToken(verifier: string): Promise<TokenRecord | undefined> {
     return parseJson<TokenRecord>(this.db.one('SELECT body FROM tokens WHERE verifier = ?', [verifier])?.body);
+  }
+
+  /** On-use pepper upgrade (authenticate.ts): the same record under its new verifier. */
+  async moveTokenVerifier(item: Readonly<Record<string, unknown>>, to: VersionedVerifier): Promise<boolean> {
+    return moveTokenVerifierRow(this.db, item, to);
   }
 
   async listTokens(tenantId: string): Promise<TokenRecord[]> {

@@ -2,7 +2,7 @@
  * The data path: authenticate, route, open the tenant's sealed secret for one request, call the
  * provider (with fallback), stream the answer back in the client's format, record usage.
  */
-import { NO_RETRY, parsePresentedToken, principalOf, storedRecordApiError, verifierOf } from '../authenticate';
+import { matchTokenRecord, NO_RETRY, parsePresentedToken, principalOf, storedRecordApiError, upgradeOnUse, verifiersOf } from '../authenticate';
 import type { CellConfig } from '../cell-config';
 import { decodeBase64Strict, zeroize } from '../crypto-util';
 import { openSecret, parseSealedSecret, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
@@ -80,6 +80,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     let reservation: Promise<Admission> | undefined;
     let settled = false;
     let guardrails: GuardrailOutcome | undefined;
+    // Set when the token was found under the previous pepper: moved to the current one after the last byte.
+    let upgradeVerifier: (() => Promise<void>) | undefined;
     type Outcome = Partial<UsageRecord> & Pick<UsageRecord, 'status' | 'decision'>;
 
     // Every Decrypt of this request, with its exact encryption context (usage record evidence).
@@ -92,6 +94,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
      */
     const finish = async (outcome: Outcome, settle?: () => Promise<{ costUsd?: number }>): Promise<UsageRecord | undefined> => {
       let costUsd = outcome.costUsd;
+      if (upgradeVerifier) await upgradeVerifier();
       if (settle) {
         try {
           ({ costUsd } = await settle());
@@ -142,11 +145,21 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 
       // 2. One DynamoDB round trip: token, tenant, default secrets of the cell's providers, all
       //    unparsed. The token is verified before any item is parsed or used.
-      const verifier = await verifierOf(deps.pepper, parsed.token);
+      //    During a pepper overlap the previous pepper's verifier is read in the same call.
+      const verifiers = await verifiersOf(deps.pepper, parsed.token);
+      const verifier = verifiers.current.verifier;
       const counterKeys = governance.counterKeys({ tenantId: parsed.tenantId, verifier, now: started });
-      const read = await deps.store.loadRequestContext(verifier, parsed.tenantId, providerIds, counterKeys);
-      const { token, tenant } = principalOf(parsed, verifier, read.token, read.tenant, region);
+      const read = await deps.store.loadRequestContext(verifier, parsed.tenantId, providerIds, counterKeys, verifiers.previous?.verifier);
+      const match = matchTokenRecord(parsed, verifiers, read.token, read.previousToken);
+      const { token, tenant } = principalOf(parsed, match.matched.verifier, match.item, read.tenant, region);
       principal = { tenant, token };
+      if (match.matched.version < verifiers.issuing.version) {
+        upgradeVerifier = async () => {
+          upgradeVerifier = undefined;
+          const moved = await upgradeOnUse(deps.store, verifiers, match, (err) => deps.log.error('token verifier not moved to the current pepper', { requestId, ...errorFields(err) }));
+          if (moved) deps.log.info('token verifier moved to the current pepper', { requestId, tenantId: tenant.tenantId, tokenId: token.tokenId, pepperVersion: verifiers.issuing.version });
+        };
+      }
       if (token.role !== 'invoke') {
         throw new ApiError(403, 'insufficient_role', 'Model calls need an invoke token; this is a tenant-admin token. Create one with POST /vault/tokens.');
       }

@@ -1,3 +1,4 @@
+import type { TokenVerifierMover } from '../authenticate';
 import { secretSlotOf } from '../tenant-model';
 import type { CounterItems, CounterKey } from './governance';
 import type { UsageRecord } from './usage-record';
@@ -8,6 +9,8 @@ export type RawItem = Readonly<Record<string, unknown>>;
 /** Everything one request needs, read in one round trip, unparsed. */
 export interface RequestContextRead {
   readonly token?: RawItem;
+  /** The item under the previous pepper's verifier, when one was asked for and exists. */
+  readonly previousToken?: RawItem;
   readonly tenant?: RawItem;
   /**
    * Sealed-secret items found, keyed `<provider>#<name>` of the key they were read under (never
@@ -21,8 +24,11 @@ export interface RequestContextRead {
 /** @deprecated use secretSlotOf from tenant-model. */
 export const secretKeyOf = secretSlotOf;
 
-/** The router's read path and its usage record. It has no write access to tenants or tokens. */
-export interface RouterStore {
+/**
+ * The router's read path and its usage record. Its only write to tokens is the on-use pepper
+ * upgrade (moveTokenVerifier: the same record under its new verifier); it cannot write tenants.
+ */
+export interface RouterStore extends TokenVerifierMover {
   /**
    * One BatchGetItem: the token by verifier, the tenant's META (which records every secret's
    * current version) and the `default` secret of every provider the cell allows (a handful of
@@ -34,6 +40,8 @@ export interface RouterStore {
     tenantId: string,
     providers: readonly string[],
     counterKeys?: readonly CounterKey[],
+    /** During a pepper overlap: the token's verifier under the previous pepper, read in the same call. */
+    previousVerifier?: string,
   ): Promise<RequestContextRead>;
   /** A second read, only for route targets that name a non-default secret. Raw, like the above. */
   getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined>;

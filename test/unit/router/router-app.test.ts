@@ -58,6 +58,9 @@ class MemoryStore implements RouterStore {
     const raw = (x: unknown) => x as RawItem | undefined;
     return { token: raw(this.tokens.get(verifier)), tenant: raw(this.tenants.get(tenantId)), secrets, counters: new Map() };
   }
+  async moveTokenVerifier(): Promise<boolean> {
+    return false;
+  }
   async getSecret(tenantId: string, provider: string, name: string) {
     this.reads.push(`get ${provider}#${name}`);
     return this.secrets.get(`${tenantId}|${secretKeyOf(provider, name)}`) as unknown as RawItem | undefined;
@@ -124,7 +127,7 @@ async function world(opts: { policy?: TenantPolicy; governance?: Governance; pro
   const deps: RouterDeps = {
     config: { region: REGION, providers: PROVIDERS, maxRequestBytes: 64 * 1024, requestDeadlineMs: 5_000 },
     store,
-    pepper: { getPepper: async () => Buffer.from(PEPPER) },
+    pepper: { getPepper: async () => Buffer.from(PEPPER), getPeppers: async () => ({ current: { version: 1, pepper: Buffer.from(PEPPER) }, issuing: 1 }) },
     dataKeys: kms,
     providers,
     governance: opts.governance,
@@ -289,6 +292,11 @@ describe('failures of the ports', () => {
       ...w.deps,
       pepper: {
         getPepper: async () => {
+          const e = new Error('x');
+          e.name = 'PepperError';
+          throw e;
+        },
+        getPeppers: async () => {
           const e = new Error('x');
           e.name = 'PepperError';
           throw e;

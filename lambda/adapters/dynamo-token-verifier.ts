@@ -1,0 +1,63 @@
+/**
+ * The DynamoDB side of an on-use pepper upgrade, shared by the router's and the tenant store:
+ * one transaction puts the record under its new verifier (only if that key is free) and deletes
+ * it under the old one only if every attribute is still exactly as read. A revocation, a limits
+ * change, a rewrapped tenant factor or another request's move in between cancels it: nothing is
+ * written and the token stays as it was (a revoked token stays revoked).
+ */
+import { TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { VersionedVerifier } from '../core/pepper-ring';
+
+export async function moveTokenVerifierItem(
+  doc: DynamoDBDocumentClient,
+  table: string,
+  item: Readonly<Record<string, unknown>>,
+  to: VersionedVerifier,
+): Promise<boolean> {
+  const from = item.verifier;
+  if (typeof from !== 'string' || from === to.verifier) return false;
+  const names: Record<string, string> = { '#verifier': 'verifier' };
+  const values: Record<string, unknown> = {};
+  const unchanged: string[] = ['attribute_exists(#verifier)'];
+  Object.entries(item)
+    .filter(([k]) => k !== 'verifier')
+    .forEach(([k, v], i) => {
+      names[`#a${i}`] = k;
+      values[`:v${i}`] = v;
+      unchanged.push(`#a${i} = :v${i}`);
+    });
+  // Records from before versions have no pepperVersion: require that it is still absent.
+  if (!('pepperVersion' in item)) {
+    names['#pv'] = 'pepperVersion';
+    unchanged.push('attribute_not_exists(#pv)');
+  }
+  try {
+    await doc.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          {
+            Put: {
+              TableName: table,
+              Item: { ...item, verifier: to.verifier, pepperVersion: to.version },
+              ConditionExpression: 'attribute_not_exists(verifier)',
+            },
+          },
+          {
+            Delete: {
+              TableName: table,
+              Key: { verifier: from },
+              ConditionExpression: unchanged.join(' AND '),
+              ExpressionAttributeNames: names,
+              ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
+            },
+          },
+        ],
+      }),
+    );
+    return true;
+  } catch (err) {
+    const name = (err as { name?: string }).name;
+    if (name === 'TransactionCanceledException') return false;
+    throw err;
+  }
+}
