@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { ApiClient, CliError } from './api-client';
 import { fetchAllUsage, toCsv } from './usage-export';
+import { PEPPER_HELP, pepperCommand } from './pepper-command';
 
 export const HELP = `Usage: sovereign-router <command> [options]
 
@@ -20,10 +21,15 @@ Tenants (operator; SigV4 on a deployed cell, open on the local gateway):
   tenants audit <tenant-id>                                       events and chain verification
 
 Audit (operator):
+  audit verify --cell                   the same for the cell's own trail (pepper rotations)
   audit verify --tenant <tenant-id>     checks the tenant's audit trail (MACs under the audit key,
                                         chain, anchors, current secret rows); exits 1 and names
                                         the first bad event if anything was tampered with
   tenants offboard <tenant-id> --yes                              destroys secrets and tokens
+
+Pepper (operator; sovereign-router pepper --help):
+  pepper status                          tokens per pepper version, whether a rotation may start
+  pepper rotate [--expect-version N] [--force]   rotates the verifier pepper, keeping tokens alive
 
 Provider secrets (tenant-admin token):
   secrets put <provider> [--name NAME] (--api-key-stdin | --api-key-env VAR)
@@ -136,6 +142,9 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
         outcome: { type: 'string' },
         format: { type: 'string' },
         out: { type: 'string' },
+        cell: { type: 'boolean' },
+        force: { type: 'boolean' },
+        'expect-version': { type: 'string' },
       },
     });
   } catch (err) {
@@ -143,6 +152,10 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
     return 2;
   }
   const { values, positionals } = parsed;
+  if (values.help && positionals[0] === 'pepper') {
+    out.stdout(PEPPER_HELP);
+    return 0;
+  }
   if (values.help || positionals.length === 0) {
     out.stdout(HELP);
     return values.help ? 0 : 2;
@@ -202,7 +215,17 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
         need(1, '<tenant-id>');
         print(await client().call('GET', `/admin/tenants/${enc(args[0])}/audit`));
         return 0;
+      case 'pepper status':
+      case 'pepper rotate':
+      case 'pepper':
+        return await pepperCommand(action, { client, json: values.json, force: values.force, expectVersion: values['expect-version'] }, out);
       case 'audit verify': {
+        if (values.cell) {
+          const v = ((await client().call('GET', '/admin/cell/audit')) as { verification: AuditVerificationView }).verification;
+          if (values.json) print(v);
+          else out[v.ok ? 'stdout' : 'stderr'](describeVerification(v));
+          return v.ok ? 0 : 1;
+        }
         const tenant = values.tenant ?? args[0];
         if (!tenant) throw new CliError('missing --tenant <tenant-id>. See --help.', 2);
         const v = (await client().call('GET', `/admin/tenants/${enc(tenant)}/audit/verify`)) as AuditVerificationView;

@@ -69,7 +69,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     const { config, store, pepper, dataKeys } = backend;
     const onError = (err: unknown) => log.error('unexpected error', errorFields(err));
     const vault = createVaultApp({ config, store, pepper, dataKeys, usage: backend.usageRecords, audit, onError });
-    const admin = createAdminApp({ config, store, pepper, audit, onError });
+    const admin = createAdminApp({ config, store, pepper, pepperRotator: backend.pepperRotator, audit, onError });
     const router = createRouterApp({
       config,
       store: backend.routerStore,

@@ -4,7 +4,9 @@ import {
   BatchWriteCommand,
   DynamoDBDocumentClient,
   GetCommand,
+  PutCommand,
   QueryCommand,
+  ScanCommand,
   QueryCommandInput,
   TransactWriteCommand,
   TransactWriteCommandInput,
@@ -17,7 +19,7 @@ import type { VersionedVerifier } from '../core/pepper-ring';
 import { parseSealedSecret, SealedSecret } from '../core/envelope';
 import type { Clock } from '../core/ports';
 import { systemClock } from '../core/ports';
-import { ConflictError, LastAdminTokenError, SecretWrite, TenantStore } from '../core/store';
+import { CELL_AUDIT_ID, cellChainRecord, ConflictError, LastAdminTokenError, SecretWrite, TenantStore, type TokenInventoryRow } from '../core/store';
 import { secretSlotOf, type Limits, type SecretVersionEntry, type TenantPolicy, type TenantRecord, type TokenRecord } from '../core/tenant-model';
 
 export interface TableNames {
@@ -338,6 +340,42 @@ export class DynamoTenantStore implements TenantStore {
       ExpressionAttributeValues: { ':t': tenantId },
       ConsistentRead: true,
     })) as unknown as AuditEvent[];
+  }
+
+  async listTokenInventory(): Promise<TokenInventoryRow[]> {
+    const rows: TokenInventoryRow[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const out = await this.doc.send(
+        new ScanCommand({
+          TableName: this.tables.tokens,
+          // Never the verifier or the wrap: only what the status counts and shows.
+          ProjectionExpression: 'tenantId, tokenId, #role, label, pepperVersion',
+          ExpressionAttributeNames: { '#role': 'role' },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      rows.push(...((out.Items ?? []) as TokenInventoryRow[]));
+      start = out.LastEvaluatedKey;
+    } while (start);
+    return rows;
+  }
+
+  async appendCellEvent(region: string, audit: AuditEventInput): Promise<void> {
+    const now = this.clock.now().toISOString();
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tables.tenants,
+          Item: { ...tenantKey(CELL_AUDIT_ID), ...cellChainRecord(region, now) },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (err) {
+      if ((err as { name?: string }).name !== 'ConditionalCheckFailedException') throw err;
+    }
+    await this.withAudit(CELL_AUDIT_ID, audit, () => []);
   }
 
   private deleteTokenItem(token: TokenRecord): TransactItems[number] {

@@ -4,7 +4,9 @@ import { AuditReadPorts, readAuditVerification } from './audit-read';
 import type { CellConfig } from './cell-config';
 import { zeroize } from './crypto-util';
 import { ApiError, errorResponse, HttpRequest, HttpResponse, jsonResponse, parseJsonBody } from './http';
-import type { Clock, PepperSource } from './ports';
+import type { Clock, PepperRotator, PepperSource } from './ports';
+import { pepperStatus, rotatePepper } from './pepper-operations';
+import { CELL_AUDIT_ID } from './store';
 import { systemClock } from './ports';
 import { dispatch, Route } from './route-table';
 import type { TenantStore } from './store';
@@ -20,6 +22,8 @@ export interface AdminDeps {
   readonly config: Pick<CellConfig, 'region' | 'maxRequestBytes'>;
   readonly store: TenantStore;
   readonly pepper: PepperSource;
+  /** Rotates the pepper (the same adapter as `pepper`); without it, rotation answers 501. */
+  readonly pepperRotator?: PepperRotator;
   /** The audit key (VerifyMac) and the anchors (read), for verifying trails. */
   readonly audit: AuditReadPorts;
   readonly clock?: Clock;
@@ -36,6 +40,7 @@ const createTenantBody = z
   .strict();
 const updatePolicyBody = z.object({ policy: tenantPolicySchema }).strict();
 const updateTokenLimitsBody = z.object({ limits: limitsSchema }).strict();
+const rotatePepperBody = z.object({ expectedVersion: z.number().int().min(1).optional(), force: z.boolean().optional() }).strict();
 
 /** Semantic checks the schemas' regexes cannot make (IP ranges that parse). */
 function checkLimits(limits: Limits, where: string): void {
@@ -76,6 +81,7 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
     return usageReport({ tenant, tokens, items, now, period });
   };
   const verifyTrail = (tenant: TenantRecord) => readAuditVerification(deps.store, deps.audit, tenant);
+  const pepperOps = { region, store: deps.store, pepper: deps.pepper, rotator: deps.pepperRotator };
   const activeOr409 = (t: TenantRecord): TenantRecord => {
     if (t.status !== 'active') throw new ApiError(409, 'tenant_offboarded', `Tenant '${t.tenantId}' was offboarded at ${t.offboardedAt}.`);
     return t;
@@ -251,6 +257,26 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
       'GET',
       '/admin/tenants/:tenantId/audit/verify',
       async (_req, params) => jsonResponse(200, (await verifyTrail(await tenantOr404(params.tenantId))).verification),
+    ],
+    // Pepper rotation (README: Operations). Status never shows a pepper or a verifier.
+    ['GET', '/admin/pepper', async () => jsonResponse(200, await pepperStatus(pepperOps))],
+    [
+      'POST',
+      '/admin/pepper/rotate',
+      async (req) => {
+        const body = validate(rotatePepperBody, req.body ? parseJsonBody(req, maxRequestBytes) : {});
+        return jsonResponse(200, await rotatePepper(pepperOps, { actor: actor(req), expectedVersion: body.expectedVersion, force: body.force }));
+      },
+    ],
+    [
+      'GET',
+      '/admin/cell/audit',
+      async () => {
+        const chain = await deps.store.getTenant(CELL_AUDIT_ID);
+        if (!chain) return jsonResponse(200, { object: 'list', data: [], verification: { ok: true, tenantId: CELL_AUDIT_ID, events: 0, lastSeq: 0, anchoredThrough: 0, findings: [], unanchored: [] } });
+        const { events, verification } = await verifyTrail(chain);
+        return jsonResponse(200, { object: 'list', data: events, verification });
+      },
     ],
   ];
 

@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditEventInput } from './audit-chain';
+import { AUDIT_GENESIS, type AuditEvent, type AuditEventInput } from './audit-chain';
 import type { TokenVerifierMover } from './authenticate';
 import type { SealedSecret } from './envelope';
 import type { Limits, SecretVersionEntry, TenantPolicy, TenantRecord, TokenRecord } from './tenant-model';
@@ -14,6 +14,22 @@ export class LastAdminTokenError extends ConflictError {
   constructor() {
     super('This is the last tenant-admin token; create another one before revoking it.');
   }
+}
+
+/**
+ * The audit chain of the cell itself (operator events that belong to no tenant, such as a pepper
+ * rotation). Its id cannot be a tenant id (those start with a letter), so no token can name it.
+ */
+export const CELL_AUDIT_ID = '_cell';
+
+/** One token as the pepper status counts it: never the verifier, never a wrap. */
+export interface TokenInventoryRow {
+  readonly tenantId: string;
+  readonly tokenId: string;
+  readonly role: string;
+  readonly label?: string;
+  /** Absent on records from before pepper versions: 1. */
+  readonly pepperVersion?: number;
 }
 
 /** A sealed row and the tenant META's record of it, written together by TenantStore.putSecret. */
@@ -79,4 +95,27 @@ export interface TenantStore extends TokenVerifierMover {
   offboardTenant(tenantId: string, audit: (counts: { secrets: number; tokens: number }) => AuditEventInput): Promise<{ secrets: number; tokens: number }>;
 
   listAudit(tenantId: string): Promise<AuditEvent[]>;
+
+  /** Every token of the cell, for the pepper status (a scan; operator use only). */
+  listTokenInventory(): Promise<TokenInventoryRow[]>;
+  /**
+   * Appends an operator event to the cell's own chain (CELL_AUDIT_ID), sealed and anchored like
+   * a tenant's; its head record (a META item under CELL_AUDIT_ID) is created on first use.
+   */
+  appendCellEvent(region: string, audit: AuditEventInput): Promise<void>;
+}
+
+/** The head record of the cell's audit chain: a tenant META that no token can reach. */
+export function cellChainRecord(region: string, now: string): TenantRecord {
+  return {
+    tenantId: CELL_AUDIT_ID,
+    region,
+    mode: 'managed',
+    status: 'active',
+    policy: {},
+    createdAt: now,
+    updatedAt: now,
+    auditSeq: 0,
+    auditHead: AUDIT_GENESIS,
+  };
 }

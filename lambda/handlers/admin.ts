@@ -14,10 +14,12 @@ const config = cellConfigFromEnv(process.env);
 const clients = cellClients(config.region, config.requestDeadlineMs);
 const log = jsonLogger('admin');
 const audit = cellAudit(config, clients.kms, log);
+const pepper = new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId);
 const app = createAdminApp({
   config,
   store: new DynamoTenantStore(clients.ddb, config.tables, audit.trail),
-  pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
+  pepper,
+  pepperRotator: pepper,
   audit,
   onError: (err) => log.error('unexpected error', errorFields(err)),
 });

@@ -1,6 +1,6 @@
 import type { AuditTrail } from '../../lambda/core/audit-chain';
 import type { CellConfig, ProviderEndpointConfig } from '../../lambda/core/cell-config';
-import type { DataKeyService, PepperSource } from '../../lambda/core/ports';
+import type { DataKeyService, PepperRotator, PepperSource } from '../../lambda/core/ports';
 import type { Governance } from '../../lambda/core/router/governance';
 import type { RouterStore } from '../../lambda/core/router/router-store';
 import type { TenantStore } from '../../lambda/core/store';
@@ -37,6 +37,8 @@ export interface GatewayBackend {
   /** The usage records' read side (the vault's usage query and the console). */
   readonly usageRecords: UsageRecordsPort;
   readonly pepper: PepperSource;
+  /** Rotates `pepper` (pepper rotate); absent when this backend cannot keep a rotated pepper. */
+  readonly pepperRotator?: PepperRotator;
   readonly dataKeys: DataKeyService;
   readonly governance: Governance;
   /** Items found in the state directory at start. */

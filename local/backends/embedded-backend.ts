@@ -34,6 +34,7 @@ export async function startEmbeddedBackend(opts: BackendOptions): Promise<Gatewa
       routerStore: new EmbeddedRouterStore(db),
       usageRecords: new EmbeddedUsageRecords(db),
       pepper,
+      pepperRotator: pepper,
       dataKeys: rootKey,
       governance: new EmbeddedGovernance(db, { prices: config.prices, log: opts.log }),
       restoredItems,

@@ -50,6 +50,8 @@ export async function startMotoBackend(opts: BackendOptions): Promise<GatewayBac
       state.saveCell({ ...persisted.cell, rootKeyArn: cell.rootKeyArn, pepper: cell.pepper });
     }
     const config = cellConfigFromEnv(cell.env);
+    // One process holds the only cache, and a rotation through it clears it: no settling time.
+    const pepper = new SecretsManagerPepperSource(secrets, config.pepperSecretId, { settleMs: 0 });
     // Changes are saved before the response goes out, so an acknowledged secret survives a crash.
     let saving = Promise.resolve();
     const dump = () => (state ? state.dumpTables(ddb, cell.tables) : Promise.resolve());
@@ -59,7 +61,9 @@ export async function startMotoBackend(opts: BackendOptions): Promise<GatewayBac
       store: new DynamoTenantStore(ddb, config.tables, opts.auditTrail ?? localAudit(opts.stateDir, opts.log).trail),
       routerStore: new DynamoRouterStore(ddb, config.tables),
       usageRecords: new DynamoUsageRecords(ddb, config.tables.usage),
-      pepper: new SecretsManagerPepperSource(secrets, config.pepperSecretId),
+      pepper,
+      // The state directory keeps only the first pepper, so a persisted moto cell does not rotate.
+      ...(opts.stateDir ? {} : { pepperRotator: pepper }),
       dataKeys: new KmsDataKeyService(kms, config.rootKeyArn),
       governance: new DynamoGovernance(ddb, { table: config.tables.counters, usageRecordsTable: config.tables.usage, prices: config.prices, log: opts.log }),
       restoredItems,

@@ -7,7 +7,7 @@ import { AUDIT_GENESIS, AuditEvent, AuditEventInput, AuditTrail } from '../../la
 import { parseSealedSecret, SealedSecret } from '../../lambda/core/envelope';
 import type { Clock } from '../../lambda/core/ports';
 import { systemClock } from '../../lambda/core/ports';
-import { ConflictError, LastAdminTokenError, SecretWrite, TenantStore } from '../../lambda/core/store';
+import { CELL_AUDIT_ID, cellChainRecord, ConflictError, LastAdminTokenError, SecretWrite, TenantStore, type TokenInventoryRow } from '../../lambda/core/store';
 import { secretSlotOf, type Limits, type SecretVersionEntry, type TenantPolicy, type TenantRecord, type TokenRecord } from '../../lambda/core/tenant-model';
 import type { VersionedVerifier } from '../../lambda/core/pepper-ring';
 import { moveTokenVerifierRow } from './embedded-token-verifier';
@@ -206,6 +206,20 @@ export class EmbeddedTenantStore implements TenantStore {
       return counts;
     }
     throw new ConflictError(`Too many concurrent changes to tenant '${tenantId}'; retry.`);
+  }
+
+  async listTokenInventory(): Promise<TokenInventoryRow[]> {
+    return this.db.all('SELECT body FROM tokens').map((r) => {
+      const t = parseJson<TokenRecord>(r.body)!;
+      return { tenantId: t.tenantId, tokenId: t.tokenId, role: t.role, ...(t.label !== undefined ? { label: t.label } : {}), ...(t.pepperVersion !== undefined ? { pepperVersion: t.pepperVersion } : {}) };
+    });
+  }
+
+  async appendCellEvent(region: string, audit: AuditEventInput): Promise<void> {
+    this.db.transaction(() => {
+      if (!this.tenant(CELL_AUDIT_ID)) this.writeTenant(cellChainRecord(region, this.clock.now().toISOString()));
+    });
+    await this.withAudit(CELL_AUDIT_ID, audit, (t) => t);
   }
 
   private countsOf(tenantId: string): { secrets: number; tokens: number } {
