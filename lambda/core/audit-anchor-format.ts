@@ -3,6 +3,7 @@
  * name sorts by seq, and whose content repeats the name's tenant and seq so a copied object is caught.
  */
 import type { AuditAnchor } from './ports';
+import { CELL_AUDIT_ID } from './store';
 import { isValidTenantId } from './token';
 
 export const ANCHOR_PREFIX = 'audit-anchors/v1/';
@@ -15,7 +16,8 @@ export function anchorTenantPrefix(tenantId: string): string {
 
 /** `audit-anchors/v1/<tenant>/<seq, 12 digits>.json` */
 export function anchorName(tenantId: string, seq: number): string {
-  if (!isValidTenantId(tenantId)) throw new Error('anchorName: invalid tenant id');
+  // A tenant's chain, or the cell's own (operator events such as pepper rotations).
+  if (!isValidTenantId(tenantId) && tenantId !== CELL_AUDIT_ID) throw new Error('anchorName: invalid tenant id');
   if (!Number.isSafeInteger(seq) || seq < 1 || seq >= 10 ** SEQ_DIGITS) throw new Error('anchorName: invalid seq');
   return `${anchorTenantPrefix(tenantId)}${String(seq).padStart(SEQ_DIGITS, '0')}.json`;
 }
