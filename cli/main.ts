@@ -31,6 +31,16 @@ Pepper (operator; sovereign-router pepper --help):
   pepper status                          tokens per pepper version, whether a rotation may start
   pepper rotate [--expect-version N] [--force]   rotates the verifier pepper, keeping tokens alive
 
+Key lifecycle (operator, with the tenant's tenant-admin token from --token or SR_TOKEN; each
+step is recorded in the tenant's audit trail; safe to run again after any failure: it resumes):
+  tenants rotate-factor --tenant <tenant-id>
+        sovereign tenants: new tenant factor, every secret resealed under it, every live token
+        given the new factor (tokens stay the same); a token revoked before no longer opens anything
+  tenants convert --tenant <tenant-id> --to sovereign|managed
+        reseals every secret with (sovereign) or without (managed) a tenant factor; tokens stay
+  Needs a gateway that holds the key-lifecycle permission (the local gateway does; a deployed
+  cell's admin function answers 501). Requests keep being served throughout.
+
 Provider secrets (tenant-admin token):
   secrets put <provider> [--name NAME] (--api-key-stdin | --api-key-env VAR)
   secrets rotate <provider> [--name NAME] (--api-key-stdin | --api-key-env VAR)
@@ -232,6 +242,37 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
         if (values.json) print(v);
         else out[v.ok ? 'stdout' : 'stderr'](describeVerification(v));
         return v.ok ? 0 : 1;
+      }
+      case 'tenants rotate-factor':
+      case 'tenants convert': {
+        const tenant = values.tenant ?? args[0];
+        if (!tenant) throw new CliError('missing --tenant <tenant-id>. See --help.', 2);
+        const token = values.token ?? process.env.SR_TOKEN;
+        if (!token) throw new CliError("this command needs the tenant's tenant-admin token: pass --token or set SR_TOKEN", 2);
+        let path = `/admin/tenants/${enc(tenant)}/factor/rotate`;
+        let body: Record<string, string> = { token };
+        if (action === 'convert') {
+          if (values.to !== 'sovereign' && values.to !== 'managed') throw new CliError('--to must be sovereign or managed. See --help.', 2);
+          path = `/admin/tenants/${enc(tenant)}/convert`;
+          body = { to: values.to, token };
+        }
+        const r = (await client().call('POST', path, body)) as {
+          tenantId: string;
+          mode: string;
+          fromGeneration: number;
+          toGeneration: number;
+          resumed: boolean;
+          secretsResealed: number;
+          tokensRewrapped: number;
+        };
+        if (values.json) print(r);
+        else {
+          out.stdout(
+            `${r.tenantId}: ${action === 'convert' ? `now ${r.mode}` : `tenant factor rotated`} (factor generation ${r.fromGeneration} -> ${r.toGeneration}${r.resumed ? ', resumed' : ''}); ` +
+              `${r.secretsResealed} secret(s) resealed, ${r.tokensRewrapped} token(s) given the new factor\n`,
+          );
+        }
+        return 0;
       }
       case 'tenants offboard':
         need(1, '<tenant-id>');

@@ -69,7 +69,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     const { config, store, pepper, dataKeys } = backend;
     const onError = (err: unknown) => log.error('unexpected error', errorFields(err));
     const vault = createVaultApp({ config, store, pepper, dataKeys, usage: backend.usageRecords, audit, onError });
-    const admin = createAdminApp({ config, store, pepper, pepperRotator: backend.pepperRotator, audit, onError });
+    // One process holds the root key here, so the operator's key-lifecycle commands run in it.
+    const admin = createAdminApp({ config, store, pepper, pepperRotator: backend.pepperRotator, audit, onError, keyLifecycle: dataKeys });
     const router = createRouterApp({
       config,
       store: backend.routerStore,

@@ -19,8 +19,18 @@ import type { VersionedVerifier } from '../core/pepper-ring';
 import { parseSealedSecret, SealedSecret } from '../core/envelope';
 import type { Clock } from '../core/ports';
 import { systemClock } from '../core/ports';
-import { CELL_AUDIT_ID, cellChainRecord, ConflictError, LastAdminTokenError, SecretWrite, TenantStore, type TokenInventoryRow } from '../core/store';
-import { secretSlotOf, type Limits, type SecretVersionEntry, type TenantPolicy, type TenantRecord, type TokenRecord } from '../core/tenant-model';
+import { checkFactorChangeFinish, checkFactorChangeStart, checkSecretWrite, checkTokenWrite } from '../core/factor-generations';
+import { CELL_AUDIT_ID, cellChainRecord, ConflictError, LastAdminTokenError, SecretWrite, TenantStore, TokenFactorUpdate, type TokenInventoryRow } from '../core/store';
+import {
+  secretSlotOf,
+  type FactorChange,
+  type Limits,
+  type SecretVersionEntry,
+  type TenantMode,
+  type TenantPolicy,
+  type TenantRecord,
+  type TokenRecord,
+} from '../core/tenant-model';
 
 export interface TableNames {
   readonly tenants: string;
@@ -138,9 +148,13 @@ export class DynamoTenantStore implements TenantStore {
   }
 
   async putToken(token: TokenRecord, audit: AuditEventInput): Promise<void> {
-    const added = await this.withAuditOrMissing(token.tenantId, audit, () => [
-      { Put: { TableName: this.tables.tokens, Item: { ...token }, ConditionExpression: 'attribute_not_exists(verifier)' } },
-    ]);
+    const added = await this.withAuditOrMissing(
+      token.tenantId,
+      audit,
+      () => [{ Put: { TableName: this.tables.tokens, Item: { ...token }, ConditionExpression: 'attribute_not_exists(verifier)' } }],
+      // Under the head condition: no factor change started since, and the wrap is of the current generation.
+      (tenant) => void checkTokenWrite(tenant, token),
+    );
     if (!added) throw new ConflictError('A token with this verifier already exists.');
   }
 
@@ -177,10 +191,12 @@ export class DynamoTenantStore implements TenantStore {
     const previous = (await this.listTokens(next.tenantId)).find((t) => t.tokenId === previousTokenId);
     if (!previous) return false;
     try {
-      return await this.withAuditOrMissing(next.tenantId, audit, () => [
-        this.deleteTokenItem(previous),
-        { Put: { TableName: this.tables.tokens, Item: { ...next }, ConditionExpression: 'attribute_not_exists(verifier)' } },
-      ]);
+      return await this.withAuditOrMissing(
+        next.tenantId,
+        audit,
+        () => [this.deleteTokenItem(previous), { Put: { TableName: this.tables.tokens, Item: { ...next }, ConditionExpression: 'attribute_not_exists(verifier)' } }],
+        (tenant) => void checkTokenWrite(tenant, next),
+      );
     } catch (err) {
       if (err instanceof OtherItemConditionFailed) throw new ConflictError('A token with this verifier already exists.');
       throw err;
@@ -260,6 +276,7 @@ export class DynamoTenantStore implements TenantStore {
       () => [put],
       (tenant) => {
         if (tenant.secretVersions?.[slot]?.version !== expectedVersion) throw new ConflictError(expectedVersion === undefined ? exists : moved);
+        checkSecretWrite(tenant, write);
         return withSecretVersion(tenant, slot, current);
       },
     );
@@ -333,6 +350,72 @@ export class DynamoTenantStore implements TenantStore {
     return counts;
   }
 
+  async beginFactorChange(tenantId: string, change: FactorChange, first: { verifier: string; update: TokenFactorUpdate } | undefined, audit: AuditEventInput): Promise<void> {
+    const ok = await this.withAuditOrMissing(
+      tenantId,
+      audit,
+      () => (first ? [this.tokenFactorItem(tenantId, first.verifier, first.update)] : []),
+      (tenant) => {
+        checkFactorChangeStart(tenant, change);
+        return { set: 'factorChange = :change', values: { ':change': change } };
+      },
+    );
+    if (!ok) throw new ConflictError('The token that starts the factor change was revoked meanwhile.');
+  }
+
+  async updateTokenFactor(tenantId: string, verifier: string, update: TokenFactorUpdate): Promise<boolean> {
+    const { Update } = this.tokenFactorItem(tenantId, verifier, update) as { Update: NonNullable<TransactItems[number]['Update']> };
+    try {
+      await this.doc.send(new UpdateCommand(Update));
+      return true;
+    } catch (err) {
+      if ((err as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      throw err;
+    }
+  }
+
+  async finishFactorChange(tenantId: string, to: { mode: TenantMode; generation: number }, audit: AuditEventInput): Promise<TenantRecord> {
+    const now = this.clock.now().toISOString();
+    await this.withAudit(tenantId, audit, () => [], (tenant) => {
+      const next = checkFactorChangeFinish(tenant, to);
+      const gen = next.factorGeneration === undefined ? {} : { ':gen': next.factorGeneration };
+      return {
+        set: `#mode = :mode, updatedAt = :now${next.factorGeneration === undefined ? '' : ', factorGeneration = :gen'} REMOVE factorChange`,
+        values: { ':mode': next.mode, ':now': now, ...gen },
+        names: { '#mode': 'mode' },
+      };
+    });
+    const updated = await this.getTenant(tenantId);
+    if (!updated) throw new ConflictError(`Tenant '${tenantId}' disappeared.`);
+    return updated;
+  }
+
+  /** The token's factor fields set or removed, if the token (of this tenant) still exists. */
+  private tokenFactorItem(tenantId: string, verifier: string, update: TokenFactorUpdate): TransactItems[number] {
+    const set: string[] = [];
+    const remove: string[] = [];
+    const values: Record<string, unknown> = { ':t': tenantId };
+    for (const k of ['wrappedFactor', 'factorKey', 'pendingFactor'] as const) {
+      const v = update[k];
+      if (v === null) remove.push(k);
+      else if (v !== undefined) {
+        set.push(`${k} = :${k}`);
+        values[`:${k}`] = v;
+      }
+    }
+    const expr = [set.length ? `SET ${set.join(', ')}` : '', remove.length ? `REMOVE ${remove.join(', ')}` : ''].filter(Boolean).join(' ');
+    if (!expr) throw new Error('updateTokenFactor: empty update');
+    return {
+      Update: {
+        TableName: this.tables.tokens,
+        Key: { verifier },
+        UpdateExpression: expr,
+        ConditionExpression: 'attribute_exists(verifier) AND tenantId = :t',
+        ExpressionAttributeValues: values,
+      },
+    };
+  }
+
   async listAudit(tenantId: string): Promise<AuditEvent[]> {
     return (await this.queryAll({
       TableName: this.tables.audit,
@@ -397,7 +480,7 @@ export class DynamoTenantStore implements TenantStore {
     tenantId: string,
     audit: AuditEventInput,
     items: (tenant: TenantRecord) => TransactItems,
-    tenantUpdate?: (tenant: TenantRecord) => TenantUpdate,
+    tenantUpdate?: (tenant: TenantRecord) => TenantUpdate | undefined,
   ): Promise<boolean> {
     try {
       await this.withAudit(tenantId, audit, items, tenantUpdate);
@@ -422,7 +505,7 @@ export class DynamoTenantStore implements TenantStore {
     input: AuditEventInput,
     items: (tenant: TenantRecord) => TransactItems,
     /** A further change to META in the same transaction; a function sees the META just read. */
-    tenantUpdateOf?: TenantUpdate | ((tenant: TenantRecord) => TenantUpdate),
+    tenantUpdateOf?: TenantUpdate | ((tenant: TenantRecord) => TenantUpdate | undefined),
     requiredStatus: TenantRecord['status'] = 'active',
   ): Promise<void> {
     for (let attempt = 0; attempt < AUDIT_ATTEMPTS; attempt++) {

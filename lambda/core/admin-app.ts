@@ -4,9 +4,10 @@ import { AuditReadPorts, readAuditVerification } from './audit-read';
 import type { CellConfig } from './cell-config';
 import { zeroize } from './crypto-util';
 import { ApiError, errorResponse, HttpRequest, HttpResponse, jsonResponse, parseJsonBody } from './http';
-import type { Clock, PepperRotator, PepperSource } from './ports';
+import type { Clock, DataKeyService, PepperRotator, PepperSource } from './ports';
 import { pepperStatus, rotatePepper } from './pepper-operations';
 import { CELL_AUDIT_ID } from './store';
+import { runFactorChange, type FactorChangeKind } from './lifecycle/factor-change';
 import { systemClock } from './ports';
 import { dispatch, Route } from './route-table';
 import type { TenantStore } from './store';
@@ -28,7 +29,18 @@ export interface AdminDeps {
   readonly audit: AuditReadPorts;
   readonly clock?: Clock;
   readonly onError?: (err: unknown) => void;
+  /**
+   * Key lifecycle (factor rotation, managed <-> sovereign conversion): a data-key service that can
+   * both Decrypt and GenerateDataKey, because a reseal opens each secret and seals it again. The
+   * deployed admin function has no root-key permission, so it is absent there and these routes
+   * answer 501; the local gateway passes its root key.
+   * @default undefined
+   */
+  readonly keyLifecycle?: DataKeyService;
 }
+
+const factorChangeBody = z.object({ token: z.string().min(1).max(256) }).strict();
+const convertBody = z.object({ to: z.enum(['sovereign', 'managed']), token: z.string().min(1).max(256) }).strict();
 
 const createTenantBody = z
   .object({
@@ -87,7 +99,37 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
     return t;
   };
 
+  /** Runs (or resumes) a factor change with the tenant-admin token from the body. */
+  const factorChange = async (req: HttpRequest, tenantId: string, kind: FactorChangeKind, token: string) => {
+    activeOr409(await tenantOr404(tenantId));
+    if (!deps.keyLifecycle) {
+      throw new ApiError(
+        501,
+        'key_lifecycle_unavailable',
+        'This admin endpoint holds no root-key permission, so it cannot reseal secrets; run the command against a gateway with the key-lifecycle permission (see README, Operations).',
+      );
+    }
+    const report = await runFactorChange({ region, store: deps.store, pepper: deps.pepper, dataKeys: deps.keyLifecycle, clock }, { tenantId, kind, token, actor: actor(req) });
+    return jsonResponse(200, report);
+  };
+
   const routes: Route[] = [
+    [
+      'POST',
+      '/admin/tenants/:tenantId/factor/rotate',
+      async (req, params) => {
+        const body = validate(factorChangeBody, parseJsonBody(req, maxRequestBytes));
+        return factorChange(req, params.tenantId, 'rotate', body.token);
+      },
+    ],
+    [
+      'POST',
+      '/admin/tenants/:tenantId/convert',
+      async (req, params) => {
+        const body = validate(convertBody, parseJsonBody(req, maxRequestBytes));
+        return factorChange(req, params.tenantId, body.to === 'sovereign' ? 'to-sovereign' : 'to-managed', body.token);
+      },
+    ],
     [
       'POST',
       '/admin/tenants',

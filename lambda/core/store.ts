@@ -1,7 +1,7 @@
 import { AUDIT_GENESIS, type AuditEvent, type AuditEventInput } from './audit-chain';
 import type { TokenVerifierMover } from './authenticate';
 import type { SealedSecret } from './envelope';
-import type { Limits, SecretVersionEntry, TenantPolicy, TenantRecord, TokenRecord } from './tenant-model';
+import type { FactorChange, Limits, SecretVersionEntry, TenantMode, TenantPolicy, TenantRecord, TokenRecord } from './tenant-model';
 
 /** Raised by a store when a conditional write lost (duplicate id, concurrent change). */
 export class ConflictError extends Error {
@@ -39,6 +39,18 @@ export interface SecretWrite {
   readonly current: SecretVersionEntry;
   /** The version META records now; undefined when it records none (then no row may exist either). */
   readonly expectedVersion: number | undefined;
+  /** A reseal by the factor change in progress (the only secret write allowed during one). */
+  readonly factorChange?: boolean;
+}
+
+/**
+ * A token's factor fields as a factor change sets them; `null` removes a field. Only the factor
+ * change writes these (lambda/core/lifecycle/factor-change.ts), under its audited start and finish.
+ */
+export interface TokenFactorUpdate {
+  readonly wrappedFactor?: TokenRecord['wrappedFactor'] | null;
+  readonly factorKey?: TokenRecord['factorKey'] | null;
+  readonly pendingFactor?: TokenRecord['pendingFactor'] | null;
 }
 
 /**
@@ -103,6 +115,18 @@ export interface TenantStore extends TokenVerifierMover {
    * a tenant's; its head record (a META item under CELL_AUDIT_ID) is created on first use.
    */
   appendCellEvent(region: string, audit: AuditEventInput): Promise<void>;
+  /**
+   * Records `change` in META (ConflictError if one is in progress or the tenant's generation is not
+   * `change.fromGeneration`) together with the first token's pending factor, with the audit event.
+   */
+  beginFactorChange(tenantId: string, change: FactorChange, first: { verifier: string; update: TokenFactorUpdate } | undefined, audit: AuditEventInput): Promise<void>;
+  /** Sets one token's factor fields (no audit event: the change's start and finish are recorded). False if the token is gone. */
+  updateTokenFactor(tenantId: string, verifier: string, update: TokenFactorUpdate): Promise<boolean>;
+  /**
+   * Ends the change in progress: META takes `to` as mode and generation and drops the change,
+   * only if every META secret entry is at the target generation (ConflictError otherwise).
+   */
+  finishFactorChange(tenantId: string, to: { mode: TenantMode; generation: number }, audit: AuditEventInput): Promise<TenantRecord>;
 }
 
 /** The head record of the cell's audit chain: a tenant META that no token can reach. */

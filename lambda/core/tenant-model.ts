@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { guardrailsSchema } from './guardrails/policy';
 import { TENANT_ID_PATTERN } from './token';
 import type { WrappedFactor } from './tenant-factor';
+import type { FactorBox, TokenFactorKey } from './factor-box';
 
 export type TenantMode = 'managed' | 'sovereign';
 export type TokenRole = 'tenant-admin' | 'invoke';
@@ -70,6 +71,22 @@ export interface TenantRecord {
    * or that has no entry (a deleted row restored) is refused before any KMS call.
    */
   readonly secretVersions?: Readonly<Record<string, SecretVersionEntry>>;
+  /** Sovereign tenants: the generation of the current tenant factor. @default 1 */
+  readonly factorGeneration?: number;
+  /** A factor rotation or mode conversion in progress (lambda/core/lifecycle/factor-change.ts). */
+  readonly factorChange?: FactorChange;
+}
+
+/**
+ * A factor change in progress, recorded in META when it starts and removed when it finishes.
+ * Generation 0 means managed (no factor). While it is set, the router opens rows of either
+ * generation, and no secret or token can be written except by the change itself.
+ */
+export interface FactorChange {
+  readonly kind: 'rotate' | 'to-sovereign' | 'to-managed';
+  readonly fromGeneration: number;
+  readonly toGeneration: number;
+  readonly startedAt: string;
 }
 
 /** What the tenant META records about one secret's current version. */
@@ -81,6 +98,8 @@ export interface SecretVersionEntry {
    * restored without its META entry cannot derive its key with the tenant's current state.
    */
   readonly salt?: string;
+  /** Sovereign rows: the factor generation the row is sealed under. @default 1 */
+  readonly generation?: number;
 }
 
 /** The key of a secret in TenantRecord.secretVersions (and in the router's read). */
@@ -97,8 +116,20 @@ export interface TokenRecord {
   readonly label?: string;
   readonly limits?: Limits;
   readonly createdAt: string;
-  /** Sovereign mode: the tenant factor wrapped under a key derived from this token. */
-  readonly wrappedFactor?: WrappedFactor;
+  /**
+   * Sovereign mode: the tenant factor wrapped under a key derived from this token (generation 1),
+   * or sealed to this token's public key (FactorBox, any generation, after a factor change).
+   */
+  readonly wrappedFactor?: WrappedFactor | FactorBox;
+  /** The token's X25519 public key, derived from the token, for sealing the next factor to it. */
+  readonly factorKey?: TokenFactorKey;
+  /** During a factor change: the next factor sealed to this token, and the key's tag under it. */
+  readonly pendingFactor?: PendingFactor;
+}
+
+export interface PendingFactor {
+  readonly box: FactorBox;
+  readonly keyTag: string;
 }
 
 /** What listing a token shows: never the verifier, never a wrap. */
@@ -116,6 +147,8 @@ export function tenantView(t: TenantRecord): Record<string, unknown> {
     createdAt: t.createdAt,
     updatedAt: t.updatedAt,
     offboardedAt: t.offboardedAt,
+    ...(t.mode === 'sovereign' ? { factorGeneration: t.factorGeneration ?? 1 } : {}),
+    ...(t.factorChange ? { factorChange: t.factorChange } : {}),
   };
 }
 
@@ -144,7 +177,12 @@ function parseSecretVersions(v: unknown): Record<string, SecretVersionEntry> | u
   for (const [slot, e] of Object.entries(v)) {
     if (!isObject(e) || typeof e.version !== 'number' || !Number.isSafeInteger(e.version) || e.version < 1) throw new StoredRecordError('tenant');
     if (e.salt !== undefined && !(isText(e.salt, 64) && BASE64.test(e.salt))) throw new StoredRecordError('tenant');
-    out[slot] = e.salt === undefined ? { version: e.version } : { version: e.version, salt: e.salt };
+    if (e.generation !== undefined && !(typeof e.generation === 'number' && Number.isSafeInteger(e.generation) && e.generation >= 1)) throw new StoredRecordError('tenant');
+    out[slot] = {
+      version: e.version,
+      ...(e.salt === undefined ? {} : { salt: e.salt }),
+      ...(e.generation === undefined ? {} : { generation: e.generation }),
+    };
   }
   return out;
 }
@@ -165,6 +203,16 @@ export function parseTenantRecord(item: unknown, tenantId: string): TenantRecord
   const policy = tenantPolicySchema.safeParse(r.policy);
   if (!policy.success) throw new StoredRecordError('tenant');
   const secretVersions = parseSecretVersions(r.secretVersions);
+  if (r.factorGeneration !== undefined && !(typeof r.factorGeneration === 'number' && Number.isSafeInteger(r.factorGeneration) && r.factorGeneration >= 1)) {
+    throw new StoredRecordError('tenant');
+  }
+  if (r.factorChange !== undefined) {
+    const c = r.factorChange as Record<string, unknown>;
+    const gen = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+    if (!isObject(c) || !['rotate', 'to-sovereign', 'to-managed'].includes(c.kind as string) || !gen(c.fromGeneration) || !gen(c.toGeneration) || c.fromGeneration === c.toGeneration) {
+      throw new StoredRecordError('tenant');
+    }
+  }
   return { ...(r as unknown as TenantRecord), policy: policy.data, ...(secretVersions ? { secretVersions } : {}) };
 }
 
@@ -185,6 +233,8 @@ export function parseTokenRecord(item: unknown): TokenRecord {
     if (!parsed.success) throw new StoredRecordError('token');
     limits = parsed.data;
   }
-  if (r.wrappedFactor !== undefined && !isObject(r.wrappedFactor)) throw new StoredRecordError('token');
+  for (const k of ['wrappedFactor', 'factorKey', 'pendingFactor'] as const) {
+    if (r[k] !== undefined && !isObject(r[k])) throw new StoredRecordError('token');
+  }
   return { ...(r as unknown as TokenRecord), ...(limits ? { limits } : {}) };
 }

@@ -23,7 +23,9 @@ import {
   TokenRole,
   tokenView,
 } from './tenant-model';
-import { unwrapTenantFactor, wrapTenantFactor } from './tenant-factor';
+import { wrapTenantFactor } from './tenant-factor';
+import { sealFactorBox, tokenKeyTag, tokenPublicKey } from './factor-box';
+import { factorForGeneration, tenantGeneration } from './factor-generations';
 import { generateToken } from './token';
 import { tokenVerifiers } from './pepper-ring';
 import { validate } from './validation';
@@ -79,7 +81,7 @@ export function newTokenId(): string {
 
 /** Issues a token: the record to store (verifier, wrap) and the token to show once. */
 export async function issueToken(opts: {
-  tenant: Pick<TenantRecord, 'tenantId' | 'region' | 'mode'>;
+  tenant: Pick<TenantRecord, 'tenantId' | 'region' | 'mode' | 'factorGeneration'>;
   role: TokenRole;
   label?: string;
   limits?: TokenRecord['limits'];
@@ -94,6 +96,12 @@ export async function issueToken(opts: {
   // Under the issuing version: right after a rotation, the previous one (see pepper-ring.ts).
   const { verifier, version } = tokenVerifiers(await opts.pepper.getPeppers(), token).issuing;
   if (tenant.mode === 'sovereign' && !opts.factor) throw new Error('issueToken: sovereign tenant needs its factor');
+  // Every token gets a public key derived from itself, so a later factor change can seal the next
+  // factor to it without the token (factor-box.ts); under a factor, the key is tagged with it.
+  const binding = { token, region: tenant.region, tenant: tenant.tenantId, tokenId };
+  const publicKey = tokenPublicKey(binding);
+  const generation = tenantGeneration(tenant);
+  const factor = tenant.mode === 'sovereign' ? opts.factor : undefined;
   const record: TokenRecord = {
     verifier,
     pepperVersion: version,
@@ -103,9 +111,13 @@ export async function issueToken(opts: {
     createdAt: opts.clock.now().toISOString(),
     ...(opts.label ? { label: opts.label } : {}),
     ...(opts.limits ? { limits: opts.limits } : {}),
-    ...(opts.factor
-      ? { wrappedFactor: wrapTenantFactor(opts.factor, { token, region: tenant.region, tenant: tenant.tenantId, tokenId }) }
-      : {}),
+    ...(factor
+      ? {
+          // Generation 1 keeps the original wrap format; later generations are boxes.
+          wrappedFactor: generation === 1 ? wrapTenantFactor(factor, binding) : sealFactorBox(factor, generation, binding, publicKey),
+          factorKey: { publicKey, tag: tokenKeyTag(factor, binding, publicKey), generation },
+        }
+      : { factorKey: { publicKey } }),
   };
   return { token, record };
 }
@@ -113,15 +125,13 @@ export async function issueToken(opts: {
 /** Sovereign mode: the tenant factor, unwrapped with the presented token; caller zero-fills it. */
 export function factorOf(principal: Principal): Buffer | undefined {
   if (principal.tenant.mode !== 'sovereign') return undefined;
-  if (!principal.token.wrappedFactor) {
-    throw new ApiError(403, 'token_without_factor', 'This token cannot open the tenant vault (no tenant factor is wrapped for it).');
-  }
-  return unwrapTenantFactor(principal.token.wrappedFactor, {
-    token: principal.parsed.token,
-    region: principal.tenant.region,
-    tenant: principal.tenant.tenantId,
-    tokenId: principal.token.tokenId,
-  });
+  const factor = factorForGeneration(
+    principal.token,
+    { token: principal.parsed.token, region: principal.tenant.region, tenant: principal.tenant.tenantId, tokenId: principal.token.tokenId },
+    tenantGeneration(principal.tenant),
+  );
+  if (!factor) throw new ApiError(403, 'token_without_factor', 'This token cannot open the tenant vault (no tenant factor is wrapped for it).');
+  return factor;
 }
 
 /** Tenant self-service API: provider secrets and tokens, for tenant-admin tokens only. */
@@ -156,7 +166,11 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
       fingerprintKey = fingerprintKeyOf(await deps.pepper.getPepper(), { region, tenant: p.tenant.tenantId, provider });
       const versionSalt = factor ? randomBytes(VERSION_SALT_BYTES) : undefined;
       const sealed = await sealSecret({ identity, plaintext, dataKeys: deps.dataKeys, tenantFactor: factor, versionSalt, fingerprintKey, clock });
-      return { sealed, current: { version, ...(versionSalt ? { salt: versionSalt.toString('base64') } : {}) } };
+      const generation = tenantGeneration(p.tenant);
+      return {
+        sealed,
+        current: { version, ...(versionSalt ? { salt: versionSalt.toString('base64'), ...(generation > 1 ? { generation } : {}) } : {}) },
+      };
     } finally {
       zeroize(plaintext, factor, fingerprintKey);
     }

@@ -7,8 +7,18 @@ import { AUDIT_GENESIS, AuditEvent, AuditEventInput, AuditTrail } from '../../la
 import { parseSealedSecret, SealedSecret } from '../../lambda/core/envelope';
 import type { Clock } from '../../lambda/core/ports';
 import { systemClock } from '../../lambda/core/ports';
-import { CELL_AUDIT_ID, cellChainRecord, ConflictError, LastAdminTokenError, SecretWrite, TenantStore, type TokenInventoryRow } from '../../lambda/core/store';
-import { secretSlotOf, type Limits, type SecretVersionEntry, type TenantPolicy, type TenantRecord, type TokenRecord } from '../../lambda/core/tenant-model';
+import { checkFactorChangeFinish, checkFactorChangeStart, checkSecretWrite, checkTokenWrite, withTokenFactor } from '../../lambda/core/factor-generations';
+import { CELL_AUDIT_ID, cellChainRecord, ConflictError, LastAdminTokenError, SecretWrite, TenantStore, TokenFactorUpdate, type TokenInventoryRow } from '../../lambda/core/store';
+import {
+  secretSlotOf,
+  type FactorChange,
+  type Limits,
+  type SecretVersionEntry,
+  type TenantMode,
+  type TenantPolicy,
+  type TenantRecord,
+  type TokenRecord,
+} from '../../lambda/core/tenant-model';
 import type { VersionedVerifier } from '../../lambda/core/pepper-ring';
 import { moveTokenVerifierRow } from './embedded-token-verifier';
 import type { EmbeddedDatabase, Row } from './database';
@@ -60,6 +70,7 @@ export class EmbeddedTenantStore implements TenantStore {
   async putToken(token: TokenRecord, audit: AuditEventInput): Promise<void> {
     await this.withAudit(token.tenantId, audit, (t) => {
       if (this.db.one('SELECT 1 AS x FROM tokens WHERE verifier = ?', [token.verifier])) throw new ConflictError('A token with this verifier already exists.');
+      checkTokenWrite(t, token);
       this.insertToken(token);
       return t;
     });
@@ -80,9 +91,10 @@ export class EmbeddedTenantStore implements TenantStore {
 
   async replaceToken(next: TokenRecord, previousTokenId: string, audit: AuditEventInput): Promise<boolean> {
     if (!this.hasToken(next.tenantId, previousTokenId)) return false;
-    return this.withAuditOrMissing(next.tenantId, audit, () => {
+    return this.withAuditOrMissing(next.tenantId, audit, (tenant) => {
       const previous = this.tokensOf(next.tenantId).find((t) => t.tokenId === previousTokenId);
       if (!previous) return false;
+      checkTokenWrite(tenant, next);
       if (this.db.one('SELECT 1 AS x FROM tokens WHERE verifier = ?', [next.verifier])) throw new ConflictError('A token with this verifier already exists.');
       this.db.run('DELETE FROM tokens WHERE verifier = ?', [previous.verifier]);
       this.insertToken(next);
@@ -141,6 +153,7 @@ export class EmbeddedTenantStore implements TenantStore {
       if (tenant.secretVersions?.[slot]?.version !== expectedVersion) throw conflict();
       const row = this.db.one('SELECT 1 AS x FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [secret.tenant, secret.provider, secret.secret]);
       if (expectedVersion === undefined && row) throw conflict();
+      checkSecretWrite(tenant, write);
       this.db.run('INSERT OR REPLACE INTO secrets(tenant_id, provider, name, version, body) VALUES (?, ?, ?, ?, ?)', [
         secret.tenant,
         secret.provider,
@@ -222,6 +235,38 @@ export class EmbeddedTenantStore implements TenantStore {
     await this.withAudit(CELL_AUDIT_ID, audit, (t) => t);
   }
 
+  async beginFactorChange(tenantId: string, change: FactorChange, first: { verifier: string; update: TokenFactorUpdate } | undefined, audit: AuditEventInput): Promise<void> {
+    try {
+      await this.withAudit(tenantId, audit, (tenant) => {
+        checkFactorChangeStart(tenant, change);
+        if (first && !this.setTokenFactor(tenantId, first.verifier, first.update)) throw MISSING;
+        return { ...tenant, factorChange: change };
+      });
+    } catch (err) {
+      if (err === MISSING) throw new ConflictError('The token that starts the factor change was revoked meanwhile.');
+      throw err;
+    }
+  }
+
+  async updateTokenFactor(tenantId: string, verifier: string, update: TokenFactorUpdate): Promise<boolean> {
+    return this.db.transaction(() => this.setTokenFactor(tenantId, verifier, update));
+  }
+
+  async finishFactorChange(tenantId: string, to: { mode: TenantMode; generation: number }, audit: AuditEventInput): Promise<TenantRecord> {
+    const now = this.clock.now().toISOString();
+    return this.withAudit(tenantId, audit, (tenant) => {
+      const { factorChange: _done, ...rest } = tenant;
+      return { ...rest, ...checkFactorChangeFinish(tenant, to), updatedAt: now };
+    });
+  }
+
+  private setTokenFactor(tenantId: string, verifier: string, update: TokenFactorUpdate): boolean {
+    const token = parseJson<TokenRecord>(this.db.one('SELECT body FROM tokens WHERE verifier = ? AND tenant_id = ?', [verifier, tenantId])?.body);
+    if (!token) return false;
+    this.db.run('UPDATE tokens SET body = ? WHERE verifier = ?', [JSON.stringify(withTokenFactor(token, update)), verifier]);
+    return true;
+  }
+
   private countsOf(tenantId: string): { secrets: number; tokens: number } {
     const n = (table: string) => Number(this.db.one(`SELECT COUNT(*) AS n FROM ${table} WHERE tenant_id = ?`, [tenantId])?.n ?? 0);
     return { tokens: n('tokens'), secrets: n('secrets') };
@@ -292,10 +337,10 @@ export class EmbeddedTenantStore implements TenantStore {
   }
 
   /** Like withAudit, but `change` may report "not there" (false): then nothing is written or recorded. */
-  private async withAuditOrMissing(tenantId: string, input: AuditEventInput, change: () => boolean): Promise<boolean> {
+  private async withAuditOrMissing(tenantId: string, input: AuditEventInput, change: (t: TenantRecord) => boolean): Promise<boolean> {
     try {
       await this.withAudit(tenantId, input, (t) => {
-        if (!change()) throw MISSING;
+        if (!change(t)) throw MISSING;
         return t;
       });
       return true;

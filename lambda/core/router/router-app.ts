@@ -4,7 +4,7 @@
  */
 import { matchTokenRecord, NO_RETRY, parsePresentedToken, principalOf, storedRecordApiError, upgradeOnUse, verifiersOf } from '../authenticate';
 import type { CellConfig } from '../cell-config';
-import { decodeBase64Strict, zeroize } from '../crypto-util';
+import { decodeBase64Strict } from '../crypto-util';
 import { openSecret, parseSealedSecret, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
 import { applyGuardrails, type GuardrailOutcome } from '../guardrails';
 import { ApiError, ErrorShape, errorResponse, HttpRequest, presentedToken, requestIdOf } from '../http';
@@ -16,7 +16,7 @@ import { resolveTargets } from '../routing/resolve-targets';
 import type { AttemptOutcome } from '../routing/fallback';
 import { AllTargetsFailedError, ChainStep, NoRouteError, Target } from '../routing/types';
 import { SseParser } from '../sse';
-import { unwrapTenantFactor } from '../tenant-factor';
+import { entryGeneration, openableGenerations, tenantGeneration } from '../factor-generations';
 import { secretSlotOf, type TenantRecord, type TokenRecord } from '../tenant-model';
 import { TranslationError, UpstreamProtocolError, type TokenUsage } from '../translate';
 import { ApiRoute, ClientRequest, parseClientRequest, routeOf } from './client-request';
@@ -24,6 +24,7 @@ import { Admission, AdmissionRequest, Governance, openGovernance } from './gover
 import { usageMetricLine } from './metrics';
 import { modelList } from './model-list';
 import { KeyUse, recordingDataKeys } from './key-use';
+import { RequestFactors } from './request-factors';
 import { requestLogFields } from './request-log';
 import { isRetryableStatus, ProviderClient, ProviderResponse, transportFailure } from './provider-port';
 import { ResponseSink, trackedSink } from './response-sink';
@@ -76,7 +77,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     let principal: { tenant: TenantRecord; token: TokenRecord } | undefined;
     let client: ClientRequest | undefined;
     let chain: readonly ChainStep[] = [];
-    let factor: Buffer | undefined;
+    let factors: RequestFactors | undefined;
     let reservation: Promise<Admission> | undefined;
     let settled = false;
     let guardrails: GuardrailOutcome | undefined;
@@ -224,10 +225,11 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         throw new ApiError(400, 'no_provider_secret', `No stored API key for ${names}; store one with POST /vault/secrets.`);
       }
 
-      if (tenant.mode === 'sovereign') {
-        if (!token.wrappedFactor) throw new ApiError(403, 'token_without_factor', 'This token cannot open the tenant vault.');
-        factor = unwrapTenantFactor(token.wrappedFactor, { token: parsed.token, region, tenant: tenant.tenantId, tokenId: token.tokenId });
-      }
+      // The current generation's factor is opened before anything is reserved (a token that cannot
+      // open it fails here); during a factor change the other generation is opened when a row needs it.
+      factors = new RequestFactors(token, { token: parsed.token, region, tenant: tenant.tenantId, tokenId: token.tokenId });
+      factors.of(tenantGeneration(tenant));
+      const requestFactors = factors;
 
       // 4. Reserve (governance) in parallel with the first KMS Decrypt; the provider waits for both.
       const reserving = governance.reserve(admissionRequest);
@@ -248,8 +250,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
             // META's version, never the row's: a row written back from an older version fails.
             expected: { app: 'sovereign-router', region, tenant: tenant.tenantId, provider: target.provider, secret: target.secret, version: current.version },
             dataKeys,
-            tenantFactor: factor,
-            versionSalt: factor ? current.salt : undefined,
+            tenantFactor: requestFactors.of(current.generation),
+            versionSalt: current.generation > 0 ? current.salt : undefined,
             use: async (key) => {
               await reserving;
               const apiKey = key.toString('utf8');
@@ -404,7 +406,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       };
       return await finish({ status, decision }, pending ? release : undefined);
     } finally {
-      zeroize(factor);
+      factors?.zeroize();
     }
   };
 }
@@ -420,7 +422,11 @@ function storedSlots(tenant: TenantRecord, rows: ReadonlyMap<string, RawItem>): 
 }
 
 /** The current version of a target's secret: META's entry and the row, which must agree. */
-function currentSecret(tenant: TenantRecord, rows: ReadonlyMap<string, RawItem>, target: Target): { sealed: SealedSecret; version: number; salt?: Buffer } {
+function currentSecret(
+  tenant: TenantRecord,
+  rows: ReadonlyMap<string, RawItem>,
+  target: Target,
+): { sealed: SealedSecret; version: number; generation: number; salt?: Buffer } {
   const slot = secretSlotOf(target.provider, target.secret);
   const entry = Object.prototype.hasOwnProperty.call(tenant.secretVersions ?? {}, slot) ? tenant.secretVersions?.[slot] : undefined;
   const raw = rows.get(slot);
@@ -428,10 +434,14 @@ function currentSecret(tenant: TenantRecord, rows: ReadonlyMap<string, RawItem>,
   if (!entry || !raw) throw new SealedSecretError('not_current');
   const sealed = parseSealedSecret(raw);
   if (sealed.version !== entry.version) throw new SealedSecretError('not_current');
-  if (tenant.mode !== 'sovereign') return { sealed, version: entry.version };
-  const salt = entry.salt === undefined ? undefined : decodeBase64Strict(entry.salt);
+  // The entry's generation (0: managed) must be one the tenant opens now: its own, or either end of
+  // a factor change in progress. A managed entry of a sovereign tenant is refused, and vice versa.
+  const generation = entryGeneration(entry);
+  if (!openableGenerations(tenant).has(generation)) throw new SealedSecretError('mode_mismatch');
+  if (generation === 0) return { sealed, version: entry.version, generation };
+  const salt = decodeBase64Strict(entry.salt ?? '');
   if (!salt || salt.length !== VERSION_SALT_BYTES) throw new SealedSecretError('version_salt');
-  return { sealed, version: entry.version, salt };
+  return { sealed, version: entry.version, generation, salt };
 }
 
 /** Integrity failures: logged with their reason; no retry can fix them (NO_RETRY header). */
