@@ -52,13 +52,12 @@ const CHANGING = (t: TenantRecord) => `A factor change of tenant '${t.tenantId}'
  * only as part of that change (at its target generation). Stores call it inside their transaction.
  */
 export function checkSecretWrite(tenant: TenantRecord, write: SecretWrite): void {
-  const gen = entryGeneration(write.current);
   if (tenant.factorChange) {
-    if (!write.factorChange || gen !== tenant.factorChange.toGeneration) throw new ConflictError(CHANGING(tenant));
+    if (!write.factorChange || entryGeneration(write.current) !== tenant.factorChange.toGeneration) throw new ConflictError(CHANGING(tenant));
     return;
   }
   if (write.factorChange) throw new ConflictError(`No factor change of tenant '${tenant.tenantId}' is in progress.`);
-  if (gen !== tenantGeneration(tenant)) throw new ConflictError(`The tenant factor of '${tenant.tenantId}' changed meanwhile; retry.`);
+  if (write.factorGeneration !== undefined && write.factorGeneration !== tenantGeneration(tenant)) throw new ConflictError(`The tenant factor of '${tenant.tenantId}' changed meanwhile; retry.`);
 }
 
 /** A new token may be added only outside a factor change, wrapped for the current generation. */

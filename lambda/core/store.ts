@@ -41,6 +41,11 @@ export interface SecretWrite {
   readonly expectedVersion: number | undefined;
   /** A reseal by the factor change in progress (the only secret write allowed during one). */
   readonly factorChange?: boolean;
+  /**
+   * The factor generation the row was sealed under (0: managed), when the writer read it from
+   * META: the store refuses the write if META's generation moved since (a factor change ran).
+   */
+  readonly factorGeneration?: number;
 }
 
 /**

@@ -194,7 +194,7 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
         const body = validate(storeSecretBody, parseJsonBody(req, maxRequestBytes));
         checkProvider(body.provider);
         const { sealed, current } = await seal(p, body.provider, body.name, 1, body.apiKey);
-        await deps.store.putSecret({ sealed, current, expectedVersion: undefined }, {
+        await deps.store.putSecret({ sealed, current, expectedVersion: undefined, factorGeneration: tenantGeneration(p.tenant) }, {
           type: 'secret.stored',
           actor: actor(p),
           details: { provider: body.provider, name: body.name, version: 1, fingerprint: sealed.fingerprint, rowDigest: sealedRowDigest(sealed) },
@@ -219,7 +219,7 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
         // Past both the row's and META's version: a rolled-back row never makes a version number reused.
         const { sealed, current } = await seal(p, params.provider, name, Math.max(recorded, existing.version) + 1, body.apiKey);
         const rotated: SealedSecret = { ...sealed, createdAt: existing.createdAt, rotatedAt: sealed.createdAt };
-        await deps.store.putSecret({ sealed: rotated, current, expectedVersion: recorded }, {
+        await deps.store.putSecret({ sealed: rotated, current, expectedVersion: recorded, factorGeneration: tenantGeneration(p.tenant) }, {
           type: 'secret.rotated',
           actor: actor(p),
           details: { provider: params.provider, name, version: rotated.version, fingerprint: rotated.fingerprint, rowDigest: sealedRowDigest(rotated) },

@@ -14,6 +14,7 @@ import { governanceLedgerContract } from './governance-ledger.contract';
 import { pepperContract } from './pepper.contract';
 import { routerStoreContract } from './router-store.contract';
 import { tenantStoreContract } from './tenant-store.contract';
+import { factorChangeContract } from './factor-change.contract';
 
 const REGION = 'eu-central-1';
 let moto: MotoServer;
@@ -68,6 +69,7 @@ afterAll(async () => {
 
 const factory = () => backend;
 tenantStoreContract('AWS adapters on moto', factory);
+factorChangeContract('AWS adapters on moto', factory);
 routerStoreContract('AWS adapters on moto', factory);
 governanceLedgerContract('AWS adapters on moto', factory);
 dataKeysContract('AWS adapters on moto', factory);

@@ -20,6 +20,7 @@ import { governanceLedgerContract } from './governance-ledger.contract';
 import { pepperContract } from './pepper.contract';
 import { routerStoreContract } from './router-store.contract';
 import { tenantStoreContract } from './tenant-store.contract';
+import { factorChangeContract } from './factor-change.contract';
 
 const REGION = 'eu-central-1';
 const dir = mkdtempSync(join(tmpdir(), 'sr-contract-'));
@@ -79,6 +80,7 @@ afterAll(() => {
 
 const factory = () => backend;
 tenantStoreContract('embedded adapters', factory);
+factorChangeContract('embedded adapters', factory);
 routerStoreContract('embedded adapters', factory);
 governanceLedgerContract('embedded adapters', factory);
 dataKeysContract('embedded adapters', factory);
