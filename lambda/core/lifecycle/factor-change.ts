@@ -21,7 +21,7 @@ import type { SecretIdentity } from '../canonical';
 import { zeroize } from '../crypto-util';
 import { fingerprintKeyOf, openSecret, sealSecret, VERSION_SALT_BYTES, type SealedSecret } from '../envelope';
 import { sealFactorBox, tokenKeyIsAuthentic, tokenKeyTag, tokenPublicKey } from '../factor-box';
-import { entryGeneration, factorForGeneration, tenantGeneration } from '../factor-generations';
+import { entryGeneration, factorForGeneration, tenantGeneration, wrapGeneration } from '../factor-generations';
 import { ApiError } from '../http';
 import { sealedRowDigest } from '../sealed-digest';
 import type { Clock, DataKeyService, PepperSource } from '../ports';
@@ -115,13 +115,15 @@ export async function runFactorChange(deps: FactorChangeDeps, req: FactorChangeR
     }
     const tokensRewrapped = await wrapForEveryToken(deps, tenant, change, oldFactor, newFactor);
     const secretsResealed = await resealEverySecret(deps, tenant.tenantId, change, oldFactor, newFactor, req.actor, clock);
+    // Again, right before the finish: a box lost to a concurrent verifier move is made again.
+    await wrapForEveryToken(deps, tenant, change, oldFactor, newFactor);
     const to = { mode: (change.toGeneration === 0 ? 'managed' : 'sovereign') as TenantMode, generation: change.toGeneration };
     await deps.store.finishFactorChange(tenant.tenantId, to, {
       type: change.kind === 'rotate' ? 'tenant.factor_rotated' : 'tenant.converted',
       actor: req.actor,
       details: { kind: change.kind, fromGeneration: change.fromGeneration, toGeneration: change.toGeneration, secretsResealed, tokensRewrapped, resumed },
     });
-    const tokensPromoted = await promoteTokens(deps.store, tenant.tenantId, change.toGeneration);
+    const tokensPromoted = await promoteTokens(deps.store, tenant, change.toGeneration, newFactor && { factor: newFactor, oldFactor });
     return { tenantId: tenant.tenantId, kind: change.kind, fromGeneration: change.fromGeneration, toGeneration: change.toGeneration, mode: to.mode, resumed, tokensRewrapped, secretsResealed, tokensPromoted };
   } finally {
     zeroize(oldFactor, newFactor);
@@ -158,7 +160,7 @@ async function start(
 ): Promise<void> {
   const tenant = p.tenant;
   // Leftovers of an earlier change that finished but crashed before promoting every token.
-  await promoteTokens(deps.store, tenant.tenantId, tenantGeneration(tenant));
+  await promoteTokens(deps.store, tenant, tenantGeneration(tenant));
   const tokens = await deps.store.listTokens(tenant.tenantId);
   if (newFactor) {
     const ownKey = tokenPublicKey(binding);
@@ -183,18 +185,27 @@ async function start(
   );
 }
 
-/** Stage 2: a box of the new factor for every live token that has none yet. */
+/**
+ * Stage 2: a box of the new factor for every live token that has none yet. Repeated until a pass
+ * finds nothing to do: a token moved meanwhile to a new verifier (pepper upgrade on use) is
+ * listed again under its new key.
+ */
 async function wrapForEveryToken(deps: FactorChangeDeps, tenant: TenantRecord, change: FactorChange, oldFactor: Buffer | undefined, newFactor: Buffer | undefined): Promise<number> {
   if (!newFactor) return 0;
   let wrapped = 0;
-  for (const t of await deps.store.listTokens(tenant.tenantId)) {
-    if (t.pendingFactor?.box.generation === change.toGeneration) continue;
-    const publicKey = trustedKeyOf(tenant, t, oldFactor);
-    if (!publicKey) throw new ApiError(409, 'tokens_without_key', `Token ${t.tokenId} has no public key the new factor can be sealed to; revoke it, then run again.`);
-    if (await deps.store.updateTokenFactor(tenant.tenantId, t.verifier, pendingFor(tenant, t, publicKey, newFactor, change.toGeneration))) wrapped++;
+  for (let pass = 0; pass < WRAP_PASSES; pass++) {
+    const lacking = (await deps.store.listTokens(tenant.tenantId)).filter((t) => t.pendingFactor?.box.generation !== change.toGeneration);
+    if (lacking.length === 0) return wrapped;
+    for (const t of lacking) {
+      const publicKey = trustedKeyOf(tenant, t, oldFactor);
+      if (!publicKey) throw new ApiError(409, 'tokens_without_key', `Token ${t.tokenId} has no public key the new factor can be sealed to; revoke it, then run again.`);
+      if (await deps.store.updateTokenFactor(tenant.tenantId, t.verifier, pendingFor(tenant, t, publicKey, newFactor, change.toGeneration))) wrapped++;
+    }
   }
-  return wrapped;
+  throw new ApiError(409, 'tokens_changing', 'The tenant\'s tokens kept changing while the new factor was being wrapped; run the command again.');
 }
+
+const WRAP_PASSES = 5;
 
 /** Stage 3: every secret META records at another generation, resealed one at a time. */
 async function resealEverySecret(
@@ -271,10 +282,18 @@ async function resealOne(
   );
 }
 
-/** Stage 5: boxes of the now-current generation become the tokens' wraps (to managed: no wrap). */
-async function promoteTokens(store: TenantStore, tenantId: string, generation: number): Promise<number> {
+/**
+ * Stage 5: boxes of the now-current generation become the tokens' wraps (to managed: no wrap).
+ * With the new factor at hand, a token that lost its box to a race gets one sealed directly.
+ */
+async function promoteTokens(
+  store: TenantStore,
+  tenant: TenantRecord,
+  generation: number,
+  factors?: { factor: Buffer; oldFactor: Buffer | undefined },
+): Promise<number> {
   let promoted = 0;
-  for (const t of await store.listTokens(tenantId)) {
+  for (const t of await store.listTokens(tenant.tenantId)) {
     let update: TokenFactorUpdate | undefined;
     if (generation === 0) {
       if (t.wrappedFactor || t.pendingFactor || t.factorKey?.tag) {
@@ -282,10 +301,16 @@ async function promoteTokens(store: TenantStore, tenantId: string, generation: n
       }
     } else if (t.pendingFactor?.box.generation === generation && t.factorKey) {
       update = { wrappedFactor: t.pendingFactor.box, pendingFactor: null, factorKey: { publicKey: t.factorKey.publicKey, tag: t.pendingFactor.keyTag, generation } };
+    } else if (wrapGeneration(t.wrappedFactor) !== generation && factors) {
+      const publicKey = trustedKeyOf(tenant, t, factors.oldFactor);
+      if (publicKey) {
+        const p = pendingFor(tenant, t, publicKey, factors.factor, generation).pendingFactor!;
+        update = { wrappedFactor: p.box, pendingFactor: null, factorKey: { publicKey, tag: p.keyTag, generation } };
+      }
     } else if (t.pendingFactor) {
       update = { pendingFactor: null }; // a box of a change that did not finish at this generation
     }
-    if (update && (await store.updateTokenFactor(tenantId, t.verifier, update))) promoted++;
+    if (update && (await store.updateTokenFactor(tenant.tenantId, t.verifier, update))) promoted++;
   }
   return promoted;
 }
