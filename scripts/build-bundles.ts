@@ -3,11 +3,11 @@
  * that a consumer's `cdk synth` uses these files (lambda.Code.fromAsset) and needs neither esbuild
  * nor Docker. Same settings as NodejsFunction in a source checkout (lib/private/bundle-options.ts).
  * Also bundles the CLI with its AWS SDK credential and signing code into dist/cli, so the package
- * depends on nothing but zod at run time (the functions get the AWS SDK from the Lambda runtime).
+ * depends on nothing but zod at run time (the function bundles carry the SDK commands they use).
  */
 import * as path from 'node:path';
 import { build } from 'esbuild';
-import { ESBUILD_EXTERNALS, ESBUILD_TARGET, HANDLERS } from '../lib/private/bundle-options';
+import { ESBUILD_EXTERNALS, ESBUILD_MAIN_FIELDS, ESBUILD_TARGET, esbuildAliases, HANDLERS } from '../lib/private/bundle-options';
 
 const root = path.resolve(__dirname, '..');
 const outRoot = path.join(root, 'dist', 'bundles');
@@ -26,6 +26,8 @@ async function main(): Promise<void> {
       sourcemap: true,
       sourcesContent: false,
       external: [...ESBUILD_EXTERNALS],
+      mainFields: [...ESBUILD_MAIN_FIELDS],
+      alias: esbuildAliases(),
       metafile: true,
       logLevel: 'warning',
     });

@@ -7,7 +7,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { ESBUILD_EXTERNALS, ESBUILD_TARGET, HandlerName } from './bundle-options';
+import { ESBUILD_EXTERNALS, ESBUILD_MAIN_FIELDS, ESBUILD_TARGET, esbuildAliases, HandlerName } from './bundle-options';
 import { LOG_WRITE_ACTIONS, XRAY_WRITE_ACTIONS } from './iam-actions';
 
 /** esbuild settings of NodejsFunction (source checkouts); scripts/build-bundles.ts uses the same. */
@@ -18,6 +18,8 @@ export const BUNDLING: nodejs.BundlingOptions = {
   target: ESBUILD_TARGET,
   format: nodejs.OutputFormat.CJS,
   externalModules: [...ESBUILD_EXTERNALS],
+  mainFields: [...ESBUILD_MAIN_FIELDS],
+  esbuildArgs: Object.fromEntries(Object.entries(esbuildAliases()).map(([from, to]) => [`--alias:${from}`, to])),
 };
 
 export interface CellFunctionProps {
