@@ -63,7 +63,8 @@ export function checkSecretWrite(tenant: TenantRecord, write: SecretWrite): void
 /** A new token may be added only outside a factor change, wrapped for the current generation. */
 export function checkTokenWrite(tenant: TenantRecord, token: TokenRecord): void {
   if (tenant.factorChange) throw new ConflictError(CHANGING(tenant));
-  if (wrapGeneration(token.wrappedFactor) !== (tenant.mode === 'sovereign' ? tenantGeneration(tenant) : undefined)) {
+  // A sovereign tenant's new token must carry the current generation's factor (not one a change replaced).
+  if (tenant.mode === 'sovereign' && wrapGeneration(token.wrappedFactor) !== tenantGeneration(tenant)) {
     throw new ConflictError(`The tenant factor of '${tenant.tenantId}' changed meanwhile; retry.`);
   }
 }
