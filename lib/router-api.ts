@@ -133,6 +133,7 @@ export class RouterApi extends Construct {
       v1.addResource('embeddings').addMethod('POST', streaming),
       v1.addResource('models').addMethod('GET', streaming),
       v1.addResource('messages').addMethod('POST', streaming),
+      v1.addResource('responses').addMethod('POST', streaming),
     ];
 
     // Tenant self-service: authenticated in the function by a tenant-admin token.

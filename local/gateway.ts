@@ -107,6 +107,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
         query: Object.fromEntries(new URLSearchParams(search ?? '')),
         sourceIp: req.socket.remoteAddress?.replace(/^::ffff:/, ''),
         iamCaller: 'local-operator',
+        signal: clientGoneSignal(res),
       };
       if (path === '/healthz') return send(res, { status: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' });
       if (path.startsWith('/v1/')) {
@@ -191,6 +192,18 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string | u
 function send(res: ServerResponse, out: HttpResponse): void {
   res.writeHead(out.status, out.headers);
   res.end(out.body);
+}
+
+/**
+ * Fires when the client's connection closes before the response finished (a disconnect, an
+ * aborted SDK call): the router then aborts its upstream call and settles what was used.
+ */
+export function clientGoneSignal(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort(new Error('client disconnected'));
+  });
+  return controller.signal;
 }
 
 /**

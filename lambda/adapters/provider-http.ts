@@ -40,7 +40,7 @@ export class ProviderCallError extends Error {
   }
 }
 
-const PATHS: ReadonlySet<string> = new Set<ProviderPath>(['/v1/chat/completions', '/v1/embeddings', '/v1/messages', '/v1/models']);
+const PATHS: ReadonlySet<string> = new Set<ProviderPath>(['/v1/chat/completions', '/v1/embeddings', '/v1/messages', '/v1/models', '/v1/responses']);
 /** Headers this adapter owns: extraHeaders may not set or override them. */
 const RESERVED = new Set(['authorization', 'x-api-key', 'api-key', 'content-type', 'accept', 'host', 'content-length', 'cookie', 'connection', 'transfer-encoding']);
 /** A native Messages client may pin its own API version; only a date-shaped value, only to Anthropic. */
@@ -126,6 +126,8 @@ function azurePath(target: Partial<Pick<Target, 'provider' | 'model' | 'apiVersi
   const query = `?api-version=${version}`;
   if (path === '/v1/models') return `/openai/models${query}`;
   if (path === '/v1/messages') throw new Error(`provider '${target.provider}': Azure OpenAI has no Messages API`);
+  // The Responses API lives on the resource's v1 surface: the deployment goes in the body's model, no api-version.
+  if (path === '/v1/responses') return '/openai/v1/responses';
   const deployment = target.model ?? '';
   // '..' alone is caught by the origin/path check too; the pattern keeps the rest out.
   if (!AZURE_DEPLOYMENT.test(deployment) || /^\.+$/.test(deployment)) {

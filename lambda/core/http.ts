@@ -18,6 +18,11 @@ export interface HttpRequest {
   readonly iamCaller?: string;
   /** The front door's id for this request (API Gateway's requestContext.requestId), if any. */
   readonly requestId?: string;
+  /**
+   * Fires when the client goes away before its answer is complete (the socket or the Lambda
+   * response stream closed), so that the upstream call is cut instead of running to the deadline.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** The response header that carries the request id, on success and on error. */

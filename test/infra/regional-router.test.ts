@@ -367,7 +367,7 @@ describe('RegionalRouterStack from the default configuration', () => {
       const routerId = logicalIdOf(cell.stack.router.routerFunction);
       const routerMethods = apiMethods(template).filter((m) => JSON.stringify(m.props.Integration).includes(`"${routerId}"`));
       expect(routerMethods.map((m) => `${m.httpMethod} ${m.path}`).sort()).toEqual(
-        expect.arrayContaining(['POST /v1/chat/completions', 'POST /v1/messages']),
+        expect.arrayContaining(['POST /v1/chat/completions', 'POST /v1/messages', 'POST /v1/responses']),
       );
       for (const method of routerMethods) {
         expect({ method: `${method.httpMethod} ${method.path}`, integration: method.props.Integration }).toEqual({

@@ -23,7 +23,9 @@ export type FakeBehavior =
   /** Send `afterEvents` SSE events, then the provider's in-stream error event, then end cleanly. */
   | { kind: 'stream-error'; afterEvents: number; message?: string; type?: string }
   /** Answer with one tool call instead of text. */
-  | { kind: 'tool-call'; name: string; arguments: Record<string, unknown> | string };
+  | { kind: 'tool-call'; name: string; arguments: Record<string, unknown> | string }
+  /** Stream normally but wait `intervalMs` before each SSE event (a slow model, for disconnect tests). */
+  | { kind: 'drip'; intervalMs: number };
 
 export interface RecordedRequest {
   provider: FakeProviderName;
@@ -33,6 +35,8 @@ export interface RecordedRequest {
   headers: http.IncomingHttpHeaders;
   /** Parsed JSON body; the raw text if it was not JSON; undefined if empty. */
   body: unknown;
+  /** Epoch ms at which the client closed the connection before the answer was complete, if it did. */
+  abortedAt?: number;
 }
 
 export interface FakeProvider {
@@ -163,7 +167,11 @@ abstract class FakeServer implements FakeProvider {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let closed = false;
-    res.on('close', () => (closed = true));
+    let record: RecordedRequest | undefined;
+    res.on('close', () => {
+      closed = true;
+      if (!res.writableFinished && record) record.abortedAt = Date.now();
+    });
     const raw = await readBody(req);
     let body: unknown;
     let badJson = false;
@@ -175,7 +183,7 @@ abstract class FakeServer implements FakeProvider {
         badJson = true;
       }
     }
-    const record: RecordedRequest = {
+    record = {
       provider: this.name,
       method: req.method ?? 'GET',
       path: req.url ?? '/',
@@ -249,6 +257,10 @@ abstract class FakeServer implements FakeProvider {
         res.write(errorEvent(behavior.message ?? 'Scripted stream failure', behavior.type ?? 'server_error'));
         res.end();
         return;
+      }
+      if (behavior?.kind === 'drip') {
+        await sleep(behavior.intervalMs);
+        if (ctx.closed()) return;
       }
       res.write(events[i]);
       // Yield so that events tend to arrive in separate network chunks.
@@ -366,6 +378,8 @@ class OpenAiCompatibleServer extends FakeServer {
     if (method === 'POST' && path === '/v1/chat/completions') return (ctx) => this.chat(ctx);
     if (method === 'POST' && path === '/v1/embeddings') return (ctx) => this.embeddings(ctx);
     if (method === 'GET' && path === '/v1/models') return (ctx) => this.models(ctx);
+    // Mistral has no Responses API.
+    if (method === 'POST' && path === '/v1/responses' && !this.mistral) return (ctx) => this.responses(ctx);
     return undefined;
   }
 
@@ -476,6 +490,79 @@ class OpenAiCompatibleServer extends FakeServer {
     await this.stream(ctx, events, (message, type) => sse({ error: { message, type, param: null, code: null } }));
   }
 
+  /**
+   * OpenAI's Responses API: `input` (a string or items), `instructions`, function tools,
+   * `max_output_tokens`; answers a Response object or its semantic SSE events.
+   */
+  protected async responses(ctx: Context): Promise<void> {
+    const { body } = ctx;
+    const input = body.input;
+    if (typeof body.model !== 'string' || !(typeof input === 'string' || (Array.isArray(input) && input.length > 0))) {
+      return this.sendError(ctx.res, 400, 'model and input (a string or a non-empty array) are required');
+    }
+    const messages = responsesInputAsMessages(input);
+    const max = num(body.max_output_tokens);
+    const answer = buildAnswer({ messages, system: body.instructions ?? '' }, max, [], ctx.behavior);
+    const model = body.model;
+    const id = `resp_fake${this.nextId()}`;
+    const status = answer.finish === 'length' ? 'incomplete' : 'completed';
+    const usage = {
+      input_tokens: answer.inputTokens,
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: answer.outputTokens,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: answer.inputTokens + answer.outputTokens,
+    };
+    const itemId = answer.tool ? `fc_fake${this.nextId()}` : `msg_fake${this.nextId()}`;
+    const callId = `call_fake${this.nextId()}`;
+    const doneItem = answer.tool
+      ? { id: itemId, type: 'function_call', status: 'completed', call_id: callId, name: answer.tool.name, arguments: answer.tool.args }
+      : { id: itemId, type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: answer.text, annotations: [], logprobs: [] }] };
+    const response = (st: string, output: unknown[], withUsage: boolean) => ({
+      id,
+      object: 'response',
+      created_at: FAKE_CREATED,
+      status: st,
+      background: false,
+      error: null,
+      incomplete_details: st === 'incomplete' ? { reason: 'max_output_tokens' } : null,
+      instructions: body.instructions ?? null,
+      max_output_tokens: max ?? null,
+      model,
+      output,
+      parallel_tool_calls: true,
+      previous_response_id: null,
+      store: body.store !== false,
+      temperature: 1,
+      text: { format: { type: 'text' } },
+      tool_choice: body.tool_choice ?? 'auto',
+      tools: body.tools ?? [],
+      top_p: 1,
+      truncation: 'disabled',
+      usage: withUsage ? usage : null,
+      metadata: {},
+    });
+    if (body.stream !== true) return this.answer(ctx, response(status, [doneItem], true));
+
+    let seq = 0;
+    const ev = (type: string, fields: Record<string, unknown>) => sse({ type, sequence_number: seq++, ...fields }, type);
+    const events = [ev('response.created', { response: response('in_progress', [], false) }), ev('response.in_progress', { response: response('in_progress', [], false) })];
+    if (answer.tool) {
+      events.push(ev('response.output_item.added', { output_index: 0, item: { ...doneItem, status: 'in_progress', arguments: '' } }));
+      for (const f of fragments(answer.tool.args, 8)) events.push(ev('response.function_call_arguments.delta', { output_index: 0, item_id: itemId, delta: f }));
+      events.push(ev('response.function_call_arguments.done', { output_index: 0, item_id: itemId, name: answer.tool.name, arguments: answer.tool.args }));
+    } else {
+      events.push(ev('response.output_item.added', { output_index: 0, item: { ...doneItem, status: 'in_progress', content: [] } }));
+      events.push(ev('response.content_part.added', { output_index: 0, item_id: itemId, content_index: 0, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } }));
+      for (const p of pieces(answer.text)) events.push(ev('response.output_text.delta', { output_index: 0, item_id: itemId, content_index: 0, delta: p, logprobs: [] }));
+      events.push(ev('response.output_text.done', { output_index: 0, item_id: itemId, content_index: 0, text: answer.text, logprobs: [] }));
+      events.push(ev('response.content_part.done', { output_index: 0, item_id: itemId, content_index: 0, part: { type: 'output_text', text: answer.text, annotations: [], logprobs: [] } }));
+    }
+    events.push(ev('response.output_item.done', { output_index: 0, item: doneItem }));
+    events.push(ev(status === 'completed' ? 'response.completed' : 'response.incomplete', { response: response(status, [doneItem], true) }));
+    await this.stream(ctx, events, (message, type) => ev('error', { code: type, message, param: null }));
+  }
+
   protected embeddings(ctx: Context): void {
     const { body } = ctx;
     const input = body.input;
@@ -534,6 +621,15 @@ class AzureOpenAiServer extends OpenAiCompatibleServer {
   }
 
   protected override route(method: string, path: string): ((ctx: Context) => Promise<void> | void) | undefined {
+    // The v1 surface: the deployment is the body's model; no api-version.
+    if (method === 'POST' && path === '/openai/v1/responses') {
+      return (ctx) => {
+        const deployment = typeof ctx.body.model === 'string' ? ctx.body.model : '';
+        const model = Object.hasOwn(FAKE_AZURE_DEPLOYMENTS, deployment) ? FAKE_AZURE_DEPLOYMENTS[deployment] : undefined;
+        if (!model) return this.sendError(ctx.res, 404, `The API deployment '${deployment}' does not exist.`, {}, 'DeploymentNotFound');
+        return this.responses({ ...ctx, body: { ...ctx.body, model } });
+      };
+    }
     const m = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings)$/.exec(path);
     if (method !== 'POST' || !m) return undefined;
     const deployment = decodeURIComponent(m[1]);
@@ -556,7 +652,10 @@ class AzureOpenAiServer extends OpenAiCompatibleServer {
     if (req.headers['api-key'] !== this.key || req.headers.authorization !== undefined) {
       return { status: 401, message: 'Access denied due to invalid subscription key or wrong API endpoint.' };
     }
-    const version = new URL(req.url ?? '/', 'http://x').searchParams.get('api-version');
+    const url = new URL(req.url ?? '/', 'http://x');
+    // The v1 surface (/openai/v1/...) takes no api-version.
+    if (url.pathname.startsWith('/openai/v1/')) return url.search === '' ? undefined : { status: 400, message: 'The v1 API takes no api-version.' };
+    const version = url.searchParams.get('api-version');
     if (version !== FAKE_AZURE_API_VERSION && version !== FAKE_AZURE_LEGACY_API_VERSION) return { status: 400, message: `API version '${version ?? ''}' is not supported by this fake resource.` };
     return undefined;
   }
@@ -702,6 +801,24 @@ class AnthropicServer extends FakeServer {
     }));
     this.answer(ctx, { data, has_more: false, first_id: data[0].id, last_id: data[data.length - 1].id });
   }
+}
+
+/** Responses input items as chat-like messages for buildAnswer (text parts, tool outputs). */
+function responsesInputAsMessages(input: unknown): Array<Record<string, unknown>> {
+  if (typeof input === 'string') return [{ role: 'user', content: input }];
+  return (input as unknown[]).flatMap((raw) => {
+    if (typeof raw !== 'object' || raw === null) return [];
+    const item = raw as Record<string, unknown>;
+    if (item.type === 'function_call_output') return [{ role: 'tool', content: typeof item.output === 'string' ? item.output : '' }];
+    if (item.type !== undefined && item.type !== 'message') return [];
+    const content = Array.isArray(item.content)
+      ? item.content.map((p: unknown) => {
+          const part = (p ?? {}) as Record<string, unknown>;
+          return part.type === 'input_text' || part.type === 'output_text' ? { type: 'text', text: part.text } : {};
+        })
+      : item.content;
+    return [{ role: item.role, content }];
+  });
 }
 
 // ---------------------------------------------------------------- plumbing

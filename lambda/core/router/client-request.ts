@@ -1,7 +1,7 @@
 import { ApiError, HttpRequest, parseJsonBody } from '../http';
 import { isRecord } from '../translate/guards';
 
-export type ApiRoute = 'chat' | 'messages' | 'embeddings' | 'models';
+export type ApiRoute = 'chat' | 'messages' | 'embeddings' | 'models' | 'responses';
 
 export interface ClientRequest {
   readonly route: ApiRoute;
@@ -18,6 +18,7 @@ const ROUTES: Record<string, { method: string; route: ApiRoute }> = {
   '/v1/messages': { method: 'POST', route: 'messages' },
   '/v1/embeddings': { method: 'POST', route: 'embeddings' },
   '/v1/models': { method: 'GET', route: 'models' },
+  '/v1/responses': { method: 'POST', route: 'responses' },
 };
 
 /** Which API a request is for; 404/405 otherwise. Runs before anything else. */
@@ -65,6 +66,9 @@ export function parseClientRequest(route: Exclude<ApiRoute, 'models'>, req: Http
     }
     maxTokens = positiveInt(raw.max_tokens, 'max_tokens');
     if (maxTokens === undefined) throw new ApiError(400, 'invalid_request', 'max_tokens is required.');
+  } else if (route === 'responses') {
+    checkResponsesInput(raw.input);
+    maxTokens = positiveInt(raw.max_output_tokens, 'max_output_tokens');
   } else {
     const input = raw.input;
     const ok = typeof input === 'string' || (Array.isArray(input) && input.length > 0);
@@ -72,4 +76,10 @@ export function parseClientRequest(route: Exclude<ApiRoute, 'models'>, req: Http
   }
   const promptTokenEstimate = Math.ceil(Buffer.byteLength(req.body ?? '', 'utf8') / 4);
   return { route, body: raw, model, stream, maxTokens, promptTokenEstimate };
+}
+
+/** Responses `input`: a string or a non-empty array of item objects (their contents are the target's to judge). */
+function checkResponsesInput(input: unknown): void {
+  const ok = typeof input === 'string' || (Array.isArray(input) && input.length > 0 && input.every(isRecord));
+  if (!ok) throw new ApiError(400, 'invalid_request', 'input must be a string or a non-empty array of input items (objects).');
 }

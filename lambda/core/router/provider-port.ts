@@ -3,7 +3,7 @@ import type { Target } from '../routing/types';
 /** The upstream call, seen from the core. lambda/adapters/provider-http.ts implements it. */
 export interface ProviderRequest {
   readonly target: Target;
-  readonly path: '/v1/chat/completions' | '/v1/embeddings' | '/v1/messages' | '/v1/models';
+  readonly path: '/v1/chat/completions' | '/v1/embeddings' | '/v1/messages' | '/v1/models' | '/v1/responses';
   readonly method?: 'POST' | 'GET';
   readonly body?: unknown;
   /** The provider key as a header value: built at the last moment, never logged. */

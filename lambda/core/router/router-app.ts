@@ -28,6 +28,7 @@ import { RequestFactors } from './request-factors';
 import { requestLogFields } from './request-log';
 import { isRetryableStatus, ProviderClient, ProviderResponse, transportFailure } from './provider-port';
 import { ResponseSink, trackedSink } from './response-sink';
+import { responsesTargets } from './responses-exchange';
 import { RetryHints } from './retry-hints';
 import type { RawItem, RouterStore } from './router-store';
 import { clientResponse, streamBridge, upstreamRequest } from './upstream-exchange';
@@ -185,9 +186,10 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         if (err instanceof NoRouteError) throw new ApiError(400, 'model_not_routable', err.message);
         throw err;
       }
+      if (client.route === 'responses') targets = responsesTargets(client, targets);
       // A max_tokens cap applies to requests that omit max_tokens too: the cap becomes theirs.
       const cap = stricter(tenant.policy.maxTokens, token.limits?.maxTokens);
-      if (client.route === 'chat' && client.maxTokens === undefined && cap !== undefined) client = { ...client, maxTokens: cap };
+      if ((client.route === 'chat' || client.route === 'responses') && client.maxTokens === undefined && cap !== undefined) client = { ...client, maxTokens: cap };
       const deadlineAt = started + deps.config.requestDeadlineMs;
       const admissionRequest: AdmissionRequest = {
         requestId,
@@ -332,7 +334,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         } catch {
           throw new ApiError(502, 'upstream_protocol_error', `${target.provider} returned a response that is not JSON.`);
         }
-        const { body, usage } = clientResponse(activeClient, target, json);
+        const { body, usage } = clientResponse(activeClient, target, json, Math.floor(started / 1000));
         settled = true;
         sink.start(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
         sink.write(JSON.stringify(body));

@@ -32,6 +32,7 @@ import {
 import { isRecord } from '../translate/guards';
 import type { ClientRequest } from './client-request';
 import type { ProviderRequest } from './provider-port';
+import { ChatExchange, responsesClientResponse, responsesStreamBridge, responsesUpstreamRequest } from './responses-exchange';
 
 /** Anthropic requires max_tokens; OpenAI-format clients may omit it. */
 export const DEFAULT_MAX_TOKENS = 4096;
@@ -41,6 +42,7 @@ const clientFormat = (c: ClientRequest): ClientFormat => (c.route === 'messages'
 const targetFormat = (t: Target): ClientFormat => (t.kind === 'anthropic' ? 'anthropic' : 'openai');
 
 export function upstreamRequest(client: ClientRequest, target: Target): Pick<ProviderRequest, 'path' | 'body'> {
+  if (client.route === 'responses') return responsesUpstreamRequest(client, target, CHAT);
   if (client.route === 'embeddings') {
     return { path: '/v1/embeddings', body: { ...client.body, model: target.model } };
   }
@@ -82,7 +84,8 @@ function modernAzure(target: Target): boolean {
 const AZURE_MODERN_API_VERSION = '2024-09-01';
 
 /** A buffered upstream 2xx body, in the client's format, with the usage to settle. */
-export function clientResponse(client: ClientRequest, target: Target, json: unknown): { body: unknown; usage?: TokenUsage } {
+export function clientResponse(client: ClientRequest, target: Target, json: unknown, createdSeconds = Math.floor(Date.now() / 1000)): { body: unknown; usage?: TokenUsage } {
+  if (client.route === 'responses') return responsesClientResponse(client, target, json, CHAT, createdSeconds);
   if (client.route === 'embeddings') {
     const usage = isRecord(json) && isRecord(json.usage) ? json.usage : undefined;
     return { body: json, usage: usage ? { inputTokens: Number(usage.prompt_tokens) || 0, outputTokens: 0 } : undefined };
@@ -111,6 +114,7 @@ export interface StreamBridge {
 }
 
 export function streamBridge(client: ClientRequest, target: Target, createdSeconds: number): StreamBridge {
+  if (client.route === 'responses') return responsesStreamBridge(client, target, createdSeconds, CHAT);
   const from = clientFormat(client);
   const to = targetFormat(target);
   const wantsUsage = isRecord(client.body.stream_options) && client.body.stream_options.include_usage === true;
@@ -193,3 +197,6 @@ export function streamBridge(client: ClientRequest, target: Target, createdSecon
     errorEvent: anthropicError,
   };
 }
+
+/** The chat exchange as the Responses exchange composes it (function declarations are hoisted). */
+const CHAT: ChatExchange = { upstreamRequest, clientResponse, streamBridge };
