@@ -7,10 +7,13 @@ import { toHttpRequest } from './api-gateway-event';
 import { cellClients } from './aws-clients';
 import { productionRouter } from './router-wiring';
 
-/** The Lambda response-streaming runtime API (a global of the Node.js runtime). */
+/** The Lambda response-streaming runtime API (a global of the Node.js runtime): a Writable. */
 interface ResponseStream {
   write(chunk: string): void;
   end(): void;
+  on?(event: 'close' | 'error', listener: (...args: unknown[]) => void): unknown;
+  readonly destroyed?: boolean;
+  readonly writableFinished?: boolean;
 }
 declare const awslambda: {
   streamifyResponse(fn: (event: APIGatewayProxyEvent, stream: ResponseStream) => Promise<void>): unknown;
@@ -29,8 +32,22 @@ const app = productionRouter({
   emitMetric: (line) => process.stdout.write(`${line}\n`),
 });
 
+/**
+ * Fires when the response stream closes or fails before the router ended it: the client (or
+ * API Gateway on its behalf) went away, so the router cuts the upstream call.
+ */
+export function closedStreamSignal(responseStream: ResponseStream): AbortController {
+  const gone = new AbortController();
+  const closed = () => {
+    if (!responseStream.writableFinished) gone.abort(new Error('response stream closed'));
+  };
+  responseStream.on?.('close', closed);
+  responseStream.on?.('error', closed);
+  return gone;
+}
+
 /** Backs the router's sink with the Lambda response stream (API Gateway STREAM mode). */
-export function lambdaSink(responseStream: ResponseStream): ResponseSink {
+export function lambdaSink(responseStream: ResponseStream, gone?: AbortController): ResponseSink {
   let out: ResponseStream | undefined;
   return {
     start(status, headers) {
@@ -38,7 +55,17 @@ export function lambdaSink(responseStream: ResponseStream): ResponseSink {
       out = awslambda.HttpResponseStream.from(responseStream, { statusCode: status, headers });
     },
     write(chunk) {
-      out?.write(chunk);
+      if (!out) return;
+      // A destroyed stream (or a write that throws) means the client is gone.
+      if (out.destroyed) {
+        gone?.abort(new Error('response stream closed'));
+        return;
+      }
+      try {
+        out.write(chunk);
+      } catch {
+        gone?.abort(new Error('response stream closed'));
+      }
     },
     end() {
       (out ?? responseStream).end();
@@ -47,5 +74,6 @@ export function lambdaSink(responseStream: ResponseStream): ResponseSink {
 }
 
 export const handler = awslambda.streamifyResponse(async (event, responseStream) => {
-  await app(toHttpRequest(event), lambdaSink(responseStream));
+  const gone = closedStreamSignal(responseStream);
+  await app({ ...toHttpRequest(event), signal: gone.signal }, lambdaSink(responseStream, gone));
 });

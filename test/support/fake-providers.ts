@@ -167,10 +167,10 @@ abstract class FakeServer implements FakeProvider {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let closed = false;
-    let record: RecordedRequest | undefined;
+    const seen: { record?: RecordedRequest } = {};
     res.on('close', () => {
       closed = true;
-      if (!res.writableFinished && record) record.abortedAt = Date.now();
+      if (!res.writableFinished && seen.record) seen.record.abortedAt = Date.now();
     });
     const raw = await readBody(req);
     let body: unknown;
@@ -183,13 +183,14 @@ abstract class FakeServer implements FakeProvider {
         badJson = true;
       }
     }
-    record = {
+    const record: RecordedRequest = {
       provider: this.name,
       method: req.method ?? 'GET',
       path: req.url ?? '/',
       headers: req.headers,
       body,
     };
+    seen.record = record;
     this.requests.push(record);
     this.all.push(record);
 

@@ -15,7 +15,7 @@ import { executeWithFallback } from '../routing/fallback';
 import { resolveTargets } from '../routing/resolve-targets';
 import type { AttemptOutcome } from '../routing/fallback';
 import { AllTargetsFailedError, ChainStep, NoRouteError, Target } from '../routing/types';
-import { SseParser } from '../sse';
+import { SseEvent, SseParser } from '../sse';
 import { entryGeneration, openableGenerations, tenantGeneration } from '../factor-generations';
 import { secretSlotOf, type TenantRecord, type TokenRecord } from '../tenant-model';
 import { TranslationError, UpstreamProtocolError, type TokenUsage } from '../translate';
@@ -27,6 +27,7 @@ import { KeyUse, recordingDataKeys } from './key-use';
 import { RequestFactors } from './request-factors';
 import { requestLogFields } from './request-log';
 import { isRetryableStatus, ProviderClient, ProviderResponse, transportFailure } from './provider-port';
+import { abortedUsage, requestSignal, StreamTally } from './client-abort';
 import { ResponseSink, trackedSink } from './response-sink';
 import { responsesTargets } from './responses-exchange';
 import { RetryHints } from './retry-hints';
@@ -84,6 +85,10 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     let guardrails: GuardrailOutcome | undefined;
     // Set when the token was found under the previous pepper: moved to the current one after the last byte.
     let upgradeVerifier: (() => Promise<void>) | undefined;
+    // The client's connection: when it closes early, the upstream call is cut (client-abort.ts).
+    const clientGone = req.signal;
+    /** The target of the last attempt that reached the provider, if any did. */
+    let calledTarget: Target | undefined;
     type Outcome = Partial<UsageRecord> & Pick<UsageRecord, 'status' | 'decision'>;
 
     // Every Decrypt of this request, with its exact encryption context (usage record evidence).
@@ -257,6 +262,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
             use: async (key) => {
               await reserving;
               const apiKey = key.toString('utf8');
+              calledTarget = target;
               const res = await deps.providers.send({ target, path, body, apiKey, signal, extraHeaders });
               if (res.status >= 200 && res.status < 300) return { ok: true, value: { kind: 'response', res } };
               const text = await readCapped(res, 64 * 1024);
@@ -291,7 +297,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         // Each stored key (tenant, secret, version) has its own circuit for 429 and 401/403, so a
         // key that is rate limited or revoked never opens the endpoint's circuit for other tenants.
         const keyOf = (t: Target) => `${tenant.tenantId}/${t.secret}/v${recorded[secretSlotOf(t.provider, t.secret)]?.version ?? 0}`;
-        outcome = await executeWithFallback({ targets: usable, deadlineAt, now, sleep, random, breaker, keyOf, attempt });
+        const deadlineSignal = requestSignal(deadlineAt, now, clientGone);
+        outcome = await executeWithFallback({ targets: usable, deadlineAt, now, sleep, random, breaker, keyOf, attempt, deadlineSignal });
       } catch (err) {
         if (err instanceof AllTargetsFailedError) {
           chain = err.chain;
@@ -351,20 +358,28 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       let firstTokenAt: number | undefined;
       let broken: string | undefined;
       const parser = new SseParser();
+      const tally = new StreamTally();
       const write = (parts: string[]) => {
         for (const p of parts) {
           if (firstTokenAt === undefined) firstTokenAt = now();
           sink.write(p);
         }
       };
+      const observe = (ev: SseEvent) => {
+        tally.observe(ev);
+        write(bridge.push(ev));
+      };
       try {
         if (!res.body) throw new Error('empty upstream body');
         const decoder = new TextDecoder();
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-          for (const ev of parser.push(decoder.decode(chunk, { stream: true }))) write(bridge.push(ev));
+          for (const ev of parser.push(decoder.decode(chunk, { stream: true }))) observe(ev);
+          if (clientGone?.aborted) break;
         }
-        for (const ev of parser.end()) write(bridge.push(ev));
-        if (!bridge.complete) broken = 'The upstream stream ended before the response was complete.';
+        if (!clientGone?.aborted) {
+          for (const ev of parser.end()) observe(ev);
+          if (!bridge.complete) broken = 'The upstream stream ended before the response was complete.';
+        }
       } catch (err) {
         const e = err as { name?: string; message?: string };
         // The provider's own text is not echoed: it may quote the key, which is gone by now and
@@ -374,6 +389,28 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
           e?.name === 'UpstreamStreamError'
             ? `The provider reported an error mid-stream${typeof type === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(type) ? ` (${type})` : ''}.`
             : 'The upstream stream broke before the response was complete.';
+      }
+      if (clientGone?.aborted && !bridge.complete) {
+        // Nobody is listening: stop here and settle what was used (client-abort.ts).
+        void res.body?.cancel().catch(() => undefined);
+        sink.end();
+        settled = true;
+        const { usage, estimated } = abortedUsage(bridge.usage(), activeClient.promptTokenEstimate, tally.outputTokenEstimate);
+        return await finish(
+          {
+            status: 200,
+            decision: 'client_aborted',
+            aborted: true,
+            ...(estimated ? { usageEstimated: true } : {}),
+            provider: target.provider,
+            secret: target.secret,
+            upstreamModel: target.model,
+            inputTokens: usage.inputTokens,
+            outputTokens: usage.outputTokens,
+            timeToFirstTokenMs: firstTokenAt === undefined ? undefined : firstTokenAt - started,
+          },
+          () => admitted.settle(usage, target),
+        );
       }
       if (broken) sink.write(bridge.errorEvent(broken, 'upstream_stream_error'));
       else write(bridge.finish());
@@ -394,6 +431,31 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         () => admitted.settle(usage, target),
       );
     } catch (err) {
+      if (clientGone?.aborted && principal && client) {
+        // Cut before or while the answer was read: nothing more goes to the client. If the
+        // provider was called it has the prompt, so the input estimate is settled; else released.
+        sink.end();
+        const pending = settled ? undefined : reservation;
+        const estimate = { inputTokens: client.promptTokenEstimate, outputTokens: 0 };
+        const settleAborted = async () => {
+          const admitted = await pending?.catch(() => undefined);
+          if (!admitted) return {};
+          if (!calledTarget) {
+            await admitted.release();
+            return {};
+          }
+          return admitted.settle(estimate, calledTarget);
+        };
+        return await finish(
+          {
+            status: 499,
+            decision: 'client_aborted',
+            aborted: true,
+            ...(calledTarget ? { usageEstimated: true, provider: calledTarget.provider, secret: calledTarget.secret, upstreamModel: calledTarget.model, inputTokens: estimate.inputTokens, outputTokens: 0 } : {}),
+          },
+          pending ? settleAborted : undefined,
+        );
+      }
       const api = toApiError(err, requestId);
       if (!(api instanceof ApiError)) deps.log.error('unexpected router error', { requestId, ...errorFields(err) });
       else if (INTEGRITY_CODES.has(api.code)) deps.log.error('stored record refused', { requestId, code: api.code, ...integrityFields(err) });

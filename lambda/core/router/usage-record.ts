@@ -17,7 +17,7 @@ export interface UsageRecord {
   readonly upstreamModel?: string;
   readonly stream: boolean;
   readonly status: number;
-  /** 'ok', 'denied:<reason>', 'client_error', 'upstream_error', 'upstream_stream_broken'. */
+  /** 'ok', 'denied:<reason>', 'client_error', 'upstream_error', 'upstream_stream_broken', 'client_aborted'. */
   readonly decision: string;
   readonly inputTokens?: number;
   readonly outputTokens?: number;
@@ -25,6 +25,10 @@ export interface UsageRecord {
   readonly latencyMs: number;
   readonly timeToFirstTokenMs?: number;
   readonly fallbackChain: readonly ChainStep[];
+  /** The client went away before its answer was complete; the upstream call was cut (decision `client_aborted`). */
+  readonly aborted?: boolean;
+  /** Some of the settled token counts are estimates (see lambda/core/router/client-abort.ts), not the provider's. */
+  readonly usageEstimated?: boolean;
   /**
    * Each KMS Decrypt the request made (one per attempt that opened a secret), with the encryption
    * context KMS received: the join key to CloudTrail's Decrypt events. Absent when none was made.
