@@ -328,6 +328,46 @@ describe('refused: what cannot be translated, and bad input', () => {
   });
 });
 
+describe('guardrails judge the Responses input too', () => {
+  let guarded: OpenAI;
+  beforeAll(async () => {
+    const { invokeToken } = await h.tenant('resp-guard', {
+      policy: { guardrails: { personalData: { email: 'redact', card: 'refuse' }, blockedTerms: ['project bluebird'] } },
+    });
+    guarded = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: invokeToken, maxRetries: 0 });
+  });
+
+  test('e-mail addresses in instructions, an input string and input items are redacted before the provider sees them', async () => {
+    await guarded.responses.create({ model: 'openai/gpt-4o-mini', instructions: 'cc boss@example.com', input: 'mail me at ann@example.com' });
+    expect(h.fakes.openai.requests.at(-1)!.body).toMatchObject({ instructions: 'cc [REDACTED:email]', input: 'mail me at [REDACTED:email]' });
+    await guarded.responses.create({
+      model: 'anthropic/claude-sonnet-4-5',
+      input: [
+        { role: 'user', content: [{ type: 'input_text', text: 'write to bob@example.com' }] },
+        { type: 'function_call', call_id: 'call_1', name: 'lookup', arguments: '{"to":"eve@example.com"}' },
+        { type: 'function_call_output', call_id: 'call_1', output: 'sent to eve@example.com' },
+      ],
+    });
+    const sent = JSON.stringify(h.fakes.anthropic.requests.at(-1)!.body);
+    expect(sent).not.toMatch(/@example\.com/);
+    expect(sent).toContain('[REDACTED:email]');
+    expect(await lastRecord()).toMatchObject({ guardrails: { action: 'redacted', rules: ['personal_data:email'] } });
+  });
+
+  test('a blocked term split across two input items, and a card number in a tool output, are refused before any provider call', async () => {
+    const split = await guarded.responses
+      .create({ model: 'openai/gpt-4o-mini', input: [{ role: 'user', content: 'about project blue' }, { role: 'user', content: 'bird' }] })
+      .catch((e: unknown) => e);
+    expect(split).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((split as { error?: { code?: string } }).error?.code).toBe('guardrail_refused');
+    const card = await guarded.responses
+      .create({ model: 'openai/gpt-4o-mini', input: [{ type: 'function_call_output', call_id: 'c', output: 'card 4111 1111 1111 1111' }] })
+      .catch((e: unknown) => e);
+    expect((card as { error?: { code?: string } }).error?.code).toBe('guardrail_refused');
+    expect(h.fakes.requests).toHaveLength(0);
+  });
+});
+
 describe('budgets', () => {
   test('reserved before the call and settled to the reported usage, streamed and not, OpenAI and Anthropic', async () => {
     const before = await counters(h, 'resp-co', await verifierOf(h, 'resp-co'), START);

@@ -1,7 +1,8 @@
 /**
  * The text of a request that guardrails judge, as segments in reading order: every string under
  * `messages` (content strings, text parts and blocks, tool-call arguments, tool results) and
- * Anthropic's `system`, or an embeddings request's `input`. Structural fields (role, type, ids,
+ * Anthropic's `system`, or an embeddings request's `input`, or a Responses request's
+ * `instructions` and `input` (string or items). Structural fields (role, type, ids,
  * names, media types) and binary payloads (images, audio, files, documents' base64 data,
  * thinking signatures) are not text and are skipped. Tool definitions (`tools`) are not scanned.
  */
@@ -15,8 +16,9 @@ export interface Segment {
   readonly text: string;
 }
 
-const STRUCTURAL_KEYS = new Set(['role', 'type', 'id', 'tool_call_id', 'tool_use_id', 'name', 'media_type', 'cache_control', 'signature', 'data', 'detail', 'format']);
-const BINARY_KEYS = new Set(['image_url', 'input_audio', 'file', 'source', 'audio']);
+const STRUCTURAL_KEYS = new Set(['role', 'type', 'id', 'tool_call_id', 'tool_use_id', 'call_id', 'name', 'media_type', 'cache_control', 'signature', 'data', 'detail', 'format']);
+// file_data: a Responses input_file's base64; encrypted_content: a Responses reasoning item's opaque blob.
+const BINARY_KEYS = new Set(['image_url', 'input_audio', 'file', 'source', 'audio', 'file_data', 'encrypted_content']);
 
 /** Values whose every string is text, whatever its key: tool arguments are the caller's data. */
 const FREE_FORM_KEYS = new Set(['input', 'arguments']);
@@ -44,6 +46,15 @@ export function requestSegments(route: Exclude<ApiRoute, 'models'>, body: Record
     const input = body.input;
     if (typeof input === 'string') walk(input, ['input'], 0, out);
     else if (Array.isArray(input)) input.forEach((v, i) => typeof v === 'string' && walk(v, ['input', i], i, out));
+    return out;
+  }
+  if (route === 'responses') {
+    // The Responses API: `instructions` (the system turn) and `input`, a string or a list of items
+    // (messages, function calls and their outputs), each item one message.
+    if (body.instructions !== undefined && body.instructions !== null) walk(body.instructions, ['instructions'], -1, out);
+    const input = body.input;
+    if (typeof input === 'string') walk(input, ['input'], 0, out);
+    else if (Array.isArray(input)) input.forEach((item, i) => walk(item, ['input', i], i, out));
     return out;
   }
   if (route === 'messages' && body.system !== undefined) walk(body.system, ['system'], -1, out);
