@@ -319,3 +319,36 @@ test('a KMS that hangs: the request fails cleanly with 503 well before its deadl
   const ok = await invokeHandler(event('POST', '/v1/chat/completions', { body: chat(), headers: { Authorization: `Bearer ${invoke}` } }));
   expect(ok.meta.statusCode).toBe(200);
 }, 30_000);
+
+test('a response stream that closes mid-answer (the client left) aborts the upstream call; the record says aborted', async () => {
+  // 80 words streamed 40 ms apart: over 3 s if nobody stopped it.
+  const long = Array.from({ length: 80 }, (_, i) => `w${i}`).join(' ');
+  h.fakes.script('openai', [{ kind: 'drip', intervalMs: 40 }]);
+  const before = h.fakes.openai.requests.length;
+  let closedAt = 0;
+  let writes = 0;
+  const out = new Writable({
+    write(_chunk: Buffer | string, _enc, cb) {
+      cb();
+      // After three chunks the stream is closed under the handler, as when API Gateway drops the client.
+      if (++writes === 3) {
+        closedAt = Date.now();
+        out.destroy();
+      }
+    },
+  });
+  out.on('error', () => undefined);
+  const ev = event('POST', '/v1/chat/completions', { body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: long }], stream: true }, headers: { Authorization: `Bearer ${invoke}` } });
+  const t0 = Date.now();
+  await handler(ev, out);
+  expect(Date.now() - t0).toBeLessThan(3_000);
+  const upstream = h.fakes.openai.requests[before];
+  expect(upstream.abortedAt).toBeDefined();
+  expect(upstream.abortedAt! - closedAt).toBeLessThan(1_000);
+  const line = (await dumpTables(h)).split('\n').find((l) => l.includes(ev.requestContext.requestId) && l.includes('"REQ#lambda-co"'));
+  expect(line).toBeDefined();
+  const item = JSON.parse(line!);
+  expect(item.aborted).toEqual({ BOOL: true });
+  expect(item.decision).toEqual({ S: 'client_aborted' });
+  expect(Number(item.outputTokens.N)).toBeGreaterThan(0);
+});

@@ -1,0 +1,44 @@
+import { abortedUsage, requestSignal, StreamTally } from '../../../lambda/core/router/client-abort';
+
+describe('StreamTally: characters of generated text in any stream format', () => {
+  const tally = (events: unknown[]) => {
+    const t = new StreamTally();
+    for (const e of events) t.observe({ data: typeof e === 'string' ? e : JSON.stringify(e) });
+    return t.outputTokenEstimate;
+  };
+  test('OpenAI chat chunks: content and tool-call arguments, not roles or ids', () => {
+    expect(tally([{ choices: [{ delta: { role: 'assistant', content: 'abcd' } }] }, { choices: [{ delta: { tool_calls: [{ index: 0, id: 'call_123456789', function: { name: 'f', arguments: 'efgh' } }] } }] }])).toBe(2);
+  });
+  test('Anthropic deltas: text and partial JSON; message_start and pings count nothing', () => {
+    expect(tally([{ type: 'message_start', message: { usage: { input_tokens: 99 } } }, { type: 'ping' }, { type: 'content_block_delta', delta: { type: 'text_delta', text: '12345678' } }, { type: 'content_block_delta', delta: { type: 'input_json_delta', partial_json: '{"a"' } }])).toBe(3);
+  });
+  test('Responses events: string deltas; Converse-style contentBlockDelta', () => {
+    expect(tally([{ type: 'response.output_text.delta', delta: 'abcdefgh', item_id: 'msg_x' }, { contentBlockDelta: { delta: { text: 'abcd' } } }])).toBe(3);
+  });
+  test('[DONE], bad JSON and events without a delta are ignored', () => {
+    expect(tally(['[DONE]', '{"delta": oops', { type: 'response.completed', response: {} }])).toBe(0);
+  });
+});
+
+describe('abortedUsage', () => {
+  test('nothing reported: input estimate, output streamed so far, estimated', () => {
+    expect(abortedUsage(undefined, 120, 7)).toEqual({ usage: { inputTokens: 120, outputTokens: 7 }, estimated: true });
+  });
+  test('input reported (Anthropic message_start), output larger than the provisional count', () => {
+    expect(abortedUsage({ inputTokens: 50, outputTokens: 1 }, 120, 7)).toEqual({ usage: { inputTokens: 50, outputTokens: 7 }, estimated: true });
+  });
+  test('all reported and not exceeded by the stream: not an estimate', () => {
+    expect(abortedUsage({ inputTokens: 50, outputTokens: 9, cacheReadInputTokens: 10 }, 120, 7)).toEqual({ usage: { inputTokens: 50, outputTokens: 9, cacheReadInputTokens: 10 }, estimated: false });
+  });
+});
+
+test('requestSignal fires with the client signal, and at the deadline without one', async () => {
+  const client = new AbortController();
+  const s = requestSignal(Date.now() + 60_000, Date.now, client.signal);
+  expect(s.aborted).toBe(false);
+  client.abort();
+  expect(s.aborted).toBe(true);
+  const d = requestSignal(Date.now() + 20, Date.now, undefined);
+  await new Promise((r) => setTimeout(r, 60));
+  expect(d.aborted).toBe(true);
+});
