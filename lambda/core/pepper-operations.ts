@@ -12,6 +12,7 @@
 import type { AuditEvent } from './audit-chain';
 import { ApiError } from './http';
 import { PepperRotationConflict, type PepperRing, type PepperRotator, type PepperSource } from './ports';
+import { pepperVersionOf } from './pepper-ring';
 import { CELL_AUDIT_ID, type TenantStore, type TokenInventoryRow } from './store';
 
 export const PEPPER_ROTATED = 'pepper.rotated';
@@ -34,9 +35,7 @@ export interface PepperStatus {
   readonly recordedThrough: number;
 }
 
-function versionOf(row: TokenInventoryRow): number {
-  return typeof row.pepperVersion === 'number' && row.pepperVersion >= 1 ? row.pepperVersion : 1;
-}
+const versionOf = (row: TokenInventoryRow): number => pepperVersionOf(row);
 
 function recordedThrough(events: readonly AuditEvent[]): number {
   let max = 1;

@@ -9,8 +9,8 @@
  * and renames it over the old one, so a crash leaves either the old or the new state.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { PepperError } from '../../lambda/adapters/secrets-manager-pepper';
 import { formatStoredPepper, MIN_PEPPER_BYTES, parseStoredPepper, ringOf, type StoredPepperVersion } from '../../lambda/core/pepper-ring';
 import { PepperRotationConflict, systemClock, type Clock, type PepperRing, type PepperRotator, type PepperSource } from '../../lambda/core/ports';
@@ -89,9 +89,22 @@ export class LocalPepper implements PepperSource, PepperRotator {
     const next: StoredPepperVersion = { version: current.version + 1, pepper: randomBytes(48).toString('base64url'), createdAt: this.clock.now().toISOString() };
     const state: LocalPepperState = { current: next, previous: current };
     if (this.file) {
+      // Durable before it is used: a token moved to the new version must find it after a crash.
       const tmp = `${this.file}.${process.pid}.tmp`;
-      writeFileSync(tmp, formatState(state), { mode: 0o600 });
+      const fd = openSync(tmp, 'w', 0o600);
+      try {
+        writeFileSync(fd, formatState(state));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(tmp, this.file);
+      const dirFd = openSync(dirname(this.file), 'r');
+      try {
+        fsyncSync(dirFd);
+      } finally {
+        closeSync(dirFd);
+      }
     }
     this.state = state;
     return { version: next.version, rotatedAt: next.createdAt! };

@@ -1,4 +1,4 @@
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PepperError, SecretsManagerPepperSource } from '../../lambda/adapters/secrets-manager-pepper';
 import type { Clock } from '../../lambda/core/ports';
 import { awsClients, recordCommands } from '../support/aws-clients';
@@ -123,5 +123,58 @@ describe('SecretsManagerPepperSource against moto', () => {
 
   it('rejects a negative TTL', () => {
     expect(() => new SecretsManagerPepperSource(countedClient().client, 'x', { ttlMs: -1 })).toThrow(/ttlMs/);
+  });
+
+  describe('versions (AWSCURRENT / AWSPREVIOUS)', () => {
+    const put = async (secretId: string, text: string) =>
+      awsClients(moto.endpoint, REGION).secrets.send(new PutSecretValueCommand({ SecretId: secretId, SecretString: text }));
+
+    it('a rotation stages the new version AWSCURRENT and the old AWSPREVIOUS; then two reads per TTL, one before', async () => {
+      let now = Date.parse('2026-11-01T00:00:00Z');
+      const clock: Clock = { now: () => new Date(now) };
+      const secretId = await createSecret({ SecretString: PEPPER });
+      const { client, sent } = countedClient();
+      const source = new SecretsManagerPepperSource(client, secretId, { ttlMs: 60_000, clock });
+      expect(await source.getPeppers()).toMatchObject({ current: { version: 1 }, issuing: 1 });
+      expect(sent).toEqual(['GetSecretValueCommand']);
+
+      const rotated = await source.rotate(1);
+      expect(rotated).toEqual({ version: 2, rotatedAt: '2026-11-01T00:00:00.000Z' });
+      sent.length = 0;
+      const ring = await source.getPeppers();
+      expect(ring.current.version).toBe(2);
+      expect(ring.previous?.pepper.toString('utf8')).toBe(PEPPER);
+      expect(ring.current.pepper.toString('utf8')).not.toBe(PEPPER);
+      expect(sent).toEqual(['GetSecretValueCommand', 'GetSecretValueCommand']);
+      // Not yet issued: the default settling time is the TTL.
+      expect(ring.issuing).toBe(1);
+      now += 60_000;
+      expect((await source.getPeppers()).issuing).toBe(2);
+      // Another process reads the same two versions.
+      const other = await new SecretsManagerPepperSource(countedClient().client, secretId).getPeppers();
+      expect([other.current.version, other.previous?.version]).toEqual([2, 1]);
+      expect(other.current.pepper.equals(ring.current.pepper)).toBe(true);
+    });
+
+    it('ignores an AWSPREVIOUS that is not exactly current - 1 (only one overlap is accepted)', async () => {
+      const secretId = await createSecret({ SecretString: PEPPER });
+      await put(secretId, JSON.stringify({ format: 'sovereign-router/pepper/v1', version: 2, pepper: 'x'.repeat(64) }));
+      await put(secretId, JSON.stringify({ format: 'sovereign-router/pepper/v1', version: 4, pepper: 'y'.repeat(64) }));
+      const ring = await new SecretsManagerPepperSource(countedClient().client, secretId).getPeppers();
+      expect(ring.current.version).toBe(4);
+      expect(ring.previous).toBeUndefined();
+    });
+
+    it('refuses a rotated value that is malformed, without echoing it', async () => {
+      const secretId = await createSecret({ SecretString: PEPPER });
+      await put(secretId, JSON.stringify({ format: 'sovereign-router/pepper/v1', version: 2, pepper: 'leaky-short' }));
+      const err = await failure(new SecretsManagerPepperSource(countedClient().client, secretId).getPeppers());
+      expect(err.reason).toBe('invalid');
+      expect(err.message).not.toContain('leaky-short');
+    });
+
+    it('rejects a negative settling time', () => {
+      expect(() => new SecretsManagerPepperSource(countedClient().client, 'x', { settleMs: -1 })).toThrow(/settleMs/);
+    });
   });
 });

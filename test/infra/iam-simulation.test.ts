@@ -386,3 +386,38 @@ describe('anchors: no cell role may delete or overwrite an anchor', () => {
     );
   });
 });
+
+describe('pepper rotation: who may write tokens and the pepper', () => {
+  const stack = () => synthesized.cells.get('eu-central-1')!.stack;
+  const arn = (c: IConstruct) => eu.resolver.arnOf(logicalId(stack(), c));
+  const asRoleOn = (role: string, action: string, resourceArn: string) =>
+    decide({ principal: eu.resolver.arnOf(role), identityPolicies: eu.resolver.identityPolicies(role), action, resourceArn, accountId: TEST_ACCOUNT });
+
+  test('only the admin role may put a new pepper version; every function reads it', async () => {
+    const allowed: string[] = [];
+    for (const role of eu.allRoles) if ((await asRoleOn(role, 'secretsmanager:PutSecretValue', arn(stack().router.pepper))) === 'Allowed') allowed.push(role);
+    expect(allowed).toEqual([eu.roles.admin]);
+    for (const role of [eu.roles.router, eu.roles.vault, eu.roles.admin]) expect(await asRoleOn(role, 'secretsmanager:GetSecretValue', arn(stack().router.pepper))).toBe('Allowed');
+    for (const action of ['secretsmanager:UpdateSecretVersionStage', 'secretsmanager:DeleteSecret', 'secretsmanager:PutResourcePolicy']) {
+      expect([action, await asRoleOn(eu.roles.admin, action, arn(stack().router.pepper))]).not.toEqual([action, 'Allowed']);
+    }
+  });
+
+  test('the router moves a token record (PutItem, DeleteItem on tokens) and writes nothing else of tenants or tokens', async () => {
+    const tokens = arn(stack().router.tokensTable);
+    const tenants = arn(stack().router.tenantsTable);
+    expect(await asRoleOn(eu.roles.router, 'dynamodb:PutItem', tokens)).toBe('Allowed');
+    expect(await asRoleOn(eu.roles.router, 'dynamodb:DeleteItem', tokens)).toBe('Allowed');
+    for (const action of ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:Scan']) expect([action, await asRoleOn(eu.roles.router, action, tokens)]).not.toEqual([action, 'Allowed']);
+    for (const action of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem']) {
+      expect([action, await asRoleOn(eu.roles.router, action, tenants)]).not.toEqual([action, 'Allowed']);
+    }
+  });
+
+  test('only the admin role may scan the tokens table (pepper status), and only that table', async () => {
+    const allowed: string[] = [];
+    for (const role of eu.allRoles) if ((await asRoleOn(role, 'dynamodb:Scan', arn(stack().router.tokensTable))) === 'Allowed') allowed.push(role);
+    expect(allowed).toEqual([eu.roles.admin]);
+    expect(await asRoleOn(eu.roles.admin, 'dynamodb:Scan', arn(stack().router.tenantsTable))).not.toBe('Allowed');
+  });
+});
