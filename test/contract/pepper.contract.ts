@@ -88,7 +88,7 @@ export function pepperContract(name: string, factory: BackendFactory): void {
     async function tenantWithInvoke(): Promise<{ id: string; item: Record<string, unknown> }> {
       const id = freshTenantId('pv');
       await b.store.createTenant(tenantRecord(id, b.region), tokenRecord(id, 'tenant-admin', 'admin0'), event('tenant.created'));
-      const inv = { ...tokenRecord(id, 'invoke', 'inv0'), wrappedFactor: { iv: 'aXYxMjM0NTY3ODkw', ciphertext: 'Y3Q=', tag: 'dGFn' }, limits: { rpm: 7 } };
+      const inv = { ...tokenRecord(id, 'invoke', 'inv0'), label: 'app', limits: { rpm: 7 } };
       await b.store.putToken(inv, event('token.created'));
       return { id, item: (await b.store.getToken(inv.verifier)) as unknown as Record<string, unknown> };
     }
@@ -147,7 +147,7 @@ export function pepperContract(name: string, factory: BackendFactory): void {
       const rows = (await b.store.listTokenInventory()).filter((r) => r.tenantId === id);
       expect(rows.sort((x, y) => x.tokenId.localeCompare(y.tokenId))).toEqual([
         { tenantId: id, tokenId: 'admin0', role: 'tenant-admin' },
-        { tenantId: id, tokenId: 'inv0', role: 'invoke', pepperVersion: 5 },
+        { tenantId: id, tokenId: 'inv0', role: 'invoke', label: 'app', pepperVersion: 5 },
       ]);
       for (const r of rows) expect(Object.keys(r).sort()).not.toEqual(expect.arrayContaining(['verifier']));
       expect(JSON.stringify(rows)).not.toMatch(/wrappedFactor|verifier/);
