@@ -42,6 +42,7 @@ describe('factor box', () => {
     const variants: FactorBox[] = [
       { ...box, generation: 3 },
       { ...box, epk: flip(box.epk) },
+      { ...box, publicKey: flip(box.publicKey) },
       { ...box, iv: flip(box.iv) },
       { ...box, ciphertext: flip(box.ciphertext) },
       { ...box, tag: flip(box.tag) },
