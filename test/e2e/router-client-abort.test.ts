@@ -192,8 +192,9 @@ test('cut before the first byte (upstream hangs): upstream aborted, input estima
   const record = await lastRecord();
   expect(record).toMatchObject({ status: 499, aborted: true, usageEstimated: true, decision: 'client_aborted', provider: 'openai', outputTokens: 0 });
   expect(record.inputTokens).toBeGreaterThan(0);
-  // Only the one attempt: the disconnect is not a reason to fall back or retry.
+  // Only the one attempt: the disconnect is not a reason to fall back or retry, nor an endpoint failure.
   expect(h.fakes.openai.requests).toHaveLength(1);
+  expect(record.fallbackChain.map((s) => s.outcome)).toEqual(['cancelled']);
   expectPriced(record, 'openai', 'gpt-4o-mini');
   await expectNothingReserved(spent, record.costUsd!);
 });

@@ -249,6 +249,39 @@ describe('Anthropic and Mistral targets: translated', () => {
   });
 });
 
+describe('upstream failures', () => {
+  test.each([
+    ['OpenAI (passthrough)', 'openai/gpt-4o-mini', 'openai'],
+    ['Anthropic (translated)', 'anthropic/claude-sonnet-4-5', 'anthropic'],
+  ] as const)('%s stream broken mid-answer: ends with a well-formed response.failed event', async (_n, model, provider) => {
+    h.fakes.script(provider, [{ kind: 'break-stream', afterEvents: 4 }]);
+    const events = await eventsOf(await client.responses.create({ model, input: 'one two three four five six', stream: true }));
+    expectWellFormed(events, 'response.failed');
+    expect(events.at(-1).response).toMatchObject({ status: 'failed', error: { code: 'server_error', message: expect.stringMatching(/upstream stream broke/) } });
+    expect(await lastRecord()).toMatchObject({ decision: 'upstream_stream_broken', provider });
+  });
+
+  test('an in-stream error event from OpenAI ends the client stream with response.failed naming its type', async () => {
+    h.fakes.script('openai', [{ kind: 'stream-error', afterEvents: 3, type: 'server_error', message: 'boom sk-openai-fake-0123456789abcdef' }]);
+    const events = await eventsOf(await client.responses.create({ model: 'openai/gpt-4o-mini', input: 'x y z', stream: true }));
+    expectWellFormed(events, 'response.failed');
+    expect(events.at(-1).response.error.message).toMatch(/mid-stream \(server_error\)/);
+    expect(JSON.stringify(events)).not.toContain(FAKE_PROVIDER_KEYS.openai);
+  });
+
+  test('OpenAI rejects the request (400): its message passes through in the OpenAI shape; a rejected key is a 502 without the key', async () => {
+    h.fakes.script('openai', [{ kind: 'status', status: 400, body: { error: { message: 'Invalid value for input.', type: 'invalid_request_error', param: 'input', code: null } } }]);
+    const bad = await client.responses.create({ model: 'openai/gpt-4o-mini', input: 'x' }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((bad as Error).message).toMatch(/Invalid value for input/);
+    h.fakes.setKey('openai', 'sk-some-other-key');
+    const rejected = await client.responses.create({ model: 'openai/gpt-4o-mini', input: 'x' }).catch((e: unknown) => e);
+    expect((rejected as { status?: number }).status).toBe(502);
+    expect((rejected as { error?: { code?: string } }).error?.code).toBe('provider_rejected_key');
+    expect(JSON.stringify((rejected as { error?: unknown }).error)).not.toContain(FAKE_PROVIDER_KEYS.openai);
+  });
+});
+
 describe('refused: what cannot be translated, and bad input', () => {
   const refusals: Array<[string, Record<string, unknown>, RegExp]> = [
     ['a built-in tool', { tools: [{ type: 'web_search' }] }, /tools\.0\.type: built-in tool "web_search"/],

@@ -298,7 +298,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         // key that is rate limited or revoked never opens the endpoint's circuit for other tenants.
         const keyOf = (t: Target) => `${tenant.tenantId}/${t.secret}/v${recorded[secretSlotOf(t.provider, t.secret)]?.version ?? 0}`;
         const deadlineSignal = requestSignal(deadlineAt, now, clientGone);
-        outcome = await executeWithFallback({ targets: usable, deadlineAt, now, sleep, random, breaker, keyOf, attempt, deadlineSignal });
+        outcome = await executeWithFallback({ targets: usable, deadlineAt, now, sleep, random, breaker, keyOf, attempt, deadlineSignal, cancelSignal: clientGone });
       } catch (err) {
         if (err instanceof AllTargetsFailedError) {
           chain = err.chain;

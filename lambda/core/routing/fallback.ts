@@ -33,6 +33,13 @@ export interface FallbackOptions<T> {
    * Defaults to AbortSignal.timeout(deadlineAt - now()), which does not hold the event loop.
    */
   readonly deadlineSignal?: AbortSignal;
+  /**
+   * The caller's own cancellation (the client went away), also part of `deadlineSignal`. An
+   * attempt it cuts is not the endpoint's or the key's failure: the breaker is left alone (else a
+   * tenant that disconnects on purpose could open a circuit other tenants share), and nothing
+   * more is tried.
+   */
+  readonly cancelSignal?: AbortSignal;
   readonly attempt: (target: Target, signal: AbortSignal, attemptNo: number) => Promise<AttemptOutcome<T>>;
 }
 
@@ -66,6 +73,10 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
     for (let attemptNo = 1; attemptNo <= maxAttempts; attemptNo++) {
       // The first attempt already passed the breaker; a retry must ask again (it may have opened).
       if (attemptNo > 1 && closedFor() !== 'ok') break;
+      if (opts.cancelSignal?.aborted) {
+        step(target, 'cancelled', 0);
+        throw new AllTargetsFailedError(chain, statusFor(chain));
+      }
       if (now() >= deadlineAt || deadlineSignal.aborted) {
         step(target, 'deadline', 0);
         throw new AllTargetsFailedError(chain, statusFor(chain));
@@ -87,6 +98,11 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
         succeeded();
         step(target, 'ok', latencyMs);
         return { value: result.value, target, chain };
+      }
+      if (opts.cancelSignal?.aborted) {
+        step(target, 'cancelled', latencyMs);
+        controller.abort();
+        throw new AllTargetsFailedError(chain, statusFor(chain));
       }
       if (!result.retryable && result.value !== undefined) {
         // The provider answered and blamed the request (or rejected the stored key): hand its

@@ -19,7 +19,8 @@ export interface Target {
 }
 
 /** Why an attempt did not produce a usable response. */
-export type FailureReason = 'status' | 'timeout' | 'connection' | 'breaker_open' | 'key_breaker_open' | 'no_secret' | 'deadline';
+/** `cancelled`: the caller went away (client disconnect); never counted against an endpoint or key. */
+export type FailureReason = 'status' | 'timeout' | 'connection' | 'breaker_open' | 'key_breaker_open' | 'no_secret' | 'deadline' | 'cancelled';
 
 export type AttemptResult<T> =
   | { readonly ok: true; readonly value: T }

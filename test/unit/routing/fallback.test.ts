@@ -328,3 +328,36 @@ describe('circuits per endpoint and per stored key (issue 9, point 7)', () => {
     expect(['a', 'b', 'c', 'd'].map((k) => breaker.state(k))).toEqual(['closed', 'open', 'open', 'open']);
   });
 });
+
+describe('a caller that goes away (cancelSignal, issue 14 point 6)', () => {
+  it('an attempt cut by the client is not the endpoint failing: no breaker count, no retry, no fallback', async () => {
+    const breaker = new CircuitBreaker({ failureThreshold: 1, now: () => T0 });
+    const spy = jest.spyOn(breaker, 'onFailure');
+    for (let i = 0; i < 5; i++) {
+      const client = new AbortController();
+      const h = harness({}, { breaker, cancelSignal: client.signal });
+      h.opts.deadlineSignal = AbortSignal.any([h.deadline.signal, client.signal]);
+      h.opts.attempt = async (target, signal) => {
+        h.calls.push({ provider: target.provider, attemptNo: 1, at: T0, signal });
+        // The client leaves while the provider is thinking; the attempt fails because of the abort.
+        client.abort();
+        expect(signal.aborted).toBe(true);
+        throw Object.assign(new Error('aborted'), { name: 'AbortError' });
+      };
+      const err = await failure(h.run());
+      expect(err.chain.map((s) => s.outcome)).toEqual(['cancelled']);
+      expect(h.calls.map((c) => c.provider)).toEqual(['openai']);
+    }
+    expect(spy).not.toHaveBeenCalled();
+    expect(breaker.state(breakerKey(A))).toBe('closed');
+  });
+
+  it('a client already gone: nothing is attempted', async () => {
+    const client = new AbortController();
+    client.abort();
+    const h = harness({}, { cancelSignal: client.signal });
+    const err = await failure(h.run());
+    expect(err.chain.map((s) => s.outcome)).toEqual(['cancelled']);
+    expect(h.calls).toEqual([]);
+  });
+});
