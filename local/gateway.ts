@@ -76,7 +76,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       store: backend.routerStore,
       pepper,
       dataKeys,
-      providers: new ProviderHttpClient(),
+      // Bedrock locally: API-key targets in the gateway's region (no role to sign with).
+      providers: new ProviderHttpClient({ bedrock: { region: backendOptions.region } }),
       breaker: new CircuitBreaker(),
       // The same budgets, rate limits and allowlists as the deployed router.
       governance: backend.governance,

@@ -86,7 +86,7 @@ function options() {
     mistral: { kind: 'mistral', baseUrl: parsed['mistral-base-url'] ?? env.SR_MISTRAL_BASE_URL ?? 'https://api.mistral.ai' },
   };
   for (const spec of parsed.provider ?? []) {
-    const m = /^([a-z][a-z0-9-]{1,31})=(openai|anthropic|mistral|openai-compatible|azure-openai)(?:@([^:]+))?:(.+)$/.exec(spec);
+    const m = /^([a-z][a-z0-9-]{1,31})=(openai|anthropic|mistral|openai-compatible|azure-openai|bedrock)(?:@([^:]+))?:(.+)$/.exec(spec);
     if (!m) fail(`--provider '${spec}' must look like id=kind:url, e.g. vllm=openai-compatible:http://127.0.0.1:8000`);
     providers[m[1]] = { kind: m[2] as LocalProvider['kind'], baseUrl: m[4], ...(m[3] !== undefined ? { apiVersion: m[3] } : {}) };
   }

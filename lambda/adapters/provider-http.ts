@@ -6,6 +6,7 @@
  */
 import { AZURE_API_VERSION, AZURE_DEPLOYMENT, DEFAULT_AZURE_API_VERSION } from '../core/cell-config';
 import { ANTHROPIC_VERSION } from '../core/translate/anthropic-types';
+import { bedrockPath, bedrockSigner, type BedrockWireOptions, eventStreamToSse, signBedrock } from './bedrock-wire';
 import { parseRetryAfter, parseRetryAfterMs } from '../core/routing/backoff';
 import type { AttemptOutcome } from '../core/routing/fallback';
 import type { Target } from '../core/routing/types';
@@ -26,6 +27,12 @@ export interface ProviderHttpClientOptions {
   readonly firstByteTimeoutMs?: number;
   /** Clock for HTTP-date Retry-After values. Default Date.now. */
   readonly now?: () => number;
+  /**
+   * Amazon Bedrock targets: the cell's region (the only Bedrock endpoint host allowed) and the
+   * router role's credentials for `auth: 'iam'` targets.
+   * @default - Bedrock targets are refused
+   */
+  readonly bedrock?: BedrockWireOptions;
 }
 
 /** A transport failure: no response at all. Safe to log: names the provider, never the key or URL. */
@@ -40,9 +47,9 @@ export class ProviderCallError extends Error {
   }
 }
 
-const PATHS: ReadonlySet<string> = new Set<ProviderPath>(['/v1/chat/completions', '/v1/embeddings', '/v1/messages', '/v1/models', '/v1/responses']);
+const PATHS: ReadonlySet<string> = new Set<ProviderPath>(['/v1/chat/completions', '/v1/embeddings', '/v1/messages', '/v1/models', '/v1/responses', '/converse', '/converse-stream']);
 /** Headers this adapter owns: extraHeaders may not set or override them. */
-const RESERVED = new Set(['authorization', 'x-api-key', 'api-key', 'content-type', 'accept', 'host', 'content-length', 'cookie', 'connection', 'transfer-encoding']);
+const RESERVED = new Set(['authorization', 'x-api-key', 'api-key', 'x-amz-date', 'x-amz-security-token', 'x-amz-content-sha256', 'content-type', 'accept', 'host', 'content-length', 'cookie', 'connection', 'transfer-encoding']);
 /** A native Messages client may pin its own API version; only a date-shaped value, only to Anthropic. */
 const ANTHROPIC_VERSION_VALUE = /^\d{4}-\d{2}-\d{2}$/;
 const HEADER_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
@@ -53,20 +60,30 @@ export class ProviderHttpClient implements ProviderClient {
   private readonly fetch: typeof fetch;
   private readonly firstByteTimeoutMs: number;
   private readonly now: () => number;
+  private readonly bedrock?: BedrockWireOptions;
+  private readonly bedrockSigner?: ReturnType<typeof bedrockSigner>;
 
   constructor(opts: ProviderHttpClientOptions = {}) {
     this.fetch = opts.fetch ?? globalThis.fetch;
     this.firstByteTimeoutMs = opts.firstByteTimeoutMs ?? 60_000;
     this.now = opts.now ?? Date.now;
+    this.bedrock = opts.bedrock;
+    this.bedrockSigner = opts.bedrock ? bedrockSigner(opts.bedrock) : undefined;
   }
 
   async send(req: ProviderSendRequest): Promise<ProviderResponse> {
     const { target } = req;
-    const url = providerUrl(target, req.path);
+    const url = providerUrl(target, req.path, this.bedrock?.region);
     const method = req.method ?? (req.path === '/v1/models' ? 'GET' : 'POST');
     if (method === 'GET' && req.body !== undefined) throw new Error(`provider '${target.provider}': a GET carries no body`);
-    const stream = isRecord(req.body) && req.body.stream === true;
-    const headers = buildHeaders(target, req.apiKey, stream, req.extraHeaders);
+    const stream = (isRecord(req.body) && req.body.stream === true) || req.path === '/converse-stream';
+    const bodyText = req.body === undefined ? undefined : JSON.stringify(req.body);
+    let headers = buildHeaders(target, req.apiKey, stream, req.extraHeaders);
+    if (target.kind === 'bedrock' && target.auth === 'iam') {
+      // The router's role signs (SigV4, service bedrock, the cell's region); no tenant key exists.
+      if (!this.bedrockSigner) throw new Error(`provider '${target.provider}': no credentials for IAM-authenticated Amazon Bedrock`);
+      headers = await signBedrock(this.bedrockSigner, new URL(url), headers, bodyText ?? '');
+    }
 
     const firstByte = new AbortController();
     const timer = setTimeout(() => firstByte.abort(), this.firstByteTimeoutMs);
@@ -74,13 +91,15 @@ export class ProviderHttpClient implements ProviderClient {
       const res = await this.fetch(url, {
         method,
         headers,
-        body: req.body === undefined ? undefined : JSON.stringify(req.body),
+        body: bodyText,
         // A redirect would re-send the key to wherever it points (undici keeps x-api-key across origins).
         redirect: 'manual',
         signal: AbortSignal.any([req.signal, firstByte.signal]),
       });
       const retryAfterMs = parseRetryAfterMs(res.headers.get('retry-after-ms')) ?? parseRetryAfter(res.headers.get('retry-after'), this.now());
-      return { status: res.status, headers: res.headers, body: res.body, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+      // ConverseStream answers in AWS's binary event stream; the core reads SSE from every provider.
+      const body = req.path === '/converse-stream' && res.ok && res.body ? eventStreamToSse(res.body) : res.body;
+      return { status: res.status, headers: res.headers, body, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
     } catch (err) {
       // Only the provider id and fixed text go into the message: undici errors can quote the URL.
       if (req.signal.aborted) {
@@ -102,9 +121,17 @@ export class ProviderHttpClient implements ProviderClient {
  * Azure OpenAI resource the path becomes the deployment's (`/openai/deployments/{model}/...`) with
  * `?api-version=`; the deployment name is checked, so no model string can walk out of that path.
  */
-export function providerUrl(target: Pick<Target, 'provider' | 'baseUrl'> & Partial<Pick<Target, 'kind' | 'model' | 'apiVersion'>>, path: string): string {
+export function providerUrl(
+  target: Pick<Target, 'provider' | 'baseUrl'> & Partial<Pick<Target, 'kind' | 'model' | 'apiVersion'>>,
+  path: string,
+  /** The cell's region: a Bedrock endpoint must be this region's. */
+  region?: string,
+): string {
   if (!PATHS.has(path)) throw new Error(`provider '${target.provider}': path is not a provider API path`);
-  const suffix = target.kind === 'azure-openai' ? azurePath(target, path) : path;
+  if ((path === '/converse' || path === '/converse-stream') !== (target.kind === 'bedrock')) {
+    throw new Error(`provider '${target.provider}': path is not an API of this provider kind`);
+  }
+  const suffix = target.kind === 'azure-openai' ? azurePath(target, path) : target.kind === 'bedrock' ? bedrockPath(target, path, region) : path;
   let base: URL;
   let full: URL;
   try {
@@ -137,8 +164,10 @@ function azurePath(target: Partial<Pick<Target, 'provider' | 'model' | 'apiVersi
 }
 
 function buildHeaders(target: Target, apiKey: string, stream: boolean, extra: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  const iam = target.kind === 'bedrock' && target.auth === 'iam';
   // Checked here so that fetch never gets the chance to quote a malformed key in its own error.
-  if (typeof apiKey !== 'string' || !API_KEY.test(apiKey)) throw new Error(`provider '${target.provider}': the API key is not a valid header value`);
+  if (!iam && (typeof apiKey !== 'string' || !API_KEY.test(apiKey))) throw new Error(`provider '${target.provider}': the API key is not a valid header value`);
+  if (iam && apiKey !== '') throw new Error(`provider '${target.provider}': an IAM-authenticated target takes no API key`);
   const headers: Record<string, string> = {};
   if (target.kind === 'anthropic') headers['anthropic-version'] = ANTHROPIC_VERSION;
   for (const [rawName, value] of Object.entries(extra ?? {})) {
@@ -150,8 +179,10 @@ function buildHeaders(target: Target, apiKey: string, stream: boolean, extra: Re
     headers[name] = value;
   }
   headers['content-type'] = 'application/json';
-  headers.accept = stream ? 'text/event-stream' : 'application/json';
-  if (target.kind === 'anthropic') {
+  headers.accept = stream ? (target.kind === 'bedrock' ? 'application/vnd.amazon.eventstream' : 'text/event-stream') : 'application/json';
+  if (iam) {
+    // Signed by the caller (SigV4); no key in any header.
+  } else if (target.kind === 'anthropic') {
     headers['x-api-key'] = apiKey;
   } else if (target.kind === 'azure-openai') {
     headers['api-key'] = apiKey;

@@ -1,3 +1,4 @@
+import { fromEnv } from '@aws-sdk/credential-provider-env';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { ProviderHttpClient } from '../adapters/provider-http';
 import { cellConfigFromEnv } from '../core/cell-config';
@@ -27,7 +28,9 @@ const log = jsonLogger('router');
 const app = productionRouter({
   config,
   clients: cellClients(config.region, config.requestDeadlineMs),
-  providers: new ProviderHttpClient(),
+  // Amazon Bedrock: only this region's endpoint; `auth: 'iam'` targets sign with the function's
+  // role (the credentials Lambda puts in the environment).
+  providers: new ProviderHttpClient({ bedrock: { region: config.region, credentials: fromEnv() } }),
   log,
   emitMetric: (line) => process.stdout.write(`${line}\n`),
 });

@@ -2,6 +2,7 @@
  * Where provider endpoints process prompts, and the strict-residency check. Free of CDK imports,
  * like provider-endpoint.ts, so the configuration check and the construct share it.
  */
+import { bedrockEndpointProblem } from '../../lambda/core/cell-config';
 import type { ProviderEndpoint, ProviderEndpoints } from './provider-endpoint';
 
 /** A jurisdiction prompts may be processed in. Cells map to one by their region. */
@@ -98,6 +99,12 @@ export function residencyProblems(region: string, mode: ResidencyMode | undefine
     if (!endpoint) continue;
     if (endpoint.dataZone !== undefined && !RESIDENCY_ZONES.includes(endpoint.dataZone)) {
       problems.push(`${where}: provider '${id}' has dataZone '${String(endpoint.dataZone)}'; expected one of ${RESIDENCY_ZONES.join(', ')}`);
+      continue;
+    }
+    // Amazon Bedrock is the in-region route: another region's endpoint fails in every mode.
+    const bedrock = endpoint.kind === 'bedrock' ? bedrockEndpointProblem(endpoint.baseUrl, region) : undefined;
+    if (bedrock) {
+      problems.push(`${where}: provider '${id}' (kind bedrock): ${bedrock}`);
       continue;
     }
     const residency = residencyOf(endpoint);

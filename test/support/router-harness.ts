@@ -5,6 +5,7 @@
  */
 import { AttributeValue, ScanCommand, ScanCommandOutput } from '@aws-sdk/client-dynamodb';
 import { ProviderHttpClient } from '../../lambda/adapters/provider-http';
+import { FAKE_AWS_CREDENTIALS } from './fake-bedrock';
 import { createAdminApp } from '../../lambda/core/admin-app';
 import type { ProviderEndpointConfig } from '../../lambda/core/cell-config';
 import type { HttpRequest } from '../../lambda/core/http';
@@ -87,7 +88,8 @@ export async function startRouterHarness(
         ddb: cell.clients.ddb,
         pepper: cell.pepper,
         dataKeys: cell.dataKeys,
-        providers: new ProviderHttpClient({ firstByteTimeoutMs: 2_000 }),
+        // Bedrock as deployed: the cell's region only; IAM targets signed with fake role credentials.
+        providers: new ProviderHttpClient({ firstByteTimeoutMs: 2_000, bedrock: { region, credentials: async () => ({ ...FAKE_AWS_CREDENTIALS }) } }),
         log: jsonLogger('router', (l) => logs.push(l)),
         emitMetric: (l) => metrics.push(l),
       }),

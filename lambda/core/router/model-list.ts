@@ -22,6 +22,8 @@ export interface ModelListInput {
   readonly prices?: PriceTableConfig;
   /** Which `<provider>#<secret>` keys the tenant has stored (from the request's one read). */
   readonly storedSecrets: { has(key: string): boolean };
+  /** The cell's region (Bedrock endpoints are checked against it). */
+  readonly region?: string;
 }
 
 export interface ModelEntry {
@@ -32,9 +34,11 @@ export interface ModelEntry {
 }
 
 /** A provider's known models: the built-in list of its kind, plus the operator's price entries for its id. */
-function knownModels(providerId: string, kind: ProviderKind, prices: PriceTableConfig | undefined): string[] {
+function knownModels(providerId: string, endpoint: ProviderEndpointConfig, prices: PriceTableConfig | undefined): string[] {
   const priced = prices?.models && Object.hasOwn(prices.models, providerId) ? Object.keys(prices.models[providerId]) : [];
-  return [...(KNOWN_MODELS[kind] ?? []), ...priced.filter((m) => m !== '')];
+  // A Bedrock provider signed with the router's role serves exactly the models it was granted.
+  const granted = endpoint.kind === 'bedrock' ? (endpoint.models ?? []) : [];
+  return [...(KNOWN_MODELS[endpoint.kind as ProviderKind] ?? []), ...granted, ...priced.filter((m) => m !== '')];
 }
 
 export function modelList(input: ModelListInput): { object: 'list'; data: ModelEntry[] } {
@@ -44,7 +48,7 @@ export function modelList(input: ModelListInput): { object: 'list'; data: ModelE
 
   const candidates = new Set<string>([...Object.keys(policy.routes ?? {}), ...(allowed ?? [])]);
   for (const [id, endpoint] of Object.entries(providers)) {
-    for (const model of knownModels(id, endpoint.kind, input.prices)) {
+    for (const model of knownModels(id, endpoint, input.prices)) {
       // Inference sends a bare name to one provider of its kind; the others are reachable as id/model.
       const owner = ownerOf(model, input);
       candidates.add(owner === id ? model : `${id}/${model}`);
@@ -64,11 +68,12 @@ export function modelList(input: ModelListInput): { object: 'list'; data: ModelE
 function ownerOf(model: string, input: ModelListInput): string | undefined {
   let targets;
   try {
-    targets = resolveTargets(model, { policy: input.tenant.policy, providers: input.providers, random: () => 0 });
+    targets = resolveTargets(model, { policy: input.tenant.policy, providers: input.providers, random: () => 0, region: input.region });
   } catch {
     return undefined;
   }
   // A named (non-default) secret is read only when a request uses it: assume it is there.
-  const usable = targets.find((t) => t.secret !== DEFAULT_SECRET || input.storedSecrets.has(secretKeyOf(t.provider, t.secret)));
+  // An IAM-authenticated Bedrock target needs no tenant key.
+  const usable = targets.find((t) => t.secret !== DEFAULT_SECRET || (t.kind === 'bedrock' && t.auth === 'iam') || input.storedSecrets.has(secretKeyOf(t.provider, t.secret)));
   return usable?.provider;
 }

@@ -3,10 +3,14 @@ import type { Target } from '../routing/types';
 /** The upstream call, seen from the core. lambda/adapters/provider-http.ts implements it. */
 export interface ProviderRequest {
   readonly target: Target;
-  readonly path: '/v1/chat/completions' | '/v1/embeddings' | '/v1/messages' | '/v1/models' | '/v1/responses';
+  /** `/converse` and `/converse-stream`: Amazon Bedrock (the model id goes in the URL). */
+  readonly path: '/v1/chat/completions' | '/v1/embeddings' | '/v1/messages' | '/v1/models' | '/v1/responses' | '/converse' | '/converse-stream';
   readonly method?: 'POST' | 'GET';
   readonly body?: unknown;
-  /** The provider key as a header value: built at the last moment, never logged. */
+  /**
+   * The provider key as a header value: built at the last moment, never logged. Empty for a
+   * Bedrock target with `auth: 'iam'`, which the adapter signs with the router's role instead.
+   */
   readonly apiKey: string;
   readonly signal: AbortSignal;
   /** Non-secret protocol headers, e.g. the client's `anthropic-version` on Anthropic passthrough. */

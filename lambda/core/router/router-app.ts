@@ -173,7 +173,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 
       if (route === 'models' || !client) {
         sink.start(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        sink.write(JSON.stringify(modelList({ tenant, token, providers, prices: deps.config.prices, storedSecrets: storedSlots(tenant, read.secrets) })));
+        sink.write(JSON.stringify(modelList({ tenant, token, providers, prices: deps.config.prices, storedSecrets: storedSlots(tenant, read.secrets), region })));
         sink.end();
         return await finish({ status: 200, decision: 'ok' });
       }
@@ -186,6 +186,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
           providers,
           random,
           api: client.route === 'embeddings' ? 'embeddings' : 'chat',
+          region,
         });
       } catch (err) {
         if (err instanceof NoRouteError) throw new ApiError(400, 'model_not_routable', err.message);
@@ -225,7 +226,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       }
       const usable = targets.filter((t) => {
         const slot = secretSlotOf(t.provider, t.secret);
-        return rows.has(slot) || Object.prototype.hasOwnProperty.call(recorded, slot);
+        return rows.has(slot) || Object.prototype.hasOwnProperty.call(recorded, slot) || signedByRouter(t);
       });
       if (usable.length === 0) {
         const names = [...new Set(targets.map((t) => t.provider))].join(', ');
@@ -246,12 +247,38 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       const retryHints = new RetryHints();
 
       const attempt = async (target: Target, signal: AbortSignal): Promise<AttemptOutcome<Upstream>> => {
-        // Parsed and checked against META only now, before any KMS call; a bad row fails this
-        // request (non-retryable) and no request that does not need it.
-        const current = currentSecret(tenant, rows, target);
         const { path, body } = upstreamRequest(activeClient, target);
         const extraHeaders = passthroughHeaders(req, activeClient, target);
+        const call = async (apiKey: string): Promise<AttemptOutcome<Upstream>> => {
+          await reserving;
+          calledTarget = target;
+          const res = await deps.providers.send({ target, path, body, apiKey, signal, extraHeaders });
+          if (res.status >= 200 && res.status < 300) return { ok: true, value: { kind: 'response', res } };
+          const text = await readCapped(res, 64 * 1024);
+          if (isRetryableStatus(res.status)) {
+            retryHints.note(target, res.status, res.retryAfterMs);
+            return { ok: false, retryable: true, reason: 'status', status: res.status, retryAfterMs: res.retryAfterMs };
+          }
+          return {
+            ok: false,
+            retryable: false,
+            reason: 'status',
+            status: res.status,
+            // A rejected stored key is not the caller's credential problem: 502, so SDKs do not
+            // report the caller's own API key as wrong.
+            value: {
+              kind: 'client_error',
+              status: res.status === 401 || res.status === 403 ? 502 : res.status,
+              message: upstreamClientMessage(target, res.status, text, apiKey),
+            },
+          };
+        };
         try {
+          // The router's role signs IAM-authenticated Bedrock calls: no tenant secret to open.
+          if (signedByRouter(target)) return await call('');
+          // Parsed and checked against META only now, before any KMS call; a bad row fails this
+          // request (non-retryable) and no request that does not need it.
+          const current = currentSecret(tenant, rows, target);
           return await openSecret({
             record: current.sealed,
             // META's version, never the row's: a row written back from an older version fails.
@@ -259,31 +286,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
             dataKeys,
             tenantFactor: requestFactors.of(current.generation),
             versionSalt: current.generation > 0 ? current.salt : undefined,
-            use: async (key) => {
-              await reserving;
-              const apiKey = key.toString('utf8');
-              calledTarget = target;
-              const res = await deps.providers.send({ target, path, body, apiKey, signal, extraHeaders });
-              if (res.status >= 200 && res.status < 300) return { ok: true, value: { kind: 'response', res } };
-              const text = await readCapped(res, 64 * 1024);
-              if (isRetryableStatus(res.status)) {
-                retryHints.note(target, res.status, res.retryAfterMs);
-                return { ok: false, retryable: true, reason: 'status', status: res.status, retryAfterMs: res.retryAfterMs };
-              }
-              return {
-                ok: false,
-                retryable: false,
-                reason: 'status',
-                status: res.status,
-                // A rejected stored key is not the caller's credential problem: 502, so SDKs do not
-                // report the caller's own API key as wrong.
-                value: {
-                  kind: 'client_error',
-                  status: res.status === 401 || res.status === 403 ? 502 : res.status,
-                  message: upstreamClientMessage(target, res.status, text, apiKey),
-                },
-              };
-            },
+            use: (key) => call(key.toString('utf8')),
           });
         } catch (err) {
           const failure = transportFailure(err);
@@ -475,6 +478,11 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
   };
 }
 
+/** An Amazon Bedrock target called with the router's IAM role (SigV4), not a tenant's sealed key. */
+function signedByRouter(target: Pick<Target, 'kind' | 'auth'>): boolean {
+  return target.kind === 'bedrock' && target.auth === 'iam';
+}
+
 function stricter(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined ? b : b === undefined ? a : Math.min(a, b);
 }
@@ -587,6 +595,9 @@ async function readCapped(res: ProviderResponse, max: number): Promise<string> {
  * authentication failures get our own message, others are scrubbed of the key and its fragments.
  */
 function upstreamClientMessage(target: Target, status: number, text: string, apiKey: string): string {
+  if ((status === 401 || status === 403) && signedByRouter(target)) {
+    return `${target.provider} refused the gateway's own role (HTTP ${status}); the operator must allow this model for the router (RegionalRouter providers' models).`;
+  }
   if (status === 401 || status === 403) {
     return `${target.provider} rejected the stored API key (HTTP ${status}); rotate it with PUT /vault/secrets/${target.provider}/${target.secret}.`;
   }
@@ -604,6 +615,7 @@ function upstreamClientMessage(target: Target, status: number, text: string, api
 
 /** The key and every 8-character piece of it: providers echo prefixes and suffixes. */
 function keyFragments(key: string): string[] {
+  if (key.length === 0) return [];
   const out = [key];
   for (let i = 0; i + 8 <= key.length; i++) out.push(key.slice(i, i + 8));
   return out;

@@ -30,6 +30,7 @@ import {
   usageFromOpenAi,
 } from '../translate';
 import { isRecord } from '../translate/guards';
+import { bedrockClientResponse, bedrockUpstreamRequest, converseEventsToAnthropic } from './bedrock-exchange';
 import type { ClientRequest } from './client-request';
 import type { ProviderRequest } from './provider-port';
 import { ChatExchange, responsesClientResponse, responsesStreamBridge, responsesUpstreamRequest } from './responses-exchange';
@@ -39,13 +40,15 @@ export const DEFAULT_MAX_TOKENS = 4096;
 
 type ClientFormat = 'openai' | 'anthropic';
 const clientFormat = (c: ClientRequest): ClientFormat => (c.route === 'messages' ? 'anthropic' : 'openai');
-const targetFormat = (t: Target): ClientFormat => (t.kind === 'anthropic' ? 'anthropic' : 'openai');
+/** Bedrock targets speak Converse, bridged through the Anthropic shape (bedrock-exchange.ts). */
+const targetFormat = (t: Target): ClientFormat => (t.kind === 'anthropic' || t.kind === 'bedrock' ? 'anthropic' : 'openai');
 
 export function upstreamRequest(client: ClientRequest, target: Target): Pick<ProviderRequest, 'path' | 'body'> {
   if (client.route === 'responses') return responsesUpstreamRequest(client, target, CHAT);
   if (client.route === 'embeddings') {
     return { path: '/v1/embeddings', body: { ...client.body, model: target.model } };
   }
+  if (target.kind === 'bedrock') return bedrockUpstreamRequest(client, target.model, DEFAULT_MAX_TOKENS);
   const from = clientFormat(client);
   const to = targetFormat(target);
   if (from === 'openai' && to === 'openai') {
@@ -90,6 +93,7 @@ export function clientResponse(client: ClientRequest, target: Target, json: unkn
     const usage = isRecord(json) && isRecord(json.usage) ? json.usage : undefined;
     return { body: json, usage: usage ? { inputTokens: Number(usage.prompt_tokens) || 0, outputTokens: 0 } : undefined };
   }
+  if (target.kind === 'bedrock') return bedrockClientResponse(client, json);
   const from = clientFormat(client);
   const to = targetFormat(target);
   if (to === 'anthropic') {
@@ -115,6 +119,20 @@ export interface StreamBridge {
 
 export function streamBridge(client: ClientRequest, target: Target, createdSeconds: number): StreamBridge {
   if (client.route === 'responses') return responsesStreamBridge(client, target, createdSeconds, CHAT);
+  if (target.kind === 'bedrock') {
+    // Converse events become Anthropic events, then take the Anthropic target's path.
+    const inner = streamBridge(client, { ...target, kind: 'anthropic' }, createdSeconds);
+    const converse = converseEventsToAnthropic(client.model, (ev) => inner.push(ev));
+    return {
+      push: (ev) => converse.push(ev),
+      finish: () => inner.finish(),
+      get complete() {
+        return inner.complete;
+      },
+      usage: () => inner.usage(),
+      errorEvent: (message, type) => inner.errorEvent(message, type),
+    };
+  }
   const from = clientFormat(client);
   const to = targetFormat(target);
   const wantsUsage = isRecord(client.body.stream_options) && client.body.stream_options.include_usage === true;

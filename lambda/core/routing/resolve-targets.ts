@@ -3,7 +3,7 @@
  * explicit `provider/model`, then inference from well-known model-name prefixes. The cell's
  * configured providers are its egress allowlist: nothing outside them is ever returned.
  */
-import { AZURE_DEPLOYMENT, DEFAULT_AZURE_API_VERSION, type ProviderEndpointConfig } from '../cell-config';
+import { AZURE_DEPLOYMENT, bedrockEndpointProblem, bedrockModelProblem, DEFAULT_AZURE_API_VERSION, type ProviderEndpointConfig } from '../cell-config';
 import type { RouteTarget, TenantPolicy } from '../tenant-model';
 import { NoRouteError, type ProviderKind, type Target } from './types';
 
@@ -16,6 +16,8 @@ export interface ResolveTargetsOptions {
   readonly random?: () => number;
   /** 'embeddings' drops Anthropic targets (no embeddings API). Defaults to 'chat'. */
   readonly api?: ResolveApi;
+  /** The cell's region: a Bedrock endpoint outside it never becomes a target. */
+  readonly region?: string;
 }
 
 /** A model string the router refuses to even look up (too long, control characters). */
@@ -62,16 +64,16 @@ export function resolveTargets(model: string, opts: ResolveTargetsOptions): Targ
     }
     const usable = configured.filter((t) => servesApi(providers[t.provider].kind, api));
     if (usable.length === 0) {
-      throw new NoRouteError(`route '${model}' has no target that serves embeddings (Anthropic has no embeddings API)`);
+      throw new NoRouteError(`route '${model}' has no target that serves embeddings (Anthropic and Bedrock Converse have no embeddings API)`);
     }
-    return weightedFirst(usable, opts.random ?? Math.random).map((t) => toTarget(t, providers));
+    return weightedFirst(usable, opts.random ?? Math.random).map((t) => toTarget(t, providers, opts.region));
   }
 
   const slash = model.indexOf('/');
   if (slash > 0 && slash < model.length - 1) {
     const provider = model.slice(0, slash);
     if (Object.hasOwn(providers, provider)) {
-      return [checkApi(toTarget({ provider, model: model.slice(slash + 1) }, providers), api, model)];
+      return [checkApi(toTarget({ provider, model: model.slice(slash + 1) }, providers, opts.region), api, model)];
     }
   }
 
@@ -87,7 +89,7 @@ export function resolveTargets(model: string, opts: ResolveTargetsOptions): Targ
     throw new NoRouteError(`model '${model}' needs a provider of kind '${kind}', which this cell does not allow (${cellProviders})`);
   }
   const provider = ids.includes(kind) ? kind : ids[0];
-  return [checkApi(toTarget({ provider, model }, providers), api, model)];
+  return [checkApi(toTarget({ provider, model }, providers, opts.region), api, model)];
 }
 
 function validateModel(model: unknown): asserts model is string {
@@ -98,12 +100,12 @@ function validateModel(model: unknown): asserts model is string {
 }
 
 function servesApi(kind: ProviderKind, api: ResolveApi): boolean {
-  return !(api === 'embeddings' && kind === 'anthropic');
+  return !(api === 'embeddings' && (kind === 'anthropic' || kind === 'bedrock'));
 }
 
 function checkApi(target: Target, api: ResolveApi, model: string): Target {
   if (!servesApi(target.kind, api)) {
-    throw new NoRouteError(`model '${model}' resolves to Anthropic, which has no embeddings API`);
+    throw new NoRouteError(`model '${model}' resolves to ${target.kind === 'bedrock' ? 'Amazon Bedrock Converse' : 'Anthropic'}, which has no embeddings API`);
   }
   return target;
 }
@@ -129,12 +131,17 @@ function weightedFirst(targets: readonly RouteTarget[], random: () => number): R
   return [chosen, ...targets.filter((t) => t !== chosen)];
 }
 
-function toTarget(t: Pick<RouteTarget, 'provider' | 'model' | 'secret'>, providers: ResolveTargetsOptions['providers']): Target {
+function toTarget(t: Pick<RouteTarget, 'provider' | 'model' | 'secret'>, providers: ResolveTargetsOptions['providers'], region: string | undefined): Target {
   const endpoint = providers[t.provider];
   // An Azure target's model is a deployment name, a path segment of its URL: nothing else passes.
   if (endpoint.kind === 'azure-openai' && (!AZURE_DEPLOYMENT.test(t.model) || /^\.+$/.test(t.model))) {
     throw new NoRouteError(`'${t.provider}' is an Azure OpenAI resource: name one of its deployments (letters, digits, '.', '_', '-'), e.g. ${t.provider}/my-deployment`);
   }
+  // A Bedrock target's model is a URL path segment too, and must be an in-region model id: a
+  // cross-region inference profile would carry the prompt to other regions.
+  const bedrockProblem =
+    endpoint.kind !== 'bedrock' ? undefined : (region === undefined ? 'no cell region to check its endpoint against' : bedrockEndpointProblem(endpoint.baseUrl, region)) ?? bedrockModelProblem(t.model);
+  if (bedrockProblem) throw new NoRouteError(`'${t.provider}' is Amazon Bedrock: ${bedrockProblem}`);
   return {
     provider: t.provider,
     kind: endpoint.kind,
@@ -142,5 +149,6 @@ function toTarget(t: Pick<RouteTarget, 'provider' | 'model' | 'secret'>, provide
     model: t.model,
     secret: t.secret ?? DEFAULT_SECRET,
     ...(endpoint.kind === 'azure-openai' ? { apiVersion: endpoint.apiVersion ?? DEFAULT_AZURE_API_VERSION } : {}),
+    ...(endpoint.kind === 'bedrock' ? { auth: endpoint.auth ?? 'api-key' } : {}),
   };
 }

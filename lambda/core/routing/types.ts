@@ -2,7 +2,7 @@
  * Contracts of the routing engine: how a model name becomes an ordered list of targets, and
  * how one attempt against a target reports its outcome.
  */
-import type { ProviderEndpointConfig } from '../cell-config';
+import type { BedrockAuth, ProviderEndpointConfig } from '../cell-config';
 
 export type ProviderKind = ProviderEndpointConfig['kind'];
 
@@ -16,6 +16,8 @@ export interface Target {
   readonly secret: string;
   /** `azure-openai`: the api-version of every call (the model is the deployment name). */
   readonly apiVersion?: string;
+  /** `bedrock`: SigV4 with the router's role (`iam`, no tenant secret) or the tenant's sealed API key. */
+  readonly auth?: BedrockAuth;
 }
 
 /** Why an attempt did not produce a usable response. */

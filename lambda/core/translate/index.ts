@@ -11,3 +11,6 @@ export * from './stream-openai-to-anthropic';
 export * from './stream-passthrough';
 export * from './stream-errors';
 export * from './stream-framing';
+export * from './converse-types';
+export * from './anthropic-to-converse';
+export * from './converse-to-anthropic';

@@ -1,0 +1,125 @@
+/**
+ * The Amazon Bedrock runtime wire, for the provider HTTP adapter: Converse URLs (model id in the
+ * path), SigV4 with the router's role (@smithy/signature-v4, the SDK's signer), and ConverseStream's
+ * binary event stream (@smithy/core's framing and codec, CRCs checked) re-framed as SSE events
+ * named after the event type, so the core reads every provider's stream the same way.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import { EventStreamCodec, getChunkedStream } from '@smithy/core/event-streams';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import { bedrockEndpointProblem, bedrockModelProblem } from '../core/cell-config';
+
+/** What the adapter needs to call Bedrock: the cell's region and, for `auth: 'iam'`, credentials. */
+export interface BedrockWireOptions {
+  /** The cell's region: the only Bedrock region the router calls (and the SigV4 scope). */
+  readonly region: string;
+  /** The router role's credentials (`auth: 'iam'`). Without them, IAM-authenticated targets fail. */
+  readonly credentials?: AwsCredentialIdentityProvider;
+}
+
+/** `/model/{modelId}/converse[-stream]`, once the endpoint is known to be the cell region's. */
+export function bedrockPath(target: { provider: string; baseUrl: string; model?: string }, path: string, region: string | undefined): string {
+  if (path !== '/converse' && path !== '/converse-stream') throw new Error(`provider '${target.provider}': Amazon Bedrock is called through Converse only`);
+  if (!region) throw new Error(`provider '${target.provider}': no cell region configured for Amazon Bedrock`);
+  const endpointProblem = bedrockEndpointProblem(target.baseUrl, region);
+  if (endpointProblem) throw new Error(`provider '${target.provider}': ${endpointProblem}`);
+  const modelProblem = bedrockModelProblem(target.model ?? '');
+  if (modelProblem) throw new Error(`provider '${target.provider}': ${modelProblem}`);
+  return `/model/${encodeURIComponent(target.model ?? '')}${path}`;
+}
+
+type SourceData = string | ArrayBuffer | ArrayBufferView;
+const bytes = (d: SourceData): Buffer | string =>
+  typeof d === 'string' ? d : ArrayBuffer.isView(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : Buffer.from(d);
+
+/** node:crypto SHA-256 / HMAC in the shape the signer wants. */
+class Sha256 {
+  private readonly hash;
+  constructor(secret?: SourceData) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
+  }
+  update(data: SourceData): void {
+    this.hash.update(bytes(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return this.hash.digest();
+  }
+}
+
+/** One signer per adapter: service `bedrock`, the cell's region, the role's credentials. */
+export function bedrockSigner(opts: BedrockWireOptions): SignatureV4 | undefined {
+  if (!opts.credentials) return undefined;
+  return new SignatureV4({ service: 'bedrock', region: opts.region, credentials: opts.credentials, sha256: Sha256 });
+}
+
+/** The request's headers with SigV4 added (host, x-amz-date, Authorization, session token). */
+export async function signBedrock(signer: SignatureV4, url: URL, headers: Record<string, string>, body: string): Promise<Record<string, string>> {
+  const signed = await signer.sign({
+    method: 'POST',
+    protocol: url.protocol,
+    hostname: url.hostname,
+    port: url.port ? Number(url.port) : undefined,
+    path: url.pathname,
+    query: {},
+    headers: { ...headers, host: url.host },
+    body,
+  });
+  // fetch sets Host itself, from the same URL (a signed header, so it must match: it does).
+  const { host: _host, ...rest } = signed.headers as Record<string, string>;
+  return rest;
+}
+
+const EVENT_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+const codec = new EventStreamCodec(
+  (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'),
+  (s) => Buffer.from(s, 'utf8'),
+);
+
+/**
+ * application/vnd.amazon.eventstream → text/event-stream: each event or exception message
+ * becomes `event: <:event-type or :exception-type>` with its JSON payload as data. A corrupt
+ * message (bad length or CRC) errors the stream, which the router reports as a broken stream.
+ * Cancelling the result cancels the upstream body.
+ */
+export function eventStreamToSse(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  async function* source(): AsyncGenerator<Uint8Array> {
+    const reader = body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        yield value;
+      }
+    } finally {
+      await reader.cancel().catch(() => undefined);
+    }
+  }
+  async function* sse(): AsyncGenerator<Uint8Array> {
+    for await (const raw of getChunkedStream(source())) {
+      const message = codec.decode(raw);
+      const kind = message.headers[':message-type']?.value;
+      const name = kind === 'exception' ? message.headers[':exception-type']?.value : kind === 'event' ? message.headers[':event-type']?.value : message.headers[':error-code']?.value;
+      const type = typeof name === 'string' && EVENT_NAME.test(name) ? name : 'unknownException';
+      const text = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength).toString('utf8');
+      // One SSE data line per payload line: a payload can never end the event early.
+      yield encoder.encode(`event: ${kind === 'event' ? type : type.endsWith('Exception') ? type : `${type}Exception`}\ndata: ${text.split(/\r\n|\r|\n/).join('\ndata: ')}\n\n`);
+    }
+  }
+  const it = sse();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await it.next();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch (err) {
+        controller.error(err);
+      }
+    },
+    async cancel() {
+      await it.return(undefined);
+    },
+  });
+}
