@@ -1,11 +1,12 @@
 /**
  * The Amazon Bedrock runtime wire, for the provider HTTP adapter: Converse URLs (model id in the
  * path), SigV4 with the router's role (@smithy/signature-v4, the SDK's signer), and ConverseStream's
- * binary event stream (@smithy/core's framing and codec, CRCs checked) re-framed as SSE events
- * named after the event type, so the core reads every provider's stream the same way.
+ * binary event stream (the SDK's EventStreamCodec decodes each message and checks both CRCs)
+ * re-framed as SSE events named after the event type, so the core reads every provider's stream
+ * the same way. Both are bundled with the SDK commands (the signer is the one the SDK clients use).
  */
 import { createHash, createHmac } from 'node:crypto';
-import { EventStreamCodec, getChunkedStream } from '@smithy/core/event-streams';
+import { EventStreamCodec } from '@smithy/core/event-streams';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { bedrockEndpointProblem, bedrockModelProblem } from '../core/cell-config';
@@ -71,6 +72,8 @@ export async function signBedrock(signer: SignatureV4, url: URL, headers: Record
 }
 
 const EVENT_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+/** A ConverseStream message is one event (a token, a tool-input fragment); far below this. */
+export const MAX_EVENT_MESSAGE_BYTES = 1024 * 1024;
 const codec = new EventStreamCodec(
   (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8'),
   (s) => Buffer.from(s, 'utf8'),
@@ -97,7 +100,7 @@ export function eventStreamToSse(body: ReadableStream<Uint8Array>): ReadableStre
     }
   }
   async function* sse(): AsyncGenerator<Uint8Array> {
-    for await (const raw of getChunkedStream(source())) {
+    for await (const raw of messages(source())) {
       const message = codec.decode(raw);
       const kind = message.headers[':message-type']?.value;
       const name = kind === 'exception' ? message.headers[':exception-type']?.value : kind === 'event' ? message.headers[':event-type']?.value : message.headers[':error-code']?.value;
@@ -122,4 +125,24 @@ export function eventStreamToSse(body: ReadableStream<Uint8Array>): ReadableStre
       await it.return(undefined);
     },
   });
+}
+
+/**
+ * Whole event-stream messages from a byte stream: each starts with its total length (4 bytes,
+ * big-endian), checked against the 16-byte minimum and MAX_EVENT_MESSAGE_BYTES before anything is
+ * buffered for it. The codec then checks the prelude and message CRCs.
+ */
+export async function* messages(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let buffered = Buffer.alloc(0);
+  for await (const chunk of chunks) {
+    buffered = buffered.length === 0 ? Buffer.from(chunk) : Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 4) {
+      const total = buffered.readUInt32BE(0);
+      if (total < 16 || total > MAX_EVENT_MESSAGE_BYTES) throw new Error(`event-stream message length ${total} is out of bounds`);
+      if (buffered.length < total) break;
+      yield buffered.subarray(0, total);
+      buffered = buffered.subarray(total);
+    }
+  }
+  if (buffered.length > 0) throw new Error('event stream ended inside a message');
 }
