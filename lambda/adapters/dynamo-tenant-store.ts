@@ -283,6 +283,25 @@ export class DynamoTenantStore implements TenantStore {
     if (!ok) throw new ConflictError(expectedVersion === undefined ? exists : moved);
   }
 
+  async rewrapSecret(before: SealedSecret, after: SealedSecret, audit: AuditEventInput): Promise<boolean> {
+    const slot = secretSlotOf(before.provider, before.secret);
+    return this.withAuditOrMissing(before.tenant, audit, (tenant) => {
+      // META moved on (rotation, deletion): the row we read is no longer the current one.
+      if (tenant.secretVersions?.[slot]?.version !== before.version) throw new ChangeConditionFailed();
+      return [
+        {
+          Put: {
+            TableName: this.tables.tenants,
+            Item: { ...secretKey(after.tenant, after.provider, after.secret), ...after },
+            // Exactly the row that was rewrapped: a concurrent reseal or rotation is never overwritten.
+            ConditionExpression: 'keyArn = :fromKey AND wrappedKey = :fromWrapped AND version = :version',
+            ExpressionAttributeValues: { ':fromKey': before.keyArn, ':fromWrapped': before.wrappedKey, ':version': before.version },
+          },
+        },
+      ];
+    });
+  }
+
   async deleteSecret(tenantId: string, provider: string, name: string, audit: AuditEventInput): Promise<boolean> {
     const slot = secretSlotOf(provider, name);
     let recorded = false;

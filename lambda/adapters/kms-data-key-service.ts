@@ -12,7 +12,7 @@ import { awsErrorName, awsRequestId } from './aws-errors';
  *   network). Maybe retryable.
  */
 export type KeyServiceErrorReason = 'denied' | 'invalid_ciphertext' | 'unavailable';
-export type KeyServiceOperation = 'GenerateDataKey' | 'Decrypt';
+export type KeyServiceOperation = 'GenerateDataKey' | 'Decrypt' | 'ReEncrypt';
 
 /** Carries no ciphertext, context value or SDK message: only codes that are safe to log. */
 export class KeyServiceError extends Error {
@@ -41,17 +41,36 @@ const REASON_BY_CODE: Readonly<Record<string, KeyServiceErrorReason>> = {
 
 const DATA_KEY_BYTES = 32;
 // A single-Region symmetric key ARN. `mrk-` ids are multi-Region keys, which residency forbids.
-const KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(?!mrk-)[A-Za-z0-9-]+$/;
+const KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key\/(?!mrk-)[A-Za-z0-9-]+$/;
 
-/** The regional root key through KMS. Every call names the configured key ARN explicitly. */
+/** The region of a single-Region KMS key ARN, or undefined if `arn` is not one. */
+export function regionOfKeyArn(arn: string): string | undefined {
+  return KEY_ARN.exec(arn)?.[1];
+}
+
+export interface KmsDataKeyServiceOptions {
+  /**
+   * Root keys the cell used before the current one, in the same region. Records wrapped under
+   * them still open while a root-key migration moves them to the current key; new data keys are
+   * always generated under the current key.
+   * @default - none
+   */
+  readonly previousKeyArns?: readonly string[];
+}
+
+/**
+ * The regional root key through KMS. Every call names a key ARN explicitly: GenerateDataKey the
+ * current key, Decrypt the key the record names, and only if it is one of the accepted keys.
+ */
 export class KmsDataKeyService implements DataKeyService {
+  private readonly accepted: ReadonlySet<string>;
+
   constructor(
     private readonly client: KMSClient,
     private readonly keyArn: string,
+    options: KmsDataKeyServiceOptions = {},
   ) {
-    if (!KEY_ARN.test(keyArn)) {
-      throw new Error('KmsDataKeyService needs the full ARN of a single-Region KMS key (not an alias)');
-    }
+    this.accepted = acceptedRootKeys(keyArn, options.previousKeyArns ?? [], 'KmsDataKeyService');
   }
 
   async generateDataKey(context: EncryptionContext): Promise<GeneratedDataKey> {
@@ -70,31 +89,54 @@ export class KmsDataKeyService implements DataKeyService {
   }
 
   async decryptDataKey(wrapped: Buffer, context: EncryptionContext, keyArn: string): Promise<Buffer> {
-    // A record naming another key (another region's, a retired one) is refused before any KMS call.
-    if (keyArn !== this.keyArn) throw new KeyServiceError('denied', 'Decrypt');
+    // A record naming a key outside the accepted set (another region's, a retired one) is
+    // refused before any KMS call.
+    if (!this.accepted.has(keyArn)) throw new KeyServiceError('denied', 'Decrypt');
     if (wrapped.length === 0) throw new KeyServiceError('invalid_ciphertext', 'Decrypt');
     const out = await this.call('Decrypt', () =>
       this.client.send(
         // KeyId pins the key: a blob wrapped by any other key fails instead of being opened by it.
-        new DecryptCommand({ CiphertextBlob: wrapped, EncryptionContext: { ...context }, KeyId: this.keyArn }),
+        new DecryptCommand({ CiphertextBlob: wrapped, EncryptionContext: { ...context }, KeyId: keyArn }),
       ),
     );
     const plaintext = takePlaintext(out.Plaintext, 'Decrypt');
-    if (out.KeyId !== this.keyArn) {
+    if (out.KeyId !== keyArn) {
       plaintext.fill(0);
       throw new KeyServiceError('denied', 'Decrypt');
     }
     return plaintext;
   }
 
-  private async call<T>(operation: KeyServiceOperation, send: () => Promise<T>): Promise<T> {
-    try {
-      return await send();
-    } catch (err) {
-      const code = awsErrorName(err);
-      throw new KeyServiceError(REASON_BY_CODE[code ?? ''] ?? 'unavailable', operation, code, awsRequestId(err));
-    }
+  private call<T>(operation: KeyServiceOperation, send: () => Promise<T>): Promise<T> {
+    return callKms(operation, send);
   }
+}
+
+/** Runs one KMS call; any failure becomes a KeyServiceError carrying only safe codes. */
+export async function callKms<T>(operation: KeyServiceOperation, send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (err) {
+    const code = awsErrorName(err);
+    throw new KeyServiceError(REASON_BY_CODE[code ?? ''] ?? 'unavailable', operation, code, awsRequestId(err));
+  }
+}
+
+/**
+ * The set of root keys a cell accepts: the current one and its predecessors, every one a
+ * single-Region key of the current key's region (a key of another region would move the data
+ * path's trust out of the cell). Throws on anything else.
+ */
+export function acceptedRootKeys(current: string, previous: readonly string[], who: string): ReadonlySet<string> {
+  const region = regionOfKeyArn(current);
+  if (!region) throw new Error(`${who} needs the full ARN of a single-Region KMS key (not an alias)`);
+  for (const arn of previous) {
+    const r = regionOfKeyArn(arn);
+    if (!r) throw new Error(`${who}: a previous root key must be the full ARN of a single-Region KMS key (not an alias)`);
+    if (r !== region) throw new Error(`${who}: previous root key in ${r}, but the cell's root key is in ${region}; keys never leave their region`);
+    if (arn === current) throw new Error(`${who}: the current root key cannot also be a previous one`);
+  }
+  return new Set([current, ...previous]);
 }
 
 /**

@@ -67,7 +67,7 @@ export interface AuditTrailSnapshot {
   readonly recordedVersions?: Readonly<Record<string, number>>;
 }
 
-const SECRET_WRITES = new Set(['secret.stored', 'secret.rotated', 'secret.resealed']);
+const SECRET_WRITES = new Set(['secret.stored', 'secret.rotated', 'secret.resealed', 'secret.rewrapped']);
 const VERIFY_CONCURRENCY = 8;
 
 const label = (e: Pick<AuditEvent, 'seq' | 'type'>) => `event #${e.seq} (${typeof e.type === 'string' ? e.type : '?'})`;

@@ -77,6 +77,11 @@ export function bedrockEndpointProblem(baseUrl: string, region: string): string 
 export interface CellConfig {
   readonly region: string;
   readonly rootKeyArn: string;
+  /**
+   * Root keys this cell used before `rootKeyArn` (same region): records still wrapped under them
+   * open during a root-key migration (PREVIOUS_ROOT_KEY_ARNS, comma-separated, optional).
+   */
+  readonly previousRootKeyArns?: readonly string[];
   readonly pepperSecretId: string;
   readonly providers: Readonly<Record<string, ProviderEndpointConfig>>;
   readonly maxRequestBytes: number;
@@ -121,9 +126,11 @@ export function cellConfigFromEnv(env: Readonly<Record<string, string | undefine
     return n;
   };
   const prices = parsePriceTable(env.PRICE_TABLE);
+  const previousRootKeyArns = (env.PREVIOUS_ROOT_KEY_ARNS ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   return {
     region,
     rootKeyArn: need('ROOT_KEY_ARN'),
+    ...(previousRootKeyArns.length > 0 ? { previousRootKeyArns } : {}),
     pepperSecretId: need('PEPPER_SECRET_ARN'),
     providers,
     maxRequestBytes: num('MAX_REQUEST_BYTES', 1024 * 1024),

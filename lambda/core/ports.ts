@@ -48,6 +48,17 @@ export interface PepperRing {
   readonly rotatedAt?: string;
 }
 
+/**
+ * Moves a wrapped data key from a previous root key to the current one inside KMS (ReEncrypt),
+ * under the same encryption context. No plaintext data key ever reaches the caller.
+ */
+export interface DataKeyRewrapper {
+  /** The key every rewrapped data key ends up under (the cell's current root key). */
+  readonly targetKeyArn: string;
+  /** The blob wrapped under `targetKeyArn`; fails unless `wrapped` is `fromKeyArn`'s under exactly `context`. */
+  rewrap(wrapped: Buffer, context: EncryptionContext, fromKeyArn: string): Promise<Buffer>;
+}
+
 /** The region's pepper for API-key verifiers (Secrets Manager). Not tenant plaintext: may be cached. */
 export interface PepperSource {
   /** The current pepper (keys the secret fingerprints). */

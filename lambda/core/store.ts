@@ -99,6 +99,14 @@ export interface TenantStore extends TokenVerifierMover {
    */
   putSecret(write: SecretWrite, audit: AuditEventInput): Promise<void>;
   /**
+   * Root-key migration: replaces the sealed row `before` by `after`, the same row with its data
+   * key rewrapped under another root key, with its audit event, in one transaction. Applied only
+   * if the stored row is still exactly `before` (key ARN, wrapped key, version) and META still
+   * records that version; otherwise nothing is written and the answer is false (a concurrent
+   * rotation or reseal wins and is never overwritten).
+   */
+  rewrapSecret(before: SealedSecret, after: SealedSecret, audit: AuditEventInput): Promise<boolean>;
+  /**
    * Deletes the sealed row AND its META entry in one transaction (so a restored row has no entry
    * and is refused). True if either existed.
    */

@@ -68,7 +68,7 @@ export function productionRouter(o: {
       config,
       ddb: clients.ddb,
       pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
-      dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn),
+      dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn, { previousKeyArns: config.previousRootKeyArns }),
       providers: o.providers,
       log: o.log,
       emitMetric: o.emitMetric,

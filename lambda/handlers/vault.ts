@@ -20,7 +20,7 @@ const app = createVaultApp({
   config,
   store: new DynamoTenantStore(clients.ddb, config.tables, audit.trail),
   pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
-  dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn),
+  dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn, { previousKeyArns: config.previousRootKeyArns }),
   usage: new DynamoUsageRecords(clients.ddb, config.tables.usage),
   audit,
   onError: (err) => log.error('unexpected error', errorFields(err)),

@@ -19,7 +19,7 @@ export const ESBUILD_EXTERNALS: readonly string[] = [];
 /** ES module builds first, so esbuild can drop the SDK commands a function never sends. */
 export const ESBUILD_MAIN_FIELDS = ['module', 'main'] as const;
 /** The functions' handler files under lambda/handlers. */
-export const HANDLERS = ['router', 'vault', 'admin'] as const;
+export const HANDLERS = ['router', 'vault', 'admin', 'root-key-migration'] as const;
 export type HandlerName = (typeof HANDLERS)[number];
 
 /**

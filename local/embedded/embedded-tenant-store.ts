@@ -165,6 +165,25 @@ export class EmbeddedTenantStore implements TenantStore {
     });
   }
 
+  /** Replaces `before` by its rewrapped twin only if the row and META still hold `before` (see TenantStore). */
+  async rewrapSecret(before: SealedSecret, after: SealedSecret, audit: AuditEventInput): Promise<boolean> {
+    const slot = secretSlotOf(before.provider, before.secret);
+    try {
+      await this.withAudit(before.tenant, audit, (tenant) => {
+        if (tenant.secretVersions?.[slot]?.version !== before.version) throw MISSING;
+        const row = this.db.one('SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [before.tenant, before.provider, before.secret]);
+        const stored = row ? (parseJson(row.body) as Partial<SealedSecret>) : undefined;
+        if (!stored || stored.keyArn !== before.keyArn || stored.wrappedKey !== before.wrappedKey || stored.version !== before.version) throw MISSING;
+        this.db.run('UPDATE secrets SET body = ? WHERE tenant_id = ? AND provider = ? AND name = ?', [JSON.stringify(after), before.tenant, before.provider, before.secret]);
+        return tenant;
+      });
+      return true;
+    } catch (err) {
+      if (err === MISSING) return false;
+      throw err;
+    }
+  }
+
   /** Deletes the row and META's entry together; true if either existed. */
   async deleteSecret(tenantId: string, provider: string, name: string, audit: AuditEventInput): Promise<boolean> {
     const slot = secretSlotOf(provider, name);
