@@ -7,6 +7,8 @@ import {
   KEY_ADMIN_ACTIONS,
   LOGS_SERVICE_KEY_ACTIONS,
   ROOT_KEY_OPEN_ACTIONS,
+  ROOT_KEY_REWRAP_FROM_ACTIONS,
+  ROOT_KEY_REWRAP_TO_ACTIONS,
   ROOT_KEY_SEAL_ACTIONS,
   STORAGE_KEY_GRANT_ACTIONS,
   STORAGE_KEY_READ_ACTIONS,
@@ -33,6 +35,22 @@ export interface KeyHierarchyProps {
    * @default Duration.days(30)
    */
   readonly pendingWindow?: Duration;
+  /**
+   * Which root key this hierarchy creates. Raising it creates a new root key (a new logical id,
+   * `RootKeyV<n>` from 2 on); the old key leaves the stack but is retained (its policy as last
+   * deployed keeps the router's Decrypt and the migrator's ReEncryptFrom), so name it in
+   * `previousRootKeyArns` and run the root-key migration (README, Operations).
+   * @default 1
+   */
+  readonly rootKeyGeneration?: number;
+  /**
+   * Root keys this cell used before the current one: full ARNs of single-Region keys in the
+   * cell's region and account. The router may still Decrypt under them and the migrator may
+   * ReEncryptFrom them (identity policies here; their own key policies must allow it, which the
+   * policy of a root key created by this construct does).
+   * @default - none
+   */
+  readonly previousRootKeyArns?: string[];
 }
 
 /**
@@ -59,7 +77,7 @@ export interface AdditionalDecryptor {
 }
 
 /** What a root-key policy statement is for, as registered by `KeyHierarchy` (read by `KeySeparationGuard`). */
-export type RootKeyStatementPurpose = 'open' | 'seal' | 'additional-decryptor' | 'administration';
+export type RootKeyStatementPurpose = 'open' | 'seal' | 'additional-decryptor' | 'administration' | 'migrate';
 
 /** A root-key policy statement that `KeyHierarchy` created on purpose. */
 export interface RootKeyStatement {
@@ -91,6 +109,8 @@ export class KeyHierarchy extends Construct {
   public readonly storageKey: kms.IKey;
   /** The cell's region (concrete), bound into every root-key grant. */
   public readonly region: string;
+  /** Root keys the cell used before `rootKey` (see `KeyHierarchyProps.previousRootKeyArns`). */
+  public readonly previousRootKeyArns: readonly string[];
 
   private readonly rootKeyResource: kms.Key;
   private readonly storageKeyResource: kms.Key;
@@ -107,6 +127,11 @@ export class KeyHierarchy extends Construct {
       throw new Error('KeyHierarchyProps.keyAdmins must name at least one administrator when given.');
     }
     this.region = stack.region;
+    const generation = props.rootKeyGeneration ?? 1;
+    if (!Number.isInteger(generation) || generation < 1 || generation > 999) {
+      throw new Error(`KeyHierarchyProps.rootKeyGeneration must be an integer from 1 to 999, got ${generation}`);
+    }
+    this.previousRootKeyArns = checkPreviousRootKeys(props.previousRootKeyArns ?? [], this.region, stack.account);
     const admins = props.keyAdmins ?? [new iam.AccountRootPrincipal()];
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const pendingWindow = props.pendingWindow ?? Duration.days(30);
@@ -119,7 +144,8 @@ export class KeyHierarchy extends Construct {
       resources: ['*'],
     });
 
-    this.rootKeyResource = new kms.Key(this, 'RootKey', {
+    // Generation 1 keeps the original logical id, so existing cells keep their key.
+    this.rootKeyResource = new kms.Key(this, generation === 1 ? 'RootKey' : `RootKeyV${generation}`, {
       description: `sovereign-router root key for tenant secrets in ${this.region} (single-Region)`,
       enableKeyRotation: true,
       multiRegion: false,
@@ -204,7 +230,41 @@ export class KeyHierarchy extends Construct {
    */
   public grantOpenSecrets(grantee: iam.IGrantable): iam.Grant {
     this.assertFirst('open', 'grantOpenSecrets', 'only the router opens secrets; declare any other decryptor with addAdditionalDecryptor (RegionalRouterProps.additionalDecryptors)');
-    return this.grantRootKey(grantee, 'OpenSecrets', ROOT_KEY_OPEN_ACTIONS, 'open');
+    const grant = this.grantRootKey(grantee, 'OpenSecrets', ROOT_KEY_OPEN_ACTIONS, 'open');
+    // During a root-key migration rows wrapped under a previous key must still open.
+    if (this.previousRootKeyArns.length > 0) {
+      iam.Grant.addToPrincipal({ grantee, actions: [...ROOT_KEY_OPEN_ACTIONS], resourceArns: [...this.previousRootKeyArns], conditions: this.contextConditions() });
+    }
+    return grant;
+  }
+
+  /**
+   * Lets the grantee move wrapped data keys from the previous root keys to the current one with
+   * kms:ReEncrypt (ReEncryptFrom on the previous keys, ReEncryptTo on the current key), only with
+   * this cell's encryption context. No kms:Decrypt: it never sees a data key. The current key's
+   * policy names the grantee for both actions, so that once this key is itself a previous key
+   * (after a `rootKeyGeneration` bump) its retained policy still lets the migrator move rows off it.
+   * One migrator per cell; a second call throws.
+   */
+  public grantMigrateRootKey(grantee: iam.IGrantable): iam.Grant {
+    this.assertFirst('migrate', 'grantMigrateRootKey', 'the root-key migration function is the one migrator of a cell');
+    const conditions = this.contextConditions();
+    const sid = `MigrateRootKey${++this.rootGrantCount}`;
+    this.rootKeyResource.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid,
+        principals: [grantee.grantPrincipal],
+        actions: [...ROOT_KEY_REWRAP_FROM_ACTIONS, ...ROOT_KEY_REWRAP_TO_ACTIONS],
+        resources: ['*'],
+        conditions,
+      }),
+    );
+    this.statements.push({ sid, purpose: 'migrate', principal: grantee.grantPrincipal });
+    const grant = iam.Grant.addToPrincipal({ grantee, actions: [...ROOT_KEY_REWRAP_TO_ACTIONS], resourceArns: [this.rootKey.keyArn], conditions });
+    if (this.previousRootKeyArns.length > 0) {
+      iam.Grant.addToPrincipal({ grantee, actions: [...ROOT_KEY_REWRAP_FROM_ACTIONS], resourceArns: [...this.previousRootKeyArns], conditions });
+    }
+    return grant;
   }
 
   /**
@@ -283,6 +343,17 @@ export class KeyHierarchy extends Construct {
     }
   }
 
+  /** The encryption-context conditions of every root-key grant: this app, this region, known keys only. */
+  private contextConditions() {
+    return {
+      StringEquals: {
+        'kms:EncryptionContext:app': APP_CONTEXT,
+        'kms:EncryptionContext:region': this.region,
+      },
+      'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': [...ENCRYPTION_CONTEXT_KEYS] },
+    };
+  }
+
   private grantRootKey(
     grantee: iam.IGrantable,
     sidStem: string,
@@ -290,13 +361,7 @@ export class KeyHierarchy extends Construct {
     purpose: RootKeyStatementPurpose,
     reason?: string,
   ): iam.Grant {
-    const conditions = {
-      StringEquals: {
-        'kms:EncryptionContext:app': APP_CONTEXT,
-        'kms:EncryptionContext:region': this.region,
-      },
-      'ForAllValues:StringEquals': { 'kms:EncryptionContextKeys': [...ENCRYPTION_CONTEXT_KEYS] },
-    };
+    const conditions = this.contextConditions();
     this.rootKeyResource.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: `${sidStem}${++this.rootGrantCount}`,
@@ -317,3 +382,21 @@ export class KeyHierarchy extends Construct {
 }
 
 const ROOT_KEY_OWNERS = new WeakMap<kms.CfnKey, KeyHierarchy>();
+
+// arn:<partition>:kms:<region>:<account>:key/<id>, never a multi-Region (mrk-) key or an alias.
+const SINGLE_REGION_KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key\/(?!mrk-)[A-Za-z0-9-]+$/;
+
+/** Previous root keys must be concrete single-Region key ARNs of the cell's region (and account, when known). */
+function checkPreviousRootKeys(arns: readonly string[], region: string, account: string): string[] {
+  const seen = new Set<string>();
+  for (const arn of arns) {
+    if (Token.isUnresolved(arn)) throw new Error('KeyHierarchyProps.previousRootKeyArns must be literal key ARNs (they go into the functions\' environment and policies)');
+    const m = SINGLE_REGION_KEY_ARN.exec(arn);
+    if (!m) throw new Error(`KeyHierarchyProps.previousRootKeyArns: '${arn}' is not the full ARN of a single-Region KMS key (aliases and multi-Region keys are refused)`);
+    if (m[1] !== region) throw new Error(`KeyHierarchyProps.previousRootKeyArns: '${arn}' is in ${m[1]}, not in the cell's region ${region}; root keys never leave their region`);
+    if (!Token.isUnresolved(account) && m[2] !== account) throw new Error(`KeyHierarchyProps.previousRootKeyArns: '${arn}' belongs to account ${m[2]}, not to the cell's account ${account}`);
+    if (seen.has(arn)) throw new Error(`KeyHierarchyProps.previousRootKeyArns names '${arn}' twice`);
+    seen.add(arn);
+  }
+  return [...seen];
+}

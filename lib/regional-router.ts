@@ -170,6 +170,20 @@ export interface RegionalRouterProps {
    */
   readonly additionalDecryptors?: AdditionalDecryptor[];
   /**
+   * Which root key the cell's key hierarchy creates; raise it to move the cell to a new root key
+   * (name the old key in `previousRootKeyArns`, then run `sovereign-router root-key migrate`).
+   * @default 1
+   */
+  readonly rootKeyGeneration?: number;
+  /**
+   * Root keys this cell used before its current one (literal ARNs of single-Region keys in the
+   * cell's region and account). The router still opens rows wrapped under them, and the
+   * root-key migration function moves those rows to the current key with kms:ReEncrypt. Remove
+   * them once `sovereign-router root-key status` reports the migration complete.
+   * @default - none
+   */
+  readonly previousRootKeyArns?: string[];
+  /**
    * Code signing for the three functions. Deployments then need the function assets signed
    * (AWS Signer) by a profile the configuration trusts.
    * @default - no code signing
@@ -213,6 +227,9 @@ export class RegionalRouter extends Construct {
   public readonly routerRole: iam.IRole;
   public readonly vaultRole: iam.IRole;
   public readonly adminRole: iam.IRole;
+  /** Rewraps data keys from previous root keys to the current one (kms:ReEncrypt only). */
+  public readonly rootKeyMigrationFunction: lambda.IFunction;
+  public readonly rootKeyMigrationRole: iam.IRole;
   public readonly api: apigateway.IRestApi;
   /** Base URL for OpenAI/Anthropic SDK clients: `<api url>v1`. */
   public readonly endpointUrl: string;
@@ -263,7 +280,12 @@ export class RegionalRouter extends Construct {
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const logRetention = props.logRetention ?? logs.RetentionDays.THREE_MONTHS;
 
-    this.keys = new KeyHierarchy(this, 'Keys', { keyAdmins: props.keyAdmins, removalPolicy });
+    this.keys = new KeyHierarchy(this, 'Keys', {
+      keyAdmins: props.keyAdmins,
+      removalPolicy,
+      rootKeyGeneration: props.rootKeyGeneration,
+      previousRootKeyArns: props.previousRootKeyArns,
+    });
     this.rootKey = this.keys.rootKey;
     this.storageKey = this.keys.storageKey;
 
@@ -300,6 +322,7 @@ export class RegionalRouter extends Construct {
       AUDIT_ANCHOR_BUCKET: this.auditAnchorBucket.bucketName,
       CELL_REGION: region,
       ROOT_KEY_ARN: this.rootKey.keyArn,
+      ...(this.keys.previousRootKeyArns.length > 0 ? { PREVIOUS_ROOT_KEY_ARNS: this.keys.previousRootKeyArns.join(',') } : {}),
       PEPPER_SECRET_ARN: pepper.secretArn,
       PROVIDER_ENDPOINTS: JSON.stringify(props.providers),
       MAX_REQUEST_BYTES: String(maxRequestBytes),
@@ -342,6 +365,17 @@ export class RegionalRouter extends Construct {
       reservedConcurrency: reserve ? concurrency.admin : undefined,
       timeout: Duration.seconds(30),
     });
+    // Root-key migration: its own role, ReEncrypt without Decrypt; operators call it via /admin/root-key.
+    const migration = new CellFunction(this, 'RootKeyMigration', {
+      ...common,
+      handler: 'root-key-migration',
+      description: 'sovereign-router root-key migration: rewraps data keys from previous root keys to the current one (kms:ReEncrypt, no Decrypt)',
+      memorySize: 512,
+      reservedConcurrency: reserve ? 1 : undefined,
+      timeout: Duration.seconds(29),
+    });
+    this.rootKeyMigrationFunction = migration.function;
+    this.rootKeyMigrationRole = migration.role;
     this.routerFunction = router.function;
     this.vaultFunction = vault.function;
     this.adminFunction = admin.function;
@@ -353,6 +387,13 @@ export class RegionalRouter extends Construct {
     this.keys.grantOpenSecrets(router.role);
     this.keys.grantSealSecrets(vault.role);
     for (const decryptor of props.additionalDecryptors ?? []) this.keys.addAdditionalDecryptor(decryptor);
+    this.keys.grantMigrateRootKey(migration.role);
+    // Migration: scans sealed rows, writes each rewrapped row with its audit event (MAC, anchor).
+    this.keys.grantStorageUse(migration.role, ['dynamodb']);
+    this.tables.grantReadWrite('tenants', migration.role);
+    this.tables.grantSealedRowScan(migration.role);
+    this.tables.grantAuditAppend(migration.role);
+    this.auditIntegrity.grantAppend(migration.role);
 
     for (const fn of [router, vault, admin]) {
       this.keys.grantStorageUse(fn.role, ['dynamodb', 'secretsmanager']);
@@ -395,6 +436,7 @@ export class RegionalRouter extends Construct {
       router: router.function,
       vault: vault.function,
       admin: admin.function,
+      rootKeyMigration: migration.function,
       logKey: this.storageKey,
       logRetention,
       throttle: props.throttle,
@@ -420,8 +462,8 @@ export class RegionalRouter extends Construct {
     this.guards = new AccountGuards(this, 'Guards', {
       secretKeys: [this.rootKey],
       storageKeys: [this.storageKey],
-      functions: [router.function, vault.function, admin.function],
-      roles: [router.role, vault.role, admin.role],
+      functions: [router.function, vault.function, admin.function, migration.function],
+      roles: [router.role, vault.role, admin.role, migration.role],
       alarmTopic: this.alarmTopic,
       // Keys, functions and roles added to the cell later are watched too.
       watchScope: this,

@@ -19,6 +19,11 @@ export interface RouterApiProps {
   readonly router: lambda.IFunction;
   readonly vault: lambda.IFunction;
   readonly admin: lambda.IFunction;
+  /**
+   * The root-key migration function, served at `/admin/root-key/*` (AWS_IAM like all of /admin).
+   * @default - no root-key routes
+   */
+  readonly rootKeyMigration?: lambda.IFunction;
   /** Encrypts the access-log group. */
   readonly logKey: kms.IKey;
   /** Retention of the access logs. */
@@ -153,6 +158,11 @@ export class RouterApi extends Construct {
     });
     const adminProxy = admin.addProxy({ defaultIntegration: new apigateway.LambdaIntegration(props.admin), anyMethod: true });
     const adminMethods = [adminProxy.anyMethod!];
+    if (props.rootKeyMigration) {
+      const rootKey = admin.addResource('root-key');
+      const rootKeyProxy = rootKey.addProxy({ defaultIntegration: new apigateway.LambdaIntegration(props.rootKeyMigration), anyMethod: true });
+      adminMethods.push(rootKeyProxy.anyMethod!);
+    }
 
     this.addResourcePolicy();
 

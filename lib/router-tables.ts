@@ -3,7 +3,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { AUDIT_APPEND_ACTIONS, TABLE_READ_ACTIONS, TABLE_WRITE_ACTIONS, TOKEN_INVENTORY_ACTIONS, TOKEN_VERIFIER_MOVE_ACTIONS, USAGE_APPEND_ACTIONS, USAGE_QUERY_ACTIONS } from './private/iam-actions';
+import { AUDIT_APPEND_ACTIONS, TABLE_READ_ACTIONS, TABLE_SCAN_ACTIONS, TABLE_WRITE_ACTIONS, TOKEN_INVENTORY_ACTIONS, TOKEN_VERIFIER_MOVE_ACTIONS, USAGE_APPEND_ACTIONS, USAGE_QUERY_ACTIONS } from './private/iam-actions';
 import { KeyAttribute, TABLE_SCHEMAS, TableName, TableSchema } from './table-schemas';
 
 export interface RouterTablesProps {
@@ -98,6 +98,11 @@ export class RouterTables extends Construct {
   /** Scan the tokens table (the pepper status counts tokens per pepper version). */
   public grantTokenInventory(grantee: iam.IGrantable): iam.Grant {
     return this.grantOn('tokens', grantee, TOKEN_INVENTORY_ACTIONS);
+  }
+
+  /** Read every sealed row of the tenants table page by page (Scan), for the root-key migration only. */
+  public grantSealedRowScan(grantee: iam.IGrantable): iam.Grant {
+    return this.grantOn('tenants', grantee, TABLE_SCAN_ACTIONS);
   }
 
   /** Append to and read the audit table; no update and no delete. */

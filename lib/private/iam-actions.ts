@@ -41,6 +41,18 @@ export const ROOT_KEY_OPEN_ACTIONS = ['kms:Decrypt'] as const;
 /** The only root-key action of the vault (write path): seal new secrets, never open stored ones. */
 export const ROOT_KEY_SEAL_ACTIONS = ['kms:GenerateDataKey'] as const;
 
+/**
+ * Root-key migration, on the previous root keys: move a wrapped data key away from them inside
+ * KMS. With no kms:Decrypt, the migrator never sees a plaintext data key.
+ */
+export const ROOT_KEY_REWRAP_FROM_ACTIONS = ['kms:ReEncryptFrom'] as const;
+
+/** Root-key migration, on the current root key: receive wrapped data keys moved from a previous one. */
+export const ROOT_KEY_REWRAP_TO_ACTIONS = ['kms:ReEncryptTo'] as const;
+
+/** Reading every sealed row of the tenants table, a page at a time (root-key migration only). */
+export const TABLE_SCAN_ACTIONS = ['dynamodb:Scan'] as const;
+
 /** Reading data encrypted with the storage key, through a service (always with kms:ViaService). */
 export const STORAGE_KEY_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'] as const;
 

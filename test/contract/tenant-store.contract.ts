@@ -181,6 +181,29 @@ export function tenantStoreContract(name: string, factory: BackendFactory): void
       expect((await b.store.listAudit(id)).map((e) => e.type)).toEqual(['tenant.created', 'secret.created', 'secret.rotated', 'secret.created', 'secret.deleted']);
     });
 
+    test('rewrapSecret replaces exactly the row it read (key, wrapped key, version), with its audit event', async () => {
+      const { id } = await tenant();
+      const v1 = sealedSecret(id, b.region, b.keyArn);
+      await b.store.putSecret(secretWrite(v1), event('secret.created'));
+      const newKey = b.keyArn.replace(/[0-9a-f]{4}$/, 'beef');
+      const rewrapped = { ...v1, keyArn: newKey, wrappedKey: randomBytes(64).toString('base64') };
+      expect(await b.store.rewrapSecret(v1, rewrapped, event('secret.rewrapped'))).toBe(true);
+      expect(await b.store.getSecret(id, 'openai', 'default')).toEqual(rewrapped);
+      // The same rewrap again: the row is no longer `before`, nothing is written or recorded.
+      expect(await b.store.rewrapSecret(v1, { ...rewrapped, wrappedKey: randomBytes(64).toString('base64') }, event('secret.rewrapped'))).toBe(false);
+      expect(await b.store.getSecret(id, 'openai', 'default')).toEqual(rewrapped);
+      // A rotation landed between read and write: the rotated row wins.
+      const v2 = sealedSecret(id, b.region, b.keyArn, 'openai', 'default', 2);
+      await b.store.putSecret(secretWrite(v2, 1), event('secret.rotated'));
+      expect(await b.store.rewrapSecret(rewrapped, { ...rewrapped, wrappedKey: randomBytes(64).toString('base64') }, event('secret.rewrapped'))).toBe(false);
+      expect(await b.store.getSecret(id, 'openai', 'default')).toEqual(v2);
+      // A row written back behind META's back (same version as META, other bytes) is not `before` either.
+      const planted = { ...v2, wrappedKey: randomBytes(64).toString('base64') };
+      await b.raw.putSecretRow(id, 'openai', 'default', { ...planted });
+      expect(await b.store.rewrapSecret(v2, { ...v2, keyArn: newKey }, event('secret.rewrapped'))).toBe(false);
+      expect((await b.store.listAudit(id)).map((e) => e.type)).toEqual(['tenant.created', 'secret.created', 'secret.rewrapped', 'secret.rotated']);
+    });
+
     test('concurrent rotations from the same version: exactly one lands', async () => {
       const { id } = await tenant();
       await b.store.putSecret(secretWrite(sealedSecret(id, b.region, b.keyArn)), event('secret.created'));
