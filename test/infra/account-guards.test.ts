@@ -171,7 +171,7 @@ describe('code signing and permissions boundary (props)', () => {
 
   test('every cell function uses the code signing configuration', () => {
     const fns = Object.values(template.findResources('AWS::Lambda::Function'));
-    expect(fns).toHaveLength(3);
+    expect(fns).toHaveLength(4);
     for (const f of fns) expect(f.Properties.CodeSigningConfigArn).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^Csc/), 'CodeSigningConfigArn'] });
   });
 

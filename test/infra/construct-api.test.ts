@@ -39,9 +39,9 @@ describe('defaults of the props', () => {
   const { stack } = cellStack();
   const template = Template.fromStack(stack);
 
-  test('reserved concurrency: router capped at 100, vault and admin keep 5 and 2', () => {
+  test('reserved concurrency: router capped at 100, vault and admin keep 5 and 2, root-key migration 1', () => {
     const fns = Object.values(template.findResources('AWS::Lambda::Function')).map((f) => [f.Properties.MemorySize, f.Properties.ReservedConcurrentExecutions]);
-    expect(fns.sort()).toEqual([[1024, 100], [512, 2], [512, 5]].sort());
+    expect(fns.sort()).toEqual([[1024, 100], [512, 2], [512, 5], [512, 1]].sort());
   });
 
   test('stage prod; no error, and outside us-east-1 only the warning that IAM events need a us-east-1 rule', () => {
@@ -85,7 +85,7 @@ describe('props change what they say', () => {
     const { stack } = cellStack({ memory: { router: 2048 }, concurrency: { router: 40, vault: 3 }, stageName: 'live' });
     const template = Template.fromStack(stack);
     const fns = Object.values(template.findResources('AWS::Lambda::Function')).map((f) => [f.Properties.MemorySize, f.Properties.ReservedConcurrentExecutions]);
-    expect(fns.sort()).toEqual([[2048, 40], [512, 2], [512, 3]].sort());
+    expect(fns.sort()).toEqual([[2048, 40], [512, 2], [512, 3], [512, 1]].sort());
     template.hasResourceProperties('AWS::ApiGateway::Stage', { StageName: 'live' });
   });
 

@@ -20,7 +20,7 @@ interface Cell {
   storageKey: string;
   auditKey: string;
   anchorBucket: string;
-  roles: { router: string; vault: string; admin: string };
+  roles: { router: string; vault: string; admin: string; migration: string };
   allRoles: string[];
 }
 
@@ -39,7 +39,7 @@ function cellOf(stack: RegionalRouterStack): Cell {
     storageKey: logicalId(stack, r.storageKey),
     auditKey: logicalId(stack, r.auditKey),
     anchorBucket: logicalId(stack, r.auditAnchorBucket),
-    roles: { router: logicalId(stack, r.routerRole), vault: logicalId(stack, r.vaultRole), admin: logicalId(stack, r.adminRole) },
+    roles: { router: logicalId(stack, r.routerRole), vault: logicalId(stack, r.vaultRole), admin: logicalId(stack, r.adminRole), migration: logicalId(stack, r.rootKeyMigrationRole) },
     allRoles: resolver.logicalIdsOfType('AWS::IAM::Role'),
   };
 }
@@ -275,11 +275,15 @@ describe('audit key: the vault and admin functions MAC events, nobody else can',
       context,
     });
 
-  test('exactly the vault and admin roles may GenerateMac and VerifyMac (HMAC_SHA_256)', async () => {
+  test('exactly the vault and admin roles may GenerateMac and VerifyMac (HMAC_SHA_256); the root-key migration only appends (GenerateMac)', async () => {
+    const expected: Record<string, string[]> = {
+      'kms:GenerateMac': [eu.roles.admin, eu.roles.vault, eu.roles.migration],
+      'kms:VerifyMac': [eu.roles.admin, eu.roles.vault],
+    };
     for (const action of ['kms:GenerateMac', 'kms:VerifyMac']) {
       const allowed: string[] = [];
       for (const role of eu.allRoles) if ((await asRoleOnAuditKey(role, action)) === 'Allowed') allowed.push(role);
-      expect([action, allowed.sort()]).toEqual([action, [eu.roles.admin, eu.roles.vault].sort()]);
+      expect([action, allowed.sort()]).toEqual([action, expected[action].sort()]);
     }
   });
 
@@ -319,17 +323,17 @@ describe('anchors: no cell role may delete or overwrite an anchor', () => {
     policies: [{ name: 'AdministratorAccess', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } }],
   };
 
-  test('only the vault and admin roles may create an anchor, and only with If-None-Match: * (create, never replace)', async () => {
+  test('only the vault, admin and root-key migration roles (the appenders) may create an anchor, and only with If-None-Match: * (create, never replace)', async () => {
     const allowed: string[] = [];
     for (const role of eu.allRoles) {
       if ((await asRoleOnBucket(role, 's3:PutObject', anchorArn(), { 's3:if-none-match': '*' })) === 'Allowed') allowed.push(role);
     }
-    expect(allowed.sort()).toEqual([eu.roles.admin, eu.roles.vault].sort());
+    expect(allowed.sort()).toEqual([eu.roles.admin, eu.roles.vault, eu.roles.migration].sort());
   });
 
   test('a PutObject without If-None-Match (an overwrite) is explicitly denied to every role', async () => {
     for (const role of eu.allRoles) {
-      expect([role, await asRoleOnBucket(role, 's3:PutObject')]).toEqual([role, role === eu.roles.vault || role === eu.roles.admin ? 'ExplicitlyDenied' : expect.stringMatching(/Denied$/)]);
+      expect([role, await asRoleOnBucket(role, 's3:PutObject')]).toEqual([role, role === eu.roles.vault || role === eu.roles.admin || role === eu.roles.migration ? 'ExplicitlyDenied' : expect.stringMatching(/Denied$/)]);
     }
   });
 

@@ -162,7 +162,8 @@ describe('RegionalRouterStack from the default configuration', () => {
         const roles = users.flatMap((s) => awsPrincipals(s)).map((p) => JSON.stringify(p));
         const vault = logicalIdOf(cell.stack.router.vaultRole);
         const admin = logicalIdOf(cell.stack.router.adminRole);
-        expect(roles.every((r) => r.includes(vault) || r.includes(admin))).toBe(true);
+        const migration = logicalIdOf(cell.stack.router.rootKeyMigrationRole);
+        expect(roles.every((r) => r.includes(vault) || r.includes(admin) || r.includes(migration))).toBe(true);
         expect(users.every((s) => JSON.stringify(s.Condition) === JSON.stringify({ StringEquals: { 'kms:MacAlgorithm': 'HMAC_SHA_256' } }))).toBe(true);
       });
 
@@ -237,9 +238,11 @@ describe('RegionalRouterStack from the default configuration', () => {
           expect.arrayContaining([
             { principals: [getAttArn(routerRole)], actions: ['kms:Decrypt'], region },
             { principals: [getAttArn(vaultRole)], actions: ['kms:GenerateDataKey'], region },
+            // Root-key migration: ReEncrypt without Decrypt (test/infra/iam-root-key-migration.test.ts).
+            { principals: [getAttArn(logicalIdOf(cell.stack.router.rootKeyMigrationRole))], actions: ['kms:ReEncryptFrom', 'kms:ReEncryptTo'], region },
           ]),
         );
-        expect(crypto).toHaveLength(2);
+        expect(crypto).toHaveLength(3);
       });
     });
 
@@ -325,12 +328,12 @@ describe('RegionalRouterStack from the default configuration', () => {
       expect(env.USAGE_TABLE).toEqual({ Ref: tableIds.usage });
     });
 
-    test('three Node.js 22 arm64 functions with active tracing', () => {
-      template.resourceCountIs('AWS::Lambda::Function', 3);
+    test('four Node.js 22 arm64 functions (router, vault, admin, root-key migration) with active tracing', () => {
+      template.resourceCountIs('AWS::Lambda::Function', 4);
       const props = { Runtime: 'nodejs22.x', Architectures: ['arm64'], TracingConfig: { Mode: 'Active' } };
       template.hasResourceProperties('AWS::Lambda::Function', props);
       expectEveryResource(template, 'AWS::Lambda::Function', { Properties: Match.objectLike(props) });
-      const ids = [cell.stack.router.routerFunction, cell.stack.router.vaultFunction, cell.stack.router.adminFunction].map((f) => logicalIdOf(f));
+      const ids = [cell.stack.router.routerFunction, cell.stack.router.vaultFunction, cell.stack.router.adminFunction, cell.stack.router.rootKeyMigrationFunction].map((f) => logicalIdOf(f));
       expect(Object.keys(resourcesOf(template, 'AWS::Lambda::Function')).sort()).toEqual([...ids].sort());
     });
 
@@ -340,8 +343,8 @@ describe('RegionalRouterStack from the default configuration', () => {
       const logGroups = resourcesOf(template, 'AWS::Logs::LogGroup');
       const roleIds = functions.map((f) => (f.Properties!.Role as { 'Fn::GetAtt': string[] })['Fn::GetAtt'][0]);
       const logGroupIds = functions.map((f) => ((f.Properties!.LoggingConfig as Json | undefined)?.LogGroup as { Ref: string } | undefined)?.Ref);
-      expect(new Set(roleIds).size).toBe(3);
-      expect(new Set(logGroupIds).size).toBe(3);
+      expect(new Set(roleIds).size).toBe(4);
+      expect(new Set(logGroupIds).size).toBe(4);
       for (const roleId of roleIds) {
         expect(roles[roleId]).toBeDefined();
         expect(roles[roleId].Properties!.ManagedPolicyArns).toBeUndefined();
