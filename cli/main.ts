@@ -9,6 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { ApiClient, CliError } from './api-client';
 import { fetchAllUsage, toCsv } from './usage-export';
 import { PEPPER_HELP, pepperCommand } from './pepper-command';
+import { ROOT_KEY_HELP, rootKeyCommand } from './root-key-command';
 
 export const HELP = `Usage: sovereign-router <command> [options]
 
@@ -40,6 +41,10 @@ step is recorded in the tenant's audit trail; safe to run again after any failur
         reseals every secret with (sovereign) or without (managed) a tenant factor; tokens stay
   Needs a gateway that holds the key-lifecycle permission (the local gateway does; a deployed
   cell's admin function answers 501). Requests keep being served throughout.
+
+Root key (operator; sovereign-router root-key --help):
+  root-key status                        rows per root key; whether a migration is complete
+  root-key migrate [--cursor C] [--page-size N]   rewraps rows to the current root key (kms:ReEncrypt)
 
 Provider secrets (tenant-admin token):
   secrets put <provider> [--name NAME] (--api-key-stdin | --api-key-env VAR)
@@ -155,6 +160,8 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
         cell: { type: 'boolean' },
         force: { type: 'boolean' },
         'expect-version': { type: 'string' },
+        cursor: { type: 'string' },
+        'page-size': { type: 'string' },
       },
     });
   } catch (err) {
@@ -164,6 +171,10 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
   const { values, positionals } = parsed;
   if (values.help && positionals[0] === 'pepper') {
     out.stdout(PEPPER_HELP);
+    return 0;
+  }
+  if (values.help && positionals[0] === 'root-key') {
+    out.stdout(ROOT_KEY_HELP);
     return 0;
   }
   if (values.help || positionals.length === 0) {
@@ -225,6 +236,10 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
         need(1, '<tenant-id>');
         print(await client().call('GET', `/admin/tenants/${enc(args[0])}/audit`));
         return 0;
+      case 'root-key status':
+      case 'root-key migrate':
+      case 'root-key':
+        return await rootKeyCommand(action, { client, json: values.json, cursor: values.cursor, pageSize: values['page-size'] }, out);
       case 'pepper status':
       case 'pepper rotate':
       case 'pepper':

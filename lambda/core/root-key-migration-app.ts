@@ -2,9 +2,12 @@ import { z } from 'zod';
 import { ApiError, errorResponse, HttpRequest, HttpResponse, jsonResponse, parseJsonBody } from './http';
 import { dispatch, Route } from './route-table';
 import { keyInventory, migrateBatch, RootKeyMigrationDeps } from './root-key-migration';
+import type { TenantStore } from './store';
 import { validate } from './validation';
 
 export interface RootKeyMigrationAppDeps extends RootKeyMigrationDeps {
+  /** Rewraps rows (tenant trails) and records each batch that changed anything in the cell's trail. */
+  readonly store: Pick<TenantStore, 'rewrapSecret' | 'appendCellEvent'>;
   /** How long one call may work before it answers with a cursor (ms). */
   readonly batchBudgetMs: number;
   readonly now?: () => number;
@@ -35,13 +38,27 @@ export function createRootKeyMigrationApp(deps: RootKeyMigrationAppDeps): (req: 
         if (deps.sourceKeyArns.length === 0) {
           throw new ApiError(409, 'no_previous_root_key', 'This cell names no previous root key (previousRootKeyArns); there is nothing to migrate.');
         }
-        const progress = await migrateBatch(deps, {
-          cursor: body.cursor,
-          pageSize: body.pageSize,
-          stopAfter: now() + deps.batchBudgetMs,
-          actor: `iam:${req.iamCaller}`,
-          now,
-        });
+        const actor = `iam:${req.iamCaller}`;
+        const progress = await migrateBatch(deps, { cursor: body.cursor, pageSize: body.pageSize, stopAfter: now() + deps.batchBudgetMs, actor, now });
+        // The operation itself, in the cell's own authenticated trail (each row's rewrap is in
+        // its tenant's): every batch that moved, lost or refused a row, and the one that finished.
+        if (progress.rewrapped + progress.raced + progress.failed > 0 || progress.done) {
+          await deps.store.appendCellEvent(deps.region, {
+            type: 'root-key.migration',
+            actor,
+            details: {
+              targetKeyArn: deps.rewrapper.targetKeyArn,
+              sourceKeyArns: deps.sourceKeyArns.join(','),
+              scanned: progress.scanned,
+              rewrapped: progress.rewrapped,
+              alreadyCurrent: progress.alreadyCurrent,
+              raced: progress.raced,
+              otherKey: progress.otherKey,
+              failed: progress.failed,
+              done: progress.done,
+            },
+          });
+        }
         return jsonResponse(200, { targetKeyArn: deps.rewrapper.targetKeyArn, ...progress });
       },
     ],

@@ -72,7 +72,7 @@ function migrationApp(opts: { rewrapper?: (inner: DataKeyRewrapper) => DataKeyRe
   const app = createRootKeyMigrationApp({
     region: h.cell.config.region,
     rows: new DynamoSealedRowScanner(h.cell.clients.ddb, h.cell.config.tables.tenants),
-    store: { rewrapSecret: opts.store ?? ((b, a, e) => h.cell.store.rewrapSecret(b, a, e)) },
+    store: { rewrapSecret: opts.store ?? ((b, a, e) => h.cell.store.rewrapSecret(b, a, e)), appendCellEvent: (r, e) => h.cell.store.appendCellEvent(r, e) },
     rewrapper: opts.rewrapper ? opts.rewrapper(real) : real,
     sourceKeyArns: [keyA],
     // One page per call, so a run is many calls and a crash falls between cursors.
@@ -91,7 +91,7 @@ async function runToEnd(m: ReturnType<typeof migrationApp>, cursor?: string) {
   const sum = { calls: 0, scanned: 0, rewrapped: 0, alreadyCurrent: 0, raced: 0, otherKey: 0, failed: 0, failures: [] as unknown[] };
   for (;;) {
     const res = await m.call('POST', '/admin/root-key/migrate', { pageSize: 3, ...(cursor ? { cursor } : {}) });
-    if (res.status !== 200) throw new Error(`migrate: ${res.status} ${JSON.stringify(res.json)}`);
+    if (res.status !== 200) throw new Error(`migrate: ${res.status} ${JSON.stringify(res.json)} ${m.errors.map((e) => String((e as Error).stack)).join(" / ")}`);
     sum.calls++;
     for (const k of ['scanned', 'rewrapped', 'alreadyCurrent', 'raced', 'otherKey', 'failed'] as const) sum[k] += res.json[k];
     sum.failures.push(...res.json.failures);
@@ -188,6 +188,17 @@ describe('root-key migration (moto)', () => {
         expect(JSON.stringify(e)).not.toContain(keyA);
       }
     }
+    // The operation itself is in the cell's own authenticated trail, ending with the finishing batch.
+    const cell = JSON.parse((await admin({ method: 'GET', path: '/admin/cell/audit', headers: {}, iamCaller: OPERATOR })).body);
+    expect(cell.verification.ok).toBe(true);
+    const batches = cell.data.filter((e: { type: string }) => e.type === 'root-key.migration');
+    expect(batches.length).toBeGreaterThan(1);
+    // Batches that answered are recorded; the rows the crashed batch moved before dying (at most
+    // one page of 3) are in their tenants' trails above, not in a batch record.
+    const recorded = batches.reduce((n: number, e: { details: { rewrapped: number } }) => n + e.details.rewrapped, 0);
+    expect(recorded).toBeLessThanOrEqual(12);
+    expect(recorded).toBeGreaterThanOrEqual(12 - 3);
+    expect(batches.at(-1)).toMatchObject({ actor: `iam:${OPERATOR}`, details: { done: true, targetKeyArn: keyB, sourceKeyArns: keyA } });
   });
 
   it('running it again changes nothing (idempotent)', async () => {
