@@ -70,6 +70,9 @@ function failedConditions(err: unknown): number[] | undefined {
   return cancellation(err)?.failed;
 }
 
+/** Looks at the byTenant listing again (25, 50, 100 ms) when a token was not under the verifier it showed. */
+const TOKEN_LOOKUP_ATTEMPTS = 4;
+
 /** Attempts at an audited change when other changes to the tenant keep winning the race. */
 export const AUDIT_ATTEMPTS = 5;
 
@@ -159,9 +162,11 @@ export class DynamoTenantStore implements TenantStore {
   }
 
   async deleteToken(tenantId: string, tokenId: string, audit: AuditEventInput): Promise<boolean> {
-    const tokens = await this.listTokens(tenantId);
-    const token = tokens.find((t) => t.tokenId === tokenId);
-    if (!token) return false;
+    return this.onListedToken(tenantId, tokenId, false, (token, tokens) => this.deleteListedToken(tenantId, token, tokens, audit));
+  }
+
+  private async deleteListedToken(tenantId: string, token: TokenRecord, tokens: TokenRecord[], audit: AuditEventInput): Promise<boolean> {
+    const tokenId = token.tokenId;
     if (token.role !== 'tenant-admin') return this.withAuditOrMissing(tenantId, audit, () => [this.deleteTokenItem(token)]);
     // Another admin token must still exist when the delete commits (checked in the transaction).
     const others = tokens.filter((t) => t.role === 'tenant-admin' && t.tokenId !== tokenId);
@@ -188,8 +193,10 @@ export class DynamoTenantStore implements TenantStore {
   }
 
   async replaceToken(next: TokenRecord, previousTokenId: string, audit: AuditEventInput): Promise<boolean> {
-    const previous = (await this.listTokens(next.tenantId)).find((t) => t.tokenId === previousTokenId);
-    if (!previous) return false;
+    return this.onListedToken(next.tenantId, previousTokenId, false, (previous) => this.replaceListedToken(next, previous, audit));
+  }
+
+  private async replaceListedToken(next: TokenRecord, previous: TokenRecord, audit: AuditEventInput): Promise<boolean> {
     try {
       return await this.withAuditOrMissing(
         next.tenantId,
@@ -204,8 +211,11 @@ export class DynamoTenantStore implements TenantStore {
   }
 
   async updateTokenLimits(tenantId: string, tokenId: string, limits: Limits, audit: AuditEventInput): Promise<TokenRecord | undefined> {
-    const token = (await this.listTokens(tenantId)).find((t) => t.tokenId === tokenId);
-    if (!token) return undefined;
+    return this.onListedToken(tenantId, tokenId, undefined, (token) => this.updateListedTokenLimits(tenantId, token, limits, audit));
+  }
+
+  private async updateListedTokenLimits(tenantId: string, token: TokenRecord, limits: Limits, audit: AuditEventInput): Promise<TokenRecord | undefined> {
+    const tokenId = token.tokenId;
     const clear = Object.keys(limits).length === 0;
     const ok = await this.withAuditOrMissing(tenantId, audit, () => [
       {
@@ -221,6 +231,30 @@ export class DynamoTenantStore implements TenantStore {
     if (!ok) return undefined;
     const { limits: _old, ...rest } = token;
     return clear ? rest : { ...rest, limits };
+  }
+
+  /**
+   * Runs a change on a token found by id in the byTenant listing. The listing names the verifier
+   * the change is keyed by; a token moved to the current pepper meanwhile (on use, see
+   * authenticate.ts), or an index that has not caught up with such a move, makes the change find
+   * nothing under that key. Then it looks again, a few times, before it answers "no such token":
+   * a revocation must never report a live token as gone.
+   */
+  private async onListedToken<R>(tenantId: string, tokenId: string, missing: R, change: (token: TokenRecord, tokens: TokenRecord[]) => Promise<R>): Promise<R> {
+    for (let attempt = 0; attempt < TOKEN_LOOKUP_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+      const tokens = await this.listTokens(tenantId);
+      const token = tokens.find((t) => t.tokenId === tokenId);
+      if (!token) return missing;
+      try {
+        const result = await change(token, tokens);
+        if (result !== missing) return result;
+      } catch (err) {
+        // The other admin tokens may have moved too: look again before refusing.
+        if (!(err instanceof LastAdminTokenError) || attempt === TOKEN_LOOKUP_ATTEMPTS - 1) throw err;
+      }
+    }
+    return missing;
   }
 
   async getCounterItems(keys: readonly { readonly pk: string; readonly sk: string }[]): Promise<Map<string, Record<string, unknown>>> {

@@ -7,6 +7,7 @@
  */
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { createHmac } from 'node:crypto';
+import { DynamoTenantStore } from '../../lambda/adapters/dynamo-tenant-store';
 import { SecretsManagerPepperSource } from '../../lambda/adapters/secrets-manager-pepper';
 import { createAdminApp } from '../../lambda/core/admin-app';
 import type { Clock } from '../../lambda/core/ports';
@@ -237,4 +238,35 @@ test('a rotation whose audit event was lost (crash between the two) is recorded 
     [before.current.version + 1, true],
     [before.current.version + 2, false],
   ]);
+});
+
+test('a revocation whose token listing still shows the verifier from before a move (index lag) revokes the moved token', async () => {
+  const clock = new TestClock();
+  clock.t += 200 * 60 * MIN;
+  const a = process_(clock);
+  settle(clock);
+  const { adminToken, invokeToken } = await tenantVia(a, 'lag-t');
+  const staleListing = await h.cell.store.listTokens('lag-t');
+  expect((await a.admin('POST', '/admin/pepper/rotate', { force: true })).status).toBe(200);
+  settle(clock);
+  expect((await a.chat(invokeToken)).status).toBe(200); // moved to the new version
+  expect((await a.vault(adminToken, 'GET', '/vault/tokens')).status).toBe(200); // the admin token too
+
+  /** The byTenant index as DynamoDB may serve it for a moment after a move: the old verifiers. */
+  class LaggingIndex extends DynamoTenantStore {
+    stale = 2;
+    override async listTokens(tenantId: string) {
+      return this.stale-- > 0 ? staleListing : super.listTokens(tenantId);
+    }
+  }
+  const store = new LaggingIndex(h.cell.clients.ddb, h.cell.config.tables, h.cell.audit.trail);
+  const invokeId = staleListing.find((t) => t.label === 'app')!.tokenId;
+  expect(await store.updateTokenLimits('lag-t', invokeId, { rpm: 9 }, { type: 'token.limits', actor: 'test', details: {} })).toMatchObject({ limits: { rpm: 9 } });
+  store.stale = 2;
+  expect(await store.deleteToken('lag-t', invokeId, { type: 'token.deleted', actor: 'test', details: {} })).toBe(true);
+  expect((await a.chat(invokeToken)).status).toBe(401);
+  // The last admin token stays protected through the lag as well.
+  store.stale = 2;
+  const adminId = staleListing.find((t) => t.role === 'tenant-admin')!.tokenId;
+  await expect(store.deleteToken('lag-t', adminId, { type: 'token.deleted', actor: 'test', details: {} })).rejects.toThrow(/last tenant-admin token/);
 });
