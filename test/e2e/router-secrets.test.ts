@@ -104,6 +104,8 @@ describe('data keys are zero-filled after every request', () => {
       ['/v1/messages', msgs('mistral-small-latest')],
       ['/v1/embeddings', { model: 'text-embedding-3-small', input: 'x' }],
       ['/v1/chat/completions', chat('self-hosted/llama')],
+      ['/v1/responses', { model: 'gpt-4o-mini', input: 'x' }],
+      ['/v1/responses', { model: 'claude-haiku-4-5', input: 'x' }],
     ] as const) {
       const { sink, issued } = await call(path, body);
       expect(sink.status).toBe(200);
@@ -123,12 +125,14 @@ describe('data keys are zero-filled after every request', () => {
     for (const [path, body] of [
       ['/v1/chat/completions', chat('claude-haiku-4-5', { stream: true })],
       ['/v1/messages', msgs('gpt-4o-mini', { stream: true })],
+      ['/v1/responses', { model: 'gpt-4o-mini', input: 'x', stream: true }],
+      ['/v1/responses', { model: 'claude-haiku-4-5', input: 'x', stream: true }],
     ] as const) {
       const { sink, issued } = await call(path, body, { sink: new CheckingSink() });
       expect(sink.status).toBe(200);
       expectZeroed(issued, 1);
     }
-    expect(zeroAtFirstWrite).toEqual([true, true]);
+    expect(zeroAtFirstWrite).toEqual([true, true, true, true]);
   });
 
   test('fallback: one data key per attempt, all zeroed', async () => {
@@ -215,6 +219,15 @@ describe('canaries', () => {
     expect(record.decision).toBe('upstream_stream_broken');
     const last = parseSse(sink.body).at(-1)!;
     expect(JSON.parse(last.data).error).toBeDefined();
+    expect(canaryHits(sink.body, ALL)).toEqual([]);
+  });
+
+  test('Responses passthrough: an upstream error event quoting the key is not forwarded', async () => {
+    const call = router();
+    h.fakes.script('openai', [{ kind: 'stream-error', afterEvents: 2, message: `Incorrect API key provided: ${CANARY.openai}` }]);
+    const { sink, record } = await call('/v1/responses', { model: 'gpt-4o-mini', input: 'x', stream: true });
+    expect(record.decision).toBe('upstream_stream_broken');
+    expect(parseSse(sink.body).at(-1)?.event).toBe('response.failed');
     expect(canaryHits(sink.body, ALL)).toEqual([]);
   });
 
