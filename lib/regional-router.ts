@@ -406,6 +406,7 @@ export class RegionalRouter extends Construct {
     this.tables.grantTokenVerifierMove(router.role);
     this.tables.grantReadWrite('counters', router.role);
     this.tables.grantUsageAppend(router.role);
+    this.tables.grantCacheReadWrite(router.role);
 
     // Vault: the tenant's own secrets and tokens; no governance or usage access.
     this.tables.grantReadWrite('tenants', vault.role);

@@ -3,7 +3,7 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { AUDIT_APPEND_ACTIONS, TABLE_READ_ACTIONS, TABLE_SCAN_ACTIONS, TABLE_WRITE_ACTIONS, TOKEN_INVENTORY_ACTIONS, TOKEN_VERIFIER_MOVE_ACTIONS, USAGE_APPEND_ACTIONS, USAGE_QUERY_ACTIONS } from './private/iam-actions';
+import { AUDIT_APPEND_ACTIONS, CACHE_ENTRY_ACTIONS, TABLE_READ_ACTIONS, TABLE_SCAN_ACTIONS, TABLE_WRITE_ACTIONS, TOKEN_INVENTORY_ACTIONS, TOKEN_VERIFIER_MOVE_ACTIONS, USAGE_APPEND_ACTIONS, USAGE_QUERY_ACTIONS } from './private/iam-actions';
 import { KeyAttribute, TABLE_SCHEMAS, TableName, TableSchema } from './table-schemas';
 
 export interface RouterTablesProps {
@@ -33,6 +33,8 @@ export class RouterTables extends Construct {
   /** Per-request usage records: append-only, growing, TTL. */
   public readonly usage: dynamodb.ITable;
   public readonly audit: dynamodb.ITable;
+  /** Sealed response-cache entries (opt-in per tenant), TTL on `expiresAt`. */
+  public readonly cache: dynamodb.ITable;
 
   constructor(scope: Construct, id: string, props: RouterTablesProps) {
     super(scope, id);
@@ -63,6 +65,7 @@ export class RouterTables extends Construct {
     this.counters = make(TABLE_SCHEMAS.counters);
     this.usage = make(TABLE_SCHEMAS.usage);
     this.audit = make(TABLE_SCHEMAS.audit);
+    this.cache = make(TABLE_SCHEMAS.cache);
   }
 
   /** The table for a schema name. */
@@ -103,6 +106,11 @@ export class RouterTables extends Construct {
   /** Read every sealed row of the tenants table page by page (Scan), for the root-key migration only. */
   public grantSealedRowScan(grantee: iam.IGrantable): iam.Grant {
     return this.grantOn('tenants', grantee, TABLE_SCAN_ACTIONS);
+  }
+
+  /** Get and put response-cache entries by key (the router): no query, scan, update or delete. */
+  public grantCacheReadWrite(grantee: iam.IGrantable): iam.Grant {
+    return this.grantOn('cache', grantee, CACHE_ENTRY_ACTIONS);
   }
 
   /** Append to and read the audit table; no update and no delete. */

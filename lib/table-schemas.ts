@@ -57,6 +57,15 @@ export const TABLE_SCHEMAS = {
     sortKey: { name: 'sk', type: 'S' },
     timeToLiveAttribute: 'expiresAt',
   },
+  /**
+   * Response cache (opt-in per tenant): `pk` = HMAC of the canonical request under the tenant's
+   * lookup key, the answer sealed with AES-256-GCM under the tenant's seal key; TTL on expiresAt.
+   */
+  cache: {
+    id: 'ResponseCache',
+    partitionKey: { name: 'pk', type: 'S' },
+    timeToLiveAttribute: 'expiresAt',
+  },
   /** Append-only, hash-chained control-plane events per tenant. */
   audit: {
     id: 'Audit',

@@ -81,6 +81,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       breaker: new CircuitBreaker(),
       // The same budgets, rate limits and allowlists as the deployed router.
       governance: backend.governance,
+      cache: backend.responseCache,
       log,
     });
 

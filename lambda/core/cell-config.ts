@@ -86,7 +86,15 @@ export interface CellConfig {
   readonly providers: Readonly<Record<string, ProviderEndpointConfig>>;
   readonly maxRequestBytes: number;
   readonly requestDeadlineMs: number;
-  readonly tables: { readonly tenants: string; readonly tokens: string; readonly counters: string; readonly usage: string; readonly audit: string };
+  readonly tables: {
+    readonly tenants: string;
+    readonly tokens: string;
+    readonly counters: string;
+    readonly usage: string;
+    readonly audit: string;
+    /** The response-cache table (CACHE_TABLE); without it the router caches nothing. */
+    readonly cache?: string;
+  };
   /** Price overrides merged over the built-in price table (PRICE_TABLE, optional). */
   readonly prices?: PriceTableConfig;
   /** The audit key (KMS HMAC) and the anchor bucket (S3 Object Lock); set for the functions that append or verify. */
@@ -141,6 +149,7 @@ export function cellConfigFromEnv(env: Readonly<Record<string, string | undefine
       counters: need('COUNTERS_TABLE'),
       usage: need('USAGE_TABLE'),
       audit: need('AUDIT_TABLE'),
+      ...(env.CACHE_TABLE ? { cache: env.CACHE_TABLE } : {}),
     },
     ...(prices ? { prices } : {}),
     ...(env.AUDIT_KEY_ARN && env.AUDIT_ANCHOR_BUCKET ? { audit: { keyArn: env.AUDIT_KEY_ARN, anchorBucket: env.AUDIT_ANCHOR_BUCKET } } : {}),

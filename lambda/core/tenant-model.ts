@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { cachePolicySchema } from './cache/policy';
 import { guardrailsSchema } from './guardrails/policy';
 import { TENANT_ID_PATTERN } from './token';
 import type { WrappedFactor } from './tenant-factor';
@@ -43,6 +44,8 @@ export const tenantPolicySchema = limitsSchema
   .extend({
     /** Model alias to ordered targets (first is primary, the rest are fallbacks). */
     routes: z.record(MODEL_NAME, z.array(routeTargetSchema).min(1).max(8)).optional(),
+    /** Response cache, opt-in per tenant and per route (cache/policy.ts). */
+    cache: cachePolicySchema.optional(),
   })
   .strict();
 export type TenantPolicy = z.infer<typeof tenantPolicySchema>;

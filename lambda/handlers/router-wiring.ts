@@ -8,6 +8,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoGovernance } from '../adapters/dynamo-governance';
+import { DynamoResponseCache } from '../adapters/dynamo-response-cache';
 import { DynamoRouterStore } from '../adapters/dynamo-router-store';
 import { KmsDataKeyService } from '../adapters/kms-data-key-service';
 import { ProviderHttpClient } from '../adapters/provider-http';
@@ -46,6 +47,8 @@ export function routerDeps(w: RouterWiring): RouterDeps {
     // Budgets, RPM/TPM and allowlists on the counters table, priced with the cell's price table.
     governance: new DynamoGovernance(ddb, { table: config.tables.counters, usageRecordsTable: config.tables.usage, prices: config.prices, log }),
     breaker: new CircuitBreaker(),
+    // Opt-in per tenant and route (policy `cache`); sealed entries in the cell's cache table.
+    ...(config.tables.cache ? { cache: new DynamoResponseCache(ddb, config.tables.cache) } : {}),
     log,
     ...(w.emitMetric ? { emitMetric: w.emitMetric } : {}),
   };

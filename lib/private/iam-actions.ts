@@ -101,6 +101,12 @@ export const TABLE_WRITE_ACTIONS = [
 export const USAGE_APPEND_ACTIONS = ['dynamodb:PutItem', 'dynamodb:GetItem'] as const;
 
 /**
+ * The router reads and writes response-cache entries by key only: an entry key is an HMAC under
+ * a tenant's key, so without Query or Scan a role cannot enumerate another tenant's entries.
+ */
+export const CACHE_ENTRY_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem'] as const;
+
+/**
  * The vault reads a tenant's usage records for the console and the CLI export: one key range per
  * query (partition `REQ#<tenant>`, the tenant taken from the verified token). Query only: no item
  * read by key, no scan, no write.

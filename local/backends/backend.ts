@@ -1,6 +1,7 @@
 import type { AuditTrail } from '../../lambda/core/audit-chain';
 import type { CellConfig, ProviderEndpointConfig } from '../../lambda/core/cell-config';
 import type { DataKeyService, PepperRotator, PepperSource } from '../../lambda/core/ports';
+import type { ResponseCacheStore } from '../../lambda/core/cache/port';
 import type { Governance } from '../../lambda/core/router/governance';
 import type { RouterStore } from '../../lambda/core/router/router-store';
 import type { TenantStore } from '../../lambda/core/store';
@@ -41,6 +42,8 @@ export interface GatewayBackend {
   readonly pepperRotator?: PepperRotator;
   readonly dataKeys: DataKeyService;
   readonly governance: Governance;
+  /** Response-cache entries (tenants opt in through their policy). */
+  readonly responseCache: ResponseCacheStore;
   /** Items found in the state directory at start. */
   readonly restoredItems: number;
   /** The moto endpoint, for the AWS CLI's --endpoint-url (moto backend only). */

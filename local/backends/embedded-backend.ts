@@ -7,6 +7,7 @@ import { cellConfigFromEnv } from '../../lambda/core/cell-config';
 import { TABLE_SCHEMAS, TableName } from '../../lib/table-schemas';
 import { EmbeddedDatabase } from '../embedded/database';
 import { EmbeddedGovernance } from '../embedded/embedded-governance-ledger';
+import { EmbeddedResponseCache } from '../embedded/embedded-response-cache';
 import { EmbeddedRouterStore } from '../embedded/embedded-router-store';
 import { EmbeddedTenantStore } from '../embedded/embedded-tenant-store';
 import { EmbeddedUsageRecords } from '../embedded/embedded-usage-records';
@@ -37,6 +38,7 @@ export async function startEmbeddedBackend(opts: BackendOptions): Promise<Gatewa
       pepperRotator: pepper,
       dataKeys: rootKey,
       governance: new EmbeddedGovernance(db, { prices: config.prices, log: opts.log }),
+      responseCache: new EmbeddedResponseCache(db),
       restoredItems,
       persist: async () => undefined,
       async stop() {

@@ -13,6 +13,7 @@ import { DynamoTenantStore } from '../../lambda/adapters/dynamo-tenant-store';
 import { DynamoUsageRecords } from '../../lambda/adapters/dynamo-usage-records';
 import { KmsDataKeyService } from '../../lambda/adapters/kms-data-key-service';
 import { SecretsManagerPepperSource } from '../../lambda/adapters/secrets-manager-pepper';
+import { DynamoResponseCache } from '../../lambda/adapters/dynamo-response-cache';
 import { cellConfigFromEnv } from '../../lambda/core/cell-config';
 import { startMoto } from '../moto-server';
 import { provisionCell } from '../provision-cell';
@@ -66,6 +67,7 @@ export async function startMotoBackend(opts: BackendOptions): Promise<GatewayBac
       ...(opts.stateDir ? {} : { pepperRotator: pepper }),
       dataKeys: new KmsDataKeyService(kms, config.rootKeyArn),
       governance: new DynamoGovernance(ddb, { table: config.tables.counters, usageRecordsTable: config.tables.usage, prices: config.prices, log: opts.log }),
+      responseCache: new DynamoResponseCache(ddb, cell.tables.cache),
       restoredItems,
       awsEndpoint: moto.endpoint,
       persist: () => (saving = saving.then(dump)),

@@ -18,7 +18,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { join } from 'node:path';
 import { Database, Statement } from 'node-sqlite3-wasm';
 
-export type SqlValue = number | string | null;
+export type SqlValue = number | string | null | Uint8Array;
 export type Row = Record<string, number | bigint | string | Uint8Array | null>;
 export type SyncMode = 'NORMAL' | 'FULL';
 
@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS usage(
   expires_at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS usage_by_tenant ON usage(tenant_id, sk);
 CREATE INDEX IF NOT EXISTS usage_expiry ON usage(expires_at);
+CREATE TABLE IF NOT EXISTS response_cache(key TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, expires_at INTEGER NOT NULL, sealed BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS response_cache_expiry ON response_cache(expires_at);
 `;
 
 export const DATABASE_FILE = 'gateway.sqlite';

@@ -1,6 +1,6 @@
 /**
  * TTL for the embedded store, as DynamoDB's TTL does for the deployed tables: usage records,
- * rate windows, spend items and reservations past their `expiresAt` are deleted in small batches
+ * rate windows, spend items, reservations and response-cache entries past their `expiresAt` are deleted in small batches
  * (indexed by expiry), at start and every few minutes, off the request path.
  */
 import { errorFields, Logger } from '../../lambda/core/logger';
@@ -15,9 +15,10 @@ export function sweepExpired(db: EmbeddedDatabase, nowSec = Math.floor(Date.now(
     ['usage', 'id'],
     ['counters', 'pk, sk'],
     ['reservations', 'pk, sk'],
+    ['response_cache', 'key'],
   ] as const) {
     for (;;) {
-      const where = table === 'usage' ? 'id' : '(pk, sk)';
+      const where = table === 'usage' ? 'id' : table === 'response_cache' ? 'key' : '(pk, sk)';
       const pick = id;
       const n = db.run(`DELETE FROM ${table} WHERE ${where} IN (SELECT ${pick} FROM ${table} WHERE expires_at < ? LIMIT ${BATCH})`, [nowSec]);
       deleted += n;

@@ -4,6 +4,7 @@
  */
 import { DeleteCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { DynamoGovernanceLedger } from '../../lambda/adapters/dynamo-governance';
+import { DynamoResponseCache } from '../../lambda/adapters/dynamo-response-cache';
 import { DynamoRouterStore } from '../../lambda/adapters/dynamo-router-store';
 import type { UsageRecord } from '../../lambda/core/router/usage-record';
 import { cellFixture, CellFixture } from '../support/cell-fixture';
@@ -12,6 +13,7 @@ import type { ContractBackend } from './backend';
 import { dataKeysContract } from './data-keys.contract';
 import { governanceLedgerContract } from './governance-ledger.contract';
 import { pepperContract } from './pepper.contract';
+import { responseCacheContract } from './response-cache.contract';
 import { routerStoreContract } from './router-store.contract';
 import { tenantStoreContract } from './tenant-store.contract';
 import { factorChangeContract } from './factor-change.contract';
@@ -35,6 +37,7 @@ beforeAll(async () => {
     dataKeys: f.dataKeys,
     keyArn: f.config.rootKeyArn,
     pepper: f.pepper,
+    responseCache: new DynamoResponseCache(ddb, t.cache!),
     raw: {
       async putSecretRow(tenantId, provider, name, fields) {
         await doc.send(new PutCommand({ TableName: t.tenants, Item: { ...fields, pk: `TENANT#${tenantId}`, sk: `SECRET#${provider}#${name}` } }));
@@ -74,3 +77,4 @@ routerStoreContract('AWS adapters on moto', factory);
 governanceLedgerContract('AWS adapters on moto', factory);
 dataKeysContract('AWS adapters on moto', factory);
 pepperContract('AWS adapters on moto', factory);
+responseCacheContract('AWS adapters on moto', factory);

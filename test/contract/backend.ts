@@ -1,3 +1,4 @@
+import type { ResponseCacheStore } from '../../lambda/core/cache/port';
 import type { AuditAnchors, AuditMac } from '../../lambda/core/ports';
 /**
  * What a contract suite gets: one implementation of every port, plus test-only raw access to its
@@ -20,6 +21,7 @@ export interface ContractBackend {
   /** The key ARN sealed records of this backend name. */
   readonly keyArn: string;
   readonly pepper: PepperSource;
+  readonly responseCache: ResponseCacheStore;
   /** The audit key and anchors the store seals and anchors its events with. */
   readonly audit: { readonly mac: AuditMac; readonly anchors: AuditAnchors };
   readonly raw: {

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { UsageRecord } from '../../lambda/core/router/usage-record';
 import { EmbeddedDatabase } from '../../local/embedded/database';
 import { EmbeddedGovernanceLedger } from '../../local/embedded/embedded-governance-ledger';
+import { EmbeddedResponseCache } from '../../local/embedded/embedded-response-cache';
 import { EmbeddedRouterStore } from '../../local/embedded/embedded-router-store';
 import { EmbeddedTenantStore } from '../../local/embedded/embedded-tenant-store';
 import { LocalPepper } from '../../local/embedded/local-pepper';
@@ -18,6 +19,7 @@ import type { ContractBackend } from './backend';
 import { dataKeysContract } from './data-keys.contract';
 import { governanceLedgerContract } from './governance-ledger.contract';
 import { pepperContract } from './pepper.contract';
+import { responseCacheContract } from './response-cache.contract';
 import { routerStoreContract } from './router-store.contract';
 import { tenantStoreContract } from './tenant-store.contract';
 import { factorChangeContract } from './factor-change.contract';
@@ -43,6 +45,7 @@ beforeAll(() => {
     dataKeys: rootKey,
     keyArn: rootKey.keyArn,
     pepper: LocalPepper.open(dir),
+    responseCache: new EmbeddedResponseCache(db),
     raw: {
       async putSecretRow(tenantId, provider, name, fields) {
         sql('INSERT OR REPLACE INTO secrets(tenant_id, provider, name, version, body) VALUES (?, ?, ?, ?, ?)', [tenantId, provider, name, Number(fields.version ?? 1), JSON.stringify(fields)]);
@@ -85,3 +88,4 @@ routerStoreContract('embedded adapters', factory);
 governanceLedgerContract('embedded adapters', factory);
 dataKeysContract('embedded adapters', factory);
 pepperContract('embedded adapters', factory);
+responseCacheContract('embedded adapters', factory);

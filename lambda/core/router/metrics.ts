@@ -13,7 +13,7 @@ export function usageMetricLine(r: UsageRecord, region: string): string {
       CloudWatchMetrics: [
         {
           Namespace: METRICS_NAMESPACE,
-          Dimensions: [['Region'], ['Region', 'Decision'], ['Region', 'Provider'], ['Region', 'Guardrail']],
+          Dimensions: [['Region'], ['Region', 'Decision'], ['Region', 'Provider'], ['Region', 'Guardrail'], ['Region', 'Cache']],
           Metrics: [
             { Name: 'Requests', Unit: 'Count' },
             { Name: 'Latency', Unit: 'Milliseconds' },
@@ -24,6 +24,7 @@ export function usageMetricLine(r: UsageRecord, region: string): string {
             { Name: 'CostUsd', Unit: 'None' },
             { Name: 'GuardrailRedactions', Unit: 'Count' },
             { Name: 'GuardrailRefusals', Unit: 'Count' },
+            { Name: 'CacheHits', Unit: 'Count' },
           ],
         },
       ],
@@ -42,6 +43,9 @@ export function usageMetricLine(r: UsageRecord, region: string): string {
     Guardrail: r.guardrails?.action ?? 'none',
     GuardrailRedactions: r.guardrails?.action === 'redacted' ? 1 : 0,
     GuardrailRefusals: r.guardrails?.action === 'refused' ? 1 : 0,
+    // 'off' when the route is not cached.
+    Cache: r.cache ?? 'off',
+    CacheHits: r.cache === 'hit' ? 1 : 0,
     ...(r.guardrails && r.guardrails.rules.length > 0 ? { guardrailRules: r.guardrails.rules.join(',') } : {}),
     requestId: r.requestId,
     tenantId: r.tenantId,

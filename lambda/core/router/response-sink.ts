@@ -44,14 +44,20 @@ export class MemorySink implements ResponseSink {
 export interface TrackedSink extends ResponseSink {
   readonly startedAt?: number;
   readonly endedAt?: number;
+  /** A header for whatever response starts later (e.g. the cache status). */
+  setHeader(name: string, value: string): void;
 }
 
 export function trackedSink(inner: ResponseSink, requestId: string, now: () => number): TrackedSink {
+  const extra: Record<string, string> = {};
   const tracked = {
     startedAt: undefined as number | undefined,
     endedAt: undefined as number | undefined,
+    setHeader(name: string, value: string) {
+      extra[name] = value;
+    },
     start(status: number, headers: Record<string, string>) {
-      inner.start(status, { ...headers, [REQUEST_ID_HEADER]: requestId });
+      inner.start(status, { ...headers, ...extra, [REQUEST_ID_HEADER]: requestId });
       tracked.startedAt = now();
     },
     write(chunk: string) {

@@ -6,6 +6,7 @@ import { matchTokenRecord, NO_RETRY, parsePresentedToken, principalOf, storedRec
 import type { CellConfig } from '../cell-config';
 import { decodeBase64Strict } from '../crypto-util';
 import { openSecret, parseSealedSecret, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
+import { beginCache, CACHE_HEADER, replayChunks, type CacheState, type ResponseCacheStore } from '../cache';
 import { applyGuardrails, type GuardrailOutcome } from '../guardrails';
 import { ApiError, ErrorShape, errorResponse, HttpRequest, presentedToken, requestIdOf } from '../http';
 import { errorFields, Logger } from '../logger';
@@ -42,6 +43,8 @@ export interface RouterDeps {
   readonly dataKeys: DataKeyService;
   readonly providers: ProviderClient;
   readonly governance?: Governance;
+  /** Sealed response-cache entries (DynamoDB table with TTL, or the embedded store); without it nothing is cached. */
+  readonly cache?: ResponseCacheStore;
   /** One per execution environment (module scope), shared by requests. */
   readonly breaker?: CircuitBreaker;
   readonly log: Logger;
@@ -57,6 +60,7 @@ const MAX_UPSTREAM_BODY = 16 * 1024 * 1024;
 
 type Upstream = { kind: 'response'; res: ProviderResponse } | { kind: 'client_error'; status: number; message: string };
 
+const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' };
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' };
 
 export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: ResponseSink) => Promise<UsageRecord | undefined> {
@@ -89,6 +93,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     const clientGone = req.signal;
     /** The target of the last attempt that reached the provider, if any did. */
     let calledTarget: Target | undefined;
+    let cache: CacheState | undefined;
     type Outcome = Partial<UsageRecord> & Pick<UsageRecord, 'status' | 'decision'>;
 
     // Every Decrypt of this request, with its exact encryption context (usage record evidence).
@@ -123,6 +128,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
               fallbackChain: chain,
               ...(keyUses.length > 0 ? { keyUses } : {}),
               ...(guardrails ? { guardrails } : {}),
+              ...(cache ? { cache: cache.status } : {}),
               at: new Date(started).toISOString(),
               ...fields,
             }
@@ -133,6 +139,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       } catch {
         // A logging sink that throws must not reach the client path.
       }
+      // A complete answer goes into the cache (a miss's capture), off the client's path too.
+      await cache?.complete(outcome.status === 200 && outcome.decision === 'ok' ? { provider: outcome.provider, upstreamModel: outcome.upstreamModel } : undefined);
       if (!usage) return undefined;
       try {
         await deps.store.putUsage(usage);
@@ -238,6 +246,21 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       factors = new RequestFactors(token, { token: parsed.token, region, tenant: tenant.tenantId, tokenId: token.tokenId });
       factors.of(tenantGeneration(tenant));
       const requestFactors = factors;
+
+      // Response cache (opt-in per tenant and route): a hit is replayed with no KMS call, no
+      // provider call and no reservation; a miss carries on and is stored after the last byte.
+      cache = deps.cache
+        ? await beginCache({ store: deps.cache, pepper: deps.pepper, region, log: deps.log, now }, { tenant, client, targets, headers: req.headers, factor: requestFactors.of(tenantGeneration(tenant)), requestId })
+        : undefined;
+      if (cache) sink.setHeader(CACHE_HEADER, cache.status);
+      if (cache?.hit) {
+        const hit = cache.hit;
+        sink.start(200, hit.kind === 'sse' ? SSE_HEADERS : JSON_HEADERS);
+        for (const part of replayChunks(hit)) sink.write(part);
+        sink.end();
+        settled = true;
+        return await finish({ status: 200, decision: 'ok', provider: hit.provider, upstreamModel: hit.upstreamModel, costUsd: 0 });
+      }
 
       // 4. Reserve (governance) in parallel with the first KMS Decrypt; the provider waits for both.
       const reserving = governance.reserve(admissionRequest);
@@ -346,8 +369,10 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         }
         const { body, usage } = clientResponse(activeClient, target, json, Math.floor(started / 1000));
         settled = true;
-        sink.start(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        sink.write(JSON.stringify(body));
+        const answer = JSON.stringify(body);
+        sink.start(200, JSON_HEADERS);
+        sink.write(answer);
+        cache?.capture(answer);
         sink.end();
         return await finish(
           { status: 200, decision: 'ok', provider: target.provider, secret: target.secret, upstreamModel: target.model, inputTokens: usage?.inputTokens, outputTokens: usage?.outputTokens },
@@ -366,6 +391,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         for (const p of parts) {
           if (firstTokenAt === undefined) firstTokenAt = now();
           sink.write(p);
+          cache?.capture(p);
         }
       };
       const observe = (ev: SseEvent) => {

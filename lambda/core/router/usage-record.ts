@@ -36,6 +36,11 @@ export interface UsageRecord {
   readonly keyUses?: readonly KeyUse[];
   /** The guardrail verdict and the names of the rules that matched (never the matched text); absent without guardrails. */
   readonly guardrails?: GuardrailOutcome;
+  /**
+   * The response cache, when the tenant opted this route in: `hit` (replayed: no provider call,
+   * no KMS call, cost 0), `miss` (answered by the provider, then stored) or `bypass` (asked by the client).
+   */
+  readonly cache?: 'hit' | 'miss' | 'bypass';
   readonly at: string;
 }
 
