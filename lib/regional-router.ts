@@ -215,6 +215,8 @@ export class RegionalRouter extends Construct {
   /** Per-request usage records (append-only, TTL). */
   public readonly usageTable: dynamodb.ITable;
   public readonly auditTable: dynamodb.ITable;
+  /** Response-cache entries (opt-in per tenant): sealed per tenant, TTL; only the router reads or writes it. */
+  public readonly cacheTable: dynamodb.ITable;
   /** The audit MAC key (KMS HMAC_256) and the write-once anchor bucket (S3 Object Lock, compliance). */
   public readonly auditIntegrity: AuditIntegrity;
   public readonly auditKey: kms.IKey;
@@ -295,6 +297,7 @@ export class RegionalRouter extends Construct {
     this.countersTable = this.tables.counters;
     this.usageTable = this.tables.usage;
     this.auditTable = this.tables.audit;
+    this.cacheTable = this.tables.cache;
 
     const pepper = new secretsmanager.Secret(this, 'Pepper', {
       description: `sovereign-router ${region} pepper for API-key verifiers (not tenant plaintext)`,

@@ -256,7 +256,7 @@ describe('RegionalRouterStack from the default configuration', () => {
     });
 
     test('tables: PITR, deletion protection, storage-key SSE, retained, no replicas', () => {
-      template.resourceCountIs('AWS::DynamoDB::Table', 5);
+      template.resourceCountIs('AWS::DynamoDB::Table', 6);
       template.resourceCountIs('AWS::DynamoDB::GlobalTable', 0);
       template.resourceCountIs('Custom::DynamoDBReplica', 0);
       const props = {
@@ -296,6 +296,7 @@ describe('RegionalRouterStack from the default configuration', () => {
         counters: logicalIdOf(r.countersTable),
         usage: logicalIdOf(r.usageTable),
         audit: logicalIdOf(r.auditTable),
+        cache: logicalIdOf(r.cacheTable),
       };
       const policies = Object.values(resourcesOf(template, 'AWS::IAM::Policy'));
       /** The DynamoDB actions a role holds on a table (any statement naming the table's ARN). */
@@ -319,13 +320,19 @@ describe('RegionalRouterStack from the default configuration', () => {
       expect(actions('vault', 'usage')).toEqual(['dynamodb:Query']);
       expect(actions('admin', 'counters')).toEqual(READ);
       expect(actions('admin', 'usage')).toEqual(READ);
+      // The response cache: entries by key only (no Query/Scan to enumerate), and only the router.
+      expect(actions('router', 'cache')).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
+      expect(actions('vault', 'cache')).toEqual([]);
+      expect(actions('admin', 'cache')).toEqual([]);
       // Counters and usage are two tables, each with the TTL attribute; only counters take transactions.
       const ttl = (id: string) => (resourcesOf(template, 'AWS::DynamoDB::Table')[id].Properties!.TimeToLiveSpecification as Json | undefined);
       expect(ttl(tableIds.counters)).toEqual({ AttributeName: 'expiresAt', Enabled: true });
       expect(ttl(tableIds.usage)).toEqual({ AttributeName: 'expiresAt', Enabled: true });
+      expect(ttl(tableIds.cache)).toEqual({ AttributeName: 'expiresAt', Enabled: true });
       const env = (resourcesOf(template, 'AWS::Lambda::Function')[logicalIdOf(r.routerFunction)].Properties!.Environment as { Variables: Json }).Variables;
       expect(env.COUNTERS_TABLE).toEqual({ Ref: tableIds.counters });
       expect(env.USAGE_TABLE).toEqual({ Ref: tableIds.usage });
+      expect(env.CACHE_TABLE).toEqual({ Ref: tableIds.cache });
     });
 
     test('four Node.js 22 arm64 functions (router, vault, admin, root-key migration) with active tracing', () => {

@@ -46,7 +46,7 @@ describe('normalization', () => {
     expect(n.text).toBe('card 41111111 strasse!');
     // Every normalized character maps back into the original text.
     const i = n.text.indexOf('41111111');
-    expect(input.slice(n.from[i], n.to[i + 7])).toBe('４１１１\u200B1111');
+    expect(input.slice(n.from(i), n.to(i + 7))).toBe('４１１１\u200B1111');
   });
 
   test('combining marks compose, and whitespace runs collapse', () => {

@@ -138,12 +138,16 @@ describe('redaction', () => {
 });
 
 describe('maximum input tokens (estimate)', () => {
-  test('ASCII at 4 characters per token, non-ASCII one per code point, 4 per message', () => {
-    expect(estimateTextTokens('abcdefgh')).toBe(2);
+  test('pieces as a BPE pre-tokenizer splits them, 4 per message; refused exactly above the cap', () => {
+    expect(estimateTextTokens('hello')).toBe(1);
+    expect(estimateTextTokens('internationalization')).toBe(4);
     expect(estimateTextTokens('日本語')).toBe(3);
-    expect(estimateTextTokens('😀')).toBe(1);
-    const cap = g({ maxInputTokens: 10 });
-    expect(judgeRequest('chat', chat({ role: 'user', content: 'x'.repeat(24) }), cap)).toMatchObject({ action: 'passed', estimatedInputTokens: 10 });
-    expect(judgeRequest('chat', chat({ role: 'user', content: 'x'.repeat(25) }), cap)).toMatchObject({ action: 'refused', rules: ['max_input_tokens'], estimatedInputTokens: 11 });
+    expect(estimateTextTokens('1234567')).toBe(3);
+    expect(estimateTextTokens('a, b')).toBe(3);
+    const body = chat({ role: 'user', content: 'word '.repeat(40) });
+    const n = judgeRequest('chat', body, g({ maxInputTokens: 1_000_000 })).estimatedInputTokens!;
+    expect(n).toBe(4 + 40 + 1); // the message, forty words, the trailing space
+    expect(judgeRequest('chat', body, g({ maxInputTokens: n })).action).toBe('passed');
+    expect(judgeRequest('chat', body, g({ maxInputTokens: n - 1 }))).toMatchObject({ action: 'refused', rules: ['max_input_tokens'] });
   });
 });
