@@ -18,7 +18,7 @@ export interface NormalizedText {
 }
 
 /** ASCII without whitespace runs normalizes character for character (lower case, one space per whitespace). */
-const NEEDS_MAP = /[^\x00-\x7f]|\s\s/;
+const NEEDS_MAP = /[^\t-\r -~]|\s\s/; // a character outside printable ASCII and its whitespace, or a whitespace run
 const identity = (i: number) => i;
 const next = (i: number) => i + 1;
 
