@@ -2,6 +2,7 @@
  * `npm run bench`: speed and memory goals, measured on this machine on loopback.
  * Prints each measurement against its goal and exits non-zero if a goal is missed.
  * - micro: token verifier, seal/open
+ * - guardrails: the guardrail stage (2 KiB and 1 MiB requests) and the response cache's crypto
  * - init: cold-start module init (CPU) of each function bundle as deployed, above bare node
  * - cpu: router main-thread CPU per governed request (real SDK clients answering in-process)
  * - router: latency through the router app on moto (the harness)
@@ -21,6 +22,7 @@ import type { DataKeyService } from '../lambda/core/ports';
 import { computeVerifier, generateToken, parseToken } from '../lambda/core/token';
 import { startRouterHarness } from '../test/support/router-harness';
 import { cpuPerRequest } from './cpu';
+import { guardrailsCacheBench } from './guardrails-cache';
 import { peersBench } from './peers';
 import { randomBytes, createCipheriv, createDecipheriv } from 'node:crypto';
 
@@ -202,6 +204,7 @@ async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY?.split(',');
   const want = (part: string) => !only || only.includes(part);
   if (want('micro')) await microbenchmarks();
+  if (want('guardrails')) guardrailsCacheBench(record);
   if (want('init')) bundlesAndInit();
   if (want('cpu')) await cpu();
   if (want('router')) await routerOverhead();

@@ -1,8 +1,10 @@
 /**
  * Per-tenant cache keys, derived from the cell's pepper with HKDF-SHA256 and domain separation:
  *
- *   lookup key = HKDF(pepper [‖ tenant factor], salt = LOOKUP_SALT, info = canonical(region, tenant))
- *   seal key   = HKDF(pepper [‖ tenant factor], salt = SEAL_SALT,   info = canonical(region, tenant))
+ *   lookup key ‖ seal key = HKDF-SHA256(pepper [‖ tenant factor], salt = SALT,
+ *                                       info = canonical(region, tenant, sovereign), 64 bytes)
+ *
+ * (one expansion, two independent 32-byte halves: HKDF output blocks are independent PRF values)
  *
  * Not the provider-key hierarchy: a hit must not call KMS (that is half of what a hit saves), and
  * the data keys that protect provider API keys must never encrypt anything else or outlive a
@@ -17,8 +19,7 @@ import { createHmac } from 'node:crypto';
 import { canonicalEncode } from '../canonical';
 import { hkdfSha256, zeroize } from '../crypto-util';
 
-const LOOKUP_SALT = 'sovereign-router/response-cache/lookup/v1';
-const SEAL_SALT = 'sovereign-router/response-cache/seal/v1';
+const SALT = 'sovereign-router/response-cache/keys/v1';
 const INFO_DOMAIN = 'sovereign-router/response-cache/tenant/v1';
 
 export interface TenantCacheKeys {
@@ -37,7 +38,9 @@ export function deriveTenantCacheKeys(pepper: Uint8Array, region: string, tenant
     ['sovereign', factor ? '1' : '0'],
   ]);
   try {
-    return { lookup: hkdfSha256(ikm, LOOKUP_SALT, info), seal: hkdfSha256(ikm, SEAL_SALT, info) };
+    const both = hkdfSha256(ikm, SALT, info, 64);
+    // Views of one buffer: zeroing both halves zeroes all of it.
+    return { lookup: both.subarray(0, 32), seal: both.subarray(32, 64) };
   } finally {
     zeroize(ikm);
   }
