@@ -84,6 +84,8 @@ describe('policy and replay', () => {
   test('opt-in per route and API; TTL bounds', () => {
     const p = cachePolicySchema.parse({ ttlSeconds: 60, routes: ['smart'], apis: ['chat', 'messages'] });
     expect([cacheTtlFor(p, 'chat', 'smart'), cacheTtlFor(p, 'chat', 'other'), cacheTtlFor(p, 'embeddings', 'smart'), cacheTtlFor(undefined, 'chat', 'smart')]).toEqual([60, undefined, undefined, undefined]);
+    // The Responses API is never cached: its answers are tied to state at the provider.
+    expect(cacheTtlFor(cachePolicySchema.parse({ ttlSeconds: 60 }), 'responses', 'smart')).toBeUndefined();
     expect(cachePolicySchema.safeParse({ ttlSeconds: 0 }).success).toBe(false);
     expect(cachePolicySchema.safeParse({ ttlSeconds: 8 * 24 * 3600 }).success).toBe(false);
     expect(cachePolicySchema.safeParse({ ttlSeconds: 60, apis: ['models'] }).success).toBe(false);
