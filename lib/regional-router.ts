@@ -15,7 +15,7 @@ import { ResidencyMode, residencyProblems } from './config/provider-residency';
 import { AdditionalDecryptor, IRootKey, KeyHierarchy } from './key-hierarchy';
 import { KeySeparationGuard } from './key-separation-guard';
 import { CellFunction } from './private/cell-function';
-import { API_INVOKE_ACTIONS, PEPPER_ROTATE_ACTIONS, SECRET_READ_ACTIONS, TABLE_QUERY_ACTIONS } from './private/iam-actions';
+import { API_INVOKE_ACTIONS, BEDROCK_INVOKE_ACTIONS, PEPPER_ROTATE_ACTIONS, SECRET_READ_ACTIONS, TABLE_QUERY_ACTIONS } from './private/iam-actions';
 import { ResidencyGuard } from './residency-guard';
 import { METRICS_NAMESPACE } from '../lambda/core/router/metrics';
 import { RouterApi, RouterApiThrottle } from './router-api';
@@ -244,6 +244,7 @@ export class RegionalRouter extends Construct {
 
   private readonly keys: KeyHierarchy;
   private readonly routerApi: RouterApi;
+  private readonly providers: ProviderEndpoints;
   private readonly stageName: string;
 
   constructor(scope: Construct, id: string, props: RegionalRouterProps) {
@@ -279,6 +280,7 @@ export class RegionalRouter extends Construct {
     const reserve = props.reserveConcurrency ?? true;
     this.stageName = props.stageName ?? 'prod';
     this.region = region;
+    this.providers = props.providers;
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const logRetention = props.logRetention ?? logs.RetentionDays.THREE_MONTHS;
 
@@ -402,6 +404,8 @@ export class RegionalRouter extends Construct {
       this.keys.grantStorageUse(fn.role, ['dynamodb', 'secretsmanager']);
       iam.Grant.addToPrincipal({ grantee: fn.role, actions: [...SECRET_READ_ACTIONS], resourceArns: [pepper.secretArn] });
     }
+    // Router: Amazon Bedrock models of `auth: 'iam'` providers, in this region only.
+    this.grantInvokeBedrockModels(router.role);
     // Router: reads its request's items, keeps the governance counters, appends usage records.
     this.tables.grantRead('tenants', router.role);
     this.tables.grantRead('tokens', router.role);
@@ -489,6 +493,25 @@ export class RegionalRouter extends Construct {
       grantee,
       actions: [...API_INVOKE_ACTIONS],
       resourceArns: [this.routerApi.restApi.arnForExecuteApi('*', '/admin/*', this.stageName)],
+    });
+  }
+
+  /**
+   * Lets the grantee invoke, through Converse and ConverseStream, the Amazon Bedrock foundation
+   * models that the cell's `bedrock` providers with `auth: 'iam'` list, in the cell's region only
+   * (`bedrock:InvokeModel`, `bedrock:InvokeModelWithResponseStream` on those model ARNs, with
+   * `aws:RequestedRegion` pinned). The cell grants its router this; nothing when no provider uses
+   * `iam`.
+   */
+  public grantInvokeBedrockModels(grantee: iam.IGrantable): iam.Grant {
+    const models = [...new Set(Object.values(this.providers).flatMap((p) => (p.kind === 'bedrock' && p.auth === 'iam' ? (p.models ?? []) : [])))].sort();
+    if (models.length === 0) return iam.Grant.drop(grantee, 'no Amazon Bedrock provider uses auth iam');
+    const partition = Stack.of(this).partition;
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: [...BEDROCK_INVOKE_ACTIONS],
+      resourceArns: models.map((m) => `arn:${partition}:bedrock:${this.region}::foundation-model/${m}`),
+      conditions: { StringEquals: { 'aws:RequestedRegion': this.region } },
     });
   }
 

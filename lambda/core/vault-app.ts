@@ -147,6 +147,10 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
       // The submitted value is not echoed: a client that mixes up fields would get its API key back in an error.
       throw new ApiError(400, 'unknown_provider', `The provider is not enabled in ${region}. Enabled: ${Object.keys(providers).join(', ')}.`);
     }
+    // The router signs for this provider with its own role: a stored key would never be used.
+    if (providers[provider].kind === 'bedrock' && providers[provider].auth === 'iam') {
+      throw new ApiError(400, 'provider_uses_router_role', `${provider} is Amazon Bedrock called with the gateway's own role; it takes no API key.`);
+    }
   };
 
   /** Seals one version; sovereign tenants get a fresh version salt, which only META will hold. */

@@ -173,3 +173,10 @@ export const ANCHOR_DENIED_ACTIONS = [
   's3:PutObjectLegalHold',
   's3:BypassGovernanceRetention',
 ] as const;
+
+/**
+ * Amazon Bedrock through the router's own role (providers of kind `bedrock` with `auth: 'iam'`):
+ * Converse needs InvokeModel and ConverseStream InvokeModelWithResponseStream. Granted on the
+ * listed foundation models of the cell's region only, never `*` and never an inference profile.
+ */
+export const BEDROCK_INVOKE_ACTIONS = ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'] as const;

@@ -137,6 +137,25 @@ describe('streaming, both client formats', () => {
   });
 });
 
+describe('the Responses API reaches Bedrock through the same translation', () => {
+  test('responses.create, non-streaming and streaming, on a Bedrock route', async () => {
+    const res = await openai().responses.create({ model: 'eu-claude', input: 'hello responses', max_output_tokens: 50 });
+    expect(res.output_text).toBe('Echo: hello responses');
+    expect(res.usage?.output_tokens).toBe(3);
+    expect(bedrock.requests.at(-1)!.path).toBe(`/model/${encodeURIComponent(HAIKU)}/converse`);
+    const stream = await openai().responses.create({ model: 'eu-iam', input: 'streamed responses', stream: true });
+    let text = '';
+    let completed: OpenAI.Responses.Response | undefined;
+    for await (const ev of stream) {
+      if (ev.type === 'response.output_text.delta') text += ev.delta;
+      if (ev.type === 'response.completed') completed = ev.response;
+    }
+    expect(text).toBe('Echo: streamed responses');
+    expect(completed?.usage?.output_tokens).toBe(3);
+    expect(bedrock.requests.at(-1)!.path).toBe(`/model/${encodeURIComponent(HAIKU)}/converse-stream`);
+  });
+});
+
 describe('tool calls', () => {
   test('OpenAI tools → Converse toolConfig; toolUse answer → tool_calls (non-streaming and streaming)', async () => {
     const tools: OpenAI.ChatCompletionTool[] = [{ type: 'function', function: { name: 'get_weather', description: 'weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
@@ -314,6 +333,13 @@ describe('translation refusals', () => {
     expect(out.sink.status).toBe(400);
     expect(out.json.error.message).toContain('Amazon Bedrock Converse');
   });
+});
+
+test('the vault refuses a key for a Bedrock provider that the router signs for with its role', async () => {
+  const created = await h.admin('POST', '/admin/tenants', { tenantId: 'bedrock-iam-only', mode: 'managed', policy: {} });
+  const res = await h.vault(created.json.token, 'POST', '/vault/secrets', { provider: 'bedrock-iam', apiKey: makeCanary('iam') });
+  expect(res.status).toBe(400);
+  expect(res.json.error.code).toBe('provider_uses_router_role');
 });
 
 test('GET /v1/models lists the IAM-granted Bedrock models with their provider', async () => {
