@@ -6,13 +6,14 @@
  * provider answers in-process too. The split comes from a CPU profile: each sample counts for the
  * nearest frame of its stack in the SDK, crypto, translation or the router's own code.
  */
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { Readable } from 'node:stream';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { HttpRequest, HttpResponse } from '@smithy/types';
 import type { ProviderClient } from '../lambda/core/router/provider-port';
 import { MemorySink } from '../lambda/core/router/response-sink';
-import { cellClients } from '../lambda/handlers/aws-clients';
+import { cellClients, ROUTER_CLIENT_OPTIONS } from '../lambda/handlers/aws-clients';
 import { productionRouter } from '../lambda/handlers/router-wiring';
 import { testCredentials } from '../test/support/aws-clients';
 import { startRouterHarness } from '../test/support/router-harness';
@@ -86,7 +87,7 @@ export async function cpuPerRequest(opts: { requests?: number } = {}): Promise<C
   try {
     const { invokeToken } = await h.tenant('cpu', { policy: { monthlyBudgetUsd: 1_000_000 } });
     const handler = new RecordReplayHandler();
-    const clients = cellClients(h.cell.config.region, h.cell.config.requestDeadlineMs, { endpoint: h.moto.endpoint, credentials: testCredentials, requestHandler: handler });
+    const clients = cellClients(h.cell.config.region, h.cell.config.requestDeadlineMs, { ...ROUTER_CLIENT_OPTIONS, endpoint: h.moto.endpoint, credentials: testCredentials, requestHandler: handler });
     const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
     const router = productionRouter({ config: h.cell.config, clients, providers: inProcessProvider, log: silent, emitMetric: () => undefined });
     const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'ping' }] });
@@ -119,6 +120,7 @@ export async function cpuPerRequest(opts: { requests?: number } = {}): Promise<C
     for (let i = 0; i < 1000; i++) await one();
     const { profile } = await session.post('Profiler.stop');
     session.disconnect();
+    if (process.env.BENCH_CPU_PROFILE) writeFileSync(process.env.BENCH_CPU_PROFILE, JSON.stringify(profile));
     const byId = new Map(profile.nodes.map((node) => [node.id, node]));
     const parentOf = new Map<number, number>();
     for (const node of profile.nodes) for (const c of node.children ?? []) parentOf.set(c, node.id);
@@ -137,9 +139,14 @@ export async function cpuPerRequest(opts: { requests?: number } = {}): Promise<C
     };
     const split = { sdk: 0, crypto: 0, translation: 0, router: 0, node: 0, gc: 0 };
     const deltas = profile.timeDeltas ?? [];
+    // The profiler's own stop call (node:inspector) is not the router's.
+    const isProfiler = (id: number) => {
+      for (let cur: number | undefined = id; cur !== undefined; cur = parentOf.get(cur)) if (byId.get(cur)!.callFrame.url === 'node:inspector') return true;
+      return false;
+    };
     (profile.samples ?? []).forEach((id, i) => {
       const fn = byId.get(id)!.callFrame.functionName;
-      if (fn === '(idle)' || fn === '(program)') return;
+      if (fn === '(idle)' || fn === '(program)' || isProfiler(id)) return;
       split[categoryOf(id)] += deltas[i] ?? 0;
     });
     if (process.env.BENCH_CPU_TOP) {

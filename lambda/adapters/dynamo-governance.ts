@@ -12,7 +12,7 @@
  * with jittered backoff; anything else throws.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, QueryCommand, TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { LeanDynamo, type Doc, type DocTransactItem } from './dynamo-lean';
 import { reservationPk } from '../core/governance/keys';
 import {
   COUNTER_FIELDS,
@@ -26,7 +26,7 @@ import {
 import { LedgerGovernance, LedgerGovernanceOptions, microsOfUsd } from '../core/governance/ledger-governance';
 import { usageRecordKey } from '../core/router/usage-record';
 
-type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+type TransactItem = DocTransactItem;
 
 export interface DynamoGovernanceLedgerOptions {
   /** The counters table (pk/sk strings, TTL attribute `expiresAt`). */
@@ -69,7 +69,7 @@ function counterValues(item: Record<string, unknown> | undefined): CounterValues
 }
 
 export class DynamoGovernanceLedger implements GovernanceLedger {
-  private readonly doc: DynamoDBDocumentClient;
+  private readonly doc: LeanDynamo;
   private readonly table: string;
   private readonly usageRecordsTable: string;
   private readonly conflictRetries: number;
@@ -77,7 +77,7 @@ export class DynamoGovernanceLedger implements GovernanceLedger {
   private readonly random: () => number;
 
   constructor(client: DynamoDBClient, opts: DynamoGovernanceLedgerOptions) {
-    this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+    this.doc = new LeanDynamo(client);
     this.table = opts.table;
     this.usageRecordsTable = opts.usageRecordsTable;
     this.conflictRetries = opts.conflictRetries ?? 8;
@@ -92,7 +92,7 @@ export class DynamoGovernanceLedger implements GovernanceLedger {
     for (const u of w.counters) items.push(this.counterItem(u));
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.doc.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: w.idempotencyToken }));
+        await this.doc.transactWrite({ TransactItems: items, ClientRequestToken: w.idempotencyToken });
         return { ok: true };
       } catch (err) {
         const e = err as { name?: string; CancellationReasons?: { Code?: string; Item?: Record<string, unknown> }[] };
@@ -115,23 +115,21 @@ export class DynamoGovernanceLedger implements GovernanceLedger {
 
   async expiredReservations(tenantId: string, nowSec: number, limit: number): Promise<ReservationRecord[]> {
     const out: ReservationRecord[] = [];
-    let start: Record<string, unknown> | undefined;
+    let start: Doc | undefined;
     for (let page = 0; page < RECLAIM_PAGES && out.length < limit; page++) {
-      const res = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          KeyConditionExpression: 'pk = :pk',
-          FilterExpression: 'reclaimAfter < :now',
-          ExpressionAttributeValues: { ':pk': reservationPk(tenantId), ':now': nowSec },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of (res.Items ?? []) as Record<string, unknown>[]) {
+      const res = await this.doc.query({
+        TableName: this.table,
+        KeyConditionExpression: 'pk = :pk',
+        FilterExpression: 'reclaimAfter < :now',
+        ExpressionAttributeValues: { ':pk': reservationPk(tenantId), ':now': nowSec },
+        ConsistentRead: true,
+        ExclusiveStartKey: start,
+      });
+      for (const item of res.items) {
         const r = reservationOf(item);
         if (r && out.length < limit) out.push(r);
       }
-      start = res.LastEvaluatedKey;
+      start = res.lastKey;
       if (!start) break;
     }
     return out;
@@ -139,15 +137,13 @@ export class DynamoGovernanceLedger implements GovernanceLedger {
 
   async recordedCostMicros(r: ReservationRecord): Promise<number> {
     if (!r.createdAt) return 0;
-    const out = await this.doc.send(
-      new GetCommand({
-        TableName: this.usageRecordsTable,
-        Key: usageRecordKey({ tenantId: r.tenantId, at: r.createdAt, requestId: r.key.sk }),
-        ProjectionExpression: 'costUsd',
-        ConsistentRead: true,
-      }),
-    );
-    return microsOfUsd(out.Item?.costUsd);
+    const item = await this.doc.get({
+      TableName: this.usageRecordsTable,
+      Key: usageRecordKey({ tenantId: r.tenantId, at: r.createdAt, requestId: r.key.sk }),
+      ProjectionExpression: 'costUsd',
+      ConsistentRead: true,
+    });
+    return microsOfUsd(item?.costUsd);
   }
 
   private reservationItem(change: NonNullable<LedgerWrite['reservation']>): TransactItem {

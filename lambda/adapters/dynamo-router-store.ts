@@ -1,8 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { counterId, CounterKey } from '../core/router/governance';
 import { secretKey, stripKeys, tenantKey } from './tenant-items';
 import { moveTokenVerifierItem } from './dynamo-token-verifier';
+import { LeanDynamo, type BatchGetRequest } from './dynamo-lean';
 import type { VersionedVerifier } from '../core/pepper-ring';
 import type { RawItem, RequestContextRead, RouterStore } from '../core/router/router-store';
 import { UsageRecord, usageRecordKey } from '../core/router/usage-record';
@@ -21,13 +21,13 @@ const USAGE_RETENTION_SECONDS = 400 * 24 * 3600;
 
 
 export class DynamoRouterStore implements RouterStore {
-  private readonly doc: DynamoDBDocumentClient;
+  private readonly doc: LeanDynamo;
 
   constructor(
     client: DynamoDBClient,
     private readonly tables: RouterTableNames,
   ) {
-    this.doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+    this.doc = new LeanDynamo(client);
   }
 
   async loadRequestContext(
@@ -37,7 +37,7 @@ export class DynamoRouterStore implements RouterStore {
     counterKeys: readonly CounterKey[] = [],
     previousVerifier?: string,
   ): Promise<RequestContextRead> {
-    let request: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead: boolean }> | undefined = {
+    let request: BatchGetRequest | undefined = {
       // During a pepper overlap the token's verifier under the previous pepper too: same call.
       [this.tables.tokens]: { Keys: previousVerifier ? [{ verifier }, { verifier: previousVerifier }] : [{ verifier }], ConsistentRead: true },
       [this.tables.tenants]: {
@@ -52,9 +52,9 @@ export class DynamoRouterStore implements RouterStore {
     // One call; UnprocessedKeys (throttling) are the only reason for another.
     for (let attempt = 0; request && Object.keys(request).length > 0; attempt++) {
       if (attempt > 5) throw new Error('DynamoDB kept returning unprocessed keys');
-      const out = await this.doc.send(new BatchGetCommand({ RequestItems: request }));
-      for (const [table, rows] of Object.entries(out.Responses ?? {})) for (const item of rows) items.push({ table, item });
-      request = out.UnprocessedKeys as typeof request;
+      const out = await this.doc.batchGet(request);
+      for (const [table, rows] of Object.entries(out.responses)) for (const item of rows) items.push({ table, item });
+      request = out.unprocessed;
       if (request && Object.keys(request).length > 0) await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
     }
     // Nothing is parsed here: the caller authenticates first (a malformed row must look, to an
@@ -82,17 +82,12 @@ export class DynamoRouterStore implements RouterStore {
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined> {
-    const out = await this.doc.send(new GetCommand({ TableName: this.tables.tenants, Key: secretKey(tenantId, provider, name), ConsistentRead: true }));
-    return out.Item ? stripKeys<RawItem>(out.Item) : undefined;
+    const item = await this.doc.get({ TableName: this.tables.tenants, Key: secretKey(tenantId, provider, name), ConsistentRead: true });
+    return item ? stripKeys<RawItem>(item) : undefined;
   }
 
   async putUsage(record: UsageRecord): Promise<void> {
     const expiresAt = Math.floor(Date.parse(record.at) / 1000) + USAGE_RETENTION_SECONDS;
-    await this.doc.send(
-      new PutCommand({
-        TableName: this.tables.usage,
-        Item: { ...usageRecordKey(record), ...record, expiresAt },
-      }),
-    );
+    await this.doc.put({ TableName: this.tables.usage, Item: { ...usageRecordKey(record), ...record, expiresAt } });
   }
 }

@@ -7,9 +7,11 @@
  */
 import { TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { VersionedVerifier } from '../core/pepper-ring';
+import type { LeanDynamo } from './dynamo-lean';
 
 export async function moveTokenVerifierItem(
-  doc: DynamoDBDocumentClient,
+  /** The tenant store's document client, or the router's lean client (dynamo-lean.ts). */
+  doc: DynamoDBDocumentClient | LeanDynamo,
   table: string,
   item: Readonly<Record<string, unknown>>,
   to: VersionedVerifier,
@@ -32,28 +34,27 @@ export async function moveTokenVerifierItem(
     unchanged.push('attribute_not_exists(#pv)');
   }
   try {
-    await doc.send(
-      new TransactWriteCommand({
-        TransactItems: [
-          {
-            Put: {
-              TableName: table,
-              Item: { ...item, verifier: to.verifier, pepperVersion: to.version },
-              ConditionExpression: 'attribute_not_exists(verifier)',
-            },
+    const input = {
+      TransactItems: [
+        {
+          Put: {
+            TableName: table,
+            Item: { ...item, verifier: to.verifier, pepperVersion: to.version },
+            ConditionExpression: 'attribute_not_exists(verifier)',
           },
-          {
-            Delete: {
-              TableName: table,
-              Key: { verifier: from },
-              ConditionExpression: unchanged.join(' AND '),
-              ExpressionAttributeNames: names,
-              ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
-            },
+        },
+        {
+          Delete: {
+            TableName: table,
+            Key: { verifier: from },
+            ConditionExpression: unchanged.join(' AND '),
+            ExpressionAttributeNames: names,
+            ...(Object.keys(values).length > 0 ? { ExpressionAttributeValues: values } : {}),
           },
-        ],
-      }),
-    );
+        },
+      ],
+    };
+    await ('transactWrite' in doc ? doc.transactWrite(input) : doc.send(new TransactWriteCommand(input)));
     return true;
   } catch (err) {
     const name = (err as { name?: string }).name;

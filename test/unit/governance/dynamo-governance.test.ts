@@ -4,6 +4,7 @@
  * limit a cancellation names. The client never leaves the process: a middleware answers.
  */
 import { AttributeValue, DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { DynamoGovernance } from '../../../lambda/adapters/dynamo-governance';
 import { ApiError } from '../../../lambda/core/http';
 import type { AdmissionRequest } from '../../../lambda/core/router/governance';
@@ -11,15 +12,23 @@ import type { Limits, TenantPolicy } from '../../../lambda/core/tenant-model';
 
 type Answer = (command: string, input: any) => unknown;
 
+/** The adapter sends AttributeValues (util-dynamodb); the assertions read them back as documents. */
+function documentForm(input: unknown): any {
+  if (Array.isArray(input)) return input.map(documentForm);
+  if (!input || typeof input !== 'object') return input;
+  return Object.fromEntries(
+    Object.entries(input).map(([k, v]) => [k, ['Item', 'Key', 'ExpressionAttributeValues', 'ExclusiveStartKey'].includes(k) && v && typeof v === 'object' ? unmarshall(v as Record<string, AttributeValue>) : documentForm(v)]),
+  );
+}
+
 function client(answer: Answer) {
   const ddb = new DynamoDBClient({ region: 'eu-central-1', endpoint: 'http://127.0.0.1:9', credentials: { accessKeyId: 'x', secretAccessKey: 'x' }, maxAttempts: 1 });
   const sent: { command: string; input: any }[] = [];
-  // Added to the base client's stack, which the document client shares: inputs are seen as the
-  // adapter wrote them, before marshalling.
+  // Added to the base client's stack: inputs are seen as sent (AttributeValues), read back as documents.
   ddb.middlewareStack.add(
     (_next, context) => async (args) => {
       const command = String(context.commandName);
-      sent.push({ command, input: args.input });
+      sent.push({ command, input: documentForm(args.input) });
       const out = answer(command, args.input);
       if (out instanceof Error) throw out;
       return { output: { $metadata: {}, ...(out as object) }, response: {} };
