@@ -55,7 +55,7 @@ describe(`bundled functions of ${STACK}`, () => {
     }
     const report = FUNCTIONS.map((n) => {
       const b = bundles.get(n)!;
-      return `  ${n.padEnd(18)} ${(b.bytes / 1024).toFixed(1).padStart(8)} KiB  (budget ${budgets.budgetsKiB[n]} KiB)  ${path.basename(b.assetDir)}`;
+      return `  ${n.padEnd(18)} ${(b.bytes / 1024).toFixed(1).padStart(8)} KiB  (deployed budget ${budgets.deployedBudgetsKiB[n]} KiB)  ${path.basename(b.assetDir)}`;
     });
     console.log(`Bundle sizes (index.js):\n${report.join('\n')}`);
   }, 120_000);
