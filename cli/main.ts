@@ -39,8 +39,8 @@ step is recorded in the tenant's audit trail; safe to run again after any failur
         given the new factor (tokens stay the same); a token revoked before no longer opens anything
   tenants convert --tenant <tenant-id> --to sovereign|managed
         reseals every secret with (sovereign) or without (managed) a tenant factor; tokens stay
-  Needs a gateway that holds the key-lifecycle permission (the local gateway does; a deployed
-  cell's admin function answers 501). Requests keep being served throughout.
+  Runs on the local gateway, and on a deployed cell while it is deployed with keyLifecycle: true
+  (otherwise 501). Requests keep being served throughout.
 
 Root key (operator; sovereign-router root-key --help):
   root-key status                        rows per root key; whether a migration is complete

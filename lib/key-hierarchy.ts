@@ -6,6 +6,7 @@ import { ENCRYPTION_CONTEXT_KEYS } from '../lambda/core/canonical';
 import {
   KEY_ADMIN_ACTIONS,
   LOGS_SERVICE_KEY_ACTIONS,
+  ROOT_KEY_LIFECYCLE_ACTIONS,
   ROOT_KEY_OPEN_ACTIONS,
   ROOT_KEY_REWRAP_FROM_ACTIONS,
   ROOT_KEY_REWRAP_TO_ACTIONS,
@@ -77,7 +78,7 @@ export interface AdditionalDecryptor {
 }
 
 /** What a root-key policy statement is for, as registered by `KeyHierarchy` (read by `KeySeparationGuard`). */
-export type RootKeyStatementPurpose = 'open' | 'seal' | 'additional-decryptor' | 'administration' | 'migrate';
+export type RootKeyStatementPurpose = 'open' | 'seal' | 'additional-decryptor' | 'key-lifecycle' | 'administration' | 'migrate';
 
 /** A root-key policy statement that `KeyHierarchy` created on purpose. */
 export interface RootKeyStatement {
@@ -280,6 +281,29 @@ export class KeyHierarchy extends Construct {
     Annotations.of(this).addWarningV2(
       'sovereign-router:additional-decryptor',
       `Key separation weakened on purpose: ${decryptor.principal} may kms:Decrypt the root key besides the router. Reason: ${decryptor.reason}`,
+    );
+    return grant;
+  }
+
+  /**
+   * Explicit opt-in for a maintenance window: the grantee may both open and seal tenant secrets
+   * (kms:Decrypt and kms:GenerateDataKey, with the cell's encryption context), which a tenant-factor
+   * rotation or a managed/sovereign conversion needs to reseal every secret. It weakens the
+   * separation of duties on purpose, so every synthesis prints a warning naming the grantee.
+   */
+  public grantKeyLifecycle(grantee: iam.IGrantable, reason: string): iam.Grant {
+    if (typeof reason !== 'string' || reason.trim().length < 20) {
+      throw new Error('KeyHierarchy.grantKeyLifecycle: the reason must explain (in at least 20 characters) why the grantee reseals tenant secrets');
+    }
+    this.assertFirst('key-lifecycle', 'grantKeyLifecycle', 'one principal runs the key lifecycle (the admin function)');
+    const grant = this.grantRootKey(grantee, 'KeyLifecycle', ROOT_KEY_LIFECYCLE_ACTIONS, 'key-lifecycle', reason);
+    // Rows still wrapped under a previous root key (during a root-key migration) must open for a reseal.
+    if (this.previousRootKeyArns.length > 0) {
+      iam.Grant.addToPrincipal({ grantee, actions: [...ROOT_KEY_OPEN_ACTIONS], resourceArns: [...this.previousRootKeyArns], conditions: this.contextConditions() });
+    }
+    Annotations.of(this).addWarningV2(
+      'sovereign-router:key-lifecycle',
+      `Key separation weakened on purpose: ${grantee.grantPrincipal} may kms:Decrypt and kms:GenerateDataKey the root key (key lifecycle). Reason: ${reason}`,
     );
     return grant;
   }

@@ -3,7 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { IConstruct } from 'constructs';
 import { KeyHierarchy, RootKeyStatementPurpose } from './key-hierarchy';
-import { KEY_ADMIN_ACTIONS, ROOT_KEY_OPEN_ACTIONS, ROOT_KEY_REWRAP_FROM_ACTIONS, ROOT_KEY_REWRAP_TO_ACTIONS, ROOT_KEY_SEAL_ACTIONS } from './private/iam-actions';
+import { KEY_ADMIN_ACTIONS, ROOT_KEY_LIFECYCLE_ACTIONS, ROOT_KEY_OPEN_ACTIONS, ROOT_KEY_REWRAP_FROM_ACTIONS, ROOT_KEY_REWRAP_TO_ACTIONS, ROOT_KEY_SEAL_ACTIONS } from './private/iam-actions';
 
 interface RenderedStatement {
   Sid?: string;
@@ -19,6 +19,7 @@ const EXPECTED: Readonly<Record<RootKeyStatementPurpose, ReadonlySet<string>>> =
   open: new Set(ROOT_KEY_OPEN_ACTIONS),
   seal: new Set(ROOT_KEY_SEAL_ACTIONS),
   'additional-decryptor': new Set(ROOT_KEY_OPEN_ACTIONS),
+  'key-lifecycle': new Set(ROOT_KEY_LIFECYCLE_ACTIONS),
   administration: ADMIN_ACTIONS,
   // ReEncrypt without Decrypt: moves wrapped data keys between root keys, never sees one.
   migrate: new Set([...ROOT_KEY_REWRAP_FROM_ACTIONS, ...ROOT_KEY_REWRAP_TO_ACTIONS]),
@@ -83,7 +84,7 @@ export class KeySeparationGuard implements IAspect {
         if (crypto.length === 0) continue;
         const legit = owner.rootKeyStatements.some(
           (s) =>
-            (s.purpose === 'open' || s.purpose === 'seal' || s.purpose === 'additional-decryptor' || s.purpose === 'migrate') &&
+            (s.purpose === 'open' || s.purpose === 'seal' || s.purpose === 'additional-decryptor' || s.purpose === 'migrate' || s.purpose === 'key-lifecycle') &&
             crypto.every((a) => EXPECTED[s.purpose].has(a)) &&
             'roleName' in s.principal &&
             attachedTo.length === 1 &&

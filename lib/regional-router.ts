@@ -184,6 +184,15 @@ export interface RegionalRouterProps {
    */
   readonly previousRootKeyArns?: string[];
   /**
+   * Key lifecycle in the cell: the admin function may open and seal tenant secrets (kms:Decrypt and
+   * kms:GenerateDataKey on the root key, cell encryption context only), so that
+   * `tenants rotate-factor` and `tenants convert` reseal secrets here. This weakens the separation
+   * of duties on purpose (synthesis prints a warning): turn it on for the maintenance, deploy, run
+   * the commands, turn it off and deploy again. Without it those admin routes answer 501.
+   * @default false
+   */
+  readonly keyLifecycle?: boolean;
+  /**
    * Code signing for the three functions. Deployments then need the function assets signed
    * (AWS Signer) by a profile the configuration trusts.
    * @default - no code signing
@@ -364,6 +373,8 @@ export class RegionalRouter extends Construct {
     });
     const admin = new CellFunction(this, 'Admin', {
       ...common,
+      // Read by the admin handler: only then does it wire a data-key service for reseals.
+      ...(props.keyLifecycle ? { environment: { ...environment, KEY_LIFECYCLE: 'enabled' } } : {}),
       handler: 'admin',
       description: 'sovereign-router operator API: tenants, policies, usage, audit',
       memorySize: memory.admin,
@@ -399,6 +410,9 @@ export class RegionalRouter extends Construct {
     this.tables.grantSealedRowScan(migration.role);
     this.tables.grantAuditAppend(migration.role);
     this.auditIntegrity.grantAppend(migration.role);
+    if (props.keyLifecycle) {
+      this.keys.grantKeyLifecycle(admin.role, 'keyLifecycle is on: the admin function reseals tenant secrets for factor rotation and mode conversion');
+    }
 
     for (const fn of [router, vault, admin]) {
       this.keys.grantStorageUse(fn.role, ['dynamodb', 'secretsmanager']);

@@ -32,8 +32,8 @@ export interface AdminDeps {
   /**
    * Key lifecycle (factor rotation, managed <-> sovereign conversion): a data-key service that can
    * both Decrypt and GenerateDataKey, because a reseal opens each secret and seals it again. The
-   * deployed admin function has no root-key permission, so it is absent there and these routes
-   * answer 501; the local gateway passes its root key.
+   * deployed admin function has it only while the cell sets `keyLifecycle: true`; otherwise these
+   * routes answer 501. The local gateway passes its root key.
    * @default undefined
    */
   readonly keyLifecycle?: DataKeyService;
@@ -106,7 +106,7 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
       throw new ApiError(
         501,
         'key_lifecycle_unavailable',
-        'This admin endpoint holds no root-key permission, so it cannot reseal secrets; run the command against a gateway with the key-lifecycle permission (see README, Operations).',
+        'This admin function holds no root-key permission, so it cannot reseal secrets; deploy the cell with keyLifecycle: true for the maintenance (see README, Operations).',
       );
     }
     const report = await runFactorChange({ region, store: deps.store, pepper: deps.pepper, dataKeys: deps.keyLifecycle, clock }, { tenantId, kind, token, actor: actor(req) });

@@ -53,6 +53,12 @@ export const ROOT_KEY_REWRAP_TO_ACTIONS = ['kms:ReEncryptTo'] as const;
 /** Reading every sealed row of the tenants table, a page at a time (root-key migration only). */
 export const TABLE_SCAN_ACTIONS = ['dynamodb:Scan'] as const;
 
+/**
+ * Opt-in key lifecycle (RegionalRouterProps.keyLifecycle): a reseal opens a secret and seals it
+ * again, so the admin function gets both, for the maintenance window only.
+ */
+export const ROOT_KEY_LIFECYCLE_ACTIONS = ['kms:Decrypt', 'kms:GenerateDataKey'] as const;
+
 /** Reading data encrypted with the storage key, through a service (always with kms:ViaService). */
 export const STORAGE_KEY_READ_ACTIONS = ['kms:Decrypt', 'kms:DescribeKey'] as const;
 

@@ -317,6 +317,32 @@ describe('handlers with the cell environment', () => {
   });
 });
 
+describe('key lifecycle in the admin handler (RegionalRouterProps.keyLifecycle)', () => {
+  it('without KEY_LIFECYCLE answers 501; with it, rotates a sovereign tenant factor through KMS', async () => {
+    const id = tenantId('hl-factor');
+    const created = await adminCall('POST', '/admin/tenants', '/admin/tenants', { body: { tenantId: id, mode: 'sovereign' } });
+    const token: string = created.json.token;
+    const c = canary('hfac');
+    expect((await vaultCall('POST', '/vault/secrets', '/vault/secrets', { token, body: { provider: 'openai', apiKey: c } })).status).toBe(201);
+    const path = `/admin/tenants/${id}/factor/rotate`;
+    const off = await adminCall('POST', path, '/admin/{proxy+}', { body: { token } });
+    expect([off.status, off.json.error.code]).toEqual([501, 'key_lifecycle_unavailable']);
+
+    process.env.KEY_LIFECYCLE = 'enabled';
+    let lifecycleAdmin: Handler;
+    try {
+      lifecycleAdmin = (await loadHandlers()).admin;
+    } finally {
+      delete process.env.KEY_LIFECYCLE;
+    }
+    const on = await invoke(lifecycleAdmin, event('POST', path, '/admin/{proxy+}', { userArn: OPERATOR, body: { token } }));
+    expect(on.status).toBe(200);
+    expect(on.json).toMatchObject({ tenantId: id, kind: 'rotate', fromGeneration: 1, toGeneration: 2, secretsResealed: 1, mode: 'sovereign' });
+    // The same token keeps working on the vault, which now seals under generation 2.
+    expect((await vaultCall('PUT', '/vault/secrets/openai/default', '/vault/{proxy+}', { token, body: { apiKey: c } })).status).toBe(200);
+  });
+});
+
 describe('handler error path', () => {
   it('an unexpected failure (pepper secret gone, fresh execution environment) is a generic 500 and a log line without details', async () => {
     await f.clients.secrets.send(new DeleteSecretCommand({ SecretId: f.config.pepperSecretId, ForceDeleteWithoutRecovery: true }));

@@ -267,3 +267,42 @@ describe('metrics', () => {
     expect(render(cell.metricLatency({ statistic: 'p50' })).metricStat.statistic).toBe('p50');
   });
 });
+
+describe('keyLifecycle (factor rotation and mode conversion in the cell)', () => {
+  test('off by default: the admin role has no root-key action and no KEY_LIFECYCLE variable', () => {
+    const { stack } = cellStack();
+    const t = Template.fromStack(stack);
+    const root = keyPolicies(t).find((st) => st.some((s) => s.Sid?.startsWith('OpenSecrets')))!;
+    expect(root.filter((s) => s.Sid?.startsWith('KeyLifecycle'))).toEqual([]);
+    const fns = Object.values(t.findResources('AWS::Lambda::Function')) as { Properties: { Environment?: { Variables?: Record<string, unknown> } } }[];
+    expect(fns.filter((f) => f.Properties.Environment?.Variables?.KEY_LIFECYCLE !== undefined)).toEqual([]);
+    expect(warningsOf(stack).filter((w) => w.includes('key lifecycle'))).toEqual([]);
+  });
+
+  test('on: only the admin role gets Decrypt and GenerateDataKey, bound to the cell context; the guard accepts it and synth warns', () => {
+    const { stack, cell } = cellStack({ keyLifecycle: true });
+    const t = Template.fromStack(stack);
+    const root = keyPolicies(t).find((st) => st.some((s) => s.Sid?.startsWith('OpenSecrets')))!;
+    const lifecycle = root.filter((s) => s.Sid?.startsWith('KeyLifecycle'));
+    expect(lifecycle).toHaveLength(1);
+    expect(list(lifecycle[0].Action).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+    expect(lifecycle[0].Principal).toEqual({ AWS: stack.resolve(cell.adminRole.roleArn) });
+    expect(lifecycle[0].Condition).toMatchObject({
+      StringEquals: { 'kms:EncryptionContext:region': 'eu-central-1', 'kms:EncryptionContext:app': 'sovereign-router' },
+    });
+    const admin = t.findResources('AWS::Lambda::Function', { Properties: { Role: stack.resolve(cell.adminRole.roleArn) } });
+    expect(Object.values(admin).map((f) => (f as { Properties: { Environment: { Variables: Record<string, unknown> } } }).Properties.Environment.Variables.KEY_LIFECYCLE)).toEqual(['enabled']);
+    expect(warningsOf(stack).filter((w) => w.includes('key lifecycle'))).toEqual([expect.stringMatching(/Key separation weakened on purpose: .* kms:Decrypt and kms:GenerateDataKey .*factor rotation/)]);
+    expect(errorsOf(stack)).toEqual([]);
+  });
+
+  test('a second grantKeyLifecycle, or one without a reason, is refused', () => {
+    const app = new App();
+    const stack = new Stack(app, 'K', { env: { region: 'eu-central-1' } });
+    const keys = new KeyHierarchy(stack, 'Keys');
+    const role = (id: string) => new iam.Role(stack, id, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    expect(() => keys.grantKeyLifecycle(role('A'), 'short')).toThrow(/reason/);
+    keys.grantKeyLifecycle(role('B'), 'maintenance window for a factor rotation');
+    expect(() => keys.grantKeyLifecycle(role('C'), 'maintenance window for a factor rotation')).toThrow(/already called/);
+  });
+});
