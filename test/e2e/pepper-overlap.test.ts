@@ -270,3 +270,43 @@ test('a revocation whose token listing still shows the verifier from before a mo
   const adminId = staleListing.find((t) => t.role === 'tenant-admin')!.tokenId;
   await expect(store.deleteToken('lag-t', adminId, { type: 'token.deleted', actor: 'test', details: {} })).rejects.toThrow(/last tenant-admin token/);
 });
+
+test('pepper admin routes: SigV4 caller required, malformed and oversized bodies refused before anything rotates, no rotator is a 501, nothing secret in any answer', async () => {
+  const clock = new TestClock();
+  const a = process_(clock);
+  const before = (await a.admin('GET', '/admin/pepper')).json;
+  const raw = createAdminApp({ config: h.cell.config, store: h.cell.store, pepper: a.pepper, pepperRotator: a.pepper, audit: h.cell.audit, clock });
+  const call = (body: string | undefined, iamCaller?: string, app = raw) =>
+    app({ method: 'POST', path: '/admin/pepper/rotate', headers: { 'content-type': 'application/json' }, body, ...(iamCaller ? { iamCaller } : {}) });
+  const op = 'arn:aws:iam::111122223333:role/Operator';
+  expect((await call('{}')).status).toBe(403);
+  for (const [body, status] of [
+    ['{', 400],
+    ['[]', 400],
+    ['{"force":"yes"}', 400],
+    ['{"expectedVersion":0}', 400],
+    ['{"expectedVersion":1.5}', 400],
+    ['{"force":true,"pepper":"mine"}', 400],
+    [JSON.stringify({ force: true, pad: 'x'.repeat(h.cell.config.maxRequestBytes) }), 413],
+  ] as const) {
+    const res = await call(body, op);
+    expect([body.slice(0, 40), res.status]).toEqual([body.slice(0, 40), status]);
+    expect(JSON.parse(res.body).error).toEqual(expect.objectContaining({ code: expect.any(String), message: expect.any(String) }));
+  }
+  const noRotator = createAdminApp({ config: h.cell.config, store: h.cell.store, pepper: a.pepper, audit: h.cell.audit, clock });
+  expect((await call('{}', op, noRotator)).status).toBe(501);
+  expect((await a.admin('GET', '/admin/pepper')).json.current.version).toBe(before.current.version);
+
+  // Status and audit answers carry versions and ids, never a pepper or a verifier.
+  const ring = await a.pepper.getPeppers();
+  const peppers = [ring.current.pepper, ring.previous?.pepper].filter((p): p is Buffer => p !== undefined);
+  await tenantVia(a, 'routes-t');
+  const verifiers = (await h.cell.store.listTokens('routes-t')).map((t) => t.verifier);
+  expect(verifiers).toHaveLength(2);
+  const answers = JSON.stringify([(await a.admin('GET', '/admin/pepper')).json, (await a.admin('GET', '/admin/cell/audit')).json]);
+  for (const p of peppers) {
+    expect(answers).not.toContain(p.toString('utf8'));
+    expect(answers).not.toContain(p.toString('hex'));
+  }
+  for (const v of verifiers) expect(answers).not.toContain(v);
+});
