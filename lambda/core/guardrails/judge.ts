@@ -4,7 +4,7 @@
  *
  * Splitting: every text segment (a message's content string, one content part or block, a tool
  * argument) is scanned on its own, and so is the concatenation of all segments in reading order
- * with nothing between them. So a card number split over two content parts, or an e-mail
+ * with nothing between them (embedding inputs excepted: separate documents). So a card number split over two content parts, or an e-mail
  * address split over two messages, is found as it would read when joined; a piece with other
  * text between the halves is not (see README "Guardrails").
  */
@@ -41,15 +41,19 @@ interface Scanned {
   readonly joined: string;
 }
 
-function scan(segments: readonly Segment[]): Scanned {
+/**
+ * `separator` '' reads the segments as one text (a conversation); '\n' keeps them apart (no
+ * pattern or blocked term spans a newline, which normalized text never holds otherwise).
+ */
+function scan(segments: readonly Segment[], separator: '' | '\n'): Scanned {
   const norm = segments.map((s) => normalizeText(s.text));
   const starts: number[] = [];
   let at = 0;
   for (const n of norm) {
     starts.push(at);
-    at += n.text.length;
+    at += n.text.length + separator.length;
   }
-  return { segments, norm, starts, joined: norm.map((n) => n.text).join('') };
+  return { segments, norm, starts, joined: norm.map((n) => n.text).join(separator) };
 }
 
 /** Spans of one kind in the concatenation: found per segment, or across segment seams. */
@@ -58,11 +62,11 @@ function piiSpans(kind: PiiKind, s: Scanned): Span[] {
   s.norm.forEach((n, k) => {
     for (const sp of findPii(kind, n.text)) own.push({ start: s.starts[k] + sp.start, end: s.starts[k] + sp.end });
   });
-  // A match in the concatenation counts where no segment's own match explains it (else 'fine' +
-  // 'bob@example.com' would redact 'finebob@example.com').
   if (s.norm.length < 2) return own;
-  const across = notOverlapping(findPii(kind, s.joined), own);
-  return [...own, ...across];
+  // Both: a match across a seam may extend one found inside a segment ('pay alice.sm' + 'ith@x.com'
+  // must lose 'alice.sm' too). The price is over-redaction of a word glued to the seam ('fine' +
+  // 'bob@x.com' redacts 'fine' as well); leaving half an address behind would be worse.
+  return [...own, ...findPii(kind, s.joined)];
 }
 
 const WORD = /[\p{L}\p{N}_]/u;
@@ -182,7 +186,8 @@ export function judgeRequest(route: Exclude<ApiRoute, 'models'>, body: Record<st
   const refused: string[] = [];
   const redacted: string[] = [];
 
-  const s = scan(segments);
+  // Embedding inputs are separate documents, never read together: each is judged alone.
+  const s = scan(segments, route === 'embeddings' ? '\n' : '');
   if (g.blockedTerms.length > 0 && hasBlockedTerm(g.blockedTerms, s)) refused.push('blocked_term');
 
   const found: Array<Span & { kind: PiiKind }> = [];
