@@ -9,8 +9,15 @@ describe('StreamTally: characters of generated text in any stream format', () =>
   test('OpenAI chat chunks: content and tool-call arguments, not roles or ids', () => {
     expect(tally([{ choices: [{ delta: { role: 'assistant', content: 'abcd' } }] }, { choices: [{ delta: { tool_calls: [{ index: 0, id: 'call_123456789', function: { name: 'f', arguments: 'efgh' } }] } }] }])).toBe(2);
   });
-  test('Anthropic deltas: text and partial JSON; message_start and pings count nothing', () => {
-    expect(tally([{ type: 'message_start', message: { usage: { input_tokens: 99 } } }, { type: 'ping' }, { type: 'content_block_delta', delta: { type: 'text_delta', text: '12345678' } }, { type: 'content_block_delta', delta: { type: 'input_json_delta', partial_json: '{"a"' } }])).toBe(3);
+  test('Anthropic deltas: text and partial JSON (escapes count as written); message_start and pings count nothing', () => {
+    // '12345678' is 8 characters; '{"a"' is written as {\"a\" (6): 14 characters, 4 tokens.
+    expect(tally([{ type: 'message_start', message: { usage: { input_tokens: 99 } } }, { type: 'ping' }, { type: 'content_block_delta', delta: { type: 'text_delta', text: '12345678' } }, { type: 'content_block_delta', delta: { type: 'input_json_delta', partial_json: '{"a"' } }])).toBe(4);
+  });
+  test('a Responses text event that is not a delta (output_text.done) counts nothing', () => {
+    expect(tally([{ type: 'response.output_text.done', text: 'the whole text again' }])).toBe(0);
+  });
+  test('Converse tool input deltas count', () => {
+    expect(tally([{ contentBlockIndex: 1, delta: { toolUse: { input: 'abcdefgh' } } }])).toBe(2);
   });
   test('Responses events: string deltas; Converse-style contentBlockDelta', () => {
     expect(tally([{ type: 'response.output_text.delta', delta: 'abcdefgh', item_id: 'msg_x' }, { contentBlockDelta: { delta: { text: 'abcd' } } }])).toBe(3);
