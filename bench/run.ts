@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: speed and memory goals, measured on this machine on loopback.
  * Prints each measurement against its goal and exits non-zero if a goal is missed.
- * - micro: token verifier, seal/open
+ * - micro: token verifier, seal/open, sovereign factor wrap vs factor box, one reseal
  * - guardrails: the guardrail stage (2 KiB and 1 MiB requests) and the response cache's crypto
  * - init: cold-start module init (CPU) of each function bundle as deployed, above bare node
  * - cpu: router main-thread CPU per governed request (real SDK clients answering in-process)
@@ -22,6 +22,7 @@ import type { DataKeyService } from '../lambda/core/ports';
 import { computeVerifier, generateToken, parseToken } from '../lambda/core/token';
 import { startRouterHarness } from '../test/support/router-harness';
 import { cpuPerRequest } from './cpu';
+import { factorBench } from './factor';
 import { guardrailsCacheBench } from './guardrails-cache';
 import { peersBench } from './peers';
 import { randomBytes, createCipheriv, createDecipheriv } from 'node:crypto';
@@ -80,6 +81,7 @@ async function microbenchmarks(): Promise<void> {
     await openSecret({ record: sealed, expected: identity, dataKeys: kms, use: (k) => k.length });
   }
   record('seal + open (HKDF, AES-256-GCM, in-memory KMS)', ((performance.now() - t) * 1000) / m, 'µs/op', 1000);
+  await factorBench(record, kms);
 }
 
 async function routerOverhead(): Promise<void> {
