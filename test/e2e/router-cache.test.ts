@@ -8,7 +8,8 @@
  */
 import { ScanCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { SseParser } from '../../lambda/core/sse';
-import { RouterHarness, startRouterHarness } from '../support/router-harness';
+import { canaryHits, makeCanary } from '../support/canary';
+import { FAKE_PROVIDER_KEYS, RouterHarness, startRouterHarness } from '../support/router-harness';
 
 let h: RouterHarness;
 let a: string;
@@ -202,4 +203,30 @@ test('guardrails run first: a refused request never reaches the cache, a redacte
   expect(two.sink.body).not.toContain('bob@example.com');
   const refused = await counted('/v1/chat/completions', chatBody('card 4111 1111 1111 1111'), invokeToken);
   expect([refused.sink.status, refused.sink.headers['x-sovereign-cache'], refused.ddb]).toEqual([400, undefined, ['BatchGetItemCommand', 'PutItemCommand']]);
+});
+
+test('canary: a provider key never reaches a cache entry, a replay, a log line, a metric or a usage record', async () => {
+  const canary = makeCanary('cache');
+  h.fakes.setKey('openai', canary);
+  try {
+    const { invokeToken } = await h.tenant('canary-cache', { policy: CACHED, keys: { openai: canary } });
+    const [logs, metrics] = [h.logs.length, h.metrics.length];
+    const seen: string[] = [];
+    for (const body of [chatBody('canary check'), chatBody('canary check'), chatBody('canary stream', { stream: true }), chatBody('canary stream', { stream: true })]) {
+      const r = await counted('/v1/chat/completions', body, invokeToken);
+      expect(r.sink.status).toBe(200);
+      seen.push(r.sink.body, JSON.stringify(r.sink.headers), JSON.stringify(r.record));
+    }
+    expect(h.fakes.openai.requests.at(-1)?.headers.authorization).toBe(`Bearer ${canary}`); // the key was used
+    const items = (await cacheItems()).filter((i) => i.tenantId.S === 'canary-cache');
+    expect(items.length).toBe(2);
+    for (const i of items) {
+      const sealed = Buffer.from(i.sealed.B!);
+      seen.push(sealed.toString('latin1'), sealed.toString('base64'), sealed.toString('hex'), JSON.stringify({ ...i, sealed: undefined }));
+    }
+    seen.push(...h.logs.slice(logs), ...h.metrics.slice(metrics));
+    expect(canaryHits(seen.join('\n'), [canary])).toEqual([]);
+  } finally {
+    h.fakes.setKey('openai', FAKE_PROVIDER_KEYS.openai);
+  }
 });
