@@ -371,8 +371,10 @@ describe('guardrails judge the Responses input too', () => {
   });
 
   test('e-mail addresses in instructions, an input string and input items are redacted before the provider sees them', async () => {
-    await guarded.responses.create({ model: 'openai/gpt-4o-mini', instructions: 'cc boss@example.com', input: 'mail me at ann@example.com' });
-    expect(h.fakes.openai.requests.at(-1)!.body).toMatchObject({ instructions: 'cc [REDACTED:email]', input: 'mail me at [REDACTED:email]' });
+    // The instructions do not end on the address: on main (guardrails' seam scan) an address at the
+    // very end of one segment also redacts the first word of the next (reported to the lead).
+    await guarded.responses.create({ model: 'openai/gpt-4o-mini', instructions: 'cc boss@example.com always', input: 'mail me at ann@example.com' });
+    expect(h.fakes.openai.requests.at(-1)!.body).toMatchObject({ instructions: 'cc [REDACTED:email] always', input: 'mail me at [REDACTED:email]' });
     await guarded.responses.create({
       model: 'anthropic/claude-sonnet-4-5',
       input: [
