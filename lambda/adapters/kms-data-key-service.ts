@@ -1,5 +1,6 @@
 import { DecryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import type { DataKeyService, EncryptionContext, GeneratedDataKey } from '../core/ports';
+import type { TenantKeyScoping } from '../core/tenant-keys';
 import { awsErrorName, awsRequestId } from './aws-errors';
 
 /**
@@ -24,8 +25,10 @@ export class KeyServiceError extends Error {
     /** The AWS error code, e.g. 'InvalidCiphertextException'; undefined when we refused ourselves. */
     readonly awsCode?: string,
     readonly requestId?: string,
+    /** The call went to a tenant-held key (bring your own key): a refusal is the tenant's doing. */
+    readonly tenantKey?: boolean,
   ) {
-    super(`KMS ${operation} failed: ${reason}${awsCode ? ` (${awsCode})` : ''}`);
+    super(`KMS ${operation} failed: ${reason}${awsCode ? ` (${awsCode})` : ''}${tenantKey ? ' [tenant-held key]' : ''}`);
   }
 }
 
@@ -62,7 +65,7 @@ export interface KmsDataKeyServiceOptions {
  * The regional root key through KMS. Every call names a key ARN explicitly: GenerateDataKey the
  * current key, Decrypt the key the record names, and only if it is one of the accepted keys.
  */
-export class KmsDataKeyService implements DataKeyService {
+export class KmsDataKeyService implements DataKeyService, TenantKeyScoping {
   private readonly accepted: ReadonlySet<string>;
 
   constructor(
@@ -74,51 +77,78 @@ export class KmsDataKeyService implements DataKeyService {
   }
 
   async generateDataKey(context: EncryptionContext): Promise<GeneratedDataKey> {
-    const out = await this.call('GenerateDataKey', () =>
-      this.client.send(
-        new GenerateDataKeyCommand({ KeyId: this.keyArn, KeySpec: 'AES_256', EncryptionContext: { ...context } }),
-      ),
+    return this.generateUnder(this.keyArn, context, false);
+  }
+
+  async decryptDataKey(wrapped: Buffer, context: EncryptionContext, keyArn: string): Promise<Buffer> {
+    // A record naming a key outside the accepted set (another region's, a retired one, another
+    // tenant's own key) is refused before any KMS call.
+    if (!this.accepted.has(keyArn)) throw new KeyServiceError('denied', 'Decrypt');
+    return this.decryptUnder(keyArn, wrapped, context, false);
+  }
+
+  /**
+   * The view for one tenant holding its own key (same region as the cell): new data keys are
+   * generated under that key; rows open under it or under the cell's keys (rows sealed before the
+   * tenant brought its key). Only contexts naming this tenant are served. A refusal by the
+   * tenant's key carries `tenantKey`, so callers answer `tenant_key_unavailable`.
+   */
+  forTenant(tenantId: string, tenantKeyArn: string): DataKeyService {
+    const ownRegion = regionOfKeyArn(tenantKeyArn) !== undefined && regionOfKeyArn(tenantKeyArn) === regionOfKeyArn(this.keyArn);
+    const refuse = (operation: KeyServiceOperation) => new KeyServiceError('denied', operation, undefined, undefined, true);
+    return {
+      generateDataKey: async (context) => {
+        if (!ownRegion || context.tenant !== tenantId) throw refuse('GenerateDataKey');
+        return this.generateUnder(tenantKeyArn, context, true);
+      },
+      decryptDataKey: async (wrapped, context, keyArn) => {
+        if (context.tenant !== tenantId) throw new KeyServiceError('denied', 'Decrypt');
+        if (keyArn !== tenantKeyArn) return this.decryptDataKey(wrapped, context, keyArn);
+        if (!ownRegion) throw refuse('Decrypt');
+        return this.decryptUnder(keyArn, wrapped, context, true);
+      },
+    };
+  }
+
+  private async generateUnder(keyArn: string, context: EncryptionContext, tenantKey: boolean): Promise<GeneratedDataKey> {
+    const out = await callKms(
+      'GenerateDataKey',
+      () => this.client.send(new GenerateDataKeyCommand({ KeyId: keyArn, KeySpec: 'AES_256', EncryptionContext: { ...context } })),
+      tenantKey,
     );
     const plaintext = takePlaintext(out.Plaintext, 'GenerateDataKey');
     // A record sealed under a key we would later refuse to open is worse than no record.
-    if (!out.CiphertextBlob?.length || out.KeyId !== this.keyArn) {
+    if (!out.CiphertextBlob?.length || out.KeyId !== keyArn) {
       plaintext.fill(0);
-      throw new KeyServiceError('unavailable', 'GenerateDataKey');
+      throw new KeyServiceError('unavailable', 'GenerateDataKey', undefined, undefined, tenantKey || undefined);
     }
     return { plaintext, wrapped: Buffer.from(out.CiphertextBlob), keyArn: out.KeyId };
   }
 
-  async decryptDataKey(wrapped: Buffer, context: EncryptionContext, keyArn: string): Promise<Buffer> {
-    // A record naming a key outside the accepted set (another region's, a retired one) is
-    // refused before any KMS call.
-    if (!this.accepted.has(keyArn)) throw new KeyServiceError('denied', 'Decrypt');
+  private async decryptUnder(keyArn: string, wrapped: Buffer, context: EncryptionContext, tenantKey: boolean): Promise<Buffer> {
     if (wrapped.length === 0) throw new KeyServiceError('invalid_ciphertext', 'Decrypt');
-    const out = await this.call('Decrypt', () =>
-      this.client.send(
-        // KeyId pins the key: a blob wrapped by any other key fails instead of being opened by it.
-        new DecryptCommand({ CiphertextBlob: wrapped, EncryptionContext: { ...context }, KeyId: keyArn }),
-      ),
+    const out = await callKms(
+      'Decrypt',
+      // KeyId pins the key: a blob wrapped by any other key fails instead of being opened by it.
+      () => this.client.send(new DecryptCommand({ CiphertextBlob: wrapped, EncryptionContext: { ...context }, KeyId: keyArn })),
+      tenantKey,
     );
     const plaintext = takePlaintext(out.Plaintext, 'Decrypt');
     if (out.KeyId !== keyArn) {
       plaintext.fill(0);
-      throw new KeyServiceError('denied', 'Decrypt');
+      throw new KeyServiceError('denied', 'Decrypt', undefined, undefined, tenantKey || undefined);
     }
     return plaintext;
-  }
-
-  private call<T>(operation: KeyServiceOperation, send: () => Promise<T>): Promise<T> {
-    return callKms(operation, send);
   }
 }
 
 /** Runs one KMS call; any failure becomes a KeyServiceError carrying only safe codes. */
-export async function callKms<T>(operation: KeyServiceOperation, send: () => Promise<T>): Promise<T> {
+export async function callKms<T>(operation: KeyServiceOperation, send: () => Promise<T>, tenantKey = false): Promise<T> {
   try {
     return await send();
   } catch (err) {
     const code = awsErrorName(err);
-    throw new KeyServiceError(REASON_BY_CODE[code ?? ''] ?? 'unavailable', operation, code, awsRequestId(err));
+    throw new KeyServiceError(REASON_BY_CODE[code ?? ''] ?? 'unavailable', operation, code, awsRequestId(err), tenantKey || undefined);
   }
 }
 

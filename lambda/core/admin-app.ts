@@ -1,3 +1,4 @@
+import { tenantKeyProblem } from './tenant-keys';
 import { z } from 'zod';
 import { AUDIT_GENESIS } from './audit-chain';
 import { AuditReadPorts, readAuditVerification } from './audit-read';
@@ -53,6 +54,12 @@ const createTenantBody = z
 const updatePolicyBody = z.object({ policy: tenantPolicySchema }).strict();
 const updateTokenLimitsBody = z.object({ limits: limitsSchema }).strict();
 const rotatePepperBody = z.object({ expectedVersion: z.number().int().min(1).optional(), force: z.boolean().optional() }).strict();
+
+/** A tenant-held key is registered only if it is a single-Region key of this cell's region. */
+function checkTenantKey(policy: { tenantKeyArn?: string }, region: string): void {
+  const problem = policy.tenantKeyArn === undefined ? undefined : tenantKeyProblem(policy.tenantKeyArn, region);
+  if (problem) throw new ApiError(400, 'invalid_tenant_key', `Invalid request body: policy.${problem}`);
+}
 
 /** Semantic checks the schemas' regexes cannot make (IP ranges that parse). */
 function checkLimits(limits: Limits, where: string): void {
@@ -136,6 +143,7 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
       async (req) => {
         const body = validate(createTenantBody, parseJsonBody(req, maxRequestBytes));
         checkLimits(body.policy, 'policy');
+        checkTenantKey(body.policy, region);
         const now = clock.now().toISOString();
         const tenant: TenantRecord = {
           tenantId: body.tenantId,
@@ -203,6 +211,7 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
         activeOr409(await tenantOr404(params.tenantId));
         const body = validate(updatePolicyBody, parseJsonBody(req, maxRequestBytes));
         checkLimits(body.policy, 'policy');
+        checkTenantKey(body.policy, region);
         const updated = await deps.store.updatePolicy(params.tenantId, body.policy, {
           type: 'policy.updated',
           actor: actor(req),

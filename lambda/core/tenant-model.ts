@@ -46,6 +46,11 @@ export const tenantPolicySchema = limitsSchema
     routes: z.record(MODEL_NAME, z.array(routeTargetSchema).min(1).max(8)).optional(),
     /** Response cache, opt-in per tenant and per route (cache/policy.ts). */
     cache: cachePolicySchema.optional(),
+    /**
+     * Bring your own key: a KMS key in the tenant's own account, in the cell's region, as the root
+     * of this tenant's data keys (lambda/core/tenant-keys.ts). Checked against the region when set.
+     */
+    tenantKeyArn: z.string().max(256).optional(),
   })
   .strict();
 export type TenantPolicy = z.infer<typeof tenantPolicySchema>;

@@ -1,3 +1,4 @@
+import { dataKeysOfTenant, isTenantKeyRefusal, tenantKeyUnavailable } from './tenant-keys';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { authenticate, Principal, storedRecordApiError } from './authenticate';
@@ -169,7 +170,7 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
       factor = factorOf(p);
       fingerprintKey = fingerprintKeyOf(await deps.pepper.getPepper(), { region, tenant: p.tenant.tenantId, provider });
       const versionSalt = factor ? randomBytes(VERSION_SALT_BYTES) : undefined;
-      const sealed = await sealSecret({ identity, plaintext, dataKeys: deps.dataKeys, tenantFactor: factor, versionSalt, fingerprintKey, clock });
+      const sealed = await sealSecret({ identity, plaintext, dataKeys: dataKeysOfTenant(deps.dataKeys, p.tenant), tenantFactor: factor, versionSalt, fingerprintKey, clock });
       const generation = tenantGeneration(p.tenant);
       return {
         sealed,
@@ -389,6 +390,7 @@ export function mapKnownErrors(err: unknown): unknown {
     return new ApiError(403, 'tenant_factor_unavailable', 'This token cannot unwrap the tenant factor.');
   }
   if (name === 'StoredRecordError') return storedRecordApiError();
+  if (isTenantKeyRefusal(err)) return tenantKeyUnavailable();
   if (name === 'KeyServiceError') {
     const reason = (err as { reason?: string }).reason;
     if (reason === 'unavailable') return new ApiError(503, 'key_service_unavailable', 'The key service is unavailable; retry later.');

@@ -2,6 +2,7 @@
  * The data path: authenticate, route, open the tenant's sealed secret for one request, call the
  * provider (with fallback), stream the answer back in the client's format, record usage.
  */
+import { dataKeysOfTenant, isTenantKeyRefusal, tenantKeyUnavailable } from '../tenant-keys';
 import { matchTokenRecord, NO_RETRY, parsePresentedToken, principalOf, storedRecordApiError, upgradeOnUse, verifiersOf } from '../authenticate';
 import type { CellConfig } from '../cell-config';
 import { decodeBase64Strict } from '../crypto-util';
@@ -306,7 +307,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
             record: current.sealed,
             // META's version, never the row's: a row written back from an older version fails.
             expected: { app: 'sovereign-router', region, tenant: tenant.tenantId, provider: target.provider, secret: target.secret, version: current.version },
-            dataKeys,
+            // A tenant holding its own key: the view scoped to it (tenant-keys.ts).
+            dataKeys: tenant.policy.tenantKeyArn === undefined ? dataKeys : recordingDataKeys(dataKeysOfTenant(deps.dataKeys, tenant), keyUses, now),
             tenantFactor: requestFactors.of(current.generation),
             versionSalt: current.generation > 0 ? current.salt : undefined,
             use: (key) => call(key.toString('utf8')),
@@ -564,6 +566,7 @@ function toApiError(err: unknown, requestId: string): unknown {
   if (name === 'TenantFactorError') return new ApiError(403, 'tenant_factor_unavailable', 'This token cannot unwrap the tenant factor.');
   if (name === 'StoredRecordError') return storedRecordApiError(requestId);
   if (name === 'SealedSecretError') return secretIntegrityError(requestId);
+  if (isTenantKeyRefusal(err)) return tenantKeyUnavailable(requestId);
   if (name === 'KeyServiceError') {
     const reason = (err as { reason?: string }).reason;
     // The wrapped key does not authenticate under this secret's context: a moved or edited row.
