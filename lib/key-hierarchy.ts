@@ -240,6 +240,27 @@ export class KeyHierarchy extends Construct {
   }
 
   /**
+   * Tenant-held keys (bring your own key): lets the grantee use KMS keys of the given accounts
+   * in this cell's region only, with `actions` (the router's Decrypt, the vault's
+   * GenerateDataKey), only with this cell's encryption context and a `tenant` pair present. The
+   * tenant's own key policy decides the rest: it names these roles and its tenant id
+   * (README: tenant-held keys), and the tenant can revoke it at any time.
+   */
+  public grantTenantHeldKeys(grantee: iam.IGrantable, accounts: readonly string[], use: 'open' | 'seal'): iam.Grant {
+    for (const account of accounts) {
+      if (!/^\d{12}$/.test(account)) throw new Error(`tenantKeyAccounts: '${account}' is not a 12-digit AWS account id`);
+    }
+    const base = this.contextConditions();
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: [...(use === 'open' ? ROOT_KEY_OPEN_ACTIONS : ROOT_KEY_SEAL_ACTIONS)],
+      // Keys of those accounts in this region only: a key elsewhere cannot be used at all.
+      resourceArns: accounts.map((a) => `arn:${Stack.of(this).partition}:kms:${this.region}:${a}:key/*`),
+      conditions: { ...base, Null: { 'kms:EncryptionContext:tenant': 'false' } },
+    });
+  }
+
+  /**
    * Lets the grantee move wrapped data keys from the previous root keys to the current one with
    * kms:ReEncrypt (ReEncryptFrom on the previous keys, ReEncryptTo on the current key), only with
    * this cell's encryption context. No kms:Decrypt: it never sees a data key. The current key's

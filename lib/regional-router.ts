@@ -193,6 +193,15 @@ export interface RegionalRouterProps {
    */
   readonly keyLifecycle?: boolean;
   /**
+   * Accounts whose KMS keys tenants may hold as the root of their data keys (bring your own
+   * key, README: tenant-held keys). The router may Decrypt and the vault GenerateDataKey with keys
+   * of these accounts in the cell's region only, with the cell's encryption context; each key's
+   * own policy (the tenant's) must allow it too. Operators register a tenant's key in its policy
+   * (`tenantKeyArn`).
+   * @default - none: tenants cannot bring their own keys
+   */
+  readonly tenantKeyAccounts?: string[];
+  /**
    * Code signing for the three functions. Deployments then need the function assets signed
    * (AWS Signer) by a profile the configuration trusts.
    * @default - no code signing
@@ -404,6 +413,10 @@ export class RegionalRouter extends Construct {
     this.keys.grantSealSecrets(vault.role);
     for (const decryptor of props.additionalDecryptors ?? []) this.keys.addAdditionalDecryptor(decryptor);
     this.keys.grantMigrateRootKey(migration.role);
+    if ((props.tenantKeyAccounts ?? []).length > 0) {
+      this.keys.grantTenantHeldKeys(router.role, props.tenantKeyAccounts!, 'open');
+      this.keys.grantTenantHeldKeys(vault.role, props.tenantKeyAccounts!, 'seal');
+    }
     // Migration: scans sealed rows, writes each rewrapped row with its audit event (MAC, anchor).
     this.keys.grantStorageUse(migration.role, ['dynamodb']);
     this.tables.grantReadWrite('tenants', migration.role);
