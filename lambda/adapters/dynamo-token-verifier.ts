@@ -7,7 +7,11 @@
  */
 import { TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { VersionedVerifier } from '../core/pepper-ring';
+import type { TokenRecord } from '../core/tenant-model';
 import type { LeanDynamo } from './dynamo-lean';
+
+/** Every optional attribute of a TokenRecord (lambda/core/tenant-model.ts). */
+export const TOKEN_OPTIONAL_ATTRIBUTES = ['pepperVersion', 'label', 'limits', 'wrappedFactor', 'factorKey', 'pendingFactor'] as const;
 
 export async function moveTokenVerifierItem(
   /** The tenant store's document client, or the router's lean client (dynamo-lean.ts). */
@@ -28,11 +32,13 @@ export async function moveTokenVerifierItem(
       values[`:v${i}`] = v;
       unchanged.push(`#a${i} = :v${i}`);
     });
-  // Records from before versions have no pepperVersion: require that it is still absent.
-  if (!('pepperVersion' in item)) {
-    names['#pv'] = 'pepperVersion';
-    unchanged.push('attribute_not_exists(#pv)');
-  }
+  // DynamoDB cannot say "no other attributes", so every optional attribute of a token record that
+  // was absent must still be absent: a factor change that sealed `pendingFactor` (or a limits
+  // change that added `limits`) in between cancels the move instead of being dropped by it.
+  TOKEN_OPTIONAL_ATTRIBUTES.filter((k) => !(k in item)).forEach((k, i) => {
+    names[`#n${i}`] = k;
+    unchanged.push(`attribute_not_exists(#n${i})`);
+  });
   try {
     const input = {
       TransactItems: [
@@ -62,3 +68,9 @@ export async function moveTokenVerifierItem(
     throw err;
   }
 }
+
+// Compile-time guard: a new optional TokenRecord attribute must be added to the list above.
+type OptionalKeys<T> = { [K in keyof T]-?: object extends Pick<T, K> ? K : never }[keyof T];
+type Missing = Exclude<OptionalKeys<TokenRecord>, (typeof TOKEN_OPTIONAL_ATTRIBUTES)[number]>;
+const everyOptionalAttributeListed: [Missing] extends [never] ? true : Missing = true;
+void everyOptionalAttributeListed;

@@ -121,6 +121,18 @@ export function pepperContract(name: string, factory: BackendFactory): void {
         expect((await b.store.getToken(String(item.verifier)))?.limits).toEqual({ rpm: 1 });
       });
 
+      test(`${side}: an attribute added after the record was read (limits on a token that had none) cancels the move instead of being dropped`, async () => {
+        const { id, item } = await tenantWithInvoke();
+        await b.store.updateTokenLimits(id, 'inv0', {}, event('token.limits')); // no limits at all
+        const bare = (await b.store.getToken(String(item.verifier))) as unknown as Record<string, unknown>;
+        expect(bare.limits).toBeUndefined();
+        await b.store.updateTokenLimits(id, 'inv0', { rpm: 3 }, event('token.limits'));
+        const to = { version: 2, verifier: hex() };
+        expect(await mover().moveTokenVerifier(bare, to)).toBe(false);
+        expect(await b.store.getToken(to.verifier)).toBeUndefined();
+        expect((await b.store.getToken(String(item.verifier)))?.limits).toEqual({ rpm: 3 });
+      });
+
       test(`${side}: a token revoked after it was read never comes back under its new verifier`, async () => {
         const { id, item } = await tenantWithInvoke();
         expect(await b.store.deleteToken(id, 'inv0', event('token.deleted'))).toBe(true);
