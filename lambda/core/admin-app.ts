@@ -215,7 +215,8 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
         const updated = await deps.store.updatePolicy(params.tenantId, body.policy, {
           type: 'policy.updated',
           actor: actor(req),
-          details: { keys: Object.keys(body.policy).sort().join(',') },
+          // The tenant-held key is part of the record: who moved a tenant's root, and to which key.
+          details: { keys: Object.keys(body.policy).sort().join(','), ...(body.policy.tenantKeyArn ? { tenantKeyArn: body.policy.tenantKeyArn } : {}) },
         });
         return jsonResponse(200, { policy: updated.policy });
       },

@@ -96,6 +96,10 @@ describe('tenant-held keys (moto)', () => {
     // Route byok-a's openai to the secret under its own key.
     const put = await h.admin('PUT', '/admin/tenants/byok-a/policy', { policy: { tenantKeyArn: tenantKey, routes: { 'gpt-4o-mini': [{ provider: 'openai', model: 'gpt-4o-mini', secret: 'own' }] } } });
     expect(put.status).toBe(200);
+    // Registering (or moving) a tenant's key is an authenticated audit event naming the key.
+    const audit = await h.admin('GET', '/admin/tenants/byok-a/audit');
+    expect(audit.json.verification.ok).toBe(true);
+    expect(audit.json.data.filter((e: { type: string }) => e.type === 'policy.updated').at(-1).details.tenantKeyArn).toBe(tenantKey);
     expect((await chat(byok.invokeToken)).status).toBe(200);
     expect(proxy.calls.some((c) => c.target === 'TrentService.Decrypt' && c.body.includes(tenantKey))).toBe(true);
     expect((await chat(plain.invokeToken)).status).toBe(200);
