@@ -77,8 +77,8 @@ async function microbenchmarks(): Promise<void> {
   const m = 2_000;
   t = performance.now();
   for (let i = 0; i < m; i++) {
-    const sealed = await sealSecret({ identity, plaintext: Buffer.from('sk-bench-0123456789'), dataKeys: kms, fingerprintKey: Buffer.alloc(32, 1) });
-    await openSecret({ record: sealed, expected: identity, dataKeys: kms, use: (k) => k.length });
+    const sealed = await sealSecret({ identity, plaintext: Buffer.from('sk-bench-0123456789'), dataKeys: kms, fingerprintKey: Buffer.alloc(32, 1), erasureKey: Buffer.alloc(32, 2) });
+    await openSecret({ record: sealed, expected: identity, dataKeys: kms, erasureKey: Buffer.alloc(32, 2), use: (k) => k.length });
   }
   record('seal + open (HKDF, AES-256-GCM, in-memory KMS)', ((performance.now() - t) * 1000) / m, 'µs/op', 1000);
   await factorBench(record, kms);

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { ApiClient, CliError } from './api-client';
+import { COMMAND_HELP } from './command-help';
 import { fetchAllUsage, toCsv } from './usage-export';
 import { PEPPER_HELP, pepperCommand } from './pepper-command';
 import { ROOT_KEY_HELP, rootKeyCommand } from './root-key-command';
@@ -26,7 +27,8 @@ Audit (operator):
   audit verify --tenant <tenant-id>     checks the tenant's audit trail (MACs under the audit key,
                                         chain, anchors, current secret rows); exits 1 and names
                                         the first bad event if anything was tampered with
-  tenants offboard <tenant-id> --yes                              destroys secrets and tokens
+  tenants offboard <tenant-id> --yes    crypto-shreds the tenant (erasure key first), then deletes
+                                        its secrets and tokens; resumable (see: tenants offboard --help)
 
 Pepper (operator; sovereign-router pepper --help):
   pepper status                          tokens per pepper version, whether a rotation may start
@@ -178,7 +180,7 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
     return 0;
   }
   if (values.help || positionals.length === 0) {
-    out.stdout(HELP);
+    out.stdout(COMMAND_HELP[positionals.slice(0, 2).join(' ')] ?? HELP);
     return values.help ? 0 : 2;
   }
   const [group, action, ...args] = positionals;
@@ -289,11 +291,29 @@ export async function run(argv: string[], out: Out, stdin: () => Promise<string>
         }
         return 0;
       }
-      case 'tenants offboard':
+      case 'tenants offboard': {
         need(1, '<tenant-id>');
         if (!values.yes) throw new CliError(`offboarding destroys every secret and token of ${args[0]}; repeat with --yes`, 2);
-        print(await client().call('DELETE', `/admin/tenants/${enc(args[0])}`));
+        let res: { secretsDestroyed?: number; tokensRevoked?: number; legacySecretsNotShredded?: number };
+        try {
+          res = (await client().call('DELETE', `/admin/tenants/${enc(args[0])}`)) as typeof res;
+        } catch (err) {
+          // Anything short of a clean refusal may have stopped between steps: say how to finish.
+          if (err instanceof CliError && !/HTTP 4\d\d/.test(err.message)) {
+            throw new CliError(`${err.message}\nThe tenant may be frozen half-way; run the same command again to finish the offboarding.`, err.exitCode);
+          }
+          throw err;
+        }
+        print(res);
+        out.stderr(
+          `offboarded ${args[0]}: erasure key destroyed, ${res.secretsDestroyed ?? 0} secret(s) and ${res.tokensRevoked ?? 0} token(s) deleted; ` +
+            `no backup or PITR copy of the tables can open its secrets any more.\n`,
+        );
+        if (res.legacySecretsNotShredded) {
+          out.stderr(`warning: ${res.legacySecretsNotShredded} secret(s) were sealed before erasure keys (format v1): deleted, but backups taken before now still hold them until they expire.\n`);
+        }
         return 0;
+      }
       case 'secrets put':
       case 'secrets rotate': {
         need(1, '<provider>');

@@ -425,6 +425,8 @@ export class RegionalRouter extends Construct {
     this.auditIntegrity.grantAppend(migration.role);
     if (props.keyLifecycle) {
       this.keys.grantKeyLifecycle(admin.role, 'keyLifecycle is on: the admin function reseals tenant secrets for factor rotation and mode conversion');
+      // A reseal opens and seals with the tenant's erasure key (and makes one for a tenant that has none).
+      this.tables.grantErasureKeyCreate(admin.role);
     }
 
     for (const fn of [router, vault, admin]) {
@@ -441,6 +443,7 @@ export class RegionalRouter extends Construct {
     this.tables.grantReadWrite('counters', router.role);
     this.tables.grantUsageAppend(router.role);
     this.tables.grantCacheReadWrite(router.role);
+    this.tables.grantErasureKeyRead(router.role);
 
     // Vault: the tenant's own secrets and tokens; no governance or usage access.
     this.tables.grantReadWrite('tenants', vault.role);
@@ -448,6 +451,7 @@ export class RegionalRouter extends Construct {
     // GET /vault/usage: a tenant admin's own records, one key range per query.
     this.tables.grantUsageQuery(vault.role);
     this.tables.grantAuditAppend(vault.role);
+    this.tables.grantErasureKeyCreate(vault.role);
 
     // Admin: tenants and tokens; reads counters (usage report) and usage records, writes neither.
     this.tables.grantReadWrite('tenants', admin.role);
@@ -458,6 +462,8 @@ export class RegionalRouter extends Construct {
     this.tables.grantRead('counters', admin.role);
     this.tables.grantRead('usage', admin.role);
     this.tables.grantAuditAppend(admin.role);
+    // Offboarding crypto-shreds: it deletes the tenant's erasure key, and can read none.
+    this.tables.grantErasureKeyDestroy(admin.role);
     // Both append (GenerateMac, new anchors) and show verified trails (VerifyMac, anchor reads);
     // the router has no part in the audit trail.
     for (const fn of [vault, admin]) {

@@ -22,6 +22,13 @@ export interface TableSchema {
   readonly sortKey?: KeyAttribute;
   readonly globalSecondaryIndexes?: readonly IndexSchema[];
   readonly timeToLiveAttribute?: string;
+  /**
+   * Whether any copy of the table may exist (PITR, on-demand and AWS Backup backups, exports).
+   * False only for the erasure-key table, whose whole point is that deleting an item destroys
+   * it everywhere.
+   * @default true
+   */
+  readonly backups?: boolean;
 }
 
 export const TABLE_SCHEMAS = {
@@ -71,6 +78,15 @@ export const TABLE_SCHEMAS = {
     id: 'Audit',
     partitionKey: { name: 'tenantId', type: 'S' },
     sortKey: { name: 'seq', type: 'N' },
+  },
+  /**
+   * Tenant erasure keys (crypto-shredding): one 32-byte key per tenant that every v2 sealed
+   * secret needs. No PITR and no backup of any kind, so offboarding's delete is final.
+   */
+  erasure: {
+    id: 'ErasureKeys',
+    partitionKey: { name: 'tenantId', type: 'S' },
+    backups: false,
   },
 } as const satisfies Record<string, TableSchema>;
 

@@ -14,6 +14,8 @@ export interface RouterTableNames {
   readonly counters: string;
   /** Usage records, appended after the response. */
   readonly usage: string;
+  /** Tenant erasure keys, read in the same BatchGetItem (it spans tables: no extra round trip). */
+  readonly erasure: string;
 }
 
 /** Usage records are kept for 400 days (a full year of monthly reports plus a margin). */
@@ -44,6 +46,7 @@ export class DynamoRouterStore implements RouterStore {
         Keys: [tenantKey(tenantId), ...providers.map((p) => secretKey(tenantId, p, 'default'))],
         ConsistentRead: true,
       },
+      [this.tables.erasure]: { Keys: [{ tenantId }], ConsistentRead: true },
       ...(counterKeys.length > 0
         ? { [this.tables.counters]: { Keys: counterKeys.map((k) => ({ pk: k.pk, sk: k.sk })), ConsistentRead: true } }
         : {}),
@@ -64,8 +67,10 @@ export class DynamoRouterStore implements RouterStore {
     let tenant: RawItem | undefined;
     const secrets = new Map<string, RawItem>();
     const counters = new Map<string, Record<string, unknown>>();
+    let erasureKey: RawItem | undefined;
     for (const { table, item } of items) {
-      if (table === this.tables.counters) counters.set(counterId({ pk: String(item.pk), sk: String(item.sk) }), item);
+      if (table === this.tables.erasure) erasureKey = item;
+      else if (table === this.tables.counters) counters.set(counterId({ pk: String(item.pk), sk: String(item.sk) }), item);
       else if (table === this.tables.tokens) {
         // Keyed by the key it was read under (the item's own verifier is compared later).
         if (item.verifier === verifier) token = item;
@@ -74,7 +79,7 @@ export class DynamoRouterStore implements RouterStore {
       else if (item.sk === 'META') tenant = stripKeys<RawItem>(item);
       else if (typeof item.sk === 'string' && item.sk.startsWith('SECRET#')) secrets.set(item.sk.slice('SECRET#'.length), stripKeys<RawItem>(item));
     }
-    return { token, ...(previousToken ? { previousToken } : {}), tenant, secrets, counters };
+    return { token, ...(previousToken ? { previousToken } : {}), tenant, secrets, counters, ...(erasureKey ? { erasureKey } : {}) };
   }
 
   async moveTokenVerifier(item: Readonly<Record<string, unknown>>, to: VersionedVerifier): Promise<boolean> {

@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   BatchWriteCommand,
+  DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -20,7 +21,7 @@ import { parseSealedSecret, SealedSecret } from '../core/envelope';
 import type { Clock } from '../core/ports';
 import { systemClock } from '../core/ports';
 import { checkFactorChangeFinish, checkFactorChangeStart, checkSecretWrite, checkTokenWrite } from '../core/factor-generations';
-import { CELL_AUDIT_ID, cellChainRecord, ConflictError, LastAdminTokenError, SecretWrite, TenantStore, TokenFactorUpdate, type TokenInventoryRow } from '../core/store';
+import { CELL_AUDIT_ID, cellChainRecord, ConflictError, LastAdminTokenError, OffboardCounts, SecretWrite, TenantStore, TokenFactorUpdate, type TokenInventoryRow } from '../core/store';
 import {
   secretSlotOf,
   type FactorChange,
@@ -31,11 +32,14 @@ import {
   type TenantRecord,
   type TokenRecord,
 } from '../core/tenant-model';
+import { erasureKeyFromItem, erasureKeyItemOf } from '../core/erasure-key';
 
 export interface TableNames {
   readonly tenants: string;
   readonly tokens: string;
   readonly audit: string;
+  /** Tenant erasure keys (no PITR, no backups). */
+  readonly erasure: string;
   /** The counters table, for the admin usage report (read only). */
   readonly counters?: string;
 }
@@ -359,10 +363,46 @@ export class DynamoTenantStore implements TenantStore {
     );
   }
 
-  async offboardTenant(
-    tenantId: string,
-    audit: (counts: { secrets: number; tokens: number }) => AuditEventInput,
-  ): Promise<{ secrets: number; tokens: number }> {
+  async getErasureKey(tenantId: string): Promise<Buffer | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.tables.erasure, Key: { tenantId }, ConsistentRead: true }));
+    return erasureKeyFromItem(out.Item, tenantId);
+  }
+
+  async ensureErasureKey(tenantId: string, fresh: Buffer): Promise<Buffer> {
+    const existing = await this.getErasureKey(tenantId);
+    if (existing) return existing;
+    const item = erasureKeyItemOf(tenantId, fresh, this.clock.now());
+    try {
+      await this.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              // No key may appear once an offboarding has frozen the tenant.
+              ConditionCheck: {
+                TableName: this.tables.tenants,
+                Key: tenantKey(tenantId),
+                ConditionExpression: '#status = :active',
+                ExpressionAttributeNames: { '#status': 'status' },
+                ExpressionAttributeValues: { ':active': 'active' },
+              },
+            },
+            { Put: { TableName: this.tables.erasure, Item: { ...item }, ConditionExpression: 'attribute_not_exists(tenantId)' } },
+          ],
+        }),
+      );
+      return Buffer.from(fresh);
+    } catch (err) {
+      const cancelled = cancellation(err);
+      if (!cancelled) throw err;
+      if (cancelled.failed.includes(0)) throw new ConflictError(`Tenant '${tenantId}' is not active; no key can be created.`);
+      // Another writer stored one first (or held the item): use what is there.
+      const winner = await this.getErasureKey(tenantId);
+      if (!winner) throw new ConflictError(`The erasure key of tenant '${tenantId}' changed meanwhile; retry.`);
+      return winner;
+    }
+  }
+
+  async offboardTenant(tenantId: string, audit: (counts: OffboardCounts) => AuditEventInput): Promise<OffboardCounts> {
     // 1. Freeze: once `offboarding`, tokens stop working and no other change can land (every
     //    audited write requires `active`). A re-run finds it already frozen and carries on.
     try {
@@ -382,13 +422,22 @@ export class DynamoTenantStore implements TenantStore {
       }
       throw err;
     }
-    // 2. Tokens first (access), then sealed secrets (crypto-shredding).
+    // 2. Crypto-shredding: the erasure key goes first. Its table has no PITR and no backups, so
+    //    from here no copy of the other tables (PITR, backups, exports) opens a v2 secret of the
+    //    tenant. Deleting a missing item succeeds: a re-run passes through.
+    await this.doc.send(new DeleteCommand({ TableName: this.tables.erasure, Key: { tenantId } }));
+    // 3. Tokens (access), then the sealed rows, read raw so a malformed row cannot block this.
     const tokens = await this.listTokens(tenantId);
     await this.batchDelete(this.tables.tokens, tokens.map((t) => ({ verifier: t.verifier })));
-    const secrets = await this.listSecrets(tenantId);
-    await this.batchDelete(this.tables.tenants, secrets.map((s) => secretKey(tenantId, s.provider, s.secret)));
-    // 3. Done: recorded in the audit chain together with the final status.
-    const counts = { secrets: secrets.length, tokens: tokens.length };
+    const rows = await this.queryAll({
+      TableName: this.tables.tenants,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': `TENANT#${tenantId}`, ':prefix': 'SECRET#' },
+      ConsistentRead: true,
+    });
+    await this.batchDelete(this.tables.tenants, rows.map((r) => ({ pk: r.pk, sk: r.sk })));
+    // 4. Done: recorded in the audit chain together with the final status.
+    const counts: OffboardCounts = { secrets: rows.length, tokens: tokens.length, legacySecrets: rows.filter((r) => r.formatVersion === 1).length };
     const now = this.clock.now().toISOString();
     await this.withAudit(
       tenantId,

@@ -11,7 +11,7 @@ import { CELL_AUDIT_ID } from './store';
 import { runFactorChange, type FactorChangeKind } from './lifecycle/factor-change';
 import { systemClock } from './ports';
 import { dispatch, Route } from './route-table';
-import type { TenantStore } from './store';
+import type { OffboardCounts, TenantStore } from './store';
 import { effectiveTokenView, limitsProblems } from './governance/limits';
 import { isMonthKey, monthKey } from './governance/periods';
 import { usageReport, usageReportKeys } from './governance/usage-report';
@@ -250,12 +250,16 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
         const tenant = await tenantOr404(params.tenantId);
         // `offboarding`: an interrupted offboarding, finished by running it again.
         if (tenant.status !== 'offboarding') activeOr409(tenant);
-        const counts = await deps.store.offboardTenant(params.tenantId, (c) => ({
-          type: 'tenant.offboarded',
-          actor: actor(req),
-          details: { secretsDestroyed: c.secrets, tokensRevoked: c.tokens },
-        }));
-        return jsonResponse(200, { offboarded: true, tenantId: params.tenantId, secretsDestroyed: counts.secrets, tokensRevoked: counts.tokens });
+        // Crypto-shredding: the store destroys the tenant's erasure key before any row (store.ts).
+        const outcome = (c: OffboardCounts) => ({
+          secretsDestroyed: c.secrets,
+          tokensRevoked: c.tokens,
+          erasureKeyDestroyed: true,
+          // v1 rows predate erasure keys: deleted, but a backup taken before still holds them.
+          legacySecretsNotShredded: c.legacySecrets,
+        });
+        const counts = await deps.store.offboardTenant(params.tenantId, (c) => ({ type: 'tenant.offboarded', actor: actor(req), details: outcome(c) }));
+        return jsonResponse(200, { offboarded: true, tenantId: params.tenantId, ...outcome(counts) });
       },
     ],
     [

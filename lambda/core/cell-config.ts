@@ -94,6 +94,8 @@ export interface CellConfig {
     readonly audit: string;
     /** The response-cache table (CACHE_TABLE); without it the router caches nothing. */
     readonly cache?: string;
+    /** Tenant erasure keys: no PITR, no backups (crypto-shredding). */
+    readonly erasure: string;
   };
   /** Price overrides merged over the built-in price table (PRICE_TABLE, optional). */
   readonly prices?: PriceTableConfig;
@@ -150,6 +152,7 @@ export function cellConfigFromEnv(env: Readonly<Record<string, string | undefine
       usage: need('USAGE_TABLE'),
       audit: need('AUDIT_TABLE'),
       ...(env.CACHE_TABLE ? { cache: env.CACHE_TABLE } : {}),
+      erasure: need('ERASURE_TABLE'),
     },
     ...(prices ? { prices } : {}),
     ...(env.AUDIT_KEY_ARN && env.AUDIT_ANCHOR_BUCKET ? { audit: { keyArn: env.AUDIT_KEY_ARN, anchorBucket: env.AUDIT_ANCHOR_BUCKET } } : {}),

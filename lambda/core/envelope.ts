@@ -2,9 +2,13 @@
  * Sealed secrets: a tenant's provider API key under envelope encryption.
  *
  *   KMS root key ─ data key (GenerateDataKey, context = identity)
- *     └─ secret key = HKDF-SHA256(dataKey [‖ Fv], salt, info = canonicalIdentity)
+ *     └─ secret key = HKDF-SHA256(dataKey [‖ Fv] ‖ Ev, salt, info = canonicalIdentity)     (v2)
  *          (sovereign: Fv = HMAC-SHA256(tenantFactor, domain ‖ canonicalIdentity ‖ versionSalt))
+ *          (Ev = HMAC-SHA256(tenant erasure key, domain ‖ canonicalIdentity): crypto-shredding)
  *          └─ AES-256-GCM(plaintext), AAD = canonicalIdentity
+ *
+ * v1 rows (no Ev, salt .../secret-key/v1) are still opened, never written: they predate erasure
+ * keys and are not crypto-shredded by offboarding until re-stored (format spec, section 12).
  *
  * The identity is bound three times (KMS context, HKDF info, GCM AAD), so a row copied to another
  * tenant, provider, version or region cannot be opened. Format spec: docs/sealed-secret-format.md.
@@ -17,9 +21,17 @@ import { canonicalEncode, canonicalIdentity, encryptionContextOf, type SecretIde
 import { aesGcmOpen, aesGcmSeal, decodeBase64Strict, GCM_IV_BYTES, GCM_TAG_BYTES, hkdfSha256, zeroize } from './crypto-util';
 import { systemClock, type Clock, type DataKeyService } from './ports';
 
-export const SEALED_SECRET_FORMAT_VERSION = 1;
-export const SEALED_SECRET_ALGORITHM = 'SR1-HKDF-SHA256-AES256GCM';
-export const SECRET_KEY_SALT = 'sovereign-router/secret-key/v1';
+/** What sealSecret writes. */
+export const SEALED_SECRET_FORMAT_VERSION = 2;
+export const SEALED_SECRET_ALGORITHM = 'SR2-HKDF-SHA256-AES256GCM';
+export const SECRET_KEY_SALT = 'sovereign-router/secret-key/v2';
+/** Rows sealed before tenant erasure keys: opened, never written. */
+export const LEGACY_FORMAT_VERSION = 1;
+export const LEGACY_ALGORITHM = 'SR1-HKDF-SHA256-AES256GCM';
+export const LEGACY_SECRET_KEY_SALT = 'sovereign-router/secret-key/v1';
+/** The tenant erasure key E (crypto-shredding), 32 bytes, held outside the backed-up tables. */
+export const ERASURE_KEY_BYTES = 32;
+export const ERASURE_FACTOR_DOMAIN = 'sovereign-router/erasure-factor/v2';
 /** Legacy (unkeyed) fingerprints: 'sha256:' + 12 hex of SHA-256(domain ‖ plaintext). Read, never written. */
 export const FINGERPRINT_DOMAIN = 'sovereign-router/fingerprint/v1';
 export const FINGERPRINT_KEY_DOMAIN = 'sovereign-router/fingerprint-key/v2';
@@ -30,8 +42,9 @@ export const SECRET_FACTOR_DOMAIN = 'sovereign-router/secret-factor/v1';
 export const VERSION_SALT_BYTES = 32;
 
 export interface SealedSecret {
-  formatVersion: 1;
-  algorithm: 'SR1-HKDF-SHA256-AES256GCM';
+  /** 2 for everything sealed now; 1 only for rows sealed before erasure keys. */
+  formatVersion: 1 | 2;
+  algorithm: 'SR1-HKDF-SHA256-AES256GCM' | 'SR2-HKDF-SHA256-AES256GCM';
   keyArn: string;
   /** base64 of the KMS CiphertextBlob. */
   wrappedKey: string;
@@ -61,6 +74,8 @@ export type SealedSecretErrorReason =
   | 'integrity'
   | 'tenant_factor'
   | 'version_salt'
+  /** A v2 row without the tenant's erasure key (offboarded: crypto-shredded), or a bad erasure key item. */
+  | 'erasure_key'
   /** The row is not the version the tenant META records (rolled back, or deleted and restored). */
   | 'not_current';
 
@@ -132,18 +147,43 @@ export function secretFactorOf(tenantFactor: Buffer, info: Buffer, versionSalt: 
   return out;
 }
 
-/** HKDF over dataKey (‖ Fv). The buffers built here are ours, so they are zeroed here. */
-function deriveSecretKey(dataKey: Buffer, sovereign: { factor: Buffer; salt: Buffer } | undefined, info: Buffer): Buffer {
-  if (sovereign === undefined) return hkdfSha256(dataKey, SECRET_KEY_SALT, info);
-  const fv = secretFactorOf(sovereign.factor, info, sovereign.salt);
-  const ikm = Buffer.alloc(dataKey.length + fv.length);
+/**
+ * v2: the erasure factor of one secret, Ev = HMAC-SHA256(E, domain ‖ identity). Without the
+ * tenant's E (destroyed at offboarding) no secret key of the tenant can be derived.
+ */
+export function erasureFactorOf(erasureKey: Buffer, info: Buffer): Buffer {
+  const mac = createHmac('sha256', erasureKey).update(ERASURE_FACTOR_DOMAIN, 'utf8').update(info).digest();
+  const out = Buffer.alloc(mac.length);
+  mac.copy(out);
+  mac.fill(0);
+  return out;
+}
+
+/**
+ * HKDF over DK (‖ Fv) (‖ Ev): v1 has no Ev and its own salt, v2 always has Ev. The buffers built
+ * here are ours, so they are zeroed here.
+ */
+function deriveSecretKey(
+  formatVersion: 1 | 2,
+  dataKey: Buffer,
+  sovereign: { factor: Buffer; salt: Buffer } | undefined,
+  erasureKey: Buffer | undefined,
+  info: Buffer,
+): Buffer {
+  const parts: Buffer[] = [];
   try {
-    dataKey.copy(ikm, 0);
-    fv.copy(ikm, dataKey.length);
-    return hkdfSha256(ikm, SECRET_KEY_SALT, info);
+    if (sovereign) parts.push(secretFactorOf(sovereign.factor, info, sovereign.salt));
+    if (formatVersion === 2) {
+      if (!Buffer.isBuffer(erasureKey) || erasureKey.length !== ERASURE_KEY_BYTES) throw new SealedSecretError('erasure_key');
+      parts.push(erasureFactorOf(erasureKey, info));
+    }
+    const ikm = Buffer.alloc(dataKey.length + parts.reduce((n, p) => n + p.length, 0));
+    parts.push(ikm);
+    let at = dataKey.copy(ikm, 0);
+    for (const p of parts.slice(0, -1)) at += p.copy(ikm, at);
+    return hkdfSha256(ikm, formatVersion === 2 ? SECRET_KEY_SALT : LEGACY_SECRET_KEY_SALT, info);
   } finally {
-    ikm.fill(0);
-    fv.fill(0);
+    for (const p of parts) p.fill(0);
   }
 }
 
@@ -171,6 +211,8 @@ export interface SealOptions {
   versionSalt?: Buffer;
   /** fingerprintKeyOf(pepper, {region, tenant, provider}); the caller zero-fills it. */
   fingerprintKey: Buffer;
+  /** The tenant's erasure key (32 bytes, from the erasure-key table); the caller zero-fills it. */
+  erasureKey: Buffer;
   clock?: Clock;
   /** Tests and vectors only. */
   iv?: Buffer;
@@ -182,6 +224,7 @@ export async function sealSecret(opts: SealOptions): Promise<SealedSecret> {
   const context = encryptionContextOf(identity);
   if (!Buffer.isBuffer(plaintext) || plaintext.length === 0) throw new Error('sealSecret: plaintext must be a non-empty Buffer');
   const sovereign = sovereignInputs(tenantFactor, opts.versionSalt);
+  if (!Buffer.isBuffer(opts.erasureKey) || opts.erasureKey.length !== ERASURE_KEY_BYTES) throw new SealedSecretError('erasure_key');
   const iv = opts.iv ?? randomBytes(GCM_IV_BYTES);
   if (iv.length !== GCM_IV_BYTES) throw new Error('sealSecret: iv must be 12 bytes');
   const createdAt = (opts.clock ?? systemClock).now().toISOString();
@@ -190,7 +233,7 @@ export async function sealSecret(opts: SealOptions): Promise<SealedSecret> {
   let secretKey: Buffer | undefined;
   try {
     if (generated.plaintext.length !== DATA_KEY_BYTES) throw new Error('sealSecret: data key must be 32 bytes');
-    secretKey = deriveSecretKey(generated.plaintext, sovereign, aad);
+    secretKey = deriveSecretKey(SEALED_SECRET_FORMAT_VERSION, generated.plaintext, sovereign, opts.erasureKey, aad);
     const { ciphertext, tag } = aesGcmSeal(secretKey, iv, aad, plaintext);
     return {
       formatVersion: SEALED_SECRET_FORMAT_VERSION,
@@ -225,6 +268,11 @@ export interface OpenOptions<T> {
    */
   versionSalt?: Buffer;
   /**
+   * The tenant's erasure key, required for v2 rows (without it they never open: the tenant was
+   * offboarded), ignored for v1 rows. The caller zero-fills it.
+   */
+  erasureKey?: Buffer;
+  /**
    * Receives the plaintext for the duration of the call only: it is zero-filled as soon as `use`
    * settles. Turn it into a header string at the last moment; never keep the Buffer.
    */
@@ -252,6 +300,10 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
   }
   if (record.sovereign !== (tenantFactor !== undefined)) throw new SealedSecretError('mode_mismatch');
   const sovereign = sovereignInputs(tenantFactor, opts.versionSalt);
+  // Refused before KMS: a v2 row whose tenant has no erasure key any more cannot open.
+  if (record.formatVersion === 2 && (!Buffer.isBuffer(opts.erasureKey) || opts.erasureKey.length !== ERASURE_KEY_BYTES)) {
+    throw new SealedSecretError('erasure_key');
+  }
   // parseSealedSecret guarantees these decode.
   const wrapped = decodeBase64Strict(record.wrappedKey) as Buffer;
   const iv = decodeBase64Strict(record.iv) as Buffer;
@@ -264,7 +316,7 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
   try {
     dataKey = await opts.dataKeys.decryptDataKey(wrapped, context, record.keyArn);
     if (!Buffer.isBuffer(dataKey) || dataKey.length !== DATA_KEY_BYTES) throw new SealedSecretError('bad_data_key');
-    secretKey = deriveSecretKey(dataKey, sovereign, aad);
+    secretKey = deriveSecretKey(record.formatVersion, dataKey, sovereign, opts.erasureKey, aad);
     try {
       plaintext = aesGcmOpen(secretKey, iv, aad, ciphertext, tag);
     } catch {
@@ -307,8 +359,10 @@ export function parseSealedSecret(item: unknown): SealedSecret {
     return ISO_TIME.test(v) && !Number.isNaN(Date.parse(v)) ? v : fail();
   };
 
-  if (r.formatVersion !== SEALED_SECRET_FORMAT_VERSION) fail();
-  if (r.algorithm !== SEALED_SECRET_ALGORITHM) fail();
+  // Version and algorithm go together; anything else is refused before any KMS call.
+  const v2 = r.formatVersion === SEALED_SECRET_FORMAT_VERSION && r.algorithm === SEALED_SECRET_ALGORITHM;
+  const v1 = r.formatVersion === LEGACY_FORMAT_VERSION && r.algorithm === LEGACY_ALGORITHM;
+  if (!v1 && !v2) fail();
   const version = r.version;
   if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) fail();
   if (typeof r.sovereign !== 'boolean') fail();
@@ -316,8 +370,9 @@ export function parseSealedSecret(item: unknown): SealedSecret {
   if (!FINGERPRINT.test(fingerprint)) fail();
 
   const out: SealedSecret = {
-    formatVersion: SEALED_SECRET_FORMAT_VERSION,
-    algorithm: SEALED_SECRET_ALGORITHM,
+    ...(v2
+      ? { formatVersion: SEALED_SECRET_FORMAT_VERSION, algorithm: SEALED_SECRET_ALGORITHM }
+      : { formatVersion: LEGACY_FORMAT_VERSION, algorithm: LEGACY_ALGORITHM }),
     keyArn: str('keyArn'),
     wrappedKey: b64('wrappedKey'),
     iv: b64('iv', GCM_IV_BYTES),

@@ -32,6 +32,17 @@ export interface TokenInventoryRow {
   readonly pepperVersion?: number;
 }
 
+/** What an offboarding destroyed. */
+export interface OffboardCounts {
+  readonly secrets: number;
+  readonly tokens: number;
+  /**
+   * Sealed rows of format v1 (sealed before erasure keys) among `secrets`: deleted, but a backup
+   * taken before the offboarding still holds them openable with KMS access (no erasure key).
+   */
+  readonly legacySecrets: number;
+}
+
 /** A sealed row and the tenant META's record of it, written together by TenantStore.putSecret. */
 export interface SecretWrite {
   readonly sealed: SealedSecret;
@@ -113,11 +124,28 @@ export interface TenantStore extends TokenVerifierMover {
   deleteSecret(tenantId: string, provider: string, name: string, audit: AuditEventInput): Promise<boolean>;
 
   /**
-   * Destroys every sealed secret and token of the tenant, marks it offboarded, records it.
-   * First marks it `offboarding` (no other change can land after that), so an interrupted
-   * offboarding is finished by running it again.
+   * The tenant's erasure key (32 bytes, a copy the caller zero-fills), or undefined when it has
+   * none: never created (no v2 secret yet) or destroyed by offboarding.
    */
-  offboardTenant(tenantId: string, audit: (counts: { secrets: number; tokens: number }) => AuditEventInput): Promise<{ secrets: number; tokens: number }>;
+  getErasureKey(tenantId: string): Promise<Buffer | undefined>;
+  /**
+   * Stores `fresh` as the tenant's erasure key unless one exists, only while the tenant is
+   * active (checked in the same transaction, so no key appears after an offboarding froze the
+   * tenant), and returns the key now stored: `fresh`, or the one another writer stored first.
+   * ConflictError when the tenant does not exist or is not active. Unaudited on its own: it
+   * opens nothing, and the secret.stored event that needed it follows.
+   */
+  ensureErasureKey(tenantId: string, fresh: Buffer): Promise<Buffer>;
+
+  /**
+   * Crypto-shreds and deletes the tenant, in this order, each step idempotent:
+   * 1. marks it `offboarding` (tokens stop working, no other change can land);
+   * 2. destroys its erasure key (from here no copy of the tables opens its v2 secrets);
+   * 3. deletes its tokens and sealed secrets;
+   * 4. marks it `offboarded` and records the audit event (one transaction).
+   * A crash anywhere is finished by running it again. ConflictError once it is offboarded.
+   */
+  offboardTenant(tenantId: string, audit: (counts: OffboardCounts) => AuditEventInput): Promise<OffboardCounts>;
 
   listAudit(tenantId: string): Promise<AuditEvent[]>;
 

@@ -29,6 +29,7 @@ import { sealFactorBox, tokenKeyTag, tokenPublicKey } from './factor-box';
 import { factorForGeneration, tenantGeneration } from './factor-generations';
 import { generateToken } from './token';
 import { tokenVerifiers } from './pepper-ring';
+import { tenantErasureKey } from './erasure-key';
 import { validate } from './validation';
 import { AuditReadPorts, readAuditVerification } from './audit-read';
 import { serveConsole } from './console/console-routes';
@@ -166,18 +167,20 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
     const plaintext = Buffer.from(apiKey, 'utf8');
     let factor: Buffer | undefined;
     let fingerprintKey: Buffer | undefined;
+    let erasureKey: Buffer | undefined;
     try {
       factor = factorOf(p);
       fingerprintKey = fingerprintKeyOf(await deps.pepper.getPepper(), { region, tenant: p.tenant.tenantId, provider });
+      erasureKey = await tenantErasureKey(deps.store, p.tenant.tenantId);
       const versionSalt = factor ? randomBytes(VERSION_SALT_BYTES) : undefined;
-      const sealed = await sealSecret({ identity, plaintext, dataKeys: dataKeysOfTenant(deps.dataKeys, p.tenant), tenantFactor: factor, versionSalt, fingerprintKey, clock });
+      const sealed = await sealSecret({ identity, plaintext, dataKeys: dataKeysOfTenant(deps.dataKeys, p.tenant), tenantFactor: factor, versionSalt, fingerprintKey, erasureKey, clock });
       const generation = tenantGeneration(p.tenant);
       return {
         sealed,
         current: { version, ...(versionSalt ? { salt: versionSalt.toString('base64'), ...(generation > 1 ? { generation } : {}) } : {}) },
       };
     } finally {
-      zeroize(plaintext, factor, fingerprintKey);
+      zeroize(plaintext, factor, fingerprintKey, erasureKey);
     }
   }
 

@@ -119,6 +119,32 @@ export const CACHE_ENTRY_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem'] as c
  */
 export const USAGE_QUERY_ACTIONS = ['dynamodb:Query'] as const;
 
+/** Router and vault read a tenant's erasure key by key (the router inside its one BatchGetItem). */
+export const ERASURE_KEY_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:BatchGetItem'] as const;
+
+/**
+ * The vault creates a tenant's erasure key on its first seal: a conditional PutItem inside a
+ * transaction that checks the tenant is active. No delete, no update.
+ */
+export const ERASURE_KEY_CREATE_ACTIONS = ['dynamodb:PutItem', 'dynamodb:GetItem'] as const;
+
+/** Offboarding destroys a tenant's erasure key (admin): DeleteItem only, no read. */
+export const ERASURE_KEY_DESTROY_ACTIONS = ['dynamodb:DeleteItem'] as const;
+
+/**
+ * Refused to every principal by the erasure-key table's resource policy: any way of making a
+ * copy that would outlive a deleted key (on-demand and AWS Backup backups, PITR, exports,
+ * restores).
+ */
+export const ERASURE_KEY_DENIED_COPY_ACTIONS = [
+  'dynamodb:CreateBackup',
+  'dynamodb:StartAwsBackupJob',
+  'dynamodb:UpdateContinuousBackups',
+  'dynamodb:ExportTableToPointInTime',
+  'dynamodb:RestoreTableToPointInTime',
+  'dynamodb:RestoreTableFromBackup',
+] as const;
+
 /** Audit events are appended, never updated or deleted, by any function. */
 export const AUDIT_APPEND_ACTIONS = ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:GetItem'] as const;
 

@@ -36,12 +36,13 @@ export class EmbeddedRouterStore implements RouterStore {
       const row = this.db.one("SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = 'default'", [tenantId, provider]);
       if (row) secrets.set(secretSlotOf(provider, 'default'), rawItem(row.body)!);
     }
+    const erasureKey = rawItem(this.db.one('SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId])?.body);
     const counters = new Map<string, Record<string, unknown>>();
     for (const k of counterKeys) {
       const row = this.db.one('SELECT * FROM counters WHERE pk = ? AND sk = ?', [k.pk, k.sk]);
       if (row) counters.set(counterId(k), counterItemOf(row));
     }
-    return { token, ...(previousToken ? { previousToken } : {}), tenant, secrets, counters };
+    return { token, ...(previousToken ? { previousToken } : {}), tenant, secrets, counters, ...(erasureKey ? { erasureKey } : {}) };
   }
 
   /** On-use pepper upgrade (authenticate.ts): the same record under its new verifier. */

@@ -8,7 +8,7 @@ import { parseSealedSecret, SealedSecret } from '../../lambda/core/envelope';
 import type { Clock } from '../../lambda/core/ports';
 import { systemClock } from '../../lambda/core/ports';
 import { checkFactorChangeFinish, checkFactorChangeStart, checkSecretWrite, checkTokenWrite, withTokenFactor } from '../../lambda/core/factor-generations';
-import { CELL_AUDIT_ID, cellChainRecord, ConflictError, LastAdminTokenError, SecretWrite, TenantStore, TokenFactorUpdate, type TokenInventoryRow } from '../../lambda/core/store';
+import { CELL_AUDIT_ID, cellChainRecord, ConflictError, LastAdminTokenError, OffboardCounts, SecretWrite, TenantStore, TokenFactorUpdate, type TokenInventoryRow } from '../../lambda/core/store';
 import {
   secretSlotOf,
   type FactorChange,
@@ -21,6 +21,7 @@ import {
 } from '../../lambda/core/tenant-model';
 import type { VersionedVerifier } from '../../lambda/core/pepper-ring';
 import { moveTokenVerifierRow } from './embedded-token-verifier';
+import { erasureKeyFromItem, erasureKeyItemOf } from '../../lambda/core/erasure-key';
 import type { EmbeddedDatabase, Row } from './database';
 import { counterItemOf, parseJson } from './rows';
 
@@ -201,11 +202,25 @@ export class EmbeddedTenantStore implements TenantStore {
     }
   }
 
-  async offboardTenant(
-    tenantId: string,
-    audit: (counts: { secrets: number; tokens: number }) => AuditEventInput,
-  ): Promise<{ secrets: number; tokens: number }> {
-    // One transaction: freeze, destroy tokens then sealed secrets, record. Nothing can be half done.
+  async getErasureKey(tenantId: string): Promise<Buffer | undefined> {
+    return erasureKeyFromItem(parseJson(this.db.one('SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId])?.body), tenantId);
+  }
+
+  async ensureErasureKey(tenantId: string, fresh: Buffer): Promise<Buffer> {
+    const item = erasureKeyItemOf(tenantId, fresh, this.clock.now());
+    const stored = this.db.transaction(() => {
+      if (this.tenant(tenantId)?.status !== 'active') throw new ConflictError(`Tenant '${tenantId}' is not active; no key can be created.`);
+      this.db.run('INSERT OR IGNORE INTO erasure_keys(tenant_id, body) VALUES (?, ?)', [tenantId, JSON.stringify(item)]);
+      return this.db.one('SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId])?.body;
+    });
+    const key = erasureKeyFromItem(parseJson(stored), tenantId);
+    if (!key) throw new ConflictError(`The erasure key of tenant '${tenantId}' could not be stored; retry.`);
+    return key;
+  }
+
+  async offboardTenant(tenantId: string, audit: (counts: OffboardCounts) => AuditEventInput): Promise<OffboardCounts> {
+    // One transaction: freeze, destroy the erasure key, tokens and sealed secrets, record.
+    // Nothing can be half done, so the order inside it does not matter.
     // The event is sealed (audit key) before it, for the counts read here; a head or count that
     // moved meanwhile is a lost race, retried.
     for (let attempt = 0; attempt < AUDIT_ATTEMPTS; attempt++) {
@@ -219,6 +234,7 @@ export class EmbeddedTenantStore implements TenantStore {
         if (!tenant || (tenant.status !== 'active' && tenant.status !== 'offboarding')) throw new ConflictError(`Tenant '${tenantId}' is already offboarded.`);
         const again = this.countsOf(tenantId);
         if (tenant.auditSeq !== before.auditSeq || again.tokens !== counted.tokens || again.secrets !== counted.secrets) return undefined;
+        this.db.run('DELETE FROM erasure_keys WHERE tenant_id = ?', [tenantId]);
         this.db.run('DELETE FROM tokens WHERE tenant_id = ?', [tenantId]);
         this.db.run('DELETE FROM secrets WHERE tenant_id = ?', [tenantId]);
         this.insertAudit(event);
@@ -286,9 +302,12 @@ export class EmbeddedTenantStore implements TenantStore {
     return true;
   }
 
-  private countsOf(tenantId: string): { secrets: number; tokens: number } {
+  private countsOf(tenantId: string): OffboardCounts {
     const n = (table: string) => Number(this.db.one(`SELECT COUNT(*) AS n FROM ${table} WHERE tenant_id = ?`, [tenantId])?.n ?? 0);
-    return { tokens: n('tokens'), secrets: n('secrets') };
+    const legacy = this.db
+      .all('SELECT body FROM secrets WHERE tenant_id = ?', [tenantId])
+      .filter((r) => (parseJson<{ formatVersion?: unknown }>(r.body) ?? {}).formatVersion === 1).length;
+    return { tokens: n('tokens'), secrets: n('secrets'), legacySecrets: legacy };
   }
 
   async listAudit(tenantId: string): Promise<AuditEvent[]> {

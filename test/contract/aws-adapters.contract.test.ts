@@ -51,6 +51,9 @@ beforeAll(async () => {
       async putReservationRow(pk, sk, fields) {
         await doc.send(new PutCommand({ TableName: t.counters, Item: { ...fields, pk, sk } }));
       },
+      async putErasureKeyItem(tenantId, fields) {
+        await doc.send(new PutCommand({ TableName: t.erasure, Item: { ...fields, tenantId } }));
+      },
       async usageRecords(tenantId) {
         const out = await doc.send(
           new QueryCommand({ TableName: t.usage, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': `REQ#${tenantId}` }, ConsistentRead: true }),

@@ -34,6 +34,8 @@ export interface ContractBackend {
     /** Stores an arbitrary reservation row. */
     putReservationRow(pk: string, sk: string, fields: Record<string, unknown>): Promise<void>;
     usageRecords(tenantId: string): Promise<UsageRecord[]>;
+    /** Stores an arbitrary (possibly misfiled or malformed) erasure-key item under a tenant's key. */
+    putErasureKeyItem(tenantId: string, fields: Record<string, unknown>): Promise<void>;
     /** Request ids of the tenant's stored reservations. */
     reservations(tenantId: string): Promise<string[]>;
   };

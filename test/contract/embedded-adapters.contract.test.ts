@@ -67,6 +67,9 @@ beforeAll(() => {
       async putReservationRow(pk, sk, f) {
         sql('INSERT OR REPLACE INTO reservations(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?)', [pk, sk, Number(f.reclaimAfter ?? 0), 0, JSON.stringify({ ...f, key: { pk, sk } })]);
       },
+      async putErasureKeyItem(tenantId, fields) {
+        sql('INSERT OR REPLACE INTO erasure_keys(tenant_id, body) VALUES (?, ?)', [tenantId, JSON.stringify({ ...fields, tenantId })]);
+      },
       async usageRecords(tenantId) {
         return db.all('SELECT body FROM usage WHERE tenant_id = ? ORDER BY sk', [tenantId]).map((r) => JSON.parse(String(r.body)) as UsageRecord);
       },

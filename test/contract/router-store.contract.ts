@@ -59,6 +59,11 @@ export function routerStoreContract(name: string, factory: BackendFactory): void
       expect(read.counters.get(`SPEND#${id}|2026-01`)).toMatchObject({ spentMicros: 5, reservedMicros: 2, committedMicros: 7 });
       expect(await b.routerStore.getSecret(id, 'openai', 'team-b')).toEqual(named);
       expect(await b.routerStore.getSecret(id, 'openai', 'nosuch')).toBeUndefined();
+      // No erasure key yet (none sealed through the vault); then, in the same read, the stored item.
+      expect(read.erasureKey).toBeUndefined();
+      const e = await b.store.ensureErasureKey(id, Buffer.alloc(32, 9));
+      const again = await b.routerStore.loadRequestContext(inv.verifier, id, ['openai'], []);
+      expect(again.erasureKey).toMatchObject({ tenantId: id, key: e.toString('base64') });
     });
 
     test('a secret row is keyed by the key it was read under, never by what it claims to be', async () => {

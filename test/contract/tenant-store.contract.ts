@@ -234,7 +234,7 @@ export function tenantStoreContract(name: string, factory: BackendFactory): void
       await b.store.putToken(tokenRecord(id), event('token.created'));
       await b.store.putSecret(secretWrite(sealedSecret(id, b.region, b.keyArn)), event('secret.created'));
       const counts = await b.store.offboardTenant(id, (c) => ({ type: 'tenant.offboarded', actor: 'contract-test', details: { ...c } }));
-      expect(counts).toEqual({ secrets: 1, tokens: 2 });
+      expect(counts).toEqual({ secrets: 1, tokens: 2, legacySecrets: 1 });
       expect(await b.store.getTenant(id)).toMatchObject({ status: 'offboarded', offboardedAt: expect.any(String), secretVersions: {} });
       expect(await b.store.listTokens(id)).toEqual([]);
       expect(await b.store.getToken(admin.verifier)).toBeUndefined();
@@ -243,9 +243,46 @@ export function tenantStoreContract(name: string, factory: BackendFactory): void
       await expect(b.store.putToken(tokenRecord(id), event('token.created'))).rejects.toBeInstanceOf(ConflictError);
       await expect(b.store.offboardTenant(id, () => event('again'))).rejects.toBeInstanceOf(ConflictError);
       const audit = await b.store.listAudit(id);
-      expect(audit.at(-1)).toMatchObject({ type: 'tenant.offboarded', details: { secrets: 1, tokens: 2 } });
+      expect(audit.at(-1)).toMatchObject({ type: 'tenant.offboarded', details: { secrets: 1, tokens: 2, legacySecrets: 1 } });
       const off = (await b.store.getTenant(id))!;
       expect((await verifyAuditTrail({ tenantId: id, events: audit, anchors: await b.audit.anchors.list(id), head: { seq: off.auditSeq, mac: off.auditHead }, secrets: [] }, b.audit.mac)).findings).toEqual([]);
+    });
+
+    test('erasure key: created once while active, the first writer wins, read back as stored', async () => {
+      const { id } = await tenant('ek');
+      expect(await b.store.getErasureKey(id)).toBeUndefined();
+      const [k1, k2] = [randomBytes(32), randomBytes(32)];
+      const both = await Promise.all([b.store.ensureErasureKey(id, k1), b.store.ensureErasureKey(id, k2)]);
+      // Whoever won, both callers got the same stored key, and it is one of the two offered.
+      expect(both[0]).toEqual(both[1]);
+      expect([k1.toString('hex'), k2.toString('hex')]).toContain(both[0].toString('hex'));
+      expect(await b.store.getErasureKey(id)).toEqual(both[0]);
+      // A later ensure never replaces it.
+      expect(await b.store.ensureErasureKey(id, randomBytes(32))).toEqual(both[0]);
+      // The returned buffer is the caller's own copy: zeroing it does not touch the stored key.
+      both[0].fill(0);
+      expect(await b.store.getErasureKey(id)).toEqual(both[1]);
+    });
+
+    test('erasure key: none for a missing tenant; a malformed item is refused, not used', async () => {
+      await expect(b.store.ensureErasureKey(freshTenantId('eknone'), randomBytes(32))).rejects.toBeInstanceOf(ConflictError);
+      const { id } = await tenant('ekbad');
+      for (const key of ['short', Buffer.alloc(16).toString('base64'), 'not base64!', 42]) {
+        await b.raw.putErasureKeyItem(id, { key, createdAt: NOW });
+        await expect(b.store.getErasureKey(id)).rejects.toMatchObject({ name: 'SealedSecretError', reason: 'erasure_key' });
+        await expect(b.store.ensureErasureKey(id, randomBytes(32))).rejects.toMatchObject({ reason: 'erasure_key' });
+      }
+    });
+
+    test('offboarding destroys the erasure key, and none can be created for the tenant afterwards', async () => {
+      const { id } = await tenant('ekoff');
+      await b.store.ensureErasureKey(id, randomBytes(32));
+      await b.store.putSecret(secretWrite(sealedSecret(id, b.region, b.keyArn)), event('secret.created'));
+      await b.store.offboardTenant(id, (c) => ({ type: 'tenant.offboarded', actor: 'contract-test', details: { ...c } }));
+      expect(await b.store.getErasureKey(id)).toBeUndefined();
+      await expect(b.store.ensureErasureKey(id, randomBytes(32))).rejects.toBeInstanceOf(ConflictError);
+      expect(await b.store.getErasureKey(id)).toBeUndefined();
+      expect((await b.routerStore.loadRequestContext('f'.repeat(64), id, ['openai'], [])).erasureKey).toBeUndefined();
     });
 
     test('concurrent changes to one tenant keep its audit chain whole: one event per change, no gap, no fork', async () => {

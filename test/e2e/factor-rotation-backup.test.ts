@@ -88,6 +88,9 @@ it('a pre-rotation dump + a token revoked before the rotation + KMS open nothing
   const verifier = computeVerifier(await h.cell.pepper.getPepper(), revoked).toString('hex');
   expect(after.tokens.map((t) => t.verifier)).not.toContain(verifier);
 
+  // The attacker also reads the live erasure-key table (the tenant is not offboarded): E is no
+  // barrier here, so what stops it below is the factor rotation alone.
+  const E = (await h.cell.store.getErasureKey(TENANT))!;
   // 2b. No resealed row opens with F_old + KMS, with the new salts (current META) or the old ones.
   const newEntries = after.meta.secretVersions as Record<string, SecretVersionEntry>;
   const oldEntries = before.meta.secretVersions as Record<string, SecretVersionEntry>;
@@ -105,6 +108,7 @@ it('a pre-rotation dump + a token revoked before the rotation + KMS open nothing
           dataKeys: h.cell.dataKeys,
           tenantFactor: Buffer.from(fOld),
           versionSalt: Buffer.from(salt, 'base64'),
+          erasureKey: E,
           use: (p) => seen.push(p.toString('utf8')),
         }),
       );
@@ -137,6 +141,7 @@ it('a pre-rotation dump + a token revoked before the rotation + KMS open nothing
     dataKeys: h.cell.dataKeys,
     tenantFactor: Buffer.from(fOld),
     versionSalt: Buffer.from(oldEntries['openai#default'].salt!, 'base64'),
+    erasureKey: E,
     use: (p) => p.toString('utf8'),
   });
   expect(opened).toBe(FAKE_PROVIDER_KEYS.openai);

@@ -210,7 +210,7 @@ describe('handlers with the cell environment', () => {
     const rotated = await vaultCall('PUT', '/vault/secrets/openai/default', '/vault/secrets/{provider}/{name}', { token, body: { apiKey: c3 } });
     expect([rotated.status, rotated.json.version]).toEqual([200, 2]);
     // The handler sealed under the cell's root key: the fixture's adapter opens it.
-    expect(await openToString(await f.store.getSecret(id, 'openai', 'default'), identity(REGION, id, 'openai', 'default', 2), f.dataKeys)).toBe(c3);
+    expect(await openToString(await f.store.getSecret(id, 'openai', 'default'), identity(REGION, id, 'openai', 'default', 2), f.dataKeys, undefined, undefined, await f.store.getErasureKey(id))).toBe(c3);
 
     const inv = await vaultCall('POST', '/vault/tokens', '/vault/tokens', { token, body: { role: 'invoke', limits: { rpm: 5 } } });
     expect([inv.status, inv.json.role]).toEqual([201, 'invoke']);

@@ -182,6 +182,7 @@ describe('sovereign: the old row cannot be opened with the current state, even w
     const verifier = computeVerifier(await h.cell.pepper.getPepper(), adminToken).toString('hex');
     const tokenItem = (await h.cell.clients.doc.send(new GetCommand({ TableName: h.cell.config.tables.tokens, Key: { verifier } }))).Item!;
     const F = unwrapTenantFactor(tokenItem.wrappedFactor as WrappedFactor, { token: adminToken, region: REGION, tenant, tokenId: String(tokenItem.tokenId) });
+    const E = await h.cell.store.getErasureKey(tenant);
     const kmsBefore = h.kmsCalls.length;
     const seen: string[] = [];
     const open = (salt: Buffer) =>
@@ -191,6 +192,8 @@ describe('sovereign: the old row cannot be opened with the current state, even w
         dataKeys: h.cell.dataKeys,
         tenantFactor: Buffer.from(F),
         versionSalt: salt,
+        // The live erasure-key table too: this attacker lacks only the superseded salt.
+        erasureKey: E,
         use: (p) => {
           const s = p.toString('utf8');
           seen.push(s);

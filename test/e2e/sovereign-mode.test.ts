@@ -83,6 +83,8 @@ describe('storage plus KMS, without a live token', () => {
   let t: Awaited<ReturnType<typeof sovereignTenant>>;
   let dump: CellDump;
   let rows: Record<string, unknown>[];
+  /** The tenant's erasure key, from the dump: this attacker also holds the erasure-key table (read before any offboarding). */
+  const E = (): Buffer => Buffer.from(String(dump.erasure.find((x) => x.tenantId === t.id)?.key), 'base64');
 
   beforeAll(async () => {
     t = await sovereignTenant();
@@ -115,9 +117,9 @@ describe('storage plus KMS, without a live token', () => {
   it('openSecret without a factor is refused (mode mismatch), and clearing the flag does not help', async () => {
     for (const r of rows) {
       const id = identity(REGION, t.id, String(r.provider));
-      const e1 = await rejectionOf(openToString(r, id, f.dataKeys));
+      const e1 = await rejectionOf(openToString(r, id, f.dataKeys, undefined, undefined, E()));
       expect([e1 instanceof SealedSecretError, (e1 as SealedSecretError).reason]).toEqual([true, 'mode_mismatch']);
-      const e2 = await rejectionOf(openToString({ ...r, sovereign: false }, id, f.dataKeys));
+      const e2 = await rejectionOf(openToString({ ...r, sovereign: false }, id, f.dataKeys, undefined, undefined, E()));
       expect([e2 instanceof SealedSecretError, (e2 as SealedSecretError).reason]).toEqual([true, 'integrity']);
     }
   });
@@ -138,7 +140,7 @@ describe('storage plus KMS, without a live token', () => {
         expect(candidate).toHaveLength(32);
         // The attacker has the dump, META's version salt included.
         const salt = (await recordedVersion(f, t.id, String(r.provider)))?.salt;
-        const err = await rejectionOf(openToString(r, id, f.dataKeys, candidate, salt));
+        const err = await rejectionOf(openToString(r, id, f.dataKeys, candidate, salt, E()));
         expect([err instanceof SealedSecretError, (err as SealedSecretError).reason]).toEqual([true, 'integrity']);
       }
     }
@@ -162,7 +164,7 @@ describe('storage plus KMS, without a live token', () => {
     expect(F).toHaveLength(32);
     for (const r of rows) {
       const salt = (await recordedVersion(f, t.id, String(r.provider)))?.salt;
-      expect(await openToString(r, identity(REGION, t.id, String(r.provider)), f.dataKeys, F, salt)).toBe(t.keys[String(r.provider)]);
+      expect(await openToString(r, identity(REGION, t.id, String(r.provider)), f.dataKeys, F, salt, E())).toBe(t.keys[String(r.provider)]);
     }
   });
 
@@ -299,6 +301,6 @@ describe('tokens of a sovereign tenant', () => {
     const k = key('managed');
     expect((await vaultFor(first.token).storeSecret('openai', k)).json.sovereign).toBe(false);
     expect((await recordOf(first.token)).wrappedFactor).toBeUndefined();
-    expect(await openToString(await f.store.getSecret(id, 'openai', 'default'), identity(REGION, id, 'openai'), f.dataKeys)).toBe(k);
+    expect(await openToString(await f.store.getSecret(id, 'openai', 'default'), identity(REGION, id, 'openai'), f.dataKeys, undefined, undefined, await f.store.getErasureKey(id))).toBe(k);
   });
 });

@@ -115,7 +115,7 @@ describe('flows with canary keys', () => {
     expect((await v.storeSecret('openai', c1)).status).toBe(409);
     const c2 = canary('m2');
     expect((await v.rotateSecret('openai', 'default', c2)).status).toBe(200);
-    expect(await openToString(await eu.store.getSecret(id, 'openai', 'default'), identity(EU, id, 'openai', 'default', 2), eu.dataKeys)).toBe(c2);
+    expect(await openToString(await eu.store.getSecret(id, 'openai', 'default'), identity(EU, id, 'openai', 'default', 2), eu.dataKeys, undefined, undefined, await eu.store.getErasureKey(id))).toBe(c2);
     expect((await v.deleteSecret('mistral', 'eu')).status).toBe(200);
     expect((await euAdmin.audit(id)).status).toBe(200);
     expect((await euAdmin.offboard(id)).status).toBe(200);
@@ -139,10 +139,11 @@ describe('flows with canary keys', () => {
     const F = unwrapTenantFactor(rec.wrappedFactor as WrappedFactor, { token, region: EU, tenant: id, tokenId: String(rec.tokenId) });
     const record = await eu.store.getSecret(id, 'anthropic', 'default');
     const salt = (await recordedVersion(eu, id, 'anthropic'))?.salt;
-    expect(await openToString(record, identity(EU, id, 'anthropic', 'default', 2), eu.dataKeys, F, salt)).toBe(c);
+    const E = await eu.store.getErasureKey(id);
+    expect(await openToString(record, identity(EU, id, 'anthropic', 'default', 2), eu.dataKeys, F, salt, E)).toBe(c);
     // Failing opens carry no plaintext in their errors.
-    errors.push(await rejectionOf(openToString(record, identity(EU, id, 'anthropic', 'default', 2), eu.dataKeys, randomBytes(32), salt)));
-    errors.push(await rejectionOf(openToString({ ...record, sovereign: false }, identity(EU, id, 'anthropic', 'default', 2), eu.dataKeys)));
+    errors.push(await rejectionOf(openToString(record, identity(EU, id, 'anthropic', 'default', 2), eu.dataKeys, randomBytes(32), salt, E)));
+    errors.push(await rejectionOf(openToString({ ...record, sovereign: false }, identity(EU, id, 'anthropic', 'default', 2), eu.dataKeys, undefined, undefined, E)));
   });
 
   it('error paths with the canary in the request', async () => {

@@ -184,12 +184,12 @@ describe('provider secrets', () => {
       const name = String(row.secret);
       const expected = keys[name === 'default' ? provider : `${provider}/${name}`];
       expect(row.version).toBe(1);
-      expect(await openToString(row, identity(REGION, id, provider, name, 1), f.dataKeys)).toBe(expected);
+      expect(await openToString(row, identity(REGION, id, provider, name, 1), f.dataKeys, undefined, undefined, await f.store.getErasureKey(id))).toBe(expected);
     }
 
     // Storing the same (provider, name) again is a conflict, not an overwrite.
     expectApiError(await vault.storeSecret('openai', providerKey('openai', 9)), 409, 'conflict');
-    expect(await openToString(await f.store.getSecret(id, 'openai', 'default'), identity(REGION, id, 'openai'), f.dataKeys)).toBe(keys.openai);
+    expect(await openToString(await f.store.getSecret(id, 'openai', 'default'), identity(REGION, id, 'openai'), f.dataKeys, undefined, undefined, await f.store.getErasureKey(id))).toBe(keys.openai);
 
     // Rotation: version increments, createdAt kept, the old version is gone from the table.
     const before = (await f.store.getSecret(id, 'openai', 'default'))!;
@@ -210,8 +210,8 @@ describe('provider secrets', () => {
     expect(afterRows[0].version).toBe(2);
     const tableText = await rawTableText(f);
     for (const field of ['ciphertext', 'wrappedKey', 'iv', 'tag'] as const) expect(tableText).not.toContain(before[field]);
-    expect(await openToString(afterRows[0], identity(REGION, id, 'openai', 'default', 2), f.dataKeys)).toBe(rotatedKey);
-    const stale = await rejectionOf(openToString(afterRows[0], identity(REGION, id, 'openai', 'default', 1), f.dataKeys));
+    expect(await openToString(afterRows[0], identity(REGION, id, 'openai', 'default', 2), f.dataKeys, undefined, undefined, await f.store.getErasureKey(id))).toBe(rotatedKey);
+    const stale = await rejectionOf(openToString(afterRows[0], identity(REGION, id, 'openai', 'default', 1), f.dataKeys, undefined, undefined, await f.store.getErasureKey(id)));
     expect(stale).toBeInstanceOf(SealedSecretError);
     expect((stale as SealedSecretError).reason).toBe('identity_mismatch');
 
@@ -432,13 +432,15 @@ describe('offboarding', () => {
       expect((await vaultFor(other.token).storeSecret('openai', otherKey)).status).toBe(201);
 
       const res = await admin.offboard(id);
-      expect([res.status, res.json]).toEqual([200, { offboarded: true, tenantId: id, secretsDestroyed: 3, tokensRevoked: 3 }]);
+      expect([res.status, res.json]).toEqual([200, { offboarded: true, tenantId: id, secretsDestroyed: 3, tokensRevoked: 3, erasureKeyDestroyed: true, legacySecretsNotShredded: 0 }]);
 
       const dump = await dumpCell(f);
       expect(dump.tenants.filter((i) => i.pk === `TENANT#${id}` && i.sk !== 'META')).toEqual([]);
       expect(dump.tokens.filter((t) => t.tenantId === id)).toEqual([]);
       const meta = dump.tenants.find((i) => i.pk === `TENANT#${id}` && i.sk === 'META')!;
       expect(meta).toEqual(expect.objectContaining({ status: 'offboarded', offboardedAt: expect.any(String), mode }));
+      expect(dump.erasure.filter((i) => i.tenantId === id)).toEqual([]);
+      expect(dump.erasure.filter((i) => i.tenantId === otherId)).toHaveLength(1);
 
       for (const t of [first.token, inv, adm2]) {
         expectApiError(await vaultFor(t).listSecrets(), 401, 'invalid_api_key', [t]);
@@ -450,7 +452,7 @@ describe('offboarding', () => {
       const audit = await admin.audit(id);
       expect(audit.json.verification).toEqual(expect.objectContaining({ ok: true, events: 7, findings: [], unanchored: [] }));
       expect(audit.json.data.at(-1)).toEqual(
-        expect.objectContaining({ type: 'tenant.offboarded', actor: `iam:${OPERATOR_ARN}`, seq: 7, details: { secretsDestroyed: 3, tokensRevoked: 3 } }),
+        expect.objectContaining({ type: 'tenant.offboarded', actor: `iam:${OPERATOR_ARN}`, seq: 7, details: { secretsDestroyed: 3, tokensRevoked: 3, erasureKeyDestroyed: true, legacySecretsNotShredded: 0 } }),
       );
       expect(meta.auditSeq).toBe(7);
       expect(meta.auditHead).toBe(audit.json.data.at(-1).mac);
@@ -466,7 +468,7 @@ describe('offboarding', () => {
       expect((await vaultFor(other.token).listSecrets()).json.data).toHaveLength(1);
       const otherRow = (await f.store.getSecret(otherId, 'openai', 'default'))!;
       expect(otherRow.sovereign).toBe(mode === 'sovereign');
-      if (mode === 'managed') expect(await openToString(otherRow, identity(REGION, otherId, 'openai'), f.dataKeys)).toBe(otherKey);
+      if (mode === 'managed') expect(await openToString(otherRow, identity(REGION, otherId, 'openai'), f.dataKeys, undefined, undefined, await f.store.getErasureKey(otherId))).toBe(otherKey);
       expect((await admin.audit(otherId)).json.verification.ok).toBe(true);
     }
   });

@@ -27,6 +27,13 @@ let euKmsCalls: string[];
 let usKeys: KmsDataKeyService;
 
 const ids = { alpha: '', bravo: '', gamma: '' };
+/**
+ * Each tenant's erasure key. The attacker here holds every table, the erasure-key table included,
+ * so these tests exercise the other bindings (KMS context, HKDF info, AAD); crypto-shredding has
+ * its own test (offboarding-shred.test.ts).
+ */
+const erasure: Record<string, Buffer> = {};
+const ek = (id: SecretIdentity): Buffer | undefined => erasure[id.tenant];
 const keys: Record<string, string> = {};
 /** Rows as stored in DynamoDB (with pk/sk), by `<tenant>/<provider>/<secret>@<version>`. */
 const rows: Record<string, Row> = {};
@@ -76,6 +83,7 @@ beforeAll(async () => {
   await snapshot(eu, ids.alpha);
   await snapshot(eu, ids.bravo);
   await snapshot(us, ids.gamma);
+  for (const [f, t] of [[eu, ids.alpha], [eu, ids.bravo], [us, ids.gamma]] as const) erasure[t] = (await f.store.getErasureKey(t))!;
 
   // Version 2 of alpha's openai key; version 1 survives only in our snapshot.
   const v2 = `sk-${ids.alpha}-openai-default-v2-${Math.random().toString(36).slice(2)}`;
@@ -102,7 +110,7 @@ async function attempt(record: Row, expected: SecretIdentity, dataKeys: DataKeyS
   // With a guessed factor the attacker also supplies a well-formed version salt.
   const versionSalt = tenantFactor ? Buffer.alloc(32, 9) : undefined;
   const err = await rejectionOf(
-    openSecret({ record: record as unknown as SealedSecret, expected, dataKeys, tenantFactor, versionSalt, use: (b) => seen.push(b.toString('utf8')) }),
+    openSecret({ record: record as unknown as SealedSecret, expected, dataKeys, tenantFactor, versionSalt, erasureKey: ek(expected), use: (b) => seen.push(b.toString('utf8')) }),
   );
   expect(seen).toEqual([]);
   return err;
@@ -136,10 +144,10 @@ describe('controls', () => {
     for (const [k, r] of Object.entries(rows)) {
       if (k === `${ids.alpha}/openai/default@1`) continue; // superseded, checked below
       const cellKeys = r.region === US ? usKeys : euKeys;
-      expect(await openToString(r, idOf(r), cellKeys)).toBe(keys[k]);
+      expect(await openToString(r, idOf(r), cellKeys, undefined, undefined, ek(idOf(r)))).toBe(keys[k]);
     }
     // The superseded version still opens from the snapshot: the swap tests below fail for the swap, not for the row.
-    expect(await openToString(A(), idOf(A()), euKeys)).toBe(keys[`${ids.alpha}/openai/default@1`]);
+    expect(await openToString(A(), idOf(A()), euKeys, undefined, undefined, ek(idOf(A())))).toBe(keys[`${ids.alpha}/openai/default@1`]);
     expect(A2().version).toBe(2);
   });
 });
@@ -180,7 +188,7 @@ describe.each([
     const relabelled = { ...src(), ...labels(idOf(dst())) };
     expectSealed(await attempt(relabelled, idOf(dst()), contextBlindKeys(src())), 'integrity');
     // Sanity: the context-blind KMS does open the untouched row.
-    expect(await openToString(src(), idOf(src()), contextBlindKeys(src()))).toBe(keys[rowKey(src())]);
+    expect(await openToString(src(), idOf(src()), contextBlindKeys(src()), undefined, undefined, ek(idOf(src())))).toBe(keys[rowKey(src())]);
   });
 });
 
@@ -191,6 +199,7 @@ describe('rows swapped in the table and read back through the store', () => {
     const euApps = cellApps(eu);
     const v = new VaultClient(euApps.vault, (await new AdminClient(euApps.admin).tenantWithToken(victim)).token);
     expect((await v.storeSecret('openai', 'sk-victim-original-0123456789')).status).toBe(201);
+    erasure[victim] = (await eu.store.getErasureKey(victim))!;
 
     // Copy alpha's row (crypto fields and key) into the victim's item, labels as the victim's.
     const original = (await eu.store.getSecret(victim, 'openai', 'default'))!;
@@ -211,7 +220,7 @@ describe('rows swapped in the table and read back through the store', () => {
 
     // Restored, it opens again.
     await eu.clients.doc.send(new PutCommand({ TableName: table, Item: { ...original, pk: `TENANT#${victim}`, sk: 'SECRET#openai#default' } }));
-    expect(await openToString(await eu.store.getSecret(victim, 'openai', 'default'), identity(EU, victim, 'openai'), euKeys)).toBe(
+    expect(await openToString(await eu.store.getSecret(victim, 'openai', 'default'), identity(EU, victim, 'openai'), euKeys, undefined, undefined, await eu.store.getErasureKey(victim))).toBe(
       'sk-victim-original-0123456789',
     );
   });
@@ -267,7 +276,8 @@ describe('edited metadata', () => {
     expectSealed(await attempt({ ...r, fingerprint: 'hmac:not-hex-at-all' }, idOf(r)), 'malformed');
     expectSealed(await attempt({ ...r, sovereign: true }, idOf(r)), 'mode_mismatch');
     expectSealed(await attempt({ ...r, sovereign: true }, idOf(r), euKeys, Buffer.alloc(32, 7)), 'integrity');
-    expectSealed(await attempt({ ...r, formatVersion: 2 }, idOf(r)), 'malformed');
+    expectSealed(await attempt({ ...r, formatVersion: 1 }, idOf(r)), 'malformed');
+    expectSealed(await attempt({ ...r, formatVersion: 3 }, idOf(r)), 'malformed');
     expectSealed(await attempt({ ...r, iv: 'AAAA' }, idOf(r)), 'malformed');
     expectSealed(await attempt({ ...r, keyArn: undefined }, idOf(r)), 'malformed');
     expectKms(await attempt({ ...r, keyArn: us.config.rootKeyArn }, idOf(r)), ['denied']);

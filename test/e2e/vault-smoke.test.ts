@@ -21,7 +21,7 @@ test('admin creates a tenant, the vault stores a secret, the key opens it', asyn
   const stored = await vault({ method: 'POST', path: '/vault/secrets', headers: { authorization: `Bearer ${token}` }, body: JSON.stringify({ provider: 'openai', apiKey: 'sk-canary-1234567890' }) });
   expect([stored.status, stored.body]).toEqual([201, expect.any(String)]);
   const record = await f.store.getSecret('acme', 'openai', 'default');
-  const opened = await openSecret({ record: record!, expected: { app: 'sovereign-router', region: 'eu-central-1', tenant: 'acme', provider: 'openai', secret: 'default', version: 1 }, dataKeys: f.dataKeys, use: (b) => b.toString('utf8') });
+  const opened = await openSecret({ record: record!, expected: { app: 'sovereign-router', region: 'eu-central-1', tenant: 'acme', provider: 'openai', secret: 'default', version: 1 }, dataKeys: f.dataKeys, erasureKey: await f.store.getErasureKey('acme'), use: (b) => b.toString('utf8') });
   expect(opened).toBe('sk-canary-1234567890');
   const audit = await admin({ method: 'GET', path: '/admin/tenants/acme/audit', headers: {}, iamCaller: 'arn:aws:iam::1:user/op' });
   expect(JSON.parse(audit.body).verification).toEqual(expect.objectContaining({ ok: true, events: 2, findings: [], unanchored: [] }));

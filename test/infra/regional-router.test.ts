@@ -6,6 +6,8 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { RegionalRouter, RegionalRouterProps, RegionalRouterStack } from '../../lib';
+import { ERASURE_KEY_DENIED_COPY_ACTIONS } from '../../lib/private/iam-actions';
+import { NO_BACKUP_TAG } from '../../lib/router-tables';
 import { CellUnderTest, SynthesizedApp, logicalIdOf, newTestApp, synthApp } from './support/synth';
 
 type Json = Record<string, unknown>;
@@ -256,15 +258,15 @@ describe('RegionalRouterStack from the default configuration', () => {
     });
 
     test('tables: PITR, deletion protection, storage-key SSE, retained, no replicas', () => {
-      template.resourceCountIs('AWS::DynamoDB::Table', 6);
+      template.resourceCountIs('AWS::DynamoDB::Table', 7);
       template.resourceCountIs('AWS::DynamoDB::GlobalTable', 0);
       template.resourceCountIs('Custom::DynamoDBReplica', 0);
       const props = {
-        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         DeletionProtectionEnabled: true,
         SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: getAttArn(storageKeyId) },
         Replicas: Match.absent(),
         KinesisStreamSpecification: Match.absent(),
+        StreamSpecification: Match.absent(),
       };
       template.hasResourceProperties('AWS::DynamoDB::Table', props);
       expectEveryResource(template, 'AWS::DynamoDB::Table', {
@@ -272,6 +274,30 @@ describe('RegionalRouterStack from the default configuration', () => {
         DeletionPolicy: 'Retain',
         UpdateReplacePolicy: 'Retain',
       });
+      // PITR on every table but the erasure keys, which no copy of may exist (crypto-shredding).
+      const erasureId = logicalIdOf(cell.stack.router.tables.erasure);
+      for (const [id, t] of Object.entries(resourcesOf(template, 'AWS::DynamoDB::Table'))) {
+        expect([id, t.Properties!.PointInTimeRecoverySpecification]).toEqual([id, { PointInTimeRecoveryEnabled: id !== erasureId }]);
+        expect([id, t.Properties!.ResourcePolicy === undefined]).toEqual([id, id !== erasureId]);
+      }
+      // The erasure-key table: a resource policy refusing every copy to every principal, and the tag
+      // an AWS Backup selection excludes.
+      const erasure = resourcesOf(template, 'AWS::DynamoDB::Table')[erasureId].Properties!;
+      expect(erasure.ResourcePolicy).toEqual({
+        PolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [
+            {
+              Sid: 'NoCopiesOfErasureKeys',
+              Effect: 'Deny',
+              Principal: { AWS: '*' },
+              Action: [...ERASURE_KEY_DENIED_COPY_ACTIONS].sort(),
+              Resource: '*',
+            },
+          ],
+        },
+      });
+      expect(erasure.Tags).toEqual(expect.arrayContaining([{ Key: NO_BACKUP_TAG.key, Value: NO_BACKUP_TAG.value }]));
       // Never the root key: storage access must not imply access to tenant secrets.
       expect(JSON.stringify(resourcesOf(template, 'AWS::DynamoDB::Table'))).not.toContain(rootKeyId);
     });
@@ -297,6 +323,7 @@ describe('RegionalRouterStack from the default configuration', () => {
         usage: logicalIdOf(r.usageTable),
         audit: logicalIdOf(r.auditTable),
         cache: logicalIdOf(r.cacheTable),
+        erasure: logicalIdOf(r.tables.erasure),
       };
       const policies = Object.values(resourcesOf(template, 'AWS::IAM::Policy'));
       /** The DynamoDB actions a role holds on a table (any statement naming the table's ARN). */
@@ -324,6 +351,11 @@ describe('RegionalRouterStack from the default configuration', () => {
       expect(actions('router', 'cache')).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
       expect(actions('vault', 'cache')).toEqual([]);
       expect(actions('admin', 'cache')).toEqual([]);
+      // Erasure keys: the router and the vault read them, the vault creates them, only the admin
+      // (offboarding) deletes them and cannot read them; nobody updates, scans or queries them.
+      expect(actions('router', 'erasure')).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem']);
+      expect(actions('vault', 'erasure')).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
+      expect(actions('admin', 'erasure')).toEqual(['dynamodb:DeleteItem']);
       // Counters and usage are two tables, each with the TTL attribute; only counters take transactions.
       const ttl = (id: string) => (resourcesOf(template, 'AWS::DynamoDB::Table')[id].Properties!.TimeToLiveSpecification as Json | undefined);
       expect(ttl(tableIds.counters)).toEqual({ AttributeName: 'expiresAt', Enabled: true });
@@ -333,6 +365,7 @@ describe('RegionalRouterStack from the default configuration', () => {
       expect(env.COUNTERS_TABLE).toEqual({ Ref: tableIds.counters });
       expect(env.USAGE_TABLE).toEqual({ Ref: tableIds.usage });
       expect(env.CACHE_TABLE).toEqual({ Ref: tableIds.cache });
+      expect(env.ERASURE_TABLE).toEqual({ Ref: tableIds.erasure });
     });
 
     test('four Node.js 22 arm64 functions (router, vault, admin, root-key migration) with active tracing', () => {

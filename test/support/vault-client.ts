@@ -244,13 +244,21 @@ export interface CellDump {
   readonly tokens: Record<string, unknown>[];
   readonly usage: Record<string, unknown>[];
   readonly audit: Record<string, unknown>[];
+  /** Tenant erasure keys: readable by whoever reads the live table, in no backup (crypto-shredding). */
+  readonly erasure: Record<string, unknown>[];
 }
 
 /** A full DynamoDB dump of the cell: what an attacker with read access to storage would hold. */
 export async function dumpCell(f: CellFixture): Promise<CellDump> {
   const t = f.config.tables;
-  const [tenants, tokens, usage, audit] = await Promise.all([scanTable(f, t.tenants), scanTable(f, t.tokens), scanTable(f, t.usage), scanTable(f, t.audit)]);
-  return { tenants, tokens, usage, audit };
+  const [tenants, tokens, usage, audit, erasure] = await Promise.all([
+    scanTable(f, t.tenants),
+    scanTable(f, t.tokens),
+    scanTable(f, t.usage),
+    scanTable(f, t.audit),
+    scanTable(f, t.erasure),
+  ]);
+  return { tenants, tokens, usage, audit, erasure };
 }
 
 /**
@@ -290,8 +298,10 @@ export function openToString(
   dataKeys: DataKeyService,
   tenantFactor?: Buffer,
   versionSalt?: Buffer,
+  /** The tenant's erasure key (from the erasure-key table); v2 rows need it. */
+  erasureKey?: Buffer,
 ): Promise<string> {
-  return openSecret({ record: record as SealedSecret, expected, dataKeys, tenantFactor, versionSalt, use: (b) => b.toString('utf8') });
+  return openSecret({ record: record as SealedSecret, expected, dataKeys, tenantFactor, versionSalt, erasureKey, use: (b) => b.toString('utf8') });
 }
 
 /** What the tenant META records now for one secret (version and, for sovereign tenants, the salt). */
@@ -310,7 +320,7 @@ export async function recordedVersion(
 export async function openCurrent(f: CellFixture, tenant: string, provider: string, factor?: Buffer, name = 'default'): Promise<string> {
   const entry = await recordedVersion(f, tenant, provider, name);
   if (!entry) throw new Error(`no META entry for ${provider}#${name}`);
-  return openToString(await f.store.getSecret(tenant, provider, name), identity(f.config.region, tenant, provider, name, entry.version), f.dataKeys, factor, factor ? entry.salt : undefined);
+  return openToString(await f.store.getSecret(tenant, provider, name), identity(f.config.region, tenant, provider, name, entry.version), f.dataKeys, factor, factor ? entry.salt : undefined, await f.store.getErasureKey(tenant));
 }
 
 /** Settles a promise into its rejection (or fails the test if it resolved). */

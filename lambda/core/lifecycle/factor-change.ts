@@ -20,6 +20,7 @@ import { authenticate, type Principal } from '../authenticate';
 import type { SecretIdentity } from '../canonical';
 import { zeroize } from '../crypto-util';
 import { fingerprintKeyOf, openSecret, sealSecret, VERSION_SALT_BYTES, type SealedSecret } from '../envelope';
+import { tenantErasureKey } from '../erasure-key';
 import { sealFactorBox, tokenKeyIsAuthentic, tokenKeyTag, tokenPublicKey } from '../factor-box';
 import { entryGeneration, factorForGeneration, tenantGeneration, wrapGeneration } from '../factor-generations';
 import { ApiError } from '../http';
@@ -252,10 +253,14 @@ async function resealOne(
   const oldSalt = entry.salt === undefined ? undefined : Buffer.from(entry.salt, 'base64');
   const newSalt = newFactor ? randomBytes(VERSION_SALT_BYTES) : undefined;
   let fingerprintKey: Buffer | undefined;
+  let erasureKey: Buffer | undefined;
   let sealed: SealedSecret;
   try {
     fingerprintKey = fingerprintKeyOf(await deps.pepper.getPepper(), { region: tenant.region, tenant: tenant.tenantId, provider });
     const key = fingerprintKey;
+    // The tenant's erasure key opens a v2 row and goes into the reseal (a v1 row becomes v2 here).
+    erasureKey = await tenantErasureKey(deps.store, tenant.tenantId);
+    const erasure = erasureKey;
     // The plaintext exists only inside `use`, for one GenerateDataKey and one AES-GCM seal;
     // openSecret zero-fills it as soon as `use` settles.
     sealed = await openSecret({
@@ -264,10 +269,11 @@ async function resealOne(
       dataKeys: deps.dataKeys,
       tenantFactor: oldFactor,
       versionSalt: oldFactor ? oldSalt : undefined,
-      use: (plaintext) => sealSecret({ identity: id(version), plaintext, dataKeys: deps.dataKeys, tenantFactor: newFactor, versionSalt: newSalt, fingerprintKey: key, clock }),
+      erasureKey: erasure,
+      use: (plaintext) => sealSecret({ identity: id(version), plaintext, dataKeys: deps.dataKeys, tenantFactor: newFactor, versionSalt: newSalt, fingerprintKey: key, erasureKey: erasure, clock }),
     });
   } finally {
-    zeroize(fingerprintKey, oldSalt);
+    zeroize(fingerprintKey, oldSalt, erasureKey);
   }
   // Not a rotation of the provider key: the row keeps its dates.
   const row2: SealedSecret = { ...sealed, createdAt: row.createdAt, ...(row.rotatedAt ? { rotatedAt: row.rotatedAt } : {}) };

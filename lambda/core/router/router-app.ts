@@ -5,7 +5,7 @@
 import { dataKeysOfTenant, isTenantKeyRefusal, tenantKeyUnavailable } from '../tenant-keys';
 import { matchTokenRecord, NO_RETRY, parsePresentedToken, principalOf, storedRecordApiError, upgradeOnUse, verifiersOf } from '../authenticate';
 import type { CellConfig } from '../cell-config';
-import { decodeBase64Strict } from '../crypto-util';
+import { decodeBase64Strict, zeroize } from '../crypto-util';
 import { openSecret, parseSealedSecret, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
 import { beginCache, CACHE_HEADER, replayChunks, type CacheState, type ResponseCacheStore } from '../cache';
 import { applyGuardrails, type GuardrailOutcome } from '../guardrails';
@@ -19,6 +19,7 @@ import type { AttemptOutcome } from '../routing/fallback';
 import { AllTargetsFailedError, ChainStep, NoRouteError, Target } from '../routing/types';
 import { SseEvent, SseParser } from '../sse';
 import { entryGeneration, openableGenerations, tenantGeneration } from '../factor-generations';
+import { erasureKeyFromItem } from '../erasure-key';
 import { secretSlotOf, type TenantRecord, type TokenRecord } from '../tenant-model';
 import { TranslationError, UpstreamProtocolError, type TokenUsage } from '../translate';
 import { ApiRoute, ClientRequest, parseClientRequest, routeOf } from './client-request';
@@ -85,6 +86,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     let client: ClientRequest | undefined;
     let chain: readonly ChainStep[] = [];
     let factors: RequestFactors | undefined;
+    let erasureKey: Buffer | undefined;
     let reservation: Promise<Admission> | undefined;
     let settled = false;
     let guardrails: GuardrailOutcome | undefined;
@@ -247,6 +249,9 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       factors = new RequestFactors(token, { token: parsed.token, region, tenant: tenant.tenantId, tokenId: token.tokenId });
       factors.of(tenantGeneration(tenant));
       const requestFactors = factors;
+      // The tenant's erasure key came with the same read; without it (offboarded, restored
+      // tables) no v2 row opens. A malformed or misfiled item is refused like a bad row.
+      erasureKey = erasureKeyFromItem(read.erasureKey, tenant.tenantId);
 
       // Response cache (opt-in per tenant and route): a hit is replayed with no KMS call, no
       // provider call and no reservation; a miss carries on and is stored after the last byte.
@@ -311,6 +316,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
             dataKeys: tenant.policy.tenantKeyArn === undefined ? dataKeys : recordingDataKeys(dataKeysOfTenant(deps.dataKeys, tenant), keyUses, now),
             tenantFactor: requestFactors.of(current.generation),
             versionSalt: current.generation > 0 ? current.salt : undefined,
+            erasureKey,
             use: (key) => call(key.toString('utf8')),
           });
         } catch (err) {
@@ -502,6 +508,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       return await finish({ status, decision }, pending ? release : undefined);
     } finally {
       factors?.zeroize();
+      zeroize(erasureKey);
     }
   };
 }

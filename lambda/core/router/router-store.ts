@@ -19,6 +19,8 @@ export interface RequestContextRead {
   readonly secrets: ReadonlyMap<string, RawItem>;
   /** Counter items governance asked for (missing items are absent). */
   readonly counters: CounterItems;
+  /** The tenant's erasure-key item, from its own table in the same read; absent once offboarded. */
+  readonly erasureKey?: RawItem;
 }
 
 /** @deprecated use secretSlotOf from tenant-model. */
@@ -31,7 +33,8 @@ export const secretKeyOf = secretSlotOf;
 export interface RouterStore extends TokenVerifierMover {
   /**
    * One BatchGetItem: the token by verifier, the tenant's META (which records every secret's
-   * current version) and the `default` secret of every provider the cell allows (a handful of
+   * current version), the tenant's erasure key (another table, same call) and the `default`
+   * secret of every provider the cell allows (a handful of
    * small items), so routing needs no second read. Items come back raw: a malformed one must not
    * fail the read, because the caller has not authenticated yet.
    */

@@ -133,3 +133,35 @@ test('token limits are read without --set-file and replaced with it', async () =
   expect(seen[0]).toMatchObject({ method: 'GET', url: '/admin/tenants/acme/tokens/tk_1/limits' });
   expect(JSON.parse(read.stdout)).toEqual({ tokenId: 'tk_1', limits: { rpm: 5 } });
 });
+
+test('tenants offboard --help explains the steps, the failure and the recovery', async () => {
+  const r = await cli(['tenants', 'offboard', '--help']);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toMatch(/^Usage: sovereign-router tenants offboard <tenant-id> --yes/);
+  for (const s of ['erasure key', 'no PITR', 'run the same command again', 'tenant.offboarded', 'legacySecretsNotShredded', '409 tenant_offboarded']) expect(r.stdout).toContain(s);
+  expect(seen).toHaveLength(0);
+  // The general help points to it.
+  expect((await cli(['--help'])).stdout).toContain('tenants offboard --help');
+});
+
+test('tenants offboard: the result on stdout, what was destroyed on stderr; v1 rows are named', async () => {
+  reply = { status: 200, body: { offboarded: true, tenantId: 'acme', secretsDestroyed: 3, tokensRevoked: 2, erasureKeyDestroyed: true, legacySecretsNotShredded: 1 } };
+  const r = await cli(['tenants', 'offboard', 'acme', '--yes']);
+  expect(r.code).toBe(0);
+  expect(seen[0]).toMatchObject({ method: 'DELETE', url: '/admin/tenants/acme' });
+  expect(JSON.parse(r.stdout)).toMatchObject({ erasureKeyDestroyed: true });
+  expect(r.stderr).toContain('offboarded acme: erasure key destroyed, 3 secret(s) and 2 token(s) deleted');
+  expect(r.stderr).toContain('warning: 1 secret(s) were sealed before erasure keys');
+});
+
+test('tenants offboard that fails server-side says how to finish it; a 409 does not', async () => {
+  reply = { status: 500, body: { error: { message: 'The service failed.', type: 'server_error', code: 'internal_error' } } };
+  const r = await cli(['tenants', 'offboard', 'acme', '--yes']);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toContain('run the same command again to finish the offboarding');
+  reply = { status: 409, body: { error: { message: "Tenant 'acme' was offboarded at 2026-01-01.", type: 'invalid_request_error', code: 'tenant_offboarded' } } };
+  const again = await cli(['tenants', 'offboard', 'acme', '--yes']);
+  expect(again.code).toBe(1);
+  expect(again.stderr).toContain('tenant_offboarded');
+  expect(again.stderr).not.toContain('run the same command again');
+});

@@ -40,16 +40,19 @@ class ContextBlindKms implements DataKeyService {
 /** The fingerprint key of (eu-central-1, acme, openai) under a test pepper. */
 const FP_KEY = fingerprintKeyOf(Buffer.alloc(32, 0x42), { region: 'eu-central-1', tenant: 'acme', provider: 'openai' });
 
+/** The tenant erasure key of every v2 seal and open here. */
+const ERASURE = Buffer.alloc(32, 0x5e);
+
 /** Sovereign seals and opens use this version salt unless a test passes another one. */
 const SALT = Buffer.alloc(32, 0x11);
 
 function seal(identity: SecretIdentity, kms: DataKeyService, extra: { tenantFactor?: Buffer; plaintext?: string; versionSalt?: Buffer } = {}): Promise<SealedSecret> {
   const versionSalt = extra.versionSalt ?? (extra.tenantFactor ? SALT : undefined);
-  return sealSecret({ identity, plaintext: Buffer.from(extra.plaintext ?? CANARY), dataKeys: kms, tenantFactor: extra.tenantFactor, versionSalt, fingerprintKey: FP_KEY, clock });
+  return sealSecret({ identity, plaintext: Buffer.from(extra.plaintext ?? CANARY), dataKeys: kms, tenantFactor: extra.tenantFactor, versionSalt, fingerprintKey: FP_KEY, erasureKey: ERASURE, clock });
 }
 
 function open(record: SealedSecret, expected: SecretIdentity, kms: DataKeyService, tenantFactor?: Buffer, versionSalt?: Buffer): Promise<string> {
-  return openSecret({ record, expected, dataKeys: kms, tenantFactor, versionSalt: versionSalt ?? (tenantFactor ? SALT : undefined), use: (p) => p.toString('utf8') });
+  return openSecret({ record, expected, dataKeys: kms, erasureKey: ERASURE, tenantFactor, versionSalt: versionSalt ?? (tenantFactor ? SALT : undefined), use: (p) => p.toString('utf8') });
 }
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
@@ -93,8 +96,8 @@ describe('sealSecret / openSecret round trip', () => {
     const record = await seal(idA, kms);
     expect(parseSealedSecret(record)).toEqual(record);
     expect(record).toMatchObject({
-      formatVersion: 1,
-      algorithm: 'SR1-HKDF-SHA256-AES256GCM',
+      formatVersion: 2,
+      algorithm: 'SR2-HKDF-SHA256-AES256GCM',
       keyArn: kms.keyArn,
       region: 'eu-central-1',
       tenant: 'acme',
@@ -124,16 +127,16 @@ describe('sealSecret / openSecret round trip', () => {
   it('awaits an async `use` and returns its value', async () => {
     const kms = new FakeDataKeys();
     const record = await seal(idA, kms);
-    const out = await openSecret({ record, expected: idA, dataKeys: kms, use: async (p) => `Bearer ${p.length}` });
+    const out = await openSecret({ record, expected: idA, dataKeys: kms, erasureKey: ERASURE, use: async (p) => `Bearer ${p.length}` });
     expect(out).toBe(`Bearer ${CANARY.length}`);
   });
 
   it('validates seal inputs', async () => {
     const kms = new FakeDataKeys();
-    await expect(sealSecret({ identity: idA, plaintext: Buffer.alloc(0), dataKeys: kms, fingerprintKey: FP_KEY })).rejects.toThrow(/non-empty/);
-    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, iv: Buffer.alloc(8), fingerprintKey: FP_KEY })).rejects.toThrow(/iv/);
-    await expect(sealSecret({ identity: { ...idA, tenant: 'X' }, plaintext: Buffer.from('x'), dataKeys: kms, fingerprintKey: FP_KEY })).rejects.toThrow(/tenant/);
-    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, tenantFactor: Buffer.alloc(16), fingerprintKey: FP_KEY })).rejects.toThrow(SealedSecretError);
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.alloc(0), dataKeys: kms, fingerprintKey: FP_KEY, erasureKey: ERASURE })).rejects.toThrow(/non-empty/);
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, iv: Buffer.alloc(8), fingerprintKey: FP_KEY, erasureKey: ERASURE })).rejects.toThrow(/iv/);
+    await expect(sealSecret({ identity: { ...idA, tenant: 'X' }, plaintext: Buffer.from('x'), dataKeys: kms, fingerprintKey: FP_KEY, erasureKey: ERASURE })).rejects.toThrow(/tenant/);
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, tenantFactor: Buffer.alloc(16), fingerprintKey: FP_KEY, erasureKey: ERASURE })).rejects.toThrow(SealedSecretError);
     expect(kms.generateCalls).toBe(0);
   });
 });
@@ -235,7 +238,7 @@ describe('tampering', () => {
   it('unknown format or algorithm is malformed, before KMS', async () => {
     const kms = new FakeDataKeys();
     const record = await seal(idA, kms);
-    for (const patch of [{ formatVersion: 2 }, { algorithm: 'SR2' }, { iv: 'not base64!' }, { sovereign: 'false' }]) {
+    for (const patch of [{ formatVersion: 3 }, { formatVersion: 1 }, { algorithm: 'SR2' }, { algorithm: 'SR1-HKDF-SHA256-AES256GCM' }, { iv: 'not base64!' }, { sovereign: 'false' }]) {
       const bad = { ...record, ...patch } as unknown as SealedSecret;
       expectSealedError(await rejection(open(bad, idA, kms)), 'malformed');
     }
@@ -279,17 +282,17 @@ describe('sovereign mode', () => {
     expectSealedError(await rejection(open(record, idA, kms, Buffer.from(factor), Buffer.alloc(32, 0x22))), 'integrity');
     const calls = kms.decryptCalls;
     expectSealedError(
-      await rejection(openSecret({ record, expected: idA, dataKeys: kms, tenantFactor: Buffer.from(factor), use: (p) => p.toString() })),
+      await rejection(openSecret({ record, expected: idA, dataKeys: kms, erasureKey: ERASURE, tenantFactor: Buffer.from(factor), use: (p) => p.toString() })),
       'version_salt',
     );
     expectSealedError(await rejection(open(record, idA, kms, Buffer.from(factor), Buffer.alloc(16, 0x21))), 'version_salt');
     expect(kms.decryptCalls).toBe(calls);
     const standard = await seal(idA, kms);
     expectSealedError(
-      await rejection(openSecret({ record: standard, expected: idA, dataKeys: kms, versionSalt: Buffer.alloc(32, 1), use: (p) => p.toString() })),
+      await rejection(openSecret({ record: standard, expected: idA, dataKeys: kms, erasureKey: ERASURE, versionSalt: Buffer.alloc(32, 1), use: (p) => p.toString() })),
       'version_salt',
     );
-    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, tenantFactor: factor, fingerprintKey: FP_KEY })).rejects.toThrow(SealedSecretError);
+    await expect(sealSecret({ identity: idA, plaintext: Buffer.from('x'), dataKeys: kms, tenantFactor: factor, fingerprintKey: FP_KEY, erasureKey: ERASURE })).rejects.toThrow(SealedSecretError);
   });
 
   it('a non-sovereign record refuses a factor', async () => {
@@ -329,7 +332,7 @@ describe('zeroization', () => {
     const kms = new FakeDataKeys();
     const record = await seal(idA, kms);
     const seen: Buffer[] = [];
-    const out = await openSecret({ record, expected: idA, dataKeys: kms, use: (p) => (seen.push(p), p.toString()) });
+    const out = await openSecret({ record, expected: idA, dataKeys: kms, erasureKey: ERASURE, use: (p) => (seen.push(p), p.toString()) });
     expect(out).toBe(CANARY);
     expect(seen).toHaveLength(1);
     expect(seen[0].length).toBe(CANARY.length);
@@ -357,7 +360,7 @@ describe('zeroization', () => {
         throw boom;
       },
     ]) {
-      expect(await rejection(openSecret({ record, expected: idA, dataKeys: kms, tenantFactor: Buffer.alloc(32, 3), versionSalt: SALT, use }))).toBe(boom);
+      expect(await rejection(openSecret({ record, expected: idA, dataKeys: kms, erasureKey: ERASURE, tenantFactor: Buffer.alloc(32, 3), versionSalt: SALT, use }))).toBe(boom);
     }
     expect(seen).toHaveLength(2);
     expect(seen.every(allZero)).toBe(true);
@@ -369,7 +372,7 @@ describe('zeroization', () => {
     const kms = new FakeDataKeys();
     const record = await seal(idA, kms);
     const use = jest.fn();
-    await rejection(openSecret({ record: { ...record, tag: flip(record.tag, 3) }, expected: idA, dataKeys: kms, use }));
+    await rejection(openSecret({ record: { ...record, tag: flip(record.tag, 3) }, expected: idA, dataKeys: kms, erasureKey: ERASURE, use }));
     expect(use).not.toHaveBeenCalled();
     expect(kms.issued).toHaveLength(2);
     expect(kms.allIssuedZeroed()).toBe(true);

@@ -109,16 +109,16 @@ describe('tenant factor', () => {
     const f = generateTenantFactor();
     const wrapped = wrapTenantFactor(f, bindA);
     const versionSalt = Buffer.alloc(32, 9);
-    const record = await sealSecret({ identity: id, plaintext: Buffer.from('mistral-key'), dataKeys: kms, tenantFactor: f, versionSalt, fingerprintKey: Buffer.alloc(32, 3) });
+    const record = await sealSecret({ identity: id, plaintext: Buffer.from('mistral-key'), dataKeys: kms, tenantFactor: f, versionSalt, fingerprintKey: Buffer.alloc(32, 3), erasureKey: Buffer.alloc(32, 4) });
     f.fill(0);
 
     const factor = unwrapTenantFactor(wrapped, bindA);
     try {
-      expect(await openSecret({ record, expected: id, dataKeys: kms, tenantFactor: factor, versionSalt, use: (p) => p.toString() })).toBe('mistral-key');
+      expect(await openSecret({ record, expected: id, dataKeys: kms, erasureKey: Buffer.alloc(32, 4), tenantFactor: factor, versionSalt, use: (p) => p.toString() })).toBe('mistral-key');
     } finally {
       factor.fill(0);
     }
     // Storage + KMS alone (no token): the record stays closed.
-    await expect(openSecret({ record, expected: id, dataKeys: kms, use: (p) => p.toString() })).rejects.toThrow(SealedSecretError);
+    await expect(openSecret({ record, expected: id, dataKeys: kms, erasureKey: Buffer.alloc(32, 4), use: (p) => p.toString() })).rejects.toThrow(SealedSecretError);
   });
 });

@@ -5,11 +5,12 @@
  */
 import { createCipheriv, createHash, createHmac, hkdfSync } from 'node:crypto';
 import { canonicalIdentity, encryptionContextOf, type SecretIdentity } from '../../../lambda/core/canonical';
-import { fingerprintKeyOf, openSecret, parseSealedSecret, sealSecret, type SealedSecret } from '../../../lambda/core/envelope';
+import { fingerprintKeyOf, openSecret, parseSealedSecret, SEALED_SECRET_ALGORITHM, SEALED_SECRET_FORMAT_VERSION, sealSecret, type SealedSecret } from '../../../lambda/core/envelope';
 import type { DataKeyService, EncryptionContext } from '../../../lambda/core/ports';
 import { unwrapTenantFactor, wrapTenantFactor } from '../../../lambda/core/tenant-factor';
 import { generateToken, parseToken } from '../../../lambda/core/token';
 import sealedVectors from '../../vectors/sealed-secret-v1.json';
+import sealedVectorsV2 from '../../vectors/sealed-secret-v2.json';
 import tokenVectors from '../../vectors/token-v1.json';
 
 const hex = (s: string): Buffer => Buffer.from(s, 'hex');
@@ -111,28 +112,21 @@ describe('sealed-secret v1 vectors', () => {
     });
   });
 
-  it.each(sealedVectors.vectors.map((v) => [v.name, v] as const))('%s: lambda/core reproduces and opens it', async (_name, v) => {
+  it.each(sealedVectors.vectors.map((v) => [v.name, v] as const))('%s: lambda/core still opens it (v1 is read, never written)', async (_name, v) => {
     const id = v.identity as SecretIdentity;
     const record = parseSealedSecret(v.record) as SealedSecret;
+    expect(record).toMatchObject({ formatVersion: 1, algorithm: 'SR1-HKDF-SHA256-AES256GCM' });
     expect(canonicalIdentity(id).toString('hex')).toBe(v.expected.canonicalIdentityHex);
     expect(encryptionContextOf(id)).toEqual(v.expected.encryptionContext);
 
     const kms = vectorKms(v.dataKeyHex, record.wrappedKey, record.keyArn, v.expected.encryptionContext);
     const tenantFactor = v.tenantFactorHex ? hex(v.tenantFactorHex) : undefined;
     const versionSalt = v.versionSaltHex ? hex(v.versionSaltHex) : undefined;
-    const resealed = await sealSecret({
-      identity: id,
-      plaintext: Buffer.from(v.plaintextUtf8, 'utf8'),
-      dataKeys: kms,
-      tenantFactor,
-      versionSalt,
-      fingerprintKey: fingerprintKeyOf(hex(sealedVectors.pepperHex), { region: id.region, tenant: id.tenant, provider: id.provider }),
-      iv: hex(v.ivHex),
-      clock: { now: () => new Date(record.createdAt) },
-    });
-    expect(resealed).toEqual(record);
-    const opened = await openSecret({ record, expected: id, dataKeys: kms, tenantFactor: tenantFactor && Buffer.from(tenantFactor), versionSalt, use: (p) => p.toString('utf8') });
-    expect(opened).toBe(v.plaintextUtf8);
+    // A v1 row has no erasure factor: with or without the tenant's erasure key it opens the same.
+    for (const erasureKey of [undefined, Buffer.alloc(32, 7)]) {
+      const opened = await openSecret({ record, expected: id, dataKeys: kms, erasureKey, tenantFactor: tenantFactor && Buffer.from(tenantFactor), versionSalt, use: (p) => p.toString('utf8') });
+      expect(opened).toBe(v.plaintextUtf8);
+    }
   });
 
   it.each(sealedVectors.tenantFactorWrap.map((v) => [v.name, v] as const))('tenant factor %s', (_name, v) => {
@@ -151,6 +145,63 @@ describe('sealed-secret v1 vectors', () => {
     const wrapped = wrapTenantFactor(hex(v.factorHex), b, hex(v.ivHex));
     expect(wrapped).toEqual({ iv: hex(v.ivHex).toString('base64'), ciphertext: hex(ct).toString('base64'), tag: hex(tag).toString('base64') });
     expect(unwrapTenantFactor(wrapped, b).toString('hex')).toBe(v.factorHex);
+  });
+});
+
+describe('sealed-secret v2 vectors (tenant erasure key)', () => {
+  it('covers standard and sovereign mode, and is what sealSecret writes', () => {
+    expect(sealedVectorsV2.vectors.map((v) => v.tenantFactorHex !== null)).toEqual([false, true]);
+    expect([sealedVectorsV2.formatVersion, sealedVectorsV2.algorithm]).toEqual([SEALED_SECRET_FORMAT_VERSION, SEALED_SECRET_ALGORITHM]);
+  });
+
+  it.each(sealedVectorsV2.vectors.map((v) => [v.name, v] as const))('%s: independent recomputation', (_name, v) => {
+    const aad = hex(v.expected.canonicalIdentityHex);
+    // Ev = HMAC-SHA256(E, erasure domain ‖ canonical identity); ikm = DK (‖ Fv) ‖ Ev.
+    const ev = createHmac('sha256', hex(v.erasureKeyHex)).update(Buffer.from(sealedVectorsV2.erasureFactorDomain, 'utf8')).update(aad).digest();
+    expect(ev.toString('hex')).toBe(v.expected.erasureFactorHex);
+    const parts = [hex(v.dataKeyHex)];
+    if (v.tenantFactorHex) {
+      const fv = createHmac('sha256', hex(v.tenantFactorHex))
+        .update(Buffer.from(sealedVectorsV2.secretFactorDomain, 'utf8'))
+        .update(aad)
+        .update(hex(v.versionSaltHex as string))
+        .digest();
+      expect(fv.toString('hex')).toBe((v.expected as { secretFactorHex?: string }).secretFactorHex);
+      parts.push(fv);
+    }
+    parts.push(ev);
+    const key = Buffer.from(hkdfSync('sha256', Buffer.concat(parts), Buffer.from('sovereign-router/secret-key/v2'), aad, 32));
+    expect(key.toString('hex')).toBe(v.expected.secretKeyHex);
+    const { ct, tag } = gcm(key, hex(v.ivHex), aad, Buffer.from(v.plaintextUtf8, 'utf8'));
+    expect([ct, tag]).toEqual([v.expected.ciphertextHex, v.expected.tagHex]);
+    expect(v.record).toMatchObject({ formatVersion: 2, algorithm: sealedVectorsV2.algorithm, ciphertext: hex(ct).toString('base64'), tag: hex(tag).toString('base64') });
+  });
+
+  it.each(sealedVectorsV2.vectors.map((v) => [v.name, v] as const))('%s: lambda/core reproduces and opens it, and nothing opens it without E', async (_name, v) => {
+    const id = v.identity as SecretIdentity;
+    const record = parseSealedSecret(v.record) as SealedSecret;
+    const kms = vectorKms(v.dataKeyHex, record.wrappedKey, record.keyArn, v.expected.encryptionContext);
+    const tenantFactor = v.tenantFactorHex ? hex(v.tenantFactorHex) : undefined;
+    const versionSalt = v.versionSaltHex ? hex(v.versionSaltHex) : undefined;
+    const resealed = await sealSecret({
+      identity: id,
+      plaintext: Buffer.from(v.plaintextUtf8, 'utf8'),
+      dataKeys: kms,
+      tenantFactor,
+      versionSalt,
+      erasureKey: hex(v.erasureKeyHex),
+      fingerprintKey: fingerprintKeyOf(hex(sealedVectorsV2.pepperHex), { region: id.region, tenant: id.tenant, provider: id.provider }),
+      iv: hex(v.ivHex),
+      clock: { now: () => new Date(record.createdAt) },
+    });
+    expect(resealed).toEqual(record);
+    const open = (erasureKey: Buffer | undefined, r: SealedSecret = record) =>
+      openSecret({ record: r, expected: id, dataKeys: kms, erasureKey, tenantFactor: tenantFactor && Buffer.from(tenantFactor), versionSalt, use: (p) => p.toString('utf8') });
+    expect(await open(hex(v.erasureKeyHex))).toBe(v.plaintextUtf8);
+    await expect(open(undefined)).rejects.toMatchObject({ name: 'SealedSecretError', reason: 'erasure_key' });
+    await expect(open(Buffer.alloc(32, 7))).rejects.toMatchObject({ name: 'SealedSecretError', reason: 'integrity' });
+    // Relabelled as v1 (no erasure factor, v1 salt): a different key, so it does not open.
+    await expect(open(undefined, { ...record, formatVersion: 1, algorithm: 'SR1-HKDF-SHA256-AES256GCM' })).rejects.toMatchObject({ reason: 'integrity' });
   });
 });
 

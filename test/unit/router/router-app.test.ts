@@ -39,10 +39,14 @@ interface World {
   call(body: unknown, opts?: { path?: string; headers?: Record<string, string> }): Promise<{ sink: MemorySink; record?: UsageRecord; json: any }>;
 }
 
+/** The unit tenant's erasure key (v2 rows need it). */
+const ERASURE_KEY = Buffer.alloc(32, 0x2e);
+
 class MemoryStore implements RouterStore {
   tokens = new Map<string, TokenRecord>();
   tenants = new Map<string, TenantRecord>();
   secrets = new Map<string, SealedSecret>();
+  erasureKeys = new Map<string, { tenantId: string; key: string; createdAt: string }>();
   usage: UsageRecord[] = [];
   reads: string[] = [];
   failUsage = false;
@@ -56,7 +60,8 @@ class MemoryStore implements RouterStore {
       if (s) secrets.set(secretKeyOf(p, 'default'), s as unknown as RawItem);
     }
     const raw = (x: unknown) => x as RawItem | undefined;
-    return { token: raw(this.tokens.get(verifier)), tenant: raw(this.tenants.get(tenantId)), secrets, counters: new Map() };
+    const erasureKey = raw(this.erasureKeys.get(tenantId));
+    return { token: raw(this.tokens.get(verifier)), tenant: raw(this.tenants.get(tenantId)), secrets, counters: new Map(), ...(erasureKey ? { erasureKey } : {}) };
   }
   async moveTokenVerifier(): Promise<boolean> {
     return false;
@@ -98,12 +103,14 @@ async function world(opts: { policy?: TenantPolicy; governance?: Governance; pro
   const now = new Date().toISOString();
   store.tenants.set(tenantId, { tenantId, region: REGION, mode: 'managed', status: 'active', policy: opts.policy ?? {}, createdAt: now, updatedAt: now, auditSeq: 0, auditHead: '' });
   store.tokens.set(verifier, { verifier, tokenId: 'tk_unit', tenantId, role: opts.role ?? 'invoke', createdAt: now });
+  store.erasureKeys.set(tenantId, { tenantId, key: ERASURE_KEY.toString('base64'), createdAt: now });
   for (const [provider, key] of Object.entries(KEYS)) {
     const sealed = await sealSecret({
       identity: { app: 'sovereign-router', region: REGION, tenant: tenantId, provider, secret: 'default', version: 1 },
       plaintext: Buffer.from(key),
       dataKeys: kms,
       fingerprintKey: Buffer.alloc(32, 5),
+      erasureKey: ERASURE_KEY,
     });
     store.putSecret(sealed);
   }
@@ -222,6 +229,7 @@ describe('normal path', () => {
       plaintext: Buffer.from('sk-team-b-0123456789'),
       dataKeys: w.kms,
       fingerprintKey: Buffer.alloc(32, 5),
+      erasureKey: ERASURE_KEY,
     });
     w.store.putSecret(named);
     const { sink } = await w.call(chat('r'));
