@@ -5,6 +5,7 @@
  * the head condition on purpose. Lost once: retried and committed (2xx). Lost every time:
  * a clean 409, never a 500. Either way the trail still verifies.
  */
+import { randomBytes } from 'node:crypto';
 import { DynamoTenantStore, AUDIT_ATTEMPTS } from '../../lambda/adapters/dynamo-tenant-store';
 import { createAdminApp } from '../../lambda/core/admin-app';
 import { createVaultApp } from '../../lambda/core/vault-app';
@@ -77,7 +78,16 @@ async function trailOf(id: string) {
 
 const kinds: [string, (id: string, token: string, racing: Racing) => Promise<Reply>, string][] = [
   ['policy update', (id, _t, r) => call(r.admin, 'PUT', `/admin/tenants/${id}/policy`, { iamCaller: OPERATOR_ARN, body: { policy: { tpm: 5000 } } }), 'policy.updated'],
-  ['secret put', (_id, token, r) => call(r.vault, 'POST', '/vault/secrets', { token, body: { provider: 'openai', apiKey: 'sk-race-0123456789abcdef' } }), 'secret.stored'],
+  [
+    'secret put',
+    async (id, token, r) => {
+      // The tenant's erasure key exists already (its creation, on a first seal, is a transaction of
+      // its own that races nothing): only the audited put is raced here.
+      await f.store.ensureErasureKey(id, randomBytes(32));
+      return call(r.vault, 'POST', '/vault/secrets', { token, body: { provider: 'openai', apiKey: 'sk-race-0123456789abcdef' } });
+    },
+    'secret.stored',
+  ],
   ['token put', (_id, token, r) => call(r.vault, 'POST', '/vault/tokens', { token, body: { role: 'invoke' } }), 'token.created'],
   [
     'token delete',
