@@ -23,7 +23,7 @@ const template = Template.fromStack(stack).toJSON() as CfnTemplate;
 const resolver = new TemplateResolver(template, REGION, stack.stackName, TEST_ACCOUNT);
 const erasureTable = logicalIdOf(cell.tables.erasure);
 const tenantsTable = logicalIdOf(cell.tables.tenants);
-const roles = { router: cell.routerRole, vault: cell.vaultRole, admin: cell.adminRole, accountAdmin } as const;
+const roles = { router: cell.routerRole, vault: cell.vaultRole, admin: cell.adminRole, migration: cell.rootKeyMigrationRole, accountAdmin } as const;
 
 function onTable(who: keyof typeof roles, action: string, table = erasureTable): Promise<Decision> {
   const roleId = logicalIdOf(roles[who]);
@@ -45,6 +45,7 @@ describe('erasure-key table: who may do what', () => {
     ['router', ['dynamodb:GetItem', 'dynamodb:BatchGetItem']],
     ['vault', ['dynamodb:GetItem', 'dynamodb:PutItem']],
     ['admin', ['dynamodb:DeleteItem']],
+    ['migration', []],
   ] as const)('%s holds exactly %j on it', async (who, allowed) => {
     for (const action of ITEM_ACTIONS) {
       expect([action, await onTable(who, action)]).toEqual([action, (allowed as readonly string[]).includes(action) ? 'Allowed' : 'ImplicitlyDenied']);
