@@ -34,7 +34,8 @@ export async function factorBench(record: Record_, kms: DataKeyService): Promise
   const id = (version: number) => ({ app: 'sovereign-router' as const, region: 'eu-central-1', tenant: 'acme', provider: 'openai', secret: 'default', version });
   const F2 = randomBytes(32);
   const salt1 = randomBytes(32);
-  const sealed = await sealSecret({ identity: id(1), plaintext: Buffer.from('sk-bench-0123456789'), dataKeys: kms, tenantFactor: F, versionSalt: salt1, fingerprintKey: Buffer.alloc(32, 1) });
+  const erasureKey = randomBytes(32);
+  const sealed = await sealSecret({ identity: id(1), plaintext: Buffer.from('sk-bench-0123456789'), dataKeys: kms, tenantFactor: F, versionSalt: salt1, fingerprintKey: Buffer.alloc(32, 1), erasureKey });
   const m = 1_000;
   t = performance.now();
   for (let i = 0; i < m; i++) {
@@ -44,7 +45,8 @@ export async function factorBench(record: Record_, kms: DataKeyService): Promise
       dataKeys: kms,
       tenantFactor: F,
       versionSalt: salt1,
-      use: (p) => sealSecret({ identity: id(2), plaintext: p, dataKeys: kms, tenantFactor: F2, versionSalt: randomBytes(32), fingerprintKey: Buffer.alloc(32, 1) }),
+      erasureKey,
+      use: (p) => sealSecret({ identity: id(2), plaintext: p, dataKeys: kms, tenantFactor: F2, versionSalt: randomBytes(32), fingerprintKey: Buffer.alloc(32, 1), erasureKey }),
     });
   }
   record('factor rotation: one reseal (open + seal, in-memory KMS)', ((performance.now() - t) * 1000) / m, 'µs/op', 2000);
