@@ -15,7 +15,7 @@ import budgets from './bundle-budgets.json';
 import { REPO_ROOT, makeTempDir, offlineEnv } from './support/synth';
 
 const NPM = 'npm';
-const ALLOWED = [/^package\.json$/, /^README\.md$/, /^LICENSE$/, /^docs\//, /^cli\/sovereign-router\.cjs$/, /^dist\/(lib|lambda|cli)\/.+\.(js|d\.ts)$/, /^dist\/bundles\/(router|vault|admin)\/index\.js(\.map)?$/];
+const ALLOWED = [/^package\.json$/, /^README\.md$/, /^LICENSE$/, /^docs\//, /^cli\/sovereign-router\.cjs$/, /^dist\/(lib|lambda|cli)\/.+\.(js|d\.ts)$/, /^dist\/bundles\/(router|vault|admin|root-key-migration)\/index\.js(\.map)?$/];
 
 interface PackResult {
   filename: string;
@@ -135,9 +135,9 @@ app.synth();
 
   test('synth used the prebuilt bundles: each function asset is byte-identical to dist/bundles/<fn>/index.js', () => {
     const fns = Object.entries(template.Resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function');
-    expect(fns).toHaveLength(3);
+    expect(fns).toHaveLength(4);
     const installed = path.join(consumer, 'node_modules', 'sovereign-router', 'dist', 'bundles');
-    const bundleHashes = new Set(['router', 'vault', 'admin'].map((h) => sha(path.join(installed, h, 'index.js'))));
+    const bundleHashes = new Set(['router', 'vault', 'admin', 'root-key-migration'].map((h) => sha(path.join(installed, h, 'index.js'))));
     const assets = (JSON.parse(fs.readFileSync(path.join(consumer, 'cdk.out', 'Consumer.assets.json'), 'utf8')) as {
       files: Record<string, { source: { path: string }; destinations: Record<string, { objectKey: string }> }>;
     }).files;
