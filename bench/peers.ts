@@ -29,7 +29,7 @@ export interface PeerGoal {
 }
 
 interface Target {
-  readonly name: 'upstream' | 'sovereign-router' | 'portkey' | 'litellm';
+  readonly name: 'upstream' | 'sovereign-router' | 'sovereign-router-ungoverned' | 'portkey' | 'litellm';
   readonly url: string;
   readonly headers: Record<string, string>;
 }
@@ -115,6 +115,19 @@ async function startSovereign(upstream: string, stateDir = mkdtempSync(join(tmpd
   await json(`${url}/vault/secrets`, { method: 'POST', token: created.token, body: { provider: 'openai', apiKey: 'sk-bench-upstream-key' } });
   const invoke = await json(`${url}/vault/tokens`, { method: 'POST', token: created.token, body: { role: 'invoke', label: 'bench' } });
   return { name: 'sovereign-router', url: `${url}/v1/chat/completions`, headers: { authorization: `Bearer ${invoke.token}` }, stateDir, proc };
+}
+
+/**
+ * A tenant without budget, RPM or TPM on the same gateway: no reservation, so one store commit
+ * fewer per request (settle and usage record only). Shown beside the governed tenant; the goals
+ * are judged on the governed one.
+ */
+async function ungovernedTenant(gateway: Target): Promise<Target> {
+  const base = gateway.url.replace(/\/v1\/chat\/completions$/, '');
+  const created = await json(`${base}/admin/tenants`, { method: 'POST', body: { tenantId: 'bench-open', mode: 'managed' } });
+  await json(`${base}/vault/secrets`, { method: 'POST', token: created.token, body: { provider: 'openai', apiKey: 'sk-bench-upstream-key' } });
+  const invoke = await json(`${base}/vault/tokens`, { method: 'POST', token: created.token, body: { role: 'invoke', label: 'bench' } });
+  return { name: 'sovereign-router-ungoverned', url: gateway.url, headers: { authorization: `Bearer ${invoke.token}` } };
 }
 
 async function stop(proc: ChildProcess): Promise<void> {
@@ -249,7 +262,8 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
     const twin = await startSovereignWithRecords(upstream, 0);
     const withRecords = await startSovereignWithRecords(upstream, 100_000);
     if (twin && withRecords) for (const t of [twin, withRecords]) await load(t, { concurrency: 16, durationMs: 3_000, warmup: 64 });
-    const targets = [direct, sovereign, portkey, litellm];
+    const open = await ungovernedTenant(sovereign);
+    const targets = [direct, sovereign, open, portkey, litellm];
     const per = new Map<string, { p50: number[]; p99_16: number[]; rps16: number[]; errors16: number[]; ttft: number[]; firstError?: string }>();
     for (const t of targets) per.set(t.name, { p50: [], p99_16: [], rps16: [], errors16: [], ttft: [] });
     const flat = { none: [] as number[], full: [] as number[] };
@@ -284,8 +298,13 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
 
     // Added over the upstream called directly, per round, then the median over rounds.
     const added = (name: string, key: 'p50' | 'p99_16' | 'ttft') => median(per.get(name)![key].map((v, i) => v - per.get('upstream')![key][i]));
-    const table: string[] = ['', 'side by side (loopback, same fake upstream, medians over ' + rounds + ' interleaved rounds)', '| | sovereign-router (local) | Portkey 1.15.2 | LiteLLM 1.108 | upstream direct |', '|---|---|---|---|---|'];
-    const row = (label: string, f: (n: string) => string) => table.push(`| ${label} | ${['sovereign-router', 'portkey', 'litellm', 'upstream'].map(f).join(' | ')} |`);
+    const table: string[] = [
+      '',
+      'side by side (loopback, same fake upstream, medians over ' + rounds + ' interleaved rounds)',
+      '| | sovereign-router (local, budgeted tenant) | same, tenant without limits | Portkey 1.15.2 | LiteLLM 1.108 | upstream direct |',
+      '|---|---|---|---|---|---|',
+    ];
+    const row = (label: string, f: (n: string) => string) => table.push(`| ${label} | ${['sovereign-router', 'sovereign-router-ungoverned', 'portkey', 'litellm', 'upstream'].map(f).join(' | ')} |`);
     row('added p50, 1 client (ms)', (n) => (n === 'upstream' ? `${r2(median(per.get(n)!.p50))} (absolute)` : String(r2(added(n, 'p50')))));
     row('added p99, 16 clients (ms)', (n) => (n === 'upstream' ? `${r2(median(per.get(n)!.p99_16))} (absolute)` : String(r2(added(n, 'p99_16')))));
     row('throughput, 16 clients (req/s)', (n) => String(Math.round(median(per.get(n)!.rps16))));
@@ -300,7 +319,7 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
     const srErrors = per.get('sovereign-router')!.errors16.reduce((a, b) => a + b, 0);
     return [
       { name: 'peers: added p50, 1 client', value: r2(sr('p50')), unit: 'ms', goal: 1, lowerIsBetter: true },
-      { name: 'peers: added p50 / Portkey added p50', value: r2(sr('p50') / pk('p50')), unit: 'x', goal: 0.5, lowerIsBetter: true, note: `Portkey ${r2(pk('p50'))} ms, LiteLLM ${r2(added('litellm', 'p50'))} ms` },
+      { name: 'peers: added p50 / Portkey added p50', value: r2(sr('p50') / pk('p50')), unit: 'x', goal: 0.5, lowerIsBetter: true, note: `Portkey ${r2(pk('p50'))} ms, LiteLLM ${r2(added('litellm', 'p50'))} ms; ours for a tenant without limits ${r2(added('sovereign-router-ungoverned', 'p50'))} ms, ${Math.round(median(per.get('sovereign-router-ungoverned')!.rps16))} req/s at 16 clients` },
       { name: 'peers: throughput, 16 clients', value: Math.round(median(per.get('sovereign-router')!.rps16)), unit: 'req/s', goal: 1000, lowerIsBetter: false, note: `Portkey ${Math.round(median(per.get('portkey')!.rps16))}, LiteLLM ${Math.round(median(per.get('litellm')!.rps16))}` },
       { name: 'peers: errors (all runs)', value: srErrors, unit: '', goal: 0, lowerIsBetter: true },
       { name: 'peers: added p99 16 clients minus Portkey', value: r2(sr('p99_16') - pk('p99_16')), unit: 'ms', goal: -0.01, lowerIsBetter: true, note: `ours ${r2(sr('p99_16'))} ms, Portkey ${r2(pk('p99_16'))} ms (ratio ${r2(sr('p99_16') / pk('p99_16'))}x)` },
