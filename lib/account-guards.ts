@@ -25,6 +25,12 @@ export interface AccountGuardsProps {
   /** Where every matched event goes. */
   readonly alarmTopic: sns.ITopic;
   /**
+   * Tables that must never be copied (the erasure keys of crypto-shredding): a change of their
+   * resource policy, PITR, streams or replicas, or a backup attempt, is reported.
+   * @default - none
+   */
+  readonly noCopyTables?: { readonly tableName: string; readonly tableArn: string }[];
+  /**
    * A scope whose KMS keys, functions and roles are watched too, found at synth time, so that
    * resources added to the cell later (or by other constructs in it) are covered. Its keys other
    * than `storageKeys` count as secret keys.
@@ -63,6 +69,12 @@ export const FUNCTION_CHANGE_EVENT_PREFIXES = [
   'UpdateAlias',
   'DeleteFunction',
 ] as const;
+
+/** DynamoDB calls, named by table, that could let a copy of a no-copy table exist (or try to). */
+export const NO_COPY_TABLE_EVENTS = ['UpdateContinuousBackups', 'CreateBackup', 'UpdateTable', 'DeleteTable', 'ExportTableToPointInTime'] as const;
+
+/** DynamoDB calls, named by ARN, that loosen or remove the refusal of copies. */
+export const NO_COPY_TABLE_POLICY_EVENTS = ['PutResourcePolicy', 'DeleteResourcePolicy'] as const;
 
 /** IAM calls that change what a role may do or who may assume it. */
 export const ROLE_CHANGE_EVENTS = [
@@ -134,6 +146,20 @@ export class AccountGuards extends Construct {
         requestParameters: { functionName: lazy(() => functions().flatMap((f) => [{ suffix: f.functionName }, { wildcard: `*${f.functionName}:*` }])) },
       },
     });
+
+    const noCopy = props.noCopyTables ?? [];
+    if (noCopy.length > 0) {
+      add('NoCopyTableChanges', 'sovereign-router: backup, PITR, stream or replica change of the erasure-key table (crypto-shredding)', {
+        source: ['aws.dynamodb'],
+        detailType: [CLOUDTRAIL],
+        detail: { eventSource: ['dynamodb.amazonaws.com'], eventName: [...NO_COPY_TABLE_EVENTS], requestParameters: { tableName: noCopy.map((t) => t.tableName) } },
+      });
+      add('NoCopyTablePolicy', 'sovereign-router: the erasure-key table resource policy (which refuses every copy) was replaced or removed', {
+        source: ['aws.dynamodb'],
+        detailType: [CLOUDTRAIL],
+        detail: { eventSource: ['dynamodb.amazonaws.com'], eventName: [...NO_COPY_TABLE_POLICY_EVENTS], requestParameters: { resourceArn: noCopy.map((t) => t.tableArn) } },
+      });
+    }
 
     if (Stack.of(this).region === 'us-east-1') {
       this.roleChanges = new RoleChangeGuard(this, 'RoleChanges', { roles: props.roles, alarmTopic: props.alarmTopic, watchScope: props.watchScope });

@@ -506,6 +506,7 @@ export class RegionalRouter extends Construct {
       functions: [router.function, vault.function, admin.function, migration.function],
       roles: [router.role, vault.role, admin.role, migration.role],
       alarmTopic: this.alarmTopic,
+      noCopyTables: [this.tables.erasure],
       // Keys, functions and roles added to the cell later are watched too.
       watchScope: this,
     });

@@ -72,7 +72,7 @@ function cell(region: string) {
 describe.each(['eu-central-1', 'us-east-1'])('guards of the %s cell', (region) => {
   test('every rule is enabled and targets the cell alarm topic', () => {
     const x = cell(region);
-    expect(x.rules.length).toBe(region === 'us-east-1' ? 5 : 4);
+    expect(x.rules.length).toBe(region === 'us-east-1' ? 7 : 6);
     for (const [, r] of x.rules) {
       expect(r.Properties.State).toBe('ENABLED');
       expect(r.Properties.Targets).toEqual([expect.objectContaining({ Arn: { Ref: x.topic } })]);
@@ -129,6 +129,30 @@ describe.each(['eu-central-1', 'us-east-1'])('guards of the %s cell', (region) =
       cloudTrail('lambda', 'Invoke', { functionName: x.functions[0] }),
     ];
     expect(matches(p, [...positives, ...negatives])).toEqual([...positives.map(() => true), ...negatives.map(() => false)]);
+  });
+
+  test('erasure-key table: a backup, PITR, stream or replica change, or a new or removed resource policy, fires; other tables and reads do not', () => {
+    const x = cell(region);
+    const resolver = new TemplateResolver(x.c.template.toJSON() as never, region, x.c.stack.stackName);
+    const erasure = logicalIdOf(x.c.stack.router.tables.erasure);
+    const tenants = logicalIdOf(x.c.stack.router.tables.tenants);
+    const byName = x.pattern('NoCopyTableChanges');
+    const named = [
+      cloudTrail('dynamodb', 'UpdateContinuousBackups', { tableName: erasure, pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true } }),
+      cloudTrail('dynamodb', 'CreateBackup', { tableName: erasure, backupName: 'copy' }),
+      cloudTrail('dynamodb', 'UpdateTable', { tableName: erasure, streamSpecification: { streamEnabled: true } }),
+      cloudTrail('dynamodb', 'CreateBackup', { tableName: tenants, backupName: 'nightly' }),
+      cloudTrail('dynamodb', 'DescribeTable', { tableName: erasure }),
+    ];
+    expect(matches(byName, named)).toEqual([true, true, true, false, false]);
+    const byArn = x.pattern('NoCopyTablePolicy');
+    const policy = [
+      cloudTrail('dynamodb', 'DeleteResourcePolicy', { resourceArn: resolver.arnOf(erasure) }),
+      cloudTrail('dynamodb', 'PutResourcePolicy', { resourceArn: resolver.arnOf(erasure), policy: '{}' }),
+      cloudTrail('dynamodb', 'PutResourcePolicy', { resourceArn: resolver.arnOf(tenants), policy: '{}' }),
+      cloudTrail('dynamodb', 'GetResourcePolicy', { resourceArn: resolver.arnOf(erasure) }),
+    ];
+    expect(matches(byArn, policy)).toEqual([true, true, false, false]);
   });
 });
 
