@@ -52,7 +52,13 @@ export const tenantPolicySchema = limitsSchema
      */
     tenantKeyArn: z.string().max(256).optional(),
   })
-  .strict();
+  .strict()
+  // A cached answer is served without opening a secret, so it would outlive the tenant's revocation
+  // of its own key: the two are exclusive.
+  .refine((p) => !(p.tenantKeyArn && p.cache), {
+    path: ['cache'],
+    message: 'a tenant that holds its own key (tenantKeyArn) cannot enable the response cache: cached answers would still be served after it revokes the key',
+  });
 export type TenantPolicy = z.infer<typeof tenantPolicySchema>;
 export type RouteTarget = z.infer<typeof routeTargetSchema>;
 

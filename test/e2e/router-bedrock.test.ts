@@ -359,5 +359,6 @@ function configEnv(): Record<string, string> {
     COUNTERS_TABLE: 'c',
     USAGE_TABLE: 'u',
     AUDIT_TABLE: 'a',
+    ERASURE_TABLE: 'e',
   };
 }

@@ -6,7 +6,7 @@
  * identical requests from two tenants never share an entry; a table writer who moves or edits
  * entries gets misses, never another tenant's answer; stored entries are ciphertext.
  */
-import { ScanCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, ScanCommand, UpdateItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { SseParser } from '../../lambda/core/sse';
 import { canaryHits, makeCanary } from '../support/canary';
 import { FAKE_PROVIDER_KEYS, RouterHarness, startRouterHarness } from '../support/router-harness';
@@ -229,4 +229,21 @@ test('canary: a provider key never reaches a cache entry, a replay, a log line, 
   } finally {
     h.fakes.setKey('openai', FAKE_PROVIDER_KEYS.openai);
   }
+});
+
+test("offboarding's erasure-key delete shreds the tenant's cached answers too: the same entry is never served again", async () => {
+  const { invokeToken } = await h.tenant('shred-cached', { policy: CACHED });
+  const body = chatBody('cache me, then forget me');
+  expect((await counted('/v1/chat/completions', body, invokeToken)).sink.headers['x-sovereign-cache']).toBe('miss');
+  expect((await counted('/v1/chat/completions', body, invokeToken)).sink.headers['x-sovereign-cache']).toBe('hit');
+  const entries = (await cacheItems()).length;
+
+  // What offboarding does first (and what a restored copy of every other table lacks): the erasure key is gone.
+  await h.cell.clients.ddb.send(new DeleteItemCommand({ TableName: h.cell.config.tables.erasure, Key: { tenantId: { S: 'shred-cached' } } }));
+  const after = await counted('/v1/chat/completions', body, invokeToken);
+  // The entry is still in the table, but the keys that found and opened it needed the erasure key.
+  expect((await cacheItems()).length).toBeGreaterThanOrEqual(entries);
+  expect(after.sink.headers['x-sovereign-cache']).toBe('miss');
+  expect(after.sink.status).not.toBe(200);
+  expect(after.provider).toBe(0);
 });

@@ -116,6 +116,17 @@ describe('tenant-held keys (moto)', () => {
     expect(created.status).toBe(400);
   });
 
+  it('a tenant that holds its own key cannot enable the response cache (a cached answer would outlive a revocation)', async () => {
+    const both = await h.admin('PUT', '/admin/tenants/byok-a/policy', { policy: { tenantKeyArn: tenantKey, cache: { ttlSeconds: 60 } } });
+    expect(both.status).toBe(400);
+    expect(JSON.stringify(both.json)).toContain('tenantKeyArn');
+    const created = await h.admin('POST', '/admin/tenants', { tenantId: 'byok-cached', policy: { tenantKeyArn: tenantKey, cache: { ttlSeconds: 60 } } });
+    expect(created.status).toBe(400);
+    // The tenant's policy is unchanged: its key still seals and opens its secrets.
+    expect((await h.admin('GET', '/admin/tenants/byok-a')).json.policy).toMatchObject({ tenantKeyArn: tenantKey });
+    expect((await h.admin('GET', '/admin/tenants/byok-a')).json.policy.cache).toBeUndefined();
+  });
+
   it("a row of another tenant naming this tenant's key is refused before any KMS call", async () => {
     const victim = await row('byok-b', 'openai');
     const forged = { ...victim, keyArn: tenantKey };

@@ -68,18 +68,18 @@ export function canonicalCacheRequest(o: { region: string; tenantId: string; cli
 
 /**
  * The cache state for this request, or undefined when the tenant has not opted this route in.
- * `factor` is a sovereign tenant's factor (mixed into its keys).
+ * `factor` is a sovereign tenant's factor and `erasureKey` the tenant's erasure key (both mixed into its keys).
  */
 export async function beginCache(
   deps: CacheDeps,
-  o: { tenant: TenantRecord; client: ClientRequest; targets: readonly Target[]; headers: Readonly<Record<string, string | undefined>>; factor?: Buffer; requestId: string },
+  o: { tenant: TenantRecord; client: ClientRequest; targets: readonly Target[]; headers: Readonly<Record<string, string | undefined>>; factor?: Buffer; erasureKey?: Buffer; requestId: string },
 ): Promise<CacheState | undefined> {
   const ttl = cacheTtlFor(o.tenant.policy.cache, o.client.route, o.client.model);
   if (ttl === undefined) return undefined;
   if (o.headers[CACHE_HEADER]?.trim().toLowerCase() === CACHE_BYPASS) return { status: 'bypass', capture: () => undefined, complete: async () => undefined };
 
   const tenantId = o.tenant.tenantId;
-  const keys = deriveTenantCacheKeys(await deps.pepper.getPepper(), deps.region, tenantId, o.factor);
+  const keys = deriveTenantCacheKeys(await deps.pepper.getPepper(), deps.region, tenantId, o.factor, o.erasureKey);
   // The seal key outlives this function on a miss (until save); the lookup key does not.
   let key: string;
   try {

@@ -256,7 +256,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       // Response cache (opt-in per tenant and route): a hit is replayed with no KMS call, no
       // provider call and no reservation; a miss carries on and is stored after the last byte.
       cache = deps.cache
-        ? await beginCache({ store: deps.cache, pepper: deps.pepper, region, log: deps.log, now }, { tenant, client, targets, headers: req.headers, factor: requestFactors.of(tenantGeneration(tenant)), requestId })
+        ? await beginCache({ store: deps.cache, pepper: deps.pepper, region, log: deps.log, now }, { tenant, client, targets, headers: req.headers, factor: requestFactors.of(tenantGeneration(tenant)), erasureKey, requestId })
         : undefined;
       if (cache) sink.setHeader(CACHE_HEADER, cache.status);
       if (cache?.hit) {

@@ -14,6 +14,7 @@ const ENV = {
   COUNTERS_TABLE: 'c',
   USAGE_TABLE: 'u',
   AUDIT_TABLE: 'a',
+  ERASURE_TABLE: 'e',
 };
 
 describe('PRICE_TABLE in the cell configuration', () => {
