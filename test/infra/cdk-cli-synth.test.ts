@@ -51,7 +51,7 @@ describe('npx cdk synth (CLI, offline, no credentials)', () => {
       expect(fs.existsSync(file)).toBe(true);
       const template = JSON.parse(fs.readFileSync(file, 'utf8')) as { Resources: Record<string, { Type: string }> };
       const types = Object.values(template.Resources).map((r) => r.Type);
-      expect(types.filter((t) => t === 'AWS::Lambda::Function')).toHaveLength(3);
+      expect(types.filter((t) => t === 'AWS::Lambda::Function')).toHaveLength(4) // router, vault, admin, root-key migration;
       expect(types).toContain('AWS::KMS::Key');
       expect(types).toContain('AWS::ApiGateway::RestApi');
     }
