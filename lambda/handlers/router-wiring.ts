@@ -14,6 +14,7 @@ import { KmsDataKeyService } from '../adapters/kms-data-key-service';
 import { ProviderHttpClient } from '../adapters/provider-http';
 import { SecretsManagerPepperSource } from '../adapters/secrets-manager-pepper';
 import type { CellConfig } from '../core/cell-config';
+import type { GuardrailService } from '../core/guardrails';
 import type { Logger } from '../core/logger';
 import type { DataKeyService, PepperSource } from '../core/ports';
 import type { ProviderClient } from '../core/router/provider-port';
@@ -28,6 +29,8 @@ export interface RouterWiring {
   readonly log: Logger;
   /** @default new ProviderHttpClient() */
   readonly providers?: ProviderClient;
+  /** Amazon Bedrock Guardrails for policies naming one (lambda/adapters/bedrock-guardrail.ts). */
+  readonly guardrailService?: GuardrailService;
   readonly emitMetric?: (line: string) => void;
 }
 
@@ -49,6 +52,7 @@ export function routerDeps(w: RouterWiring): RouterDeps {
     breaker: new CircuitBreaker(),
     // Opt-in per tenant and route (policy `cache`); sealed entries in the cell's cache table.
     ...(config.tables.cache ? { cache: new DynamoResponseCache(ddb, config.tables.cache) } : {}),
+    ...(w.guardrailService ? { guardrailService: w.guardrailService } : {}),
     log,
     ...(w.emitMetric ? { emitMetric: w.emitMetric } : {}),
   };
@@ -62,6 +66,7 @@ export function productionRouter(o: {
   readonly config: CellConfig;
   readonly clients: { readonly ddb: DynamoDBClient; readonly kms: KMSClient; readonly secrets: SecretsManagerClient };
   readonly providers: ProviderClient;
+  readonly guardrailService?: GuardrailService;
   readonly log: Logger;
   readonly emitMetric?: (line: string) => void;
 }) {
@@ -73,6 +78,7 @@ export function productionRouter(o: {
       pepper: new SecretsManagerPepperSource(clients.secrets, config.pepperSecretId),
       dataKeys: new KmsDataKeyService(clients.kms, config.rootKeyArn, { previousKeyArns: config.previousRootKeyArns }),
       providers: o.providers,
+      ...(o.guardrailService ? { guardrailService: o.guardrailService } : {}),
       log: o.log,
       emitMetric: o.emitMetric,
     }),

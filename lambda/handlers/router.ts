@@ -1,5 +1,6 @@
 import { fromEnv } from '@aws-sdk/credential-provider-env';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { BedrockGuardrailClient } from '../adapters/bedrock-guardrail';
 import { ProviderHttpClient } from '../adapters/provider-http';
 import { cellConfigFromEnv } from '../core/cell-config';
 import { jsonLogger } from '../core/logger';
@@ -31,6 +32,8 @@ const app = productionRouter({
   // Amazon Bedrock: only this region's endpoint; `auth: 'iam'` targets sign with the function's
   // role (the credentials Lambda puts in the environment).
   providers: new ProviderHttpClient({ bedrock: { region: config.region, credentials: fromEnv() } }),
+  // Amazon Bedrock Guardrails (policies naming one): this region's endpoint, the same role.
+  guardrailService: new BedrockGuardrailClient({ region: config.region, credentials: fromEnv() }),
   log,
   emitMetric: (line) => process.stdout.write(`${line}\n`),
 });

@@ -7,6 +7,9 @@
  * algorithm AWS4-HMAC-SHA256, credential scope `<date>/<region>/bedrock/aws4_request` for the
  * configured region, a fresh x-amz-date, host and x-amz-date signed, the signature recomputed.
  * The Converse body is checked strictly (unknown fields are a ValidationException, as at AWS).
+ * `POST /guardrail/{id}/version/{version}/apply` (ApplyGuardrail) needs SigV4 (no API key), knows
+ * the guardrails in `guardrails`, checks its body strictly and intervenes when a text block
+ * contains one of `guardrailTriggers` (answering with its own masked output, as AWS does).
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
@@ -41,7 +44,9 @@ export type FakeBedrockBehavior =
 export interface FakeBedrockRequest {
   path: string;
   modelId: string;
-  operation: 'converse' | 'converse-stream';
+  operation: 'converse' | 'converse-stream' | 'apply-guardrail';
+  /** ApplyGuardrail: the guardrail and version in the path. */
+  guardrail?: { id: string; version: string };
   headers: http.IncomingHttpHeaders;
   body: unknown;
   auth: 'bearer' | 'sigv4' | 'none';
@@ -58,6 +63,10 @@ export interface FakeBedrock {
   region: string;
   /** The Bedrock API key accepted as a bearer token. */
   key: string;
+  /** Guardrails ApplyGuardrail knows, as `id:version`. */
+  readonly guardrails: Set<string>;
+  /** Words whose presence in any text block makes a guardrail intervene. */
+  guardrailTriggers: string[];
   script(behaviors: FakeBedrockBehavior[]): void;
   reset(): void;
   close(): Promise<void>;
@@ -70,7 +79,8 @@ export async function startFakeBedrock(opts: { region: string; key: string }): P
   const requests: FakeBedrockRequest[] = [];
   let queue: FakeBedrockBehavior[] = [];
   let counter = 0;
-  const state = { region: opts.region, key: opts.key };
+  const state = { region: opts.region, key: opts.key, triggers: ['forbidden-topic'] };
+  const guardrails = new Set<string>();
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -87,6 +97,8 @@ export async function startFakeBedrock(opts: { region: string; key: string }): P
 
   function handle(req: http.IncomingMessage, res: http.ServerResponse, raw: Buffer): void {
     const path = req.url ?? '/';
+    const g = /^\/guardrail\/([^/?]+)\/version\/([^/?]+)\/apply$/.exec(path);
+    if (g) return applyGuardrail(req, res, raw, path, decodeURIComponent(g[1]), decodeURIComponent(g[2]));
     const m = /^\/model\/([^/?]+)\/(converse|converse-stream)$/.exec(path);
     let body: unknown;
     try {
@@ -122,6 +134,41 @@ export async function startFakeBedrock(opts: { region: string; key: string }): P
     const answer = buildAnswer(body as Record<string, unknown>, behavior);
     if (record.operation === 'converse') return converse(res, answer);
     return converseStream(res, answer, behavior);
+  }
+
+  function applyGuardrail(req: http.IncomingMessage, res: http.ServerResponse, raw: Buffer, path: string, id: string, version: string): void {
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch {
+      body = raw.toString('utf8');
+    }
+    const record: FakeBedrockRequest = { path, modelId: '', operation: 'apply-guardrail', guardrail: { id, version }, headers: req.headers, body, auth: 'none' };
+    requests.push(record);
+    if (req.method !== 'POST') return awsError(res, 404, 'UnknownOperationException', `Unknown operation ${req.method} ${path}`);
+    if (!(req.headers.authorization ?? '').startsWith('AWS4-HMAC-SHA256 ')) return awsError(res, 403, 'AccessDeniedException', 'ApplyGuardrail needs a SigV4-signed request');
+    record.auth = 'sigv4';
+    const problem = verifySigV4(req, raw, state.region, record);
+    if (problem) return awsError(res, 403, 'InvalidSignatureException', problem);
+    const behavior = queue.shift();
+    if (behavior?.kind === 'status') return awsError(res, behavior.status, behavior.type, `Scripted ${behavior.type}`);
+    if (!guardrails.has(`${id}:${version}`)) return awsError(res, 404, 'ResourceNotFoundException', 'The guardrail was not found.');
+    const b = body as { source?: unknown; content?: unknown };
+    const valid =
+      typeof b === 'object' && b !== null && Object.keys(b).every((k) => k === 'source' || k === 'content' || k === 'outputScope') &&
+      (b.source === 'INPUT' || b.source === 'OUTPUT') && Array.isArray(b.content) && b.content.length > 0 &&
+      b.content.every((c: unknown) => typeof c === 'object' && c !== null && Object.keys(c).length === 1 && typeof (c as { text?: { text?: unknown } }).text?.text === 'string');
+    if (!valid) return awsError(res, 400, 'ValidationException', 'Invalid ApplyGuardrail request');
+    const texts = (b.content as Array<{ text: { text: string } }>).map((c) => c.text.text);
+    const hit = texts.some((t) => state.triggers.some((w) => t.toLowerCase().includes(w.toLowerCase())));
+    json(res, 200, {
+      usage: { topicPolicyUnits: texts.length, contentPolicyUnits: texts.length, wordPolicyUnits: 0, sensitiveInformationPolicyUnits: 0, sensitiveInformationPolicyFreeUnits: 0, contextualGroundingPolicyUnits: 0 },
+      action: hit ? 'GUARDRAIL_INTERVENED' : 'NONE',
+      ...(hit ? { actionReason: 'Guardrail blocked.' } : {}),
+      // At AWS the output is the guardrail's blocked message (or masked text): the router must not pass it on.
+      outputs: hit ? [{ text: 'FAKE-GUARDRAIL-OUTPUT: Sorry, the model cannot answer this question.' }] : [],
+      assessments: hit ? [{ topicPolicy: { topics: [{ name: 'fake-topic', type: 'DENY', action: 'BLOCKED', detected: true }] } }] : [],
+    });
   }
 
   function buildAnswer(body: Record<string, unknown>, behavior: FakeBedrockBehavior | undefined) {
@@ -214,6 +261,13 @@ export async function startFakeBedrock(opts: { region: string; key: string }): P
     },
     set key(k: string) {
       state.key = k;
+    },
+    guardrails,
+    get guardrailTriggers() {
+      return state.triggers;
+    },
+    set guardrailTriggers(t: string[]) {
+      state.triggers = t;
     },
     script(b) {
       queue.push(...b);

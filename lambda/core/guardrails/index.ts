@@ -4,3 +4,7 @@ export { judgeRequest, redactionMarker } from './judge';
 export type { GuardrailOutcome, GuardrailVerdict, GuardrailAction } from './judge';
 export { guardrailRefusal } from './refusal';
 export { applyGuardrails } from './stage';
+export { applyBedrockGuardrails, BEDROCK_GUARDRAIL_RULE } from './bedrock-stage';
+export { GuardrailServiceError } from './guardrail-service';
+export type { GuardrailService } from './guardrail-service';
+export type { BedrockGuardrailRef } from './policy';

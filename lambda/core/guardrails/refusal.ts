@@ -8,6 +8,7 @@ const DESCRIPTIONS: Record<string, string> = {
   'personal_data:iban': 'an IBAN',
   blocked_term: 'a blocked term',
   max_input_tokens: 'more input than allowed',
+  bedrock_guardrail: "content the tenant's Amazon Bedrock guardrail blocks",
 };
 
 /**

@@ -8,7 +8,7 @@ import type { CellConfig } from '../cell-config';
 import { decodeBase64Strict, zeroize } from '../crypto-util';
 import { openSecret, parseSealedSecret, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
 import { beginCache, CACHE_HEADER, replayChunks, type CacheState, type ResponseCacheStore } from '../cache';
-import { applyGuardrails, type GuardrailOutcome } from '../guardrails';
+import { applyBedrockGuardrails, applyGuardrails, type GuardrailOutcome, type GuardrailService } from '../guardrails';
 import { ApiError, ErrorShape, errorResponse, HttpRequest, presentedToken, requestIdOf } from '../http';
 import { errorFields, Logger } from '../logger';
 import type { DataKeyService, PepperSource } from '../ports';
@@ -47,6 +47,8 @@ export interface RouterDeps {
   readonly governance?: Governance;
   /** Sealed response-cache entries (DynamoDB table with TTL, or the embedded store); without it nothing is cached. */
   readonly cache?: ResponseCacheStore;
+  /** Amazon Bedrock Guardrails (ApplyGuardrail, the cell's region) for policies naming one; without it such requests are refused (503). */
+  readonly guardrailService?: GuardrailService;
   /** One per execution environment (module scope), shared by requests. */
   readonly breaker?: CircuitBreaker;
   readonly log: Logger;
@@ -223,6 +225,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       governance.check(admissionRequest, read.counters);
       // Guardrails: refuse or redact the request's text before any key is opened.
       client = applyGuardrails(client, principal, (o) => (guardrails = o));
+      await applyBedrockGuardrails(client, principal, deps.guardrailService, guardrails, (o) => (guardrails = o), clientGone);
 
       // A target is usable if its secret exists per META or per row; which of them is current is
       // decided (and a mismatch refused) only when an attempt needs that row.
