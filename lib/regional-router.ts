@@ -15,7 +15,7 @@ import { ResidencyMode, residencyProblems } from './config/provider-residency';
 import { AdditionalDecryptor, IRootKey, KeyHierarchy } from './key-hierarchy';
 import { KeySeparationGuard } from './key-separation-guard';
 import { CellFunction } from './private/cell-function';
-import { API_INVOKE_ACTIONS, BEDROCK_INVOKE_ACTIONS, PEPPER_ROTATE_ACTIONS, SECRET_READ_ACTIONS, TABLE_QUERY_ACTIONS } from './private/iam-actions';
+import { API_INVOKE_ACTIONS, BEDROCK_APPLY_GUARDRAIL_ACTIONS, BEDROCK_INVOKE_ACTIONS, PEPPER_ROTATE_ACTIONS, SECRET_READ_ACTIONS, TABLE_QUERY_ACTIONS } from './private/iam-actions';
 import { ResidencyGuard } from './residency-guard';
 import { METRICS_NAMESPACE } from '../lambda/core/router/metrics';
 import { RouterApi, RouterApiThrottle } from './router-api';
@@ -57,6 +57,9 @@ export interface CellMemory {
   readonly admin?: number;
 }
 
+/** A Bedrock guardrail id as ApplyGuardrail takes it in the path (the policy schema's pattern). */
+const BEDROCK_GUARDRAIL_ID = /^[a-z0-9]{1,64}$/;
+
 export interface RegionalRouterProps {
   /** Provider endpoints the router may call from this region (its egress allowlist). */
   readonly providers: ProviderEndpoints;
@@ -67,6 +70,13 @@ export interface RegionalRouterProps {
    * @default 'standard'
    */
   readonly residency?: ResidencyMode;
+  /**
+   * Ids of the Amazon Bedrock guardrails, in this account and the cell's region, that tenant
+   * policies may name (`guardrails.bedrock`): the router's role may call ApplyGuardrail on these
+   * only. A policy naming another guardrail is refused at request time (502 guardrail_error).
+   * @default - none: a policy naming a Bedrock guardrail is refused
+   */
+  readonly bedrockGuardrails?: string[];
   /**
    * Administrators of the root and storage keys (manage, never use).
    * @default - the account root, delegating key administration to IAM
@@ -263,6 +273,7 @@ export class RegionalRouter extends Construct {
   private readonly keys: KeyHierarchy;
   private readonly routerApi: RouterApi;
   private readonly providers: ProviderEndpoints;
+  private readonly bedrockGuardrails: readonly string[];
   private readonly stageName: string;
 
   constructor(scope: Construct, id: string, props: RegionalRouterProps) {
@@ -278,6 +289,9 @@ export class RegionalRouter extends Construct {
       ...providerEndpointProblems(props?.providers, `RegionalRouter ${region}`),
       ...residencyProblems(region, props?.residency, props?.providers, `RegionalRouter ${region}`),
     ];
+    for (const g of props.bedrockGuardrails ?? []) {
+      if (!BEDROCK_GUARDRAIL_ID.test(g)) problems.push(`RegionalRouterProps.bedrockGuardrails: '${g}' is not a Bedrock guardrail id (lower-case letters and digits; an ARN would name a region and account, the cell's are used)`);
+    }
     if (problems.length > 0) throw new Error(problems.join('\n'));
     const maxRequestBytes = props.maxRequestBytes ?? 1024 * 1024;
     if (!Number.isInteger(maxRequestBytes) || maxRequestBytes < 1024 || maxRequestBytes > 6 * 1024 * 1024) {
@@ -299,6 +313,7 @@ export class RegionalRouter extends Construct {
     this.stageName = props.stageName ?? 'prod';
     this.region = region;
     this.providers = props.providers;
+    this.bedrockGuardrails = [...new Set(props.bedrockGuardrails ?? [])].sort();
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     const logRetention = props.logRetention ?? logs.RetentionDays.THREE_MONTHS;
 
@@ -435,6 +450,8 @@ export class RegionalRouter extends Construct {
     }
     // Router: Amazon Bedrock models of `auth: 'iam'` providers, in this region only.
     this.grantInvokeBedrockModels(router.role);
+    // Router: ApplyGuardrail on the listed Bedrock guardrails, in this region only.
+    this.grantApplyBedrockGuardrails(router.role);
     // Router: reads its request's items, keeps the governance counters, appends usage records.
     this.tables.grantRead('tenants', router.role);
     this.tables.grantRead('tokens', router.role);
@@ -545,6 +562,23 @@ export class RegionalRouter extends Construct {
       grantee,
       actions: [...BEDROCK_INVOKE_ACTIONS],
       resourceArns: models.map((m) => `arn:${partition}:bedrock:${this.region}::foundation-model/${m}`),
+      conditions: { StringEquals: { 'aws:RequestedRegion': this.region } },
+    });
+  }
+
+  /**
+   * Lets the grantee call ApplyGuardrail on the Amazon Bedrock guardrails listed in
+   * `bedrockGuardrails`, in the cell's region and account only (`bedrock:ApplyGuardrail` on
+   * `arn:<partition>:bedrock:<region>:<account>:guardrail/<id>`, `aws:RequestedRegion` pinned).
+   * The cell grants its router this; nothing when none is listed.
+   */
+  public grantApplyBedrockGuardrails(grantee: iam.IGrantable): iam.Grant {
+    if (this.bedrockGuardrails.length === 0) return iam.Grant.drop(grantee, 'no Amazon Bedrock guardrail listed');
+    const stack = Stack.of(this);
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: [...BEDROCK_APPLY_GUARDRAIL_ACTIONS],
+      resourceArns: this.bedrockGuardrails.map((id) => `arn:${stack.partition}:bedrock:${this.region}:${stack.account}:guardrail/${id}`),
       conditions: { StringEquals: { 'aws:RequestedRegion': this.region } },
     });
   }

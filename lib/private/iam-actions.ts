@@ -212,3 +212,10 @@ export const ANCHOR_DENIED_ACTIONS = [
  * listed foundation models of the cell's region only, never `*` and never an inference profile.
  */
 export const BEDROCK_INVOKE_ACTIONS = ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'] as const;
+
+/**
+ * Amazon Bedrock Guardrails as a tenant guardrail (policy `guardrails.bedrock`): the router calls
+ * ApplyGuardrail with its own role, on the guardrails listed in `bedrockGuardrails`, in the cell's
+ * region only. Nothing to create, change or read guardrails.
+ */
+export const BEDROCK_APPLY_GUARDRAIL_ACTIONS = ['bedrock:ApplyGuardrail'] as const;
