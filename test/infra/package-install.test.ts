@@ -160,7 +160,9 @@ app.synth();
     const buckets = Object.values(template.Resources).filter((r) => r.Type === 'AWS::S3::Bucket');
     const lockMode = (b: { Properties: Record<string, any> }) => b.Properties.ObjectLockConfiguration?.Rule?.DefaultRetention?.Mode as unknown;
     expect(buckets.map(lockMode)).toEqual(['COMPLIANCE']);
-    expect(count('AWS::Events::Rule')).toBe(4);
+    // Account guards, two of them for the erasure-key table (copies and its resource policy).
+    expect(count('AWS::Events::Rule')).toBe(6);
+    expect(JSON.stringify(template.Resources)).toContain('NoCopyTable');
     expect(count('AWS::WAFv2::WebACL')).toBe(1);
     const api = Object.values(template.Resources).find((r) => r.Type === 'AWS::ApiGateway::RestApi')!;
     expect(JSON.stringify(api.Properties.Policy)).toContain('aws:PrincipalArn');
