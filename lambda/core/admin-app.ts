@@ -61,6 +61,22 @@ function checkTenantKey(policy: { tenantKeyArn?: string }, region: string): void
   if (problem) throw new ApiError(400, 'invalid_tenant_key', `Invalid request body: policy.${problem}`);
 }
 
+/**
+ * Secrets sealed under one root (the cell's key or a tenant-held key) open only under it: moving a
+ * tenant to another root while it has secrets would make every one of them unopenable.
+ */
+function checkTenantKeyMove(tenant: TenantRecord, policy: { tenantKeyArn?: string }): void {
+  if (policy.tenantKeyArn === tenant.policy.tenantKeyArn) return;
+  const secrets = Object.keys(tenant.secretVersions ?? {}).length;
+  if (secrets > 0) {
+    throw new ApiError(
+      409,
+      'tenant_key_in_use',
+      `Tenant '${tenant.tenantId}' has ${secrets} secret(s) sealed under its current key; delete them, change the key, then store them again.`,
+    );
+  }
+}
+
 /** Semantic checks the schemas' regexes cannot make (IP ranges that parse). */
 function checkLimits(limits: Limits, where: string): void {
   const problems = limitsProblems(limits, where);
@@ -208,10 +224,12 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
       'PUT',
       '/admin/tenants/:tenantId/policy',
       async (req, params) => {
-        activeOr409(await tenantOr404(params.tenantId));
+        const current = await tenantOr404(params.tenantId);
+        activeOr409(current);
         const body = validate(updatePolicyBody, parseJsonBody(req, maxRequestBytes));
         checkLimits(body.policy, 'policy');
         checkTenantKey(body.policy, region);
+        checkTenantKeyMove(current, body.policy);
         const updated = await deps.store.updatePolicy(params.tenantId, body.policy, {
           type: 'policy.updated',
           actor: actor(req),

@@ -12,6 +12,7 @@ import type { SealedSecret } from '../../lambda/core/envelope';
 import type { HttpRequest } from '../../lambda/core/http';
 import { MemorySink } from '../../lambda/core/router/response-sink';
 import { createVaultApp } from '../../lambda/core/vault-app';
+import { runFactorChange } from '../../lambda/core/lifecycle/factor-change';
 import { awsClients } from '../support/aws-clients';
 import { AwsFaultProxy, startAwsFaultProxy } from '../support/aws-fault-proxy';
 import { canaryHits, makeCanary } from '../support/canary';
@@ -125,6 +126,30 @@ describe('tenant-held keys (moto)', () => {
     // The tenant's policy is unchanged: its key still seals and opens its secrets.
     expect((await h.admin('GET', '/admin/tenants/byok-a')).json.policy).toMatchObject({ tenantKeyArn: tenantKey });
     expect((await h.admin('GET', '/admin/tenants/byok-a')).json.policy.cache).toBeUndefined();
+  });
+
+  it("the key cannot be moved or removed while the tenant has secrets (they would stop opening); the policy stays as it was", async () => {
+    const other = (await h.cell.clients.kms.send(new CreateKeyCommand({ Description: 'a second key of the tenant' }))).KeyMetadata!.Arn!;
+    for (const policy of [{ tenantKeyArn: other }, {}]) {
+      const res = await h.admin('PUT', '/admin/tenants/byok-a/policy', { policy });
+      expect([res.status, res.json.error.code]).toEqual([409, 'tenant_key_in_use']);
+    }
+    expect((await h.admin('GET', '/admin/tenants/byok-a')).json.policy.tenantKeyArn).toBe(tenantKey);
+    expect((await chat(byok.invokeToken)).status).toBe(200);
+    // A tenant with no secrets may register a key.
+    expect((await h.admin('POST', '/admin/tenants', { tenantId: 'byok-empty', mode: 'managed', policy: {} })).status).toBe(201);
+    expect((await h.admin('PUT', '/admin/tenants/byok-empty/policy', { policy: { tenantKeyArn: other } })).status).toBe(200);
+  });
+
+  it('a sovereign tenant that holds its own key: a factor rotation or conversion is refused before anything is written', async () => {
+    const sov = await h.tenant('byok-sov', { mode: 'sovereign', policy: { tenantKeyArn: tenantKey }, keys: { openai: CANARY } });
+    for (const kind of ['rotate', 'to-managed'] as const) {
+      await expect(
+        runFactorChange({ region: h.cell.config.region, store: h.cell.store, pepper: h.cell.pepper, dataKeys }, { tenantId: 'byok-sov', kind, token: sov.adminToken, actor: 'iam:test' }),
+      ).rejects.toMatchObject({ status: 409, code: 'tenant_key_not_supported' });
+    }
+    expect((await h.cell.store.getTenant('byok-sov'))?.factorChange).toBeUndefined();
+    expect((await chat(sov.invokeToken)).status).toBe(200);
   });
 
   it("a row of another tenant naming this tenant's key is refused before any KMS call", async () => {

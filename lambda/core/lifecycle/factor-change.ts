@@ -90,6 +90,16 @@ export async function runFactorChange(deps: FactorChangeDeps, req: FactorChangeR
   if (p.tenant.tenantId !== req.tenantId) throw new ApiError(403, 'wrong_tenant', `The token does not belong to tenant '${req.tenantId}'.`);
   const tenant = p.tenant;
   const resumed = tenant.factorChange !== undefined;
+  // A reseal opens each secret: under a tenant-held key that needs the tenant's key, which the admin
+  // role may not use (and must not: the tenant's revocation has to stay final). Refused before
+  // anything is written, so the tenant is never left half-changed.
+  if (!resumed && tenant.policy.tenantKeyArn !== undefined) {
+    throw new ApiError(
+      409,
+      'tenant_key_not_supported',
+      `Tenant '${tenant.tenantId}' holds its own KMS key: its factor cannot be rotated nor its mode converted by the cell. Store its secrets again instead.`,
+    );
+  }
   if (tenant.factorChange && tenant.factorChange.kind !== req.kind) {
     throw new ApiError(409, 'factor_change_in_progress', `A '${tenant.factorChange.kind}' change of tenant '${tenant.tenantId}' is in progress; run that one again to finish it.`);
   }
