@@ -54,3 +54,27 @@ describe('normalization', () => {
     expect(foldTerm('  ＳＥＣＲＥＴ\u200D  Project ')).toBe('secret project');
   });
 });
+
+describe('pathological input stays linear (a regression guard, not a speed goal)', () => {
+  // Each input is ~1 MB. Linear detectors take well under 100 ms here; the old backtracking phone
+  // regex took ~10 s on the first one. The bound is deliberately generous (5x below the old cost,
+  // far above the linear one) so a slow shared CI machine does not flake; speed goals live in bench/.
+  const MB = 1_000_000;
+  const fill = (unit: string) => unit.repeat(Math.ceil(MB / unit.length));
+  test.each([
+    ['36-digit runs (phone backtracking)', fill('1'.repeat(36) + ' ')],
+    ['digits with every separator', fill('1 2.3-4(5)6')],
+    ['parentheses and plus signs', fill('+(1)(12345)-')],
+    ['local parts and @ without domains', fill('a.b@')],
+    ['@ followed by endless dotted labels', 'x@' + fill('a.')],
+    ['grouped card-like digits', fill('4111 1111 ')],
+    ['IBAN-like prefixes', fill('de89 3704 ')],
+  ])('%s', (_what, text) => {
+    for (const find of [findPhones, findEmails, findCards, findIbans]) {
+      const t0 = Date.now();
+      find(text);
+      const ms = Date.now() - t0;
+      expect({ detector: find.name, underTwoSeconds: ms < 2000, ms }).toEqual({ detector: find.name, underTwoSeconds: true, ms });
+    }
+  });
+});

@@ -151,3 +151,49 @@ describe('maximum input tokens (estimate)', () => {
     expect(judgeRequest('chat', body, g({ maxInputTokens: n - 1 }))).toMatchObject({ action: 'refused', rules: ['max_input_tokens'] });
   });
 });
+
+describe('documents, prompt variables and predicted outputs are text too', () => {
+  const anthropicWith = (content: unknown[]) => ({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content }] });
+  const textDoc = (data: string) => ({ type: 'document', source: { type: 'text', media_type: 'text/plain', data } });
+  const contentDoc = (text: string) => ({ type: 'document', source: { type: 'content', content: [{ type: 'text', text }] } });
+
+  test('Anthropic document blocks with text or content sources are scanned, also inside a tool_result', () => {
+    expect(judgeRequest('messages', anthropicWith([textDoc('Project Nightingale alice@example.com')]), refuseAll).rules).toEqual(['blocked_term', 'personal_data:email']);
+    expect(judgeRequest('messages', anthropicWith([contentDoc('card 4111 1111 1111 1111')]), refuseAll).rules).toEqual(['personal_data:card']);
+    const inTool = anthropicWith([{ type: 'tool_result', tool_use_id: 't1', content: [textDoc('about project nightingale')] }]);
+    expect(judgeRequest('messages', inTool, refuseAll).rules).toEqual(['blocked_term']);
+  });
+
+  test('document text is redacted in place; base64, url and file sources stay unscanned and untouched', () => {
+    const body = anthropicWith([textDoc('mail alice@example.com now'), contentDoc('or bob@example.com'), { type: 'tool_result', tool_use_id: 't1', content: [textDoc('carol@example.com')] }]);
+    const v = judgeRequest('messages', body, redactAll);
+    expect(v.action).toBe('redacted');
+    const sent = (v.body as any).messages[0].content;
+    expect(sent[0]).toEqual({ type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'mail [REDACTED:email] now' } });
+    expect(sent[1].source.content[0].text).toBe('or [REDACTED:email]');
+    expect(sent[2].content[0].source.data).toBe('[REDACTED:email]');
+    expect(JSON.stringify(v.body)).not.toContain('example.com');
+    const binary = anthropicWith([
+      { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'alice@example.com' } },
+      { type: 'document', source: { type: 'url', url: 'https://example.com/alice@example.com.pdf' } },
+      { type: 'document', source: { type: 'file', file_id: 'file_alice@example.com' } },
+      { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'bob@example.com' } },
+    ]);
+    expect(judgeRequest('messages', binary, refuseAll).action).toBe('passed');
+  });
+
+  test('Responses prompt.variables (strings and input_text values) are scanned and redacted', () => {
+    const body = { model: 'm', prompt: { id: 'pmpt_1', version: '2', variables: { note: { type: 'input_text', text: 'project nightingale!' }, customer: 'alice@example.com' } }, input: 'hi' };
+    expect(judgeRequest('responses', body, refuseAll).rules).toEqual(['blocked_term', 'personal_data:email']);
+    const v = judgeRequest('responses', body, redactAll);
+    expect((v.body as any).prompt).toEqual({ id: 'pmpt_1', version: '2', variables: { note: { type: 'input_text', text: 'project nightingale!' }, customer: '[REDACTED:email]' } });
+  });
+
+  test('chat prediction.content (a string or text parts) is scanned and redacted', () => {
+    const str = chat({ role: 'user', content: 'fix this' });
+    expect(judgeRequest('chat', { ...str, prediction: { type: 'content', content: 'to: alice@example.com' } }, refuseAll).rules).toEqual(['personal_data:email']);
+    const parts = { ...str, prediction: { type: 'content', content: [{ type: 'text', text: 'Project Nightingale' }, { type: 'text', text: 'bob@example.com' }] } };
+    expect(judgeRequest('chat', parts, refuseAll).rules).toEqual(['blocked_term', 'personal_data:email']);
+    expect((judgeRequest('chat', parts, redactAll).body as any).prediction.content[1]).toEqual({ type: 'text', text: '[REDACTED:email]' });
+  });
+});
