@@ -127,13 +127,14 @@ test('Anthropic document blocks with text sources are judged: refused before KMS
   expect([refused.kms, refused.provider]).toEqual([[], 0]);
   for (const text of [refused.out.sink.body, JSON.stringify(refused.out.record), ...refused.metrics, ...refused.logs]) expect(text).not.toContain('alice');
 
-  const inTool = [{ type: 'tool_result', tool_use_id: 't1', content: [doc(`reply to ${EMAIL}`)] }];
-  const redacted = await counted(() => h.call({ path: '/v1/messages', body: anthropic([{ role: 'user', content: [doc(`mail ${EMAIL}`), { type: 'text', text: 'summarize' }] }, { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'read', input: {} }] }, { role: 'user', content: inTool }]) }, invoke));
+  // Each e-mail ends with '!' so the next segment is not glued onto its domain (see README, Splitting).
+  const inTool = [{ type: 'tool_result', tool_use_id: 't1', content: [doc(`reply to ${EMAIL}!`)] }];
+  const redacted = await counted(() => h.call({ path: '/v1/messages', body: anthropic([{ role: 'user', content: [doc(`mail ${EMAIL}!`), { type: 'text', text: 'summarize' }] }, { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'read', input: {} }] }, { role: 'user', content: inTool }]) }, invoke));
   expect(redacted.out.sink.status).toBe(200);
   expect(redacted.provider).toBe(1);
   const sent = (h.fakes.anthropic.requests.at(-1)?.body as any).messages;
   expect(JSON.stringify(sent)).not.toContain('alice');
-  expect(sent[0].content[0]).toEqual({ type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'mail [REDACTED:email]' } });
-  expect(sent[2].content[0].content[0].source.data).toBe('reply to [REDACTED:email]');
+  expect(sent[0].content[0]).toEqual({ type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'mail [REDACTED:email]!' } });
+  expect(sent[2].content[0].content[0].source.data).toBe('reply to [REDACTED:email]!');
   expect(redacted.out.record?.guardrails).toEqual({ action: 'redacted', rules: ['personal_data:email'] });
 });
