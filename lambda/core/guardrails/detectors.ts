@@ -162,7 +162,7 @@ export function findPhones(text: string): Span[] {
       i += 1;
       continue;
     }
-    const end = phoneCandidateEnd(text, i);
+    const end = phoneMatchEnd(text, i);
     if (end < 0) {
       i += 1;
       continue;
@@ -195,38 +195,42 @@ function groupEnd(text: string, i: number): number {
 }
 
 /**
- * The end of the phone-like candidate at `start`: an optional +, then groups joined by at most one
- * of space, dot or dash, in one left-to-right pass (no backtracking: a regex with nested
- * quantifiers over digit groups took ~10 s on a 1 MB body of long digit runs). -1 if there is
- * none, or if it runs on into another number character.
+ * The end of the phone-like text at `start`: an optional + or 00, then groups joined by at most one of
+ * space, dot or dash, at most seven groups of at most five digits (a longer run counts as several
+ * groups, as if split), ending where no number character follows; the longest such prefix, or -1.
+ * One left-to-right pass over at most seven groups: the regex with nested quantifiers this
+ * replaced backtracked for ~10 s on a 1 MB body of long digit runs.
  */
-function phoneCandidateEnd(text: string, start: number): number {
-  let i = text.charCodeAt(start) === 43 ? start + 1 : start;
-  let end = groupEnd(text, i);
-  if (end < 0) return -1;
-  for (;;) {
-    i = end;
-    const next = groupEnd(text, isSeparator(text.charCodeAt(i)) ? i + 1 : i);
-    if (next < 0) break;
-    end = next;
+function phoneMatchEnd(text: string, start: number): number {
+  // The international prefix (+ or 00) is not a group; a separator may not follow it.
+  const c = text.charCodeAt(start);
+  const zeroZero = c === 48 && text.charCodeAt(start + 1) === 48 && (isDigit(text.charCodeAt(start + 2)) || text.charCodeAt(start + 2) === 40);
+  let pos = c === 43 ? start + 1 : zeroZero ? start + 2 : start;
+  let groups = 0;
+  let best = -1;
+  for (let first = true; ; first = false) {
+    const at = !first && isSeparator(text.charCodeAt(pos)) ? pos + 1 : pos;
+    const end = groupEnd(text, at);
+    if (end < 0) break;
+    groups += text.charCodeAt(at) === 40 ? 1 : Math.ceil((end - at) / 5);
+    if (groups > 7) break;
+    if (groups >= 2 && !followedByNumber(text, end)) best = end;
+    pos = end;
   }
-  if (end < text.length) {
-    const cp = text.codePointAt(end)!;
-    if (NUMBER.test(String.fromCodePoint(cp))) return -1;
-  }
-  return end;
+  return best;
 }
 
-/**
- * The rules of the heuristic above, on one candidate. At most seven groups of at most five digits
- * each (a longer run counts as several groups, as if split), like the regex this replaced.
- */
+function followedByNumber(text: string, i: number): boolean {
+  if (i >= text.length) return false;
+  const c = text.charCodeAt(i);
+  return isDigit(c) || (c >= 0x80 && NUMBER.test(String.fromCodePoint(text.codePointAt(i)!)));
+}
+
+/** The rules of the heuristic above (findPhones), on one candidate. */
 function isPhone(s: string): boolean {
   const digits = s.replace(/\D/g, '');
   if (digits.length < 8 || digits.length > 15) return false;
-  const written = s.split(/[ .\-()+]+/).filter((g) => g.length > 0);
-  if (written.reduce((n, g) => n + Math.ceil(g.length / 5), 0) > 7) return false;
-  const groups = written.length;
+  const groups = s.split(/[ .\-()]+/).filter((g) => g.length > 0).length;
   const international = s.startsWith('+') || s.startsWith('00');
   const marked = international || s.startsWith('(') || (s.startsWith('0') && groups >= 2);
   const nanp = groups >= 3 && digits.length >= 10 && digits.length <= 11;

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { findCards, findEmails, findIbans, findPhones, ibanValid, luhnValid } from '../../../lambda/core/guardrails/detectors';
 import { foldTerm, normalizeText } from '../../../lambda/core/guardrails/normalize';
 
@@ -76,5 +77,31 @@ describe('pathological input stays linear (a regression guard, not a speed goal)
       const ms = Date.now() - t0;
       expect({ detector: find.name, underTwoSeconds: ms < 2000, ms }).toEqual({ detector: find.name, underTwoSeconds: true, ms });
     }
+  });
+});
+
+describe('the linear phone scanner finds what the regex it replaced found', () => {
+  // The former detector, kept as an oracle: fine on short strings, exponential on long digit runs.
+  const PHONE_REGEX = /(?<![\p{L}\p{N}+])(?:\+|00)?(?:\(\d{1,5}\)|\d{1,5})(?:[ .-]?(?:\(\d{1,5}\)|\d{1,5})){1,6}(?!\p{N})/gu;
+  function regexPhones(text: string): string[] {
+    const out: string[] = [];
+    for (const m of text.matchAll(PHONE_REGEX)) {
+      const s = m[0];
+      const digits = s.replace(/\D/g, '');
+      if (digits.length < 8 || digits.length > 15) continue;
+      const groups = s.split(/[ .\-()]+/).filter((g) => g.length > 0).length;
+      const marked = s.startsWith('+') || s.startsWith('00') || s.startsWith('(') || (s.startsWith('0') && groups >= 2);
+      if ((marked && digits.length >= 9) || (groups >= 3 && digits.length >= 10 && digits.length <= 11)) out.push(`${m.index}:${s}`);
+    }
+    return out;
+  }
+  test('same spans on random strings of digits, separators, parentheses, plus signs and letters', () => {
+    const unit = fc.constantFrom('0', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ' ', '-', '.', '(', ')', '+', 'a', '٣', 'Ⅻ');
+    fc.assert(
+      fc.property(fc.string({ unit, minLength: 1, maxLength: 60 }), (text) => {
+        expect(findPhones(text).map((s) => `${s.start}:${text.slice(s.start, s.end)}`)).toEqual(regexPhones(text));
+      }),
+      { numRuns: 20000 },
+    );
   });
 });
