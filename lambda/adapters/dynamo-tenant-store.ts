@@ -16,6 +16,7 @@ import {
 import { AUDIT_GENESIS, AuditEvent, AuditEventInput, AuditTrail } from '../core/audit-chain';
 import { getSealedSecret, secretKey, stripKeys, tenantKey } from './tenant-items';
 import { moveTokenVerifierItem } from './dynamo-token-verifier';
+import { findListedToken } from '../core/listed-token';
 import type { VersionedVerifier } from '../core/pepper-ring';
 import { parseSealedSecret, SealedSecret } from '../core/envelope';
 import type { Clock } from '../core/ports';
@@ -74,7 +75,7 @@ function failedConditions(err: unknown): number[] | undefined {
   return cancellation(err)?.failed;
 }
 
-/** Looks at the byTenant listing again (25, 50, 100 ms) when a token was not under the verifier it showed. */
+/** Looks at the byTenant listing again (after 50, 100, 200 ms) when a token was not under the verifier it showed. */
 const TOKEN_LOOKUP_ATTEMPTS = 4;
 
 /** Attempts at an audited change when other changes to the tenant keep winning the race. */
@@ -241,15 +242,17 @@ export class DynamoTenantStore implements TenantStore {
    * Runs a change on a token found by id in the byTenant listing. The listing names the verifier
    * the change is keyed by; a token moved to the current pepper meanwhile (on use, see
    * authenticate.ts), or an index that has not caught up with such a move, makes the change find
-   * nothing under that key. Then it looks again, a few times, before it answers "no such token":
-   * a revocation must never report a live token as gone.
+   * nothing under that key; an index lagging behind a move can also list the token under neither
+   * verifier (findListedToken looks again). Then it looks again, a few times, before it answers
+   * "no such token": a revocation must never report a live token as gone.
    */
   private async onListedToken<R>(tenantId: string, tokenId: string, missing: R, change: (token: TokenRecord, tokens: TokenRecord[]) => Promise<R>): Promise<R> {
     for (let attempt = 0; attempt < TOKEN_LOOKUP_ATTEMPTS; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
-      const tokens = await this.listTokens(tenantId);
-      const token = tokens.find((t) => t.tokenId === tokenId);
-      if (!token) return missing;
+      // Not listed at all may be an index that shows a moving token under neither verifier.
+      const listed = await findListedToken((t) => this.listTokens(t), tenantId, tokenId);
+      if (!listed) return missing;
+      const { token, tokens } = listed;
       try {
         const result = await change(token, tokens);
         if (result !== missing) return result;

@@ -8,6 +8,7 @@ import { ApiError, errorResponse, HttpRequest, HttpResponse, jsonResponse, parse
 import type { Clock, DataKeyService, PepperRotator, PepperSource } from './ports';
 import { pepperStatus, rotatePepper } from './pepper-operations';
 import { CELL_AUDIT_ID } from './store';
+import { findListedToken } from './listed-token';
 import { runFactorChange, type FactorChangeKind } from './lifecycle/factor-change';
 import { systemClock } from './ports';
 import { dispatch, Route } from './route-table';
@@ -99,9 +100,9 @@ export function createAdminApp(deps: AdminDeps): (req: HttpRequest) => Promise<H
     return tenant;
   };
   const tokenOr404 = async (tenant: TenantRecord, tokenId: string): Promise<TokenRecord> => {
-    const token = (await deps.store.listTokens(tenant.tenantId)).find((t) => t.tokenId === tokenId);
-    if (!token) throw new ApiError(404, 'token_not_found', `No token ${tokenId}.`);
-    return token;
+    const listed = await findListedToken((t) => deps.store.listTokens(t), tenant.tenantId, tokenId);
+    if (!listed) throw new ApiError(404, 'token_not_found', `No token ${tokenId}.`);
+    return listed.token;
   };
   const tokenLimitsView = (tenant: TenantRecord, token: TokenRecord) => ({
     tokenId: token.tokenId,

@@ -28,6 +28,7 @@ import { wrapTenantFactor } from './tenant-factor';
 import { sealFactorBox, tokenKeyTag, tokenPublicKey } from './factor-box';
 import { factorForGeneration, tenantGeneration } from './factor-generations';
 import { generateToken } from './token';
+import { findListedToken } from './listed-token';
 import { tokenVerifiers } from './pepper-ring';
 import { tenantErasureKey } from './erasure-key';
 import { validate } from './validation';
@@ -319,8 +320,7 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
       '/vault/tokens/:tokenId/rotate',
       async (req, params) => {
         const p = await auth(req);
-        const tokens = await deps.store.listTokens(p.tenant.tenantId);
-        const old = tokens.find((t) => t.tokenId === params.tokenId);
+        const old = (await findListedToken((t) => deps.store.listTokens(t), p.tenant.tenantId, params.tokenId))?.token;
         if (!old) throw new ApiError(404, 'token_not_found', `No token ${params.tokenId}.`);
         const factor = factorOf(p);
         try {
@@ -350,9 +350,9 @@ export function createVaultApp(deps: VaultDeps): (req: HttpRequest) => Promise<H
       '/vault/tokens/:tokenId',
       async (req, params) => {
         const p = await auth(req);
-        const tokens = await deps.store.listTokens(p.tenant.tenantId);
-        const target = tokens.find((t) => t.tokenId === params.tokenId);
-        if (!target) throw new ApiError(404, 'token_not_found', `No token ${params.tokenId}.`);
+        const listed = await findListedToken((t) => deps.store.listTokens(t), p.tenant.tenantId, params.tokenId);
+        if (!listed) throw new ApiError(404, 'token_not_found', `No token ${params.tokenId}.`);
+        const { token: target, tokens } = listed;
         const admins = tokens.filter((t) => t.role === 'tenant-admin');
         if (target.role === 'tenant-admin' && admins.length === 1) {
           throw new ApiError(409, 'last_admin_token', 'This is the last tenant-admin token; create another one before revoking it.');

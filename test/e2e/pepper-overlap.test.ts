@@ -271,6 +271,69 @@ test('a revocation whose token listing still shows the verifier from before a mo
   await expect(store.deleteToken('lag-t', adminId, { type: 'token.deleted', actor: 'test', details: {} })).rejects.toThrow(/last tenant-admin token/);
 });
 
+test('a revocation whose token listing shows the moving token under neither verifier (index lag) looks again and revokes it; an unknown id is still a 404', async () => {
+  const clock = new TestClock();
+  clock.t += 400 * 60 * MIN;
+  const a = process_(clock);
+  settle(clock);
+  const { adminToken, invokeToken } = await tenantVia(a, 'gap-t');
+  expect((await a.admin('POST', '/admin/pepper/rotate', { force: true })).status).toBe(200);
+  settle(clock);
+  expect((await a.chat(invokeToken)).status).toBe(200); // moved to the new version
+  const invokeId = (await h.cell.store.listTokens('gap-t')).find((t) => t.label === 'app')!.tokenId;
+
+  /** The byTenant index between the put of the new verifier and the delete of the old: neither shown. */
+  class GapIndex extends DynamoTenantStore {
+    calls = 0;
+    omitOn = new Set<number>();
+    override async listTokens(tenantId: string) {
+      const all = await super.listTokens(tenantId);
+      return this.omitOn.has(this.calls++) ? all.filter((t) => t.tokenId !== invokeId) : all;
+    }
+  }
+  const store = new GapIndex(h.cell.clients.ddb, h.cell.config.tables, h.cell.audit.trail);
+  const vaultApp = createVaultApp({ config: h.cell.config, store, pepper: a.pepper, dataKeys: h.cell.dataKeys, usage: h.cell.usage, audit: h.cell.audit, clock });
+  const revoke = async (tokenId: string) => {
+    const res = await vaultApp({ method: 'DELETE', path: `/vault/tokens/${tokenId}`, headers: { authorization: `Bearer ${adminToken}` } });
+    return { status: res.status, json: JSON.parse(res.body) };
+  };
+
+  // The store on its own: its first listing misses the token, the next shows it.
+  store.omitOn = new Set([0]);
+  expect(await store.updateTokenLimits('gap-t', invokeId, { rpm: 7 }, { type: 'token.limits', actor: 'test', details: {} })).toMatchObject({ limits: { rpm: 7 } });
+  expect(store.calls).toBe(2);
+  // The admin limits route, which finds the token by id in its own listing.
+  const adminApp = createAdminApp({ config: h.cell.config, store, pepper: a.pepper, audit: h.cell.audit, clock });
+  store.calls = 0;
+  store.omitOn = new Set([0]);
+  const limits = await adminApp({ method: 'GET', path: `/admin/tenants/gap-t/tokens/${invokeId}/limits`, headers: {}, iamCaller: 'arn:aws:iam::111122223333:role/Operator' });
+  expect([limits.status, JSON.parse(limits.body).limits]).toEqual([200, { rpm: 7 }]);
+  expect(store.calls).toBe(2);
+
+  // The vault route (its own listing) and then the store's listing each miss the token once.
+  store.calls = 0;
+  store.omitOn = new Set([0, 2]);
+  expect(await revoke(invokeId)).toEqual({ status: 200, json: { revoked: true, tokenId: invokeId } });
+  expect(store.calls).toBe(4);
+  expect((await a.chat(invokeToken)).status).toBe(401);
+  expect((await h.cell.store.listTokens('gap-t')).map((t) => t.tokenId)).not.toContain(invokeId);
+
+  // A genuinely unknown (or already revoked) id: looked for 1 + 3 times, then a 404; nothing deleted.
+  store.omitOn = new Set();
+  const before = (await h.cell.store.listTokens('gap-t')).map((t) => t.tokenId).sort();
+  for (const id of [invokeId, 'tok_doesnotexist']) {
+    store.calls = 0;
+    const res = await revoke(id);
+    expect(res.status).toBe(404);
+    expect(res.json.error).toMatchObject({ code: 'token_not_found' });
+    expect(store.calls).toBe(4);
+  }
+  store.calls = 0;
+  expect(await store.deleteToken('gap-t', 'tok_doesnotexist', { type: 'token.deleted', actor: 'test', details: {} })).toBe(false);
+  expect(store.calls).toBe(4);
+  expect((await h.cell.store.listTokens('gap-t')).map((t) => t.tokenId).sort()).toEqual(before);
+});
+
 test('pepper admin routes: SigV4 caller required, malformed and oversized bodies refused before anything rotates, no rotator is a 501, nothing secret in any answer', async () => {
   const clock = new TestClock();
   const a = process_(clock);
