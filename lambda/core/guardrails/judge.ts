@@ -64,9 +64,31 @@ function piiSpans(kind: PiiKind, s: Scanned): Span[] {
   });
   if (s.norm.length < 2) return own;
   // Both: a match across a seam may extend one found inside a segment ('pay alice.sm' + 'ith@x.com'
-  // must lose 'alice.sm' too). The price is over-redaction of a word glued to the seam ('fine' +
-  // 'bob@x.com' redacts 'fine' as well); leaving half an address behind would be worse.
-  return [...own, ...findPii(kind, s.joined)];
+  // must lose 'alice.sm' too), unless the segment before the seam already held the whole item.
+  return [...own, ...findPii(kind, s.joined).filter((sp) => !completeBeforeSeam(sp, own, s))];
+}
+
+const LETTER = /\p{L}/u;
+
+/**
+ * A match across a seam adds nothing when a per-segment match covering all of its part before the
+ * first seam ends exactly at that seam, and the next segment starts with a letter ('alice@x.com' +
+ * 'summarize': 'summarize' is the next sentence, not the address). A next segment starting with a
+ * digit or punctuation ('alice@example' + '.com', a card followed by more digits) may continue the
+ * item, so such a match is kept: over-redaction of a glued word beats leaving a piece behind.
+ */
+function completeBeforeSeam(sp: Span, own: readonly Span[], s: Scanned): boolean {
+  const k = segmentAt(s.starts, sp.start);
+  // The first seam inside the match: the start of the first non-empty segment after segment k.
+  let seam = -1;
+  for (let j = k + 1; j < s.starts.length && s.starts[j] < sp.end; j++) {
+    if (s.starts[j] > sp.start && s.norm[j].text.length > 0) {
+      seam = s.starts[j];
+      break;
+    }
+  }
+  if (seam < 0 || !LETTER.test(s.joined[seam])) return false;
+  return own.some((o) => o.end === seam && o.start <= sp.start);
 }
 
 const WORD = /[\p{L}\p{N}_]/u;

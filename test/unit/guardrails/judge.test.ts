@@ -99,6 +99,59 @@ describe('evasion by splitting (scanning each segment and their concatenation)',
   });
 });
 
+describe('seams: an item complete at the end of a segment does not swallow the next segment', () => {
+  const twoMessages = (a: string, b: string) => chat({ role: 'user', content: a }, { role: 'user', content: b });
+  const cases = [
+    { kind: 'email', first: 'write to alice@example.com', redacted: 'write to [REDACTED:email]' },
+    { kind: 'phone', first: 'call me at +49 30 1234567', redacted: 'call me at [REDACTED:phone]' },
+    { kind: 'card', first: 'card 4111 1111 1111 1111', redacted: 'card [REDACTED:card]' },
+  ];
+
+  test.each(cases)('$kind at the end of a message, refuse mode: still refused', ({ kind, first }) => {
+    const v = judgeRequest('chat', twoMessages(first, 'summarize this'), refuseAll);
+    expect(v).toMatchObject({ action: 'refused', rules: [`personal_data:${kind}`] });
+  });
+
+  test.each(cases)('$kind at the end of a message, redact mode: only that item is redacted', ({ kind, first, redacted }) => {
+    const v = judgeRequest('chat', twoMessages(first, 'summarize this'), redactAll);
+    expect(v.rules).toEqual([`personal_data:${kind}`]);
+    expect((v.body as any).messages).toEqual([
+      { role: 'user', content: redacted },
+      { role: 'user', content: 'summarize this' },
+    ]);
+  });
+
+  test('the same across two content parts and two Anthropic text blocks', () => {
+    const parts = chat({ role: 'user', content: [{ type: 'text', text: 'mail alice@example.com' }, { type: 'text', text: 'Summarize' }] });
+    expect((judgeRequest('chat', parts, redactAll).body as any).messages[0].content).toEqual([
+      { type: 'text', text: 'mail [REDACTED:email]' },
+      { type: 'text', text: 'Summarize' },
+    ]);
+    const blocks = { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'text', text: 'mail alice@example.com' }, { type: 'text', text: 'thanks' }] }] };
+    expect((judgeRequest('messages', blocks, redactAll).body as any).messages[0].content[1]).toEqual({ type: 'text', text: 'thanks' });
+  });
+
+  test('a next segment that continues the address is still read as part of it', () => {
+    for (const [a, b] of [
+      ['write to alice@example', '.com please'],
+      ['write to alice@exa', 'mple.com'],
+      ['write to alice.smith', '@example.com'],
+    ]) {
+      expect(judgeRequest('chat', twoMessages(a, b), refuseAll).rules).toEqual(['personal_data:email']);
+      const v = judgeRequest('chat', twoMessages(a, b), redactAll);
+      const sent = JSON.stringify(v.body);
+      expect(sent).not.toContain('alice');
+      expect(sent).not.toContain('example');
+    }
+  });
+
+  test('a card complete at the end of a part followed by more digits is still redacted in both parts', () => {
+    const v = judgeRequest('chat', chat({ role: 'user', content: [{ type: 'text', text: 'card 4111 1111 1111 1111' }, { type: 'text', text: ' 1111 ok' }] }), redactAll);
+    expect(v.rules).toContain('personal_data:card');
+    expect(JSON.stringify(v.body)).not.toContain('4111');
+  });
+});
+
 describe('redaction', () => {
   test('replaces the original characters (zero-width and fullwidth included) with a marker per kind', () => {
     const body = chat({ role: 'user', content: 'Mail bob@example.com, card ４１１１\u200B 1111 1111 1111, call +49 30 1234567.' });

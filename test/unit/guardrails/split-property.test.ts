@@ -38,13 +38,16 @@ test('split anywhere, zero-width padded, optionally fullwidth: found and fully r
       fc.array(fc.tuple(fc.nat(60), fc.constantFrom(...ZW)), { maxLength: 3 }),
       fc.boolean(),
       fc.constantFrom('parts', 'messages'),
-      (secret, cuts, zeroWidths, wide, layout) => {
+      fc.constantFrom(' now', 'now', '.now'),
+      (secret, cuts, zeroWidths, wide, layout, tail) => {
         let text = wide && secret.kind !== 'email' ? fullwidth(secret.text) : secret.text;
         for (const [at, zw] of zeroWidths) {
           const i = 1 + (at % (text.length - 1));
           text = text.slice(0, i) + zw + text.slice(i);
         }
-        const parts = pieces(`pay ${text} now`, cuts);
+        // The tail is always its own segment: the seam after the secret has a space, a letter or a dot.
+        // (A split IBAN followed by a segment starting with a letter is a known gap: README "Guardrails".)
+        const parts = [...pieces(`pay ${text}`, cuts), secret.kind === 'iban' && tail === 'now' ? ' now' : tail];
         const body =
           layout === 'parts'
             ? { model: 'm', messages: [{ role: 'user', content: parts.map((t) => ({ type: 'text', text: t })) }] }
@@ -59,5 +62,29 @@ test('split anywhere, zero-width padded, optionally fullwidth: found and fully r
       },
     ),
     { numRuns: 400 },
+  );
+});
+
+test('an item complete at the end of a segment leaves a next segment starting with a letter untouched', () => {
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...SECRETS),
+      fc.stringMatching(/^[A-Za-z][A-Za-z ]{0,12}$/),
+      fc.constantFrom('parts', 'messages'),
+      (secret, next, layout) => {
+        const texts = [`pay ${secret.text}`, next];
+        const body =
+          layout === 'parts'
+            ? { model: 'm', messages: [{ role: 'user', content: texts.map((t) => ({ type: 'text', text: t })) }] }
+            : { model: 'm', messages: texts.map((t) => ({ role: 'user', content: t })) };
+        const v = judgeRequest('chat', body, redactAll);
+        expect(v.rules).toContain(`personal_data:${secret.kind}`);
+        const out = v.body as any;
+        const [first, second] = layout === 'parts' ? out.messages[0].content.map((p: any) => p.text) : out.messages.map((m: any) => m.content);
+        expect(first).toBe(`pay [REDACTED:${secret.kind}]`);
+        expect(second).toBe(next);
+      },
+    ),
+    { numRuns: 300 },
   );
 });
