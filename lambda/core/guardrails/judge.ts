@@ -65,7 +65,10 @@ function piiSpans(kind: PiiKind, s: Scanned): Span[] {
   if (s.norm.length < 2) return own;
   // Both: a match across a seam may extend one found inside a segment ('pay alice.sm' + 'ith@x.com'
   // must lose 'alice.sm' too), unless the segment before the seam already held the whole item.
-  return [...own, ...findPii(kind, s.joined).filter((sp) => !completeBeforeSeam(sp, own, s))];
+  // Earliest start of the per-segment matches ending at each offset: one lookup per joined match.
+  const ownStartByEnd = new Map<number, number>();
+  for (const o of own) ownStartByEnd.set(o.end, Math.min(o.start, ownStartByEnd.get(o.end) ?? o.start));
+  return [...own, ...findPii(kind, s.joined).filter((sp) => !completeBeforeSeam(sp, ownStartByEnd, s))];
 }
 
 const LETTER = /\p{L}/u;
@@ -77,18 +80,13 @@ const LETTER = /\p{L}/u;
  * digit or punctuation ('alice@example' + '.com', a card followed by more digits) may continue the
  * item, so such a match is kept: over-redaction of a glued word beats leaving a piece behind.
  */
-function completeBeforeSeam(sp: Span, own: readonly Span[], s: Scanned): boolean {
+function completeBeforeSeam(sp: Span, ownStartByEnd: ReadonlyMap<number, number>, s: Scanned): boolean {
   const k = segmentAt(s.starts, sp.start);
-  // The first seam inside the match: the start of the first non-empty segment after segment k.
-  let seam = -1;
-  for (let j = k + 1; j < s.starts.length && s.starts[j] < sp.end; j++) {
-    if (s.starts[j] > sp.start && s.norm[j].text.length > 0) {
-      seam = s.starts[j];
-      break;
-    }
-  }
-  if (seam < 0 || !LETTER.test(s.joined[seam])) return false;
-  return own.some((o) => o.end === seam && o.start <= sp.start);
+  // The first seam inside the match (segmentAt picks the last of equal starts: empty segments).
+  const seam = k + 1 < s.starts.length ? s.starts[k + 1] : -1;
+  if (seam < 0 || seam >= sp.end || !LETTER.test(s.joined[seam])) return false;
+  const ownStart = ownStartByEnd.get(seam);
+  return ownStart !== undefined && ownStart <= sp.start;
 }
 
 const WORD = /[\p{L}\p{N}_]/u;

@@ -131,6 +131,12 @@ describe('seams: an item complete at the end of a segment does not swallow the n
     expect((judgeRequest('messages', blocks, redactAll).body as any).messages[0].content[1]).toEqual({ type: 'text', text: 'thanks' });
   });
 
+  test('empty segments between the address and the next word change nothing', () => {
+    const body = chat({ role: 'user', content: [{ type: 'text', text: 'mail alice@example.com' }, { type: 'text', text: '' }, { type: 'text', text: '\u200B' }, { type: 'text', text: 'summarize' }] });
+    const v = judgeRequest('chat', body, redactAll);
+    expect((v.body as any).messages[0].content.map((p: any) => p.text)).toEqual(['mail [REDACTED:email]', '', '\u200B', 'summarize']);
+  });
+
   test('a next segment that continues the address is still read as part of it', () => {
     for (const [a, b] of [
       ['write to alice@example', '.com please'],
