@@ -4,6 +4,7 @@
  * (SigV4), which run in the root-key migration function: kms:ReEncrypt only, no plaintext.
  * Prints counts, cursors and row identities, never key material.
  */
+import type { MigrationProgress } from '../lambda/core/root-key-migration';
 import { ApiClient, CliError } from './api-client';
 
 export const ROOT_KEY_HELP = `Usage: sovereign-router root-key <status|migrate> [options]
@@ -29,18 +30,8 @@ from then on the vault seals under the new key and the router opens rows under e
 Options: --endpoint URL (the cell's API), --region REGION, --json (see sovereign-router --help).
 `;
 
-interface Progress {
-  targetKeyArn: string;
-  scanned: number;
-  rewrapped: number;
-  alreadyCurrent: number;
-  raced: number;
-  otherKey: number;
-  failed: number;
-  failures: { tenant?: string; provider?: string; secret?: string; code: string }[];
-  cursor?: string;
-  done: boolean;
-}
+/** The migrate route's answer: one batch's progress and the key it moves rows to. */
+type Progress = MigrationProgress & { targetKeyArn: string };
 
 interface Inventory {
   currentKeyArn: string;

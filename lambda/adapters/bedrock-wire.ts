@@ -5,9 +5,9 @@
  * re-framed as SSE events named after the event type, so the core reads every provider's stream
  * the same way. Both are bundled with the SDK commands (the signer is the one the SDK clients use).
  */
-import { createHash, createHmac } from 'node:crypto';
 import { EventStreamCodec } from '@smithy/core/event-streams';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { NodeSha256 } from './node-sha256';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { bedrockEndpointProblem, bedrockModelProblem } from '../core/cell-config';
 
@@ -30,28 +30,10 @@ export function bedrockPath(target: { provider: string; baseUrl: string; model?:
   return `/model/${encodeURIComponent(target.model ?? '')}${path}`;
 }
 
-type SourceData = string | ArrayBuffer | ArrayBufferView;
-const bytes = (d: SourceData): Buffer | string =>
-  typeof d === 'string' ? d : ArrayBuffer.isView(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : Buffer.from(d);
-
-/** node:crypto SHA-256 / HMAC in the shape the signer wants. */
-class Sha256 {
-  private readonly hash;
-  constructor(secret?: SourceData) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(data: SourceData): void {
-    this.hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return this.hash.digest();
-  }
-}
-
 /** One signer per adapter: service `bedrock`, the cell's region, the role's credentials. */
 export function bedrockSigner(opts: BedrockWireOptions): SignatureV4 | undefined {
   if (!opts.credentials) return undefined;
-  return new SignatureV4({ service: 'bedrock', region: opts.region, credentials: opts.credentials, sha256: Sha256 });
+  return new SignatureV4({ service: 'bedrock', region: opts.region, credentials: opts.credentials, sha256: NodeSha256 });
 }
 
 /** The request's headers with SigV4 added (host, x-amz-date, Authorization, session token). */
