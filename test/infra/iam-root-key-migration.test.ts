@@ -13,6 +13,7 @@ import { RegionalRouterStack } from '../../lib';
 import { decide } from './support/iam-simulator';
 import { newTestApp } from './support/synth';
 import { CfnTemplate, TemplateResolver, TEST_ACCOUNT } from './support/template-resolver';
+import { kmsContextVars } from './support/kms-context';
 
 const REGION = 'eu-central-1';
 const PROVIDERS = { openai: { kind: 'openai', baseUrl: 'https://api.openai.com/v1' } } as const;
@@ -32,18 +33,7 @@ function synth(props: { rootKeyGeneration?: number; previousRootKeyArns?: string
   return { stack, resolver, id: (c) => stack.getLogicalId(c.node.defaultChild as never) };
 }
 
-function context(overrides: Record<string, string | undefined> = {}): Record<string, string | string[]> {
-  const pairs: Record<string, string | undefined> = { app: 'sovereign-router', region: REGION, tenant: 'acme', provider: 'openai', secret: 'default', version: '1', ...overrides };
-  const vars: Record<string, string | string[]> = {};
-  const keys: string[] = [];
-  for (const [k, v] of Object.entries(pairs)) {
-    if (v === undefined) continue;
-    vars[`kms:EncryptionContext:${k}`] = v;
-    keys.push(k);
-  }
-  vars['kms:EncryptionContextKeys'] = keys;
-  return vars;
-}
+const context = (overrides: Record<string, string | undefined> = {}) => kmsContextVars(REGION, overrides);
 
 let gen1: Synth;
 let gen2: Synth;

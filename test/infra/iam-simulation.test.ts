@@ -11,6 +11,7 @@ import { ENCRYPTION_CONTEXT_KEYS } from '../../lambda/core/canonical';
 import { Decision, decide, validatedDecision } from './support/iam-simulator';
 import { SynthesizedApp, synthApp } from './support/synth';
 import { CfnTemplate, TemplateResolver, TEST_ACCOUNT } from './support/template-resolver';
+import { kmsContextVars } from './support/kms-context';
 
 
 interface Cell {
@@ -44,26 +45,7 @@ function cellOf(stack: RegionalRouterStack): Cell {
   };
 }
 
-function contextFor(region: string, overrides: Record<string, string | undefined> = {}): Record<string, string | string[]> {
-  const pairs: Record<string, string | undefined> = {
-    app: 'sovereign-router',
-    region,
-    tenant: 'acme',
-    provider: 'openai',
-    secret: 'default',
-    version: '1',
-    ...overrides,
-  };
-  const vars: Record<string, string | string[]> = {};
-  const keys: string[] = [];
-  for (const [k, v] of Object.entries(pairs)) {
-    if (v === undefined) continue;
-    vars[`kms:EncryptionContext:${k}`] = v;
-    keys.push(k);
-  }
-  vars['kms:EncryptionContextKeys'] = keys;
-  return vars;
-}
+const contextFor = kmsContextVars;
 
 function simulate(opts: {
   principal: string;

@@ -11,6 +11,7 @@ import { RegionalRouterStack } from '../../lib';
 import { decide } from './support/iam-simulator';
 import { newTestApp, REPO_ROOT } from './support/synth';
 import { CfnTemplate, TemplateResolver, TEST_ACCOUNT } from './support/template-resolver';
+import { kmsContextVars } from './support/kms-context';
 
 const REGION = 'eu-central-1';
 const TENANT_ACCOUNT = '444455556666';
@@ -40,18 +41,7 @@ function readmeKeyPolicy(roles: { router: string; vault: string }, tenantId = 'a
   return JSON.parse(text);
 }
 
-function context(overrides: Record<string, string | undefined> = {}): Record<string, string | string[]> {
-  const pairs: Record<string, string | undefined> = { app: 'sovereign-router', region: REGION, tenant: 'acme', provider: 'openai', secret: 'default', version: '1', ...overrides };
-  const vars: Record<string, string | string[]> = {};
-  const keys: string[] = [];
-  for (const [k, v] of Object.entries(pairs)) {
-    if (v === undefined) continue;
-    vars[`kms:EncryptionContext:${k}`] = v;
-    keys.push(k);
-  }
-  vars['kms:EncryptionContextKeys'] = keys;
-  return vars;
-}
+const context = (overrides: Record<string, string | undefined> = {}) => kmsContextVars(REGION, overrides);
 
 const cell = synth([TENANT_ACCOUNT]);
 const r = cell.stack.router;
