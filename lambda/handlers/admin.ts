@@ -1,12 +1,10 @@
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { DynamoTenantStore } from '../adapters/dynamo-tenant-store';
 import { KmsDataKeyService } from '../adapters/kms-data-key-service';
 import { SecretsManagerPepperSource } from '../adapters/secrets-manager-pepper';
 import { createAdminApp } from '../core/admin-app';
 import { cellConfigFromEnv } from '../core/cell-config';
 import { errorFields, jsonLogger } from '../core/logger';
-import { toHttpRequest, toProxyResult } from './api-gateway-event';
-import { withRequestId } from '../core/http';
+import { proxyHandler } from './api-gateway-event';
 import { cellClients } from './aws-clients';
 import { cellAudit } from './audit-wiring';
 
@@ -29,10 +27,4 @@ const app = createAdminApp({
   keyLifecycle: process.env.KEY_LIFECYCLE === 'enabled' ? new KmsDataKeyService(clients.kms, config.rootKeyArn, { previousKeyArns: config.previousRootKeyArns }) : undefined,
 });
 
-export async function handler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const started = Date.now();
-  const req = toHttpRequest(event);
-  const { requestId, res } = withRequestId(req, await app(req));
-  log.info('request', { requestId, method: event.httpMethod, resource: event.resource, status: res.status, latencyMs: Date.now() - started, caller: event.requestContext?.identity?.userArn ?? undefined });
-  return toProxyResult(res);
-}
+export const handler = proxyHandler(app, log, { logCaller: true });

@@ -1,12 +1,10 @@
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { DynamoSealedRowScanner } from '../adapters/dynamo-sealed-row-scanner';
 import { DynamoTenantStore } from '../adapters/dynamo-tenant-store';
 import { KmsDataKeyRewrapper } from '../adapters/kms-data-key-rewrapper';
 import { cellConfigFromEnv } from '../core/cell-config';
-import { withRequestId } from '../core/http';
 import { errorFields, jsonLogger } from '../core/logger';
 import { createRootKeyMigrationApp } from '../core/root-key-migration-app';
-import { toHttpRequest, toProxyResult } from './api-gateway-event';
+import { proxyHandler } from './api-gateway-event';
 import { cellAudit } from './audit-wiring';
 import { cellClients } from './aws-clients';
 
@@ -28,10 +26,4 @@ const app = createRootKeyMigrationApp({
   onError: (err) => log.error('unexpected error', errorFields(err)),
 });
 
-export async function handler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const started = Date.now();
-  const req = toHttpRequest(event);
-  const { requestId, res } = withRequestId(req, await app(req));
-  log.info('request', { requestId, method: event.httpMethod, resource: event.resource, status: res.status, latencyMs: Date.now() - started, caller: event.requestContext?.identity?.userArn ?? undefined });
-  return toProxyResult(res);
-}
+export const handler = proxyHandler(app, log, { logCaller: true });

@@ -1,4 +1,3 @@
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { DynamoUsageRecords } from '../adapters/dynamo-usage-records';
 import { DynamoTenantStore } from '../adapters/dynamo-tenant-store';
 import { KmsDataKeyService } from '../adapters/kms-data-key-service';
@@ -6,8 +5,7 @@ import { SecretsManagerPepperSource } from '../adapters/secrets-manager-pepper';
 import { cellConfigFromEnv } from '../core/cell-config';
 import { errorFields, jsonLogger } from '../core/logger';
 import { createVaultApp } from '../core/vault-app';
-import { toHttpRequest, toProxyResult } from './api-gateway-event';
-import { withRequestId } from '../core/http';
+import { proxyHandler } from './api-gateway-event';
 import { cellClients } from './aws-clients';
 import { cellAudit } from './audit-wiring';
 
@@ -26,10 +24,4 @@ const app = createVaultApp({
   onError: (err) => log.error('unexpected error', errorFields(err)),
 });
 
-export async function handler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {
-  const started = Date.now();
-  const req = toHttpRequest(event);
-  const { requestId, res } = withRequestId(req, await app(req));
-  log.info('request', { requestId, method: event.httpMethod, resource: event.resource, status: res.status, latencyMs: Date.now() - started });
-  return toProxyResult(res);
-}
+export const handler = proxyHandler(app, log);
