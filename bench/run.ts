@@ -153,6 +153,8 @@ function bundlesAndInit(): void {
       COUNTERS_TABLE: 't',
       USAGE_TABLE: 't',
       AUDIT_TABLE: 't',
+      ERASURE_TABLE: 't',
+      CACHE_TABLE: 't',
       AUDIT_KEY_ARN: 'arn:aws:kms:eu-central-1:111122223333:key/bench-audit',
       AUDIT_ANCHOR_BUCKET: 'bench-anchors',
       AWS_REGION: 'eu-central-1',
