@@ -10,6 +10,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { NodeSha256 } from './node-sha256';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
 import { bedrockEndpointProblem, bedrockModelProblem } from '../core/cell-config';
+import { chunksOf, type ProviderBody } from '../core/router/provider-port';
 
 /** What the adapter needs to call Bedrock: the cell's region and, for `auth: 'iam'`, credentials. */
 export interface BedrockWireOptions {
@@ -48,7 +49,7 @@ export async function signBedrock(signer: SignatureV4, url: URL, headers: Record
     headers: { ...headers, host: url.host },
     body,
   });
-  // fetch sets Host itself, from the same URL (a signed header, so it must match: it does).
+  // The HTTP client sets Host itself, from the same URL (a signed header, so it must match: it does).
   const { host: _host, ...rest } = signed.headers as Record<string, string>;
   return rest;
 }
@@ -67,22 +68,11 @@ const codec = new EventStreamCodec(
  * message (bad length or CRC) errors the stream, which the router reports as a broken stream.
  * Cancelling the result cancels the upstream body.
  */
-export function eventStreamToSse(body: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+export function eventStreamToSse(body: ProviderBody | ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
-  async function* source(): AsyncGenerator<Uint8Array> {
-    const reader = body.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        yield value;
-      }
-    } finally {
-      await reader.cancel().catch(() => undefined);
-    }
-  }
   async function* sse(): AsyncGenerator<Uint8Array> {
-    for await (const raw of messages(source())) {
+    // Leaving the loop (done, a corrupt message, a cancel) closes the upstream body.
+    for await (const raw of messages(chunksOf(body))) {
       const message = codec.decode(raw);
       const kind = message.headers[':message-type']?.value;
       const name = kind === 'exception' ? message.headers[':exception-type']?.value : kind === 'event' ? message.headers[':event-type']?.value : message.headers[':error-code']?.value;
@@ -105,6 +95,8 @@ export function eventStreamToSse(body: ReadableStream<Uint8Array>): ReadableStre
     },
     async cancel() {
       await it.return(undefined);
+      // Not started yet: nothing holds the body, so it is cancelled here (a locked one refuses).
+      await body.cancel().catch(() => undefined);
     },
   });
 }

@@ -1,5 +1,5 @@
 /**
- * The one place that speaks HTTP to providers (global fetch, Node 20 undici). It builds the auth
+ * The one place that speaks HTTP to providers (node:http on kept-alive agents). It builds the auth
  * header from a key it is handed and forgets it, refuses any URL outside the target's configured
  * origin, bounds the wait for response headers, and reports transport failures as typed errors
  * whose messages never carry the key, the body or a query string.
@@ -11,6 +11,7 @@ import { parseRetryAfter, parseRetryAfterMs } from '../core/routing/backoff';
 import type { AttemptOutcome } from '../core/routing/fallback';
 import type { Target } from '../core/routing/types';
 import { isRetryableStatus, type ProviderClient, type ProviderRequest, type ProviderResponse } from '../core/router/provider-port';
+import { type CallFailure, NodeHttpTransport } from './node-http-transport';
 
 export type { ProviderResponse } from '../core/router/provider-port';
 
@@ -22,6 +23,10 @@ export interface ProviderSendRequest extends ProviderRequest {
 }
 
 export interface ProviderHttpClientOptions {
+  /**
+   * Call providers through this fetch instead of node:http (tests, runtimes without node:http).
+   * @default - node:http / node:https on kept-alive agents (node-http-transport.ts)
+   */
   readonly fetch?: typeof fetch;
   /** Abort when no response headers arrived within this long. Default 60 s. */
   readonly firstByteTimeoutMs?: number;
@@ -49,7 +54,7 @@ export class ProviderCallError extends Error {
 
 const PATHS: ReadonlySet<string> = new Set<ProviderPath>(['/v1/chat/completions', '/v1/embeddings', '/v1/messages', '/v1/models', '/v1/responses', '/converse', '/converse-stream']);
 /** Headers this adapter owns: extraHeaders may not set or override them. */
-const RESERVED = new Set(['authorization', 'x-api-key', 'api-key', 'x-amz-date', 'x-amz-security-token', 'x-amz-content-sha256', 'content-type', 'accept', 'host', 'content-length', 'cookie', 'connection', 'transfer-encoding']);
+const RESERVED = new Set(['authorization', 'x-api-key', 'api-key', 'x-amz-date', 'x-amz-security-token', 'x-amz-content-sha256', 'content-type', 'accept', 'host', 'content-length', 'cookie', 'connection', 'transfer-encoding', 'accept-encoding']);
 /** A native Messages client may pin its own API version; only a date-shaped value, only to Anthropic. */
 const ANTHROPIC_VERSION_VALUE = /^\d{4}-\d{2}-\d{2}$/;
 const HEADER_NAME = /^[a-z0-9][a-z0-9-]{0,63}$/;
@@ -57,14 +62,15 @@ const HEADER_VALUE = /^[\x20-\x7e]{0,1024}$/;
 const API_KEY = /^[\x21-\x7e]{1,4096}$/;
 
 export class ProviderHttpClient implements ProviderClient {
-  private readonly fetch: typeof fetch;
+  private readonly fetch?: typeof fetch;
+  private readonly transport = new NodeHttpTransport();
   private readonly firstByteTimeoutMs: number;
   private readonly now: () => number;
   private readonly bedrock?: BedrockWireOptions;
   private readonly bedrockSigner?: ReturnType<typeof bedrockSigner>;
 
   constructor(opts: ProviderHttpClientOptions = {}) {
-    this.fetch = opts.fetch ?? globalThis.fetch;
+    this.fetch = opts.fetch;
     this.firstByteTimeoutMs = opts.firstByteTimeoutMs ?? 60_000;
     this.now = opts.now ?? Date.now;
     this.bedrock = opts.bedrock;
@@ -73,7 +79,7 @@ export class ProviderHttpClient implements ProviderClient {
 
   async send(req: ProviderSendRequest): Promise<ProviderResponse> {
     const { target } = req;
-    const url = providerUrl(target, req.path, this.bedrock?.region);
+    const url = providerTargetUrl(target, req.path, this.bedrock?.region);
     const method = req.method ?? (req.path === '/v1/models' ? 'GET' : 'POST');
     if (method === 'GET' && req.body !== undefined) throw new Error(`provider '${target.provider}': a GET carries no body`);
     const stream = (isRecord(req.body) && req.body.stream === true) || req.path === '/converse-stream';
@@ -82,34 +88,49 @@ export class ProviderHttpClient implements ProviderClient {
     if (target.kind === 'bedrock' && target.auth === 'iam') {
       // The router's role signs (SigV4, service bedrock, the cell's region); no tenant key exists.
       if (!this.bedrockSigner) throw new Error(`provider '${target.provider}': no credentials for IAM-authenticated Amazon Bedrock`);
-      headers = await signBedrock(this.bedrockSigner, new URL(url), headers, bodyText ?? '');
+      headers = await signBedrock(this.bedrockSigner, url, headers, bodyText ?? '');
     }
+    const res = this.fetch
+      ? await this.viaFetch(this.fetch, url.href, method, headers, bodyText, req.signal, target.provider)
+      : await this.transport.call(url, { method, headers, body: bodyText, signal: req.signal, firstByteTimeoutMs: this.firstByteTimeoutMs, fail: (f, code) => this.failure(target.provider, f, code) });
+    const retryAfterMs = parseRetryAfterMs(res.headers.get('retry-after-ms')) ?? parseRetryAfter(res.headers.get('retry-after'), this.now());
+    // ConverseStream answers in AWS's binary event stream; the core reads SSE from every provider.
+    const body = req.path === '/converse-stream' && res.status >= 200 && res.status < 300 && res.body ? eventStreamToSse(res.body) : res.body;
+    return { status: res.status, headers: res.headers, body, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+  }
 
+  /** Closes kept-alive provider connections (tests, shutdown). */
+  close(): void {
+    this.transport.close();
+  }
+
+  /** Only the provider id and fixed text go into the message: transport errors can quote the URL. */
+  private failure(provider: string, failure: CallFailure, code?: string): ProviderCallError {
+    if (failure === 'aborted') return new ProviderCallError('timeout', provider, `provider '${provider}': request aborted at the deadline before response headers`);
+    if (failure === 'first_byte_timeout') return new ProviderCallError('timeout', provider, `provider '${provider}': no response headers within ${this.firstByteTimeoutMs} ms`);
+    const safe = code && /^[A-Z][A-Z0-9_]{1,40}$/.test(code) ? code : undefined;
+    return new ProviderCallError('connection', provider, `provider '${provider}': connection failed${safe ? ` (${safe})` : ''}`);
+  }
+
+  /** The injected fetch (tests, runtimes without node:http), with the same guarantees. */
+  private async viaFetch(
+    fetchFn: typeof fetch,
+    url: string,
+    method: string,
+    headers: Record<string, string>,
+    body: string | undefined,
+    signal: AbortSignal,
+    provider: string,
+  ): Promise<Pick<ProviderResponse, 'status' | 'headers' | 'body'>> {
     const firstByte = new AbortController();
     const timer = setTimeout(() => firstByte.abort(), this.firstByteTimeoutMs);
     try {
-      const res = await this.fetch(url, {
-        method,
-        headers,
-        body: bodyText,
-        // A redirect would re-send the key to wherever it points (undici keeps x-api-key across origins).
-        redirect: 'manual',
-        signal: AbortSignal.any([req.signal, firstByte.signal]),
-      });
-      const retryAfterMs = parseRetryAfterMs(res.headers.get('retry-after-ms')) ?? parseRetryAfter(res.headers.get('retry-after'), this.now());
-      // ConverseStream answers in AWS's binary event stream; the core reads SSE from every provider.
-      const body = req.path === '/converse-stream' && res.ok && res.body ? eventStreamToSse(res.body) : res.body;
-      return { status: res.status, headers: res.headers, body, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+      // A redirect would re-send the key to wherever it points (undici keeps x-api-key across origins).
+      return await fetchFn(url, { method, headers, body, redirect: 'manual', signal: AbortSignal.any([signal, firstByte.signal]) });
     } catch (err) {
-      // Only the provider id and fixed text go into the message: undici errors can quote the URL.
-      if (req.signal.aborted) {
-        throw new ProviderCallError('timeout', target.provider, `provider '${target.provider}': request aborted at the deadline before response headers`);
-      }
-      if (firstByte.signal.aborted) {
-        throw new ProviderCallError('timeout', target.provider, `provider '${target.provider}': no response headers within ${this.firstByteTimeoutMs} ms`);
-      }
-      const code = errorCode(err);
-      throw new ProviderCallError('connection', target.provider, `provider '${target.provider}': connection failed${code ? ` (${code})` : ''}`);
+      if (signal.aborted) throw this.failure(provider, 'aborted');
+      if (firstByte.signal.aborted) throw this.failure(provider, 'first_byte_timeout');
+      throw this.failure(provider, 'connection', errorCode(err));
     } finally {
       clearTimeout(timer);
     }
@@ -127,6 +148,10 @@ export function providerUrl(
   /** The cell's region: a Bedrock endpoint must be this region's. */
   region?: string,
 ): string {
+  return providerTargetUrl(target, path, region).href;
+}
+
+function providerTargetUrl(target: Pick<Target, 'provider' | 'baseUrl'> & Partial<Pick<Target, 'kind' | 'model' | 'apiVersion'>>, path: string, region: string | undefined): URL {
   if (!PATHS.has(path)) throw new Error(`provider '${target.provider}': path is not a provider API path`);
   if ((path === '/converse' || path === '/converse-stream') !== (target.kind === 'bedrock')) {
     throw new Error(`provider '${target.provider}': path is not an API of this provider kind`);
@@ -144,7 +169,7 @@ export function providerUrl(
   if (!clean || full.origin !== base.origin || !(full.pathname + full.search).endsWith(suffix)) {
     throw new Error(`provider '${target.provider}': refusing a URL outside the configured endpoint`);
   }
-  return full.href;
+  return full;
 }
 
 function azurePath(target: Partial<Pick<Target, 'provider' | 'model' | 'apiVersion'>>, path: string): string {
@@ -179,6 +204,8 @@ function buildHeaders(target: Target, apiKey: string, stream: boolean, extra: Re
     headers[name] = value;
   }
   headers['content-type'] = 'application/json';
+  // Uncompressed: nothing to inflate per chunk, and a stream's first event is not held in a compressor.
+  headers['accept-encoding'] = 'identity';
   headers.accept = stream ? (target.kind === 'bedrock' ? 'application/vnd.amazon.eventstream' : 'text/event-stream') : 'application/json';
   if (iam) {
     // Signed by the caller (SigV4); no key in any header.

@@ -10,6 +10,7 @@ import {
   toAttemptResult,
   type ProviderResponse,
 } from '../../lambda/adapters/provider-http';
+import { chunksOf } from '../../lambda/core/router/provider-port';
 import type { Target } from '../../lambda/core/routing/types';
 import { DEFAULT_FAKE_KEYS, startFakeProviders, type FakeProviders } from '../support/fake-providers';
 import { freePort } from '../support/free-port';
@@ -33,7 +34,10 @@ function target(provider: 'openai' | 'anthropic' | 'mistral', kind: Target['kind
 }
 
 async function text(res: ProviderResponse): Promise<string> {
-  return new Response(res.body).text();
+  const decoder = new TextDecoder();
+  let out = '';
+  if (res.body) for await (const chunk of chunksOf(res.body)) out += decoder.decode(chunk, { stream: true });
+  return out + decoder.decode();
 }
 
 async function callError(p: Promise<unknown>): Promise<ProviderCallError> {

@@ -17,11 +17,30 @@ export interface ProviderRequest {
   readonly extraHeaders?: Readonly<Record<string, string>>;
 }
 
+/**
+ * The upstream body: its bytes in order, read once. `cancel` (or leaving a `for await` early)
+ * frees the connection. The HTTP adapter hands back node stream chunks; a web ReadableStream
+ * (fetch's body, test fakes) is one as well.
+ */
+export interface ProviderBody extends AsyncIterable<Uint8Array> {
+  cancel(reason?: unknown): Promise<void>;
+}
+
+/** Response headers by name (case-insensitive), as fetch's Headers reads them. */
+export interface ProviderHeaders {
+  get(name: string): string | null;
+}
+
 export interface ProviderResponse {
   readonly status: number;
-  readonly headers: Headers;
-  readonly body: ReadableStream<Uint8Array> | null;
+  readonly headers: ProviderHeaders;
+  readonly body: ProviderBody | ReadableStream<Uint8Array> | null;
   readonly retryAfterMs?: number;
+}
+
+/** The body's chunks: node's web ReadableStream is async-iterable, which its TS type does not say. */
+export function chunksOf(body: ProviderBody | ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
+  return body as AsyncIterable<Uint8Array>;
 }
 
 export interface ProviderClient {

@@ -29,7 +29,7 @@ import { modelList } from './model-list';
 import { KeyUse, recordingDataKeys } from './key-use';
 import { RequestFactors } from './request-factors';
 import { requestLogFields } from './request-log';
-import { isRetryableStatus, ProviderClient, ProviderResponse, transportFailure } from './provider-port';
+import { chunksOf, isRetryableStatus, ProviderClient, ProviderResponse, transportFailure } from './provider-port';
 import { abortedUsage, requestSignal, StreamTally } from './client-abort';
 import { ResponseSink, trackedSink } from './response-sink';
 import { responsesTargets } from './responses-exchange';
@@ -412,7 +412,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       try {
         if (!res.body) throw new Error('empty upstream body');
         const decoder = new TextDecoder();
-        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        for await (const chunk of chunksOf(res.body)) {
           for (const ev of parser.push(decoder.decode(chunk, { stream: true }))) observe(ev);
           if (clientGone?.aborted) break;
         }
@@ -622,7 +622,7 @@ async function readCapped(res: ProviderResponse, max: number): Promise<string> {
   if (!res.body) return '';
   const decoder = new TextDecoder();
   let out = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+  for await (const chunk of chunksOf(res.body)) {
     out += decoder.decode(chunk, { stream: true });
     if (out.length > max) throw new ApiError(502, 'upstream_response_too_large', 'The provider response was too large.');
   }
