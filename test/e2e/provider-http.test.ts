@@ -1,7 +1,12 @@
 /**
  * ProviderHttpClient against the fake providers on 127.0.0.1: auth per provider kind, streaming,
- * status mapping, first-byte timeouts, refused connections, and no key in any error.
+ * status mapping, first-byte timeouts, refused connections, and no key in any error; the node:http
+ * transport's keep-alive, backpressure, cancel, abort and broken-connection behaviour.
  */
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import {
   errorToAttemptResult,
   ProviderCallError,
@@ -268,3 +273,138 @@ describe('providerUrl', () => {
     },
   );
 });
+
+describe('the node:http transport (a raw server on 127.0.0.1)', () => {
+  type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+  let server: Server;
+  let handler: Handler;
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const http = new ProviderHttpClient({ firstByteTimeoutMs: 2_000 });
+  const raw = (): Target => ({ provider: 'raw', kind: 'openai-compatible', baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, model: 'm', secret: 'default' });
+  const call = (signal = never()) => http.send({ target: raw(), path: '/v1/chat/completions', body: chat, apiKey: 'sk-raw-key-0123456789', signal });
+
+  beforeAll(async () => {
+    server = createServer((req, res) => handler(req, res));
+    server.on('connection', (s) => {
+      connections++;
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+  });
+  afterAll(async () => {
+    http.close();
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  beforeEach(() => {
+    connections = 0;
+  });
+
+  it('keeps the connection alive across calls and asks for an uncompressed answer', async () => {
+    const seen: (string | undefined)[] = [];
+    handler = (req, res) => {
+      seen.push(req.headers['accept-encoding']);
+      req.resume();
+      req.on('end', () => res.end('{"ok":true}'));
+    };
+    for (let i = 0; i < 3; i++) expect(await text(await call())).toBe('{"ok":true}');
+    expect(connections).toBe(1);
+    expect(seen).toEqual(['identity', 'identity', 'identity']);
+    await expect(http.send({ target: raw(), path: '/v1/chat/completions', body: chat, apiKey: 'k', signal: never(), extraHeaders: { 'accept-encoding': 'gzip' } })).rejects.toThrow(
+      /extra header 'accept-encoding' is not allowed/,
+    );
+  });
+
+  it('decodes a gzip answer from a server that compresses anyway', async () => {
+    handler = (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(gzipSync('{"choices":[]}'));
+    };
+    expect(await text(await call())).toBe('{"choices":[]}');
+  });
+
+  it('reads with backpressure: an unread body stops the server writing, and cancel closes the connection', async () => {
+    let written = 0;
+    let serverClosed = false;
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    handler = (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.on('close', () => (serverClosed = true));
+      const pump = (): void => {
+        while (!res.destroyed && written < 256 * 1024 * 1024) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+      };
+      pump();
+    };
+    const res = await call();
+    const first = await chunksOf(res.body!)[Symbol.asyncIterator]().next();
+    expect(first.done).toBe(false);
+    await new Promise((r) => setTimeout(r, 300));
+    // Socket buffers on both sides hold a few MiB at most; without backpressure it would be all 256.
+    expect(written).toBeLessThan(32 * 1024 * 1024);
+    await res.body!.cancel();
+    await waitFor(() => serverClosed);
+  });
+
+  it('the caller\u2019s signal cuts a body being read: a typed timeout, and the upstream connection closes', async () => {
+    let serverClosed = false;
+    handler = (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {}\n\n');
+      res.on('close', () => (serverClosed = true));
+    };
+    const cut = new AbortController();
+    const res = await call(cut.signal);
+    const it = chunksOf(res.body!)[Symbol.asyncIterator]();
+    await it.next();
+    setTimeout(() => cut.abort(), 50);
+    const err = await it.next().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProviderCallError);
+    expect((err as ProviderCallError).reason).toBe('timeout');
+    await waitFor(() => serverClosed);
+  });
+
+  it('a connection lost mid-body is a typed connection error without the URL or key', async () => {
+    handler = (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('{"partial":');
+      setTimeout(() => res.socket?.destroy(), 20);
+    };
+    const res = await call();
+    const err = await text(res).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProviderCallError);
+    expect((err as ProviderCallError).reason).toBe('connection');
+    const port = String((server.address() as AddressInfo).port);
+    expect(everything(err)).not.toContain(port);
+    expect(everything(err)).not.toContain('sk-raw-key');
+  });
+
+  it('an already-aborted signal sends nothing', async () => {
+    let requests = 0;
+    handler = (req, res) => {
+      requests++;
+      req.resume();
+      res.end('{}');
+    };
+    const err = await callError(call(AbortSignal.abort()));
+    expect(err.reason).toBe('timeout');
+    expect(requests).toBe(0);
+  });
+});
+
+async function waitFor(cond: () => boolean, ms = 2_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
