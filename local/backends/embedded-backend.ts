@@ -4,6 +4,7 @@ import { localAudit } from '../local-audit';
  * the pepper, all in the state directory (0700, files 0600). Needs nothing but Node.js.
  */
 import { cellConfigFromEnv } from '../../lambda/core/cell-config';
+import { errorFields } from '../../lambda/core/logger';
 import { TABLE_SCHEMAS, TableName } from '../../lib/table-schemas';
 import { EmbeddedDatabase } from '../embedded/database';
 import { EmbeddedGovernance } from '../embedded/embedded-governance-ledger';
@@ -17,7 +18,11 @@ import { LocalRootKey } from '../embedded/local-root-key';
 import { BackendOptions, GatewayBackend, localCellEnv } from './backend';
 
 export async function startEmbeddedBackend(opts: BackendOptions): Promise<GatewayBackend> {
-  const db = new EmbeddedDatabase({ dir: opts.stateDir, synchronous: opts.syncFull ? 'FULL' : 'NORMAL' });
+  const db = new EmbeddedDatabase({
+    dir: opts.stateDir,
+    synchronous: opts.syncFull ? 'FULL' : 'NORMAL',
+    onCommitError: (err) => opts.log.error('embedded store: a group commit failed; its writes were rolled back', errorFields(err)),
+  });
   try {
     const rootKey = LocalRootKey.open(opts.region, opts.stateDir);
     const pepper = LocalPepper.open(opts.stateDir);
@@ -40,7 +45,8 @@ export async function startEmbeddedBackend(opts: BackendOptions): Promise<Gatewa
       governance: new EmbeddedGovernance(db, { prices: config.prices, log: opts.log }),
       responseCache: new EmbeddedResponseCache(db),
       restoredItems,
-      persist: async () => undefined,
+      // Vault and admin writes commit before they return; this also waits for a pending group commit.
+      persist: () => db.durable(),
       async stop() {
         sweeper.stop();
         db.close();

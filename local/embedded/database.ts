@@ -4,19 +4,44 @@
  *
  * Durability: `journal_mode=WAL` with `synchronous=NORMAL` (default) writes every committed
  * transaction to the WAL file before COMMIT returns, so a process that is killed (kill -9, crash)
- * loses nothing it committed; an OS crash or power loss may lose the last transactions (the WAL
- * is fsynced at checkpoints). `synchronous: 'FULL'` fsyncs the WAL on every commit and survives
- * power loss too, at about 0.3-0.7 ms per write here. The VFS has no shared memory, so the
- * database is opened in `locking_mode=EXCLUSIVE` (one process, which the gateway is) and a lock
- * file in the state directory keeps a second gateway out.
+ * loses nothing it committed; an OS crash or power loss may lose the transactions since the last
+ * checkpoint (the WAL is fsynced at checkpoints). `synchronous: 'FULL'` fsyncs the WAL on every
+ * commit and survives power loss too, at about 0.3-0.7 ms per commit here. The VFS has no shared
+ * memory, so the database is opened in `locking_mode=EXCLUSIVE` (one process, which the gateway
+ * is) and a lock file in the state directory keeps a second gateway out.
  *
- * Every call is synchronous and the process has one JavaScript thread, so a transaction runs
- * from BEGIN to COMMIT without anything interleaving: conditional writes and budget
- * reservations are exact. Statements are prepared once and reused.
+ * Commits: `transaction` commits before it returns (vault, admin, anything rare). The request
+ * path's writes (`deferred`: reservations, settles, usage records, cache entries) go into one
+ * open transaction that is committed once at the end of the current event-loop turn, for every
+ * request that wrote during it (group commit: a hot page such as a tenant's spend counter goes
+ * to the WAL once per turn, not once per write). A writer that must not go on before its write
+ * is on disk awaits `durable()`: a reservation before the provider is called, the usage record
+ * before the router's end stage finishes, and the local gateway holds the answer's last byte
+ * until then. So a request's settle and its usage record share one commit, and an answered
+ * request is committed, as before. A failed commit rolls the whole group back and fails every
+ * writer waiting on it (the reservation fails closed; the router logs the lost record).
+ *
+ * Checkpoints are off the request path: SQLite's automatic checkpoint (at COMMIT, when the WAL
+ * passes N pages: an event-loop stall of tens of ms while every in-flight request waits) is off.
+ * A timer checkpoints when no commit came for IDLE_CHECKPOINT_MS, and, under sustained load,
+ * once the WAL passes MAX_WAL_BYTES (bounded stalls, ~10x rarer than SQLite's default);
+ * `journal_size_limit` then trims the WAL file. The power-loss window of synchronous=NORMAL is
+ * therefore "since the last idle moment or the last MAX_WAL_BYTES of writes"; a killed process
+ * loses nothing committed either way.
+ *
+ * Every call is synchronous and the process has one JavaScript thread, so a write runs from its
+ * SAVEPOINT to its RELEASE without anything interleaving: conditional writes and budget
+ * reservations are exact. Statements are prepared once and reused, with their column names.
+ *
+ * Rows of tenants, tokens, secrets and erasure keys are read through an exact in-process cache
+ * (`cachedRow`): only this process writes the database (EXCLUSIVE lock, lock file), and every
+ * statement that may change those tables (any statement but a SELECT or a write to one of the
+ * request-path tables), and every rollback, clears it before it runs. See row-cache.ts.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync, chmodSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { Database, Statement } from 'node-sqlite3-wasm';
+import { CREATES_TRIGGER, RowCache, invalidatesRowCache } from './row-cache';
 
 export type SqlValue = number | string | null | Uint8Array;
 export type Row = Record<string, number | bigint | string | Uint8Array | null>;
@@ -27,6 +52,8 @@ export interface EmbeddedDatabaseOptions {
   readonly dir?: string;
   /** @default 'NORMAL' (survives a killed process; FULL also survives power loss) */
   readonly synchronous?: SyncMode;
+  /** Told about a group commit that failed while no writer was waiting on it. @default none */
+  readonly onCommitError?: (err: unknown) => void;
 }
 
 const SCHEMA = `
@@ -44,39 +71,84 @@ CREATE TABLE IF NOT EXISTS counters(
   spentMicros INTEGER, reservedMicros INTEGER, committedMicros INTEGER, requests INTEGER, tokens INTEGER,
   expires_at INTEGER, token_id TEXT,
   PRIMARY KEY(pk, sk)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS counters_expiry ON counters(expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS reservations(
   pk TEXT NOT NULL, sk TEXT NOT NULL, reclaim_after INTEGER NOT NULL, expires_at INTEGER NOT NULL, body TEXT NOT NULL,
   PRIMARY KEY(pk, sk)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS reservations_expiry ON reservations(expires_at);
 CREATE TABLE IF NOT EXISTS usage(
   id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, sk TEXT NOT NULL, at TEXT NOT NULL, request_id TEXT NOT NULL,
   expires_at INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS usage_by_tenant ON usage(tenant_id, sk);
-CREATE INDEX IF NOT EXISTS usage_expiry ON usage(expires_at);
 CREATE TABLE IF NOT EXISTS response_cache(key TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, expires_at INTEGER NOT NULL, sealed BLOB NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS response_cache_expiry ON response_cache(expires_at);
+-- Expiry indexes of the request path's tables cost pages on every request; the sweep
+-- (expiry.ts) does without them: usage ids grow with time, counters and reservations are small.
+DROP INDEX IF EXISTS usage_expiry;
+DROP INDEX IF EXISTS counters_expiry;
+DROP INDEX IF EXISTS reservations_expiry;
 `;
 
 export const DATABASE_FILE = 'gateway.sqlite';
-const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 const LOCK_FILE = 'gateway.lock';
+/** A checkpoint when no commit came for this long (the gateway is idle). */
+const IDLE_CHECKPOINT_MS = 250;
+/** Under sustained load, a checkpoint once the WAL is this large (~16,000 pages). */
+const MAX_WAL_BYTES = 64 * 1024 * 1024;
+/** The WAL file is trimmed to this size after a checkpoint: no larger, and never trimmed under load (a trim of tens of MB stalls ~20 ms; rewriting a file in place is cheaper than growing it). */
+const JOURNAL_SIZE_LIMIT = MAX_WAL_BYTES;
+const CHECKPOINT_TIMER_MS = 100;
 
-/** A SQLite database with a statement cache and synchronous transactions. */
+/** Statements that never change the cached tables (row-cache.ts). */
+interface Prepared {
+  readonly stmt: Statement;
+  readonly invalidates: boolean;
+  /** Column names of a query, read once (the binding asks SQLite for them on every call). */
+  columns?: string[];
+}
+
+/** node-sqlite3-wasm's statement internals used for single-row reads without per-call column lookups. */
+interface StatementInternals {
+  _bind(values: readonly SqlValue[]): void;
+  _step(): boolean;
+  _getRow(columns: string[], expand: boolean): Row;
+  _getColumnNames(): string[];
+  _reset(): boolean;
+}
+
+/** A SQLite database with a statement cache, group commit and an exact cache of sealed rows. */
 export class EmbeddedDatabase {
   private readonly db: Database;
-  private readonly statements = new Map<string, Statement>();
+  private readonly statements = new Map<string, Prepared>();
   private readonly lockPath?: string;
+  private readonly walPath?: string;
+  private readonly onCommitError?: (err: unknown) => void;
+  private readonly fast: boolean;
   private closed = false;
+  /** The open group transaction (BEGIN IMMEDIATE ran, COMMIT did not). */
+  private open = false;
+  /** Nesting depth of write(): only the outermost commits. */
+  private depth = 0;
+  private commitScheduled = false;
+  private waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private checkpointTimer?: NodeJS.Timeout;
+  private lastCommitAt = 0;
+  private commitsSinceCheckpoint = 0;
+  /** Commits so far (tests: a request's writes share one). */
+  commits = 0;
+  /** Checkpoints run by the timer so far. */
+  checkpoints = 0;
+  /** Exact cache of tenants, tokens, secrets and erasure-key rows (row-cache.ts). */
+  readonly rows = new RowCache();
 
   constructor(opts: EmbeddedDatabaseOptions = {}) {
     let file = ':memory:';
+    this.onCommitError = opts.onCommitError;
     if (opts.dir) {
       mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
       chmodSync(opts.dir, 0o700);
       this.lockPath = join(opts.dir, LOCK_FILE);
       takeLock(this.lockPath, join(opts.dir, DATABASE_FILE));
       file = join(opts.dir, DATABASE_FILE);
+      this.walPath = `${file}-wal`;
     }
     try {
       this.db = new Database(file);
@@ -85,70 +157,223 @@ export class EmbeddedDatabase {
         const mode = this.db.all('PRAGMA journal_mode=WAL')[0] as Row | undefined;
         if (mode?.journal_mode !== 'wal') throw new Error(`the embedded store could not enter WAL mode (${String(mode?.journal_mode)})`);
         this.db.exec(`PRAGMA synchronous=${opts.synchronous ?? 'NORMAL'}`);
-        // A checkpoint (two fsyncs and the copy into the database file) every ~10,000 pages
-        // written instead of SQLite's 1,000: with about ten pages per request that is one per
-        // ~1,000 requests, not per ~100. Durability is the WAL's, before COMMIT returns, either way.
-        this.db.exec(`PRAGMA wal_autocheckpoint=${WAL_AUTOCHECKPOINT_PAGES}`);
+        // No checkpoint at COMMIT (a stall on the request path): the timer below runs them.
+        this.db.exec('PRAGMA wal_autocheckpoint=0');
+        this.db.exec(`PRAGMA journal_size_limit=${JOURNAL_SIZE_LIMIT}`);
         for (const f of [DATABASE_FILE, `${DATABASE_FILE}-wal`]) if (existsSync(join(opts.dir, f))) chmodSync(join(opts.dir, f), 0o600);
       }
       this.db.exec('PRAGMA foreign_keys=OFF');
       this.db.exec(SCHEMA);
+      // The row cache relies on every write changing only its target table.
+      if (Number((this.db.all("SELECT count(*) AS n FROM sqlite_master WHERE type = 'trigger'")[0] as Row).n) > 0) {
+        throw new Error('the embedded store holds triggers, which this gateway does not create; refusing to open it');
+      }
     } catch (err) {
       if (this.lockPath) rmSync(this.lockPath, { force: true });
       throw err;
     }
+    const proto = Object.getPrototypeOf(this.db.prepare('SELECT 1')) as Partial<StatementInternals>;
+    this.fast = (['_bind', '_step', '_getRow', '_getColumnNames', '_reset'] as const).every((m) => typeof proto[m] === 'function');
+    if (opts.dir) {
+      this.checkpointTimer = setInterval(() => this.checkpointIfDue(), CHECKPOINT_TIMER_MS);
+      this.checkpointTimer.unref();
+    }
   }
 
-  private statement(sql: string): Statement {
-    let s = this.statements.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
+  private prepared(sql: string): Prepared {
+    let p = this.statements.get(sql);
+    if (!p) {
+      if (CREATES_TRIGGER.test(sql)) throw new Error('embedded store: triggers are not allowed (the row cache relies on their absence)');
+      p = { stmt: this.db.prepare(sql), invalidates: invalidatesRowCache(sql) };
+      this.statements.set(sql, p);
     }
-    return s;
+    if (p.invalidates) this.rows.clear();
+    return p;
   }
 
   /** All rows (always stepped to the end, so no statement stays open). */
   all(sql: string, params: readonly SqlValue[] = []): Row[] {
-    return this.statement(sql).all(params as SqlValue[]) as Row[];
+    const p = this.prepared(sql);
+    if (!this.fast) return p.stmt.all(params as SqlValue[]) as Row[];
+    const s = p.stmt as unknown as StatementInternals;
+    s._bind(params);
+    const columns = (p.columns ??= s._getColumnNames());
+    const rows: Row[] = [];
+    try {
+      while (s._step()) rows.push(s._getRow(columns, false));
+    } finally {
+      s._reset();
+    }
+    return rows;
   }
 
+  /** The first row, or undefined; the statement is reset after it (nothing stays open). */
   one(sql: string, params: readonly SqlValue[] = []): Row | undefined {
-    return this.all(sql, params)[0];
+    const p = this.prepared(sql);
+    if (!this.fast) return (p.stmt.all(params as SqlValue[]) as Row[])[0];
+    const s = p.stmt as unknown as StatementInternals;
+    s._bind(params);
+    try {
+      if (!s._step()) return undefined;
+      return s._getRow((p.columns ??= s._getColumnNames()), false);
+    } finally {
+      s._reset();
+    }
   }
 
   /** Runs a write; returns the number of rows changed. */
   run(sql: string, params: readonly SqlValue[] = []): number {
-    return this.statement(sql).run(params as SqlValue[]).changes;
+    return this.prepared(sql).stmt.run(params as SqlValue[]).changes;
   }
 
   /**
-   * Runs `fn` in one transaction (BEGIN IMMEDIATE … COMMIT); any throw rolls everything back.
+   * Runs `fn` as one atomic write, committed before this returns (with any deferred writes still
+   * waiting for their group commit); any throw undoes `fn`'s writes and nothing else.
    * `fn` must be synchronous: nothing else runs until it returns.
    */
   transaction<T>(fn: () => T): T {
-    // Prepared once, like every statement (exec would parse the SQL on every call).
-    this.statement('BEGIN IMMEDIATE').run();
-    try {
-      const out = fn();
-      this.statement('COMMIT').run();
-      return out;
-    } catch (err) {
-      if (this.db.inTransaction) this.db.exec('ROLLBACK');
-      throw err;
+    const out = this.write(fn);
+    if (this.depth === 0) this.commit();
+    return out;
+  }
+
+  /**
+   * Runs `fn` as one atomic write in the open group transaction, committed at the end of this
+   * event-loop turn together with every other write of the turn; await `durable()` to know it is
+   * on disk. Any throw undoes `fn`'s writes and nothing else.
+   */
+  deferred<T>(fn: () => T): T {
+    const out = this.write(fn);
+    if (this.depth === 0 && this.open && !this.commitScheduled) {
+      this.commitScheduled = true;
+      setImmediate(() => this.flush());
     }
+    return out;
+  }
+
+  /** Resolves once every write made so far is committed; rejects if their commit failed. */
+  durable(): Promise<void> {
+    if (!this.open) return Promise.resolve();
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
   close(): void {
     if (this.closed) return;
+    if (this.open) this.flush();
     this.closed = true;
-    for (const s of this.statements.values()) s.finalize();
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    for (const p of this.statements.values()) p.stmt.finalize();
     this.statements.clear();
+    this.rows.clear();
     this.db.close();
     if (this.lockPath) rmSync(this.lockPath, { force: true });
   }
-}
 
+  // ------------------------------------------------------------------ internals
+
+  private exec1(sql: string): void {
+    this.prepared(sql).stmt.run();
+  }
+
+  private write<T>(fn: () => T): T {
+    if (this.closed) throw new Error('embedded store: the database is closed');
+    const opened = !this.open;
+    if (opened) {
+      this.exec1('BEGIN IMMEDIATE');
+      this.open = true;
+    }
+    this.exec1('SAVEPOINT w');
+    this.depth++;
+    try {
+      const out = fn();
+      this.exec1('RELEASE w');
+      return out;
+    } catch (err) {
+      this.undo(opened);
+      throw err;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /** Undoes the failed write only; writes of others in the open group stay. */
+  private undo(opened: boolean): void {
+    this.rows.clear();
+    if (!this.db.inTransaction) {
+      // SQLite rolled the whole transaction back itself (I/O error, full disk): the group is lost.
+      this.endGroup(new Error('embedded store: a write failed and its transaction was rolled back'));
+      return;
+    }
+    if (opened && this.depth === 1) {
+      // Nobody else wrote in this group (nothing interleaves a synchronous write).
+      this.db.exec('ROLLBACK');
+      this.open = false;
+      return;
+    }
+    this.exec1('ROLLBACK TO w');
+    this.exec1('RELEASE w');
+  }
+
+  private flush(): void {
+    this.commitScheduled = false;
+    if (!this.open || this.depth > 0) return;
+    try {
+      this.commit();
+    } catch (err) {
+      if (this.waiters.length === 0) this.onCommitError?.(err);
+    }
+  }
+
+  /** Commits the open group; on failure rolls it back and fails its waiters (and throws). */
+  private commit(): void {
+    if (!this.open) return;
+    try {
+      this.exec1('COMMIT');
+    } catch (err) {
+      this.rows.clear();
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.endGroup(err);
+      throw err;
+    }
+    this.commits++;
+    this.commitsSinceCheckpoint++;
+    this.lastCommitAt = Date.now();
+    this.endGroup();
+  }
+
+  private endGroup(err?: unknown): void {
+    this.open = false;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) {
+      if (err === undefined) w.resolve();
+      else w.reject(err);
+    }
+  }
+
+  /** The timer's checkpoint: when idle, or when the WAL grew past its bound under load. */
+  private checkpointIfDue(): void {
+    if (this.closed || this.open || this.commitsSinceCheckpoint === 0) return;
+    if (Date.now() - this.lastCommitAt < IDLE_CHECKPOINT_MS && this.walBytes() < MAX_WAL_BYTES) return;
+    this.checkpoint();
+  }
+
+  /** Copies the WAL into the database file (PASSIVE: there is no other reader to wait for). */
+  checkpoint(): void {
+    if (this.closed || this.open) return;
+    this.db.all('PRAGMA wal_checkpoint(PASSIVE)');
+    this.commitsSinceCheckpoint = 0;
+    this.checkpoints++;
+  }
+
+  private walBytes(): number {
+    try {
+      return this.walPath ? statSync(this.walPath).size : 0;
+    } catch {
+      return 0;
+    }
+  }
+}
 /**
  * One gateway per state directory. A lock file naming a live process refuses the start; one left
  * by a killed process is taken over, together with the VFS's own lock directory it left behind.

@@ -1,7 +1,17 @@
 /**
- * The governance ledger on the embedded database: one SQLite transaction per ledger write.
- * Conditions are checked on the rows as they are before the write; the first failure rolls the
- * whole write back and is reported like a cancelled DynamoDB transaction (every failed item).
+ * The governance ledger on the embedded database: one atomic write (a savepoint of the group
+ * commit, database.ts) per ledger write. Conditions are checked on the rows as they are before
+ * the write; the first failure undoes the whole write and is reported like a cancelled DynamoDB
+ * transaction (every failed item).
+ *
+ * A reservation is on disk before `write` returns (the provider is called only after it; a
+ * failed commit fails it closed). A settle, release or reclaim joins the group commit of its
+ * event-loop turn without waiting: the router writes the request's usage record right after its
+ * settle and waits for that (embedded-router-store.ts), so both share one commit, before the
+ * answer completes.
+ *
+ * Statements per write: the reservation's insert or delete (its changed-row count is its
+ * condition), one SELECT for every counter with ceilings, and one multi-row upsert of the counters.
  */
 import { COUNTER_FIELDS, CounterField, CounterUpdate, CounterValues, GovernanceLedger, LedgerResult, LedgerWrite, ReservationRecord } from '../../lambda/core/governance/ledger';
 import { LedgerGovernance, LedgerGovernanceOptions, microsOfUsd } from '../../lambda/core/governance/ledger-governance';
@@ -16,13 +26,35 @@ class Refused extends Error {
   }
 }
 
-const UPSERT = (() => {
+/** One multi-row upsert of `n` counter updates (a field left NULL is not touched). */
+const upsertSql = (() => {
   const cols = COUNTER_FIELDS.join(', ');
   const sets = COUNTER_FIELDS.map((f) => `${f} = CASE WHEN excluded.${f} IS NULL THEN ${f} ELSE coalesce(${f}, 0) + excluded.${f} END`).join(', ');
-  return (
-    `INSERT INTO counters(pk, sk, ${cols}, expires_at, token_id) VALUES (?, ?, ${COUNTER_FIELDS.map(() => '?').join(', ')}, ?, ?) ` +
-    `ON CONFLICT(pk, sk) DO UPDATE SET ${sets}, expires_at = coalesce(expires_at, excluded.expires_at), token_id = coalesce(excluded.token_id, token_id)`
-  );
+  const row = `(?, ?, ${COUNTER_FIELDS.map(() => '?').join(', ')}, ?, ?)`;
+  const bySize = new Map<number, string>();
+  return (n: number): string => {
+    let sql = bySize.get(n);
+    if (!sql) {
+      sql =
+        `INSERT INTO counters(pk, sk, ${cols}, expires_at, token_id) VALUES ${Array.from({ length: n }, () => row).join(', ')} ` +
+        `ON CONFLICT(pk, sk) DO UPDATE SET ${sets}, expires_at = coalesce(expires_at, excluded.expires_at), token_id = coalesce(excluded.token_id, token_id)`;
+      bySize.set(n, sql);
+    }
+    return sql;
+  };
+})();
+
+/** One SELECT of `n` counters by key. */
+const selectSql = (() => {
+  const bySize = new Map<number, string>();
+  return (n: number): string => {
+    let sql = bySize.get(n);
+    if (!sql) {
+      sql = `SELECT * FROM counters WHERE (pk, sk) IN (VALUES ${Array.from({ length: n }, () => '(?, ?)').join(', ')})`;
+      bySize.set(n, sql);
+    }
+    return sql;
+  };
 })();
 
 export class EmbeddedGovernanceLedger implements GovernanceLedger {
@@ -30,12 +62,13 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
 
   async write(w: LedgerWrite): Promise<LedgerResult> {
     try {
-      this.db.transaction(() => this.apply(w));
-      return { ok: true };
+      this.db.deferred(() => this.apply(w));
     } catch (err) {
       if (err instanceof Refused) return err.result;
       throw err;
     }
+    if (w.reservation && 'put' in w.reservation) await this.db.durable();
+    return { ok: true };
   }
 
   async expiredReservations(tenantId: string, nowSec: number, limit: number): Promise<ReservationRecord[]> {
@@ -63,39 +96,47 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
   }
 
   private apply(w: LedgerWrite): void {
+    // The reservation first: its changed-row count is its condition (a refused write is undone).
     let reservationFailed = false;
     const r = w.reservation;
     if (r && 'put' in r) {
-      reservationFailed = this.db.one('SELECT 1 AS x FROM reservations WHERE pk = ? AND sk = ?', [r.put.key.pk, r.put.key.sk]) !== undefined;
+      const p = r.put;
+      reservationFailed =
+        this.db.run('INSERT INTO reservations(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(pk, sk) DO NOTHING', [
+          p.key.pk,
+          p.key.sk,
+          p.reclaimAfter,
+          p.expiresAt,
+          JSON.stringify(p),
+        ]) === 0;
     } else if (r) {
-      const row = this.db.one('SELECT reclaim_after FROM reservations WHERE pk = ? AND sk = ?', [r.delete.pk, r.delete.sk]);
-      reservationFailed = !row || (r.reclaimableAt !== undefined && !(Number(row.reclaim_after) < r.reclaimableAt));
+      const changed =
+        r.reclaimableAt === undefined
+          ? this.db.run('DELETE FROM reservations WHERE pk = ? AND sk = ?', [r.delete.pk, r.delete.sk])
+          : this.db.run('DELETE FROM reservations WHERE pk = ? AND sk = ? AND reclaim_after < ?', [r.delete.pk, r.delete.sk, r.reclaimableAt]);
+      reservationFailed = changed === 0;
     }
-    const failed: { index: number; item?: CounterValues }[] = [];
-    w.counters.forEach((u, index) => {
-      if (!u.ceilings) return;
-      const row = this.db.one('SELECT * FROM counters WHERE pk = ? AND sk = ?', [u.key.pk, u.key.sk]);
-      const over = (Object.entries(u.ceilings) as [CounterField, number][]).some(([f, max]) => row && row[f] !== null && Number(row[f]) > max);
-      if (over) failed.push({ index, item: row ? valuesOf(row) : undefined });
-    });
+    const failed = this.failedCeilings(w.counters);
     if (reservationFailed || failed.length > 0) throw new Refused({ ok: false, reservationFailed, failed });
-
-    if (r && 'put' in r) {
-      this.db.run('INSERT INTO reservations(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?)', [
-        r.put.key.pk,
-        r.put.key.sk,
-        r.put.reclaimAfter,
-        r.put.expiresAt,
-        JSON.stringify(r.put),
-      ]);
-    } else if (r) {
-      this.db.run('DELETE FROM reservations WHERE pk = ? AND sk = ?', [r.delete.pk, r.delete.sk]);
-    }
-    for (const u of w.counters) this.upsert(u);
+    if (w.counters.length === 0) return;
+    const params: (string | number | null)[] = [];
+    for (const u of w.counters) params.push(u.key.pk, u.key.sk, ...COUNTER_FIELDS.map((f) => u.add[f] ?? null), u.expiresAt ?? null, u.tokenId ?? null);
+    this.db.run(upsertSql(w.counters.length), params);
   }
 
-  private upsert(u: CounterUpdate): void {
-    this.db.run(UPSERT, [u.key.pk, u.key.sk, ...COUNTER_FIELDS.map((f) => u.add[f] ?? null), u.expiresAt ?? null, u.tokenId ?? null]);
+  /** Updates whose ceilings the stored counters exceed, read with one SELECT. */
+  private failedCeilings(counters: readonly CounterUpdate[]): { index: number; item?: CounterValues }[] {
+    const checked = counters.flatMap((u, index) => (u.ceilings ? [{ u, index }] : []));
+    if (checked.length === 0) return [];
+    const rows = new Map<string, Row>();
+    for (const row of this.db.all(selectSql(checked.length), checked.flatMap(({ u }) => [u.key.pk, u.key.sk]))) rows.set(`${String(row.pk)}\0${String(row.sk)}`, row);
+    const failed: { index: number; item?: CounterValues }[] = [];
+    for (const { u, index } of checked) {
+      const row = rows.get(`${u.key.pk}\0${u.key.sk}`);
+      const over = (Object.entries(u.ceilings!) as [CounterField, number][]).some(([f, max]) => row && row[f] !== null && Number(row[f]) > max);
+      if (over) failed.push({ index, item: row ? valuesOf(row) : undefined });
+    }
+    return failed;
   }
 }
 

@@ -1,9 +1,12 @@
 /**
  * RouterStore on the embedded database: the request's token, tenant, default secrets and
- * governance counters by primary key (a handful of indexed point reads, no scan), and usage
- * records appended one row each, outside any transaction. Rows are returned unparsed (the router
- * authenticates before it parses anything); a body that is not a JSON object comes back as an
- * empty item, which the router's parsers refuse like any other malformed row.
+ * governance counters by primary key (point reads, no scan; token, tenant, secret and erasure-key
+ * rows through the database's exact row cache, row-cache.ts), and usage records appended one row
+ * each in the group commit (database.ts), awaited: the record, and the settle written just before
+ * it, are on disk when putUsage returns. Rows are returned unparsed (the router authenticates
+ * before it parses anything); a body that is not a JSON object comes back as an empty item,
+ * which the router's parsers refuse like any other malformed row. Every item is parsed afresh
+ * for each request (the cache holds text, never an object a caller could change).
  */
 import { counterId, CounterKey } from '../../lambda/core/router/governance';
 import type { RawItem, RequestContextRead, RouterStore } from '../../lambda/core/router/router-store';
@@ -27,16 +30,16 @@ export class EmbeddedRouterStore implements RouterStore {
     counterKeys: readonly CounterKey[] = [],
     previousVerifier?: string,
   ): Promise<RequestContextRead> {
-    const token = rawItem(this.db.one('SELECT body FROM tokens WHERE verifier = ?', [verifier])?.body);
-    const previousToken = previousVerifier === undefined ? undefined : rawItem(this.db.one('SELECT body FROM tokens WHERE verifier = ?', [previousVerifier])?.body);
-    const tenant = rawItem(this.db.one('SELECT body FROM tenants WHERE tenant_id = ?', [tenantId])?.body);
+    const token = rawItem(this.tokenBody(verifier));
+    const previousToken = previousVerifier === undefined ? undefined : rawItem(this.tokenBody(previousVerifier));
+    const tenant = rawItem(this.cached(JSON.stringify(['tenant', tenantId]), 'SELECT body FROM tenants WHERE tenant_id = ?', [tenantId]));
     // Keyed by the key each row was read under, never by what the row claims to be.
     const secrets = new Map<string, RawItem>();
     for (const provider of providers) {
-      const row = this.db.one("SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = 'default'", [tenantId, provider]);
-      if (row) secrets.set(secretSlotOf(provider, 'default'), rawItem(row.body)!);
+      const body = this.cached(JSON.stringify(['secret', tenantId, provider, 'default']), "SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = 'default'", [tenantId, provider]);
+      if (body !== undefined) secrets.set(secretSlotOf(provider, 'default'), rawItem(body)!);
     }
-    const erasureKey = rawItem(this.db.one('SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId])?.body);
+    const erasureKey = rawItem(this.cached(JSON.stringify(['erasure', tenantId]), 'SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId]));
     const counters = new Map<string, Record<string, unknown>>();
     for (const k of counterKeys) {
       const row = this.db.one('SELECT * FROM counters WHERE pk = ? AND sk = ?', [k.pk, k.sk]);
@@ -51,20 +54,35 @@ export class EmbeddedRouterStore implements RouterStore {
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined> {
-    return rawItem(this.db.one('SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name])?.body);
+    return rawItem(this.cached(JSON.stringify(['secret', tenantId, provider, name]), 'SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]));
   }
 
   async putUsage(record: UsageRecord): Promise<void> {
     const expiresAt = Math.floor(Date.parse(record.at) / 1000) + USAGE_RETENTION_SECONDS;
     // Keyed like the DynamoDB item (tenant, `<at>#<requestId>`): a second write of one key replaces it.
-    this.db.run('INSERT OR REPLACE INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', [
-      record.tenantId,
-      usageRecordKey(record).sk,
-      record.at,
-      record.requestId,
-      expiresAt,
-      JSON.stringify(record),
-    ]);
+    this.db.deferred(() =>
+      this.db.run('INSERT OR REPLACE INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', [
+        record.tenantId,
+        usageRecordKey(record).sk,
+        record.at,
+        record.requestId,
+        expiresAt,
+        JSON.stringify(record),
+      ]),
+    );
+    await this.db.durable();
+  }
+
+  private tokenBody(verifier: string): string | undefined {
+    return this.cached(JSON.stringify(['token', verifier]), 'SELECT body FROM tokens WHERE verifier = ?', [verifier]);
+  }
+
+  /** A row's body (as text) through the row cache, keyed unambiguously by table and key. */
+  private cached(key: string, sql: string, params: readonly string[]): string | undefined {
+    return this.db.rows.get(key, () => {
+      const body = this.db.one(sql, params)?.body;
+      return body === undefined || body === null ? undefined : String(body);
+    });
   }
 }
 

@@ -1,0 +1,57 @@
+/**
+ * An exact in-process cache of the rows a request reads by key and that change only through
+ * vault and admin writes: tenants, tokens, secrets (sealed, never a plaintext key) and erasure
+ * keys. Exact, not "fresh enough": only this process writes the database (EXCLUSIVE lock and a
+ * lock file), and EmbeddedDatabase clears the whole cache before any statement that might change
+ * one of those tables runs, and on every rollback, so the very next read after a revocation,
+ * a secret rotation, a policy change or an offboarding goes to SQLite. Writes to those tables
+ * are rare; clearing everything keeps the rule simple enough to be obviously right.
+ *
+ * Entries are the stored body text (or undefined for "no row"); callers parse their own copy.
+ */
+
+/**
+ * Statements that may leave the cache in place: reads (a SELECT cannot write: no user function
+ * is registered), transaction control, and writes whose target is one of the request path's own
+ * tables (a SQLite write changes only its target table: the schema has no trigger, which the
+ * database refuses to create, and no foreign keys). Everything else (a write to a cached table,
+ * DDL, ROLLBACK, anything not recognised) clears it.
+ */
+const KEEPS_CACHE =
+  /^\s*(?:SELECT\b|(?:BEGIN IMMEDIATE|COMMIT|SAVEPOINT \w+|RELEASE \w+)$|PRAGMA wal_checkpoint\b|(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:counters|reservations|usage|response_cache|audit|meta)\b)/i;
+
+/** A statement that could create a trigger (which could write a cached table behind a write to another). */
+export const CREATES_TRIGGER = /^\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?TRIGGER\b/i;
+
+export function invalidatesRowCache(sql: string): boolean {
+  return !KEEPS_CACHE.test(sql);
+}
+
+/** Entries kept before the cache starts over (a bound, not an eviction policy: rows are small). */
+const MAX_ENTRIES = 50_000;
+const MISSING = Symbol('no row');
+
+export class RowCache {
+  private readonly entries = new Map<string, string | typeof MISSING>();
+  /** Clears so far (tests). */
+  clears = 0;
+
+  /** The cached body of `key`, else `load()`'s (cached). Undefined: no row. */
+  get(key: string, load: () => string | undefined): string | undefined {
+    const hit = this.entries.get(key);
+    if (hit !== undefined) return hit === MISSING ? undefined : hit;
+    const body = load();
+    if (this.entries.size >= MAX_ENTRIES) this.entries.clear();
+    this.entries.set(key, body === undefined ? MISSING : body);
+    return body;
+  }
+
+  clear(): void {
+    if (this.entries.size > 0) this.entries.clear();
+    this.clears++;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
