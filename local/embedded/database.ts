@@ -262,7 +262,13 @@ export class EmbeddedDatabase {
     if (this.open) this.flush();
     this.closed = true;
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
-    for (const p of this.statements.values()) p.stmt.finalize();
+    for (const p of this.statements.values()) {
+      try {
+        p.stmt.finalize();
+      } catch {
+        // finalize repeats the statement's last failure (a refused write); it is finalized anyway.
+      }
+    }
     this.statements.clear();
     this.rows.clear();
     this.db.close();

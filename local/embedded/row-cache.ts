@@ -54,4 +54,9 @@ export class RowCache {
   get size(): number {
     return this.entries.size;
   }
+
+  /** The cached bodies (tests: what the cache holds is what the table holds, sealed). */
+  bodies(): string[] {
+    return [...this.entries.values()].filter((v): v is string => v !== MISSING);
+  }
 }

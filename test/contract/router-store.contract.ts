@@ -101,5 +101,121 @@ export function routerStoreContract(name: string, factory: BackendFactory): void
       expect(stored.map((r) => r.requestId)).toEqual(['req-a', 'req-b', 'req-c']);
       expect(stored[0]).toMatchObject(a);
     });
+
+    // The embedded adapter reads these rows through an in-process cache (local/embedded/row-cache.ts):
+    // every change below must be seen by the very next read, as DynamoDB's strongly consistent read does.
+    describe('every change is seen by the very next read (no stale token, tenant, secret or erasure key)', () => {
+      const ev = (type: string) => ({ type, actor: 'contract-test', details: {} });
+      const setup = async (prefix: string) => {
+        const id = freshTenantId(prefix);
+        const admin = tokenRecord(id, 'tenant-admin');
+        await b.store.createTenant(tenantRecord(id, b.region), admin, ev('tenant.created'));
+        const inv = tokenRecord(id, 'invoke');
+        await b.store.putToken(inv, ev('token.created'));
+        const secret = sealedSecret(id, b.region, b.keyArn, 'openai', 'default');
+        await b.store.putSecret(secretWrite(secret), ev('secret.created'));
+        await b.store.ensureErasureKey(id, Buffer.alloc(32, 7));
+        // Warm: the rows are read (and, in the embedded adapter, cached) before each change.
+        const warm = await b.routerStore.loadRequestContext(inv.verifier, id, ['openai'], []);
+        expect(warm.token).toEqual(inv);
+        expect(warm.secrets.get('openai#default')).toEqual(secret);
+        expect(warm.erasureKey).toBeDefined();
+        return { id, admin, inv, secret, read: () => b.routerStore.loadRequestContext(inv.verifier, id, ['openai'], []) };
+      };
+
+      test('a revoked token is gone on the next read', async () => {
+        const t = await setup('rcrev');
+        expect(await b.store.deleteToken(t.id, t.inv.tokenId, ev('token.revoked'))).toBe(true);
+        expect((await t.read()).token).toBeUndefined();
+      });
+
+      test('a replaced token: the old verifier finds nothing, the new one its record', async () => {
+        const t = await setup('rcrep');
+        const next = tokenRecord(t.id, 'invoke');
+        expect(await b.store.replaceToken(next, t.inv.tokenId, ev('token.rotated'))).toBe(true);
+        expect((await t.read()).token).toBeUndefined();
+        expect((await b.routerStore.loadRequestContext(next.verifier, t.id, [], [])).token).toEqual(next);
+      });
+
+      test('changed token limits are read at once', async () => {
+        const t = await setup('rclim');
+        await b.store.updateTokenLimits(t.id, t.inv.tokenId, { rpm: 1 }, ev('token.limits'));
+        expect((await t.read()).token).toMatchObject({ tokenId: t.inv.tokenId, limits: { rpm: 1 } });
+      });
+
+      test('a rotated secret reads as its new version; a deleted one is gone (default and named reads)', async () => {
+        const t = await setup('rcsec');
+        expect(await b.routerStore.getSecret(t.id, 'openai', 'default')).toEqual(t.secret);
+        const v2 = sealedSecret(t.id, b.region, b.keyArn, 'openai', 'default', 2);
+        await b.store.putSecret(secretWrite(v2, 1), ev('secret.rotated'));
+        const after = await t.read();
+        expect(after.secrets.get('openai#default')).toEqual(v2);
+        expect(after.tenant?.secretVersions).toEqual({ 'openai#default': { version: 2 } });
+        expect(await b.routerStore.getSecret(t.id, 'openai', 'default')).toEqual(v2);
+        expect(await b.store.deleteSecret(t.id, 'openai', 'default', ev('secret.deleted'))).toBe(true);
+        expect((await t.read()).secrets.size).toBe(0);
+        expect(await b.routerStore.getSecret(t.id, 'openai', 'default')).toBeUndefined();
+      });
+
+      test('a rewrapped secret (root-key migration) reads as its rewrapped row', async () => {
+        const t = await setup('rcwrap');
+        const after = { ...t.secret, wrappedKey: Buffer.alloc(64, 3).toString('base64') };
+        expect(await b.store.rewrapSecret(t.secret, after, ev('secret.rewrapped'))).toBe(true);
+        expect((await t.read()).secrets.get('openai#default')).toEqual(after);
+      });
+
+      test('a changed policy is read at once', async () => {
+        const t = await setup('rcpol');
+        await b.store.updatePolicy(t.id, { monthlyBudgetUsd: 1 }, ev('policy.updated'));
+        expect((await t.read()).tenant?.policy).toEqual({ monthlyBudgetUsd: 1 });
+      });
+
+      test('an offboarded tenant: tenant offboarded, tokens, secrets and erasure key gone, on the next read', async () => {
+        const t = await setup('rcoff');
+        await b.store.offboardTenant(t.id, (c) => ({ type: 'tenant.offboarded', actor: 'contract-test', details: { ...c } }));
+        const after = await t.read();
+        expect(after.tenant).toMatchObject({ status: 'offboarded' });
+        expect(after.token).toBeUndefined();
+        expect(after.secrets.size).toBe(0);
+        expect(after.erasureKey).toBeUndefined();
+        expect((await b.routerStore.loadRequestContext(t.admin.verifier, t.id, [], [])).token).toBeUndefined();
+      });
+
+      test('a token moved to a new pepper verifier: the old verifier finds nothing, the new one the moved record', async () => {
+        const t = await setup('rcpep');
+        const to = { version: 2, verifier: 'f'.repeat(64) };
+        expect(await b.routerStore.moveTokenVerifier((await t.read()).token!, to)).toBe(true);
+        expect((await t.read()).token).toBeUndefined();
+        expect((await b.routerStore.loadRequestContext(to.verifier, t.id, [], [])).token).toMatchObject({ tokenId: t.inv.tokenId, verifier: to.verifier, pepperVersion: 2 });
+      });
+
+      test("a token's factor update (factor rotation) is read at once", async () => {
+        const t = await setup('rcfac');
+        const factorKey = { publicKey: Buffer.alloc(32, 5).toString('base64'), tag: Buffer.alloc(32, 6).toString('base64'), generation: 3 };
+        expect(await b.store.updateTokenFactor(t.id, t.inv.verifier, { factorKey })).toBe(true);
+        expect((await t.read()).token).toMatchObject({ factorKey });
+      });
+
+      test('rows changed under the store by another writer (raw rows) are never served stale', async () => {
+        const t = await setup('rcraw');
+        const planted = sealedSecret(t.id, b.region, b.keyArn, 'openai', 'default', 9);
+        await b.raw.putSecretRow(t.id, 'openai', 'default', { ...planted });
+        expect((await t.read()).secrets.get('openai#default')).toEqual(planted);
+        await b.raw.deleteSecretRow(t.id, 'openai', 'default');
+        expect((await t.read()).secrets.size).toBe(0);
+        await b.raw.putErasureKeyItem(t.id, { key: Buffer.alloc(32, 1).toString('base64'), createdAt: '2026-01-01T00:00:00.000Z' });
+        expect((await t.read()).erasureKey).toMatchObject({ key: Buffer.alloc(32, 1).toString('base64') });
+      });
+
+      test('an item handed out is a copy: changing it does not change the next read', async () => {
+        const t = await setup('rccopy');
+        const first = await t.read();
+        (first.token as Record<string, unknown>).role = 'tenant-admin';
+        (first.secrets.get('openai#default') as Record<string, unknown>).tenant = 'someone-else';
+        const again = await t.read();
+        expect(again.token).toEqual(t.inv);
+        expect(again.secrets.get('openai#default')).toEqual(t.secret);
+      });
+    });
   });
 }

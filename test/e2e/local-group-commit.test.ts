@@ -1,0 +1,114 @@
+/**
+ * The embedded store's group commit and row cache seen through the local gateway (in-process,
+ * embedded backend, fake OpenAI on loopback): a governed request's reservation is committed
+ * before the provider is called, its settle and its usage record share one commit, and that
+ * commit is done before the answer's last byte; the row cache holds sealed rows only (a canary
+ * provider key never appears in it), and a revoked token is refused on the very next request.
+ *
+ * The "one commit" claim holds because the router's end stage goes from the settle to putUsage
+ * without waiting for a macrotask (local/embedded/database.ts); if this test fails after a change
+ * to lambda/core/router/router-app.ts, that change made the end stage wait between them.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jsonLogger } from '../../lambda/core/logger';
+import { EmbeddedDatabase } from '../../local/embedded/database';
+import { LocalGateway, startLocalGateway } from '../../local/gateway';
+import { canaryHits, makeCanary } from '../support/canary';
+import { FakeProviders, startFakeProviders } from '../support/fake-providers';
+
+const CANARY = makeCanary('groupcommit');
+let fakes: FakeProviders;
+let gw: LocalGateway;
+let db: EmbeddedDatabase | undefined;
+let admin: string;
+let invoke: string;
+const dir = mkdtempSync(join(tmpdir(), 'sr-group-'));
+/** Every write statement the gateway's database ran, with the commits done before it. */
+const writes: { sql: string; commitsBefore: number; at: number }[] = [];
+const realRun = EmbeddedDatabase.prototype.run;
+
+async function http(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: any; requestId: string | null }> {
+  const res = await fetch(`${gw.url}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined, requestId: res.headers.get('x-request-id') };
+}
+
+beforeAll(async () => {
+  jest.spyOn(EmbeddedDatabase.prototype, 'run').mockImplementation(function (this: EmbeddedDatabase, sql, params) {
+    db = this;
+    writes.push({ sql, commitsBefore: this.commits, at: Date.now() });
+    return realRun.call(this, sql, params);
+  });
+  fakes = await startFakeProviders();
+  fakes.setKey('openai', CANARY);
+  gw = await startLocalGateway({ port: 0, stateDir: dir, providers: { openai: { kind: 'openai', baseUrl: fakes.openai.baseUrl } }, log: jsonLogger('local', () => undefined) });
+  admin = (await http('POST', '/admin/tenants', { tenantId: 'group', mode: 'managed', policy: { monthlyBudgetUsd: 10 } })).json.token;
+  expect((await http('POST', '/vault/secrets', { provider: 'openai', apiKey: CANARY }, admin)).status).toBe(201);
+  invoke = (await http('POST', '/vault/tokens', { role: 'invoke', label: 'app' }, admin)).json.token;
+}, 60_000);
+afterAll(async () => {
+  await gw?.stop();
+  await fakes?.close();
+  jest.restoreAllMocks();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const chat = (token: string) => http('POST', '/v1/chat/completions', { model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'hello' }] }, token);
+
+test("a governed request: reservation committed before the provider call, settle and usage record in one commit, done before the answer's last byte", async () => {
+  writes.length = 0;
+  const r = await chat(invoke);
+  expect(r.status).toBe(200);
+  const answeredCommits = db!.commits;
+  const reserve = writes.find((w) => w.sql.startsWith('INSERT INTO reservations'));
+  const settle = writes.find((w) => w.sql.startsWith('DELETE FROM reservations'));
+  const usage = writes.find((w) => w.sql.startsWith('INSERT OR REPLACE INTO usage'));
+  expect([reserve, settle, usage].every(Boolean)).toBe(true);
+  // The reservation's commit came before the settle (so before the provider, which the router
+  // calls only once the reservation is written and durable).
+  expect(settle!.commitsBefore).toBeGreaterThan(reserve!.commitsBefore);
+  expect(fakes.openai.requests.length).toBeGreaterThan(0);
+  // No commit between the settle and the usage record: one commit holds both.
+  expect(usage!.commitsBefore).toBe(settle!.commitsBefore);
+  // And it was done when the client had the whole answer.
+  expect(answeredCommits).toBeGreaterThan(usage!.commitsBefore);
+  const stored = db!.all("SELECT body FROM usage WHERE request_id = ?", [r.requestId!]);
+  expect(stored).toHaveLength(1);
+  expect(db!.all("SELECT sk FROM reservations WHERE pk = 'RESV#group'")).toEqual([]);
+});
+
+test('16 concurrent requests share commits (fewer commits than writes), none lost', async () => {
+  const before = db!.commits;
+  writes.length = 0;
+  const results = await Promise.all(Array.from({ length: 16 }, () => chat(invoke)));
+  expect(results.map((r) => r.status)).toEqual(Array(16).fill(200));
+  const ledgerAndUsage = writes.filter((w) => /^(INSERT INTO reservations|DELETE FROM reservations|INSERT OR REPLACE INTO usage)/.test(w.sql)).length;
+  expect(ledgerAndUsage).toBe(48);
+  expect(db!.commits - before).toBeLessThan(ledgerAndUsage);
+  for (const r of results) expect(db!.all('SELECT 1 AS x FROM usage WHERE request_id = ?', [r.requestId!])).toHaveLength(1);
+});
+
+test('the row cache holds sealed rows only: the provider key never appears in it, in any encoding', async () => {
+  expect((await chat(invoke)).status).toBe(200);
+  const bodies = db!.rows.bodies();
+  expect(bodies.some((b) => b.includes('"ciphertext"'))).toBe(true); // the sealed secret row is cached
+  expect(canaryHits(bodies.join('\n'), [CANARY])).toEqual([]);
+});
+
+test('a token revoked through the vault is refused on the very next request; a new policy applies to the very next request', async () => {
+  const extra = await http('POST', '/vault/tokens', { role: 'invoke', label: 'doomed' }, admin);
+  expect((await chat(extra.json.token)).status).toBe(200); // read, and cached
+  expect((await http('DELETE', `/vault/tokens/${extra.json.tokenId}`, undefined, admin)).status).toBeLessThan(300);
+  expect((await chat(extra.json.token)).status).toBe(401);
+  expect((await chat(invoke)).status).toBe(200);
+  // A budget below any request's reservation: the very next call is refused for it.
+  expect((await http('PUT', '/admin/tenants/group/policy', { policy: { monthlyBudgetUsd: 0.000001 } }, admin)).status).toBeLessThan(300);
+  const denied = await chat(invoke);
+  expect([denied.status, denied.json?.error?.code]).toEqual([429, 'budget_exceeded']);
+});

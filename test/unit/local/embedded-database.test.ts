@@ -1,0 +1,192 @@
+/**
+ * EmbeddedDatabase's own rules (local/embedded/database.ts, row-cache.ts): group commit (one
+ * commit per event-loop turn, each write atomic on its own, `durable()` after the commit),
+ * checkpoints never at COMMIT, and the row cache's invalidation, including the adversarial
+ * cases: a rolled-back write, statements the cache does not know, triggers.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Database } from 'node-sqlite3-wasm';
+import { DATABASE_FILE, EmbeddedDatabase } from '../../../local/embedded/database';
+import { invalidatesRowCache } from '../../../local/embedded/row-cache';
+
+const dirs: string[] = [];
+const fresh = () => {
+  const d = mkdtempSync(join(tmpdir(), 'sr-edb-'));
+  dirs.push(d);
+  return d;
+};
+let db: EmbeddedDatabase;
+beforeEach(() => {
+  db = new EmbeddedDatabase({ dir: fresh() });
+});
+afterEach(() => db.close());
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const putMeta = (name: string) => db.run('INSERT INTO meta(name, value) VALUES (?, ?)', [name, 'v']);
+const metaNames = () => db.all('SELECT name FROM meta ORDER BY name').map((r) => r.name);
+const nextTurn = () => new Promise((r) => setImmediate(r));
+
+describe('group commit', () => {
+  test('deferred writes of one turn are visible at once and committed together at the end of the turn; durable() resolves after that commit', async () => {
+    const before = db.commits;
+    db.deferred(() => putMeta('a'));
+    db.deferred(() => putMeta('b'));
+    expect(metaNames()).toEqual(['a', 'b']);
+    expect(db.commits).toBe(before);
+    await db.durable();
+    expect(db.commits).toBe(before + 1);
+    await expect(db.durable()).resolves.toBeUndefined(); // nothing pending
+  });
+
+  test('a deferred write that throws undoes itself only; the others of its turn commit', async () => {
+    db.deferred(() => putMeta('kept'));
+    expect(() =>
+      db.deferred(() => {
+        putMeta('undone');
+        throw new Error('refused');
+      }),
+    ).toThrow('refused');
+    expect(() => db.deferred(() => putMeta('kept'))).toThrow(/UNIQUE/); // a statement error undoes only its write too
+    await db.durable();
+    expect(metaNames()).toEqual(['kept']);
+  });
+
+  test('transaction() commits before it returns, with the deferred writes pending before it', async () => {
+    db.deferred(() => putMeta('deferred'));
+    const waiting = db.durable();
+    const before = db.commits;
+    db.transaction(() => putMeta('now'));
+    expect(db.commits).toBe(before + 1);
+    await waiting;
+    await nextTurn();
+    expect(db.commits).toBe(before + 1); // the scheduled commit found nothing left to do
+  });
+
+  test('a transaction that throws leaves nothing written and no transaction open; a nested one commits with its outer write only', async () => {
+    expect(() =>
+      db.transaction(() => {
+        putMeta('x');
+        throw new Error('no');
+      }),
+    ).toThrow('no');
+    expect(metaNames()).toEqual([]);
+    const before = db.commits;
+    db.transaction(() => {
+      putMeta('outer');
+      db.transaction(() => putMeta('inner'));
+      expect(db.commits).toBe(before); // not committed in the middle of the outer write
+    });
+    expect(db.commits).toBe(before + 1);
+    expect(metaNames()).toEqual(['inner', 'outer']);
+  });
+
+  test('the database is closed with its pending group committed', () => {
+    const dir = fresh();
+    const a = new EmbeddedDatabase({ dir });
+    a.deferred(() => a.run("INSERT INTO meta(name, value) VALUES ('closing', 'v')"));
+    a.close();
+    const b = new EmbeddedDatabase({ dir });
+    try {
+      expect(b.all('SELECT name FROM meta').map((r) => r.name)).toEqual(['closing']);
+    } finally {
+      b.close();
+    }
+  });
+});
+
+describe('checkpoints', () => {
+  test('no checkpoint at COMMIT: thousands of pages of commits stay in the WAL until the timer', () => {
+    const body = 'x'.repeat(3000);
+    for (let i = 0; i < 2500; i++) db.transaction(() => db.run('INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', ['t', `k${i}`, 'a', `r${i}`, 1, body]));
+    // wal_checkpoint reports the WAL's frames: with SQLite's default (1,000 pages) they would have been folded in.
+    const [row] = db.all('PRAGMA wal_checkpoint(PASSIVE)');
+    expect(Number(row.log)).toBeGreaterThan(2500);
+  });
+
+  test('the timer checkpoints once the gateway is idle', async () => {
+    db.transaction(() => putMeta('one'));
+    const before = db.checkpoints;
+    for (let i = 0; i < 50 && db.checkpoints === before; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(db.checkpoints).toBeGreaterThan(before);
+  });
+});
+
+describe('row cache', () => {
+  const tokenBody = () => db.rows.get('token:v', () => db.one('SELECT body FROM tokens WHERE verifier = ?', ['v'])?.body as string | undefined);
+
+  test('a write rolled back after its uncommitted row was read leaves nothing stale behind', () => {
+    db.transaction(() => db.run("INSERT INTO tokens(verifier, tenant_id, token_id, body) VALUES ('v', 't', 'k', 'original')"));
+    expect(tokenBody()).toBe('original');
+    expect(() =>
+      db.transaction(() => {
+        db.run("UPDATE tokens SET body = 'uncommitted' WHERE verifier = 'v'");
+        expect(tokenBody()).toBe('uncommitted'); // read (and cached) inside the write
+        throw new Error('rolled back');
+      }),
+    ).toThrow('rolled back');
+    expect(tokenBody()).toBe('original');
+  });
+
+  test('a deferred write that fails after touching a cached table clears the cache too', () => {
+    db.transaction(() => db.run("INSERT INTO tokens(verifier, tenant_id, token_id, body) VALUES ('v', 't', 'k', 'original')"));
+    db.deferred(() => putMeta('other'));
+    expect(() =>
+      db.deferred(() => {
+        db.run("DELETE FROM tokens WHERE verifier = 'v'");
+        expect(tokenBody()).toBeUndefined();
+        throw new Error('refused');
+      }),
+    ).toThrow('refused');
+    expect(tokenBody()).toBe('original');
+  });
+
+  test.each([
+    'UPDATE tokens SET body = ? WHERE verifier = ?',
+    'DELETE FROM secrets WHERE tenant_id = ?',
+    'INSERT OR REPLACE INTO tenants(tenant_id, body) VALUES (?, ?)',
+    'REPLACE INTO erasure_keys(tenant_id, body) VALUES (?, ?)',
+    'INSERT INTO "tokens"(verifier, tenant_id, token_id, body) VALUES (?, ?, ?, ?)',
+    "WITH x AS (SELECT 1) UPDATE tokens SET body = 'y'",
+    'insert into tokens_shadow(x) values (1)',
+    'UPDATE OR REPLACE counters SET tokens = 1',
+    'ROLLBACK',
+    'ROLLBACK TO w',
+    'DROP TABLE tokens',
+    'ALTER TABLE secrets ADD COLUMN x',
+    'VACUUM',
+    'PRAGMA writable_schema = 1',
+    'ATTACH DATABASE ? AS other',
+  ])('a statement that may change a cached table clears the cache: %s', (sql) => {
+    expect(invalidatesRowCache(sql)).toBe(true);
+  });
+
+  test.each([
+    'SELECT body FROM tokens WHERE verifier = ?',
+    'BEGIN IMMEDIATE',
+    'COMMIT',
+    'SAVEPOINT w',
+    'RELEASE w',
+    'INSERT INTO reservations(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(pk, sk) DO NOTHING',
+    'INSERT INTO counters(pk, sk, tokens) VALUES (?, ?, ?) ON CONFLICT(pk, sk) DO UPDATE SET tokens = excluded.tokens',
+    'INSERT OR REPLACE INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)',
+    'DELETE FROM reservations WHERE pk = ? AND sk = ?',
+    'INSERT OR REPLACE INTO response_cache(key, tenant_id, expires_at, sealed) VALUES (?, ?, ?, ?)',
+  ])("the request path's own statements keep the cache: %s", (sql) => {
+    expect(invalidatesRowCache(sql)).toBe(false);
+  });
+
+  test('the store refuses to create a trigger, and refuses to open a database that holds one', () => {
+    expect(() => db.run("CREATE TRIGGER t AFTER INSERT ON usage BEGIN DELETE FROM tokens; END")).toThrow(/triggers are not allowed/);
+    expect(() => db.run("create temp trigger t after insert on usage begin delete from tokens; end")).toThrow(/triggers are not allowed/);
+    const dir = fresh();
+    new EmbeddedDatabase({ dir }).close();
+    rmSync(join(dir, `${DATABASE_FILE}.lock`), { recursive: true, force: true }); // the VFS's lock, as a killed process leaves it
+    const raw = new Database(join(dir, DATABASE_FILE));
+    raw.exec('PRAGMA locking_mode=EXCLUSIVE'); // the VFS has no shared memory for WAL
+    raw.exec('CREATE TRIGGER t AFTER INSERT ON usage BEGIN DELETE FROM tokens; END');
+    raw.close();
+    expect(() => new EmbeddedDatabase({ dir })).toThrow(/holds triggers/);
+  });
+});
