@@ -41,6 +41,7 @@ async function http(method: string, path: string, body?: unknown, token?: string
 
 beforeAll(async () => {
   jest.spyOn(EmbeddedDatabase.prototype, 'run').mockImplementation(function (this: EmbeddedDatabase, sql, params) {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the gateway opens its database inside startLocalGateway; this is how the test gets it
     db = this;
     writes.push({ sql, commitsBefore: this.commits, at: Date.now() });
     return realRun.call(this, sql, params);
