@@ -18,7 +18,7 @@ import { LedgerGovernance, LedgerGovernanceOptions, microsOfUsd } from '../../la
 import { reservationPk } from '../../lambda/core/governance/keys';
 import { usageRecordKey } from '../../lambda/core/router/usage-record';
 import type { EmbeddedDatabase, Row } from './database';
-import { parseJson } from './rows';
+import { countersByKeySql, parseJson } from './rows';
 
 class Refused extends Error {
   constructor(readonly result: Extract<LedgerResult, { ok: false }>) {
@@ -38,19 +38,6 @@ const upsertSql = (() => {
       sql =
         `INSERT INTO counters(pk, sk, ${cols}, expires_at, token_id) VALUES ${Array.from({ length: n }, () => row).join(', ')} ` +
         `ON CONFLICT(pk, sk) DO UPDATE SET ${sets}, expires_at = coalesce(expires_at, excluded.expires_at), token_id = coalesce(excluded.token_id, token_id)`;
-      bySize.set(n, sql);
-    }
-    return sql;
-  };
-})();
-
-/** One SELECT of `n` counters by key. */
-const selectSql = (() => {
-  const bySize = new Map<number, string>();
-  return (n: number): string => {
-    let sql = bySize.get(n);
-    if (!sql) {
-      sql = `SELECT * FROM counters WHERE (pk, sk) IN (VALUES ${Array.from({ length: n }, () => '(?, ?)').join(', ')})`;
       bySize.set(n, sql);
     }
     return sql;
@@ -129,7 +116,7 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
     const checked = counters.flatMap((u, index) => (u.ceilings ? [{ u, index }] : []));
     if (checked.length === 0) return [];
     const rows = new Map<string, Row>();
-    for (const row of this.db.all(selectSql(checked.length), checked.flatMap(({ u }) => [u.key.pk, u.key.sk]))) rows.set(`${String(row.pk)}\0${String(row.sk)}`, row);
+    for (const row of this.db.all(countersByKeySql(checked.length), checked.flatMap(({ u }) => [u.key.pk, u.key.sk]))) rows.set(`${String(row.pk)}\0${String(row.sk)}`, row);
     const failed: { index: number; item?: CounterValues }[] = [];
     for (const { u, index } of checked) {
       const row = rows.get(`${u.key.pk}\0${u.key.sk}`);

@@ -14,8 +14,8 @@ import { UsageRecord, usageRecordKey } from '../../lambda/core/router/usage-reco
 import { secretSlotOf } from '../../lambda/core/tenant-model';
 import type { VersionedVerifier } from '../../lambda/core/pepper-ring';
 import { moveTokenVerifierRow } from './embedded-token-verifier';
-import type { EmbeddedDatabase } from './database';
-import { counterItemOf } from './rows';
+import type { EmbeddedDatabase, Row } from './database';
+import { counterItemOf, countersByKeySql } from './rows';
 
 /** Usage records are kept for 400 days, as in the deployed cell. */
 export const USAGE_RETENTION_SECONDS = 400 * 24 * 3600;
@@ -32,18 +32,23 @@ export class EmbeddedRouterStore implements RouterStore {
   ): Promise<RequestContextRead> {
     const token = rawItem(this.tokenBody(verifier));
     const previousToken = previousVerifier === undefined ? undefined : rawItem(this.tokenBody(previousVerifier));
-    const tenant = rawItem(this.cached(JSON.stringify(['tenant', tenantId]), 'SELECT body FROM tenants WHERE tenant_id = ?', [tenantId]));
+    const tenant = rawItem(this.cached(keyOf('tenant', tenantId), 'SELECT body FROM tenants WHERE tenant_id = ?', [tenantId]));
     // Keyed by the key each row was read under, never by what the row claims to be.
     const secrets = new Map<string, RawItem>();
     for (const provider of providers) {
-      const body = this.cached(JSON.stringify(['secret', tenantId, provider, 'default']), "SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = 'default'", [tenantId, provider]);
+      const body = this.cached(keyOf('secret', tenantId, provider, 'default'), "SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = 'default'", [tenantId, provider]);
       if (body !== undefined) secrets.set(secretSlotOf(provider, 'default'), rawItem(body)!);
     }
-    const erasureKey = rawItem(this.cached(JSON.stringify(['erasure', tenantId]), 'SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId]));
+    const erasureKey = rawItem(this.cached(keyOf('erasure', tenantId), 'SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId]));
+    // One statement for all counters; each found row is keyed by the key it was asked under.
     const counters = new Map<string, Record<string, unknown>>();
-    for (const k of counterKeys) {
-      const row = this.db.one('SELECT * FROM counters WHERE pk = ? AND sk = ?', [k.pk, k.sk]);
-      if (row) counters.set(counterId(k), counterItemOf(row));
+    if (counterKeys.length > 0) {
+      const found = new Map<string, Row>();
+      for (const row of this.db.all(countersByKeySql(counterKeys.length), counterKeys.flatMap((k) => [k.pk, k.sk]))) found.set(keyOf(String(row.pk), String(row.sk)), row);
+      for (const k of counterKeys) {
+        const row = found.get(keyOf(k.pk, k.sk));
+        if (row) counters.set(counterId(k), counterItemOf(row));
+      }
     }
     return { token, ...(previousToken ? { previousToken } : {}), tenant, secrets, counters, ...(erasureKey ? { erasureKey } : {}) };
   }
@@ -54,7 +59,7 @@ export class EmbeddedRouterStore implements RouterStore {
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined> {
-    return rawItem(this.cached(JSON.stringify(['secret', tenantId, provider, name]), 'SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]));
+    return rawItem(this.cached(keyOf('secret', tenantId, provider, name), 'SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]));
   }
 
   async putUsage(record: UsageRecord): Promise<void> {
@@ -74,7 +79,7 @@ export class EmbeddedRouterStore implements RouterStore {
   }
 
   private tokenBody(verifier: string): string | undefined {
-    return this.cached(JSON.stringify(['token', verifier]), 'SELECT body FROM tokens WHERE verifier = ?', [verifier]);
+    return this.cached(keyOf('token', verifier), 'SELECT body FROM tokens WHERE verifier = ?', [verifier]);
   }
 
   /** A row's body (as text) through the row cache, keyed unambiguously by table and key. */
@@ -84,6 +89,13 @@ export class EmbeddedRouterStore implements RouterStore {
       return body === undefined || body === null ? undefined : String(body);
     });
   }
+}
+
+/** An unambiguous key of strings (each length-prefixed), whatever characters they hold. */
+function keyOf(...parts: string[]): string {
+  let key = '';
+  for (const p of parts) key += `${p.length}:${p}`;
+  return key;
 }
 
 /** A stored JSON body as an unvalidated item; undefined for no row, {} for a body that is not an object. */

@@ -21,3 +21,16 @@ export function counterItemOf(row: Row): Record<string, unknown> {
   if (typeof row.token_id === 'string') item.tokenId = row.token_id;
   return item;
 }
+
+/** One SELECT of `n` counters rows by (pk, sk): a primary-key search per key, one statement. */
+export const countersByKeySql = (() => {
+  const bySize = new Map<number, string>();
+  return (n: number): string => {
+    let sql = bySize.get(n);
+    if (!sql) {
+      sql = `SELECT * FROM counters WHERE (pk, sk) IN (VALUES ${Array.from({ length: n }, () => '(?, ?)').join(', ')})`;
+      bySize.set(n, sql);
+    }
+    return sql;
+  };
+})();

@@ -4,7 +4,7 @@
  * checkpoints never at COMMIT, and the row cache's invalidation, including the adversarial
  * cases: a rolled-back write, statements the cache does not know, triggers.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Database } from 'node-sqlite3-wasm';
@@ -103,6 +103,26 @@ describe('checkpoints', () => {
     // wal_checkpoint reports the WAL's frames: with SQLite's default (1,000 pages) they would have been folded in.
     const [row] = db.all('PRAGMA wal_checkpoint(PASSIVE)');
     expect(Number(row.log)).toBeGreaterThan(2500);
+  });
+
+  test('under sustained writes (never idle) the timer checkpoints once the WAL passes its bound, and empties it', async () => {
+    const dir = fresh();
+    const busy = new EmbeddedDatabase({ dir, maxWalBytes: 512 * 1024 });
+    try {
+      const body = 'y'.repeat(3000);
+      let sizeAfter = -1;
+      let written = 0;
+      for (let i = 0; i < 2000 && busy.checkpoints === 0; i++, written++) {
+        busy.transaction(() => busy.run('INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', ['t', `k${i}`, 'a', `r${i}`, 1, body]));
+        await new Promise((r) => setTimeout(r, 2)); // a commit every few ms: never 250 ms idle
+        if (busy.checkpoints > 0) sizeAfter = statSync(join(dir, `${DATABASE_FILE}-wal`)).size;
+      }
+      expect(busy.checkpoints).toBeGreaterThan(0);
+      expect(sizeAfter).toBeLessThan(512 * 1024);
+      expect(busy.all('SELECT count(*) AS n FROM usage')[0].n).toBe(written);
+    } finally {
+      busy.close();
+    }
   });
 
   test('the timer checkpoints once the gateway is idle', async () => {
