@@ -1,10 +1,14 @@
 /**
  * CPU per governed, non-streaming request on the router's main thread, with the production wiring
- * (lambda/handlers/router-wiring.ts) and real AWS SDK v3 clients whose request handler answers
- * in-process with zero latency, so SDK middleware (endpoint, retry, SigV4 signing, serde) is
- * counted. The answers are recorded from moto on a first request and replayed after that; the
- * provider answers in-process too. The split comes from a CPU profile: each sample counts for the
- * nearest frame of its stack in the SDK, crypto, translation or the router's own code.
+ * (lambda/handlers/router-wiring.ts) and the router's production AWS clients (aws-clients.ts
+ * leanClients: the lean JSON-protocol client, not the SDK's clients, which the router no longer
+ * uses on its path) whose smithy request handler is replaced by one answering in-process with
+ * zero latency, so everything that runs in production for an AWS call is counted: marshalling,
+ * SigV4 signing (@smithy/signature-v4), retry bookkeeping, response parsing. Only the socket I/O
+ * of @smithy/node-http-handler is not. The answers are recorded from moto on a first request and
+ * replayed after that; the provider answers in-process too. The split comes from a CPU profile:
+ * each sample counts for the nearest frame of its stack in the AWS client code (the lean client
+ * and the smithy libraries), crypto, translation or the router's own code.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -13,7 +17,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { HttpRequest, HttpResponse } from '@smithy/types';
 import type { ProviderClient } from '../lambda/core/router/provider-port';
 import { MemorySink } from '../lambda/core/router/response-sink';
-import { cellClients, ROUTER_CLIENT_OPTIONS } from '../lambda/handlers/aws-clients';
+import { leanClients } from '../lambda/handlers/aws-clients';
 import { productionRouter } from '../lambda/handlers/router-wiring';
 import { testCredentials } from '../test/support/aws-clients';
 import { startRouterHarness } from '../test/support/router-harness';
@@ -32,14 +36,15 @@ class RecordReplayHandler {
     if (this.replaying) {
       const a = this.answers.get(op);
       if (!a) throw new Error(`no recorded answer for ${op}`);
-      return { response: { statusCode: a.statusCode, headers: { ...a.headers }, body: Readable.from([a.body]) } };
+      // A fresh copy, as from a socket: the client zero-fills response bytes once parsed.
+      return { response: { statusCode: a.statusCode, headers: { ...a.headers }, body: Readable.from([Buffer.from(a.body)]) } };
     }
     const { response } = await this.inner.handle(request as never);
     const chunks: Buffer[] = [];
     for await (const c of response.body as AsyncIterable<Buffer>) chunks.push(Buffer.from(c));
     const body = Buffer.concat(chunks);
     const headers = { ...response.headers, 'content-length': String(body.length) };
-    this.answers.set(op, { statusCode: response.statusCode, headers, body });
+    this.answers.set(op, { statusCode: response.statusCode, headers, body: Buffer.from(body) });
     return { response: { statusCode: response.statusCode, headers, body: Readable.from([body]) } };
   }
   updateHttpClientConfig(): void {}
@@ -68,13 +73,14 @@ export interface CpuResult {
   readonly p50Ms: number;
   readonly p99Ms: number;
   /** Percent of busy profile samples per part. */
-  readonly split: Record<'sdk' | 'crypto' | 'translation' | 'router' | 'node' | 'gc', number>;
+  /** awsClient: the lean client, its marshalling and the smithy libraries (signer, transport). */
+  readonly split: Record<'awsClient' | 'crypto' | 'translation' | 'router' | 'node' | 'gc', number>;
   readonly awsCallsPerRequest: Record<string, number>;
 }
 
 const category = (url: string, fn: string): keyof CpuResult['split'] => {
   if (fn === '(garbage collector)') return 'gc';
-  if (/node_modules\/(@aws-sdk|@smithy|@aws-crypto|@aws)\//.test(url)) return 'sdk';
+  if (/node_modules\/(@aws-sdk|@smithy|@aws-crypto|@aws)\//.test(url) || /lambda\/adapters\/(aws-json-|aws-rpc|dynamo-json|dynamo-lean)/.test(url)) return 'awsClient';
   if (/lambda\/core\/(envelope|crypto-util|token|canonical|tenant-factor)\.ts/.test(url) || /lambda\/adapters\/kms-data-key-service/.test(url)) return 'crypto';
   if (/lambda\/core\/(translate\/|router\/upstream-exchange|sse)/.test(url)) return 'translation';
   if (/\/(lambda|local)\//.test(url)) return 'router';
@@ -87,7 +93,7 @@ export async function cpuPerRequest(opts: { requests?: number } = {}): Promise<C
   try {
     const { invokeToken } = await h.tenant('cpu', { policy: { monthlyBudgetUsd: 1_000_000 } });
     const handler = new RecordReplayHandler();
-    const clients = cellClients(h.cell.config.region, h.cell.config.requestDeadlineMs, { ...ROUTER_CLIENT_OPTIONS, endpoint: h.moto.endpoint, credentials: testCredentials, requestHandler: handler });
+    const clients = leanClients(h.cell.config.region, h.cell.config.requestDeadlineMs, { endpoint: h.moto.endpoint, credentials: testCredentials, requestHandler: handler });
     const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
     const router = productionRouter({ config: h.cell.config, clients, providers: inProcessProvider, log: silent, emitMetric: () => undefined });
     const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'ping' }] });
@@ -124,7 +130,7 @@ export async function cpuPerRequest(opts: { requests?: number } = {}): Promise<C
     const byId = new Map(profile.nodes.map((node) => [node.id, node]));
     const parentOf = new Map<number, number>();
     for (const node of profile.nodes) for (const c of node.children ?? []) parentOf.set(c, node.id);
-    // A sample counts for the nearest frame on its stack that is ours, the SDK's or crypto: node
+    // A sample counts for the nearest frame on its stack that is ours, the AWS client's or crypto: node
     // internals (streams, hashing, buffers) count for whoever called them; 'node' is what is left
     // (event loop, microtask queue, timers with no caller of ours on the stack).
     const categoryOf = (id: number): keyof CpuResult['split'] => {
@@ -137,7 +143,7 @@ export async function cpuPerRequest(opts: { requests?: number } = {}): Promise<C
       }
       return 'node';
     };
-    const split = { sdk: 0, crypto: 0, translation: 0, router: 0, node: 0, gc: 0 };
+    const split = { awsClient: 0, crypto: 0, translation: 0, router: 0, node: 0, gc: 0 };
     const deltas = profile.timeDeltas ?? [];
     // The profiler's own stop call (node:inspector) is not the router's.
     const isProfiler = (id: number) => {
@@ -163,7 +169,7 @@ export async function cpuPerRequest(opts: { requests?: number } = {}): Promise<C
     return {
       p50Ms: samples[Math.floor(samples.length / 2)],
       p99Ms: samples[Math.floor(samples.length * 0.99)],
-      split: { sdk: pct('sdk'), crypto: pct('crypto'), translation: pct('translation'), router: pct('router'), node: pct('node'), gc: pct('gc') },
+      split: { awsClient: pct('awsClient'), crypto: pct('crypto'), translation: pct('translation'), router: pct('router'), node: pct('node'), gc: pct('gc') },
       awsCallsPerRequest,
     };
   } finally {

@@ -12,6 +12,7 @@
  * with jittered backoff; anything else throws.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { AwsRpc } from './aws-rpc';
 import { LeanDynamo, type Doc, type DocTransactItem } from './dynamo-lean';
 import { reservationPk } from '../core/governance/keys';
 import {
@@ -76,7 +77,7 @@ export class DynamoGovernanceLedger implements GovernanceLedger {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
 
-  constructor(client: DynamoDBClient, opts: DynamoGovernanceLedgerOptions) {
+  constructor(client: AwsRpc | DynamoDBClient, opts: DynamoGovernanceLedgerOptions) {
     this.doc = new LeanDynamo(client);
     this.table = opts.table;
     this.usageRecordsTable = opts.usageRecordsTable;
@@ -233,7 +234,7 @@ function reservationOf(item: Record<string, unknown>): ReservationRecord | undef
 
 /** Governance on the cell's counters table: the shared core over the DynamoDB ledger. */
 export class DynamoGovernance extends LedgerGovernance {
-  constructor(client: DynamoDBClient, opts: DynamoGovernanceOptions) {
+  constructor(client: AwsRpc | DynamoDBClient, opts: DynamoGovernanceOptions) {
     super(new DynamoGovernanceLedger(client, opts), opts);
   }
 }

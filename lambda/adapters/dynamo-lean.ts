@@ -1,32 +1,18 @@
 /**
- * The DynamoDB document operations of the router's adapters, marshalled with
- * `@aws-sdk/util-dynamodb` (the library lib-dynamodb's document client uses, with the same
- * `removeUndefinedValues` option) over the base client's commands. The document client adds a
- * marshalling middleware to every command and refuses clients built with `cacheMiddleware`;
- * without it the router's client builds each command's middleware chain once (about a third of
- * the SDK's CPU per call, measured by `npm run bench`).
+ * The DynamoDB document operations of the router's adapters over the rpc seam (aws-rpc.ts):
+ * documents are marshalled straight to and from DynamoDB's wire JSON (dynamo-json.ts, the rules
+ * of util-dynamodb with `removeUndefinedValues`), then sent by the lean client (the deployed
+ * router) or an SDK client (vault, admin, local, tests).
  *
- * Errors are the SDK's own; a TransactionCanceledException's CancellationReasons keep their raw
- * AttributeValue items, as with the document client.
+ * Errors are the service's, named by code; a TransactionCanceledException's CancellationReasons
+ * keep their raw (wire) AttributeValue items.
  */
-import {
-  BatchGetItemCommand,
-  GetItemCommand,
-  PutItemCommand,
-  QueryCommand,
-  TransactWriteItemsCommand,
-  type AttributeValue,
-  type DynamoDBClient,
-  type TransactWriteItem,
-} from '@aws-sdk/client-dynamodb';
-import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DYNAMODB } from './aws-json-client';
+import { rpcOf, type AwsRpc } from './aws-rpc';
+import { fromWireItem, toWireItem, type Doc, type WireItem } from './dynamo-json';
 
-export type Doc = Record<string, unknown>;
-type Raw = Record<string, AttributeValue>;
-
-const toRaw = (item: Doc): Raw => marshall(item, { removeUndefinedValues: true });
-const toRawOpt = (item: Doc | undefined): Raw | undefined => (item === undefined ? undefined : toRaw(item));
-const toDoc = (raw: Raw): Doc => unmarshall(raw);
+export type { Doc } from './dynamo-json';
 
 /** Expression fields shared by Put, Update, Delete and ConditionCheck, in document form. */
 interface DocExpression {
@@ -43,51 +29,61 @@ export type DocTransactItem =
   | { readonly Delete: DocExpression & { readonly Key: Doc } }
   | { readonly ConditionCheck: DocExpression & { readonly Key: Doc } };
 
-function expressionToRaw(e: DocExpression) {
-  return {
-    TableName: e.TableName,
-    ...(e.ConditionExpression !== undefined ? { ConditionExpression: e.ConditionExpression } : {}),
-    ...(e.ExpressionAttributeNames !== undefined ? { ExpressionAttributeNames: e.ExpressionAttributeNames } : {}),
-    ...(e.ExpressionAttributeValues !== undefined ? { ExpressionAttributeValues: toRaw(e.ExpressionAttributeValues) } : {}),
-    ...(e.ReturnValuesOnConditionCheckFailure !== undefined ? { ReturnValuesOnConditionCheckFailure: e.ReturnValuesOnConditionCheckFailure } : {}),
-  };
+function expressionToWire(e: DocExpression): Record<string, unknown> {
+  const out: Record<string, unknown> = { TableName: e.TableName };
+  if (e.ConditionExpression !== undefined) out.ConditionExpression = e.ConditionExpression;
+  if (e.ExpressionAttributeNames !== undefined) out.ExpressionAttributeNames = e.ExpressionAttributeNames;
+  if (e.ExpressionAttributeValues !== undefined) out.ExpressionAttributeValues = toWireItem(e.ExpressionAttributeValues);
+  if (e.ReturnValuesOnConditionCheckFailure !== undefined) out.ReturnValuesOnConditionCheckFailure = e.ReturnValuesOnConditionCheckFailure;
+  return out;
 }
 
-function transactItemToRaw(t: DocTransactItem): TransactWriteItem {
-  if ('Put' in t) return { Put: { ...expressionToRaw(t.Put), Item: toRaw(t.Put.Item) } };
-  if ('Update' in t) return { Update: { ...expressionToRaw(t.Update), Key: toRaw(t.Update.Key), UpdateExpression: t.Update.UpdateExpression } };
-  if ('Delete' in t) return { Delete: { ...expressionToRaw(t.Delete), Key: toRaw(t.Delete.Key) } };
-  return { ConditionCheck: { ...expressionToRaw(t.ConditionCheck), Key: toRaw(t.ConditionCheck.Key), ConditionExpression: t.ConditionCheck.ConditionExpression ?? '' } };
+function transactItemToWire(t: DocTransactItem): Record<string, unknown> {
+  if ('Put' in t) return { Put: { ...expressionToWire(t.Put), Item: toWireItem(t.Put.Item) } };
+  if ('Update' in t) return { Update: { ...expressionToWire(t.Update), Key: toWireItem(t.Update.Key), UpdateExpression: t.Update.UpdateExpression } };
+  if ('Delete' in t) return { Delete: { ...expressionToWire(t.Delete), Key: toWireItem(t.Delete.Key) } };
+  return { ConditionCheck: { ...expressionToWire(t.ConditionCheck), Key: toWireItem(t.ConditionCheck.Key), ConditionExpression: t.ConditionCheck.ConditionExpression ?? '' } };
 }
 
 export type BatchGetRequest = Record<string, { Keys: Doc[]; ConsistentRead?: boolean }>;
+type WireBatchGet = Record<string, { Keys?: WireItem[]; ConsistentRead?: boolean }>;
 
 export class LeanDynamo {
-  constructor(readonly client: DynamoDBClient) {}
+  readonly rpc: AwsRpc;
+
+  /** The lean client (aws-json-client.ts) or any rpc; an SDK DynamoDBClient still works (aws-sdk-rpc.ts). */
+  constructor(client: AwsRpc | DynamoDBClient) {
+    this.rpc = rpcOf(client, DYNAMODB);
+  }
 
   /** One BatchGetItem: items per table, and the keys DynamoDB left unprocessed (same form as the request). */
   async batchGet(request: BatchGetRequest): Promise<{ responses: Record<string, Doc[]>; unprocessed?: BatchGetRequest }> {
-    const RequestItems = Object.fromEntries(Object.entries(request).map(([table, r]) => [table, { Keys: r.Keys.map(toRaw), ConsistentRead: r.ConsistentRead }]));
-    const out = await this.client.send(new BatchGetItemCommand({ RequestItems }));
-    const responses = Object.fromEntries(Object.entries(out.Responses ?? {}).map(([table, rows]) => [table, rows.map(toDoc)]));
+    const RequestItems: WireBatchGet = {};
+    for (const [table, r] of Object.entries(request)) RequestItems[table] = { Keys: r.Keys.map(toWireItem), ...(r.ConsistentRead !== undefined ? { ConsistentRead: r.ConsistentRead } : {}) };
+    const out = await this.rpc.send<{ Responses?: Record<string, WireItem[]>; UnprocessedKeys?: WireBatchGet }>('BatchGetItem', { RequestItems });
+    const responses: Record<string, Doc[]> = {};
+    for (const [table, rows] of Object.entries(out.Responses ?? {})) responses[table] = rows.map(fromWireItem);
     const left = Object.entries(out.UnprocessedKeys ?? {}).filter(([, r]) => (r.Keys?.length ?? 0) > 0);
     return {
       responses,
-      ...(left.length > 0 ? { unprocessed: Object.fromEntries(left.map(([table, r]) => [table, { Keys: (r.Keys ?? []).map(toDoc), ConsistentRead: r.ConsistentRead }])) } : {}),
+      ...(left.length > 0 ? { unprocessed: Object.fromEntries(left.map(([table, r]) => [table, { Keys: (r.Keys ?? []).map(fromWireItem), ConsistentRead: r.ConsistentRead }])) } : {}),
     };
   }
 
   async get(input: { TableName: string; Key: Doc; ConsistentRead?: boolean; ProjectionExpression?: string }): Promise<Doc | undefined> {
-    const out = await this.client.send(new GetItemCommand({ ...input, Key: toRaw(input.Key) }));
-    return out.Item ? toDoc(out.Item) : undefined;
+    const out = await this.rpc.send<{ Item?: WireItem }>('GetItem', { ...input, Key: toWireItem(input.Key) });
+    return out.Item ? fromWireItem(out.Item) : undefined;
   }
 
-  async put(input: { TableName: string; Item: Doc }): Promise<void> {
-    await this.client.send(new PutItemCommand({ TableName: input.TableName, Item: toRaw(input.Item) }));
+  async put(input: { TableName: string; Item: Doc; ConditionExpression?: string }): Promise<void> {
+    await this.rpc.send('PutItem', { ...input, Item: toWireItem(input.Item) });
   }
 
   async transactWrite(input: { TransactItems: readonly DocTransactItem[]; ClientRequestToken?: string }): Promise<void> {
-    await this.client.send(new TransactWriteItemsCommand({ TransactItems: input.TransactItems.map(transactItemToRaw), ClientRequestToken: input.ClientRequestToken }));
+    await this.rpc.send('TransactWriteItems', {
+      TransactItems: input.TransactItems.map(transactItemToWire),
+      ...(input.ClientRequestToken !== undefined ? { ClientRequestToken: input.ClientRequestToken } : {}),
+    });
   }
 
   async query(input: {
@@ -98,9 +94,12 @@ export class LeanDynamo {
     ConsistentRead?: boolean;
     ExclusiveStartKey?: Doc;
   }): Promise<{ items: Doc[]; lastKey?: Doc }> {
-    const out = await this.client.send(
-      new QueryCommand({ ...input, ExpressionAttributeValues: toRaw(input.ExpressionAttributeValues), ExclusiveStartKey: toRawOpt(input.ExclusiveStartKey) }),
-    );
-    return { items: (out.Items ?? []).map(toDoc), ...(out.LastEvaluatedKey ? { lastKey: toDoc(out.LastEvaluatedKey) } : {}) };
+    const { ExclusiveStartKey, ...rest } = input;
+    const out = await this.rpc.send<{ Items?: WireItem[]; LastEvaluatedKey?: WireItem }>('Query', {
+      ...rest,
+      ExpressionAttributeValues: toWireItem(input.ExpressionAttributeValues),
+      ...(ExclusiveStartKey ? { ExclusiveStartKey: toWireItem(ExclusiveStartKey) } : {}),
+    });
+    return { items: (out.Items ?? []).map(fromWireItem), ...(out.LastEvaluatedKey ? { lastKey: fromWireItem(out.LastEvaluatedKey) } : {}) };
   }
 }

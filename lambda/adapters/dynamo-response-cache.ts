@@ -4,32 +4,30 @@
  * binary attribute. DynamoDB deletes expired items lazily (up to days late), so a read never
  * returns an item at or past its expiry.
  */
-import { DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { AwsRpc } from './aws-rpc';
+import { LeanDynamo } from './dynamo-lean';
 import type { ResponseCacheStore, StoredCacheEntry } from '../core/cache/port';
 
 export class DynamoResponseCache implements ResponseCacheStore {
+  private readonly doc: LeanDynamo;
+
   constructor(
-    private readonly ddb: DynamoDBClient,
+    client: AwsRpc | DynamoDBClient,
     private readonly table: string,
-  ) {}
+  ) {
+    this.doc = new LeanDynamo(client);
+  }
 
   async get(key: string, nowSeconds: number): Promise<StoredCacheEntry | undefined> {
-    const out = await this.ddb.send(new GetItemCommand({ TableName: this.table, Key: { pk: { S: key } } }));
-    const item = out.Item;
+    const item = await this.doc.get({ TableName: this.table, Key: { pk: key } });
     if (!item) return undefined;
-    const expiresAt = Number(item.expiresAt?.N);
-    const tenantId = item.tenantId?.S;
-    const sealed = item.sealed?.B;
-    if (!Number.isSafeInteger(expiresAt) || expiresAt <= nowSeconds || tenantId === undefined || sealed === undefined) return undefined;
+    const { expiresAt, tenantId, sealed } = item;
+    if (typeof expiresAt !== 'number' || !Number.isSafeInteger(expiresAt) || expiresAt <= nowSeconds || typeof tenantId !== 'string' || !(sealed instanceof Uint8Array)) return undefined;
     return { key, tenantId, expiresAt, sealed };
   }
 
   async put(entry: StoredCacheEntry): Promise<void> {
-    await this.ddb.send(
-      new PutItemCommand({
-        TableName: this.table,
-        Item: { pk: { S: entry.key }, tenantId: { S: entry.tenantId }, expiresAt: { N: String(entry.expiresAt) }, sealed: { B: entry.sealed } },
-      }),
-    );
+    await this.doc.put({ TableName: this.table, Item: { pk: entry.key, tenantId: entry.tenantId, expiresAt: entry.expiresAt, sealed: entry.sealed } });
   }
 }

@@ -1,4 +1,5 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { AwsRpc } from './aws-rpc';
 import { counterId, CounterKey } from '../core/router/governance';
 import { secretKey, stripKeys, tenantKey } from './tenant-items';
 import { moveTokenVerifierItem } from './dynamo-token-verifier';
@@ -26,7 +27,7 @@ export class DynamoRouterStore implements RouterStore {
   private readonly doc: LeanDynamo;
 
   constructor(
-    client: DynamoDBClient,
+    client: AwsRpc | DynamoDBClient,
     private readonly tables: RouterTableNames,
   ) {
     this.doc = new LeanDynamo(client);

@@ -1,7 +1,9 @@
-import { DecryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import type { DataKeyService, EncryptionContext, GeneratedDataKey } from '../core/ports';
 import type { TenantKeyScoping } from '../core/tenant-keys';
 import { awsErrorName, awsRequestId } from './aws-errors';
+import { KMS } from './aws-json-client';
+import { rpcOf, type AwsRpc } from './aws-rpc';
 
 /**
  * Why a KMS operation failed, as far as callers need to know:
@@ -67,12 +69,15 @@ export interface KmsDataKeyServiceOptions {
  */
 export class KmsDataKeyService implements DataKeyService, TenantKeyScoping {
   private readonly accepted: ReadonlySet<string>;
+  private readonly rpc: AwsRpc;
 
+  /** `client`: the lean client (aws-json-client.ts) or any rpc of the seam; an SDK KMSClient still works (aws-sdk-rpc.ts). */
   constructor(
-    private readonly client: KMSClient,
+    client: AwsRpc | KMSClient,
     private readonly keyArn: string,
     options: KmsDataKeyServiceOptions = {},
   ) {
+    this.rpc = rpcOf(client, KMS);
     this.accepted = acceptedRootKeys(keyArn, options.previousKeyArns ?? [], 'KmsDataKeyService');
   }
 
@@ -113,16 +118,17 @@ export class KmsDataKeyService implements DataKeyService, TenantKeyScoping {
   private async generateUnder(keyArn: string, context: EncryptionContext, tenantKey: boolean): Promise<GeneratedDataKey> {
     const out = await callKms(
       'GenerateDataKey',
-      () => this.client.send(new GenerateDataKeyCommand({ KeyId: keyArn, KeySpec: 'AES_256', EncryptionContext: { ...context } })),
+      () => this.rpc.send<KmsAnswer>('GenerateDataKey', { KeyId: keyArn, KeySpec: 'AES_256', EncryptionContext: { ...context } }),
       tenantKey,
     );
     const plaintext = takePlaintext(out.Plaintext, 'GenerateDataKey');
     // A record sealed under a key we would later refuse to open is worse than no record.
-    if (!out.CiphertextBlob?.length || out.KeyId !== keyArn) {
+    const wrapped = typeof out.CiphertextBlob === 'string' ? Buffer.from(out.CiphertextBlob, 'base64') : Buffer.alloc(0);
+    if (wrapped.length === 0 || out.KeyId !== keyArn) {
       plaintext.fill(0);
       throw new KeyServiceError('unavailable', 'GenerateDataKey', undefined, undefined, tenantKey || undefined);
     }
-    return { plaintext, wrapped: Buffer.from(out.CiphertextBlob), keyArn: out.KeyId };
+    return { plaintext, wrapped, keyArn: out.KeyId };
   }
 
   private async decryptUnder(keyArn: string, wrapped: Buffer, context: EncryptionContext, tenantKey: boolean): Promise<Buffer> {
@@ -130,7 +136,7 @@ export class KmsDataKeyService implements DataKeyService, TenantKeyScoping {
     const out = await callKms(
       'Decrypt',
       // KeyId pins the key: a blob wrapped by any other key fails instead of being opened by it.
-      () => this.client.send(new DecryptCommand({ CiphertextBlob: wrapped, EncryptionContext: { ...context }, KeyId: keyArn })),
+      () => this.rpc.send<KmsAnswer>('Decrypt', { CiphertextBlob: wrapped.toString('base64'), EncryptionContext: { ...context }, KeyId: keyArn }),
       tenantKey,
     );
     const plaintext = takePlaintext(out.Plaintext, 'Decrypt');
@@ -169,18 +175,26 @@ export function acceptedRootKeys(current: string, previous: readonly string[], w
   return new Set([current, ...previous]);
 }
 
+/** A KMS answer in wire form: blobs as base64. */
+interface KmsAnswer {
+  readonly KeyId?: string;
+  readonly Plaintext?: string;
+  readonly CiphertextBlob?: string;
+}
+
 /**
- * Copies the SDK's plaintext into a Buffer we own and zero-fills the SDK's array, so the only live
- * copy is the one the caller zero-fills in `finally`. Buffer.alloc, not Buffer.from: small
- * Buffer.from copies live in a shared pool slab. (The HTTP response text the SDK parsed is an
- * immutable string we cannot wipe; it becomes garbage once the call returns.)
+ * Decodes the answer's plaintext into a Buffer we own, the only byte copy left: the caller
+ * zero-fills it in `finally`. Buffer.alloc, not Buffer.from: small Buffer.from copies live in a
+ * shared pool slab. The response bytes were zero-filled by the client once parsed (the lean
+ * client; the SDK wrapper zero-fills the SDK's array). What cannot be wiped: the HTTP response
+ * text and the base64 string parsed from it are immutable strings; they become garbage once the
+ * call returns.
  */
-function takePlaintext(sdkBytes: Uint8Array | undefined, operation: KeyServiceOperation): Buffer {
-  if (!sdkBytes) throw new KeyServiceError('unavailable', operation);
-  const copy = Buffer.alloc(sdkBytes.length);
-  copy.set(sdkBytes);
-  sdkBytes.fill(0);
-  if (copy.length !== DATA_KEY_BYTES) {
+function takePlaintext(base64: string | undefined, operation: KeyServiceOperation): Buffer {
+  if (typeof base64 !== 'string' || base64.length === 0) throw new KeyServiceError('unavailable', operation);
+  const copy = Buffer.alloc(Buffer.byteLength(base64, 'base64'));
+  const written = copy.write(base64, 'base64');
+  if (written !== DATA_KEY_BYTES || copy.length !== DATA_KEY_BYTES) {
     copy.fill(0);
     throw new KeyServiceError('unavailable', operation);
   }

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { GetSecretValueCommand, PutSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { formatStoredPepper, MIN_PEPPER_BYTES, parseStoredPepper, PepperFormatError, ringOf, type StoredPepperVersion } from '../core/pepper-ring';
 import { PepperRotationConflict, systemClock, type Clock, type PepperRing, type PepperRotator, type PepperSource } from '../core/ports';
 import { awsErrorName } from './aws-errors';
+import { SECRETS_MANAGER } from './aws-json-client';
+import { rpcOf, type AwsRpc } from './aws-rpc';
 
 /** `not_found`: no such secret; `invalid`: empty or too short; `unavailable`: anything else. */
 export type PepperErrorReason = 'not_found' | 'invalid' | 'unavailable';
@@ -59,12 +61,15 @@ export class SecretsManagerPepperSource implements PepperSource, PepperRotator {
   private readonly random: (n: number) => Buffer;
   private cached?: { ring: CachedRing; expiresAt: number };
   private inFlight?: Promise<CachedRing>;
+  private readonly rpc: AwsRpc;
 
+  /** `client`: the lean client (aws-json-client.ts) or any rpc of the seam; an SDK SecretsManagerClient still works. */
   constructor(
-    private readonly client: SecretsManagerClient,
+    client: AwsRpc | SecretsManagerClient,
     private readonly secretId: string,
     opts: PepperSourceOptions = {},
   ) {
+    this.rpc = rpcOf(client, SECRETS_MANAGER);
     this.ttlMs = opts.ttlMs ?? DEFAULT_TTL_MS;
     this.settleMs = opts.settleMs ?? this.ttlMs;
     this.clock = opts.clock ?? systemClock;
@@ -96,9 +101,7 @@ export class SecretsManagerPepperSource implements PepperSource, PepperRotator {
       createdAt: this.clock.now().toISOString(),
     };
     try {
-      await this.client.send(
-        new PutSecretValueCommand({ SecretId: this.secretId, SecretString: formatStoredPepper(next), ClientRequestToken: rotationRequestToken(next.version) }),
-      );
+      await this.rpc.send('PutSecretValue', { SecretId: this.secretId, SecretString: formatStoredPepper(next), ClientRequestToken: rotationRequestToken(next.version) });
     } catch (err) {
       const code = awsErrorName(err);
       // Another rotator created this version first (same idempotency token, other value).
@@ -137,8 +140,8 @@ export class SecretsManagerPepperSource implements PepperSource, PepperRotator {
   private async readStage(stage: string | undefined): Promise<StoredPepperVersion | undefined> {
     let secretString: string | undefined;
     try {
-      const out = await this.client.send(new GetSecretValueCommand({ SecretId: this.secretId, ...(stage ? { VersionStage: stage } : {}) }));
-      secretString = out.SecretString;
+      const out = await this.rpc.send<{ SecretString?: string }>('GetSecretValue', { SecretId: this.secretId, ...(stage ? { VersionStage: stage } : {}) });
+      secretString = typeof out.SecretString === 'string' ? out.SecretString : undefined;
     } catch (err) {
       const code = awsErrorName(err);
       if (code === 'ResourceNotFoundException') {

@@ -5,7 +5,7 @@ import { createAdminApp } from '../core/admin-app';
 import { cellConfigFromEnv } from '../core/cell-config';
 import { errorFields, jsonLogger } from '../core/logger';
 import { proxyHandler } from './api-gateway-event';
-import { cellClients } from './aws-clients';
+import { cellClients } from './sdk-clients';
 import { cellAudit } from './audit-wiring';
 
 // Composition root of the admin function. Its KMS use is the audit key (GenerateMac, VerifyMac), and

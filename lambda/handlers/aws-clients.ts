@@ -1,6 +1,12 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { KMSClient } from '@aws-sdk/client-kms';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+/**
+ * The functions' AWS call budget, and the router's AWS clients: the lean JSON-protocol client
+ * (lambda/adapters/aws-json-client.ts) for DynamoDB, KMS and Secrets Manager. The vault's, admin's
+ * and migration's SDK clients are in sdk-clients.ts; both use the budget below.
+ */
+import { fromEnv } from '@aws-sdk/credential-provider-env';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { AwsJsonClient, DYNAMODB, KMS, MAX_BACKOFF_MS, SECRETS_MANAGER, type RequestHandlerLike } from '../adapters/aws-json-client';
 
 /** How long one AWS call may take, so that every retry of it fits well inside the request deadline. */
 export interface AwsCallBudget {
@@ -9,8 +15,8 @@ export interface AwsCallBudget {
   readonly requestTimeoutMs: number;
 }
 
-/** Standard retry mode waits at most this long in total before the second attempt (base 100 ms, jittered). */
-const MAX_BACKOFF_BEFORE_RETRY_MS = 200;
+/** Standard retry mode waits at most this long before one retry (base 100 ms, jittered; the lean client caps it here). */
+const MAX_BACKOFF_BEFORE_RETRY_MS = MAX_BACKOFF_MS;
 
 /**
  * DynamoDB and KMS answer in milliseconds; an attempt that has not answered in 2 s is hung and is
@@ -27,6 +33,7 @@ export function awsCallBudget(requestDeadlineMs: number): AwsCallBudget {
 /** Worst case of one call under a budget: every attempt times out, plus the backoff between them. */
 export const worstCaseCallMs = (b: AwsCallBudget) => b.maxAttempts * b.requestTimeoutMs + (b.maxAttempts - 1) * MAX_BACKOFF_BEFORE_RETRY_MS;
 
+/** SDK client settings under the budget (sdk-clients.ts, audit-wiring.ts); the lean clients use the same transport settings. */
 export function clientConfig(region: string, requestDeadlineMs: number) {
   const b = awsCallBudget(requestDeadlineMs);
   return {
@@ -44,68 +51,46 @@ export function clientConfig(region: string, requestDeadlineMs: number) {
   };
 }
 
-/**
- * The router's clients build each command's middleware chain once, not on every send (about a
- * fifth of the SDK's CPU per call). Safe because their stacks change only right after
- * construction (withLeanMiddleware), never per command; the router's DynamoDB adapters marshal
- * with util-dynamodb (dynamo-lean.ts), since lib-dynamodb's document client refuses such clients
- * (the vault's and admin's adapters still use it).
- */
-export const ROUTER_CLIENT_OPTIONS = { cacheMiddleware: true } as const;
-
-/**
- * SDK clients of a function, created once per execution environment, each only when the function
- * first asks for it (the router never builds an S3 client: see audit-wiring.ts). `AWS_ENDPOINT_URL` (the
- * SDK's own setting) points them at the local emulator in tests.
- */
-export function cellClients(region: string, requestDeadlineMs = 300_000, overrides: Record<string, unknown> = {}) {
-  const config = { ...clientConfig(region, requestDeadlineMs), ...overrides };
-  let ddb: DynamoDBClient | undefined;
-  let kms: KMSClient | undefined;
-  let secrets: SecretsManagerClient | undefined;
-  return {
-    get ddb() {
-      return (ddb ??= withLeanMiddleware(new DynamoDBClient(config)));
-    },
-    get kms() {
-      return (kms ??= withLeanMiddleware(new KMSClient(config)));
-    },
-    get secrets() {
-      return (secrets ??= withLeanMiddleware(new SecretsManagerClient(config)));
-    },
-  };
-}
-
 /** What the functions tell AWS they are, in place of the SDK's per-call user agent. */
 export const USER_AGENT = 'sovereign-router/0.1 aws-sdk-js/3';
 
-type Stack = {
-  remove(name: string): boolean;
-  add(mw: (next: (args: { request: unknown }) => Promise<unknown>) => (args: { request: unknown }) => Promise<unknown>, opts: { step: 'build'; name: string; priority: 'low' }): void;
-};
+export interface LeanClientOptions {
+  /** @default - AWS_ENDPOINT_URL_<SERVICE> / AWS_ENDPOINT_URL, else the regional endpoints */
+  readonly endpoint?: string;
+  /** @default fromEnv() (Lambda puts the role's credentials in the environment) */
+  readonly credentials?: AwsCredentialIdentityProvider | AwsCredentialIdentity;
+  /** @default one NodeHttpHandler under the call budget, shared by the three clients */
+  readonly requestHandler?: RequestHandlerLike;
+}
 
 /**
- * Two SDK middlewares that cost CPU on every call and do nothing the functions need:
- * - the logger renders every call's input and output through its sensitive-data filter even
- *   when nothing logs them (about 7 % of the router's CPU per request); the functions log for
- *   themselves;
- * - the user-agent middleware rebuilds and escapes its header on every call (about a fifth of
- *   the SDK's CPU per call); a constant header takes its place.
+ * The router's clients, created once per execution environment, each when first asked for: the
+ * lean client under the call budget (attempts, timeouts, kept-alive connections), one transport
+ * for all three. `AWS_ENDPOINT_URL` points them at the local emulator in tests, as for the SDK.
  */
-export function withLeanMiddleware<C extends { middlewareStack: unknown }>(client: C): C {
-  const stack = client.middlewareStack as Stack;
-  stack.remove('loggerMiddleware');
-  stack.remove('getUserAgentMiddleware');
-  stack.add(
-    (next) => (args) => {
-      const request = args.request as { headers?: Record<string, string> } | undefined;
-      if (request?.headers) {
-        request.headers['user-agent'] = USER_AGENT;
-        request.headers['x-amz-user-agent'] = USER_AGENT;
-      }
-      return next(args);
+export function leanClients(region: string, requestDeadlineMs = 300_000, o: LeanClientOptions = {}) {
+  const config = clientConfig(region, requestDeadlineMs);
+  let handler = o.requestHandler;
+  const options = () => ({
+    region,
+    maxAttempts: config.maxAttempts,
+    credentials: o.credentials ?? fromEnv(),
+    requestHandler: (handler ??= new NodeHttpHandler(config.requestHandler)),
+    userAgent: USER_AGENT,
+    ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}),
+  });
+  let ddb: AwsJsonClient | undefined;
+  let kms: AwsJsonClient | undefined;
+  let secrets: AwsJsonClient | undefined;
+  return {
+    get ddb() {
+      return (ddb ??= new AwsJsonClient(DYNAMODB, options()));
     },
-    { step: 'build', name: 'constantUserAgent', priority: 'low' },
-  );
-  return client;
+    get kms() {
+      return (kms ??= new AwsJsonClient(KMS, options()));
+    },
+    get secrets() {
+      return (secrets ??= new AwsJsonClient(SECRETS_MANAGER, options()));
+    },
+  };
 }

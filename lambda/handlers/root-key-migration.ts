@@ -6,7 +6,7 @@ import { errorFields, jsonLogger } from '../core/logger';
 import { createRootKeyMigrationApp } from '../core/root-key-migration-app';
 import { proxyHandler } from './api-gateway-event';
 import { cellAudit } from './audit-wiring';
-import { cellClients } from './aws-clients';
+import { cellClients } from './sdk-clients';
 
 // Composition root of the root-key migration function. Its only root-key actions are
 // kms:ReEncryptFrom (previous keys) and kms:ReEncryptTo (current key): it never sees a data key.

@@ -7,6 +7,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { AwsRpc } from '../adapters/aws-rpc';
 import { DynamoGovernance } from '../adapters/dynamo-governance';
 import { DynamoResponseCache } from '../adapters/dynamo-response-cache';
 import { DynamoRouterStore } from '../adapters/dynamo-router-store';
@@ -23,7 +24,8 @@ import { CircuitBreaker } from '../core/routing/circuit-breaker';
 
 export interface RouterWiring {
   readonly config: CellConfig;
-  readonly ddb: DynamoDBClient;
+  /** The lean client (aws-clients.ts leanClients) as deployed, or an SDK client (tests, local). */
+  readonly ddb: AwsRpc | DynamoDBClient;
   readonly pepper: PepperSource;
   readonly dataKeys: DataKeyService;
   readonly log: Logger;
@@ -59,12 +61,13 @@ export function routerDeps(w: RouterWiring): RouterDeps {
 }
 
 /**
- * The deployed router's adapters over a function's SDK clients: the Lambda handler uses it, and
- * so does the CPU benchmark (with clients answering in-process), so both measure one wiring.
+ * The deployed router's adapters over a function's AWS clients (the lean ones, aws-clients.ts
+ * leanClients): the Lambda handler uses it, and so does the CPU benchmark (the same clients over
+ * a transport answering in-process), so both measure one wiring.
  */
 export function productionRouter(o: {
   readonly config: CellConfig;
-  readonly clients: { readonly ddb: DynamoDBClient; readonly kms: KMSClient; readonly secrets: SecretsManagerClient };
+  readonly clients: { readonly ddb: AwsRpc | DynamoDBClient; readonly kms: AwsRpc | KMSClient; readonly secrets: AwsRpc | SecretsManagerClient };
   readonly providers: ProviderClient;
   readonly guardrailService?: GuardrailService;
   readonly log: Logger;

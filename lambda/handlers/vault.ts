@@ -6,7 +6,7 @@ import { cellConfigFromEnv } from '../core/cell-config';
 import { errorFields, jsonLogger } from '../core/logger';
 import { createVaultApp } from '../core/vault-app';
 import { proxyHandler } from './api-gateway-event';
-import { cellClients } from './aws-clients';
+import { cellClients } from './sdk-clients';
 import { cellAudit } from './audit-wiring';
 
 // Composition root of the vault function: built once per execution environment.

@@ -1,13 +1,15 @@
 /**
- * The functions' SDK clients: kept-alive connections, attempt timeouts and retries that fit inside
- * the request deadline (a hanging KMS end to end: router-lambda-handler.test.ts), and the router's
- * lean middleware (cached chains, constant user agent, no logger), against a loopback endpoint.
+ * The functions' AWS clients: kept-alive connections, attempt timeouts and retries that fit inside
+ * the request deadline (a hanging KMS end to end: router-lambda-handler.test.ts; the lean client's
+ * retries: test/unit/adapters/aws-json-client.test.ts), the router's lean clients and the vault's
+ * SDK clients (constant user agent, no logger), against a loopback endpoint.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { awsCallBudget, cellClients, clientConfig, ROUTER_CLIENT_OPTIONS, USER_AGENT, worstCaseCallMs } from '../../../lambda/handlers/aws-clients';
+import { awsCallBudget, clientConfig, leanClients, USER_AGENT, worstCaseCallMs } from '../../../lambda/handlers/aws-clients';
+import { cellClients } from '../../../lambda/handlers/sdk-clients';
 import { LeanDynamo } from '../../../lambda/adapters/dynamo-lean';
 
 let server: Server;
@@ -49,16 +51,11 @@ test.each([5_000, 7_500, 29_000, 60_000, 300_000, 840_000])('deadline %i ms: eve
   });
 });
 
-test('the router client keeps one connection alive across calls, sends a constant user agent, and caches its middleware chains', async () => {
-  const clients = cellClients('eu-central-1', 29_000, { ...ROUTER_CLIENT_OPTIONS, endpoint, credentials });
-  const ddb = clients.ddb;
-  expect(ddb.config.cacheMiddleware).toBe(true);
-  const names = ddb.middlewareStack.identify().join('\n');
-  expect(names).not.toMatch(/loggerMiddleware|getUserAgentMiddleware/);
-  expect(names).toMatch(/constantUserAgent/);
+test('the router client keeps one connection alive across calls, sends a constant user agent, and signs for its service and region', async () => {
+  const clients = leanClients('eu-central-1', 29_000, { endpoint, credentials });
   sockets.clear();
   seen.length = 0;
-  const doc = new LeanDynamo(ddb);
+  const doc = new LeanDynamo(clients.ddb);
   for (let i = 0; i < 3; i++) await doc.put({ TableName: 'usage', Item: { pk: 'a', sk: `b${i}`, costUsd: 0.000125, absent: undefined } });
   expect(await doc.get({ TableName: 'usage', Key: { pk: 'a' } })).toEqual({ pk: 'a', n: 1.5 });
   expect(sockets.size).toBe(1);
@@ -70,12 +67,30 @@ test('the router client keeps one connection alive across calls, sends a constan
   }
   // The same marshalling as lib-dynamodb's document client (removeUndefinedValues).
   expect(JSON.parse(seen[0].body).Item).toEqual({ pk: { S: 'a' }, sk: { S: 'b0' }, costUsd: { N: '0.000125' } });
-  // A second command class gets its own cached chain; the first one's still works.
-  await ddb.send(new PutItemCommand({ TableName: 'usage', Item: { pk: { S: 'c' } } }));
+  expect(seen[0].headers['content-type']).toBe('application/x-amz-json-1.0');
+  // KMS and Secrets Manager share the transport (and its kept-alive connection), each signed for itself.
+  await clients.kms.send('Decrypt', { CiphertextBlob: 'AA==' });
+  await clients.secrets.send('GetSecretValue', { SecretId: 's' });
   expect(sockets.size).toBe(1);
+  expect(seen.slice(-2).map((s) => [s.target, s.headers['content-type'], String(s.headers.authorization).split(',')[0]])).toEqual([
+    ['TrentService.Decrypt', 'application/x-amz-json-1.1', expect.stringMatching(/Credential=AKIDTEST\/\d{8}\/eu-central-1\/kms\/aws4_request$/)],
+    ['secretsmanager.GetSecretValue', 'application/x-amz-json-1.1', expect.stringMatching(/Credential=AKIDTEST\/\d{8}\/eu-central-1\/secretsmanager\/aws4_request$/)],
+  ]);
 });
 
-test("the vault's and admin's clients keep per-call middleware, so lib-dynamodb's document client accepts them", () => {
+test("the vault's SDK clients drop the logger and per-call user agent middleware, and keep one connection alive", async () => {
+  const ddb = cellClients('eu-central-1', 29_000, { endpoint, credentials }).ddb;
+  const names = ddb.middlewareStack.identify().join('\n');
+  expect(names).not.toMatch(/loggerMiddleware|getUserAgentMiddleware/);
+  expect(names).toMatch(/constantUserAgent/);
+  sockets.clear();
+  seen.length = 0;
+  for (let i = 0; i < 2; i++) await ddb.send(new PutItemCommand({ TableName: 'usage', Item: { pk: { S: `c${i}` } } }));
+  expect(sockets.size).toBe(1);
+  expect(seen.map((s) => s.headers['user-agent'])).toEqual([USER_AGENT, USER_AGENT]);
+});
+
+test("the vault's and admin's clients keep per-call middleware chains, so lib-dynamodb's document client accepts them", () => {
   const clients = cellClients('eu-central-1', 29_000, { endpoint, credentials });
   expect(clients.ddb.config.cacheMiddleware).not.toBe(true);
   expect(() => DynamoDBDocumentClient.from(clients.ddb)).not.toThrow();
