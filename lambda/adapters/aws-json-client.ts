@@ -19,22 +19,9 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider, HttpRequest, HttpResponse } from '@smithy/types';
 import { AwsServiceError, CLOCK_SKEW_CODES, retryKind, serviceError } from './aws-json-errors';
 import { NodeSha256 } from './node-sha256';
+import type { AwsJsonService } from './aws-rpc';
 
-export interface AwsJsonService {
-  /** Endpoint prefix and SigV4 service name. */
-  readonly endpointPrefix: string;
-  /** X-Amz-Target prefix. */
-  readonly targetPrefix: string;
-  readonly jsonVersion: '1.0' | '1.1';
-  /** The SDK's service id in environment variables: AWS_ENDPOINT_URL_<envId>. */
-  readonly envId: string;
-  /** Short name used in error messages. */
-  readonly name: string;
-}
-
-export const DYNAMODB: AwsJsonService = { endpointPrefix: 'dynamodb', targetPrefix: 'DynamoDB_20120810', jsonVersion: '1.0', envId: 'DYNAMODB', name: 'DynamoDB' };
-export const KMS: AwsJsonService = { endpointPrefix: 'kms', targetPrefix: 'TrentService', jsonVersion: '1.1', envId: 'KMS', name: 'KMS' };
-export const SECRETS_MANAGER: AwsJsonService = { endpointPrefix: 'secretsmanager', targetPrefix: 'secretsmanager', jsonVersion: '1.1', envId: 'SECRETS_MANAGER', name: 'SecretsManager' };
+export { DYNAMODB, KMS, SECRETS_MANAGER, type AwsJsonService } from './aws-rpc';
 
 /** The transport: NodeHttpHandler, or anything with its `handle` (the CPU benchmark answers in-process). */
 export interface RequestHandlerLike {

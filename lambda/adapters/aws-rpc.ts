@@ -6,7 +6,23 @@
  * constructing adapters with SDK clients. One contract suite runs both against moto
  * (test/contract/aws-rpc.contract.test.ts), so they cannot drift.
  */
-import type { AwsJsonService } from './aws-json-client';
+
+/** An AWS JSON-protocol service, as the seam and the lean client address it. */
+export interface AwsJsonService {
+  /** Endpoint prefix and SigV4 service name. */
+  readonly endpointPrefix: string;
+  /** X-Amz-Target prefix. */
+  readonly targetPrefix: string;
+  readonly jsonVersion: '1.0' | '1.1';
+  /** The SDK's service id in environment variables: AWS_ENDPOINT_URL_<envId>. */
+  readonly envId: string;
+  /** Short name used in error messages. */
+  readonly name: string;
+}
+
+export const DYNAMODB: AwsJsonService = { endpointPrefix: 'dynamodb', targetPrefix: 'DynamoDB_20120810', jsonVersion: '1.0', envId: 'DYNAMODB', name: 'DynamoDB' };
+export const KMS: AwsJsonService = { endpointPrefix: 'kms', targetPrefix: 'TrentService', jsonVersion: '1.1', envId: 'KMS', name: 'KMS' };
+export const SECRETS_MANAGER: AwsJsonService = { endpointPrefix: 'secretsmanager', targetPrefix: 'secretsmanager', jsonVersion: '1.1', envId: 'SECRETS_MANAGER', name: 'SecretsManager' };
 
 export interface AwsRpc {
   /** One operation: `input` and the answer in wire JSON; a failure throws an Error named by its service code. */
@@ -23,17 +39,22 @@ export interface SdkClientLike {
 export const isSdkClient = (c: unknown): c is SdkClientLike =>
   typeof c === 'object' && c !== null && 'middlewareStack' in c && typeof (c as { send?: unknown }).send === 'function';
 
+type SdkRpcFactory = (client: SdkClientLike, service: AwsJsonService) => AwsRpc;
+let sdkRpcFactory: SdkRpcFactory | undefined;
+
 /**
- * The seam over what an adapter was given. An SDK client's commands are loaded on its first call
- * (a dynamic import), so the router, which is given lean clients, never loads them at init.
+ * Called by aws-sdk-rpc.ts when it loads. The SDK path is registered, not imported here, so that
+ * the router's bundle, whose adapters are given lean clients, carries no SDK client code: the
+ * modules that hand adapters SDK clients load it (lambda/handlers/sdk-clients.ts,
+ * dynamo-tenant-store.ts for the vault and the local moto backend, test/support/aws-clients.ts).
  */
+export function registerSdkRpc(factory: SdkRpcFactory): void {
+  sdkRpcFactory = factory;
+}
+
+/** The seam over what an adapter was given: an rpc as it is, an SDK client through its commands. */
 export function rpcOf(client: AwsRpc | SdkClientLike, service: AwsJsonService): AwsRpc {
   if (!isSdkClient(client)) return client;
-  let rpc: Promise<AwsRpc> | undefined;
-  return {
-    async send<T>(operation: string, input: object): Promise<T> {
-      rpc ??= import('./aws-sdk-rpc').then((m) => m.sdkRpc(client, service));
-      return (await rpc).send<T>(operation, input);
-    },
-  };
+  if (!sdkRpcFactory) throw new Error(`${service.name}: an SDK client was given, but lambda/adapters/aws-sdk-rpc.ts is not loaded; import it, or give the adapter a lean client`);
+  return sdkRpcFactory(client, service);
 }

@@ -4,7 +4,8 @@
  * injection and call counting keep working). Each operation the adapters send maps to its SDK
  * command; the wire form's base64 blobs become bytes on the way in and base64 on the way out, so
  * both implementations answer alike (test/contract/aws-rpc.contract.test.ts). Never on the
- * deployed router's path: it is given lean clients.
+ * deployed router's path: it is given lean clients. Loading this module registers it with the
+ * seam (aws-rpc.ts registerSdkRpc).
  */
 import {
   BatchGetItemCommand,
@@ -16,8 +17,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { DecryptCommand, GenerateDataKeyCommand } from '@aws-sdk/client-kms';
 import { GetSecretValueCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import type { AwsJsonService } from './aws-json-client';
-import type { AwsRpc, SdkClientLike } from './aws-rpc';
+import { registerSdkRpc, type AwsJsonService, type AwsRpc, type SdkClientLike } from './aws-rpc';
 
 type Json = Record<string, unknown>;
 type Item = Record<string, unknown>;
@@ -136,3 +136,5 @@ export function sdkRpc(client: SdkClientLike, service: AwsJsonService): AwsRpc {
     },
   };
 }
+
+registerSdkRpc(sdkRpc);

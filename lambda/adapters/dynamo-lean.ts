@@ -8,8 +8,7 @@
  * keep their raw (wire) AttributeValue items.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DYNAMODB } from './aws-json-client';
-import { rpcOf, type AwsRpc } from './aws-rpc';
+import { DYNAMODB, rpcOf, type AwsRpc } from './aws-rpc';
 import { fromWireItem, toWireItem, type Doc, type WireItem } from './dynamo-json';
 
 export type { Doc } from './dynamo-json';

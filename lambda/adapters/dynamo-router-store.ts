@@ -84,7 +84,7 @@ export class DynamoRouterStore implements RouterStore {
   }
 
   async moveTokenVerifier(item: Readonly<Record<string, unknown>>, to: VersionedVerifier): Promise<boolean> {
-    return moveTokenVerifierItem(this.doc, this.tables.tokens, item, to);
+    return moveTokenVerifierItem((input) => this.doc.transactWrite(input), this.tables.tokens, item, to);
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined> {

@@ -14,8 +14,11 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { AUDIT_GENESIS, AuditEvent, AuditEventInput, AuditTrail } from '../core/audit-chain';
-import { getSealedSecret, secretKey, stripKeys, tenantKey } from './tenant-items';
+import { secretKey, stripKeys, tenantKey } from './tenant-items';
 import { moveTokenVerifierItem } from './dynamo-token-verifier';
+// The vault and the local moto backend compose the router's adapters with the SDK clients they
+// give this store: their rpc seam needs the SDK path (aws-rpc.ts registerSdkRpc).
+import './aws-sdk-rpc';
 import { findListedToken } from '../core/listed-token';
 import type { VersionedVerifier } from '../core/pepper-ring';
 import { parseSealedSecret, SealedSecret } from '../core/envelope';
@@ -143,7 +146,7 @@ export class DynamoTenantStore implements TenantStore {
 
   /** On-use pepper upgrade (authenticate.ts); not an audited change: the token's authority is unchanged. */
   async moveTokenVerifier(item: Readonly<Record<string, unknown>>, to: VersionedVerifier): Promise<boolean> {
-    return moveTokenVerifierItem(this.doc, this.tables.tokens, item, to);
+    return moveTokenVerifierItem((input) => this.doc.send(new TransactWriteCommand(input as TransactWriteCommandInput)), this.tables.tokens, item, to);
   }
 
   async listTokens(tenantId: string): Promise<TokenRecord[]> {
@@ -284,7 +287,8 @@ export class DynamoTenantStore implements TenantStore {
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<SealedSecret | undefined> {
-    return getSealedSecret(this.doc, this.tables.tenants, tenantId, provider, name);
+    const out = await this.doc.send(new GetCommand({ TableName: this.tables.tenants, Key: secretKey(tenantId, provider, name), ConsistentRead: true }));
+    return out.Item ? parseSealedSecret(stripKeys(out.Item)) : undefined;
   }
 
   async listSecrets(tenantId: string): Promise<SealedSecret[]> {

@@ -5,17 +5,16 @@
  * change, a rewrapped tenant factor or another request's move in between cancels it: nothing is
  * written and the token stays as it was (a revoked token stays revoked).
  */
-import { TransactWriteCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { VersionedVerifier } from '../core/pepper-ring';
 import type { TokenRecord } from '../core/tenant-model';
-import type { LeanDynamo } from './dynamo-lean';
+import type { DocTransactItem } from './dynamo-lean';
 
 /** Every optional attribute of a TokenRecord (lambda/core/tenant-model.ts). */
 export const TOKEN_OPTIONAL_ATTRIBUTES = ['pepperVersion', 'label', 'limits', 'wrappedFactor', 'factorKey', 'pendingFactor'] as const;
 
 export async function moveTokenVerifierItem(
-  /** The tenant store's document client, or the router's lean client (dynamo-lean.ts). */
-  doc: DynamoDBDocumentClient | LeanDynamo,
+  /** One TransactWriteItems in document form: the tenant store's document client, or the router's LeanDynamo. */
+  transactWrite: (input: { TransactItems: DocTransactItem[] }) => Promise<unknown>,
   table: string,
   item: Readonly<Record<string, unknown>>,
   to: VersionedVerifier,
@@ -40,7 +39,7 @@ export async function moveTokenVerifierItem(
     unchanged.push(`attribute_not_exists(#n${i})`);
   });
   try {
-    const input = {
+    const input: { TransactItems: DocTransactItem[] } = {
       TransactItems: [
         {
           Put: {
@@ -60,7 +59,7 @@ export async function moveTokenVerifierItem(
         },
       ],
     };
-    await ('transactWrite' in doc ? doc.transactWrite(input) : doc.send(new TransactWriteCommand(input)));
+    await transactWrite(input);
     return true;
   } catch (err) {
     const name = (err as { name?: string }).name;

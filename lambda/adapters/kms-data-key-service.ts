@@ -2,8 +2,7 @@ import type { KMSClient } from '@aws-sdk/client-kms';
 import type { DataKeyService, EncryptionContext, GeneratedDataKey } from '../core/ports';
 import type { TenantKeyScoping } from '../core/tenant-keys';
 import { awsErrorName, awsRequestId } from './aws-errors';
-import { KMS } from './aws-json-client';
-import { rpcOf, type AwsRpc } from './aws-rpc';
+import { KMS, rpcOf, type AwsRpc } from './aws-rpc';
 
 /**
  * Why a KMS operation failed, as far as callers need to know:

@@ -3,8 +3,7 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { formatStoredPepper, MIN_PEPPER_BYTES, parseStoredPepper, PepperFormatError, ringOf, type StoredPepperVersion } from '../core/pepper-ring';
 import { PepperRotationConflict, systemClock, type Clock, type PepperRing, type PepperRotator, type PepperSource } from '../core/ports';
 import { awsErrorName } from './aws-errors';
-import { SECRETS_MANAGER } from './aws-json-client';
-import { rpcOf, type AwsRpc } from './aws-rpc';
+import { rpcOf, SECRETS_MANAGER, type AwsRpc } from './aws-rpc';
 
 /** `not_found`: no such secret; `invalid`: empty or too short; `unavailable`: anything else. */
 export type PepperErrorReason = 'not_found' | 'invalid' | 'unavailable';

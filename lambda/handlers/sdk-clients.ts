@@ -6,6 +6,8 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { clientConfig, USER_AGENT } from './aws-clients';
+// Adapters given these clients reach them through the rpc seam's SDK path.
+import '../adapters/aws-sdk-rpc';
 
 /**
  * SDK clients of a function, created once per execution environment, each only when the function

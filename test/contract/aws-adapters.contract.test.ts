@@ -1,11 +1,17 @@
 /**
  * Every port's contract suite against the AWS adapters (DynamoDB, KMS, Secrets Manager) on moto.
- * The same suites run against the embedded adapters in embedded-adapters.contract.test.ts.
+ * The same suites run against the embedded adapters in embedded-adapters.contract.test.ts. The
+ * router's adapters run twice: over SDK clients (as the vault, admin and local backend give them)
+ * and over the lean JSON-protocol client (as the deployed router gives them).
  */
 import { DeleteCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { DynamoGovernanceLedger } from '../../lambda/adapters/dynamo-governance';
 import { DynamoResponseCache } from '../../lambda/adapters/dynamo-response-cache';
 import { DynamoRouterStore } from '../../lambda/adapters/dynamo-router-store';
+import { KmsDataKeyService } from '../../lambda/adapters/kms-data-key-service';
+import { SecretsManagerPepperSource } from '../../lambda/adapters/secrets-manager-pepper';
+import { leanClients } from '../../lambda/handlers/aws-clients';
+import { testCredentials } from '../support/aws-clients';
 import type { UsageRecord } from '../../lambda/core/router/usage-record';
 import { cellFixture, CellFixture } from '../support/cell-fixture';
 import { MotoServer, startMoto } from '../support/moto';
@@ -21,6 +27,7 @@ import { factorChangeContract } from './factor-change.contract';
 const REGION = 'eu-central-1';
 let moto: MotoServer;
 let backend: ContractBackend;
+let leanBackend: ContractBackend;
 
 beforeAll(async () => {
   moto = await startMoto();
@@ -68,6 +75,16 @@ beforeAll(async () => {
       },
     },
   };
+  const lean = leanClients(REGION, f.config.requestDeadlineMs, { endpoint: moto.endpoint, credentials: testCredentials });
+  leanBackend = {
+    ...backend,
+    name: 'AWS adapters on moto, lean client',
+    routerStore: new DynamoRouterStore(lean.ddb, t),
+    ledger: new DynamoGovernanceLedger(lean.ddb, { table: t.counters, usageRecordsTable: t.usage }),
+    dataKeys: new KmsDataKeyService(lean.kms, f.config.rootKeyArn),
+    pepper: new SecretsManagerPepperSource(lean.secrets, f.config.pepperSecretId),
+    responseCache: new DynamoResponseCache(lean.ddb, t.cache!),
+  };
 }, 120_000);
 afterAll(async () => {
   await moto?.stop();
@@ -81,3 +98,11 @@ governanceLedgerContract('AWS adapters on moto', factory);
 dataKeysContract('AWS adapters on moto', factory);
 pepperContract('AWS adapters on moto', factory);
 responseCacheContract('AWS adapters on moto', factory);
+
+// The router's adapters over the lean client (the tenant store is the vault's: SDK only).
+const leanFactory = () => leanBackend;
+routerStoreContract('AWS adapters on moto, lean client', leanFactory);
+governanceLedgerContract('AWS adapters on moto, lean client', leanFactory);
+dataKeysContract('AWS adapters on moto, lean client', leanFactory);
+pepperContract('AWS adapters on moto, lean client', leanFactory);
+responseCacheContract('AWS adapters on moto, lean client', leanFactory);

@@ -4,6 +4,8 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { InitializeMiddleware, MetadataBearer } from '@smithy/types';
+// Tests hand the router's adapters SDK clients: the rpc seam's SDK path (lambda/adapters/aws-rpc.ts).
+import '../../lambda/adapters/aws-sdk-rpc';
 
 /** Static fake credentials: the SDK never looks for real ones (env, files, IMDS). */
 export const testCredentials = { accessKeyId: 'testing', secretAccessKey: 'testing' } as const;

@@ -5,6 +5,7 @@
  */
 import { AttributeValue, DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
+import '../../../lambda/adapters/aws-sdk-rpc';
 import { DynamoGovernance } from '../../../lambda/adapters/dynamo-governance';
 import { ApiError } from '../../../lambda/core/http';
 import type { AdmissionRequest } from '../../../lambda/core/router/governance';
