@@ -14,10 +14,26 @@
 import type { SseEvent } from '../sse';
 import type { TokenUsage } from '../translate/usage';
 
-/** Fires at the deadline or when the client goes away, whichever comes first. */
-export function requestSignal(deadlineAt: number, now: () => number, client: AbortSignal | undefined): AbortSignal {
-  const deadline = AbortSignal.timeout(Math.max(0, deadlineAt - now()));
-  return client ? AbortSignal.any([deadline, client]) : deadline;
+/**
+ * Fires at the deadline (a TimeoutError, as AbortSignal.timeout) or when the client goes away,
+ * whichever comes first. One controller, one timer that does not hold the event loop and one
+ * listener (AbortSignal.timeout + AbortSignal.any cost several times more per request);
+ * `dispose` when the request is over clears both.
+ */
+export function requestSignal(deadlineAt: number, now: () => number, client: AbortSignal | undefined): { readonly signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onClient = (): void => controller.abort(client?.reason);
+  const timer = setTimeout(() => controller.abort(new DOMException('The request deadline passed', 'TimeoutError')), Math.max(0, deadlineAt - now()));
+  timer.unref();
+  if (client?.aborted) onClient();
+  else client?.addEventListener('abort', onClient, { once: true });
+  return {
+    signal: controller.signal,
+    dispose() {
+      clearTimeout(timer);
+      client?.removeEventListener('abort', onClient);
+    },
+  };
 }
 
 /** A JSON string member whose value is generated text, in the stream formats the router reads. */

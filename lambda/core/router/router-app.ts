@@ -99,6 +99,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
     /** The target of the last attempt that reached the provider, if any did. */
     let calledTarget: Target | undefined;
     let cache: CacheState | undefined;
+    /** The upstream calls' deadline (and client-gone) signal; its timer is cleared at the end. */
+    let deadline: ReturnType<typeof requestSignal> | undefined;
     type Outcome = Partial<UsageRecord> & Pick<UsageRecord, 'status' | 'decision'>;
 
     // Every Decrypt of this request, with its exact encryption context (usage record evidence).
@@ -334,8 +336,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         // Each stored key (tenant, secret, version) has its own circuit for 429 and 401/403, so a
         // key that is rate limited or revoked never opens the endpoint's circuit for other tenants.
         const keyOf = (t: Target) => `${tenant.tenantId}/${t.secret}/v${recorded[secretSlotOf(t.provider, t.secret)]?.version ?? 0}`;
-        const deadlineSignal = requestSignal(deadlineAt, now, clientGone);
-        outcome = await executeWithFallback({ targets: usable, deadlineAt, now, sleep, random, breaker, keyOf, attempt, deadlineSignal, cancelSignal: clientGone });
+        deadline = requestSignal(deadlineAt, now, clientGone);
+        outcome = await executeWithFallback({ targets: usable, deadlineAt, now, sleep, random, breaker, keyOf, attempt, deadlineSignal: deadline.signal, cancelSignal: clientGone });
       } catch (err) {
         if (err instanceof AllTargetsFailedError) {
           chain = err.chain;
@@ -510,6 +512,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       };
       return await finish({ status, decision }, pending ? release : undefined);
     } finally {
+      deadline?.dispose();
       factors?.zeroize();
       zeroize(erasureKey);
     }

@@ -81,8 +81,8 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
         step(target, 'deadline', 0);
         throw new AllTargetsFailedError(chain, statusFor(chain));
       }
-      const controller = new AbortController();
-      const signal = AbortSignal.any([deadlineSignal, controller.signal]);
+      const controller = childController(deadlineSignal);
+      const signal = controller.signal;
       const started = now();
       let result: AttemptOutcome<T>;
       try {
@@ -133,6 +133,18 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
     }
   }
   throw new AllTargetsFailedError(chain, statusFor(chain));
+}
+
+/**
+ * The attempt's own controller, which also aborts when the deadline signal does (a listener:
+ * AbortSignal.any costs several times more per attempt). It stays linked after a success,
+ * because the answer's body is read under the same deadline.
+ */
+function childController(parent: AbortSignal): AbortController {
+  const controller = new AbortController();
+  if (parent.aborted) controller.abort(parent.reason);
+  else parent.addEventListener('abort', () => controller.abort(parent.reason), { once: true });
+  return controller;
 }
 
 /**

@@ -41,11 +41,22 @@ describe('abortedUsage', () => {
 
 test('requestSignal fires with the client signal, and at the deadline without one', async () => {
   const client = new AbortController();
-  const s = requestSignal(Date.now() + 60_000, Date.now, client.signal);
+  const s = requestSignal(Date.now() + 60_000, Date.now, client.signal).signal;
   expect(s.aborted).toBe(false);
   client.abort();
   expect(s.aborted).toBe(true);
-  const d = requestSignal(Date.now() + 20, Date.now, undefined);
+  const d = requestSignal(Date.now() + 20, Date.now, undefined).signal;
   await new Promise((r) => setTimeout(r, 60));
   expect(d.aborted).toBe(true);
+  expect((d.reason as Error).name).toBe('TimeoutError');
+  expect(requestSignal(Date.now() + 60_000, Date.now, AbortSignal.abort()).signal.aborted).toBe(true);
+});
+
+test('requestSignal: after dispose neither the deadline nor the client fires it', async () => {
+  const client = new AbortController();
+  const r = requestSignal(Date.now() + 20, Date.now, client.signal);
+  r.dispose();
+  await new Promise((done) => setTimeout(done, 60));
+  client.abort();
+  expect(r.signal.aborted).toBe(false);
 });
