@@ -22,30 +22,31 @@ export interface DecodedCanonical {
   readonly fields: ReadonlyArray<CanonicalField>;
 }
 
-function utf8(s: string, what: string): Buffer {
+function checked(s: string, what: string): string {
   if (typeof s !== 'string' || !isWellFormedUtf16(s)) throw new Error(`canonicalEncode: ${what} is not a well-formed string`);
-  return Buffer.from(s, 'utf8');
+  return s;
 }
 
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n, 0);
-  return b;
-}
-
+/** One allocation: the lengths are measured first, then every prefix and string is written in place. */
 export function canonicalEncode(domain: string, fields: ReadonlyArray<CanonicalField>): Buffer {
-  const parts: Buffer[] = [];
-  const push = (s: string, what: string): void => {
-    const bytes = utf8(s, what);
-    parts.push(u32(bytes.length), bytes);
+  let size = 4 + Buffer.byteLength(checked(domain, 'domain'), 'utf8') + 4;
+  for (const [name, value] of fields) size += 8 + Buffer.byteLength(checked(name, 'field name'), 'utf8') + Buffer.byteLength(checked(value, 'field value'), 'utf8');
+  const out = Buffer.allocUnsafe(size);
+  let off = 0;
+  const put = (text: string): void => {
+    const n = out.write(text, off + 4, 'utf8');
+    out.writeUInt32BE(n, off);
+    off += 4 + n;
   };
-  push(domain, 'domain');
-  parts.push(u32(fields.length));
+  put(domain);
+  out.writeUInt32BE(fields.length, off);
+  off += 4;
   for (const [name, value] of fields) {
-    push(name, 'field name');
-    push(value, 'field value');
+    put(name);
+    put(value);
   }
-  return Buffer.concat(parts);
+  if (off !== size) throw new Error('canonicalEncode: length mismatch');
+  return out;
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

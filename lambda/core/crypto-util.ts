@@ -56,14 +56,14 @@ export function crc32(data: Uint8Array): number {
   return (crc ^ 0xffffffff) >>> 0;
 }
 
-const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
 /**
- * Strict base64 decode: Buffer.from(x, 'base64') silently skips junk, which would let two
- * different stored strings decode to the same bytes. Returns undefined unless canonical.
+ * Strict base64 decode: Buffer.from(x, 'base64') silently skips junk (and reads base64url), which
+ * would let two different stored strings decode to the same bytes. Returns undefined unless
+ * canonical. Node's encoder writes only canonical base64 (A-Z a-z 0-9 + /, '=' padding, zero
+ * spare bits), so re-encoding and comparing is the whole check; no pattern is needed before it.
  */
 export function decodeBase64Strict(text: string): Buffer | undefined {
-  if (!BASE64_RE.test(text)) return undefined;
+  if (typeof text !== 'string') return undefined;
   const buf = Buffer.from(text, 'base64');
   if (buf.toString('base64') !== text) return undefined;
   return buf;

@@ -6,7 +6,7 @@ import { dataKeysOfTenant, isTenantKeyRefusal, tenantKeyUnavailable } from '../t
 import { matchTokenRecord, NO_RETRY, parsePresentedToken, principalOf, storedRecordApiError, upgradeOnUse, verifiersOf } from '../authenticate';
 import type { CellConfig } from '../cell-config';
 import { decodeBase64Strict, zeroize } from '../crypto-util';
-import { openSecret, parseSealedSecret, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
+import { openSecret, parseSealedRow, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
 import { beginCache, CACHE_HEADER, replayChunks, type CacheState, type ResponseCacheStore } from '../cache';
 import { applyBedrockGuardrails, applyGuardrails, type GuardrailOutcome, type GuardrailService } from '../guardrails';
 import { ApiError, ErrorShape, errorResponse, HttpRequest, presentedToken, requestIdOf } from '../http';
@@ -545,7 +545,8 @@ function currentSecret(
   const raw = rows.get(slot);
   // No entry: the row was deleted (or never stored) and written back. No row: it was removed.
   if (!entry || !raw) throw new SealedSecretError('not_current');
-  const sealed = parseSealedSecret(raw);
+  // Checked and decoded once here; openSecret uses the frozen result as is.
+  const sealed = parseSealedRow(raw);
   if (sealed.version !== entry.version) throw new SealedSecretError('not_current');
   // The entry's generation (0: managed) must be one the tenant opens now: its own, or either end of
   // a factor change in progress. A managed entry of a sovereign tenant is refused, and vice versa.

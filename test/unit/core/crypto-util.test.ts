@@ -45,6 +45,19 @@ describe('decodeBase64Strict', () => {
       expect(decodeBase64Strict(bad)).toBeUndefined();
     }
   });
+
+  it('property: the same answer as a canonical-pattern check followed by the round trip', () => {
+    // The pattern the function used before it relied on the round trip alone.
+    const pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+    const reference = (t: string) => (pattern.test(t) && Buffer.from(t, 'base64').toString('base64') === t ? Buffer.from(t, 'base64') : undefined);
+    const chars = fc.constantFrom(...'AQgw+/=-_ \n\r.%A9z'.split(''));
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.array(chars, { maxLength: 24 }).map((a) => a.join('')), fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('base64'))), (t) => {
+        expect(decodeBase64Strict(t)).toEqual(reference(t));
+      }),
+      { numRuns: 5000 },
+    );
+  });
 });
 
 describe('zeroize', () => {

@@ -6,6 +6,7 @@ import {
   fingerprintOf,
   legacyFingerprintOf,
   openSecret,
+  parseSealedRow,
   parseSealedSecret,
   SealedSecretError,
   sealSecret,
@@ -437,3 +438,35 @@ describe('parseSealedSecret', () => {
     );
   });
 });
+
+describe('parseSealedRow (checked and decoded once, for the router)', () => {
+  it('is parseSealedSecret frozen: it opens, and nothing can change it between the check and the open', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    const row = parseSealedRow({ ...record, pk: 'TENANT#acme' });
+    expect(row).toEqual(parseSealedSecret(record));
+    expect(Object.isFrozen(row)).toBe(true);
+    expect(() => {
+      (row as SealedSecret).ciphertext = flip(record.ciphertext, 3);
+    }).toThrow(TypeError);
+    expect(await open(row as SealedSecret, idA, kms)).toBe(CANARY);
+  });
+
+  it('a copy of a parsed row is checked and decoded again: a tampered copy fails', async () => {
+    const kms = new FakeDataKeys();
+    const row = parseSealedRow(await seal(idA, kms));
+    expectSealedError(await rejection(open({ ...row, tag: flip(row.tag, 5) }, idA, kms)), 'integrity');
+    expectSealedError(await rejection(open({ ...row, iv: 'not base64!' }, idA, kms)), 'malformed');
+  });
+
+  it('a parsed row of another identity still does not open', async () => {
+    const kms = new FakeDataKeys();
+    const row = parseSealedRow(await seal(idA, kms));
+    expectSealedError(await rejection(open(row as SealedSecret, idB, kms)), 'identity_mismatch');
+  });
+
+  it('refuses off-format rows like parseSealedSecret', () => {
+    expect(() => parseSealedRow({ formatVersion: 2 })).toThrow(SealedSecretError);
+  });
+});
+
