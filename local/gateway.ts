@@ -99,15 +99,18 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
 
     const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
       const started = Date.now();
-      const [path, search] = (req.url ?? '/').split('?', 2);
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
       const body = await readBody(req, config.maxRequestBytes + 1);
+      const remote = req.socket.remoteAddress;
       const httpReq: HttpRequest = {
         method: req.method ?? 'GET',
         path,
-        headers: lowerHeaders(req),
+        headers: stringHeaders(req),
         body,
-        query: Object.fromEntries(new URLSearchParams(search ?? '')),
-        sourceIp: req.socket.remoteAddress?.replace(/^::ffff:/, ''),
+        query: q < 0 ? NO_QUERY : Object.fromEntries(new URLSearchParams(url.slice(q + 1))),
+        sourceIp: remote?.startsWith('::ffff:') ? remote.slice(7) : remote,
         iamCaller: 'local-operator',
         signal: clientGoneSignal(res),
       };
@@ -172,23 +175,47 @@ function routeLabel(path: string): string {
   return path.replace(/\/(tenants|secrets|tokens)\/[^/]+/g, '/$1/:id');
 }
 
-function lowerHeaders(req: IncomingMessage): Record<string, string> {
+const NO_QUERY: Readonly<Record<string, string>> = Object.freeze({});
+
+/** The request's single-valued headers (node gives their names in lower case already). */
+function stringHeaders(req: IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') out[k.toLowerCase()] = v;
+  const headers = req.headers;
+  for (const name in headers) {
+    const v = headers[name];
+    if (typeof v === 'string') out[name] = v;
+  }
   return out;
 }
 
-/** Reads at most `limit` bytes; a longer body is cut there, and the size check answers 413. */
-async function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    if (size >= limit) continue; // drain without keeping
-    chunks.push(chunk);
-    size += chunk.length;
-  }
-  if (size === 0) return undefined;
-  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+/**
+ * Reads at most `limit` bytes; a longer body is cut there, and the size check answers 413.
+ * Events rather than an async iterator, and no copy for the usual one-chunk body.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    let first: Buffer | undefined;
+    let more: Buffer[] | undefined;
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (size >= limit) return; // drain without keeping
+      if (first === undefined) first = chunk;
+      else (more ??= [first]).push(chunk);
+      size += chunk.length;
+    });
+    let ended = false;
+    req.once('end', () => {
+      ended = true;
+      if (first === undefined || size === 0) return resolve(undefined);
+      const all = more ? Buffer.concat(more, size) : first;
+      resolve(all.toString('utf8', 0, Math.min(size, limit)));
+    });
+    req.once('error', reject);
+    // A connection that closes mid-body (without an error) must not leave the request waiting.
+    req.once('close', () => {
+      if (!ended) reject(new Error('the request body ended early'));
+    });
+  });
 }
 
 function send(res: ServerResponse, out: HttpResponse): void {
