@@ -237,15 +237,24 @@ export function clientGoneSignal(res: ServerResponse): AbortSignal {
 
 /**
  * The router's sink on a node:http response. A streamed answer (text/event-stream) has its
- * headers flushed at start and each chunk written as it comes. Any other answer is one JSON body:
- * it is kept until its end and sent in one write with a Content-Length (one syscall instead of
- * header, chunk and terminator). With `holdEndUntilDone` the final `end` waits for `done()`
- * (after the router's records).
+ * headers flushed at start and its chunks written as they come (those of one event-loop turn in
+ * one write). Any other answer is one JSON body: it is kept until its end and sent in one write
+ * with a Content-Length (one syscall instead of header, chunk and terminator). With
+ * `holdEndUntilDone` the final `end` waits for `done()` (after the router's records).
  */
 export function nodeSink(res: ServerResponse, opts: { holdEndUntilDone?: boolean } = {}): ResponseSink & { done(): void } {
   let started = false;
   let held: { status: number; headers: Record<string, string>; chunks: string[] } | undefined;
+  // Stream chunks written in one turn of the event loop (the events of one upstream read) leave
+  // in one write: corked at the first, uncorked when the turn's synchronous work is done.
+  let corked = false;
+  const uncork = () => {
+    if (!corked) return;
+    corked = false;
+    res.uncork();
+  };
   const finish = () => {
+    uncork();
     if (held) {
       const body = held.chunks.join('');
       res.writeHead(held.status, { ...held.headers, 'content-length': String(Buffer.byteLength(body)) });
@@ -267,8 +276,13 @@ export function nodeSink(res: ServerResponse, opts: { holdEndUntilDone?: boolean
       res.flushHeaders();
     },
     write(chunk) {
-      if (held) held.chunks.push(chunk);
-      else res.write(chunk);
+      if (held) return void held.chunks.push(chunk);
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(uncork);
+      }
+      res.write(chunk);
     },
     end() {
       if (!opts.holdEndUntilDone) finish();

@@ -121,3 +121,30 @@ test('a client that closes mid-body leaves the gateway answering others', async 
   const res = await raw('POST', '/v1/chat/completions', [chat], { authorization: `Bearer ${invoke}` });
   expect(res.status).toBe(200);
 });
+
+test('a stream: headers at once, each upstream event passed on as it comes (not held to the end), whole at the end', async () => {
+  fakes.script('openai', [{ kind: 'drip', intervalMs: 60 }]);
+  const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'one two three four five six' }], stream: true });
+  const t0 = Date.now();
+  const seen = await new Promise<{ headersAt: number; firstDataAt: number; endAt: number; text: string; type: unknown }>((resolve, reject) => {
+    const req = request(new URL('/v1/chat/completions', gw.url), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${invoke}` } }, (res) => {
+      const headersAt = Date.now() - t0;
+      let firstDataAt = -1;
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        text += c;
+        if (firstDataAt < 0 && text.includes('"content":"')) firstDataAt = Date.now() - t0;
+      });
+      res.on('end', () => resolve({ headersAt, firstDataAt, endAt: Date.now() - t0, text, type: res.headers['content-type'] }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  expect(seen.type).toMatch(/^text\/event-stream/);
+  expect(seen.text.trimEnd().endsWith('data: [DONE]')).toBe(true);
+  expect(seen.firstDataAt).toBeGreaterThanOrEqual(0);
+  // Six words dripped 60 ms apart: the first text is out long before the last.
+  expect(seen.endAt - seen.firstDataAt).toBeGreaterThan(150);
+  expect(seen.headersAt).toBeLessThanOrEqual(seen.firstDataAt);
+});
