@@ -45,6 +45,8 @@ export function clientConfig(region: string, requestDeadlineMs: number) {
       requestTimeout: b.requestTimeoutMs,
       // Without this, smithy only logs a warning when an attempt exceeds its timeout and keeps waiting.
       throwOnRequestTimeout: true,
+      // The request timeout stops at the response headers; this bounds a body that stalls after them.
+      socketTimeout: b.requestTimeoutMs,
       httpsAgent: { keepAlive: true, maxSockets: 50 },
       httpAgent: { keepAlive: true, maxSockets: 50 },
     },

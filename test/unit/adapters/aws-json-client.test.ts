@@ -228,6 +228,21 @@ describe('retries (standard mode, within the call budget)', () => {
     expect(worstCaseCallMs(budget)).toBeLessThanOrEqual(deadline / 4);
   }, 15_000);
 
+  test('an answer that stalls after its headers: the socket timeout ends the attempt, the retry succeeds, within the budget', async () => {
+    const budget = awsCallBudget(5_000);
+    script = [
+      (_, res) => {
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0', 'content-length': '100' });
+        res.write('{"Item":');
+      },
+    ];
+    const ddb = leanClients(REGION, 5_000, { endpoint, credentials: CREDENTIALS }).ddb;
+    const t0 = Date.now();
+    expect(await ddb.send('GetItem', {})).toEqual({ ok: true });
+    expect(seen).toHaveLength(2);
+    expect(Date.now() - t0).toBeLessThan(worstCaseCallMs(budget) + 500);
+  }, 15_000);
+
   test('a refused signature with a skewed clock: the offset is learnt from the Date header and the retry is signed in server time', async () => {
     serverClockOffsetMs = 60 * 60_000;
     const c = client();

@@ -46,6 +46,7 @@ test.each([5_000, 7_500, 29_000, 60_000, 300_000, 840_000])('deadline %i ms: eve
     requestTimeout: budget.requestTimeoutMs,
     connectionTimeout: budget.connectionTimeoutMs,
     throwOnRequestTimeout: true,
+    socketTimeout: budget.requestTimeoutMs,
     httpsAgent: { keepAlive: true },
     httpAgent: { keepAlive: true },
   });
