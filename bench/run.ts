@@ -3,6 +3,7 @@
  * Prints each measurement against its goal and exits non-zero if a goal is missed.
  * - micro: token verifier, seal/open, sovereign factor wrap vs factor box, one reseal
  * - guardrails: the guardrail stage (2 KiB and 1 MiB requests) and the response cache's crypto
+ * - store: the local gateway's embedded store, CPU of one governed request's reads and writes
  * - init: cold-start module init (CPU) of each function bundle as deployed, above bare node
  * - cpu: router main-thread CPU per governed request (real SDK clients answering in-process)
  * - router: latency through the router app on moto (the harness)
@@ -24,6 +25,7 @@ import { startRouterHarness } from '../test/support/router-harness';
 import { cpuPerRequest } from './cpu';
 import { factorBench } from './factor';
 import { guardrailsCacheBench } from './guardrails-cache';
+import { embeddedStoreBench } from './embedded-store';
 import { peersBench } from './peers';
 import { randomBytes, createCipheriv, createDecipheriv } from 'node:crypto';
 
@@ -209,6 +211,7 @@ async function main(): Promise<void> {
   const want = (part: string) => !only || only.includes(part);
   if (want('micro')) await microbenchmarks();
   if (want('guardrails')) guardrailsCacheBench(record);
+  if (want('store')) await embeddedStoreBench(record);
   if (want('init')) bundlesAndInit();
   if (want('cpu')) await cpu();
   if (want('router')) await routerOverhead();
