@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import fc from 'fast-check';
 import {
   base62Decode,
@@ -5,6 +6,7 @@ import {
   base62EncodeBytes,
   crc32,
   decodeBase64Strict,
+  hkdfSha256,
   isWellFormedUtf16,
   zeroize,
 } from '../../../lambda/core/crypto-util';
@@ -75,5 +77,38 @@ describe('isWellFormedUtf16', () => {
     expect(isWellFormedUtf16('a🔑b')).toBe(true);
     expect(isWellFormedUtf16('a\uD83Db')).toBe(false);
     expect(isWellFormedUtf16('\uDD11')).toBe(false);
+  });
+});
+
+describe('hkdfSha256', () => {
+  it('RFC 5869 test case 1 (SHA-256, 42 bytes: two blocks) and test case 3 (empty salt and info)', () => {
+    const ikm = Buffer.alloc(22, 0x0b);
+    // Test case 1's salt is the bytes 0x00..0x0c; the function takes the salt as UTF-8 text, which these are.
+    const salt = Buffer.from('000102030405060708090a0b0c', 'hex').toString('utf8');
+    const info = Buffer.from('f0f1f2f3f4f5f6f7f8f9', 'hex');
+    expect(hkdfSha256(ikm, salt, info, 42).toString('hex')).toBe('3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865');
+    expect(hkdfSha256(ikm, '', Buffer.alloc(0), 42).toString('hex')).toBe('8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8');
+  });
+
+  it('property: the same bytes as crypto.hkdfSync, for any key material, salt, info and length', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 96 }),
+        fc.string({ maxLength: 40 }),
+        fc.uint8Array({ maxLength: 1024 }),
+        fc.constantFrom(1, 16, 31, 32, 33, 42, 64, 100, 255 * 32),
+        (ikm, salt, info, length) => {
+          const expected = Buffer.from(hkdfSync('sha256', ikm, Buffer.from(salt, 'utf8'), info, length));
+          expect(hkdfSha256(ikm, salt, info, length).equals(expected)).toBe(true);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('refuses what hkdfSync refuses: info over 1024 bytes, lengths outside 1..255 blocks', () => {
+    expect(() => hkdfSha256(Buffer.alloc(32), 's', Buffer.alloc(1025))).toThrow(RangeError);
+    expect(() => hkdfSha256(Buffer.alloc(32), 's', Buffer.alloc(1), 0)).toThrow(RangeError);
+    expect(() => hkdfSha256(Buffer.alloc(32), 's', Buffer.alloc(1), 255 * 32 + 1)).toThrow(RangeError);
   });
 });

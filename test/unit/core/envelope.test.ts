@@ -305,18 +305,41 @@ describe('sovereign mode', () => {
 });
 
 describe('zeroization', () => {
-  let hkdfOutputs: ArrayBuffer[];
-  let spy: jest.SpyInstance;
+  /** Every AES key handed to node:crypto (the derived secret keys, and the fake KMS's own root key). */
+  let cipherKeys: unknown[];
+  /** Every HMAC output as a Buffer: HKDF's PRK and blocks, the erasure and secret factors. */
+  let macs: Buffer[];
+  let spies: jest.SpyInstance[];
   beforeEach(() => {
-    hkdfOutputs = [];
-    const real = crypto.hkdfSync;
-    spy = jest.spyOn(crypto, 'hkdfSync').mockImplementation((...args: Parameters<typeof crypto.hkdfSync>) => {
-      const out = real(...args);
-      hkdfOutputs.push(out);
-      return out;
-    });
+    cipherKeys = [];
+    macs = [];
+    const realCipher = crypto.createCipheriv;
+    const realDecipher = crypto.createDecipheriv;
+    const realHmac = crypto.createHmac;
+    spies = [
+      jest.spyOn(crypto, 'createCipheriv').mockImplementation(((...args: Parameters<typeof crypto.createCipheriv>) => {
+        cipherKeys.push(args[1]);
+        return realCipher(...args);
+      }) as typeof crypto.createCipheriv),
+      jest.spyOn(crypto, 'createDecipheriv').mockImplementation(((...args: Parameters<typeof crypto.createDecipheriv>) => {
+        cipherKeys.push(args[1]);
+        return realDecipher(...args);
+      }) as typeof crypto.createDecipheriv),
+      jest.spyOn(crypto, 'createHmac').mockImplementation((...args: Parameters<typeof crypto.createHmac>) => {
+        const h = realHmac(...args);
+        const digest = h.digest.bind(h);
+        h.digest = ((enc?: crypto.BinaryToTextEncoding) => {
+          const out = enc === undefined ? digest() : digest(enc);
+          if (Buffer.isBuffer(out)) macs.push(out);
+          return out;
+        }) as typeof h.digest;
+        return h;
+      }),
+    ];
   });
-  afterEach(() => spy.mockRestore());
+  afterEach(() => spies.forEach((s) => s.mockRestore()));
+  /** The derived secret keys: every AES key but the fake KMS's root key. */
+  const derived = (kms: FakeDataKeys): unknown[] => cipherKeys.filter((k) => k !== (kms as unknown as { rootKey: Buffer }).rootKey);
 
   const allZero = (b: Uint8Array | ArrayBuffer): boolean => (b instanceof ArrayBuffer ? new Uint8Array(b) : b).every((x) => x === 0);
 
@@ -325,8 +348,11 @@ describe('zeroization', () => {
     await seal(idA, kms, { tenantFactor: Buffer.alloc(32, 1) });
     expect(kms.issued).toHaveLength(1);
     expect(kms.allIssuedZeroed()).toBe(true);
-    expect(hkdfOutputs).toHaveLength(1);
-    expect(hkdfOutputs.every(allZero)).toBe(true);
+    expect(derived(kms)).toHaveLength(1);
+    expect(derived(kms).every((k) => allZero(k as Buffer))).toBe(true);
+    // Secret factor, erasure factor, HKDF's PRK and block.
+    expect(macs.length).toBeGreaterThanOrEqual(4);
+    expect(macs.every(allZero)).toBe(true);
   });
 
   it('zeroes the plaintext, data key and derived key once `use` returns', async () => {
@@ -339,8 +365,9 @@ describe('zeroization', () => {
     expect(seen[0].length).toBe(CANARY.length);
     expect(allZero(seen[0])).toBe(true);
     expect(kms.allIssuedZeroed()).toBe(true);
-    expect(hkdfOutputs).toHaveLength(2);
-    expect(hkdfOutputs.every(allZero)).toBe(true);
+    expect(derived(kms)).toHaveLength(2);
+    expect(derived(kms).every((k) => allZero(k as Buffer))).toBe(true);
+    expect(macs.every(allZero)).toBe(true);
   });
 
   it('zeroes everything when `use` throws or rejects, and passes its error through', async () => {
@@ -366,7 +393,9 @@ describe('zeroization', () => {
     expect(seen).toHaveLength(2);
     expect(seen.every(allZero)).toBe(true);
     expect(kms.allIssuedZeroed()).toBe(true);
-    expect(hkdfOutputs.every(allZero)).toBe(true);
+    expect(derived(kms)).toHaveLength(3);
+    expect(derived(kms).every((k) => allZero(k as Buffer))).toBe(true);
+    expect(macs.every(allZero)).toBe(true);
   });
 
   it('zeroes the data key and derived key when authentication fails', async () => {
@@ -377,7 +406,9 @@ describe('zeroization', () => {
     expect(use).not.toHaveBeenCalled();
     expect(kms.issued).toHaveLength(2);
     expect(kms.allIssuedZeroed()).toBe(true);
-    expect(hkdfOutputs.every(allZero)).toBe(true);
+    expect(derived(kms)).toHaveLength(2);
+    expect(derived(kms).every((k) => allZero(k as Buffer))).toBe(true);
+    expect(macs.every(allZero)).toBe(true);
   });
 });
 
