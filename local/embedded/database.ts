@@ -42,6 +42,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import * as sqliteModule from 'node-sqlite3-wasm';
 import { Database, Statement } from 'node-sqlite3-wasm';
 import { CREATES_TRIGGER, RowCache, invalidatesRowCache } from './row-cache';
 
@@ -114,6 +115,9 @@ interface Prepared {
   columns?: string[];
 }
 
+/** sqlite3_changes() of the WebAssembly module (the package exports its C functions). */
+const sqliteChanges = (sqliteModule as unknown as { _sqlite3_changes?: (db: number) => number })._sqlite3_changes;
+
 /** node-sqlite3-wasm's statement internals used for single-row reads without per-call column lookups. */
 interface StatementInternals {
   _bind(values: readonly SqlValue[]): void;
@@ -184,7 +188,8 @@ export class EmbeddedDatabase {
       throw err;
     }
     const proto = Object.getPrototypeOf(this.db.prepare('SELECT 1')) as Partial<StatementInternals>;
-    this.fast = (['_bind', '_step', '_getRow', '_getColumnNames', '_reset'] as const).every((m) => typeof proto[m] === 'function');
+    // The internals this class uses for speed, checked once: without them it uses the public API.
+    this.fast = (['_bind', '_step', '_getRow', '_getColumnNames', '_reset'] as const).every((m) => typeof proto[m] === 'function') && typeof this.dbPointer() === 'number';
     if (opts.dir) {
       this.checkpointTimer = setInterval(() => this.checkpointIfDue(), CHECKPOINT_TIMER_MS);
       this.checkpointTimer.unref();
@@ -234,7 +239,25 @@ export class EmbeddedDatabase {
 
   /** Runs a write; returns the number of rows changed. */
   run(sql: string, params: readonly SqlValue[] = []): number {
-    return this.prepared(sql).stmt.run(params as SqlValue[]).changes;
+    const p = this.prepared(sql);
+    if (!this.fast || !sqliteChanges) return p.stmt.run(params as SqlValue[]).changes;
+    // The binding's run() also reads the last rowid (a 64-bit value through BigInt) on every call.
+    const s = p.stmt as unknown as StatementInternals;
+    s._bind(params);
+    try {
+      s._step();
+    } finally {
+      s._reset(); // nothing stays open, and no failure lingers on the statement
+    }
+    return sqliteChanges(this.dbPointer());
+  }
+
+  /**
+   * A single-statement write in the open group transaction (see `deferred`). A statement is
+   * atomic by itself (SQLite undoes a failed one and nothing else), so it needs no savepoint.
+   */
+  deferredRun(sql: string, params: readonly SqlValue[] = []): number {
+    return this.deferred(() => this.run(sql, params), true);
   }
 
   /**
@@ -253,8 +276,8 @@ export class EmbeddedDatabase {
    * event-loop turn together with every other write of the turn; await `durable()` to know it is
    * on disk. Any throw undoes `fn`'s writes and nothing else.
    */
-  deferred<T>(fn: () => T): T {
-    const out = this.write(fn);
+  deferred<T>(fn: () => T, oneStatement = false): T {
+    const out = this.write(fn, oneStatement);
     if (this.depth === 0 && this.open && !this.commitScheduled) {
       this.commitScheduled = true;
       setImmediate(() => this.flush());
@@ -288,19 +311,24 @@ export class EmbeddedDatabase {
 
   // ------------------------------------------------------------------ internals
 
+  private dbPointer(): number {
+    return (this.db as unknown as { _ptr: number })._ptr;
+  }
+
   private exec1(sql: string): void {
     this.prepared(sql).stmt.run();
   }
 
-  private write<T>(fn: () => T): T {
+  private write<T>(fn: () => T, oneStatement = false): T {
     if (this.closed) throw new Error('embedded store: the database is closed');
     const opened = !this.open;
     if (opened) {
       this.exec1('BEGIN IMMEDIATE');
       this.open = true;
     }
-    // A write that opens the group needs no savepoint: undoing it is rolling the group back.
-    const savepoint = !opened;
+    // A write that opens the group needs no savepoint (undoing it is rolling the group back),
+    // nor does a single statement (SQLite undoes a failed statement and nothing else).
+    const savepoint = !opened && !oneStatement;
     if (savepoint) this.exec1('SAVEPOINT w');
     this.depth++;
     try {
@@ -308,7 +336,7 @@ export class EmbeddedDatabase {
       if (savepoint) this.exec1('RELEASE w');
       return out;
     } catch (err) {
-      this.undo(opened);
+      this.undo(opened, savepoint);
       throw err;
     } finally {
       this.depth--;
@@ -316,7 +344,7 @@ export class EmbeddedDatabase {
   }
 
   /** Undoes the failed write only; writes of others in the open group stay. */
-  private undo(opened: boolean): void {
+  private undo(opened: boolean, savepoint: boolean): void {
     this.rows.clear();
     if (!this.db.inTransaction) {
       // SQLite rolled the whole transaction back itself (I/O error, full disk): the group is lost.
@@ -329,6 +357,7 @@ export class EmbeddedDatabase {
       this.open = false;
       return;
     }
+    if (!savepoint) return; // one statement: SQLite undid it already
     this.exec1('ROLLBACK TO w');
     this.exec1('RELEASE w');
   }

@@ -16,9 +16,7 @@ export class EmbeddedResponseCache implements ResponseCacheStore {
 
   async put(entry: StoredCacheEntry): Promise<void> {
     // In the request's group commit (database.ts), like its usage record.
-    this.db.deferred(() =>
-      this.db.run('INSERT OR REPLACE INTO response_cache(key, tenant_id, expires_at, sealed) VALUES (?, ?, ?, ?)', [entry.key, entry.tenantId, entry.expiresAt, entry.sealed]),
-    );
+    this.db.deferredRun('INSERT OR REPLACE INTO response_cache(key, tenant_id, expires_at, sealed) VALUES (?, ?, ?, ?)', [entry.key, entry.tenantId, entry.expiresAt, entry.sealed]);
     await this.db.durable();
   }
 }

@@ -65,16 +65,14 @@ export class EmbeddedRouterStore implements RouterStore {
   async putUsage(record: UsageRecord): Promise<void> {
     const expiresAt = Math.floor(Date.parse(record.at) / 1000) + USAGE_RETENTION_SECONDS;
     // Keyed like the DynamoDB item (tenant, `<at>#<requestId>`): a second write of one key replaces it.
-    this.db.deferred(() =>
-      this.db.run('INSERT OR REPLACE INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', [
-        record.tenantId,
-        usageRecordKey(record).sk,
-        record.at,
-        record.requestId,
-        expiresAt,
-        JSON.stringify(record),
-      ]),
-    );
+    this.db.deferredRun('INSERT OR REPLACE INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', [
+      record.tenantId,
+      usageRecordKey(record).sk,
+      record.at,
+      record.requestId,
+      expiresAt,
+      JSON.stringify(record),
+    ]);
     await this.db.durable();
   }
 
