@@ -9,7 +9,7 @@ import { DEFAULT_MAX_TOKENS } from '../router/upstream-exchange';
 import type { Target } from '../routing/types';
 import { ipInAnyCidr } from './cidr';
 import { budgetExceeded, ipNotAllowed, maxTokensExceeded, modelNotAllowed, rpmExceeded, tpmExceeded } from './denials';
-import { counterValue, requestCounterKeys, RequestCounterKeys, reservationKey, tokenCounterId } from './keys';
+import { counterKeysFor, counterValue, RequestCounterKeys, reservationKey, tokenCounterId } from './keys';
 import { effectiveLimits, EffectiveLimits, Scope } from './limits';
 import { epochSeconds, monthKey, secondsToNextWindow, windowKey } from './periods';
 import { PriceBook, PriceMatch, worstCaseMicros } from './prices';
@@ -81,12 +81,21 @@ export function planAdmission(req: AdmissionRequest, settings: GovernanceSetting
       worstPrice = price;
     }
   }
+  const month = monthKey(req.startedAt);
+  const window = windowKey(req.startedAt);
+  const counters = counterKeysFor(req.tenant.tenantId, tokenKey, month, window);
   return {
     limits,
     tokenKey,
-    month: monthKey(req.startedAt),
-    window: windowKey(req.startedAt),
-    keys: { ...requestCounterKeys(req.tenant.tenantId, req.token.verifier, req.startedAt), reservation: reservationKey(req.tenant.tenantId, req.requestId) },
+    month,
+    window,
+    keys: {
+      tenantSpend: counters.tenantSpend,
+      tokenSpend: counters.tokenSpend,
+      tenantRate: counters.tenantRate,
+      tokenRate: counters.tokenRate,
+      reservation: reservationKey(req.tenant.tenantId, req.requestId),
+    },
     reserveMicros: Math.max(0, reserveMicros),
     worstPrice,
     tpmTokens: Math.max(0, Math.ceil(req.promptTokenEstimate)) + (req.maxTokens ?? 0),

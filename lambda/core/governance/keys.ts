@@ -42,9 +42,11 @@ export interface RequestCounterKeys {
 }
 
 export function requestCounterKeys(tenantId: string, verifier: string, now: number): RequestCounterKeys {
-  const tokenKey = tokenCounterId(verifier);
-  const month = monthKey(now);
-  const window = windowKey(now);
+  return counterKeysFor(tenantId, tokenCounterId(verifier), monthKey(now), windowKey(now));
+}
+
+/** requestCounterKeys from the token's counter id, month and window already at hand. */
+export function counterKeysFor(tenantId: string, tokenKey: string, month: string, window: string): RequestCounterKeys {
   return {
     tenantSpend: spendKey(tenantId, undefined, month),
     tokenSpend: spendKey(tenantId, tokenKey, month),

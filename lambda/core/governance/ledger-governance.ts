@@ -86,6 +86,8 @@ export class LedgerGovernance implements Governance {
   private readonly log?: Logger;
   /** Last reclaim scan per tenant, and the one in flight (concurrent denials share it). */
   private readonly reclaims = new Map<string, { at: number; running?: Promise<number> }>();
+  /** Plans made by check(), for reserve() of the same request (held weakly: gone with the request). */
+  private readonly plans = new WeakMap<AdmissionRequest, AdmissionPlan>();
 
   constructor(
     private readonly ledger: GovernanceLedger,
@@ -106,7 +108,7 @@ export class LedgerGovernance implements Governance {
   }
 
   check(req: AdmissionRequest, counters: CounterItems): void {
-    checkAdmission(req, counters, this.settings);
+    this.plans.set(req, checkAdmission(req, counters, this.settings));
   }
 
   /**
@@ -115,7 +117,8 @@ export class LedgerGovernance implements Governance {
    * by requests that died, then tries once more.
    */
   async reserve(req: AdmissionRequest): Promise<Admission> {
-    const plan = planAdmission(req, this.settings);
+    // The router checks, then reserves, the same (readonly) request: its plan is made once.
+    const plan = this.plans.get(req) ?? planAdmission(req, this.settings);
     for (const scope of ['tenant', 'token'] as const) {
       const budgetMicros = plan.limits[scope].budgetMicros;
       if (budgetMicros !== undefined && plan.reserveMicros > budgetMicros) {
