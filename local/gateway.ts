@@ -237,8 +237,8 @@ export function clientGoneSignal(res: ServerResponse): AbortSignal {
 
 /**
  * The router's sink on a node:http response. A streamed answer (text/event-stream) has its
- * headers flushed at start and its chunks written as they come (those of one event-loop turn in
- * one write). Any other answer is one JSON body: it is kept until its end and sent in one write
+ * headers and chunks written as they come, those of one event-loop turn in one write (headers and
+ * a first chunk that arrived with the provider's headers leave together). Any other answer is one JSON body: it is kept until its end and sent in one write
  * with a Content-Length (one syscall instead of header, chunk and terminator). With
  * `holdEndUntilDone` the final `end` waits for `done()` (after the router's records).
  */
@@ -252,6 +252,12 @@ export function nodeSink(res: ServerResponse, opts: { holdEndUntilDone?: boolean
     if (!corked) return;
     corked = false;
     res.uncork();
+  };
+  const corkForThisTurn = () => {
+    if (corked) return;
+    corked = true;
+    res.cork();
+    process.nextTick(uncork);
   };
   const finish = () => {
     uncork();
@@ -272,16 +278,14 @@ export function nodeSink(res: ServerResponse, opts: { holdEndUntilDone?: boolean
         held = { status, headers, chunks: [] };
         return;
       }
+      // Flushed at the end of this turn, with the first chunk if it is already here.
+      corkForThisTurn();
       res.writeHead(status, headers);
       res.flushHeaders();
     },
     write(chunk) {
       if (held) return void held.chunks.push(chunk);
-      if (!corked) {
-        corked = true;
-        res.cork();
-        process.nextTick(uncork);
-      }
+      corkForThisTurn();
       res.write(chunk);
     },
     end() {
