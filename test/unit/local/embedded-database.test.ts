@@ -132,6 +132,17 @@ describe('checkpoints', () => {
     }
   });
 
+  test('while commits come, the WAL is flushed to disk in the background about once a second', async () => {
+    const before = db.walSyncs;
+    const until = Date.now() + 1_300;
+    for (let i = 0; Date.now() < until; i++) {
+      db.transaction(() => putMeta(`m${i}`));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(db.walSyncs - before).toBeGreaterThanOrEqual(1);
+    expect(db.walSyncs - before).toBeLessThanOrEqual(3);
+  });
+
   test('the timer checkpoints once the gateway is idle', async () => {
     db.transaction(() => putMeta('one'));
     const before = db.checkpoints;
