@@ -5,7 +5,7 @@
  * - guardrails: the guardrail stage (2 KiB and 1 MiB requests) and the response cache's crypto
  * - store: the local gateway's embedded store, CPU of one governed request's reads and writes
  * - init: cold-start module init (CPU) of each function bundle as deployed, above bare node
- * - cpu: router main-thread CPU per governed request (real SDK clients answering in-process)
+ * - cpu: router main-thread CPU per governed request (its production AWS clients, answering in-process)
  * - router: latency through the router app on moto (the harness)
  * - peers: side by side with Portkey and LiteLLM over one fake upstream (bench/peers.ts)
  * `BENCH_ONLY=init,cpu` runs a subset (a subset still fails on its own misses).
