@@ -119,6 +119,19 @@ async function withBody<T>(body: unknown, use: (text: string) => T): Promise<T> 
   }
 }
 
+/**
+ * The JSON of a 2xx answer. V8's SyntaxError can quote the text it failed on, which may be a data
+ * key or a secret: a body that is not JSON fails with an error that names only the call.
+ */
+function parseAnswer<T>(text: string, service: string, operation: string): T {
+  if (text.length === 0) return {} as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw Object.assign(new Error(`${service} ${operation}: the answer is not valid JSON`), { name: 'InvalidResponseError' });
+  }
+}
+
 export class AwsJsonClient {
   readonly endpoint: URL;
   private readonly signer: SignatureV4;
@@ -205,7 +218,7 @@ export class AwsJsonClient {
     const { response } = await this.handler.handle(request);
     const status = response.statusCode;
     return withBody(response.body, (text) => {
-      if (status >= 200 && status < 300) return (text.length > 0 ? JSON.parse(text) : {}) as T;
+      if (status >= 200 && status < 300) return parseAnswer<T>(text, this.service.name, operation);
       const h = response.headers as Record<string, string | undefined>;
       const err = serviceError(this.service.name, operation, status, h, text);
       if (CLOCK_SKEW_CODES.has(err.name) && this.correctClock(h.date ?? h.Date)) (err as { clockSkewCorrected?: boolean }).clockSkewCorrected = true;

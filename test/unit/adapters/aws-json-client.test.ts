@@ -292,7 +292,13 @@ describe('errors', () => {
     ];
     script = [(_, res) => json(res, 500, { __type: 'KMSInternalException' }), (_, res) => json(res, 500, { __type: 'KMSInternalException', message: plaintext })];
     failures.push(failure(client(KMS).send('Decrypt', { CiphertextBlob: plaintext })));
-    for (const err of await Promise.all(failures)) expect(canaryHits(renderAll(err), [SECRET_KEY, SESSION_TOKEN, plaintext])).toEqual([]);
+    // A 2xx answer that is not JSON: V8's SyntaxError would quote it.
+    const garbled = Buffer.from(`${plaintext} not json`);
+    const handler: RequestHandlerLike = { handle: async () => ({ response: { statusCode: 200, headers: {}, body: Readable.from([garbled]) } as never }) };
+    failures.push(failure(client(KMS, { requestHandler: handler }).send('Decrypt', {})));
+    const errors = await Promise.all(failures);
+    expect(errors.map((e) => e.name)).toEqual(['Error', 'InvalidSignatureException', 'KMSInternalException', 'InvalidResponseError']);
+    for (const err of errors) expect(canaryHits(renderAll(err), [SECRET_KEY, SESSION_TOKEN, plaintext])).toEqual([]);
   });
 });
 
