@@ -46,8 +46,18 @@ class FirstByteTimeout extends Error {}
 class Aborted extends Error {}
 
 export class NodeHttpTransport {
-  private readonly httpAgent = new HttpAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' });
-  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' });
+  private readonly httpAgent: HttpAgent;
+  private readonly httpsAgent: HttpsAgent;
+
+  /**
+   * @param idleSocketMs how long a kept-alive socket may sit unused. It is the agents' socket
+   *   timeout, which node applies to free sockets only: a request waiting longer than this for
+   *   its answer is not cut by it (the first-byte timer and the caller's signal do that).
+   */
+  constructor(idleSocketMs = IDLE_SOCKET_MS) {
+    this.httpAgent = new HttpAgent({ keepAlive: true, timeout: idleSocketMs, scheduling: 'lifo' });
+    this.httpsAgent = new HttpsAgent({ keepAlive: true, timeout: idleSocketMs, scheduling: 'lifo' });
+  }
 
   call(url: URL, c: HttpCall): Promise<HttpAnswer> {
     if (c.signal.aborted) return Promise.reject(c.fail('aborted'));

@@ -30,6 +30,12 @@ export interface ProviderHttpClientOptions {
   readonly fetch?: typeof fetch;
   /** Abort when no response headers arrived within this long. Default 60 s. */
   readonly firstByteTimeoutMs?: number;
+  /**
+   * A kept-alive provider connection unused for this long is closed (a shorter `Keep-Alive:
+   * timeout` hint from the provider wins). It never cuts a request in progress.
+   * @default 4000
+   */
+  readonly idleSocketMs?: number;
   /** Clock for HTTP-date Retry-After values. Default Date.now. */
   readonly now?: () => number;
   /**
@@ -63,7 +69,7 @@ const API_KEY = /^[\x21-\x7e]{1,4096}$/;
 
 export class ProviderHttpClient implements ProviderClient {
   private readonly fetch?: typeof fetch;
-  private readonly transport = new NodeHttpTransport();
+  private readonly transport: NodeHttpTransport;
   private readonly firstByteTimeoutMs: number;
   private readonly now: () => number;
   private readonly bedrock?: BedrockWireOptions;
@@ -71,6 +77,7 @@ export class ProviderHttpClient implements ProviderClient {
 
   constructor(opts: ProviderHttpClientOptions = {}) {
     this.fetch = opts.fetch;
+    this.transport = new NodeHttpTransport(opts.idleSocketMs);
     this.firstByteTimeoutMs = opts.firstByteTimeoutMs ?? 60_000;
     this.now = opts.now ?? Date.now;
     this.bedrock = opts.bedrock;

@@ -408,3 +408,41 @@ async function waitFor(cond: () => boolean, ms = 2_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('the idle-socket timeout of kept-alive connections', () => {
+  it('closes idle sockets after it, but never cuts a slow answer (headers or body) in progress', async () => {
+    const sockets = new Set<Socket>();
+    let connections = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      // Headers after 3x the idle timeout, then a body pause of 3x again.
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"a":');
+        setTimeout(() => res.end('1}'), 300);
+      }, 300);
+    });
+    server.on('connection', (s) => {
+      connections++;
+      sockets.add(s);
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const slow = new ProviderHttpClient({ firstByteTimeoutMs: 2_000, idleSocketMs: 100 });
+    try {
+      const t: Target = { provider: 'slow', kind: 'openai-compatible', baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, model: 'm', secret: 'default' };
+      const res = await slow.send({ target: t, path: '/v1/chat/completions', body: chat, apiKey: 'sk-slow-0123456789', signal: never() });
+      expect(await text(res)).toBe('{"a":1}');
+      // Idle now: the client closes its kept-alive socket after the idle timeout.
+      const [socket] = sockets;
+      await waitFor(() => socket.destroyed || socket.readyState === 'closed' || socket.readableEnded);
+      const again = await slow.send({ target: t, path: '/v1/chat/completions', body: chat, apiKey: 'sk-slow-0123456789', signal: never() });
+      expect(await text(again)).toBe('{"a":1}');
+      expect(connections).toBe(2);
+    } finally {
+      slow.close();
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
+  });
+});
