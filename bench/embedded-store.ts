@@ -25,8 +25,8 @@ const tenant: TenantRecord = { tenantId: 'bench', region: 'eu-central-1', mode: 
 const token: TokenRecord = { verifier: 'a'.repeat(64), tokenId: 'tk_bench0000001', tenantId: 'bench', role: 'invoke', createdAt: NOW };
 const target = { provider: 'openai', model: 'gpt-4o-mini', secret: 'default' } as unknown as AdmissionRequest['targets'][number];
 
-/** CPU ms per request of `requests` storage paths run `concurrency` at a time. */
-export async function storeCpuPerRequest(concurrency: number, requests: number): Promise<number> {
+/** CPU ms per request of `requests` storage paths run `concurrency` at a time, over `stored` usage records already there. */
+export async function storeCpuPerRequest(concurrency: number, requests: number, stored = 0): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'sr-bench-store-'));
   const db = new EmbeddedDatabase({ dir });
   try {
@@ -36,7 +36,14 @@ export async function storeCpuPerRequest(concurrency: number, requests: number):
       const sealed = { formatVersion: 2, keyArn: 'local:root', wrappedKey: 'w'.repeat(300), iv: 'i'.repeat(16), ciphertext: 'c'.repeat(80), tag: 't'.repeat(24), tenant: 'bench', provider: 'openai', secret: 'default', version: 1, region: 'eu-central-1', createdAt: NOW };
       db.run('INSERT INTO secrets(tenant_id, provider, name, version, body) VALUES (?, ?, ?, ?, ?)', ['bench', 'openai', 'default', 1, JSON.stringify(sealed)]);
       db.run('INSERT INTO erasure_keys(tenant_id, body) VALUES (?, ?)', ['bench', JSON.stringify({ tenantId: 'bench', key: 'k'.repeat(44), createdAt: NOW })]);
+      const base = Date.now() - 30 * 24 * 3600 * 1000;
+      const body = JSON.stringify({ requestId: 'seed', tenantId: 'bench', tokenId: token.tokenId, route: 'chat', model: 'gpt-4o-mini', status: 200, decision: 'ok', costUsd: 0.000002, pad: 'p'.repeat(400) });
+      for (let i = 0; i < stored; i++) {
+        const at = new Date(base + i * 20).toISOString();
+        db.run('INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', ['bench', `${at}#seed-${i}`, at, `seed-${i}`, 2_000_000_000, body]);
+      }
     });
+    db.checkpoint();
     const store = new EmbeddedRouterStore(db);
     const governance = new EmbeddedGovernance(db);
     let n = 0;
@@ -80,4 +87,14 @@ export async function embeddedStoreBench(record: Record): Promise<void> {
   const requests = Number(process.env.BENCH_STORE_REQUESTS ?? 20_000);
   record('embedded store CPU per governed request, 1 client', (await storeCpuPerRequest(1, requests)) * 1000, 'µs', 150);
   record('embedded store CPU per governed request, 16 clients', (await storeCpuPerRequest(16, requests)) * 1000, 'µs', 120);
+  // Flat as data grows: the same with 100,000 usage records stored (no request-path query reads
+  // them), interleaved over rounds, medians (the machine is shared: single runs vary by ±30%).
+  const none: number[] = [];
+  const many: number[] = [];
+  for (let round = 0; round < 5; round++) {
+    none.push(await storeCpuPerRequest(1, requests / 2));
+    many.push(await storeCpuPerRequest(1, requests / 2, 100_000));
+  }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  record('embedded store CPU, 100,000 usage records stored vs none (1 client)', median(many) / median(none), '×', 1.1);
 }

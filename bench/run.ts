@@ -3,7 +3,7 @@
  * Prints each measurement against its goal and exits non-zero if a goal is missed.
  * - micro: token verifier, seal/open, sovereign factor wrap vs factor box, one reseal
  * - guardrails: the guardrail stage (2 KiB and 1 MiB requests) and the response cache's crypto
- * - store: the local gateway's embedded store, CPU of one governed request's reads and writes
+ * - store: the local gateway's embedded store, CPU of one governed request's reads and writes (also with 100,000 usage records stored)
  * - init: cold-start module init (CPU) of each function bundle as deployed, above bare node
  * - cpu: router main-thread CPU per governed request (its production AWS clients, answering in-process)
  * - router: latency through the router app on moto (the harness)
