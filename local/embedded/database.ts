@@ -200,7 +200,9 @@ export class EmbeddedDatabase {
       if (this.lockPath) rmSync(this.lockPath, { force: true });
       throw err;
     }
-    const proto = Object.getPrototypeOf(this.db.prepare('SELECT 1')) as Partial<StatementInternals>;
+    const probe = this.db.prepare('SELECT 1');
+    const proto = Object.getPrototypeOf(probe) as Partial<StatementInternals>;
+    probe.finalize();
     // The internals this class uses for speed, checked once: without them it uses the public API.
     this.fast = (['_bind', '_step', '_getRow', '_getColumnNames', '_reset'] as const).every((m) => typeof proto[m] === 'function') && typeof this.dbPointer() === 'number';
     if (opts.dir) {
