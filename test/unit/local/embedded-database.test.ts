@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Database } from 'node-sqlite3-wasm';
 import { DATABASE_FILE, EmbeddedDatabase } from '../../../local/embedded/database';
+import { EmbeddedGovernanceLedger } from '../../../local/embedded/embedded-governance-ledger';
 import { invalidatesRowCache } from '../../../local/embedded/row-cache';
 
 const dirs: string[] = [];
@@ -83,6 +84,44 @@ describe('group commit', () => {
     });
     expect(db.commits).toBe(before + 1);
     expect(metaNames()).toEqual(['inner', 'outer']);
+  });
+
+  test('a full disk in the middle of a group: a writer is told its write is durable only if it is stored, and the failed write fails', async () => {
+    const pages = Number(db.one('PRAGMA page_count')?.page_count);
+    db.run(`PRAGMA max_page_count = ${pages + 3}`); // room for a few pages more, then SQLITE_FULL
+    const big = 'f'.repeat(3000);
+    const outcomes: { name: string; durable: Promise<boolean> }[] = [];
+    let refused = 0;
+    for (let i = 0; i < 12; i++) {
+      const name = `m${i}`;
+      try {
+        db.deferredRun('INSERT INTO meta(name, value) VALUES (?, ?)', [name, big]);
+        outcomes.push({ name, durable: db.durable().then(() => true, () => false) });
+      } catch (err) {
+        expect(String(err)).toMatch(/full/i);
+        refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
+    const told = await Promise.all(outcomes.map(async (o) => [o.name, await o.durable] as const));
+    const stored = new Set(metaNames()); // after the commit (or its rollback)
+    for (const [name, durable] of told) expect([name, durable]).toEqual([name, stored.has(name)]);
+    // The store goes on once there is room again.
+    db.run('PRAGMA max_page_count = 1000000');
+    db.deferredRun('INSERT INTO meta(name, value) VALUES (?, ?)', ['after', 'v']);
+    await db.durable();
+    expect(metaNames()).toContain('after');
+  });
+
+  test('a reservation that cannot be stored (full disk) is not granted: the ledger write fails, nothing is held', async () => {
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const pages = Number(db.one('PRAGMA page_count')?.page_count);
+    db.run(`PRAGMA max_page_count = ${pages}`);
+    const reservation = { key: { pk: 'RESV#t', sk: 'r1' }, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros: 5, tpmTokens: 1, model: 'm', createdAt: 'x'.repeat(5000), reclaimAfter: 1, expiresAt: 2 };
+    await expect(ledger.write({ reservation: { put: reservation }, counters: [{ key: { pk: 'SPEND#t', sk: '2026-12' }, add: { reservedMicros: 5, committedMicros: 5 }, ceilings: { committedMicros: 100 } }] })).rejects.toThrow(/full/i);
+    db.run('PRAGMA max_page_count = 1000000');
+    expect(db.all('SELECT sk FROM reservations')).toEqual([]);
+    expect(db.all("SELECT reservedMicros FROM counters WHERE pk = 'SPEND#t'")).toEqual([]);
   });
 
   test('the database is closed with its pending group committed', () => {
