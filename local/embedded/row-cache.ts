@@ -27,8 +27,12 @@ export function invalidatesRowCache(sql: string): boolean {
   return !KEEPS_CACHE.test(sql);
 }
 
-/** Entries kept before the cache starts over (a bound, not an eviction policy: rows are small). */
-const MAX_ENTRIES = 50_000;
+/**
+ * Entries kept before the cache starts over: a bound on memory (about 10 MB at most), not an
+ * eviction policy. Lookups of unknown tokens are cached as "no row" too, so a flood of made-up
+ * tokens only makes the cache start over now and then.
+ */
+const MAX_ENTRIES = 10_000;
 const MISSING = Symbol('no row');
 
 export class RowCache {

@@ -254,6 +254,13 @@ describe('row cache', () => {
     expect(invalidatesRowCache(sql)).toBe(false);
   });
 
+  test('a flood of unknown tokens keeps the cache bounded (it starts over), and answers stay right', () => {
+    for (let i = 0; i < 25_000; i++) expect(db.rows.get(`token:${i}`, () => undefined)).toBeUndefined();
+    expect(db.rows.size).toBeLessThanOrEqual(10_000);
+    db.transaction(() => db.run("INSERT INTO tokens(verifier, tenant_id, token_id, body) VALUES ('v', 't', 'k', 'row')"));
+    expect(tokenBody()).toBe('row');
+  });
+
   test('the store refuses to create a trigger, and refuses to open a database that holds one', () => {
     expect(() => db.run("CREATE TRIGGER t AFTER INSERT ON usage BEGIN DELETE FROM tokens; END")).toThrow(/triggers are not allowed/);
     expect(() => db.run("create temp trigger t after insert on usage begin delete from tokens; end")).toThrow(/triggers are not allowed/);
