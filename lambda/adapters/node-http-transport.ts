@@ -13,7 +13,8 @@ import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { ProviderBody, ProviderHeaders } from '../core/router/provider-port';
 
-export type CallFailure = 'first_byte_timeout' | 'aborted' | 'connection';
+/** Before the response headers: no headers in time, the caller's abort, a failed connection; after them: the body's. */
+export type CallFailure = 'first_byte_timeout' | 'aborted' | 'connection' | 'body_aborted' | 'body_connection';
 
 export interface HttpCall {
   readonly method: string;
@@ -130,7 +131,7 @@ class NodeBody implements ProviderBody {
       for await (const chunk of this.stream as AsyncIterable<Buffer>) yield chunk;
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      throw err instanceof Aborted || this.c.signal.aborted ? this.c.fail('aborted') : this.c.fail('connection', typeof code === 'string' ? code : undefined);
+      throw err instanceof Aborted || this.c.signal.aborted ? this.c.fail('body_aborted') : this.c.fail('body_connection', typeof code === 'string' ? code : undefined);
     }
   }
 

@@ -114,9 +114,11 @@ export class ProviderHttpClient implements ProviderClient {
   /** Only the provider id and fixed text go into the message: transport errors can quote the URL. */
   private failure(provider: string, failure: CallFailure, code?: string): ProviderCallError {
     if (failure === 'aborted') return new ProviderCallError('timeout', provider, `provider '${provider}': request aborted at the deadline before response headers`);
+    if (failure === 'body_aborted') return new ProviderCallError('timeout', provider, `provider '${provider}': request aborted at the deadline while the response was read`);
     if (failure === 'first_byte_timeout') return new ProviderCallError('timeout', provider, `provider '${provider}': no response headers within ${this.firstByteTimeoutMs} ms`);
     const safe = code && /^[A-Z][A-Z0-9_]{1,40}$/.test(code) ? code : undefined;
-    return new ProviderCallError('connection', provider, `provider '${provider}': connection failed${safe ? ` (${safe})` : ''}`);
+    const what = failure === 'body_connection' ? 'connection lost while the response was read' : 'connection failed';
+    return new ProviderCallError('connection', provider, `provider '${provider}': ${what}${safe ? ` (${safe})` : ''}`);
   }
 
   /** The injected fetch (tests, runtimes without node:http), with the same guarantees. */

@@ -369,6 +369,7 @@ describe('the node:http transport (a raw server on 127.0.0.1)', () => {
     const err = await it.next().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProviderCallError);
     expect((err as ProviderCallError).reason).toBe('timeout');
+    expect((err as ProviderCallError).message).toBe("provider 'raw': request aborted at the deadline while the response was read");
     await waitFor(() => serverClosed);
   });
 
@@ -383,6 +384,7 @@ describe('the node:http transport (a raw server on 127.0.0.1)', () => {
     const err = await text(res).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProviderCallError);
     expect((err as ProviderCallError).reason).toBe('connection');
+    expect((err as ProviderCallError).message).toMatch(/^provider 'raw': connection lost while the response was read( \([A-Z_]+\))?$/);
     const port = String((server.address() as AddressInfo).port);
     expect(everything(err)).not.toContain(port);
     expect(everything(err)).not.toContain('sk-raw-key');
