@@ -10,7 +10,7 @@
  */
 import { createHmac, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
 import { REGION_CODES, regionOfCode } from './regions';
-import { base62Decode, base62EncodeBigInt, base62EncodeBytes, crc32 } from './crypto-util';
+import { BASE62_ALPHABET, base62EncodeBigInt, base62EncodeBytes, crc32 } from './crypto-util';
 
 export const TOKEN_PREFIX = 'sr';
 export const TOKEN_RANDOM_BYTES = 32;
@@ -24,7 +24,12 @@ export const TENANT_ID_PATTERN = /^[a-z][a-z0-9-]{1,30}[a-z0-9]$/;
 export const TOKEN_SCAN_PATTERN = /\bsr_[a-z0-9]+_[a-z0-9-]+_[0-9A-Za-z]{49}\b/;
 
 const TOKEN_SHAPE = /^sr_([a-z0-9]{2,8})_([a-z][a-z0-9-]{1,30}[a-z0-9])_([0-9A-Za-z]{43})([0-9A-Za-z]{6})$/;
-const MAX_RANDOM_VALUE = 1n << 256n;
+/**
+ * The largest random part, 2^256 - 1, in base62: the digits sort in ASCII order (0-9 < A-Z < a-z)
+ * and every random part has the same width, so comparing the text compares the values, without
+ * decoding 43 digits into a BigInt on every request.
+ */
+const MAX_RANDOM_TEXT = base62EncodeBigInt((1n << 256n) - 1n, TOKEN_RANDOM_CHARS);
 
 export interface ParsedToken {
   readonly token: string;
@@ -65,8 +70,15 @@ export function isValidTenantId(id: string): boolean {
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(REGION_CODES));
 
+/** CRC-32 of the head in 6 base62 digits (a CRC fits a Number: no BigInt arithmetic per request). */
 function checksumOf(head: string): string {
-  return base62EncodeBigInt(BigInt(crc32(Buffer.from(head, 'utf8'))), TOKEN_CRC_CHARS);
+  let n = crc32(Buffer.from(head, 'utf8'));
+  let out = '';
+  for (let i = 0; i < TOKEN_CRC_CHARS; i++) {
+    out = BASE62_ALPHABET[n % 62] + out;
+    n = Math.floor(n / 62);
+  }
+  return out;
 }
 
 export function generateToken(
@@ -98,8 +110,7 @@ export function parseToken(raw: unknown, expectedRegion: string): ParsedToken {
   const region = regionOfCode(regionCode);
   if (region === undefined) throw new TokenError('malformed');
   // A 43-digit base62 string can exceed 2^256; no generated token does.
-  const value = base62Decode(body);
-  if (value === undefined || value >= MAX_RANDOM_VALUE) throw new TokenError('malformed');
+  if (body > MAX_RANDOM_TEXT) throw new TokenError('malformed');
   if (checksumOf(raw.slice(0, raw.length - TOKEN_CRC_CHARS)) !== crc) throw new TokenError('checksum');
   if (region !== expectedRegion) throw new TokenError('wrong_region', region);
   return { token: raw, regionCode, region, tenantId };

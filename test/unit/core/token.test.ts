@@ -106,6 +106,32 @@ describe('parseToken rejections', () => {
     expect(expectTokenError(() => parseToken(`sr_euc1_acme_${'z'.repeat(43)}000000`, 'eu-central-1')).code).toBe('malformed');
   });
 
+  /** A token with this random part and a correct checksum. */
+  const withBody = (body: string) => {
+    const head = `sr_euc1_acme_${body}`;
+    return head + base62EncodeBigInt(BigInt(crc32(Buffer.from(head))), 6);
+  };
+
+  it('accepts a random part of exactly 2^256 - 1 and refuses 2^256 (both with a correct checksum)', () => {
+    expect(parseToken(withBody(base62EncodeBigInt((1n << 256n) - 1n, 43)), 'eu-central-1').tenantId).toBe('acme');
+    expect(expectTokenError(() => parseToken(withBody(base62EncodeBigInt(1n << 256n, 43)), 'eu-central-1')).code).toBe('malformed');
+  });
+
+  it('property: a random part parses exactly when its value is below 2^256', () => {
+    const value = (body: string) => [...body].reduce((v, ch) => v * 62n + BigInt(BASE62.indexOf(ch)), 0n);
+    const digits = fc.array(fc.constantFrom(...BASE62.split('')), { minLength: 43, maxLength: 43 }).map((a) => a.join(''));
+    // Most random 43-digit strings lie above 2^256; half the runs start from a value below it.
+    const below = fc.bigInt({ min: 0n, max: (1n << 256n) - 1n }).map((v) => base62EncodeBigInt(v, 43));
+    fc.assert(
+      fc.property(fc.oneof(digits, below), (body) => {
+        const ok = value(body) < 1n << 256n;
+        if (ok) expect(parseToken(withBody(body), 'eu-central-1').token).toBe(withBody(body));
+        else expect(expectTokenError(() => parseToken(withBody(body), 'eu-central-1')).code).toBe('malformed');
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('reports a checksum failure without echoing the token', () => {
     const last = token[token.length - 1];
     const bad = token.slice(0, -1) + (last === 'a' ? 'b' : 'a');
