@@ -68,6 +68,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
   try {
     const { config, store, pepper, dataKeys } = backend;
     const onError = (err: unknown) => log.error('unexpected error', errorFields(err));
+    // Bedrock locally: API-key targets in the gateway's region (no role to sign with).
+    const providers = new ProviderHttpClient({ bedrock: { region: backendOptions.region } });
     const vault = createVaultApp({ config, store, pepper, dataKeys, usage: backend.usageRecords, audit, onError });
     // One process holds the root key here, so the operator's key-lifecycle commands run in it.
     const admin = createAdminApp({ config, store, pepper, pepperRotator: backend.pepperRotator, audit, onError, keyLifecycle: dataKeys });
@@ -76,8 +78,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       store: backend.routerStore,
       pepper,
       dataKeys,
-      // Bedrock locally: API-key targets in the gateway's region (no role to sign with).
-      providers: new ProviderHttpClient({ bedrock: { region: backendOptions.region } }),
+      providers,
       breaker: new CircuitBreaker(),
       // The same budgets, rate limits and allowlists as the deployed router.
       governance: backend.governance,
@@ -160,6 +161,8 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
           running.close(() => ok());
           running.closeAllConnections();
         });
+        // Kept-alive provider connections end with the gateway.
+        providers.close();
         await backend.stop();
       },
     };

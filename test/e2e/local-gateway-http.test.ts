@@ -3,7 +3,8 @@
  * size cap (413), query strings reaching the apps (and unknown ones refused), a client that
  * closes mid-body, the request id on every answer and one log line per request.
  */
-import { request } from 'node:http';
+import { once } from 'node:events';
+import { createServer, request } from 'node:http';
 import { jsonLogger } from '../../lambda/core/logger';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
@@ -147,4 +148,42 @@ test('a stream: headers at once, each upstream event passed on as it comes (not 
   // Six words dripped 60 ms apart: the first text is out long before the last.
   expect(seen.endAt - seen.firstDataAt).toBeGreaterThan(150);
   expect(seen.headersAt).toBeLessThanOrEqual(seen.firstDataAt);
+});
+
+test('stopping the gateway closes its kept-alive connections to the provider', async () => {
+  const open = new Set<import('node:net').Socket>();
+  const upstream = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }));
+    });
+  });
+  upstream.on('connection', (s) => {
+    open.add(s);
+    s.on('close', () => open.delete(s));
+  });
+  upstream.keepAliveTimeout = 60_000;
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  const other = await startLocalGateway({
+    port: 0,
+    providers: { openai: { kind: 'openai', baseUrl: `http://127.0.0.1:${(upstream.address() as import('node:net').AddressInfo).port}` } },
+    log: jsonLogger('local', () => undefined),
+  });
+  try {
+    const call = (method: string, path: string, body: unknown, token?: string) =>
+      fetch(`${other.url}${path}`, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) }).then((r) => r.json());
+    const admin = (await call('POST', '/admin/tenants', { tenantId: 'local-stop', mode: 'managed' })).token;
+    await call('POST', '/vault/secrets', { provider: 'openai', apiKey: 'sk-fake-openai-key' }, admin);
+    const key = (await call('POST', '/vault/tokens', { role: 'invoke', label: 'app' }, admin)).token;
+    const answer = await call('POST', '/v1/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }, key);
+    expect(answer.choices[0].message.content).toBe('hi');
+    expect(open.size).toBe(1);
+  } finally {
+    await other.stop();
+  }
+  for (let i = 0; i < 100 && open.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(open.size).toBe(0);
+  upstream.close();
 });
