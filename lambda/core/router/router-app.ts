@@ -382,7 +382,9 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         }
         const { body, usage } = clientResponse(activeClient, target, json, Math.floor(started / 1000));
         settled = true;
-        const answer = JSON.stringify(body);
+        // Same format both ways: the provider's JSON goes out as it came (parsed once, for usage;
+        // never serialized again, which for an embedding's vectors is most of the work).
+        const answer = body === json ? text : JSON.stringify(body);
         sink.start(200, JSON_HEADERS);
         sink.write(answer);
         cache?.capture(answer);

@@ -196,6 +196,21 @@ describe('normal path', () => {
     expect(JSON.parse(w.metrics[0])).toMatchObject({ Decision: 'ok', Provider: 'openai', Requests: 1, InputTokens: 3, OutputTokens: 1, Fallbacks: 0 });
   });
 
+  test('same format both ways: the provider JSON goes out byte for byte; a translated answer is serialized anew', async () => {
+    const text = `{ "id": "c",  "object": "chat.completion", "created": 1, "model": "gpt-4o",\n  "choices": [{ "index": 0, "message": { "role": "assistant", "content": "yo \\u00e9" }, "finish_reason": "stop" }], "usage": { "prompt_tokens": 3, "completion_tokens": 1 } }`;
+    const raw: ProviderClient = { send: async () => ({ status: 200, headers: new Headers({ 'content-type': 'application/json' }), body: new Response(text).body }) };
+    const w = await world({ providers: raw });
+    const same = await w.call(chat());
+    expect(same.sink.status).toBe(200);
+    expect(same.sink.body).toBe(text);
+    expect(same.record).toMatchObject({ inputTokens: 3, outputTokens: 1 });
+    // An Anthropic-format client of the same OpenAI answer gets the translation.
+    const translated = await w.call({ model: 'gpt-4o', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }, { path: '/v1/messages' });
+    expect(translated.sink.status).toBe(200);
+    expect(translated.json).toMatchObject({ type: 'message', content: [{ type: 'text', text: 'yo é' }] });
+    expect(translated.sink.body).not.toBe(text);
+  });
+
   test('the provider key is opened per attempt: a fallback decrypts the next secret', async () => {
     let n = 0;
     const w = await world({
