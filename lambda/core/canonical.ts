@@ -31,7 +31,7 @@ function checked(s: string, what: string): string {
 export function canonicalEncode(domain: string, fields: ReadonlyArray<CanonicalField>): Buffer {
   let size = 4 + Buffer.byteLength(checked(domain, 'domain'), 'utf8') + 4;
   for (const [name, value] of fields) size += 8 + Buffer.byteLength(checked(name, 'field name'), 'utf8') + Buffer.byteLength(checked(value, 'field value'), 'utf8');
-  const out = Buffer.allocUnsafe(size);
+  const out = Buffer.alloc(size);
   let off = 0;
   const put = (text: string): void => {
     const n = out.write(text, off + 4, 'utf8');
