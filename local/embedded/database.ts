@@ -81,18 +81,48 @@ CREATE TABLE IF NOT EXISTS counters(
 CREATE TABLE IF NOT EXISTS reservations(
   pk TEXT NOT NULL, sk TEXT NOT NULL, reclaim_after INTEGER NOT NULL, expires_at INTEGER NOT NULL, body TEXT NOT NULL,
   PRIMARY KEY(pk, sk)) WITHOUT ROWID;
+-- Usage records clustered by (tenant_id, sk): an append writes one page, not a table page and an
+-- index page (stores made before this are migrated on open, migrateUsage below).
 CREATE TABLE IF NOT EXISTS usage(
-  id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, sk TEXT NOT NULL, at TEXT NOT NULL, request_id TEXT NOT NULL,
-  expires_at INTEGER NOT NULL, body TEXT NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS usage_by_tenant ON usage(tenant_id, sk);
+  tenant_id TEXT NOT NULL, sk TEXT NOT NULL, at TEXT NOT NULL, request_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY(tenant_id, sk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS response_cache(key TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, expires_at INTEGER NOT NULL, sealed BLOB NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS response_cache_expiry ON response_cache(expires_at);
 -- Expiry indexes of the request path's tables cost pages on every request; the sweep
--- (expiry.ts) does without them: usage ids grow with time, counters and reservations are small.
+-- (expiry.ts) does without them: usage sort keys grow with time, counters and reservations are small.
 DROP INDEX IF EXISTS usage_expiry;
 DROP INDEX IF EXISTS counters_expiry;
 DROP INDEX IF EXISTS reservations_expiry;
 `;
+
+/**
+ * A store made before usage records were clustered by (tenant_id, sk) has them in a rowid table
+ * with a unique (tenant_id, sk) index: every row is copied into the clustered table and the old
+ * table replaced, in one transaction (a failure leaves the store as it was; no row is lost, the
+ * unique index guarantees the copy cannot collide).
+ */
+function migrateUsage(db: Database): void {
+  const columns = (db.all('PRAGMA table_info(usage)') as Row[]).map((c) => String(c.name));
+  if (!columns.includes('id')) return;
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.exec(`
+      CREATE TABLE usage_clustered(
+        tenant_id TEXT NOT NULL, sk TEXT NOT NULL, at TEXT NOT NULL, request_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY(tenant_id, sk)) WITHOUT ROWID;
+      INSERT INTO usage_clustered(tenant_id, sk, at, request_id, expires_at, body)
+        SELECT tenant_id, sk, at, request_id, expires_at, body FROM usage ORDER BY tenant_id, sk;
+      DROP TABLE usage;
+      ALTER TABLE usage_clustered RENAME TO usage;
+    `);
+    db.exec('COMMIT');
+  } catch (err) {
+    db.exec('ROLLBACK');
+    throw err;
+  }
+}
 
 export const DATABASE_FILE = 'gateway.sqlite';
 const LOCK_FILE = 'gateway.lock';
@@ -192,6 +222,7 @@ export class EmbeddedDatabase {
       }
       this.db.exec('PRAGMA foreign_keys=OFF');
       this.db.exec(SCHEMA);
+      migrateUsage(this.db);
       // The row cache relies on every write changing only its target table.
       if (Number((this.db.all("SELECT count(*) AS n FROM sqlite_master WHERE type = 'trigger'")[0] as Row).n) > 0) {
         throw new Error('the embedded store holds triggers, which this gateway does not create; refusing to open it');

@@ -1,6 +1,6 @@
 /**
  * The usage records' read side on the embedded database: one tenant's records in sort-key order
- * (`<at>#<requestId>`, the DynamoDB sort key) over the (tenant_id, sk) index, filtered in memory
+ * (`<at>#<requestId>`, the DynamoDB sort key) on the clustered (tenant_id, sk) key, filtered in memory
  * with the core's own predicate. Like the DynamoDB adapter, a page reads a bounded number of rows:
  * a sparse filter returns a short page with a cursor instead of scanning on.
  */

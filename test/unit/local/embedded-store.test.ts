@@ -6,8 +6,10 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Database } from 'node-sqlite3-wasm';
 import { startEmbeddedBackend } from '../../../local/backends/embedded-backend';
 import { EmbeddedDatabase } from '../../../local/embedded/database';
+import { EmbeddedUsageRecords } from '../../../local/embedded/embedded-usage-records';
 import { sweepExpired } from '../../../local/embedded/expiry';
 import { LocalRootKey } from '../../../local/embedded/local-root-key';
 
@@ -74,5 +76,64 @@ test('TTL: expired usage records, counters and reservations are swept; live ones
     expect(db.all('SELECT sk FROM reservations').map((r) => r.sk)).toEqual(['r2']);
   } finally {
     db.close();
+  }
+});
+
+test('TTL: every tenant is swept, past a batch of expired records; the live ones stay', () => {
+  const db = new EmbeddedDatabase({ dir: fresh() });
+  try {
+    db.transaction(() => {
+      for (let i = 0; i < 1_200; i++) db.run('INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', ['a', `2026-01-01T00:00:00.${String(i).padStart(4, '0')}#r${i}`, 'x', `r${i}`, 100, '{}']);
+      db.run("INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES ('a', '2026-02-01#live', 'x', 'live', 300, '{}'), ('b', '2026-01-01#old', 'x', 'old', 100, '{}'), ('b', '2026-02-01#new', 'x', 'new', 300, '{}'), ('c', '2026-01-01#old', 'x', 'old', 100, '{}')");
+    });
+    expect(sweepExpired(db, 200)).toBe(1_202);
+    expect(db.all('SELECT tenant_id, request_id FROM usage ORDER BY tenant_id, sk')).toEqual([
+      { tenant_id: 'a', request_id: 'live' },
+      { tenant_id: 'b', request_id: 'new' },
+    ]);
+  } finally {
+    db.close();
+  }
+});
+
+test('a state directory made with the earlier usage schema (rowid table + index) is migrated on open, every row kept', async () => {
+  const dir = fresh();
+  // The previous schema, as the gateway created it (WAL mode), with rows of three tenants.
+  const old = new Database(join(dir, 'gateway.sqlite'));
+  old.all('PRAGMA journal_mode=WAL');
+  old.exec(`CREATE TABLE usage(
+    id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, sk TEXT NOT NULL, at TEXT NOT NULL, request_id TEXT NOT NULL,
+    expires_at INTEGER NOT NULL, body TEXT NOT NULL);
+    CREATE UNIQUE INDEX usage_by_tenant ON usage(tenant_id, sk);`);
+  const rows: { tenant_id: string; sk: string; at: string; request_id: string; expires_at: number; body: string }[] = [];
+  for (let i = 0; i < 900; i++) {
+    const at = `2026-03-0${1 + (i % 9)}T00:00:00.000Z`;
+    rows.push({ tenant_id: ['t1', 't2', 't3'][i % 3], sk: `${at}#req-${i}`, at, request_id: `req-${i}`, expires_at: 2_000_000_000, body: JSON.stringify({ tenantId: ['t1', 't2', 't3'][i % 3], requestId: `req-${i}`, at, costUsd: i / 1000 }) });
+  }
+  old.exec('BEGIN');
+  for (const r of rows) old.run('INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', [r.tenant_id, r.sk, r.at, r.request_id, r.expires_at, r.body]);
+  old.exec('COMMIT');
+  old.close();
+
+  const db = new EmbeddedDatabase({ dir });
+  try {
+    const sorted = [...rows].sort((a, b) => (a.tenant_id === b.tenant_id ? (a.sk < b.sk ? -1 : 1) : a.tenant_id < b.tenant_id ? -1 : 1));
+    expect(db.all('SELECT tenant_id, sk, at, request_id, expires_at, body FROM usage ORDER BY tenant_id, sk')).toEqual(sorted);
+    expect(db.all('PRAGMA table_info(usage)').map((c) => c.name)).toEqual(['tenant_id', 'sk', 'at', 'request_id', 'expires_at', 'body']);
+    expect(db.all("SELECT name FROM sqlite_master WHERE name IN ('usage_by_tenant', 'usage_clustered')")).toEqual([]);
+    expect(String(db.one("SELECT sql FROM sqlite_master WHERE name = 'usage'")!.sql)).toMatch(/WITHOUT ROWID/);
+    // The read side pages over the migrated rows in key order, and a new record joins them.
+    const page = await new EmbeddedUsageRecords(db).queryUsage({ tenantId: 't2', from: '2026-03-01', to: '2026-03-09T99', limit: 1_000 });
+    expect(page.records.map((r) => r.requestId)).toEqual(sorted.filter((r) => r.tenant_id === 't2').map((r) => r.request_id));
+    db.run("INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES ('t2', '2026-03-10#new', 'x', 'new', 1, '{}')");
+  } finally {
+    db.close();
+  }
+  // Opening again migrates nothing and keeps everything.
+  const again = new EmbeddedDatabase({ dir });
+  try {
+    expect(again.one('SELECT count(*) AS n FROM usage')!.n).toBe(901);
+  } finally {
+    again.close();
   }
 });
