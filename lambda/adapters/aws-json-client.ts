@@ -98,23 +98,49 @@ class RetryQuota {
   }
 }
 
-/** Collects a response body; wipes every copy of it once `use` returns (it may hold a data key). */
-async function withBody<T>(body: unknown, use: (text: string) => T): Promise<T> {
+/**
+ * The largest answer read, error answers included. DynamoDB's largest (BatchGetItem) carries at
+ * most 16 MB of items; an answer past this bound comes from something that is not the service (a
+ * misdirected endpoint, a proxy) and would otherwise be held in memory to the last byte, or
+ * forever for a body that never ends.
+ */
+export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
+
+const tooLarge = (service: string, operation: string) =>
+  Object.assign(new Error(`${service} ${operation}: the answer is larger than ${MAX_RESPONSE_BYTES} bytes`), { name: 'InvalidResponseError' });
+
+/** Collects a response body (at most MAX_RESPONSE_BYTES); wipes every copy of it once `use` returns (it may hold a data key). */
+async function withBody<T>(body: unknown, service: string, operation: string, use: (text: string) => T): Promise<T> {
   const chunks: Buffer[] = [];
-  if (body instanceof Uint8Array) chunks.push(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
-  else if (body && typeof (body as NodeJS.ReadableStream).on === 'function') {
-    const stream = body as NodeJS.ReadableStream;
-    await new Promise<void>((resolve, reject) => {
-      stream.on('data', (c: Buffer | string) => chunks.push(typeof c === 'string' ? Buffer.from(c) : c));
-      stream.once('end', resolve);
-      stream.once('error', reject);
-    });
-  }
-  const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
   try {
-    return use(bytes.toString('utf8'));
+    if (body instanceof Uint8Array) {
+      if (body.byteLength > MAX_RESPONSE_BYTES) throw tooLarge(service, operation);
+      chunks.push(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+    } else if (body && typeof (body as NodeJS.ReadableStream).on === 'function') {
+      const stream = body as NodeJS.ReadableStream & { destroy?: () => void };
+      let size = 0;
+      await new Promise<void>((resolve, reject) => {
+        stream.on('data', (c: Buffer | string) => {
+          const chunk = typeof c === 'string' ? Buffer.from(c) : c;
+          chunks.push(chunk);
+          size += chunk.length;
+          if (size > MAX_RESPONSE_BYTES) {
+            stream.removeAllListeners('data');
+            stream.destroy?.();
+            reject(tooLarge(service, operation));
+          }
+        });
+        stream.once('end', resolve);
+        stream.once('error', reject);
+      });
+    }
+    const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    try {
+      return use(bytes.toString('utf8'));
+    } finally {
+      bytes.fill(0);
+    }
   } finally {
-    bytes.fill(0);
     for (const c of chunks) c.fill(0);
   }
 }
@@ -217,7 +243,7 @@ export class AwsJsonClient {
     const request = await this.signer.sign(unsigned as HttpRequest, { signingDate: new Date(Date.now() + this.clockOffsetMs) });
     const { response } = await this.handler.handle(request);
     const status = response.statusCode;
-    return withBody(response.body, (text) => {
+    return withBody(response.body, this.service.name, operation, (text) => {
       if (status >= 200 && status < 300) return parseAnswer<T>(text, this.service.name, operation);
       const h = response.headers as Record<string, string | undefined>;
       const err = serviceError(this.service.name, operation, status, h, text);

@@ -68,9 +68,10 @@ export function toWireValue(v: unknown): WireValue | undefined {
   return { M: toWireItem(v as Doc) };
 }
 
-function toWireSet(set: Set<unknown>): WireValue | undefined {
+function toWireSet(set: Set<unknown>): WireValue {
   const values = [...set].filter((e) => e !== undefined);
-  if (values.length === 0) return undefined;
+  // util-dynamodb throws too: dropping it would store "no attribute", which can read as "no restriction".
+  if (values.length === 0) throw new TypeError('Pass a non-empty set: DynamoDB has no empty set');
   if (values.every((e) => typeof e === 'string')) return { SS: values as string[] };
   if (values.every((e) => typeof e === 'number' || typeof e === 'bigint')) return { NS: values.map((e) => numberText(e as number)) };
   if (values.every(isBinary)) return { BS: values.map((e) => base64(e as Uint8Array)) };
@@ -83,7 +84,10 @@ export function toWireItem(doc: Doc): WireItem {
   for (const k in doc) {
     if (!Object.prototype.hasOwnProperty.call(doc, k)) continue;
     const w = toWireValue(doc[k]);
-    if (w !== undefined) out[k] = w;
+    if (w === undefined) continue;
+    // An attribute named __proto__ is sent as one, not made the wire item's prototype (and lost).
+    if (k === '__proto__') Object.defineProperty(out, k, { value: w, enumerable: true, writable: true, configurable: true });
+    else out[k] = w;
   }
   return out;
 }

@@ -7,6 +7,7 @@
  * Errors are the service's, named by code; a TransactionCanceledException's CancellationReasons
  * keep their raw (wire) AttributeValue items.
  */
+import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DYNAMODB, rpcOf, type AwsRpc } from './aws-rpc';
 import { fromWireItem, toWireItem, type Doc, type WireItem } from './dynamo-json';
@@ -78,10 +79,16 @@ export class LeanDynamo {
     await this.rpc.send('PutItem', { ...input, Item: toWireItem(input.Item) });
   }
 
+  /**
+   * Without a caller's token, one is made, as the SDK's serializer does (ClientRequestToken is an
+   * idempotency token): the client retries a timed-out or reset call, and the first attempt may
+   * have committed; with the same token DynamoDB answers the retry as the first, without it the
+   * write would run twice (or fail its own condition and read as refused).
+   */
   async transactWrite(input: { TransactItems: readonly DocTransactItem[]; ClientRequestToken?: string }): Promise<void> {
     await this.rpc.send('TransactWriteItems', {
       TransactItems: input.TransactItems.map(transactItemToWire),
-      ...(input.ClientRequestToken !== undefined ? { ClientRequestToken: input.ClientRequestToken } : {}),
+      ClientRequestToken: input.ClientRequestToken ?? randomUUID(),
     });
   }
 

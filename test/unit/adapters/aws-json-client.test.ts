@@ -328,3 +328,105 @@ describe('LeanDynamo over the seam', () => {
     await expect(doc.put({ TableName: 't', Item: { n: 2n ** 60n, ok: 1.5, s: new Set(['a']) } })).resolves.toBeUndefined();
   });
 });
+
+describe('adversarial review: writes, marshalling and answers', () => {
+  test('TransactWriteItems carries a ClientRequestToken (the SDK fills one in), the same on the retry: a transaction that committed before the connection broke is not applied twice', async () => {
+    // DynamoDB's idempotency as the service keeps it: a token that committed answers 200 again;
+    // without a token the retried write runs again and its condition fails.
+    const committed = new Set<string>();
+    let applied = 0;
+    const transact: Behavior = (req, res) => {
+      const token = (JSON.parse(seen[seen.length - 1].body) as { ClientRequestToken?: string }).ClientRequestToken;
+      if (token !== undefined && committed.has(token)) return json(res, 200, {});
+      applied++;
+      if (token !== undefined) committed.add(token);
+      if (applied === 1) return req.socket.destroy(); // committed, but the answer is lost
+      json(res, 400, { __type: 'com.amazonaws.dynamodb.v20120810#TransactionCanceledException', CancellationReasons: [{ Code: 'ConditionalCheckFailed' }] });
+    };
+    script = [transact, transact];
+    const doc = new LeanDynamo(client());
+    await expect(doc.transactWrite({ TransactItems: [{ Put: { TableName: 't', Item: { pk: 'r1' }, ConditionExpression: 'attribute_not_exists(pk)' } }] })).resolves.toBeUndefined();
+    expect(applied).toBe(1);
+    const tokens = seen.map((s) => (JSON.parse(s.body) as { ClientRequestToken?: string }).ClientRequestToken);
+    expect(tokens).toHaveLength(2);
+    expect(tokens[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(tokens[1]).toBe(tokens[0]);
+    // Another call is another transaction; a caller's own token is kept as given.
+    seen.length = 0;
+    await doc.transactWrite({ TransactItems: [{ Put: { TableName: 't', Item: { pk: 'r2' } } }] });
+    await doc.transactWrite({ TransactItems: [{ Put: { TableName: 't', Item: { pk: 'r3' } } }], ClientRequestToken: 'caller-token' });
+    const later = seen.map((s) => (JSON.parse(s.body) as { ClientRequestToken?: string }).ClientRequestToken);
+    expect(later[0]).not.toBe(tokens[0]);
+    expect(later[1]).toBe('caller-token');
+  });
+
+  test('an empty set is refused as util-dynamodb refuses it, never dropped silently (a missing attribute can read as "no restriction")', async () => {
+    const sent: unknown[] = [];
+    const doc = new LeanDynamo({ send: async <T>(_op: string, input: object) => (sent.push(input), {}) as T });
+    await expect(doc.put({ TableName: 't', Item: { pk: 'a', allowed: new Set<string>() } })).rejects.toThrow(/non-empty set/);
+    await expect(doc.put({ TableName: 't', Item: { pk: 'a', allowed: new Set([undefined]) } })).rejects.toThrow(/non-empty set/);
+    await expect(doc.query({ TableName: 't', KeyConditionExpression: 'pk = :p', ExpressionAttributeValues: { ':p': 'a', ':s': new Set() } })).rejects.toThrow(/non-empty set/);
+    expect(sent).toEqual([]);
+  });
+
+  test('an attribute named __proto__ stays an attribute both ways: never dropped on writing, never a prototype on reading', async () => {
+    const sent: Array<{ Item: Record<string, unknown> }> = [];
+    const row = JSON.parse('{"pk":{"S":"a"},"__proto__":{"M":{"isAdmin":{"BOOL":true},"__proto__":{"M":{"polluted":{"BOOL":true}}}}}}') as Record<string, unknown>;
+    const doc = new LeanDynamo({
+      send: async <T>(op: string, input: object) => {
+        if (op === 'PutItem') sent.push(input as { Item: Record<string, unknown> });
+        return (op === 'GetItem' ? { Item: row } : {}) as T;
+      },
+    });
+    const read = (await doc.get({ TableName: 't', Key: { pk: 'a' } }))!;
+    expect(Object.getPrototypeOf(read)).toBe(Object.prototype);
+    expect((read as { isAdmin?: unknown }).isAdmin).toBeUndefined();
+    expect(({} as { polluted?: unknown; isAdmin?: unknown }).polluted).toBeUndefined();
+    expect(Object.keys(read)).toEqual(['pk', '__proto__']);
+    const nested = Object.getOwnPropertyDescriptor(read, '__proto__')!.value as Record<string, unknown>;
+    expect(Object.getPrototypeOf(nested)).toBe(Object.prototype);
+    expect(Object.keys(nested)).toEqual(['isAdmin', '__proto__']);
+    // Written back as read: the attribute is on the wire, the wire item's prototype untouched.
+    await doc.put({ TableName: 't', Item: read });
+    const item = sent[0].Item;
+    expect(Object.getPrototypeOf(item)).toBe(Object.prototype);
+    expect(JSON.parse(JSON.stringify(item))).toEqual(JSON.parse(JSON.stringify(row)));
+    expect(JSON.stringify(item)).toBe(JSON.stringify(row));
+  });
+
+  test('an answer larger than the bound, or one that never ends, fails as InvalidResponseError without being retried, and what was read is zero-filled', async () => {
+    const chunks: Buffer[] = [];
+    let attempts = 0;
+    let destroyed = false;
+    const endless: RequestHandlerLike = {
+      handle: async () => {
+        attempts++;
+        const body = new Readable({
+          read() {
+            const c = Buffer.alloc(1 << 20, 0x41);
+            chunks.push(c);
+            this.push(c);
+          },
+          destroy(err, cb) {
+            destroyed = true;
+            cb(err);
+          },
+        });
+        return { response: { statusCode: 200, headers: {}, body } as never };
+      },
+    };
+    const err = await failure(client(DYNAMODB, { requestHandler: endless }).send('GetItem', {}));
+    expect(err.name).toBe('InvalidResponseError');
+    expect(err.message).toMatch(/^DynamoDB GetItem: the answer is larger than \d+ bytes$/);
+    expect(attempts).toBe(1);
+    expect(destroyed).toBe(true);
+    const read = chunks.reduce((n, c) => n + c.length, 0);
+    expect(read).toBeLessThanOrEqual(64 * (1 << 20));
+    // Every chunk handed to the client is wiped (the stream may hold one more, never delivered).
+    expect(chunks.length).toBeGreaterThan(32);
+    expect(chunks.slice(0, -1).every((c) => c.every((b) => b === 0))).toBe(true);
+    // An error answer is bounded the same way.
+    const errorHandler: RequestHandlerLike = { handle: async () => ({ response: { statusCode: 500, headers: {}, body: (await endless.handle({} as never)).response.body } as never }) };
+    expect((await failure(client(DYNAMODB, { requestHandler: errorHandler, maxAttempts: 1 }).send('GetItem', {}))).name).toBe('InvalidResponseError');
+  });
+});
