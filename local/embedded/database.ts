@@ -19,7 +19,8 @@
  * before the router's end stage finishes, and the local gateway holds the answer's last byte
  * until then. So a request's settle and its usage record share one commit, and an answered
  * request is committed, as before. A failed commit rolls the whole group back and fails every
- * writer waiting on it (the reservation fails closed; the router logs the lost record).
+ * writer waiting on it: a reservation fails closed; a settle and a usage record are written
+ * again at once, in one new group (their adapters), and the answer waits for that.
  *
  * Checkpoints are off the request path: SQLite's automatic checkpoint (at COMMIT, every N WAL
  * pages: an event-loop pause of tens of ms while every request in flight waits, about every

@@ -8,11 +8,12 @@
  * failed commit fails it closed). A settle, release or reclaim joins the group commit of its
  * event-loop turn without waiting: the router writes the request's usage record right after its
  * settle and waits for that (embedded-router-store.ts), so both share one commit, before the
- * answer completes.
+ * answer completes. If that commit fails, both are written again in one new group.
  *
  * Statements per write: the reservation's insert or delete (its changed-row count is its
  * condition), one SELECT for every counter with ceilings, and one multi-row upsert of the counters.
  */
+import { errorFields } from '../../lambda/core/logger';
 import { COUNTER_FIELDS, CounterField, CounterUpdate, CounterValues, GovernanceLedger, LedgerResult, LedgerWrite, ReservationRecord } from '../../lambda/core/governance/ledger';
 import { LedgerGovernance, LedgerGovernanceOptions, microsOfUsd } from '../../lambda/core/governance/ledger-governance';
 import { reservationPk } from '../../lambda/core/governance/keys';
@@ -44,8 +45,16 @@ const upsertSql = (() => {
   };
 })();
 
+/** Times a settle, release or reclaim is written again after its group's commit failed. */
+const REWRITES = 2;
+
 export class EmbeddedGovernanceLedger implements GovernanceLedger {
-  constructor(private readonly db: EmbeddedDatabase) {}
+
+  /** @param onLost told about a settle, release or reclaim that could not be written again after its group failed */
+  constructor(
+    private readonly db: EmbeddedDatabase,
+    private readonly onLost?: (err: unknown) => void,
+  ) {}
 
   async write(w: LedgerWrite): Promise<LedgerResult> {
     try {
@@ -54,8 +63,32 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
       if (err instanceof Refused) return err.result;
       throw err;
     }
-    if (w.reservation && 'put' in w.reservation) await this.db.durable();
+    if (w.reservation && 'put' in w.reservation) {
+      await this.db.durable();
+    } else {
+      this.rewriteIfLost(w, REWRITES);
+    }
     return { ok: true };
+  }
+
+  /**
+   * A settle, release or reclaim is not waited for (it shares the commit of the usage record the
+   * router writes next, which is), but it must not be lost with a group whose commit failed: it
+   * is written again at once, when that failure is reported, so it joins the same new group as
+   * the usage record's own retry (embedded-router-store.ts). The failed group was rolled back, so
+   * the write is applied once; its conditions are checked again (a refusal is final).
+   */
+  private rewriteIfLost(w: LedgerWrite, attemptsLeft: number): void {
+    this.db.durable().catch((err: unknown) => {
+      if (attemptsLeft <= 0) return this.onLost?.(err);
+      try {
+        this.db.deferred(() => this.apply(w));
+      } catch (again) {
+        if (!(again instanceof Refused)) this.onLost?.(again);
+        return;
+      }
+      this.rewriteIfLost(w, attemptsLeft - 1);
+    });
   }
 
   async expiredReservations(tenantId: string, nowSec: number, limit: number): Promise<ReservationRecord[]> {
@@ -136,6 +169,7 @@ function valuesOf(row: Row): CounterValues {
 /** Governance on the embedded database: the shared core over the embedded ledger. */
 export class EmbeddedGovernance extends LedgerGovernance {
   constructor(db: EmbeddedDatabase, opts: LedgerGovernanceOptions = {}) {
-    super(new EmbeddedGovernanceLedger(db), opts);
+    const log = opts.log;
+    super(new EmbeddedGovernanceLedger(db, log ? (err) => log.error('governance: a ledger write was lost with its failed group commit; the reservation is reclaimed at the recorded cost', errorFields(err)) : undefined), opts);
   }
 }

@@ -19,6 +19,8 @@ import { counterItemOf, countersByKeySql } from './rows';
 
 /** Usage records are kept for 400 days, as in the deployed cell. */
 export const USAGE_RETENTION_SECONDS = 400 * 24 * 3600;
+/** Times a usage record is written again after its group's commit failed. */
+const USAGE_REWRITES = 2;
 
 export class EmbeddedRouterStore implements RouterStore {
   constructor(private readonly db: EmbeddedDatabase) {}
@@ -64,16 +66,20 @@ export class EmbeddedRouterStore implements RouterStore {
 
   async putUsage(record: UsageRecord): Promise<void> {
     const expiresAt = Math.floor(Date.parse(record.at) / 1000) + USAGE_RETENTION_SECONDS;
-    // Keyed like the DynamoDB item (tenant, `<at>#<requestId>`): a second write of one key replaces it.
-    this.db.deferredRun('INSERT OR REPLACE INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', [
-      record.tenantId,
-      usageRecordKey(record).sk,
-      record.at,
-      record.requestId,
-      expiresAt,
-      JSON.stringify(record),
-    ]);
-    await this.db.durable();
+    const params = [record.tenantId, usageRecordKey(record).sk, record.at, record.requestId, expiresAt, JSON.stringify(record)];
+    // A group whose commit failed was rolled back: the record is written again at once, in the
+    // new group the request's settle joins again too (embedded-governance-ledger.ts). The local
+    // gateway holds the answer's last byte until this returns.
+    for (let attempt = 1; ; attempt++) {
+      // Keyed like the DynamoDB item (tenant, `<at>#<requestId>`): a second write of one key replaces it.
+      this.db.deferredRun('INSERT OR REPLACE INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', params);
+      try {
+        await this.db.durable();
+        return;
+      } catch (err) {
+        if (attempt > USAGE_REWRITES) throw err;
+      }
+    }
   }
 
   private tokenBody(verifier: string): string | undefined {

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Database } from 'node-sqlite3-wasm';
 import { DATABASE_FILE, EmbeddedDatabase } from '../../../local/embedded/database';
+import type { UsageRecord } from '../../../lambda/core/router/usage-record';
 import { EmbeddedGovernanceLedger } from '../../../local/embedded/embedded-governance-ledger';
+import { EmbeddedRouterStore } from '../../../local/embedded/embedded-router-store';
 import { invalidatesRowCache } from '../../../local/embedded/row-cache';
 
 const dirs: string[] = [];
@@ -122,6 +124,29 @@ describe('group commit', () => {
     db.run('PRAGMA max_page_count = 1000000');
     expect(db.all('SELECT sk FROM reservations')).toEqual([]);
     expect(db.all("SELECT reservedMicros FROM counters WHERE pk = 'SPEND#t'")).toEqual([]);
+  });
+
+  test("a group whose COMMIT fails: the answered request's settle and usage record are written again, so neither its record nor its spend is lost", async () => {
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const store = new EmbeddedRouterStore(db);
+    const key = { pk: 'RESV#t', sk: 'r1' };
+    const spend = { pk: 'SPEND#t', sk: '2026-12' };
+    const reservation = { key, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros: 50, tpmTokens: 1, model: 'm', createdAt: '2026-12-01T00:00:00.000Z', reclaimAfter: 1, expiresAt: 2 };
+    expect(await ledger.write({ reservation: { put: reservation }, counters: [{ key: spend, add: { reservedMicros: 50, committedMicros: 50 } }] })).toEqual({ ok: true });
+    // The next COMMIT fails (an I/O error, a full disk): the group is rolled back.
+    const commit = (db as unknown as { statements: Map<string, { stmt: { run(): unknown } }> }).statements.get('COMMIT')!.stmt;
+    const failing = jest.spyOn(commit, 'run').mockImplementationOnce(() => {
+      throw new Error('disk I/O error');
+    });
+    // The router's end stage: the settle (not waited for: it shares the usage record's commit), then the record.
+    expect(await ledger.write({ reservation: { delete: key }, counters: [{ key: spend, add: { reservedMicros: -50, committedMicros: -20, spentMicros: 30 } }] })).toEqual({ ok: true });
+    const record = { requestId: 'r1', tenantId: 't', tokenId: 'k', route: 'chat', model: 'm', stream: false, status: 200, decision: 'ok', at: '2026-12-01T00:00:00.000Z', costUsd: 0.00003, latencyMs: 1, fallbackChain: [] } as unknown as UsageRecord;
+    await store.putUsage(record); // resolves only once the record is stored
+    expect(failing).toHaveBeenCalled();
+    failing.mockRestore();
+    expect(db.all('SELECT request_id FROM usage')).toEqual([{ request_id: 'r1' }]);
+    expect(db.all('SELECT sk FROM reservations')).toEqual([]);
+    expect(db.all('SELECT spentMicros, reservedMicros, committedMicros FROM counters')).toEqual([{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }]);
   });
 
   test('the database is closed with its pending group committed', () => {
