@@ -21,7 +21,8 @@ export async function startEmbeddedBackend(opts: BackendOptions): Promise<Gatewa
   const db = new EmbeddedDatabase({
     dir: opts.stateDir,
     synchronous: opts.syncFull ? 'FULL' : 'NORMAL',
-    onCommitError: (err) => opts.log.error('embedded store: a group commit failed; its writes were rolled back', errorFields(err)),
+    onCommitError: (err) => opts.log.error('embedded store: a group commit failed and was rolled back (a settle or usage record in it is written again)', errorFields(err)),
+    onBackgroundError: (err) => opts.log.error('embedded store: a checkpoint or WAL flush failed; commits stay in the WAL', errorFields(err)),
   });
   try {
     const rootKey = LocalRootKey.open(opts.region, opts.stateDir);

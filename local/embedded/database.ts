@@ -60,6 +60,8 @@ export interface EmbeddedDatabaseOptions {
   readonly synchronous?: SyncMode;
   /** Told about a group commit that failed while no writer was waiting on it. @default none */
   readonly onCommitError?: (err: unknown) => void;
+  /** Told about a failed timer checkpoint or background flush of the WAL (the store goes on). @default none */
+  readonly onBackgroundError?: (err: unknown) => void;
   /** WAL size that triggers a checkpoint although commits keep coming. @default 64 MiB */
   readonly maxWalBytes?: number;
 }
@@ -169,6 +171,7 @@ export class EmbeddedDatabase {
   private readonly lockPath?: string;
   private readonly walPath?: string;
   private readonly onCommitError?: (err: unknown) => void;
+  private readonly onBackgroundError?: (err: unknown) => void;
   private readonly fast: boolean;
   private readonly maxWalBytes: number;
   private closed = false;
@@ -200,6 +203,7 @@ export class EmbeddedDatabase {
   constructor(opts: EmbeddedDatabaseOptions = {}) {
     let file = ':memory:';
     this.onCommitError = opts.onCommitError;
+    this.onBackgroundError = opts.onBackgroundError;
     this.maxWalBytes = opts.maxWalBytes ?? MAX_WAL_BYTES;
     if (opts.dir) {
       mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
@@ -448,13 +452,21 @@ export class EmbeddedDatabase {
     }
   }
 
-  /** The timer's checkpoint: when idle, or when the WAL grew past its bound under load. */
+  /**
+   * The timer's checkpoint: when idle, or when the WAL grew past its bound under load. A failure
+   * is reported, never thrown out of the timer (an uncaught exception would end the gateway); the
+   * commits stay in the WAL and the next tick tries again.
+   */
   private checkpointIfDue(): void {
-    this.syncWalInBackground();
-    if (this.closed || this.open || this.commitsSinceCheckpoint === 0) return;
-    const idle = Date.now() - this.lastCommitAt >= IDLE_CHECKPOINT_MS;
-    if (!idle && this.commitsSinceCheckpoint < MAX_COMMITS_PER_CHECKPOINT && this.walBytes() <= this.maxWalBytes) return;
-    this.checkpoint();
+    try {
+      this.syncWalInBackground();
+      if (this.closed || this.open || this.commitsSinceCheckpoint === 0) return;
+      const idle = Date.now() - this.lastCommitAt >= IDLE_CHECKPOINT_MS;
+      if (!idle && this.commitsSinceCheckpoint < MAX_COMMITS_PER_CHECKPOINT && this.walBytes() <= this.maxWalBytes) return;
+      this.checkpoint();
+    } catch (err) {
+      this.onBackgroundError?.(err);
+    }
   }
 
   /**
@@ -490,8 +502,10 @@ export class EmbeddedDatabase {
     this.lastWalSyncAt = now;
     this.commitsAtWalSync = this.commits;
     this.walSyncs++;
-    fdatasync(this.walFd, () => {
-      // A failed flush is harmless: the checkpoint's own fsync still comes first.
+    fdatasync(this.walFd, (err) => {
+      // A failed flush loses nothing by itself (the checkpoint's own fsync still comes first), but
+      // a disk that fails it is worth a line.
+      if (err) this.onBackgroundError?.(err);
       this.walSyncing = false;
       if (this.closed && this.walFd !== undefined) {
         closeSync(this.walFd);

@@ -207,6 +207,27 @@ describe('checkpoints', () => {
     expect(db.walSyncs - before).toBeLessThanOrEqual(3);
   });
 
+  test('a checkpoint that fails is reported, not thrown out of its timer (which would end the gateway); the store goes on', async () => {
+    const errors: unknown[] = [];
+    const d = new EmbeddedDatabase({ dir: fresh(), onBackgroundError: (err) => errors.push(err) });
+    const realAll = Database.prototype.all;
+    const failing = jest.spyOn(Database.prototype, 'all').mockImplementation(function (this: Database, sql: string, ...rest: unknown[]) {
+      if (/wal_checkpoint/.test(sql)) throw new Error('disk I/O error');
+      return (realAll as (...a: unknown[]) => unknown).call(this, sql, ...rest) as never;
+    });
+    try {
+      d.transaction(() => d.run("INSERT INTO meta(name, value) VALUES ('a', 'v')"));
+      for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(String(errors[0])).toMatch(/disk I\/O error/);
+      failing.mockRestore();
+      d.transaction(() => d.run("INSERT INTO meta(name, value) VALUES ('b', 'v')"));
+      expect(d.all('SELECT name FROM meta ORDER BY name').map((r) => r.name)).toEqual(['a', 'b']);
+    } finally {
+      failing.mockRestore();
+      d.close();
+    }
+  });
+
   test('the timer checkpoints once the gateway is idle', async () => {
     db.transaction(() => putMeta('one'));
     const before = db.checkpoints;
