@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { cachePolicySchema } from './cache/policy';
+import { memoizedSafeParse } from './parse-memo';
 import { guardrailsSchema } from './guardrails/policy';
 import { TENANT_ID_PATTERN } from './token';
 import type { WrappedFactor } from './tenant-factor';
@@ -214,7 +215,7 @@ export function parseTenantRecord(item: unknown, tenantId: string): TenantRecord
   if (typeof r.auditSeq !== 'number' || typeof r.auditHead !== 'string' || !isText(r.createdAt, 64) || !isText(r.updatedAt, 64)) {
     throw new StoredRecordError('tenant');
   }
-  const policy = tenantPolicySchema.safeParse(r.policy);
+  const policy = memoizedSafeParse(tenantPolicySchema, r.policy);
   if (!policy.success) throw new StoredRecordError('tenant');
   const secretVersions = parseSecretVersions(r.secretVersions);
   if (r.factorGeneration !== undefined && !(typeof r.factorGeneration === 'number' && Number.isSafeInteger(r.factorGeneration) && r.factorGeneration >= 1)) {
@@ -243,7 +244,7 @@ export function parseTokenRecord(item: unknown): TokenRecord {
   }
   let limits: Limits | undefined;
   if (r.limits !== undefined) {
-    const parsed = limitsSchema.safeParse(r.limits);
+    const parsed = memoizedSafeParse(limitsSchema, r.limits);
     if (!parsed.success) throw new StoredRecordError('token');
     limits = parsed.data;
   }
