@@ -49,6 +49,12 @@ export interface LocalGateway {
 }
 
 const HOST = '127.0.0.1';
+/**
+ * Longest wait at stop for the end stage of requests in flight (cut requests finish in
+ * milliseconds; this bounds one stuck on something that ignores its abort), well inside the
+ * lifecycle's grace period (lifecycle.ts).
+ */
+const STOP_DRAIN_MS = 3_000;
 
 export async function startLocalGateway(opts: LocalGatewayOptions): Promise<LocalGateway> {
   const log = opts.log ?? jsonLogger('local-gateway');
@@ -86,8 +92,16 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       log,
     });
 
+    // Requests whose handler is still running; stop() waits for them (bounded) before the store closes.
+    let inFlight = 0;
+    let drained: (() => void) | undefined;
+    const requestDone = () => {
+      if (--inFlight === 0) drained?.();
+    };
     server = createServer((req, res) => {
-      void handle(req, res).catch((err) => {
+      inFlight++;
+      void handle(req, res).then(requestDone, (err) => {
+        requestDone();
         log.error('local gateway error', errorFields(err));
         if (!res.headersSent) send(res, errorResponse(err));
         else res.end();
@@ -161,6 +175,17 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
           running.close(() => ok());
           running.closeAllConnections();
         });
+        // The requests just cut (their clients are gone, their upstream calls aborted) finish their
+        // end stage, settle of what was used and usage record, before the store closes under them.
+        if (inFlight > 0) {
+          await new Promise<void>((ok) => {
+            const timer = setTimeout(ok, STOP_DRAIN_MS);
+            drained = () => {
+              clearTimeout(timer);
+              ok();
+            };
+          });
+        }
         // Kept-alive provider connections end with the gateway.
         providers.close();
         await backend.stop();
