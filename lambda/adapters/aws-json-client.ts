@@ -151,11 +151,17 @@ async function withBody<T>(body: unknown, service: string, operation: string, us
  */
 function parseAnswer<T>(text: string, service: string, operation: string): T {
   if (text.length === 0) return {} as T;
+  let parsed: unknown;
   try {
-    return JSON.parse(text) as T;
+    parsed = JSON.parse(text);
   } catch {
     throw Object.assign(new Error(`${service} ${operation}: the answer is not valid JSON`), { name: 'InvalidResponseError' });
   }
+  // Every answer of these protocols is an object: null, an array or a scalar is not the service's.
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw Object.assign(new Error(`${service} ${operation}: the answer is not a JSON object`), { name: 'InvalidResponseError' });
+  }
+  return parsed as T;
 }
 
 export class AwsJsonClient {

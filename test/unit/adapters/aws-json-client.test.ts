@@ -430,3 +430,12 @@ describe('adversarial review: writes, marshalling and answers', () => {
     expect((await failure(client(DYNAMODB, { requestHandler: errorHandler, maxAttempts: 1 }).send('GetItem', {}))).name).toBe('InvalidResponseError');
   });
 });
+
+describe('adversarial review: 2xx answers of an unknown shape', () => {
+  test.each(['null', '[]', '[{"Item":{}}]', '5', '"committed"', 'true'])('a 2xx answer %s (JSON, but not an object) fails as InvalidResponseError: a write never reads as committed from it', async (text) => {
+    const handler: RequestHandlerLike = { handle: async () => ({ response: { statusCode: 200, headers: {}, body: Readable.from([Buffer.from(text)]) } as never }) };
+    const err = await failure(new LeanDynamo(client(DYNAMODB, { requestHandler: handler })).transactWrite({ TransactItems: [{ Put: { TableName: 't', Item: { pk: 'a' } } }] }));
+    expect(err.name).toBe('InvalidResponseError');
+    expect(err.message).toBe('DynamoDB TransactWriteItems: the answer is not a JSON object');
+  });
+});
