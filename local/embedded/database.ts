@@ -76,16 +76,16 @@ CREATE TABLE IF NOT EXISTS tokens(verifier TEXT PRIMARY KEY, tenant_id TEXT NOT 
 CREATE INDEX IF NOT EXISTS tokens_by_tenant ON tokens(tenant_id, token_id);
 CREATE TABLE IF NOT EXISTS erasure_keys(tenant_id TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS audit(tenant_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY(tenant_id, seq)) WITHOUT ROWID;
+-- Governance counters and budget reservations share one table (reservation rows: pk RESV#<tenant>,
+-- reclaim_after and body set; counter rows: SPEND#/RATE#, both NULL), so a request's reservation
+-- lands on the page of its counters: one page per ledger write, not two (migrateStore below).
 CREATE TABLE IF NOT EXISTS counters(
   pk TEXT NOT NULL, sk TEXT NOT NULL,
   spentMicros INTEGER, reservedMicros INTEGER, committedMicros INTEGER, requests INTEGER, tokens INTEGER,
-  expires_at INTEGER, token_id TEXT,
-  PRIMARY KEY(pk, sk)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS reservations(
-  pk TEXT NOT NULL, sk TEXT NOT NULL, reclaim_after INTEGER NOT NULL, expires_at INTEGER NOT NULL, body TEXT NOT NULL,
+  expires_at INTEGER, token_id TEXT, reclaim_after INTEGER, body TEXT,
   PRIMARY KEY(pk, sk)) WITHOUT ROWID;
 -- Usage records clustered by (tenant_id, sk): an append writes one page, not a table page and an
--- index page (stores made before this are migrated on open, migrateUsage below).
+-- index page (stores made before this are migrated on open, migrateStore below).
 CREATE TABLE IF NOT EXISTS usage(
   tenant_id TEXT NOT NULL, sk TEXT NOT NULL, at TEXT NOT NULL, request_id TEXT NOT NULL,
   expires_at INTEGER NOT NULL, body TEXT NOT NULL,
@@ -93,33 +93,49 @@ CREATE TABLE IF NOT EXISTS usage(
 CREATE TABLE IF NOT EXISTS response_cache(key TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, expires_at INTEGER NOT NULL, sealed BLOB NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS response_cache_expiry ON response_cache(expires_at);
 -- Expiry indexes of the request path's tables cost pages on every request; the sweep
--- (expiry.ts) does without them: usage sort keys grow with time, counters and reservations are small.
+-- (expiry.ts) does without them: usage sort keys grow with time, counters (and reservations) are few.
 DROP INDEX IF EXISTS usage_expiry;
 DROP INDEX IF EXISTS counters_expiry;
 DROP INDEX IF EXISTS reservations_expiry;
 `;
 
 /**
- * A store made before usage records were clustered by (tenant_id, sk) has them in a rowid table
- * with a unique (tenant_id, sk) index: every row is copied into the clustered table and the old
- * table replaced, in one transaction (a failure leaves the store as it was; no row is lost, the
- * unique index guarantees the copy cannot collide).
+ * Brings a store made by an earlier version to this schema, in one transaction (a failure leaves
+ * it as it was; no row is lost: every copy is a plain INSERT, which fails rather than drop a
+ * colliding row, and the sources are dropped only after):
+ * - usage records in a rowid table with a unique (tenant_id, sk) index are copied into the
+ *   clustered table;
+ * - reservations in a table of their own move into the counters table (their keys, RESV#..., are
+ *   apart from every counter key).
  */
-function migrateUsage(db: Database): void {
-  const columns = (db.all('PRAGMA table_info(usage)') as Row[]).map((c) => String(c.name));
-  if (!columns.includes('id')) return;
-  db.exec('BEGIN IMMEDIATE');
-  try {
-    db.exec(`
-      CREATE TABLE usage_clustered(
+function migrateStore(db: Database): void {
+  const columnsOf = (table: string) => (db.all(`PRAGMA table_info(${table})`) as Row[]).map((c) => String(c.name));
+  const counters = columnsOf('counters');
+  const steps: string[] = [];
+  if (!counters.includes('reclaim_after')) steps.push('ALTER TABLE counters ADD COLUMN reclaim_after INTEGER');
+  if (!counters.includes('body')) steps.push('ALTER TABLE counters ADD COLUMN body TEXT');
+  if (columnsOf('reservations').length > 0) {
+    steps.push(
+      'INSERT INTO counters(pk, sk, reclaim_after, expires_at, body) SELECT pk, sk, reclaim_after, expires_at, body FROM reservations',
+      'DROP TABLE reservations',
+    );
+  }
+  if (columnsOf('usage').includes('id')) {
+    steps.push(
+      `CREATE TABLE usage_clustered(
         tenant_id TEXT NOT NULL, sk TEXT NOT NULL, at TEXT NOT NULL, request_id TEXT NOT NULL,
         expires_at INTEGER NOT NULL, body TEXT NOT NULL,
-        PRIMARY KEY(tenant_id, sk)) WITHOUT ROWID;
-      INSERT INTO usage_clustered(tenant_id, sk, at, request_id, expires_at, body)
-        SELECT tenant_id, sk, at, request_id, expires_at, body FROM usage ORDER BY tenant_id, sk;
-      DROP TABLE usage;
-      ALTER TABLE usage_clustered RENAME TO usage;
-    `);
+        PRIMARY KEY(tenant_id, sk)) WITHOUT ROWID`,
+      `INSERT INTO usage_clustered(tenant_id, sk, at, request_id, expires_at, body)
+        SELECT tenant_id, sk, at, request_id, expires_at, body FROM usage ORDER BY tenant_id, sk`,
+      'DROP TABLE usage',
+      'ALTER TABLE usage_clustered RENAME TO usage',
+    );
+  }
+  if (steps.length === 0) return;
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    for (const step of steps) db.exec(step);
     db.exec('COMMIT');
   } catch (err) {
     db.exec('ROLLBACK');
@@ -227,7 +243,7 @@ export class EmbeddedDatabase {
       }
       this.db.exec('PRAGMA foreign_keys=OFF');
       this.db.exec(SCHEMA);
-      migrateUsage(this.db);
+      migrateStore(this.db);
       // The row cache relies on every write changing only its target table.
       if (Number((this.db.all("SELECT count(*) AS n FROM sqlite_master WHERE type = 'trigger'")[0] as Row).n) > 0) {
         throw new Error('the embedded store holds triggers, which this gateway does not create; refusing to open it');

@@ -10,6 +10,9 @@
  * settle and waits for that (embedded-router-store.ts), so both share one commit, before the
  * answer completes. If that commit fails, both are written again in one new group.
  *
+ * Reservations are rows of the counters table (pk RESV#<tenant>, `body` set), next to the
+ * tenant's counters, so a ledger write changes one page, not two (database.ts).
+ *
  * Statements per write: the reservation's insert or delete (its changed-row count is its
  * condition), one SELECT for every counter with ceilings, and one multi-row upsert of the counters.
  */
@@ -93,7 +96,7 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
 
   async expiredReservations(tenantId: string, nowSec: number, limit: number): Promise<ReservationRecord[]> {
     return this.db
-      .all('SELECT body FROM reservations WHERE pk = ? AND reclaim_after < ? ORDER BY sk LIMIT ?', [reservationPk(tenantId), nowSec, limit])
+      .all('SELECT body FROM counters WHERE pk = ? AND reclaim_after < ? AND body IS NOT NULL ORDER BY sk LIMIT ?', [reservationPk(tenantId), nowSec, limit])
       .flatMap((r) => {
         try {
           const rec = parseJson<ReservationRecord>(r.body);
@@ -122,7 +125,7 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
     if (r && 'put' in r) {
       const p = r.put;
       reservationFailed =
-        this.db.run('INSERT INTO reservations(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(pk, sk) DO NOTHING', [
+        this.db.run('INSERT INTO counters(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(pk, sk) DO NOTHING', [
           p.key.pk,
           p.key.sk,
           p.reclaimAfter,
@@ -132,8 +135,8 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
     } else if (r) {
       const changed =
         r.reclaimableAt === undefined
-          ? this.db.run('DELETE FROM reservations WHERE pk = ? AND sk = ?', [r.delete.pk, r.delete.sk])
-          : this.db.run('DELETE FROM reservations WHERE pk = ? AND sk = ? AND reclaim_after < ?', [r.delete.pk, r.delete.sk, r.reclaimableAt]);
+          ? this.db.run('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL', [r.delete.pk, r.delete.sk])
+          : this.db.run('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL AND reclaim_after < ?', [r.delete.pk, r.delete.sk, r.reclaimableAt]);
       reservationFailed = changed === 0;
     }
     const failed = this.failedCeilings(w.counters);

@@ -7,8 +7,9 @@
  * every request): they are clustered by (tenant, sort key), the sort key starts with their start
  * time and their expiry is their start plus a fixed retention, so the sweep looks at each
  * tenant's oldest BATCH records and goes on while all of those were expired. A record with a
- * longer retention than a later one waits for it (late, never early). Counters and reservations are small tables (rate windows live ~20 minutes, one
- * reservation per request in flight), scanned whole.
+ * longer retention than a later one waits for it (late, never early). Counters (and the
+ * reservations kept with them) are a small table (rate windows live ~20 minutes, one reservation
+ * per request in flight), scanned whole.
  */
 import { errorFields, Logger } from '../../lambda/core/logger';
 import type { EmbeddedDatabase } from './database';
@@ -23,7 +24,6 @@ const USAGE_SWEEP = `DELETE FROM usage WHERE tenant_id = ?1 AND sk IN (SELECT sk
 
 const SWEEPS: readonly string[] = [
   `DELETE FROM counters WHERE (pk, sk) IN (SELECT pk, sk FROM counters WHERE expires_at < ? LIMIT ${BATCH})`,
-  `DELETE FROM reservations WHERE (pk, sk) IN (SELECT pk, sk FROM reservations WHERE expires_at < ? LIMIT ${BATCH})`,
   `DELETE FROM response_cache WHERE key IN (SELECT key FROM response_cache WHERE expires_at < ? LIMIT ${BATCH})`,
 ];
 

@@ -65,7 +65,7 @@ beforeAll(() => {
         ] as (string | number | null)[]);
       },
       async putReservationRow(pk, sk, f) {
-        sql('INSERT OR REPLACE INTO reservations(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?)', [pk, sk, Number(f.reclaimAfter ?? 0), 0, JSON.stringify({ ...f, key: { pk, sk } })]);
+        sql('INSERT OR REPLACE INTO counters(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?)', [pk, sk, Number(f.reclaimAfter ?? 0), 0, JSON.stringify({ ...f, key: { pk, sk } })]);
       },
       async putErasureKeyItem(tenantId, fields) {
         sql('INSERT OR REPLACE INTO erasure_keys(tenant_id, body) VALUES (?, ?)', [tenantId, JSON.stringify({ ...fields, tenantId })]);
@@ -74,7 +74,7 @@ beforeAll(() => {
         return db.all('SELECT body FROM usage WHERE tenant_id = ? ORDER BY sk', [tenantId]).map((r) => JSON.parse(String(r.body)) as UsageRecord);
       },
       async reservations(tenantId) {
-        return db.all('SELECT sk FROM reservations WHERE pk = ? ORDER BY sk', [`RESV#${tenantId}`]).map((r) => String(r.sk));
+        return db.all('SELECT sk FROM counters WHERE pk = ? AND body IS NOT NULL ORDER BY sk', [`RESV#${tenantId}`]).map((r) => String(r.sk));
       },
     },
   };

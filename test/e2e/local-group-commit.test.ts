@@ -67,8 +67,8 @@ test("a governed request: reservation committed before the provider call, settle
   const r = await chat(invoke);
   expect(r.status).toBe(200);
   const answeredCommits = db!.commits;
-  const reserve = writes.find((w) => w.sql.startsWith('INSERT INTO reservations'));
-  const settle = writes.find((w) => w.sql.startsWith('DELETE FROM reservations'));
+  const reserve = writes.find((w) => w.sql.startsWith('INSERT INTO counters(pk, sk, reclaim_after'));
+  const settle = writes.find((w) => w.sql.startsWith('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL'));
   const usage = writes.find((w) => w.sql.startsWith('INSERT OR REPLACE INTO usage'));
   expect([reserve, settle, usage].every(Boolean)).toBe(true);
   // The reservation's commit came before the settle (so before the provider, which the router
@@ -81,7 +81,7 @@ test("a governed request: reservation committed before the provider call, settle
   expect(answeredCommits).toBeGreaterThan(usage!.commitsBefore);
   const stored = db!.all("SELECT body FROM usage WHERE request_id = ?", [r.requestId!]);
   expect(stored).toHaveLength(1);
-  expect(db!.all("SELECT sk FROM reservations WHERE pk = 'RESV#group'")).toEqual([]);
+  expect(db!.all("SELECT sk FROM counters WHERE pk = 'RESV#group' AND body IS NOT NULL")).toEqual([]);
 });
 
 test('16 concurrent requests share commits (fewer commits than writes), none lost', async () => {
@@ -89,7 +89,7 @@ test('16 concurrent requests share commits (fewer commits than writes), none los
   writes.length = 0;
   const results = await Promise.all(Array.from({ length: 16 }, () => chat(invoke)));
   expect(results.map((r) => r.status)).toEqual(Array(16).fill(200));
-  const ledgerAndUsage = writes.filter((w) => /^(INSERT INTO reservations|DELETE FROM reservations|INSERT OR REPLACE INTO usage)/.test(w.sql)).length;
+  const ledgerAndUsage = writes.filter((w) => /^(INSERT INTO counters\(pk, sk, reclaim_after|DELETE FROM counters WHERE pk = \? AND sk = \? AND body IS NOT NULL|INSERT OR REPLACE INTO usage)/.test(w.sql)).length;
   expect(ledgerAndUsage).toBe(48);
   expect(db!.commits - before).toBeLessThan(ledgerAndUsage);
   for (const r of results) expect(db!.all('SELECT 1 AS x FROM usage WHERE request_id = ?', [r.requestId!])).toHaveLength(1);

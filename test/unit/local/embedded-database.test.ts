@@ -122,7 +122,7 @@ describe('group commit', () => {
     const reservation = { key: { pk: 'RESV#t', sk: 'r1' }, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros: 5, tpmTokens: 1, model: 'm', createdAt: 'x'.repeat(5000), reclaimAfter: 1, expiresAt: 2 };
     await expect(ledger.write({ reservation: { put: reservation }, counters: [{ key: { pk: 'SPEND#t', sk: '2026-12' }, add: { reservedMicros: 5, committedMicros: 5 }, ceilings: { committedMicros: 100 } }] })).rejects.toThrow(/full/i);
     db.run('PRAGMA max_page_count = 1000000');
-    expect(db.all('SELECT sk FROM reservations')).toEqual([]);
+    expect(db.all('SELECT sk FROM counters WHERE body IS NOT NULL')).toEqual([]);
     expect(db.all("SELECT reservedMicros FROM counters WHERE pk = 'SPEND#t'")).toEqual([]);
   });
 
@@ -145,7 +145,7 @@ describe('group commit', () => {
     expect(failing).toHaveBeenCalled();
     failing.mockRestore();
     expect(db.all('SELECT request_id FROM usage')).toEqual([{ request_id: 'r1' }]);
-    expect(db.all('SELECT sk FROM reservations')).toEqual([]);
+    expect(db.all('SELECT sk FROM counters WHERE body IS NOT NULL')).toEqual([]);
     expect(db.all('SELECT spentMicros, reservedMicros, committedMicros FROM counters')).toEqual([{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }]);
   });
 
@@ -291,10 +291,10 @@ describe('row cache', () => {
     'COMMIT',
     'SAVEPOINT w',
     'RELEASE w',
-    'INSERT INTO reservations(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(pk, sk) DO NOTHING',
+    'INSERT INTO counters(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(pk, sk) DO NOTHING',
     'INSERT INTO counters(pk, sk, tokens) VALUES (?, ?, ?) ON CONFLICT(pk, sk) DO UPDATE SET tokens = excluded.tokens',
     'INSERT OR REPLACE INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)',
-    'DELETE FROM reservations WHERE pk = ? AND sk = ?',
+    'DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL',
     'INSERT OR REPLACE INTO response_cache(key, tenant_id, expires_at, sealed) VALUES (?, ?, ?, ?)',
   ])("the request path's own statements keep the cache: %s", (sql) => {
     expect(invalidatesRowCache(sql)).toBe(false);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Database } from 'node-sqlite3-wasm';
 import { startEmbeddedBackend } from '../../../local/backends/embedded-backend';
 import { EmbeddedDatabase } from '../../../local/embedded/database';
+import { EmbeddedGovernanceLedger } from '../../../local/embedded/embedded-governance-ledger';
 import { EmbeddedUsageRecords } from '../../../local/embedded/embedded-usage-records';
 import { sweepExpired } from '../../../local/embedded/expiry';
 import { LocalRootKey } from '../../../local/embedded/local-root-key';
@@ -69,11 +70,11 @@ test('TTL: expired usage records, counters and reservations are swept; live ones
   try {
     db.run("INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES ('t', 'a#1', 'a', '1', 100, '{}'), ('t', 'b#2', 'b', '2', 300, '{}')");
     db.run("INSERT INTO counters(pk, sk, requests, expires_at) VALUES ('RATE#t', 'w1', 1, 100), ('RATE#t', 'w2', 1, 300), ('SPEND#t', 'm', NULL, NULL)");
-    db.run("INSERT INTO reservations(pk, sk, reclaim_after, expires_at, body) VALUES ('RESV#t', 'r1', 50, 100, '{}'), ('RESV#t', 'r2', 50, 300, '{}')");
+    db.run("INSERT INTO counters(pk, sk, reclaim_after, expires_at, body) VALUES ('RESV#t', 'r1', 50, 100, '{}'), ('RESV#t', 'r2', 50, 300, '{}')");
     expect(sweepExpired(db, 200)).toBe(3);
     expect(db.all('SELECT sk FROM usage').map((r) => r.sk)).toEqual(['b#2']);
-    expect(db.all('SELECT sk FROM counters ORDER BY pk, sk').map((r) => r.sk)).toEqual(['w2', 'm']);
-    expect(db.all('SELECT sk FROM reservations').map((r) => r.sk)).toEqual(['r2']);
+    expect(db.all('SELECT sk FROM counters WHERE body IS NULL ORDER BY pk, sk').map((r) => r.sk)).toEqual(['w2', 'm']);
+    expect(db.all("SELECT sk FROM counters WHERE pk = 'RESV#t' AND body IS NOT NULL").map((r) => r.sk)).toEqual(['r2']);
   } finally {
     db.close();
   }
@@ -96,7 +97,7 @@ test('TTL: every tenant is swept, past a batch of expired records; the live ones
   }
 });
 
-test('a state directory made with the earlier usage schema (rowid table + index) is migrated on open, every row kept', async () => {
+test('a state directory made with the earlier schema (usage in a rowid table + index, reservations in a table of their own) is migrated on open, every row kept', async () => {
   const dir = fresh();
   // The previous schema, as the gateway created it (WAL mode), with rows of three tenants.
   const old = new Database(join(dir, 'gateway.sqlite'));
@@ -104,7 +105,19 @@ test('a state directory made with the earlier usage schema (rowid table + index)
   old.exec(`CREATE TABLE usage(
     id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, sk TEXT NOT NULL, at TEXT NOT NULL, request_id TEXT NOT NULL,
     expires_at INTEGER NOT NULL, body TEXT NOT NULL);
-    CREATE UNIQUE INDEX usage_by_tenant ON usage(tenant_id, sk);`);
+    CREATE UNIQUE INDEX usage_by_tenant ON usage(tenant_id, sk);
+    CREATE TABLE counters(
+      pk TEXT NOT NULL, sk TEXT NOT NULL,
+      spentMicros INTEGER, reservedMicros INTEGER, committedMicros INTEGER, requests INTEGER, tokens INTEGER,
+      expires_at INTEGER, token_id TEXT,
+      PRIMARY KEY(pk, sk)) WITHOUT ROWID;
+    CREATE TABLE reservations(
+      pk TEXT NOT NULL, sk TEXT NOT NULL, reclaim_after INTEGER NOT NULL, expires_at INTEGER NOT NULL, body TEXT NOT NULL,
+      PRIMARY KEY(pk, sk)) WITHOUT ROWID;
+    INSERT INTO counters(pk, sk, spentMicros, reservedMicros, committedMicros, expires_at) VALUES ('SPEND#t1', '2026-03', 10, 70, 80, NULL);
+    INSERT INTO reservations(pk, sk, reclaim_after, expires_at, body) VALUES
+      ('RESV#t1', 'req-a', 1, 2000000000, '{"amountMicros":30,"period":"2026-03","tokenKey":"k","key":{"pk":"RESV#t1","sk":"req-a"}}'),
+      ('RESV#t1', 'req-b', 1, 2000000000, '{"amountMicros":40,"period":"2026-03","tokenKey":"k","key":{"pk":"RESV#t1","sk":"req-b"}}');`);
   const rows: { tenant_id: string; sk: string; at: string; request_id: string; expires_at: number; body: string }[] = [];
   for (let i = 0; i < 900; i++) {
     const at = `2026-03-0${1 + (i % 9)}T00:00:00.000Z`;
@@ -126,6 +139,20 @@ test('a state directory made with the earlier usage schema (rowid table + index)
     const page = await new EmbeddedUsageRecords(db).queryUsage({ tenantId: 't2', from: '2026-03-01', to: '2026-03-09T99', limit: 1_000 });
     expect(page.records.map((r) => r.requestId)).toEqual(sorted.filter((r) => r.tenant_id === 't2').map((r) => r.request_id));
     db.run("INSERT INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES ('t2', '2026-03-10#new', 'x', 'new', 1, '{}')");
+    // Reservations now live next to the counters; the ledger finds and releases them there.
+    expect(db.all("SELECT name FROM sqlite_master WHERE name = 'reservations'")).toEqual([]);
+    expect(db.all('SELECT pk, sk, spentMicros, reservedMicros, reclaim_after, body IS NOT NULL AS held FROM counters ORDER BY pk, sk')).toEqual([
+      { pk: 'RESV#t1', sk: 'req-a', spentMicros: null, reservedMicros: null, reclaim_after: 1, held: 1 },
+      { pk: 'RESV#t1', sk: 'req-b', spentMicros: null, reservedMicros: null, reclaim_after: 1, held: 1 },
+      { pk: 'SPEND#t1', sk: '2026-03', spentMicros: 10, reservedMicros: 70, reclaim_after: null, held: 0 },
+    ]);
+    const ledger = new EmbeddedGovernanceLedger(db);
+    expect((await ledger.expiredReservations('t1', 100, 10)).map((r) => r.amountMicros)).toEqual([30, 40]);
+    expect(await ledger.write({ reservation: { delete: { pk: 'RESV#t1', sk: 'req-a' }, reclaimableAt: 100 }, counters: [{ key: { pk: 'SPEND#t1', sk: '2026-03' }, add: { reservedMicros: -30, committedMicros: -30 } }] })).toEqual({ ok: true });
+    // A counter row is never taken for a reservation (its key is not one, and it holds no body).
+    expect((await ledger.write({ reservation: { delete: { pk: 'SPEND#t1', sk: '2026-03' } }, counters: [] })).ok).toBe(false);
+    expect(db.all("SELECT sk FROM counters WHERE pk = 'RESV#t1'").map((r) => r.sk)).toEqual(['req-b']);
+    expect(db.one("SELECT reservedMicros FROM counters WHERE pk = 'SPEND#t1'")!.reservedMicros).toBe(40);
   } finally {
     db.close();
   }
