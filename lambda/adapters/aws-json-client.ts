@@ -38,6 +38,12 @@ export interface AwsJsonClientOptions {
   readonly endpoint?: string;
   /** Attempts per call, the first included. @default 3 (the SDK's) */
   readonly maxAttempts?: number;
+  /**
+   * The longest one attempt may take, its answer's body included. The transport's request timeout
+   * stops at the headers and its socket timeout only at silence: a body that keeps trickling would
+   * hold the call past both. @default - no bound beyond the transport's
+   */
+  readonly attemptTimeoutMs?: number;
   /** A transport, or NodeHttpHandler options. @default new NodeHttpHandler() */
   readonly requestHandler?: RequestHandlerLike | NodeHttpHandlerOptions;
   /** Sent as user-agent and x-amz-user-agent. */
@@ -169,6 +175,7 @@ export class AwsJsonClient {
   private readonly signer: SignatureV4;
   private readonly handler: RequestHandlerLike;
   private readonly maxAttempts: number;
+  private readonly attemptTimeoutMs: number | undefined;
   private readonly quota = new RetryQuota();
   private readonly random: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -188,6 +195,7 @@ export class AwsJsonClient {
     this.signer = new SignatureV4({ service: service.endpointPrefix, region: opts.region, credentials: memoizeCredentials(opts.credentials), sha256: NodeSha256, applyChecksum: false });
     this.handler = isHandler(opts.requestHandler) ? opts.requestHandler : new NodeHttpHandler(opts.requestHandler);
     this.maxAttempts = Math.max(1, opts.maxAttempts ?? 3);
+    this.attemptTimeoutMs = opts.attemptTimeoutMs;
     this.random = opts.random ?? Math.random;
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.contentType = `application/x-amz-json-${service.jsonVersion}`;
@@ -226,6 +234,7 @@ export class AwsJsonClient {
   }
 
   private async attempt<T>(operation: string, body: string): Promise<T> {
+    const started = Date.now();
     const headers: Record<string, string> = {
       host: this.host,
       'content-type': this.contentType,
@@ -249,13 +258,26 @@ export class AwsJsonClient {
     const request = await this.signer.sign(unsigned as HttpRequest, { signingDate: new Date(Date.now() + this.clockOffsetMs) });
     const { response } = await this.handler.handle(request);
     const status = response.statusCode;
-    return withBody(response.body, this.service.name, operation, (text) => {
-      if (status >= 200 && status < 300) return parseAnswer<T>(text, this.service.name, operation);
-      const h = response.headers as Record<string, string | undefined>;
-      const err = serviceError(this.service.name, operation, status, h, text);
-      if (CLOCK_SKEW_CODES.has(err.name) && this.correctClock(h.date ?? h.Date)) (err as { clockSkewCorrected?: boolean }).clockSkewCorrected = true;
-      throw err;
-    });
+    // The rest of the attempt's time for the body: then it is destroyed, and the attempt is a timeout (retried).
+    const stream = response.body as { destroy?: (err: Error) => void } | undefined;
+    const timer =
+      this.attemptTimeoutMs !== undefined && typeof stream?.destroy === 'function'
+        ? setTimeout(
+            () => stream.destroy!(Object.assign(new Error(`${this.service.name} ${operation}: no complete answer within ${this.attemptTimeoutMs} ms`), { name: 'TimeoutError' })),
+            Math.max(0, this.attemptTimeoutMs - (Date.now() - started)),
+          )
+        : undefined;
+    try {
+      return await withBody(response.body, this.service.name, operation, (text) => {
+        if (status >= 200 && status < 300) return parseAnswer<T>(text, this.service.name, operation);
+        const h = response.headers as Record<string, string | undefined>;
+        const err = serviceError(this.service.name, operation, status, h, text);
+        if (CLOCK_SKEW_CODES.has(err.name) && this.correctClock(h.date ?? h.Date)) (err as { clockSkewCorrected?: boolean }).clockSkewCorrected = true;
+        throw err;
+      });
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
   }
 
   /** Learns the server's clock from a refused signature's Date header; true when it moved by 5 min or more. */

@@ -76,6 +76,8 @@ export function leanClients(region: string, requestDeadlineMs = 300_000, o: Lean
   const options = () => ({
     region,
     maxAttempts: config.maxAttempts,
+    // A whole attempt, body included, within its share of the budget (a trickling body too).
+    attemptTimeoutMs: config.requestHandler.requestTimeout,
     credentials: o.credentials ?? fromEnv(),
     requestHandler: (handler ??= new NodeHttpHandler(config.requestHandler)),
     userAgent: USER_AGENT,

@@ -439,3 +439,26 @@ describe('adversarial review: 2xx answers of an unknown shape', () => {
     expect(err.message).toBe('DynamoDB TransactWriteItems: the answer is not a JSON object');
   });
 });
+
+describe('adversarial review: an answer that trickles', () => {
+  test('a body that keeps trickling (never idle long enough for the socket timeout) still ends the attempt at its timeout: the call fails within the budget', async () => {
+    const budget = awsCallBudget(5_000);
+    const timers: NodeJS.Timeout[] = [];
+    const trickle: Behavior = (_, res) => {
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+      res.write('{"Item":{"pk":{"S":"');
+      timers.push(setInterval(() => res.write('a'), 50));
+    };
+    script = [trickle, trickle];
+    const ddb = leanClients(REGION, 5_000, { endpoint, credentials: CREDENTIALS }).ddb;
+    const t0 = Date.now();
+    try {
+      const err = await failure(ddb.send('GetItem', {}));
+      expect(err.name).toBe('TimeoutError');
+      expect(seen).toHaveLength(budget.maxAttempts);
+      expect(Date.now() - t0).toBeLessThan(worstCaseCallMs(budget) + 500);
+    } finally {
+      for (const t of timers) clearInterval(t);
+    }
+  }, 15_000);
+});
