@@ -252,11 +252,8 @@ export class EmbeddedDatabase {
       if (this.lockPath) rmSync(this.lockPath, { force: true });
       throw err;
     }
-    const probe = this.db.prepare('SELECT 1');
-    const proto = Object.getPrototypeOf(probe) as Partial<StatementInternals>;
-    probe.finalize();
     // The internals this class uses for speed, checked once: without them it uses the public API.
-    this.fast = (['_bind', '_step', '_getRow', '_getColumnNames', '_reset'] as const).every((m) => typeof proto[m] === 'function') && typeof this.dbPointer() === 'number';
+    this.fast = this.internalsWork();
     if (opts.dir) {
       this.checkpointTimer = setInterval(() => this.checkpointIfDue(), CHECKPOINT_TIMER_MS);
       this.checkpointTimer.unref();
@@ -379,6 +376,40 @@ export class EmbeddedDatabase {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /**
+   * Whether the binding's statement internals are there and still mean what the fast paths take
+   * them to mean (package-lock pins the version; `^` lets an update in): a probe read through them
+   * must give exactly what the public API gives, else the public API is used.
+   */
+  private internalsWork(): boolean {
+    if (typeof this.dbPointer() !== 'number') return false;
+    const probe = this.db.prepare("SELECT ? AS n, ? AS t, NULL AS z UNION ALL SELECT 2, 'b', x'01'");
+    try {
+      const s = probe as unknown as Partial<StatementInternals>;
+      if (!(['_bind', '_step', '_getRow', '_getColumnNames', '_reset'] as const).every((m) => typeof s[m] === 'function')) return false;
+      const params: SqlValue[] = [1, 'a'];
+      const text = (rows: unknown[]) => JSON.stringify(rows, (_k, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v));
+      const expected = text(probe.all(params) as unknown[]);
+      const i = s as StatementInternals;
+      i._bind(params);
+      const columns = i._getColumnNames();
+      const rows: Row[] = [];
+      // Bounded: a _step that no longer answers a boolean must not loop here.
+      for (let n = 0; n < 3; n++) {
+        const more: unknown = i._step();
+        if (more !== true && more !== false) return false;
+        if (!more) break;
+        rows.push(i._getRow(columns, false));
+      }
+      i._reset();
+      return rows.length === 2 && text(rows) === expected;
+    } catch {
+      return false;
+    } finally {
+      probe.finalize();
+    }
+  }
 
   private dbPointer(): number {
     return (this.db as unknown as { _ptr: number })._ptr;

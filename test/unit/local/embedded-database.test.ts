@@ -163,6 +163,46 @@ describe('group commit', () => {
   });
 });
 
+describe("the binding's internals", () => {
+  test('the pinned binding (package-lock) passes the check: the fast paths are in use', () => {
+    expect((db as unknown as { fast: boolean }).fast).toBe(true);
+  });
+
+  test('a binding whose internals changed meaning (not only name) is used through its public API, with the same answers', () => {
+    // As a version bump could: _step answers SQLite's result code instead of a boolean, and the
+    // public API was changed with it. A check of the names alone would take the fast path.
+    type Internals = { _step(): unknown; _bind(v: unknown): void; _getColumnNames(): string[]; _getRow(c: string[], e: boolean): unknown; _reset(): boolean };
+    const raw = new Database(':memory:');
+    const probe = raw.prepare('SELECT 1');
+    const proto = Object.getPrototypeOf(probe) as Internals & { all(values?: unknown): unknown[] };
+    probe.finalize();
+    raw.close();
+    const step = proto._step;
+    const stepCode = jest.spyOn(proto, '_step').mockImplementation(function (this: Internals) {
+      return step.call(this) ? 100 : 101;
+    });
+    const publicAll = jest.spyOn(proto, 'all').mockImplementation(function (this: Internals, values?: unknown) {
+      this._bind(values);
+      const columns = this._getColumnNames();
+      const rows: unknown[] = [];
+      while (this._step() === 100) rows.push(this._getRow(columns, false));
+      this._reset();
+      return rows;
+    });
+    const d = new EmbeddedDatabase();
+    try {
+      expect((d as unknown as { fast: boolean }).fast).toBe(false);
+      d.run("INSERT INTO meta(name, value) VALUES ('a', '1'), ('b', '2')");
+      expect(d.all('SELECT name FROM meta ORDER BY name')).toEqual([{ name: 'a' }, { name: 'b' }]);
+      expect(d.one('SELECT value FROM meta WHERE name = ?', ['zzz'])).toBeUndefined();
+    } finally {
+      stepCode.mockRestore();
+      publicAll.mockRestore();
+      d.close();
+    }
+  });
+});
+
 describe('checkpoints', () => {
   test('no checkpoint at COMMIT: thousands of pages of commits stay in the WAL until the timer', () => {
     const body = 'x'.repeat(3000);
