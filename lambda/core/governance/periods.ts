@@ -7,10 +7,17 @@ export const WINDOW_MS = 60_000;
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 
+// Every request asks for the current month and window: the last answer is kept with its bounds.
+let lastMonth = { from: 0, to: 0, key: '' };
+let lastWindow = { start: NaN, key: '' };
+
 /** `YYYY-MM` of the UTC month holding `ms`. */
 export function monthKey(ms: number): string {
+  if (ms >= lastMonth.from && ms < lastMonth.to) return lastMonth.key;
   const d = new Date(ms);
-  return `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}`;
+  const key = `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}`;
+  if (Number.isFinite(ms)) lastMonth = { from: Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1), to: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1), key };
+  return key;
 }
 
 const MONTH_KEY = /^(\d{4})-(0[1-9]|1[0-2])$/;
@@ -33,7 +40,9 @@ export function windowStartMs(ms: number): number {
 
 /** `YYYY-MM-DDTHH:MMZ` of the one-minute window holding `ms`. */
 export function windowKey(ms: number): string {
-  return new Date(windowStartMs(ms)).toISOString().slice(0, 16) + 'Z';
+  const start = windowStartMs(ms);
+  if (start !== lastWindow.start) lastWindow = { start, key: new Date(start).toISOString().slice(0, 16) + 'Z' };
+  return lastWindow.key;
 }
 
 /** Seconds until the end of the window holding `ms` (at least 1): a client's Retry-After. */

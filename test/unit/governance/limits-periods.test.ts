@@ -100,3 +100,21 @@ describe('keys', () => {
     expect(reservationKey('acme', 'r1')).toEqual({ pk: 'RESV#acme', sk: 'r1' });
   });
 });
+
+test('month and window keys stay exact when calls jump between periods (the last answer is kept with its bounds)', () => {
+  const jan31End = Date.UTC(2026, 0, 31, 23, 59, 59, 999);
+  const feb1 = Date.UTC(2026, 1, 1);
+  for (const [ms, month, window] of [
+    [jan31End, '2026-01', '2026-01-31T23:59Z'],
+    [feb1, '2026-02', '2026-02-01T00:00Z'],
+    [jan31End, '2026-01', '2026-01-31T23:59Z'],
+    [feb1 + 59_999, '2026-02', '2026-02-01T00:00Z'],
+    [feb1 + 60_000, '2026-02', '2026-02-01T00:01Z'],
+    [Date.UTC(2025, 11, 31, 12), '2025-12', '2025-12-31T12:00Z'],
+    [Date.UTC(2026, 11, 31, 23, 59), '2026-12', '2026-12-31T23:59Z'],
+    [Date.UTC(2027, 0, 1), '2027-01', '2027-01-01T00:00Z'],
+  ] as const) {
+    expect([monthKey(ms), windowKey(ms)]).toEqual([month, window]);
+  }
+  expect(() => windowKey(NaN)).toThrow(RangeError);
+});
