@@ -20,8 +20,10 @@
 const KEEPS_CACHE =
   /^\s*(?:SELECT\b|(?:BEGIN IMMEDIATE|COMMIT|SAVEPOINT \w+|RELEASE \w+)$|PRAGMA wal_checkpoint\b|(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:counters|reservations|usage|response_cache|audit|meta)\b)/i;
 
+/** What SQLite takes for a blank: white space and comments (block comments, and dash-dash comments to the end of the line). */
+const BLANK = String.raw`(?:\s|/\*[\s\S]*?(?:\*/|$)|--[^\n]*(?:\n|$))`;
 /** A statement that could create a trigger (which could write a cached table behind a write to another). */
-export const CREATES_TRIGGER = /^\s*CREATE\s+(?:TEMP(?:ORARY)?\s+)?TRIGGER\b/i;
+export const CREATES_TRIGGER = new RegExp(String.raw`^${BLANK}*CREATE${BLANK}+(?:TEMP(?:ORARY)?${BLANK}+)?TRIGGER\b`, 'i');
 
 export function invalidatesRowCache(sql: string): boolean {
   return !KEEPS_CACHE.test(sql);

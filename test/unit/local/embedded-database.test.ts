@@ -350,6 +350,10 @@ describe('row cache', () => {
   test('the store refuses to create a trigger, and refuses to open a database that holds one', () => {
     expect(() => db.run("CREATE TRIGGER t AFTER INSERT ON usage BEGIN DELETE FROM tokens; END")).toThrow(/triggers are not allowed/);
     expect(() => db.run("create temp trigger t after insert on usage begin delete from tokens; end")).toThrow(/triggers are not allowed/);
+    // SQLite takes comments for blanks, before and inside the keywords.
+    expect(() => db.run('/* c */ CREATE TRIGGER t AFTER INSERT ON usage BEGIN DELETE FROM tokens; END')).toThrow(/triggers are not allowed/);
+    expect(() => db.run('-- c\nCREATE/**/TEMP/* x */TRIGGER t AFTER INSERT ON usage BEGIN DELETE FROM tokens; END')).toThrow(/triggers are not allowed/);
+    expect(db.all("SELECT name FROM sqlite_master WHERE type = 'trigger' UNION ALL SELECT name FROM sqlite_temp_master WHERE type = 'trigger'")).toEqual([]);
     const dir = fresh();
     new EmbeddedDatabase({ dir }).close();
     rmSync(join(dir, `${DATABASE_FILE}.lock`), { recursive: true, force: true }); // the VFS's lock, as a killed process leaves it
