@@ -13,8 +13,26 @@ export interface SseEvent {
   id?: string;
 }
 
+/**
+ * The most text one event may hold, its unfinished line included. A provider that never ends a
+ * line (or an event), perhaps through a compressed body that decodes a thousand times larger,
+ * would otherwise grow the buffer until the process runs out of memory (in local mode, the
+ * gateway every tenant shares). Bedrock's event-stream messages are capped at 1 MiB.
+ */
+export const MAX_SSE_EVENT_CHARS = 8 * 1024 * 1024;
+
+/** An upstream event past MAX_SSE_EVENT_CHARS: the stream is broken, not the provider's reported error. */
+export class SseLimitError extends Error {
+  constructor() {
+    super(`an upstream event is longer than ${MAX_SSE_EVENT_CHARS} characters`);
+    this.name = 'SseLimitError';
+  }
+}
+
 export class SseParser {
   private buffer = '';
+  /** Characters of the pending event's data lines. */
+  private dataChars = 0;
   /** The previous chunk ended on CR: a LF at the start of the next chunk belongs to that line end. */
   private skipLeadingLf = false;
   private atStreamStart = true;
@@ -35,12 +53,16 @@ export class SseParser {
       this.skipLeadingLf = false;
       if (text.startsWith('\n')) text = text.slice(1);
     }
+    // What is buffered holds no line end (drainLines left only an unfinished line): scan the new text only.
+    const from = this.buffer.length;
     this.buffer += text;
     if (this.atStreamStart && this.buffer.length > 0) {
       this.atStreamStart = false;
       if (this.buffer.startsWith('\uFEFF')) this.buffer = this.buffer.slice(1);
     }
-    return this.drainLines();
+    const events = this.drainLines(from);
+    if (this.buffer.length + this.dataChars > MAX_SSE_EVENT_CHARS) throw new SseLimitError();
+    return events;
   }
 
   /**
@@ -57,11 +79,11 @@ export class SseParser {
     return events;
   }
 
-  private drainLines(): SseEvent[] {
+  private drainLines(from: number): SseEvent[] {
     const events: SseEvent[] = [];
     let start = 0;
     const buf = this.buffer;
-    for (let i = 0; i < buf.length; i++) {
+    for (let i = from; i < buf.length; i++) {
       const c = buf.charCodeAt(i);
       if (c !== 10 && c !== 13) continue;
       const line = buf.slice(start, i);
@@ -91,6 +113,8 @@ export class SseParser {
       case 'data':
         this.dataLines.push(value);
         this.hasData = true;
+        this.dataChars += value.length + 1;
+        if (this.dataChars > MAX_SSE_EVENT_CHARS) throw new SseLimitError();
         break;
       case 'event':
         this.eventType = value;
@@ -110,6 +134,7 @@ export class SseParser {
     if (ev && this.eventType !== undefined && this.eventType !== '') ev.event = this.eventType;
     if (ev && this.eventId !== undefined) ev.id = this.eventId;
     this.dataLines = [];
+    this.dataChars = 0;
     this.hasData = false;
     this.eventType = undefined;
     this.eventId = undefined;

@@ -16,6 +16,7 @@ import {
   type ProviderResponse,
 } from '../../lambda/adapters/provider-http';
 import { chunksOf } from '../../lambda/core/router/provider-port';
+import { MAX_SSE_EVENT_CHARS, SseLimitError, SseParser } from '../../lambda/core/sse';
 import type { Target } from '../../lambda/core/routing/types';
 import { DEFAULT_FAKE_KEYS, startFakeProviders, type FakeProviders } from '../support/fake-providers';
 import { freePort } from '../support/free-port';
@@ -325,6 +326,30 @@ describe('the node:http transport (a raw server on 127.0.0.1)', () => {
       res.end(gzipSync('{"choices":[]}'));
     };
     expect(await text(await call())).toBe('{"choices":[]}');
+  });
+
+  it('a gzip bomb in a stream (a line that never ends, 64 MiB decoded from well under 1 MiB sent): the SSE reader stops at its bound, little is decoded, and the connection closes', async () => {
+    let serverClosed = false;
+    const bomb = gzipSync(Buffer.concat([Buffer.from('data: '), Buffer.alloc(64 * 1024 * 1024, 'a')]), { level: 9 });
+    expect(bomb.length).toBeLessThan(1024 * 1024);
+    handler = (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' });
+      res.on('close', () => (serverClosed = true));
+      res.end(bomb);
+    };
+    const res = await call();
+    const parser = new SseParser();
+    let decoded = 0;
+    const read = async () => {
+      for await (const chunk of chunksOf(res.body!)) {
+        decoded += chunk.length;
+        parser.push(chunk);
+      }
+    };
+    await expect(read()).rejects.toThrow(SseLimitError);
+    expect(decoded).toBeLessThanOrEqual(MAX_SSE_EVENT_CHARS + 1024 * 1024);
+    await waitFor(() => serverClosed);
   });
 
   it('reads with backpressure: an unread body stops the server writing, and cancel closes the connection', async () => {

@@ -1,4 +1,4 @@
-import { formatSse, SSE_DONE, SseParser, type SseEvent } from '../../lambda/core/sse';
+import { formatSse, MAX_SSE_EVENT_CHARS, SSE_DONE, SseLimitError, SseParser, type SseEvent } from '../../lambda/core/sse';
 
 function parseAll(chunks: Array<string | Uint8Array>): SseEvent[] {
   const p = new SseParser();
@@ -115,5 +115,47 @@ describe('formatSse', () => {
 
   it('cannot be made to inject fields through event or id', () => {
     expect(parseAll([formatSse({ event: 'a\ndata: evil', data: 'ok' })])).toEqual([{ event: 'adata: evil', data: 'ok' }]);
+  });
+});
+
+describe('bounds (a hostile or broken upstream)', () => {
+  const chunk = 'a'.repeat(64 * 1024);
+
+  test('a line that never ends throws SseLimitError once past the bound, instead of buffering without end', () => {
+    const p = new SseParser();
+    let pushed = 0;
+    expect(() => {
+      for (;;) {
+        p.push(pushed === 0 ? `data: ${chunk}` : chunk);
+        pushed += chunk.length;
+        if (pushed > 4 * MAX_SSE_EVENT_CHARS) break;
+      }
+    }).toThrow(SseLimitError);
+    expect(pushed).toBeLessThanOrEqual(MAX_SSE_EVENT_CHARS + chunk.length);
+  });
+
+  test('an event of many data lines never closed by a blank line throws once past the bound', () => {
+    const p = new SseParser();
+    let pushed = 0;
+    expect(() => {
+      for (;;) {
+        p.push(`data: ${chunk}\n`);
+        pushed += chunk.length;
+        if (pushed > 4 * MAX_SSE_EVENT_CHARS) break;
+      }
+    }).toThrow(SseLimitError);
+    expect(pushed).toBeLessThanOrEqual(MAX_SSE_EVENT_CHARS + chunk.length);
+  });
+
+  test('many events, each well under the bound, pass however long the stream', () => {
+    const p = new SseParser();
+    let events = 0;
+    const event = `data: ${'b'.repeat(1024 * 1024)}\n\n`;
+    for (let i = 0; i < 24; i++) events += p.push(event.slice(0, 1000)).length + p.push(event.slice(1000)).length;
+    expect(events).toBe(24);
+  });
+
+  test('a line end split across pushes after a long unfinished line is still found (only new text is scanned)', () => {
+    expect(parseAll(['data: ', 'x'.repeat(100_000), 'y\r', '\n', '\r\n', 'data: z\n\n'])).toEqual([{ data: `${'x'.repeat(100_000)}y` }, { data: 'z' }]);
   });
 });
