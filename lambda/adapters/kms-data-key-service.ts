@@ -153,7 +153,9 @@ export async function callKms<T>(operation: KeyServiceOperation, send: () => Pro
     return await send();
   } catch (err) {
     const code = awsErrorName(err);
-    throw new KeyServiceError(REASON_BY_CODE[code ?? ''] ?? 'unavailable', operation, code, awsRequestId(err), tenantKey || undefined);
+    // Own keys only: a code such as 'constructor' from a hostile endpoint must not pick up Object.prototype.
+    const reason = code !== undefined && Object.hasOwn(REASON_BY_CODE, code) ? REASON_BY_CODE[code] : 'unavailable';
+    throw new KeyServiceError(reason, operation, code, awsRequestId(err), tenantKey || undefined);
   }
 }
 
