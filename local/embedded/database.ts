@@ -421,6 +421,13 @@ export class EmbeddedDatabase {
 
   private write<T>(fn: () => T, oneStatement = false): T {
     if (this.closed) throw new Error('embedded store: the database is closed');
+    if (this.open && this.depth === 0 && !this.db.inTransaction) {
+      // SQLite rolled the group back by itself (an I/O error or out-of-memory in a read): its
+      // writers are told now, and this write goes into a new group, not into autocommit (where it
+      // would be stored, and then reported lost by the failing COMMIT).
+      this.rows.clear();
+      this.endGroup(new Error('embedded store: the open transaction was rolled back after an error'));
+    }
     const opened = !this.open;
     if (opened) {
       this.exec1('BEGIN IMMEDIATE');

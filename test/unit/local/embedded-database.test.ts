@@ -149,6 +149,24 @@ describe('group commit', () => {
     expect(db.all('SELECT spentMicros, reservedMicros, committedMicros FROM counters')).toEqual([{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }]);
   });
 
+  test('a group that SQLite rolled back on its own (after an I/O error in a read) is ended at the next write: its writers are told, and that write goes into a new group', async () => {
+    db.deferred(() => putMeta('lost'));
+    const waiting = db.durable().then(
+      () => 'durable',
+      () => 'failed',
+    );
+    (db as unknown as { db: Database }).db.exec('ROLLBACK'); // what SQLite does by itself after some errors
+    db.deferred(() => putMeta('next'));
+    db.deferredRun('INSERT INTO meta(name, value) VALUES (?, ?)', ['single', 'v']);
+    const next = db.durable().then(
+      () => 'durable',
+      () => 'failed',
+    );
+    expect(await waiting).toBe('failed');
+    expect(await next).toBe('durable'); // told the truth: stored
+    expect(metaNames()).toEqual(['next', 'single']);
+  });
+
   test('the database is closed with its pending group committed', () => {
     const dir = fresh();
     const a = new EmbeddedDatabase({ dir });
