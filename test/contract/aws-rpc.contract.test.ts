@@ -15,6 +15,7 @@ import { LeanDynamo } from '../../lambda/adapters/dynamo-lean';
 import { awsClients, testCredentials, type AwsTestClients } from '../support/aws-clients';
 import { canaryHits, makeCanary, renderAll } from '../support/canary';
 import { startMoto, type MotoServer } from '../support/moto';
+import { rejectionOf } from '../support/vault-client';
 
 const REGION = 'eu-west-1';
 const TABLE = 'rpc-contract';
@@ -56,10 +57,7 @@ beforeAll(async () => {
 afterAll(() => moto?.stop());
 
 async function failure(p: Promise<unknown>): Promise<AwsServiceError & Record<string, any>> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const err = await rejectionOf(p);
   expect(err).toBeInstanceOf(Error);
   return err as AwsServiceError & Record<string, any>;
 }

@@ -17,6 +17,7 @@ import { EmbeddedDatabase } from '../../local/embedded/database';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { canaryHits, makeCanary } from '../support/canary';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
+import { gatewayCall } from '../support/gateway-http';
 
 const CANARY = makeCanary('groupcommit');
 let fakes: FakeProviders;
@@ -29,15 +30,7 @@ const dir = mkdtempSync(join(tmpdir(), 'sr-group-'));
 const writes: { sql: string; commitsBefore: number; at: number }[] = [];
 const realRun = EmbeddedDatabase.prototype.run;
 
-async function http(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: any; requestId: string | null }> {
-  const res = await fetch(`${gw.url}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined, requestId: res.headers.get('x-request-id') };
-}
+const http = (method: string, path: string, body?: unknown, token?: string) => gatewayCall(gw.url, method, path, body, token);
 
 beforeAll(async () => {
   jest.spyOn(EmbeddedDatabase.prototype, 'run').mockImplementation(function (this: EmbeddedDatabase, sql, params) {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EmbeddedDatabase } from '../../local/embedded/database';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
+import { gatewayCall } from '../support/gateway-http';
 import { GatewayProcess, waitForListening } from '../support/gateway-process';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -28,16 +29,8 @@ async function startGateway(fakes: FakeProviders, stateDir: string): Promise<Gat
   return waitForListening(proc, 'the gateway');
 }
 
-async function call(gw: Gateway, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: any; requestId: string | null }> {
-  const res = await fetch(`${gw.url}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  // Answered means: the whole response arrived.
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined, requestId: res.headers.get('x-request-id') };
-}
+// Answered means: the whole response arrived (gatewayCall reads it all).
+const call = (gw: Gateway, method: string, path: string, body?: unknown, token?: string) => gatewayCall(gw.url, method, path, body, token);
 
 async function stopped(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;

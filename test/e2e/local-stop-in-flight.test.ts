@@ -11,22 +11,14 @@ import { jsonLogger } from '../../lambda/core/logger';
 import { EmbeddedDatabase } from '../../local/embedded/database';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
+import { gatewayJson } from '../support/gateway-http';
 
 let fakes: FakeProviders;
 let gw: LocalGateway | undefined;
 const dir = mkdtempSync(join(tmpdir(), 'sr-stop-'));
 const errors: string[] = [];
 
-async function http(method: string, path: string, body?: unknown, token?: string): Promise<any> {
-  const res = await fetch(`${gw!.url}${path}`, {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await res.json();
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
+const http = (method: string, path: string, body?: unknown, token?: string) => gatewayJson(gw!.url, method, path, body, token);
 
 beforeAll(async () => {
   fakes = await startFakeProviders();

@@ -15,6 +15,7 @@ import { LeanDynamo } from '../../../lambda/adapters/dynamo-lean';
 import { KeyServiceError, KmsDataKeyService } from '../../../lambda/adapters/kms-data-key-service';
 import { awsCallBudget, leanClients, worstCaseCallMs } from '../../../lambda/handlers/aws-clients';
 import { canaryHits, makeCanary, renderAll } from '../../support/canary';
+import { rejectionOf } from '../../support/vault-client';
 
 const SECRET_KEY = makeCanary('secretkey');
 const SESSION_TOKEN = makeCanary('session');
@@ -112,10 +113,7 @@ const client = (service = DYNAMODB, o: Partial<ConstructorParameters<typeof AwsJ
   });
 
 async function failure(p: Promise<unknown>): Promise<AwsServiceError & Record<string, any>> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
+  const err = await rejectionOf(p);
   expect(err).toBeInstanceOf(Error);
   return err as AwsServiceError & Record<string, any>;
 }
