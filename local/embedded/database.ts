@@ -47,7 +47,9 @@ import { closeSync, existsSync, fdatasync, mkdirSync, openSync, readFileSync, rm
 import { join } from 'node:path';
 import * as sqliteModule from 'node-sqlite3-wasm';
 import { Database, Statement } from 'node-sqlite3-wasm';
+import { clearsCounterMirror, CounterMirror, CounterRow } from './counter-mirror';
 import { CREATES_TRIGGER, RowCache, invalidatesRowCache } from './row-cache';
+import { countersByKeySql } from './rows';
 
 export type SqlValue = number | string | null | Uint8Array;
 export type Row = Record<string, number | bigint | string | Uint8Array | null>;
@@ -164,6 +166,8 @@ const WAL_SYNC_INTERVAL_MS = 1_000;
 interface Prepared {
   readonly stmt: Statement;
   readonly invalidates: boolean;
+  /** May write a counters row (counter-mirror.ts). */
+  readonly clearsCounters: boolean;
   /** Column names of a query, read once (the binding asks SQLite for them on every call). */
   columns?: string[];
 }
@@ -215,6 +219,8 @@ export class EmbeddedDatabase {
   private walFd?: number;
   /** Exact cache of tenants, tokens, secrets and erasure-key rows (row-cache.ts). */
   readonly rows = new RowCache();
+  /** Exact mirror of governance counter rows (counter-mirror.ts). */
+  readonly counters = new CounterMirror();
 
   constructor(opts: EmbeddedDatabaseOptions = {}) {
     let file = ':memory:';
@@ -260,15 +266,61 @@ export class EmbeddedDatabase {
     }
   }
 
-  private prepared(sql: string): Prepared {
+  /** A prepared statement; clears the caches it may make stale before it runs (`mirrored`: the caller keeps the counter mirror). */
+  private prepared(sql: string, mirrored = false): Prepared {
     let p = this.statements.get(sql);
     if (!p) {
       if (CREATES_TRIGGER.test(sql)) throw new Error('embedded store: triggers are not allowed (the row cache relies on their absence)');
-      p = { stmt: this.db.prepare(sql), invalidates: invalidatesRowCache(sql) };
+      p = { stmt: this.db.prepare(sql), invalidates: invalidatesRowCache(sql), clearsCounters: clearsCounterMirror(sql) };
       this.statements.set(sql, p);
     }
     if (p.invalidates) this.rows.clear();
+    if (p.clearsCounters && !mirrored) this.counters.clear();
     return p;
+  }
+
+  /** Forgets everything read through the caches (a rollback, an undo, a failed or lost group). */
+  private forgetReads(): void {
+    this.rows.clear();
+    this.counters.clear();
+  }
+
+  /**
+   * Counters rows by key, through the exact mirror (counter-mirror.ts): keys it does not know are
+   * read in one SELECT and remembered. Undefined for a key with no row. Rows the mirror does not
+   * hold (values that are not exact numbers) are returned as SQLite gives them.
+   */
+  counterRows(keys: readonly { readonly pk: string; readonly sk: string }[]): (CounterRow | Row | undefined)[] {
+    // A group SQLite rolled back by itself (after an error) took its uncommitted counters with it.
+    if (this.open && !this.db.inTransaction) this.forgetReads();
+    const out: (CounterRow | Row | undefined)[] = new Array(keys.length);
+    let missing: number[] | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      const known = this.counters.get(keys[i].pk, keys[i].sk);
+      if (known === undefined) (missing ??= []).push(i);
+      else out[i] = known ?? undefined;
+    }
+    if (!missing) return out;
+    const params: string[] = [];
+    for (const i of missing) params.push(keys[i].pk, keys[i].sk);
+    const found = new Map<string, Row>();
+    for (const row of this.all(countersByKeySql(missing.length), params)) found.set(`${String(row.pk).length}:${String(row.pk)}${String(row.sk)}`, row);
+    for (const i of missing) {
+      const { pk, sk } = keys[i];
+      const row = found.get(`${pk.length}:${pk}${sk}`);
+      this.counters.remember(pk, sk, row);
+      out[i] = row;
+    }
+    return out;
+  }
+
+  /**
+   * A write to the counters table that leaves the counter mirror in place: the caller (the
+   * governance ledger, inside a `deferred` write, so any failure clears the mirror) updates or
+   * forgets the rows it changed. Returns the number of rows changed.
+   */
+  runMirrored(sql: string, params: readonly SqlValue[]): number {
+    return this.runPrepared(this.prepared(sql, true), params);
   }
 
   /** All rows (always stepped to the end, so no statement stays open). */
@@ -303,7 +355,10 @@ export class EmbeddedDatabase {
 
   /** Runs a write; returns the number of rows changed. */
   run(sql: string, params: readonly SqlValue[] = []): number {
-    const p = this.prepared(sql);
+    return this.runPrepared(this.prepared(sql), params);
+  }
+
+  private runPrepared(p: Prepared, params: readonly SqlValue[]): number {
     if (!this.fast || !sqliteChanges) return p.stmt.run(params as SqlValue[]).changes;
     // The binding's run() also reads the last rowid (a 64-bit value through BigInt) on every call.
     const s = p.stmt as unknown as StatementInternals;
@@ -370,7 +425,7 @@ export class EmbeddedDatabase {
       }
     }
     this.statements.clear();
-    this.rows.clear();
+    this.forgetReads();
     this.db.close();
     if (this.lockPath) rmSync(this.lockPath, { force: true });
   }
@@ -425,7 +480,7 @@ export class EmbeddedDatabase {
       // SQLite rolled the group back by itself (an I/O error or out-of-memory in a read): its
       // writers are told now, and this write goes into a new group, not into autocommit (where it
       // would be stored, and then reported lost by the failing COMMIT).
-      this.rows.clear();
+      this.forgetReads();
       this.endGroup(new Error('embedded store: the open transaction was rolled back after an error'));
     }
     const opened = !this.open;
@@ -452,7 +507,7 @@ export class EmbeddedDatabase {
 
   /** Undoes the failed write only; writes of others in the open group stay. */
   private undo(opened: boolean, savepoint: boolean): void {
-    this.rows.clear();
+    this.forgetReads();
     if (!this.db.inTransaction) {
       // SQLite rolled the whole transaction back itself (I/O error, full disk): the group is lost.
       this.endGroup(new Error('embedded store: a write failed and its transaction was rolled back'));
@@ -485,7 +540,7 @@ export class EmbeddedDatabase {
     try {
       this.exec1('COMMIT');
     } catch (err) {
-      this.rows.clear();
+      this.forgetReads();
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       this.endGroup(err);
       throw err;

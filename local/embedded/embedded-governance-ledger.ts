@@ -21,8 +21,9 @@ import { COUNTER_FIELDS, CounterField, CounterUpdate, CounterValues, GovernanceL
 import { LedgerGovernance, LedgerGovernanceOptions, microsOfUsd } from '../../lambda/core/governance/ledger-governance';
 import { reservationPk } from '../../lambda/core/governance/keys';
 import { usageRecordKey } from '../../lambda/core/router/usage-record';
+import { isMirrored, valuesOfMirrored } from './counter-mirror';
 import type { EmbeddedDatabase, Row } from './database';
-import { countersByKeySql, parseJson } from './rows';
+import { parseJson } from './rows';
 
 class Refused extends Error {
   constructor(readonly result: Extract<LedgerResult, { ok: false }>) {
@@ -124,8 +125,9 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
     const r = w.reservation;
     if (r && 'put' in r) {
       const p = r.put;
+      this.db.counters.forget(p.key.pk, p.key.sk);
       reservationFailed =
-        this.db.run('INSERT INTO counters(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(pk, sk) DO NOTHING', [
+        this.db.runMirrored('INSERT INTO counters(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(pk, sk) DO NOTHING', [
           p.key.pk,
           p.key.sk,
           p.reclaimAfter,
@@ -133,10 +135,11 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
           JSON.stringify(p),
         ]) === 0;
     } else if (r) {
+      this.db.counters.forget(r.delete.pk, r.delete.sk);
       const changed =
         r.reclaimableAt === undefined
-          ? this.db.run('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL', [r.delete.pk, r.delete.sk])
-          : this.db.run('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL AND reclaim_after < ?', [r.delete.pk, r.delete.sk, r.reclaimableAt]);
+          ? this.db.runMirrored('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL', [r.delete.pk, r.delete.sk])
+          : this.db.runMirrored('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL AND reclaim_after < ?', [r.delete.pk, r.delete.sk, r.reclaimableAt]);
       reservationFailed = changed === 0;
     }
     const failed = this.failedCeilings(w.counters);
@@ -144,25 +147,34 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
     if (w.counters.length === 0) return;
     const params: (string | number | null)[] = [];
     for (const u of w.counters) params.push(u.key.pk, u.key.sk, ...COUNTER_FIELDS.map((f) => u.add[f] ?? null), u.expiresAt ?? null, u.tokenId ?? null);
-    this.db.run(upsertSql(w.counters.length), params);
+    this.db.runMirrored(upsertSql(w.counters.length), params);
+    // Only after SQLite ran it; a failure after this point undoes the write and clears the mirror.
+    this.db.counters.applied(w.counters);
   }
 
-  /** Updates whose ceilings the stored counters exceed, read with one SELECT. */
+  /** Updates whose ceilings the stored counters exceed, read through the counter mirror (at most one SELECT). */
   private failedCeilings(counters: readonly CounterUpdate[]): { index: number; item?: CounterValues }[] {
-    const checked = counters.flatMap((u, index) => (u.ceilings ? [{ u, index }] : []));
+    const checked: { u: CounterUpdate; index: number }[] = [];
+    for (let index = 0; index < counters.length; index++) if (counters[index].ceilings) checked.push({ u: counters[index], index });
     if (checked.length === 0) return [];
-    const rows = new Map<string, Row>();
-    for (const row of this.db.all(countersByKeySql(checked.length), checked.flatMap(({ u }) => [u.key.pk, u.key.sk]))) rows.set(`${String(row.pk)}\0${String(row.sk)}`, row);
+    const rows = this.db.counterRows(checked.map(({ u }) => u.key));
     const failed: { index: number; item?: CounterValues }[] = [];
-    for (const { u, index } of checked) {
-      const row = rows.get(`${u.key.pk}\0${u.key.sk}`);
-      const over = (Object.entries(u.ceilings!) as [CounterField, number][]).some(([f, max]) => row && row[f] !== null && Number(row[f]) > max);
-      if (over) failed.push({ index, item: row ? valuesOf(row) : undefined });
+    for (let i = 0; i < checked.length; i++) {
+      const { u, index } = checked[i];
+      const row = rows[i];
+      if (!row) continue;
+      const values = isMirrored(row) ? valuesOfMirrored(row) : valuesOf(row);
+      const over = (Object.entries(u.ceilings!) as [CounterField, number][]).some(([f, max]) => {
+        const v = values[f];
+        return v !== undefined && v > max;
+      });
+      if (over) failed.push({ index, item: values });
     }
     return failed;
   }
 }
 
+/** A row's counter fields (absent when NULL); a value that is not a number compares like Number() of it. */
 function valuesOf(row: Row): CounterValues {
   const out: CounterValues = {};
   for (const f of COUNTER_FIELDS) if (row[f] !== null && row[f] !== undefined) out[f] = Number(row[f]);

@@ -14,8 +14,9 @@ import { UsageRecord, usageRecordKey } from '../../lambda/core/router/usage-reco
 import { secretSlotOf } from '../../lambda/core/tenant-model';
 import type { VersionedVerifier } from '../../lambda/core/pepper-ring';
 import { moveTokenVerifierRow } from './embedded-token-verifier';
-import type { EmbeddedDatabase, Row } from './database';
-import { counterItemOf, countersByKeySql } from './rows';
+import { isMirrored, itemOfMirrored } from './counter-mirror';
+import type { EmbeddedDatabase } from './database';
+import { counterItemOf } from './rows';
 
 /** Usage records are kept for 400 days, as in the deployed cell. */
 export const USAGE_RETENTION_SECONDS = 400 * 24 * 3600;
@@ -42,14 +43,15 @@ export class EmbeddedRouterStore implements RouterStore {
       if (body !== undefined) secrets.set(secretSlotOf(provider, 'default'), rawItem(body)!);
     }
     const erasureKey = rawItem(this.cached(keyOf('erasure', tenantId), 'SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId]));
-    // One statement for all counters; each found row is keyed by the key it was asked under.
+    // Through the exact counter mirror (at most one statement, for the keys it does not know);
+    // each found row is keyed by the key it was asked under, as a fresh object.
     const counters = new Map<string, Record<string, unknown>>();
     if (counterKeys.length > 0) {
-      const found = new Map<string, Row>();
-      for (const row of this.db.all(countersByKeySql(counterKeys.length), counterKeys.flatMap((k) => [k.pk, k.sk]))) found.set(keyOf(String(row.pk), String(row.sk)), row);
-      for (const k of counterKeys) {
-        const row = found.get(keyOf(k.pk, k.sk));
-        if (row) counters.set(counterId(k), counterItemOf(row));
+      const rows = this.db.counterRows(counterKeys);
+      for (let i = 0; i < counterKeys.length; i++) {
+        const row = rows[i];
+        const k = counterKeys[i];
+        if (row) counters.set(counterId(k), isMirrored(row) ? itemOfMirrored(k.pk, k.sk, row) : counterItemOf(row));
       }
     }
     return { token, ...(previousToken ? { previousToken } : {}), tenant, secrets, counters, ...(erasureKey ? { erasureKey } : {}) };

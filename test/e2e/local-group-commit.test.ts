@@ -26,9 +26,10 @@ let db: EmbeddedDatabase | undefined;
 let admin: string;
 let invoke: string;
 const dir = mkdtempSync(join(tmpdir(), 'sr-group-'));
-/** Every write statement the gateway's database ran, with the commits done before it. */
+/** Every write statement the gateway's database ran (run and runMirrored), with the commits done before it. */
 const writes: { sql: string; commitsBefore: number; at: number }[] = [];
 const realRun = EmbeddedDatabase.prototype.run;
+const realRunMirrored = EmbeddedDatabase.prototype.runMirrored;
 
 const http = (method: string, path: string, body?: unknown, token?: string) => gatewayCall(gw.url, method, path, body, token);
 
@@ -38,6 +39,11 @@ beforeAll(async () => {
     db = this;
     writes.push({ sql, commitsBefore: this.commits, at: Date.now() });
     return realRun.call(this, sql, params);
+  });
+  // The ledger's writes to the counters table (they keep the counter mirror, counter-mirror.ts).
+  jest.spyOn(EmbeddedDatabase.prototype, 'runMirrored').mockImplementation(function (this: EmbeddedDatabase, sql, params) {
+    writes.push({ sql, commitsBefore: this.commits, at: Date.now() });
+    return realRunMirrored.call(this, sql, params);
   });
   fakes = await startFakeProviders();
   fakes.setKey('openai', CANARY);

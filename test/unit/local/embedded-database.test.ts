@@ -13,6 +13,10 @@ import type { UsageRecord } from '../../../lambda/core/router/usage-record';
 import { EmbeddedGovernanceLedger } from '../../../local/embedded/embedded-governance-ledger';
 import { EmbeddedRouterStore } from '../../../local/embedded/embedded-router-store';
 import { invalidatesRowCache } from '../../../local/embedded/row-cache';
+import { clearsCounterMirror } from '../../../local/embedded/counter-mirror';
+import { sweepExpired } from '../../../local/embedded/expiry';
+import { counterItemOf } from '../../../local/embedded/rows';
+import type { CounterUpdate, LedgerWrite } from '../../../lambda/core/governance/ledger';
 
 const dirs: string[] = [];
 const fresh = () => {
@@ -381,4 +385,143 @@ describe('row cache', () => {
     raw.close();
     expect(() => new EmbeddedDatabase({ dir })).toThrow(/holds triggers/);
   });
+});
+
+describe('counter mirror', () => {
+  const spend = { pk: 'SPEND#t', sk: '2026-12' };
+  const tokenSpend = { pk: 'SPEND#t#k1', sk: '2026-12' };
+  const rate = { pk: 'RATE#t', sk: '2026-12-01T00:00Z' };
+  const keys = [spend, tokenSpend, rate, { pk: 'RATE#t#k1', sk: '2026-12-01T00:00Z' }];
+  /** What the request's read returns (mirror first), against a plain SELECT of each row. */
+  const read = async () => (await new EmbeddedRouterStore(db).loadRequestContext('v', 't', [], keys)).counters;
+  const truth = () => {
+    const out = new Map<string, Record<string, unknown>>();
+    for (const k of keys) {
+      const row = db.one('SELECT * FROM counters WHERE pk = ? AND sk = ?', [k.pk, k.sk]);
+      if (row) out.set(`${k.pk}|${k.sk}`, counterItemOf(row));
+    }
+    return out;
+  };
+  const expectExact = async () => expect(await read()).toEqual(truth());
+  const reservation = (sk: string, amount: number) => ({
+    key: { pk: 'RESV#t', sk }, tenantId: 't', tokenId: 'k1', tokenKey: 'k1', period: '2026-12', window: 'w', amountMicros: amount, tpmTokens: 3,
+    model: 'm', createdAt: '2026-12-01T00:00:00.000Z', reclaimAfter: 100, expiresAt: 200,
+  });
+  const reserve = (sk: string, amount: number, budget: number): LedgerWrite => ({
+    reservation: { put: reservation(sk, amount) },
+    counters: [
+      { key: spend, add: { spentMicros: 0, reservedMicros: amount, committedMicros: amount }, ceilings: { committedMicros: budget - amount }, expiresAt: 500 },
+      { key: tokenSpend, add: { spentMicros: 0, reservedMicros: amount, committedMicros: amount }, expiresAt: 500, tokenId: 'k1' },
+      { key: rate, add: { requests: 1, tokens: 3 }, ceilings: { requests: 9 }, expiresAt: 600 },
+    ],
+  });
+  const settle = (sk: string, amount: number, cost: number): LedgerWrite => ({
+    reservation: { delete: { pk: 'RESV#t', sk } },
+    counters: [
+      { key: spend, add: { spentMicros: cost, reservedMicros: -amount, committedMicros: cost - amount }, expiresAt: 500 },
+      { key: tokenSpend, add: { spentMicros: cost, reservedMicros: -amount, committedMicros: cost - amount }, expiresAt: 500 },
+      { key: rate, add: { tokens: -1, requests: 0 } },
+    ],
+  });
+  const commitStmt = () => (db as unknown as { statements: Map<string, { stmt: { run(): unknown } }> }).statements.get('COMMIT')!.stmt;
+
+  test("once a row is known, the request's read and the reservation's ceiling check run no SELECT; what they see is what SQLite holds", async () => {
+    const ledger = new EmbeddedGovernanceLedger(db);
+    await expectExact(); // fills the mirror (rows known absent)
+    expect(await ledger.write(reserve('r1', 40, 1000))).toEqual({ ok: true });
+    const all = jest.spyOn(db, 'all');
+    await expectExact();
+    expect(await ledger.write(reserve('r2', 40, 1000))).toEqual({ ok: true });
+    expect(await ledger.write(settle('r1', 40, 15))).toEqual({ ok: true });
+    await db.durable();
+    await expectExact();
+    expect(all.mock.calls.filter(([sql]) => /FROM counters/.test(sql) && !/pk = \? AND sk = \?$/.test(sql))).toEqual([]);
+    all.mockRestore();
+    expect(db.counters.size).toBeGreaterThan(0);
+  });
+
+  test('a refused reservation (budget) changes nothing, and what the mirror answers afterwards is what SQLite holds', async () => {
+    const ledger = new EmbeddedGovernanceLedger(db);
+    expect(await ledger.write(reserve('r1', 60, 100))).toEqual({ ok: true });
+    await expectExact();
+    const refused = await ledger.write(reserve('r2', 60, 100));
+    expect(refused).toMatchObject({ ok: false, reservationFailed: false, failed: [{ index: 0, item: { reservedMicros: 60, committedMicros: 60, spentMicros: 0 } }] });
+    await expectExact();
+    expect((await read()).get('SPEND#t|2026-12')).toMatchObject({ reservedMicros: 60 });
+    // A refusal by the reservation's own condition (a repeated request id).
+    expect(await ledger.write(reserve('r1', 1, 100))).toMatchObject({ ok: false, reservationFailed: true });
+    await expectExact();
+  });
+
+  test('a rolled-back write, a failed COMMIT and a group SQLite rolled back by itself leave no uncommitted counter in the mirror', async () => {
+    const ledger = new EmbeddedGovernanceLedger(db);
+    expect(await ledger.write(reserve('r1', 10, 1000))).toEqual({ ok: true });
+    await expectExact();
+    // A write of the same group that throws after the ledger's write: undone, mirror cleared.
+    expect(() =>
+      db.deferred(() => {
+        db.run("UPDATE counters SET spentMicros = 999 WHERE pk = 'SPEND#t'");
+        throw new Error('refused');
+      }),
+    ).toThrow('refused');
+    await expectExact();
+    // A failed COMMIT: the reservation of the group is gone, and so is its mirrored effect.
+    const failing = jest.spyOn(commitStmt(), 'run').mockImplementationOnce(() => {
+      throw new Error('disk I/O error');
+    });
+    await expect(ledger.write(reserve('r2', 10, 1000))).rejects.toThrow(/I\/O/);
+    failing.mockRestore();
+    await expectExact();
+    expect((await read()).get('SPEND#t|2026-12')).toMatchObject({ reservedMicros: 10 });
+    // SQLite rolled the open group back by itself: the next read must not answer its writes.
+    db.deferred(() => (ledger as unknown as { apply(w: LedgerWrite): void }).apply(reserve('r3', 10, 1000)));
+    expect((await read()).get('SPEND#t|2026-12')).toMatchObject({ reservedMicros: 20 });
+    (db as unknown as { db: Database }).db.exec('ROLLBACK');
+    await expectExact();
+    expect((await read()).get('SPEND#t|2026-12')).toMatchObject({ reservedMicros: 10 });
+    await db.durable().catch(() => undefined);
+  });
+
+  test('a reclaim, a direct SQL write to the counters table (admin, expiry sweep) and a malformed row are followed exactly', async () => {
+    const ledger = new EmbeddedGovernanceLedger(db);
+    expect(await ledger.write(reserve('r1', 30, 1000))).toEqual({ ok: true });
+    await expectExact();
+    const give = (key: { pk: string; sk: string }): CounterUpdate => ({ key, add: { reservedMicros: -30, committedMicros: -25, spentMicros: 5 } });
+    expect(await ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: 'r1' }, reclaimableAt: 101 }, counters: [give(spend), give(tokenSpend)] })).toEqual({ ok: true });
+    await expectExact();
+    db.transaction(() => db.run("UPDATE counters SET spentMicros = spentMicros + 7 WHERE pk = 'SPEND#t'"));
+    await expectExact();
+    expect((await read()).get('SPEND#t|2026-12')).toMatchObject({ spentMicros: 12 });
+    expect(sweepExpired(db, 550)).toBeGreaterThan(0); // spend rows (expiry 500) are swept, the rate row (600) stays
+    await expectExact();
+    expect([...(await read()).keys()]).toEqual(['RATE#t|2026-12-01T00:00Z']);
+    // A row whose values are not numbers is read from SQLite every time, with SQLite's semantics.
+    db.transaction(() => db.run("INSERT INTO counters(pk, sk, committedMicros, requests) VALUES ('SPEND#t', '2026-12', 'x', 2.5)"));
+    await expectExact();
+    expect(await ledger.write(reserve('r2', 30, 1000))).toEqual({ ok: true });
+    await db.durable();
+    await expectExact();
+    expect((await read()).get('SPEND#t|2026-12')).toMatchObject({ committedMicros: 30, reservedMicros: 30 });
+  });
+
+  test('writes the mirror cannot follow exactly (numbers beyond 2^53, fractions) leave the row to SQLite', async () => {
+    const ledger = new EmbeddedGovernanceLedger(db);
+    await expectExact();
+    expect(await ledger.write({ counters: [{ key: spend, add: { spentMicros: 2 ** 53 } }, { key: rate, add: { tokens: 0.5 } }] })).toEqual({ ok: true });
+    expect(db.counters.get(spend.pk, spend.sk)).toBeUndefined();
+    expect(db.counters.get(rate.pk, rate.sk)).toBeUndefined();
+    expect(await ledger.write({ counters: [{ key: spend, add: { spentMicros: 1 } }, { key: rate, add: { tokens: 0.25 } }] })).toEqual({ ok: true });
+    await db.durable();
+    await expectExact();
+  });
+
+  test.each(['UPDATE counters SET tokens = 1', 'DELETE FROM counters WHERE expires_at < ?', 'INSERT OR REPLACE INTO counters(pk, sk) VALUES (?, ?)', 'REPLACE INTO counters(pk, sk) VALUES (?, ?)', 'WITH x AS (SELECT 1) DELETE FROM counters', 'ROLLBACK', 'ROLLBACK TO w', 'DROP TABLE counters', 'insert into "counters"(pk, sk) values (1, 2)', 'VACUUM'])(
+    'a statement that may change a counters row clears the mirror: %s',
+    (sql) => expect(clearsCounterMirror(sql)).toBe(true),
+  );
+
+  test.each(['SELECT * FROM counters', 'BEGIN IMMEDIATE', 'COMMIT', 'INSERT OR REPLACE INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, ?)', 'INSERT INTO audit(tenant_id, seq, body) VALUES (?, ?, ?)', 'UPDATE tokens SET body = ? WHERE verifier = ?'])(
+    'a statement that cannot change a counters row keeps the mirror: %s',
+    (sql) => expect(clearsCounterMirror(sql)).toBe(false),
+  );
 });
