@@ -41,6 +41,11 @@ export interface HttpAnswer {
  */
 const IDLE_SOCKET_MS = 4_000;
 
+/** One-shot decodes (no stream state): UTF-8, a leading BOM dropped, as the iterator path's TextDecoder. */
+const UTF8 = new TextDecoder();
+/** A body that closed before its end without an error of its own (what the stream iterator reports). */
+const PREMATURE_CLOSE = Object.freeze({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
+
 /** The first-byte timer's destroy, told apart from a broken socket by the error handler. */
 class FirstByteTimeout extends Error {}
 /** A destroy caused by the caller's signal. */
@@ -93,7 +98,7 @@ export class NodeHttpTransport {
         clearTimeout(timer);
         res = r;
         r.once('close', () => c.signal.removeEventListener('abort', onAbort));
-        resolve({ status: r.statusCode ?? 0, headers: new NodeHeaders(r.headers), body: new NodeBody(decoded(r), c) });
+        resolve({ status: r.statusCode ?? 0, headers: new NodeHeaders(r.headers), body: new NodeBody(decoded(r), c, r) });
       });
       req.end(body);
     });
@@ -121,18 +126,99 @@ class NodeHeaders implements ProviderHeaders {
  * caller's abort surfaces as the caller's typed error.
  */
 class NodeBody implements ProviderBody {
+  /** The response itself when it is read as it came (no decoder): its `complete` tells that every byte is here. */
+  private readonly message?: IncomingMessage;
+
   constructor(
     private readonly stream: Readable,
     private readonly c: Pick<HttpCall, 'signal' | 'fail'>,
-  ) {}
+    response: IncomingMessage,
+  ) {
+    if (stream === response) this.message = response;
+  }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
     try {
       for await (const chunk of this.stream as AsyncIterable<Buffer>) yield chunk;
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      throw err instanceof Aborted || this.c.signal.aborted ? this.c.fail('body_aborted') : this.c.fail('body_connection', typeof code === 'string' ? code : undefined);
+      throw this.failed(err);
     }
+  }
+
+  /**
+   * A buffered answer through 'data'/'end' listeners and one decode at the end (the async
+   * iterators above cost several promises per chunk). The cap is the iterator path's, exactly:
+   * text longer than `maxChars` UTF-16 units. UTF-8 never has fewer bytes than the text has units,
+   * so up to `maxChars` bytes nothing is counted; past that, the units are counted as they arrive.
+   */
+  readText(maxChars: number): Promise<string | undefined> {
+    const stream = this.stream;
+    if (this.message !== undefined && this.message.complete && !stream.destroyed) {
+      // All of it arrived already (the usual small answer: headers and body in one socket read):
+      // taken in this turn, so the caller goes on before node's end-of-message work (the socket
+      // going back to the pool), which runs in the next ticks, instead of after it.
+      const all = stream.read() as Buffer | null;
+      const text = all === null ? '' : UTF8.decode(all);
+      if (text.length <= maxChars) return Promise.resolve(text);
+      stream.destroy();
+      return Promise.resolve(undefined);
+    }
+    return new Promise<string | undefined>((resolve, reject) => {
+      if (stream.destroyed) {
+        reject(this.failed(stream.errored ?? PREMATURE_CLOSE));
+        return;
+      }
+      let chunks: Buffer[] = [];
+      let bytes = 0;
+      let counting: TextDecoder | undefined;
+      let text = '';
+      const off = (): void => {
+        stream.off('data', onData);
+        stream.off('end', onEnd);
+        stream.off('error', onError);
+        stream.off('close', onClose);
+      };
+      const onData = (chunk: Buffer): void => {
+        if (counting === undefined) {
+          bytes += chunk.length;
+          chunks.push(chunk);
+          if (bytes <= maxChars) return;
+          counting = new TextDecoder();
+          text = counting.decode(Buffer.concat(chunks, bytes), { stream: true });
+          chunks = [];
+        } else {
+          text += counting.decode(chunk, { stream: true });
+        }
+        if (text.length > maxChars) {
+          off();
+          stream.destroy(); // unread bytes stay on the socket: it must not be reused
+          resolve(undefined);
+        }
+      };
+      const onEnd = (): void => {
+        off();
+        if (counting !== undefined) resolve(text + counting.decode());
+        else resolve(bytes === 0 ? '' : UTF8.decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, bytes)));
+      };
+      const onError = (err: unknown): void => {
+        off();
+        reject(this.failed(err));
+      };
+      const onClose = (): void => {
+        off();
+        reject(this.failed(PREMATURE_CLOSE));
+      };
+      stream.on('error', onError);
+      stream.on('close', onClose);
+      stream.on('end', onEnd);
+      stream.on('data', onData);
+    });
+  }
+
+  /** The caller's typed error for a failure of the body: its abort, or a lost connection. */
+  private failed(err: unknown): Error {
+    const code = (err as { code?: unknown } | undefined)?.code;
+    return err instanceof Aborted || this.c.signal.aborted ? this.c.fail('body_aborted') : this.c.fail('body_connection', typeof code === 'string' ? code : undefined);
   }
 
   cancel(): Promise<void> {

@@ -15,7 +15,7 @@ import {
   toAttemptResult,
   type ProviderResponse,
 } from '../../lambda/adapters/provider-http';
-import { chunksOf } from '../../lambda/core/router/provider-port';
+import { chunksOf, type ProviderBody } from '../../lambda/core/router/provider-port';
 import { MAX_SSE_EVENT_CHARS, SseLimitError, SseParser } from '../../lambda/core/sse';
 import type { Target } from '../../lambda/core/routing/types';
 import { DEFAULT_FAKE_KEYS, startFakeProviders, type FakeProviders } from '../support/fake-providers';
@@ -413,6 +413,132 @@ describe('the node:http transport (a raw server on 127.0.0.1)', () => {
     const port = String((server.address() as AddressInfo).port);
     expect(everything(err)).not.toContain(port);
     expect(everything(err)).not.toContain('sk-raw-key');
+  });
+
+  describe('readText (a buffered answer without the async iterator)', () => {
+    const readText = (res: ProviderResponse, max = 1_000_000) => (res.body as ProviderBody).readText!(max);
+    const slowly =
+      (parts: Buffer[]): Handler =>
+      (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const next = (i: number): void => {
+          if (i === parts.length) return void res.end();
+          res.write(parts[i]);
+          setTimeout(() => next(i + 1), 5);
+        };
+        next(0);
+      };
+
+    it('an answer that arrived whole is read in one piece, and the connection is reused', async () => {
+      const sockets = new Set<number | undefined>();
+      handler = (req, res) => {
+        sockets.add(req.socket.remotePort);
+        req.resume();
+        req.on('end', () => res.end('{"ok":"\u00e9t\u00e9"}'));
+      };
+      for (let i = 0; i < 3; i++) {
+        expect(await readText(await call())).toBe('{"ok":"\u00e9t\u00e9"}');
+        // The socket goes back to the pool in the ticks after the read (node's end of message).
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(sockets.size).toBe(1);
+    });
+
+    it('an answer in pieces (a character split between them, a BOM first) reads as the iterator reads it, and the connection is reused', async () => {
+      const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"t":"\u20ac\u{1F600} ok"}')]);
+      const parts = [bytes.subarray(0, 2), bytes.subarray(2, 9), bytes.subarray(9, 10), bytes.subarray(10)];
+      const sockets = new Set<number | undefined>();
+      const serve = slowly(parts);
+      handler = (req, res) => {
+        sockets.add(req.socket.remotePort);
+        serve(req, res);
+      };
+      const viaText = await readText(await call());
+      expect(viaText).toBe(await text(await call()));
+      expect(viaText).toBe('{"t":"\u20ac\u{1F600} ok"}');
+      expect(sockets.size).toBe(1);
+    });
+
+    it('the cap is on UTF-16 units, as on the iterator path: exactly at it passes, one past it is refused and the connection closes', async () => {
+      // 8 characters of 3 bytes each: 24 bytes, 8 units. Arriving in pieces, the units are counted.
+      const euros = Buffer.from('\u20ac'.repeat(8));
+      handler = slowly([euros.subarray(0, 10), euros.subarray(10)]);
+      expect(await readText(await call(), 8)).toBe('\u20ac'.repeat(8));
+      handler = slowly([euros.subarray(0, 10), euros.subarray(10)]);
+      expect(await readText(await call(), 7)).toBeUndefined();
+      let serverClosed = false;
+      handler = (req, res) => {
+        req.resume();
+        res.on('close', () => (serverClosed = true));
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('x'.repeat(64));
+      };
+      expect(await readText(await call(), 32)).toBeUndefined();
+      await waitFor(() => serverClosed);
+      // Whole on arrival: the same cap.
+      handler = (req, res) => {
+        req.resume();
+        req.on('end', () => res.end(euros));
+      };
+      expect(await readText(await call(), 8)).toBe('\u20ac'.repeat(8));
+      expect(await readText(await call(), 7)).toBeUndefined();
+    });
+
+    it('decodes a gzip answer', async () => {
+      handler = (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+        res.end(gzipSync('{"choices":[]}'));
+      };
+      expect(await readText(await call())).toBe('{"choices":[]}');
+    });
+
+    it('an empty answer is the empty string', async () => {
+      handler = (req, res) => {
+        req.resume();
+        req.on('end', () => res.end());
+      };
+      expect(await readText(await call())).toBe('');
+    });
+
+    it('the caller\u2019s signal cuts it: a typed timeout, and the upstream connection closes', async () => {
+      let serverClosed = false;
+      handler = (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"partial":');
+        res.on('close', () => (serverClosed = true));
+      };
+      const cut = new AbortController();
+      const res = await call(cut.signal);
+      setTimeout(() => cut.abort(), 50);
+      const err = await readText(res).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProviderCallError);
+      expect((err as ProviderCallError).reason).toBe('timeout');
+      expect((err as ProviderCallError).message).toBe("provider 'raw': request aborted at the deadline while the response was read");
+      await waitFor(() => serverClosed);
+    });
+
+    it('a connection lost mid-body is a typed connection error without the URL or key; so is a body destroyed before the read', async () => {
+      handler = (req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+        res.write('{"partial":');
+        setTimeout(() => res.socket?.destroy(), 20);
+      };
+      const err = await readText(await call()).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ProviderCallError);
+      expect((err as ProviderCallError).reason).toBe('connection');
+      expect((err as ProviderCallError).message).toMatch(/^provider 'raw': connection lost while the response was read( \([A-Z_]+\))?$/);
+      expect(everything(err)).not.toContain(String((server.address() as AddressInfo).port));
+      expect(everything(err)).not.toContain('sk-raw-key');
+      const res = await call();
+      await res.body!.cancel();
+      const again = await readText(res).catch((e: unknown) => e);
+      expect(again).toBeInstanceOf(ProviderCallError);
+      expect((again as ProviderCallError).reason).toBe('connection');
+    });
   });
 
   it('an already-aborted signal sends nothing', async () => {

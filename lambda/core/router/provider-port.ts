@@ -1,3 +1,4 @@
+import { ApiError } from '../http';
 import type { Target } from '../routing/types';
 
 /** The upstream call, seen from the core. lambda/adapters/provider-http.ts implements it. */
@@ -24,6 +25,13 @@ export interface ProviderRequest {
  */
 export interface ProviderBody extends AsyncIterable<Uint8Array> {
   cancel(reason?: unknown): Promise<void>;
+  /**
+   * The whole body as text (UTF-8, a leading BOM dropped, as TextDecoder reads it), or undefined
+   * once its text is longer than `maxChars` UTF-16 units (the body is then destroyed, so its
+   * connection is not reused). Failures as the iterator's. Optional: an adapter's fast path for
+   * buffered answers; `readCapped` iterates bodies without it.
+   */
+  readText?(maxChars: number): Promise<string | undefined>;
 }
 
 /** Response headers by name (case-insensitive), as fetch's Headers reads them. */
@@ -41,6 +49,31 @@ export interface ProviderResponse {
 /** The body's chunks: node's web ReadableStream is async-iterable, which its TS type does not say. */
 export function chunksOf(body: ProviderBody | ReadableStream<Uint8Array>): AsyncIterable<Uint8Array> {
   return body as AsyncIterable<Uint8Array>;
+}
+
+/**
+ * A buffered upstream body as text, refused (502 upstream_response_too_large) once its text is
+ * longer than `max` UTF-16 units; transport failures propagate as the body's errors.
+ */
+export async function readCapped(res: Pick<ProviderResponse, 'body'>, max: number): Promise<string> {
+  const body = res.body;
+  if (!body) return '';
+  if (typeof (body as ProviderBody).readText === 'function') {
+    const text = await (body as ProviderBody).readText!(max);
+    if (text === undefined) throw tooLarge();
+    return text;
+  }
+  const decoder = new TextDecoder();
+  let out = '';
+  for await (const chunk of chunksOf(body)) {
+    out += decoder.decode(chunk, { stream: true });
+    if (out.length > max) throw tooLarge();
+  }
+  return out + decoder.decode();
+}
+
+function tooLarge(): ApiError {
+  return new ApiError(502, 'upstream_response_too_large', 'The provider response was too large.');
 }
 
 export interface ProviderClient {

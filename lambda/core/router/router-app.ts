@@ -29,7 +29,7 @@ import { modelList } from './model-list';
 import { KeyUse, recordingDataKeys } from './key-use';
 import { RequestFactors } from './request-factors';
 import { requestLogFields } from './request-log';
-import { chunksOf, isRetryableStatus, ProviderClient, ProviderResponse, transportFailure } from './provider-port';
+import { chunksOf, isRetryableStatus, ProviderClient, ProviderResponse, readCapped, transportFailure } from './provider-port';
 import { abortedUsage, requestSignal, StreamTally } from './client-abort';
 import { ResponseSink, trackedSink } from './response-sink';
 import { responsesTargets } from './responses-exchange';
@@ -622,17 +622,6 @@ function writeError(sink: ResponseSink, err: unknown, shape: ErrorShape, request
   }
   sink.write(res.body);
   sink.end();
-}
-
-async function readCapped(res: ProviderResponse, max: number): Promise<string> {
-  if (!res.body) return '';
-  const decoder = new TextDecoder();
-  let out = '';
-  for await (const chunk of chunksOf(res.body)) {
-    out += decoder.decode(chunk, { stream: true });
-    if (out.length > max) throw new ApiError(502, 'upstream_response_too_large', 'The provider response was too large.');
-  }
-  return out + decoder.decode();
 }
 
 /**
