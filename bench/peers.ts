@@ -7,9 +7,9 @@
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { freePort } from '../local/free-port';
 
 const ROOT = resolve(__dirname, '..');
@@ -45,27 +45,64 @@ interface Load {
 }
 
 const children: ChildProcess[] = [];
+/** Every child's stdout and stderr go to a file here (removed at the end of the run). */
+let logDir: string | undefined;
 
+/**
+ * Starts a child whose stdout and stderr go to a log file, as under a supervisor that writes logs
+ * to disk, and resolves once `ready` matches its output. The file is read for readiness (polled)
+ * only until then: a gateway that writes a line per request (ours does) must not wake the bench
+ * process per request, nor make it scan a growing string, while it is measured. Before, each
+ * child's output came through a pipe the bench kept reading, appending and matching (up to 1 MB)
+ * after readiness too: a cost that fell on whichever peer logs most, in the process that also
+ * spawns the load generator, on a 2-core machine.
+ */
 function start(cmd: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000): Promise<{ proc: ChildProcess; match: RegExpMatchArray }> {
-  const proc = spawn(cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  logDir ??= mkdtempSync(join(tmpdir(), 'sr-bench-logs-'));
+  const file = join(logDir, `${children.length}-${basename(cmd)}.log`);
+  const fd = openSync(file, 'a');
+  let proc: ChildProcess;
+  try {
+    proc = spawn(cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env }, stdio: ['ignore', fd, fd], detached: true });
+  } finally {
+    closeSync(fd); // the child holds its own copy
+  }
   children.push(proc);
-  let out = '';
+  const text = (): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  const tail = () => text().slice(-2000);
   return new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`${cmd} did not start within ${timeoutMs} ms:\n${out.slice(-2000)}`)), timeoutMs);
-    const onData = (d: Buffer) => {
-      if (out.length < 1_000_000) out += d.toString();
-      const m = ready.exec(out);
-      if (m) {
-        clearTimeout(timer);
+    let done = false;
+    const finish = (): void => {
+      done = true;
+      clearTimeout(timer);
+      clearInterval(poll);
+    };
+    const timer = setTimeout(() => {
+      finish();
+      fail(new Error(`${cmd} did not start within ${timeoutMs} ms:\n${tail()}`));
+    }, timeoutMs);
+    const poll = setInterval(() => {
+      const m = ready.exec(text());
+      if (m && !done) {
+        finish();
         ok({ proc, match: m });
       }
-    };
-    // Keep draining: a child blocked on a full pipe would look slow.
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
+    }, 50);
+    proc.once('error', (err) => {
+      if (done) return;
+      finish();
+      fail(err);
+    });
     proc.once('exit', (code) => {
-      clearTimeout(timer);
-      fail(new Error(`${cmd} exited (${code}):\n${out.slice(-2000)}`));
+      if (done) return;
+      finish();
+      fail(new Error(`${cmd} exited (${code}):\n${tail()}`));
     });
   });
 }
@@ -267,6 +304,12 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
     const per = new Map<string, { p50: number[]; p99_16: number[]; rps16: number[]; errors16: number[]; ttft: number[]; firstError?: string }>();
     for (const t of targets) per.set(t.name, { p50: [], p99_16: [], rps16: [], errors16: [], ttft: [] });
     const flat = { none: [] as number[], full: [] as number[] };
+    // Every target is warmed alike before the first round (JIT, connection pools, caches), by the
+    // same load as a round's; before, each met its first measured round after 30 requests.
+    for (const t of targets) {
+      await load(t, { concurrency: 16, durationMs: 2_000, warmup: 64 });
+      await load(t, { concurrency: 1, requests: 200, durationMs: 2_000, stream: true });
+    }
 
     for (let round = 0; round < rounds; round++) {
       // Interleaved: each round visits every target, in a rotated order.
@@ -343,6 +386,8 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
         // already gone
       }
     }
+    if (logDir) rmSync(logDir, { recursive: true, force: true });
+    logDir = undefined;
   }
 }
 

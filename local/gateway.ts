@@ -4,7 +4,8 @@
  * local pepper: Node.js only) or, with `backend: 'moto'`, the AWS adapters against moto.
  */
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { setMaxListeners } from 'node:events';
+import type { AddressInfo, Socket } from 'node:net';
 import { ProviderHttpClient } from '../lambda/adapters/provider-http';
 import { createAdminApp } from '../lambda/core/admin-app';
 import type { CellConfig } from '../lambda/core/cell-config';
@@ -232,18 +233,33 @@ function readBody(req: IncomingMessage, limit: number): Promise<string | undefin
       size += chunk.length;
     });
     let ended = false;
-    req.once('end', () => {
+    req.on('end', () => {
       ended = true;
       if (first === undefined || size === 0) return resolve(undefined);
       const all = more ? Buffer.concat(more, size) : first;
       resolve(all.toString('utf8', 0, Math.min(size, limit)));
     });
-    req.once('error', reject);
+    req.on('error', reject);
     // A connection that closes mid-body (without an error) must not leave the request waiting.
-    req.once('close', () => {
+    req.on('close', () => {
       if (!ended) reject(new Error('the request body ended early'));
     });
   });
+}
+
+/**
+ * A held answer's headers as node's flat [name, value, ...] list with its content-length: no
+ * header object copied per response (writeHead still validates every name and value).
+ */
+function rawHeaders(headers: Readonly<Record<string, string>>, contentLength: number): string[] {
+  const out: string[] = [];
+  for (const name in headers) {
+    // Ours is the only length (a second one makes the response invalid).
+    if (name.length === 14 && name.toLowerCase() === 'content-length') continue;
+    out.push(name, headers[name]);
+  }
+  out.push('content-length', String(contentLength));
+  return out;
 }
 
 function send(res: ServerResponse, out: HttpResponse): void {
@@ -251,16 +267,41 @@ function send(res: ServerResponse, out: HttpResponse): void {
   res.end(out.body);
 }
 
+/** The client-gone watch of one connection, kept on its socket. */
+interface ConnectionWatch {
+  readonly controller: AbortController;
+  /** The latest response on the connection; responses on one connection finish in order. */
+  last: ServerResponse;
+}
+const WATCH = Symbol('sovereign-router.client-gone');
+const CLIENT_GONE = 'client disconnected';
+
 /**
  * Fires when the client's connection closes before the response finished (a disconnect, an
  * aborted SDK call): the router then aborts its upstream call and settles what was used.
+ * One signal per connection, not per request: an AbortSignal costs several microseconds to make
+ * (node sets its prototype on a fresh EventTarget), and a kept-alive connection carries many
+ * requests. It aborts when the connection closes while its latest response (so any, as a
+ * connection's responses finish in order) is unfinished; the connection then carries no further
+ * request. A response that finished before the close is never cut. Listeners are the router's,
+ * removed when its request ends, so none pile up over a connection's life.
  */
 export function clientGoneSignal(res: ServerResponse): AbortSignal {
-  const controller = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) controller.abort(new Error('client disconnected'));
-  });
-  return controller.signal;
+  // The request's socket: a pipelined request's response gets its socket only when its turn comes.
+  const socket = res.req.socket as Socket & { [WATCH]?: ConnectionWatch };
+  if (socket.destroyed) return AbortSignal.abort(new Error(CLIENT_GONE));
+  let watch = socket[WATCH];
+  if (watch === undefined) {
+    const w: ConnectionWatch = { controller: new AbortController(), last: res };
+    // Pipelined requests in flight on one connection each add a listener: no leak warning for them.
+    setMaxListeners(0, w.controller.signal);
+    socket.once('close', () => {
+      if (!w.last.writableFinished) w.controller.abort(new Error(CLIENT_GONE));
+    });
+    socket[WATCH] = watch = w;
+  }
+  watch.last = res;
+  return watch.controller.signal;
 }
 
 /**
@@ -290,8 +331,8 @@ export function nodeSink(res: ServerResponse, opts: { holdEndUntilDone?: boolean
   const finish = () => {
     uncork();
     if (held) {
-      const body = held.chunks.join('');
-      res.writeHead(held.status, { ...held.headers, 'content-length': String(Buffer.byteLength(body)) });
+      const body = held.chunks.length === 1 ? held.chunks[0] : held.chunks.join('');
+      res.writeHead(held.status, rawHeaders(held.headers, Buffer.byteLength(body)));
       held = undefined;
       res.end(body);
     } else if (!res.writableEnded) {

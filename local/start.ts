@@ -29,7 +29,7 @@ import { jsonLogger } from '../lambda/core/logger';
 import { isSupportedRegion, REGION_CODES } from '../lambda/core/regions';
 import { BackendKind, LocalProvider, startLocalGateway } from './gateway';
 import { installLifecycle } from './lifecycle';
-import { turnBatched } from './log-batch';
+import { stdoutLines } from './log-batch';
 import { startProgress } from './progress';
 import { quickstartAfterStart } from './quickstart';
 
@@ -108,8 +108,7 @@ async function main(): Promise<void> {
   }
   // One JSON line per request on stdout (ids, route, status, timings, cost; never a key, token,
   // prompt or completion); warnings and errors on stderr.
-  const lines = turnBatched((text) => process.stdout.write(text));
-  process.on('exit', () => lines.flush());
+  const lines = stdoutLines();
   const json = jsonLogger('local-gateway', lines);
   const progress = startProgress();
   progress.stage(stateStage(opts));

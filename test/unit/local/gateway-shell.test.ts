@@ -1,0 +1,171 @@
+/**
+ * The local gateway's HTTP shell on real loopback sockets: the client-gone signal (one per
+ * connection) and the held answer's headers (local/gateway.ts).
+ */
+import { getEventListeners, once } from 'node:events';
+import { createServer, IncomingMessage, request, Server, ServerResponse } from 'node:http';
+import { AddressInfo, connect, Socket } from 'node:net';
+import { clientGoneSignal, nodeSink } from '../../../local/gateway';
+
+interface Seen {
+  readonly signal: AbortSignal;
+  readonly res: ServerResponse;
+  release(): void;
+}
+
+let server: Server;
+let port: number;
+let seen: Seen[];
+let hold: boolean;
+const warnings: Error[] = [];
+const onWarning = (w: Error) => warnings.push(w);
+
+beforeEach(async () => {
+  seen = [];
+  hold = false;
+  warnings.length = 0;
+  process.on('warning', onWarning);
+  server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    const index = seen.length;
+    const signal = clientGoneSignal(res);
+    // As the router does: a listener for the request's life, removed at its end.
+    const onAbort = () => undefined;
+    signal.addEventListener('abort', onAbort, { once: true });
+    const answer = () => {
+      signal.removeEventListener('abort', onAbort);
+      const sink = nodeSink(res, { holdEndUntilDone: true });
+      sink.start(200, { 'content-type': 'application/json', 'x-request-id': `r${index}`, 'Content-Length': '999' });
+      sink.write('{"ok":');
+      sink.write('true}');
+      sink.end();
+      sink.done();
+    };
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      if (!res.destroyed) answer();
+      else signal.removeEventListener('abort', onAbort);
+    };
+    seen.push({ signal, res, release });
+    if (!hold) req.on('end', release);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  port = (server.address() as AddressInfo).port;
+});
+
+afterEach(async () => {
+  process.removeListener('warning', onWarning);
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+/** Raw requests on one socket; resolves with the socket once `count` full responses arrived. */
+async function onOneSocket(count: number, pipelined = false): Promise<{ socket: Socket; text: () => string }> {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (d: string) => (text += d));
+  const req = `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`;
+  const responses = () => (text.match(/HTTP\/1\.1 200/g) ?? []).length;
+  if (pipelined) socket.write(req.repeat(count));
+  for (let i = 0; i < count; i++) {
+    if (!pipelined) socket.write(req);
+    while (responses() < (pipelined ? 0 : i + 1)) await new Promise((r) => setTimeout(r, 2));
+  }
+  return { socket, text: () => text };
+}
+
+test('many requests on one kept-alive connection: each answered whole with one content-length; none is cut, no listener left, no leak warning', async () => {
+  const { socket, text } = await onOneSocket(40);
+  const answers = text().split('HTTP/1.1 200').slice(1);
+  expect(answers).toHaveLength(40);
+  for (const [i, a] of answers.entries()) {
+    expect(a).toContain(`x-request-id: r${i}\r\n`);
+    expect(a.match(/content-length/gi)).toEqual(['content-length']);
+    expect(a).toContain('content-length: 11\r\n');
+    expect(a.endsWith('{"ok":true}')).toBe(true);
+  }
+  for (const s of seen) expect(s.signal.aborted).toBe(false);
+  expect(getEventListeners(seen[0].signal, 'abort')).toHaveLength(0);
+  // The client goes away after its answers: no finished request is cut afterwards.
+  socket.destroy();
+  await new Promise((r) => setTimeout(r, 50));
+  for (const s of seen) expect(s.signal.aborted).toBe(false);
+  expect(warnings).toEqual([]);
+});
+
+test('a request in flight after earlier ones on the same connection: the client closing cuts it', async () => {
+  const { socket } = await onOneSocket(3);
+  hold = true;
+  socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}`);
+  while (seen.length < 4) await new Promise((r) => setTimeout(r, 2));
+  const inFlight = seen[3];
+  expect(inFlight.signal.aborted).toBe(false);
+  const aborted = once(inFlight.signal, 'abort');
+  socket.destroy();
+  await aborted;
+  expect(inFlight.signal.aborted).toBe(true);
+  expect(String((inFlight.signal.reason as Error).message)).toBe('client disconnected');
+  inFlight.release();
+});
+
+test('pipelined requests in flight on one connection (more than the default listener limit): none cut while the client stays, all cut when it leaves, no leak warning', async () => {
+  hold = true;
+  const { socket } = await onOneSocket(12, true);
+  // node parses pipelined requests and hands them over at once; their answers queue in order.
+  while (seen.length < 12) await new Promise((r) => setTimeout(r, 2));
+  for (const s of seen) expect(s.signal.aborted).toBe(false);
+  expect(getEventListeners(seen[0].signal, 'abort')).toHaveLength(12);
+  const aborted = once(seen[0].signal, 'abort');
+  socket.destroy();
+  await aborted;
+  for (const s of seen) expect(s.signal.aborted).toBe(true);
+  for (const s of seen) s.release();
+  expect(warnings).toEqual([]);
+});
+
+test('pipelined requests answered in order on one connection, none cut', async () => {
+  const { socket, text } = await onOneSocket(12, true);
+  while ((text().match(/\{"ok":true\}/g) ?? []).length < 12) await new Promise((r) => setTimeout(r, 2));
+  expect(text().split('HTTP/1.1 200').slice(1).map((a) => /x-request-id: (r\d+)/.exec(a)![1])).toEqual(Array.from({ length: 12 }, (_, i) => `r${i}`));
+  for (const s of seen) expect(s.signal.aborted).toBe(false);
+  socket.destroy();
+});
+
+test('a fresh connection gets a signal of its own: one client leaving does not cut another', async () => {
+  hold = true;
+  const a = await onOneSocket(1, true);
+  const b = await onOneSocket(1, true);
+  while (seen.length < 2) await new Promise((r) => setTimeout(r, 2));
+  const [sa, sb] = seen;
+  expect(sa.signal).not.toBe(sb.signal);
+  const aborted = once(sa.signal, 'abort');
+  a.socket.destroy();
+  await aborted;
+  expect(sb.signal.aborted).toBe(false);
+  sb.release();
+  sa.release();
+  await new Promise((r) => setTimeout(r, 20));
+  expect(b.text()).toContain('{"ok":true}');
+  b.socket.destroy();
+});
+
+test('a node:http client request (the SDKs) answered with the held body in one piece', async () => {
+  const out = await new Promise<{ status: number; headers: Record<string, unknown>; text: string }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/x', headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+    });
+    req.on('error', reject);
+    req.end('{}');
+  });
+  expect(out).toMatchObject({ status: 200, text: '{"ok":true}' });
+  expect(out.headers['content-length']).toBe('11');
+  expect(out.headers['x-request-id']).toBe('r0');
+});
