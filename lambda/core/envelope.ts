@@ -19,7 +19,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { canonicalEncode, canonicalIdentity, encryptionContextOf, type SecretIdentity } from './canonical';
 import { aesGcmOpen, aesGcmSeal, decodeBase64Strict, GCM_IV_BYTES, GCM_TAG_BYTES, hkdfSha256, zeroize } from './crypto-util';
-import { systemClock, type Clock, type DataKeyService } from './ports';
+import { systemClock, type Clock, type DataKeyService, type EncryptionContext } from './ports';
 
 /** What sealSecret writes. */
 export const SEALED_SECRET_FORMAT_VERSION = 2;
@@ -289,8 +289,7 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
   const known = DECODED.get(opts.record);
   const { record, bytes } = known ? { record: opts.record, bytes: known } : parseRow(opts.record);
   const { expected, tenantFactor } = opts;
-  const aad = canonicalIdentity(expected);
-  const context = encryptionContextOf(expected);
+  const { aad, context } = identityBinding(expected);
   if (
     record.region !== expected.region ||
     record.tenant !== expected.tenant ||
@@ -326,6 +325,28 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
   } finally {
     zeroize(dataKey, secretKey, plaintext);
   }
+}
+
+/** Bound on the identity memo (a bound on memory: when full it is emptied, not evicted by age). */
+const IDENTITY_MEMO_ENTRIES = 1_000;
+const identityMemo = new Map<string, { readonly aad: Buffer; readonly context: EncryptionContext }>();
+
+/**
+ * The AAD (canonicalIdentity: also the HKDF info) and the KMS encryption context of an identity,
+ * kept per identity: both are pure functions of its six non-secret fields, the same for every
+ * request that opens that (tenant, provider, secret, version). The key is the JSON text of exactly
+ * those fields (types kept: a version 1 and a version '1' differ), so any change misses; only
+ * identities that passed assertSecretIdentity are kept. The AAD buffer never leaves this module
+ * and nothing here writes to it; the context is frozen.
+ */
+function identityBinding(id: SecretIdentity): { readonly aad: Buffer; readonly context: EncryptionContext } {
+  const key = JSON.stringify([id.app, id.region, id.tenant, id.provider, id.secret, id.version]);
+  let hit = identityMemo.get(key);
+  if (hit !== undefined) return hit;
+  hit = { aad: canonicalIdentity(id), context: encryptionContextOf(id) };
+  if (identityMemo.size >= IDENTITY_MEMO_ENTRIES) identityMemo.clear();
+  identityMemo.set(key, hit);
+  return hit;
 }
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/;

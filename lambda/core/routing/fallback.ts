@@ -10,6 +10,17 @@ import { AllTargetsFailedError, NoRouteError, type AttemptResult, type ChainStep
 /** An attempt's result, optionally carrying the provider's Retry-After (in ms from now). */
 export type AttemptOutcome<T> = AttemptResult<T> & { readonly retryAfterMs?: number };
 
+/**
+ * What the fallback loop reads of the request's deadline: AbortSignal's shape, so a real one
+ * (AbortSignal.timeout, AbortSignal.any) fits as well.
+ */
+export interface DeadlineSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 export interface FallbackOptions<T> {
   readonly targets: readonly Target[];
   /** Epoch ms, on the `now` clock. */
@@ -32,7 +43,7 @@ export interface FallbackOptions<T> {
    * Fires at the overall deadline (and, if the caller wishes, when the client goes away).
    * Defaults to AbortSignal.timeout(deadlineAt - now()), which does not hold the event loop.
    */
-  readonly deadlineSignal?: AbortSignal;
+  readonly deadlineSignal?: DeadlineSignal;
   /**
    * The caller's own cancellation (the client went away), also part of `deadlineSignal`. An
    * attempt it cuts is not the endpoint's or the key's failure: the breaker is left alone (else a
@@ -140,7 +151,7 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
  * AbortSignal.any costs several times more per attempt). It stays linked after a success,
  * because the answer's body is read under the same deadline.
  */
-function childController(parent: AbortSignal): AbortController {
+function childController(parent: DeadlineSignal): AbortController {
   const controller = new AbortController();
   if (parent.aborted) controller.abort(parent.reason);
   else parent.addEventListener('abort', () => controller.abort(parent.reason), { once: true });

@@ -106,6 +106,15 @@ describe('hkdfSha256', () => {
     );
   });
 
+  it('a salt seen before (its bytes kept) gives what hkdfSync gives, before and after the bound on kept salts; salts differing in one character differ', () => {
+    const ikm = Buffer.alloc(32, 7);
+    const info = Buffer.from('info');
+    const ref = (salt: string) => Buffer.from(hkdfSync('sha256', ikm, Buffer.from(salt, 'utf8'), info, 32));
+    const salts = Array.from({ length: 100 }, (_, i) => `salt/\u00e9/${i}`);
+    for (let round = 0; round < 3; round++) for (const salt of salts) expect(hkdfSha256(ikm, salt, info).equals(ref(salt))).toBe(true);
+    expect(hkdfSha256(ikm, 'salt/a', info).equals(hkdfSha256(ikm, 'salt/b', info))).toBe(false);
+  });
+
   it('refuses what hkdfSync refuses: info over 1024 bytes, lengths outside 1..255 blocks', () => {
     expect(() => hkdfSha256(Buffer.alloc(32), 's', Buffer.alloc(1025))).toThrow(RangeError);
     expect(() => hkdfSha256(Buffer.alloc(32), 's', Buffer.alloc(1), 0)).toThrow(RangeError);

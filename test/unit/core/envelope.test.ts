@@ -194,6 +194,58 @@ describe('binding: swapped rows do not open', () => {
   });
 });
 
+describe('the AAD and encryption context, kept per identity (non-secret fields only)', () => {
+  const ids: SecretIdentity[] = [
+    idA,
+    idB,
+    { ...idA, provider: 'anthropic' },
+    { ...idA, secret: 'backup' },
+    { ...idA, version: 2 },
+    { ...idA, region: 'eu-west-1' },
+  ];
+  const secretOf = (id: SecretIdentity) => `sk-${id.region}-${id.tenant}-${id.provider}-${id.secret}-${id.version}`;
+  const relabel = (r: SealedSecret, id: SecretIdentity): SealedSecret => ({ ...r, region: id.region, tenant: id.tenant, provider: id.provider, secret: id.secret, version: id.version });
+
+  it('each field changes what KMS is sent and what the AAD binds, whatever was opened before', async () => {
+    const kms = new FakeDataKeys();
+    const blind = new ContextBlindKms(new FakeDataKeys());
+    const rows: SealedSecret[] = [];
+    for (const id of ids) rows.push(await seal(id, kms, { plaintext: secretOf(id) }));
+    const blindA = await seal(idA, blind);
+    for (let round = 0; round < 2; round++) {
+      for (const [i, id] of ids.entries()) {
+        kms.contexts.length = 0;
+        expect(await open(rows[i], id, kms)).toBe(secretOf(id));
+        expect(kms.contexts).toEqual([encryptionContextOf(id)]);
+        // idA's row relabelled as this identity, with a KMS that ignores the context: only the
+        // AAD and HKDF info can refuse it, and idA's are kept from the open just before.
+        expect(await open(blindA, idA, blind)).toBe(CANARY);
+        if (i > 0) expectSealedError(await rejection(open(relabel(blindA, id), id, blind)), 'integrity');
+      }
+    }
+  });
+
+  it('an identity that is not valid is never served from what a valid one left (a version of another type misses)', async () => {
+    const kms = new FakeDataKeys();
+    const row = await seal(idA, kms);
+    await open(row, idA, kms);
+    const before = kms.decryptCalls;
+    const err = await rejection(open(row, { ...idA, version: '1' as unknown as number }, kms));
+    expect(err.message).toBe('invalid secret identity: version');
+    expect(kms.decryptCalls).toBe(before);
+  });
+
+  it('past its bound it is emptied, and still right', async () => {
+    const kms = new FakeDataKeys();
+    const row = await seal(idA, kms);
+    for (let i = 0; i < 1_100; i++) expectSealedError(await rejection(open(row, { ...idA, secret: `s${i}` }, kms)), 'identity_mismatch');
+    expect(kms.decryptCalls).toBe(0);
+    kms.contexts.length = 0;
+    expect(await open(row, idA, kms)).toBe(CANARY);
+    expect(kms.contexts).toEqual([encryptionContextOf(idA)]);
+  });
+});
+
 describe('tampering', () => {
   it('property: any bit flip in iv, tag or ciphertext fails with a generic error', async () => {
     const kms = new FakeDataKeys();

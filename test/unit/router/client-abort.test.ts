@@ -60,3 +60,38 @@ test('requestSignal: after dispose neither the deadline nor the client fires it'
   client.abort();
   expect(r.signal.aborted).toBe(false);
 });
+
+test('requestSignal: its listeners run once each, in order; a removed one never; one added after it fired never', () => {
+  const client = new AbortController();
+  const r = requestSignal(Date.now() + 60_000, Date.now, client.signal);
+  const ran: string[] = [];
+  const a = () => ran.push('a');
+  const b = () => ran.push('b');
+  const c = () => ran.push('c');
+  r.signal.addEventListener('abort', a, { once: true });
+  r.signal.addEventListener('abort', b, { once: true });
+  r.signal.addEventListener('abort', b, { once: true }); // the same listener twice counts once, as with AbortSignal
+  r.signal.addEventListener('abort', c, { once: true });
+  r.signal.removeEventListener('abort', b);
+  const reason = new Error('client disconnected');
+  client.abort(reason);
+  client.abort(new Error('again'));
+  expect(ran).toEqual(['a', 'c']);
+  expect(r.signal.reason).toBe(reason);
+  const late = jest.fn();
+  r.signal.addEventListener('abort', late);
+  expect(late).not.toHaveBeenCalled();
+  r.dispose();
+});
+
+test('requestSignal: the first of deadline and client wins; the other changes nothing', async () => {
+  const client = new AbortController();
+  const r = requestSignal(Date.now() + 20, Date.now, client.signal);
+  const fired = jest.fn();
+  r.signal.addEventListener('abort', fired, { once: true });
+  await new Promise((done) => setTimeout(done, 60));
+  client.abort(new Error('client disconnected'));
+  expect(fired).toHaveBeenCalledTimes(1);
+  expect((r.signal.reason as Error).name).toBe('TimeoutError');
+  r.dispose();
+});
