@@ -162,6 +162,17 @@ const CHECKPOINT_TIMER_MS = 100;
 /** How often the WAL is flushed to disk in the background while commits come. */
 const WAL_SYNC_INTERVAL_MS = 1_000;
 
+/**
+ * A long text parameter as its UTF-8 bytes, for a statement that binds it as `CAST(? AS TEXT)`:
+ * the binding encodes a string to UTF-8 in JavaScript, character by character (about 2.5 µs for a
+ * 600-character usage record here), a Buffer is encoded natively and copied in one go (about 1 µs
+ * with the cast). The stored value is the same TEXT. Worth it from a few hundred characters;
+ * shorter strings are bound as they are.
+ */
+export function textBytes(s: string): Uint8Array {
+  return Buffer.from(s, 'utf8');
+}
+
 /** Statements that never change the cached tables (row-cache.ts). */
 interface Prepared {
   readonly stmt: Statement;

@@ -22,7 +22,7 @@ import { LedgerGovernance, LedgerGovernanceOptions, microsOfUsd } from '../../la
 import { reservationPk } from '../../lambda/core/governance/keys';
 import { usageRecordKey } from '../../lambda/core/router/usage-record';
 import { isMirrored, valuesOfMirrored } from './counter-mirror';
-import type { EmbeddedDatabase, Row } from './database';
+import { EmbeddedDatabase, Row, textBytes } from './database';
 import { parseJson } from './rows';
 
 class Refused extends Error {
@@ -127,12 +127,12 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
       const p = r.put;
       this.db.counters.forget(p.key.pk, p.key.sk);
       reservationFailed =
-        this.db.runMirrored('INSERT INTO counters(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(pk, sk) DO NOTHING', [
+        this.db.runMirrored('INSERT INTO counters(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, CAST(? AS TEXT)) ON CONFLICT(pk, sk) DO NOTHING', [
           p.key.pk,
           p.key.sk,
           p.reclaimAfter,
           p.expiresAt,
-          JSON.stringify(p),
+          textBytes(JSON.stringify(p)),
         ]) === 0;
     } else if (r) {
       this.db.counters.forget(r.delete.pk, r.delete.sk);

@@ -17,8 +17,13 @@ import { monthKey, windowKey } from './periods';
  * verifier itself never lands in the counters table (which more roles can read than the tokens table).
  */
 export function tokenCounterId(verifier: string): string {
-  return 'k' + createHash('sha256').update(`sovereign-router/governance-counter/v1\0${verifier}`).digest('hex').slice(0, 32);
+  // A request asks twice (its counter keys before the read, its admission plan after): the last answer is kept.
+  if (verifier === lastCounterId.verifier) return lastCounterId.id;
+  const id = 'k' + createHash('sha256').update(`sovereign-router/governance-counter/v1\0${verifier}`).digest('hex').slice(0, 32);
+  lastCounterId = { verifier, id };
+  return id;
 }
+let lastCounterId = { verifier: '', id: '' };
 
 export const spendKey = (tenantId: string, tokenKey: string | undefined, month: string): CounterKey => ({
   pk: tokenKey ? `SPEND#${tenantId}#${tokenKey}` : `SPEND#${tenantId}`,

@@ -73,8 +73,21 @@ const TOKEN_SPEND = 1;
 const TENANT_RATE = 2;
 const TOKEN_RATE = 3;
 
-const spendExpiry = (month: string) => epochSeconds(monthEndMs(month) + SPEND_RETENTION_MS);
-const rateExpiry = (key: CounterKey) => epochSeconds(Date.parse(key.sk) + WINDOW_MS + RATE_RETENTION_MS);
+/** `f` with its last answer kept: every write of a request asks for the same month's and window's expiry. */
+function lastOf(f: (key: string) => number): (key: string) => number {
+  let lastKey: string | undefined;
+  let last = 0;
+  return (key) => {
+    if (key !== lastKey) {
+      last = f(key);
+      lastKey = key;
+    }
+    return last;
+  };
+}
+const spendExpiry = lastOf((month) => epochSeconds(monthEndMs(month) + SPEND_RETENTION_MS));
+const windowExpiry = lastOf((window) => epochSeconds(Date.parse(window) + WINDOW_MS + RATE_RETENTION_MS));
+const rateExpiry = (key: CounterKey) => windowExpiry(key.sk);
 const num = (v: number | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
 export class LedgerGovernance implements Governance {
@@ -220,21 +233,17 @@ export class LedgerGovernance implements Governance {
       // Without a reservation this may be the token's first write of the month: name the token.
       ...(tokenId ? { tokenId } : {}),
     });
-    const unreserved = (rateFix: CounterUpdate[], step: string): LedgerWrite => ({
-      counters: [spend(plan.keys.tenantSpend, false), spend(plan.keys.tokenSpend, false, req.token.tokenId), ...rateFix],
-      idempotencyToken: idempotencyToken(step, req.requestId),
-    });
+    const unreserved = (rateFix: CounterUpdate[], step: string): LedgerWrite =>
+      withIdempotencyToken({ counters: [spend(plan.keys.tenantSpend, false), spend(plan.keys.tokenSpend, false, req.token.tokenId), ...rateFix] }, step, req.requestId);
     const settleOnce = async (): Promise<void> => {
       if (!reserved) {
         assertWritten(await this.ledger.write(unreserved(rateCorrection(plan, tokens, 1), 'settle-unreserved')), 'settle');
         return;
       }
       const rateFix = rateCorrection(plan, tokens - plan.tpmTokens);
-      const first = await this.ledger.write({
-        reservation: { delete: plan.keys.reservation },
-        counters: [spend(plan.keys.tenantSpend, true), spend(plan.keys.tokenSpend, true), ...rateFix],
-        idempotencyToken: idempotencyToken('settle', req.requestId),
-      });
+      const first = await this.ledger.write(
+        withIdempotencyToken({ reservation: { delete: plan.keys.reservation }, counters: [spend(plan.keys.tenantSpend, true), spend(plan.keys.tokenSpend, true), ...rateFix] }, 'settle', req.requestId),
+      );
       if (!first.ok) {
         if (!first.reservationFailed) assertWritten(first, 'settle');
         // The reservation was reclaimed as expired (its amount already given back): record the cost.
@@ -397,6 +406,15 @@ export function microsOfUsd(usd: unknown): number {
 /** The idempotency token of one write of one request (at most 36 characters, as DynamoDB allows). */
 function idempotencyToken(step: string, requestId: string): string {
   return createHash('sha256').update(`${step}\0${requestId}`).digest('base64url').slice(0, 36);
+}
+
+/** `w` with its idempotency token, hashed when a ledger reads it (the embedded ledger never does), then kept. */
+function withIdempotencyToken(w: Omit<LedgerWrite, 'idempotencyToken'>, step: string, requestId: string): LedgerWrite {
+  let token: string | undefined;
+  return Object.defineProperty(w, 'idempotencyToken', {
+    enumerable: true,
+    get: () => (token ??= idempotencyToken(step, requestId)),
+  }) as LedgerWrite;
 }
 
 function assertWritten(result: LedgerResult, what: string): void {

@@ -217,3 +217,23 @@ test('settle without usage counts charges the reservation; above it, the overrun
   expect(settle[1].Update.ExpressionAttributeValues[':committedMicros']).toBe(12_500 - 1_100);
   expect(settle[1].Update.ExpressionAttributeValues[':reservedMicros']).toBe(-1_100);
 });
+
+test("a settle's retries carry one idempotency token (a retry of a write that did commit is a no-op); another step of the request has its own", async () => {
+  let failures = 1;
+  const { g, sent } = governance((command) => (command === 'TransactWriteItemsCommand' && sent.length > 1 && failures-- > 0 ? Object.assign(new Error('timeout'), { name: 'TimeoutError' }) : {}));
+  const a = await g.reserve(request({ monthlyBudgetUsd: 100 }));
+  await a.settle({ inputTokens: 10, outputTokens: 10 }, request().targets[0]);
+  const settles = sent.filter((s) => s.command === 'TransactWriteItemsCommand').slice(1);
+  expect(settles).toHaveLength(2);
+  const token = settles[0].input.ClientRequestToken;
+  expect(typeof token).toBe('string');
+  expect(token.length).toBeGreaterThan(20);
+  expect(token.length).toBeLessThanOrEqual(36);
+  expect(settles[1].input.ClientRequestToken).toBe(token);
+  // A request that no limit governs settles unreserved: another step, another token.
+  const { g: g2, sent: sent2 } = governance(() => ({}));
+  await (await g2.reserve(request())).settle({ inputTokens: 10, outputTokens: 10 }, request().targets[0]);
+  const unreserved = sent2.find((s) => s.command === 'TransactWriteItemsCommand')!.input.ClientRequestToken;
+  expect(typeof unreserved).toBe('string');
+  expect(unreserved).not.toBe(token);
+});

@@ -525,3 +525,21 @@ describe('counter mirror', () => {
     (sql) => expect(clearsCounterMirror(sql)).toBe(false),
   );
 });
+
+describe('long text bound as UTF-8 bytes', () => {
+  test('a usage record and a reservation are stored as TEXT, byte for byte the JSON the adapters wrote (non-ASCII, emoji, escapes)', async () => {
+    const store = new EmbeddedRouterStore(db);
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const model = 'modèle-😀-\u2028-"quoted"-\\-\u0000';
+    const record = { requestId: 'r1', tenantId: 't', tokenId: 'k', route: 'chat', model, stream: false, status: 200, decision: 'ok', at: '2026-12-01T00:00:00.000Z', costUsd: 0.00003, latencyMs: 1, fallbackChain: [] } as unknown as UsageRecord;
+    await store.putUsage(record);
+    const reservation = { key: { pk: 'RESV#t', sk: 'r1' }, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros: 5, tpmTokens: 1, model, createdAt: '2026-12-01T00:00:00.000Z', reclaimAfter: 1, expiresAt: 2 };
+    expect(await ledger.write({ reservation: { put: reservation }, counters: [] })).toEqual({ ok: true });
+    await db.durable();
+    expect(db.one('SELECT typeof(body) AS t, body FROM usage')).toEqual({ t: 'text', body: JSON.stringify(record) });
+    expect(db.one("SELECT typeof(body) AS t, body FROM counters WHERE pk = 'RESV#t'")).toEqual({ t: 'text', body: JSON.stringify(reservation) });
+    // Read back through the adapters' own queries.
+    expect(await ledger.expiredReservations('t', 10, 10)).toEqual([reservation]);
+    expect(db.one('SELECT length(CAST(body AS BLOB)) AS n FROM usage')!.n).toBe(Buffer.byteLength(JSON.stringify(record)));
+  });
+});
