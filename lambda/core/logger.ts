@@ -19,9 +19,35 @@ export function errorFields(err: unknown): LogFields {
   };
 }
 
+/** The members every line starts with, in this order. */
+const OWN_MEMBERS = ['level', 'service', 'message', 'timestamp'] as const;
+
+/**
+ * Fields that a spread would place or treat differently from appending their own text: a fixed
+ * member's name (it replaces the member), a `toJSON`, or an array-index key (objects list those
+ * first; for-in does too, so the first key tells).
+ */
+function needsSpread(fields: LogFields): boolean {
+  if (OWN_MEMBERS.some((k) => k in fields) || 'toJSON' in fields) return true;
+  for (const k in fields) return ARRAY_INDEX.test(k) && Number(k) < 2 ** 32 - 1;
+  return false;
+}
+const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
+
 export function jsonLogger(service: string, write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Logger {
-  const emit = (level: string, message: string, fields?: LogFields) =>
-    write(JSON.stringify({ level, service, message, timestamp: new Date().toISOString(), ...fields }));
+  const serviceJson = JSON.stringify(service);
+  const emit = (level: string, message: string, fields?: LogFields) => {
+    const timestamp = new Date().toISOString();
+    // The fixed members written as text and the caller's fields stringified once, not spread into
+    // a second object first (one line per request: this is on every request's path). Fields that
+    // would replace a fixed member take the spread, which gives exactly the same line.
+    if (fields !== undefined && needsSpread(fields)) {
+      return write(JSON.stringify({ level, service, message, timestamp, ...fields }));
+    }
+    const head = `{"level":${JSON.stringify(level)},"service":${serviceJson},"message":${JSON.stringify(message)},"timestamp":"${timestamp}"`;
+    const rest = fields === undefined ? '{}' : JSON.stringify(fields);
+    write(rest === '{}' ? `${head}}` : `${head},${rest.slice(1)}`);
+  };
   return {
     info: (m, f) => emit('INFO', m, f),
     warn: (m, f) => emit('WARN', m, f),

@@ -28,7 +28,7 @@ import { usageMetricLine } from './metrics';
 import { modelList } from './model-list';
 import { KeyUse, recordingDataKeys } from './key-use';
 import { RequestFactors } from './request-factors';
-import { requestLogFields } from './request-log';
+import { requestLogFields, type RequestOutcome } from './request-log';
 import { chunksOf, isRetryableStatus, ProviderClient, ProviderResponse, readCapped, transportFailure } from './provider-port';
 import { abortedUsage, requestSignal, StreamTally } from './client-abort';
 import { ResponseSink, trackedSink } from './response-sink';
@@ -121,27 +121,25 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
           deps.log.error('governance: settle failed', { requestId, ...errorFields(err) });
         }
       }
-      const done = sink.endedAt ?? now();
-      const fields = { ...outcome, costUsd, latencyMs: done - started };
-      const usage: UsageRecord | undefined =
-        principal && route
-          ? {
-              requestId,
-              tenantId: principal.tenant.tenantId,
-              tokenId: principal.token.tokenId,
-              route,
-              model: client?.model ?? '',
-              stream: client?.stream ?? false,
-              fallbackChain: chain,
-              ...(keyUses.length > 0 ? { keyUses } : {}),
-              ...(guardrails ? { guardrails } : {}),
-              ...(cache ? { cache: cache.status } : {}),
-              at: new Date(started).toISOString(),
-              ...fields,
-            }
-          : undefined;
+      const latencyMs = (sink.endedAt ?? now()) - started;
+      // Built by assignment in the order the spreads gave (the record's fields, then the outcome's,
+      // then cost and latency): this runs before the last byte locally.
+      let usage: Mutable<UsageRecord> | undefined;
+      if (principal && route) {
+        usage = { requestId, tenantId: principal.tenant.tenantId, tokenId: principal.token.tokenId, route, model: client?.model ?? '', stream: client?.stream ?? false, fallbackChain: chain } as Mutable<UsageRecord>;
+        if (keyUses.length > 0) usage.keyUses = keyUses;
+        if (guardrails) usage.guardrails = guardrails;
+        if (cache) usage.cache = cache.status;
+        usage.at = new Date(started).toISOString();
+        Object.assign(usage, outcome);
+        usage.costUsd = costUsd;
+        usage.latencyMs = latencyMs;
+      }
       try {
-        deps.log.info('request', requestLogFields({ requestId, route: route ?? 'unknown', model: client?.model, fallbackChain: chain, ...fields }, principal));
+        const logged: Mutable<RequestOutcome> = Object.assign({ requestId, route: route ?? 'unknown', model: client?.model, fallbackChain: chain } as RequestOutcome, outcome);
+        logged.costUsd = costUsd;
+        logged.latencyMs = latencyMs;
+        deps.log.info('request', requestLogFields(logged, principal));
         if (usage) deps.emitMetric?.(usageMetricLine(usage, region));
       } catch {
         // A logging sink that throws must not reach the client path.
@@ -525,6 +523,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 function signedByRouter(target: Pick<Target, 'kind' | 'auth'>): boolean {
   return target.kind === 'bedrock' && target.auth === 'iam';
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function stricter(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined ? b : b === undefined ? a : Math.min(a, b);
