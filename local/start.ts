@@ -25,11 +25,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { providerEndpointProblems } from '../lib/config/provider-endpoint';
-import { jsonLogger } from '../lambda/core/logger';
 import { isSupportedRegion, REGION_CODES } from '../lambda/core/regions';
 import { BackendKind, LocalProvider, startLocalGateway } from './gateway';
 import { installLifecycle } from './lifecycle';
-import { stdoutLines } from './log-batch';
+import { stdoutLog } from './log-batch';
 import { startProgress } from './progress';
 import { quickstartAfterStart } from './quickstart';
 
@@ -108,8 +107,7 @@ async function main(): Promise<void> {
   }
   // One JSON line per request on stdout (ids, route, status, timings, cost; never a key, token,
   // prompt or completion); warnings and errors on stderr.
-  const lines = stdoutLines();
-  const json = jsonLogger('local-gateway', lines);
+  const json = stdoutLog('local-gateway');
   const progress = startProgress();
   progress.stage(stateStage(opts));
   const gw = await startLocalGateway({ ...opts, log: { info: json.info, warn: (m) => console.error(m), error: (m, f) => console.error(m, f ?? '') } });

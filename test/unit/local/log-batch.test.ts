@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { batchedLines } from '../../../local/log-batch';
+import { jsonLogger } from '../../../lambda/core/logger';
+import { batchedJsonLogger, batchedLines } from '../../../local/log-batch';
 
 const turn = () => new Promise((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -58,13 +59,55 @@ test('flush writes what is pending at once (process exit), and the scheduled flu
   expect(writes).toEqual(['x\n']);
 });
 
-describe('stdoutLines in a real process: every line comes out, in order, however it ends', () => {
+test('the batched JSON logger writes the very lines of jsonLogger (timestamp taken at the call), formatted only when the batch leaves', async () => {
+  const immediate: string[] = [];
+  const direct = jsonLogger('local-gateway', (l) => immediate.push(l));
+  const writes: string[] = [];
+  const log = batchedJsonLogger('local-gateway', (t) => writes.push(t), { maxDelayMs: 30 });
+  const fields = { requestId: 'r1', tenantId: 't', status: 200, costUsd: 0.000002, fallbackChain: 'openai/gpt-4o-mini:ok', timeToFirstTokenMs: undefined, aborted: false };
+  const realNow = Date.now;
+  Date.now = () => Date.parse('2026-12-01T21:00:00.123Z');
+  try {
+    direct.info('request', fields);
+    direct.warn('w');
+    direct.error('e', { errorName: 'X' });
+    log.info('request', fields);
+    log.warn('w');
+    log.error('e', { errorName: 'X' });
+  } finally {
+    Date.now = realNow;
+  }
+  expect(writes).toEqual([]);
+  await sleep(60);
+  // jsonLogger's timestamp comes from new Date(), which reads the real clock: compare without it.
+  const noTime = (l: string) => ({ ...JSON.parse(l), timestamp: undefined });
+  expect(writes).toHaveLength(1);
+  const got = writes[0].split('\n');
+  expect(got.pop()).toBe('');
+  expect(got.map(noTime)).toEqual(immediate.map(noTime));
+  expect(got.map((l) => JSON.parse(l).timestamp)).toEqual(['2026-12-01T21:00:00.123Z', '2026-12-01T21:00:00.123Z', '2026-12-01T21:00:00.123Z']);
+  expect(Object.keys(JSON.parse(got[0]))).toEqual(Object.keys(JSON.parse(immediate[0])));
+});
+
+test('the batched JSON logger leaves after the turn once about maxBytes of records are pending', async () => {
+  const writes: string[] = [];
+  const log = batchedJsonLogger('s', (t) => writes.push(t), { maxDelayMs: 10_000, maxBytes: 1_500 });
+  for (let i = 0; i < 3; i++) log.info('m', { i });
+  await turn();
+  expect(writes).toEqual([]);
+  log.info('m', { i: 3 });
+  await turn();
+  expect(writes).toHaveLength(1);
+  expect(writes[0].trim().split('\n').map((l) => JSON.parse(l).i)).toEqual([0, 1, 2, 3]);
+});
+
+describe('stdoutLog in a real process: every line comes out, in order, however it ends', () => {
   const ROOT = path.join(__dirname, '..', '..', '..');
   const run = (ending: string) => {
     const script = `
-      const { stdoutLines } = require('./local/log-batch');
-      const log = stdoutLines({ maxDelayMs: 60_000 });
-      for (let i = 0; i < 500; i++) log('line ' + i);
+      const { stdoutLog } = require('./local/log-batch');
+      const log = stdoutLog('svc', { maxDelayMs: 60_000, maxBytes: 1e9 });
+      for (let i = 0; i < 500; i++) log.info('line', { i });
       process.on('SIGTERM', () => process.exit(0));
       ${ending}
     `;
@@ -72,25 +115,26 @@ describe('stdoutLines in a real process: every line comes out, in order, however
     const out = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 20_000 });
     return { ...out, ms: Date.now() - started };
   };
-  const expected = Array.from({ length: 500 }, (_, i) => `line ${i}`).join('\n') + '\n';
+  const lines = (stdout: string) => stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { level: string; service: string; message: string; i: number });
+  const expected = Array.from({ length: 500 }, (_, i) => ({ level: 'INFO', service: 'svc', message: 'line', i }));
 
   test('the event loop ends (a pending batch neither keeps the process alive nor is lost)', () => {
     const out = run('');
     expect(out.status).toBe(0);
-    expect(out.stdout).toBe(expected);
+    expect(lines(out.stdout)).toMatchObject(expected);
     expect(out.ms).toBeLessThan(15_000); // far below the 60 s batch delay
   });
 
   test('a stop signal handled with process.exit', () => {
     const out = run("setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50); setInterval(() => {}, 1000);");
     expect(out.status).toBe(0);
-    expect(out.stdout).toBe(expected);
+    expect(lines(out.stdout)).toMatchObject(expected);
   });
 
   test('an uncaught exception', () => {
     const out = run("setTimeout(() => { throw new Error('boom'); }, 50); setInterval(() => {}, 1000);");
     expect(out.status).not.toBe(0);
     expect(out.stderr).toContain('boom');
-    expect(out.stdout).toBe(expected);
+    expect(lines(out.stdout)).toMatchObject(expected);
   });
 });
