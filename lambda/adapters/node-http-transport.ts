@@ -12,6 +12,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { ProviderBody, ProviderHeaders } from '../core/router/provider-port';
+import type { CancelSignal } from '../core/routing/fallback';
 
 /** Before the response headers: no headers in time, the caller's abort, a failed connection; after them: the body's. */
 export type CallFailure = 'first_byte_timeout' | 'aborted' | 'connection' | 'body_aborted' | 'body_connection';
@@ -22,7 +23,7 @@ export interface HttpCall {
   readonly headers: Record<string, string>;
   readonly body?: string;
   /** Cuts the call, before or after the response headers (the body then fails as 'aborted'). */
-  readonly signal: AbortSignal;
+  readonly signal: CancelSignal;
   readonly firstByteTimeoutMs: number;
   /** The error to throw for a failure; its message must not quote the URL, a header or the body. */
   readonly fail: (failure: CallFailure, code?: string) => Error;

@@ -8,7 +8,7 @@ import { AZURE_API_VERSION, AZURE_DEPLOYMENT, DEFAULT_AZURE_API_VERSION } from '
 import { ANTHROPIC_VERSION } from '../core/translate/anthropic-types';
 import { bedrockPath, bedrockSigner, type BedrockWireOptions, eventStreamToSse, signBedrock } from './bedrock-wire';
 import { parseRetryAfter, parseRetryAfterMs } from '../core/routing/backoff';
-import type { AttemptOutcome } from '../core/routing/fallback';
+import type { AttemptOutcome, CancelSignal } from '../core/routing/fallback';
 import type { Target } from '../core/routing/types';
 import { isRetryableStatus, type ProviderClient, type ProviderRequest, type ProviderResponse } from '../core/router/provider-port';
 import { type CallFailure, NodeHttpTransport } from './node-http-transport';
@@ -128,14 +128,18 @@ export class ProviderHttpClient implements ProviderClient {
     method: string,
     headers: Record<string, string>,
     body: string | undefined,
-    signal: AbortSignal,
+    signal: CancelSignal,
     provider: string,
   ): Promise<Pick<ProviderResponse, 'status' | 'headers' | 'body'>> {
+    // fetch takes a real AbortSignal: one linked to the caller's (which stays linked for the body).
+    const caller = new AbortController();
+    if (signal.aborted) caller.abort(signal.reason);
+    else signal.addEventListener('abort', () => caller.abort(signal.reason), { once: true });
     const firstByte = new AbortController();
     const timer = setTimeout(() => firstByte.abort(), this.firstByteTimeoutMs);
     try {
       // A redirect would re-send the key to wherever it points (undici keeps x-api-key across origins).
-      return await fetchFn(url, { method, headers, body, redirect: 'manual', signal: AbortSignal.any([signal, firstByte.signal]) });
+      return await fetchFn(url, { method, headers, body, redirect: 'manual', signal: AbortSignal.any([caller.signal, firstByte.signal]) });
     } catch (err) {
       if (signal.aborted) throw this.failure(provider, 'aborted');
       if (firstByte.signal.aborted) throw this.failure(provider, 'first_byte_timeout');

@@ -16,6 +16,7 @@ import {
   type ProviderResponse,
 } from '../../lambda/adapters/provider-http';
 import { chunksOf, type ProviderBody } from '../../lambda/core/router/provider-port';
+import { Cancellation } from '../../lambda/core/routing/fallback';
 import { MAX_SSE_EVENT_CHARS, SseLimitError, SseParser } from '../../lambda/core/sse';
 import type { Target } from '../../lambda/core/routing/types';
 import { DEFAULT_FAKE_KEYS, startFakeProviders, type FakeProviders } from '../support/fake-providers';
@@ -227,6 +228,23 @@ describe('transport failures', () => {
     const err = await callError(client.send({ target: target('anthropic'), path: '/v1/messages', body: anthropicBody, apiKey: secret, signal: AbortSignal.timeout(100) }));
     expect(err.reason).toBe('timeout');
     expect(err.message).toBe("provider 'anthropic': request aborted at the deadline before response headers");
+  });
+
+  it('the router\u2019s own cancellation (no AbortController) cuts a hung call the same way, over node:http and over an injected fetch', async () => {
+    for (const via of [client, new ProviderHttpClient({ firstByteTimeoutMs: 5_000, fetch })]) {
+      fakes.script('anthropic', [{ kind: 'hang' }]);
+      fakes.setKey('anthropic', secret);
+      const cut = new Cancellation();
+      setTimeout(() => cut.abort(new DOMException('The request deadline passed', 'TimeoutError')), 100);
+      const err = await callError(via.send({ target: target('anthropic'), path: '/v1/messages', body: anthropicBody, apiKey: secret, signal: cut }));
+      expect(err.reason).toBe('timeout');
+      expect(err.message).toBe("provider 'anthropic': request aborted at the deadline before response headers");
+    }
+    // Already cut: nothing is sent.
+    const done = new Cancellation();
+    done.abort();
+    const err = await callError(client.send({ target: target('anthropic'), path: '/v1/messages', body: anthropicBody, apiKey: secret, signal: done }));
+    expect(err.reason).toBe('timeout');
   });
 
   it('connection refused on a closed 127.0.0.1 port → connection', async () => {

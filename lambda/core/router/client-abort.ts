@@ -11,20 +11,19 @@
  *   request that is cut streamed nothing, so it settles its input estimate only.
  * The usage record says `aborted: true` and, when any part was estimated, `usageEstimated: true`.
  */
-import type { DeadlineSignal } from '../routing/fallback';
+import { Cancellation, type DeadlineSignal } from '../routing/fallback';
 import type { SseEvent } from '../sse';
 import type { TokenUsage } from '../translate/usage';
 
 /**
  * Fires at the deadline (a TimeoutError, as AbortSignal.timeout) or when the client goes away,
- * whichever comes first. A plain object with one timer that does not hold the event loop and one
- * listener on the client's signal: the attempts' own AbortControllers hang off it (an
- * AbortController costs about 3 µs to make on node 20; AbortSignal.timeout + AbortSignal.any
- * several times more). Its listeners run once, in order, like an AbortSignal's `once` listeners.
+ * whichever comes first. A Cancellation (no AbortController: routing/fallback.ts) with one timer
+ * that does not hold the event loop and one listener on the client's signal; the attempts'
+ * cancellations hang off it (AbortSignal.timeout + AbortSignal.any cost several times more).
  * `dispose` when the request is over clears the timer and the client listener.
  */
 export function requestSignal(deadlineAt: number, now: () => number, client: AbortSignal | undefined): { readonly signal: DeadlineSignal; dispose(): void } {
-  const signal = new RequestDeadline();
+  const signal = new Cancellation();
   const onClient = (): void => signal.abort(client?.reason);
   const timer = setTimeout(() => signal.abort(new DOMException('The request deadline passed', 'TimeoutError')), Math.max(0, deadlineAt - now()));
   timer.unref();
@@ -37,31 +36,6 @@ export function requestSignal(deadlineAt: number, now: () => number, client: Abo
       client?.removeEventListener('abort', onClient);
     },
   };
-}
-
-class RequestDeadline implements DeadlineSignal {
-  aborted = false;
-  reason: unknown = undefined;
-  private listeners: (() => void)[] = [];
-
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    const listeners = this.listeners;
-    this.listeners = [];
-    for (const l of listeners) l();
-  }
-
-  /** Every listener runs at most once (as with `{ once: true }`); none is added once aborted, as with AbortSignal. */
-  addEventListener(_type: 'abort', listener: () => void): void {
-    if (!this.aborted && !this.listeners.includes(listener)) this.listeners.push(listener);
-  }
-
-  removeEventListener(_type: 'abort', listener: () => void): void {
-    const i = this.listeners.indexOf(listener);
-    if (i >= 0) this.listeners.splice(i, 1);
-  }
 }
 
 /** A JSON string member whose value is generated text, in the stream formats the router reads. */

@@ -1,4 +1,5 @@
 import { ApiError } from '../http';
+import type { CancelSignal } from '../routing/fallback';
 import type { Target } from '../routing/types';
 
 /** The upstream call, seen from the core. lambda/adapters/provider-http.ts implements it. */
@@ -13,7 +14,8 @@ export interface ProviderRequest {
    * Bedrock target with `auth: 'iam'`, which the adapter signs with the router's role instead.
    */
   readonly apiKey: string;
-  readonly signal: AbortSignal;
+  /** Cuts the call, before or after the response headers (AbortSignal's shape; routing/fallback.ts). */
+  readonly signal: CancelSignal;
   /** Non-secret protocol headers, e.g. the client's `anthropic-version` on Anthropic passthrough. */
   readonly extraHeaders?: Readonly<Record<string, string>>;
 }

@@ -15,7 +15,7 @@ import type { DataKeyService, PepperSource } from '../ports';
 import { CircuitBreaker } from '../routing/circuit-breaker';
 import { executeWithFallback } from '../routing/fallback';
 import { resolveTargets } from '../routing/resolve-targets';
-import type { AttemptOutcome } from '../routing/fallback';
+import type { AttemptOutcome, CancelSignal } from '../routing/fallback';
 import { AllTargetsFailedError, ChainStep, NoRouteError, Target } from '../routing/types';
 import { SseEvent, SseParser } from '../sse';
 import { entryGeneration, openableGenerations, tenantGeneration } from '../factor-generations';
@@ -278,7 +278,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       const activeClient = client;
       const retryHints = new RetryHints();
 
-      const attempt = async (target: Target, signal: AbortSignal): Promise<AttemptOutcome<Upstream>> => {
+      const attempt = async (target: Target, signal: CancelSignal): Promise<AttemptOutcome<Upstream>> => {
         const { path, body } = upstreamRequest(activeClient, target);
         const extraHeaders = passthroughHeaders(req, activeClient, target);
         const call = async (apiKey: string): Promise<AttemptOutcome<Upstream>> => {

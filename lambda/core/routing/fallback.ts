@@ -11,14 +11,49 @@ import { AllTargetsFailedError, NoRouteError, type AttemptResult, type ChainStep
 export type AttemptOutcome<T> = AttemptResult<T> & { readonly retryAfterMs?: number };
 
 /**
- * What the fallback loop reads of the request's deadline: AbortSignal's shape, so a real one
- * (AbortSignal.timeout, AbortSignal.any) fits as well.
+ * A cancellation signal as attempts, the fallback loop and the provider transport read it:
+ * AbortSignal's shape, so a real AbortSignal (AbortSignal.timeout, AbortSignal.any) fits too.
  */
-export interface DeadlineSignal {
+export interface CancelSignal {
   readonly aborted: boolean;
   readonly reason: unknown;
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
   removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** The request's deadline (and client-gone) signal. */
+export type DeadlineSignal = CancelSignal;
+
+/**
+ * A CancelSignal with its own abort, without an AbortController: on node 20 a controller and its
+ * signal cost about 3 µs to make and EventTarget listeners about 1 µs each way, on every request
+ * and attempt. Listeners run once each, in the order added, as AbortSignal's `once` listeners;
+ * the same listener added twice counts once; none is added once aborted (nor run), as with
+ * AbortSignal.
+ */
+export class Cancellation implements CancelSignal {
+  aborted = false;
+  reason: unknown = undefined;
+  private listeners: (() => void)[] = [];
+
+  abort(reason?: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason === undefined ? new DOMException('This operation was aborted', 'AbortError') : reason;
+    const listeners = this.listeners;
+    this.listeners = [];
+    for (const l of listeners) l();
+  }
+
+  /** Every listener runs at most once, with or without `{ once: true }` (a signal fires only once). */
+  addEventListener(_type: 'abort', listener: () => void, _options?: { once?: boolean }): void {
+    if (!this.aborted && !this.listeners.includes(listener)) this.listeners.push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const i = this.listeners.indexOf(listener);
+    if (i >= 0) this.listeners.splice(i, 1);
+  }
 }
 
 export interface FallbackOptions<T> {
@@ -51,7 +86,7 @@ export interface FallbackOptions<T> {
    * more is tried.
    */
   readonly cancelSignal?: AbortSignal;
-  readonly attempt: (target: Target, signal: AbortSignal, attemptNo: number) => Promise<AttemptOutcome<T>>;
+  readonly attempt: (target: Target, signal: CancelSignal, attemptNo: number) => Promise<AttemptOutcome<T>>;
 }
 
 export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<FallbackSuccess<T>> {
@@ -93,7 +128,7 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
         throw new AllTargetsFailedError(chain, statusFor(chain));
       }
       const controller = childController(deadlineSignal);
-      const signal = controller.signal;
+      const signal: CancelSignal = controller;
       const started = now();
       let result: AttemptOutcome<T>;
       try {
@@ -147,12 +182,12 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
 }
 
 /**
- * The attempt's own controller, which also aborts when the deadline signal does (a listener:
+ * The attempt's own cancellation, which also fires when the deadline signal does (a listener:
  * AbortSignal.any costs several times more per attempt). It stays linked after a success,
  * because the answer's body is read under the same deadline.
  */
-function childController(parent: DeadlineSignal): AbortController {
-  const controller = new AbortController();
+function childController(parent: DeadlineSignal): Cancellation {
+  const controller = new Cancellation();
   if (parent.aborted) controller.abort(parent.reason);
   else parent.addEventListener('abort', () => controller.abort(parent.reason), { once: true });
   return controller;

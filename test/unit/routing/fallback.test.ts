@@ -1,5 +1,5 @@
 import { breakerKey, CircuitBreaker, storedKeyBreakerKey } from '../../../lambda/core/routing/circuit-breaker';
-import { executeWithFallback, type AttemptOutcome, type FallbackOptions } from '../../../lambda/core/routing/fallback';
+import { Cancellation, executeWithFallback, type AttemptOutcome, type CancelSignal, type FallbackOptions } from '../../../lambda/core/routing/fallback';
 import { AllTargetsFailedError, NoRouteError, type Target } from '../../../lambda/core/routing/types';
 
 const A: Target = { provider: 'openai', kind: 'openai', baseUrl: 'https://a.example', model: 'gpt-4o', secret: 'default' };
@@ -22,7 +22,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 function harness(scripts: Partial<Record<string, Step[]>>, over: Partial<FallbackOptions<string>> = {}) {
   const clock = { t: T0 };
   const sleeps: number[] = [];
-  const calls: Array<{ provider: string; attemptNo: number; at: number; signal: AbortSignal }> = [];
+  const calls: Array<{ provider: string; attemptNo: number; at: number; signal: CancelSignal }> = [];
   const breaker = over.breaker ?? new CircuitBreaker({ now: () => clock.t });
   const deadline = new AbortController();
   const opts: Mutable<FallbackOptions<string>> = {
@@ -244,7 +244,7 @@ describe('executeWithFallback', () => {
   });
 
   it('the default deadline signal fires on the real clock', async () => {
-    let seen: AbortSignal | undefined;
+    let seen: CancelSignal | undefined;
     const res = executeWithFallback<string>({
       targets: [A],
       deadlineAt: Date.now() + 30,
@@ -359,5 +359,63 @@ describe('a caller that goes away (cancelSignal, issue 14 point 6)', () => {
     const err = await failure(h.run());
     expect(err.chain.map((s) => s.outcome)).toEqual(['cancelled']);
     expect(h.calls).toEqual([]);
+  });
+});
+
+describe('Cancellation (the attempts\u2019 and the deadline\u2019s signal, without an AbortController)', () => {
+  it('listeners run once each, in order; a removed one never; the same one twice counts once; none after it fired', () => {
+    const c = new Cancellation();
+    const ran: string[] = [];
+    const a = () => ran.push('a');
+    const b = () => ran.push('b');
+    const d = () => ran.push('d');
+    c.addEventListener('abort', a, { once: true });
+    c.addEventListener('abort', b);
+    c.addEventListener('abort', d);
+    c.addEventListener('abort', d);
+    c.removeEventListener('abort', b);
+    expect(c.aborted).toBe(false);
+    const reason = new Error('cut');
+    c.abort(reason);
+    c.abort(new Error('again'));
+    expect(ran).toEqual(['a', 'd']);
+    expect(c.aborted).toBe(true);
+    expect(c.reason).toBe(reason);
+    const late = jest.fn();
+    c.addEventListener('abort', late);
+    c.abort();
+    expect(late).not.toHaveBeenCalled();
+  });
+
+  it('an abort without a reason has an AbortError as its reason, as AbortController gives', () => {
+    const c = new Cancellation();
+    c.abort();
+    expect((c.reason as DOMException).name).toBe(new AbortController().signal.reason?.name ?? 'AbortError');
+    expect((c.reason as DOMException).name).toBe('AbortError');
+  });
+
+  it('a listener that aborts another cancellation (the attempt under the deadline) passes the reason on', async () => {
+    const deadline = new Cancellation();
+    let seen: CancelSignal | undefined;
+    const run = executeWithFallback<string>({
+      targets: [A],
+      deadlineAt: Date.now() + 60_000,
+      now: Date.now,
+      sleep: async () => undefined,
+      random: () => 0.5,
+      breaker: new CircuitBreaker(),
+      maxAttemptsPerTarget: 1,
+      deadlineSignal: deadline,
+      attempt: (_t, signal) => {
+        seen = signal;
+        return new Promise((resolve) => signal.addEventListener('abort', () => resolve({ ok: false, retryable: true, reason: 'timeout' })));
+      },
+    });
+    const reason = new DOMException('The request deadline passed', 'TimeoutError');
+    deadline.abort(reason);
+    await expect(run).rejects.toThrow();
+    expect(seen?.aborted).toBe(true);
+    expect(seen?.reason).toBe(reason);
+    expect(seen).not.toBe(deadline);
   });
 });
