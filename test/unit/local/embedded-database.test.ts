@@ -453,6 +453,22 @@ describe('counter mirror', () => {
     await expectExact();
   });
 
+  test('a repeated reservation id leaves its row and every existing counter as they were (and the mirror exact), and names both refusals', async () => {
+    const ledger = new EmbeddedGovernanceLedger(db);
+    expect(await ledger.write(reserve('r1', 60, 100))).toEqual({ ok: true });
+    await db.durable();
+    const before = db.all('SELECT * FROM counters ORDER BY pk, sk');
+    const again = { ...reserve('r1', 60, 100), reservation: { put: { ...reservation('r1', 60), model: 'other' } } };
+    expect(await ledger.write(again)).toEqual({ ok: false, reservationFailed: true, failed: [{ index: 0, item: { spentMicros: 0, reservedMicros: 60, committedMicros: 60 } }] });
+    expect(await ledger.write(reserve('r1', 1, 1000))).toEqual({ ok: false, reservationFailed: true, failed: [] });
+    await db.durable();
+    expect(db.all('SELECT * FROM counters ORDER BY pk, sk')).toEqual(before);
+    await expectExact();
+    // A counter update naming the reservation's own key is applied to that row.
+    expect(await ledger.write({ reservation: { put: reservation('r2', 1) }, counters: [{ key: { pk: 'RESV#t', sk: 'r2' }, add: { requests: 2 } }] })).toEqual({ ok: true });
+    expect(db.one("SELECT requests, body IS NOT NULL AS held FROM counters WHERE pk = 'RESV#t' AND sk = 'r2'")).toEqual({ requests: 2, held: 1 });
+  });
+
   test('a rolled-back write, a failed COMMIT and a group SQLite rolled back by itself leave no uncommitted counter in the mirror', async () => {
     const ledger = new EmbeddedGovernanceLedger(db);
     expect(await ledger.write(reserve('r1', 10, 1000))).toEqual({ ok: true });
