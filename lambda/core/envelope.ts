@@ -373,13 +373,45 @@ const DECODED = new WeakMap<object, SealedBytes>();
 
 /**
  * parseSealedSecret for a row about to be opened (the router): the result is frozen and openSecret
- * uses it without checking and decoding it a second time.
+ * uses it without checking and decoding it a second time. The same row text gives the same frozen
+ * result (parsedRows below), so a row read on every request is parsed once.
  */
 export function parseSealedRow(item: unknown): Readonly<SealedSecret> {
+  const key = rowKey(item);
+  const known = key === undefined ? undefined : parsedRows.get(key);
+  if (known !== undefined) return known;
   const { record, bytes } = parseRow(item);
   Object.freeze(record);
   DECODED.set(record, bytes);
+  if (key !== undefined) {
+    if (parsedRows.size >= PARSED_ROWS) parsedRows.clear();
+    parsedRows.set(key, record);
+  }
   return record;
+}
+
+/**
+ * Rows parsed before, by the exact text of every field parseRow reads (a row is read on every
+ * request that opens it, unchanged until the secret is rotated). Only rows that parsed are kept;
+ * any change to any field is another key, so it is parsed (and checked) again. What is kept is
+ * what a stored row holds anyway: no plaintext, no data key. openSecret's checks (identity
+ * against the expected one, META's version, mode, AAD) run on every open, memo or not.
+ */
+const parsedRows = new Map<string, Readonly<SealedSecret>>();
+const PARSED_ROWS = 1_000;
+
+/** The memo key of a row, or undefined when a field has a type no valid row has (then it is parsed as is). */
+function rowKey(item: unknown): string | undefined {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
+  const r = item as Record<string, unknown>;
+  const texts = [r.algorithm, r.keyArn, r.wrappedKey, r.iv, r.ciphertext, r.tag, r.region, r.tenant, r.provider, r.secret, r.fingerprint, r.createdAt];
+  for (const t of texts) if (typeof t !== 'string') return undefined;
+  if (typeof r.formatVersion !== 'number' || typeof r.version !== 'number' || typeof r.sovereign !== 'boolean') return undefined;
+  if (r.rotatedAt !== undefined && typeof r.rotatedAt !== 'string') return undefined;
+  // JSON text: every string quoted and escaped, so no two different field lists share a key; an
+  // absent rotatedAt is null (a present one is a string); a non-finite number becomes null, which
+  // no kept row has where a number belongs.
+  return JSON.stringify([r.formatVersion, r.version, r.sovereign, r.rotatedAt ?? null, ...texts]);
 }
 
 function parseRow(item: unknown): { record: SealedSecret; bytes: SealedBytes } {

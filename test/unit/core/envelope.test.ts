@@ -522,6 +522,74 @@ describe('parseSealedSecret', () => {
   });
 });
 
+describe('parseSealedRow keeps what it parsed, by the exact text of every field it reads', () => {
+  const FIELDS = ['formatVersion', 'algorithm', 'keyArn', 'wrappedKey', 'iv', 'ciphertext', 'tag', 'region', 'tenant', 'provider', 'secret', 'version', 'sovereign', 'fingerprint', 'createdAt', 'rotatedAt'] as const;
+
+  it('the same row text again: the same frozen result, which opens', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    const first = parseSealedRow({ ...record });
+    expect(parseSealedRow({ ...record, pk: 'TENANT#acme' })).toBe(first);
+    expect(await open(first as SealedSecret, idA, kms)).toBe(CANARY);
+  });
+
+  it('property: after the row was parsed, any change to any field is parsed again, exactly as parseSealedSecret parses it', async () => {
+    const record = await seal(idA, new FakeDataKeys());
+    const kept = parseSealedRow(record);
+    const values = fc.oneof(
+      fc.constantFrom<unknown>(undefined, null, NaN, Infinity, -0, 0, 1, 2, 3, true, false, '', '1', '2', 'true', [], {}),
+      fc.constantFrom<unknown>(...FIELDS.map((f) => (record as unknown as Record<string, unknown>)[f])),
+      fc.string({ maxLength: 24 }),
+      fc.base64String({ maxLength: 40 }),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom(...FIELDS), values, (field, value) => {
+        const changed: Record<string, unknown> = { ...record, [field]: value };
+        if (value === undefined) delete changed[field];
+        const same = Object.is((record as unknown as Record<string, unknown>)[field], value);
+        let expected: SealedSecret | Error;
+        try {
+          expected = parseSealedSecret(changed);
+        } catch (err) {
+          expected = err as Error;
+        }
+        let got: Readonly<SealedSecret> | Error;
+        try {
+          got = parseSealedRow(changed);
+        } catch (err) {
+          got = err as Error;
+        }
+        if (expected instanceof Error) {
+          expect(got).toBeInstanceOf(SealedSecretError);
+          return;
+        }
+        expect(got).toEqual(expected);
+        if (!same) expect(got).not.toBe(kept);
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('a row whose rotatedAt is null or whose version is not a number is refused, though a valid row with the same other fields was kept', async () => {
+    const record = await seal(idA, new FakeDataKeys());
+    parseSealedRow(record);
+    for (const bad of [{ rotatedAt: null }, { version: NaN }, { version: '1' }, { sovereign: 'false' }, { formatVersion: '2' }]) {
+      expect(() => parseSealedRow({ ...record, ...bad })).toThrow(SealedSecretError);
+    }
+  });
+
+  it('a tampered copy of a kept row does not open; past its bound it is emptied, and still right', async () => {
+    const kms = new FakeDataKeys();
+    const record = await seal(idA, kms);
+    parseSealedRow(record);
+    expectSealedError(await rejection(open(parseSealedRow({ ...record, tag: flip(record.tag, 5) }) as SealedSecret, idA, kms)), 'integrity');
+    for (let i = 0; i < 1_100; i++) parseSealedRow({ ...record, createdAt: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString() });
+    const again = parseSealedRow(record);
+    expect(again).toEqual(parseSealedSecret(record));
+    expect(await open(again as SealedSecret, idA, kms)).toBe(CANARY);
+  });
+});
+
 describe('parseSealedRow (checked and decoded once, for the router)', () => {
   it('is parseSealedSecret frozen: it opens, and nothing can change it between the check and the open', async () => {
     const kms = new FakeDataKeys();
