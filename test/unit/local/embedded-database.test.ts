@@ -531,6 +531,54 @@ describe('counter mirror', () => {
     await expectExact();
   });
 
+  test('500 random ledger writes, refusals, rollbacks, failed commits and direct writes: after each, what the request reads is what SQLite holds', async () => {
+    const ledger = new EmbeddedGovernanceLedger(db);
+    db.transaction(() => putMeta('prepared')); // COMMIT prepared, so a step can make it fail
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const open = new Set<string>();
+    let next = 0;
+    for (let step = 0; step < 500; step++) {
+      const choice = rand(10);
+      if (choice <= 3) {
+        const id = `r${next++}`;
+        if ((await ledger.write(reserve(id, 1 + rand(30), 200 + rand(400)))).ok) open.add(id);
+      } else if (choice <= 5 && open.size > 0) {
+        const id = [...open][rand(open.size)];
+        open.delete(id);
+        expect(await ledger.write(settle(id, 0, rand(20)))).toMatchObject({ ok: true });
+      } else if (choice === 6) {
+        // A write of the group that is undone after the ledger wrote in it.
+        try {
+          db.deferred(() => {
+            (ledger as unknown as { apply(w: LedgerWrite): void }).apply({ counters: [{ key: spend, add: { spentMicros: 1 + rand(5) } }] });
+            throw new Error('undone');
+          });
+        } catch {
+          // expected
+        }
+      } else if (choice === 7) {
+        db.transaction(() => db.run('UPDATE counters SET tokens = coalesce(tokens, 0) + ? WHERE pk = ?', [rand(3), 'RATE#t']));
+      } else if (choice === 8) {
+        const failing = jest.spyOn(commitStmt(), 'run').mockImplementationOnce(() => {
+          throw new Error('disk I/O error');
+        });
+        const id = `r${next++}`;
+        await ledger.write(reserve(id, 1, 1000)).catch(() => undefined);
+        failing.mockRestore();
+      } else {
+        expect(await ledger.write({ counters: [{ key: rate, add: { tokens: rand(7) - 3, requests: 0 } }] })).toEqual({ ok: true });
+      }
+      if (rand(3) === 0) await db.durable().catch(() => undefined);
+      await expectExact();
+    }
+    await db.durable().catch(() => undefined);
+    await expectExact();
+  });
+
   test.each(['UPDATE counters SET tokens = 1', 'DELETE FROM counters WHERE expires_at < ?', 'INSERT OR REPLACE INTO counters(pk, sk) VALUES (?, ?)', 'REPLACE INTO counters(pk, sk) VALUES (?, ?)', 'WITH x AS (SELECT 1) DELETE FROM counters', 'ROLLBACK', 'ROLLBACK TO w', 'DROP TABLE counters', 'insert into "counters"(pk, sk) values (1, 2)', 'VACUUM'])(
     'a statement that may change a counters row clears the mirror: %s',
     (sql) => expect(clearsCounterMirror(sql)).toBe(true),
