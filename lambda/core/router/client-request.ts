@@ -21,10 +21,16 @@ const ROUTES: Record<string, { method: string; route: ApiRoute }> = {
   '/v1/responses': { method: 'POST', route: 'responses' },
 };
 
+/** The request's path without its query and trailing slashes (what routes are matched on). */
+export function routePath(path: string): string {
+  const q = path.indexOf('?');
+  const bare = q < 0 ? path : path.slice(0, q);
+  return bare.endsWith('/') ? bare.replace(/\/+$/, '') : bare;
+}
+
 /** Which API a request is for; 404/405 otherwise. Runs before anything else. */
-export function routeOf(req: HttpRequest): ApiRoute {
-  const path = req.path.split('?')[0].replace(/\/+$/, '');
-  const entry = ROUTES[path];
+export function routeOf(req: HttpRequest, path = routePath(req.path)): ApiRoute {
+  const entry = Object.prototype.hasOwnProperty.call(ROUTES, path) ? ROUTES[path] : undefined;
   if (!entry) throw new ApiError(404, 'not_found', `No route ${req.method} ${path}.`);
   if (req.method.toUpperCase() !== entry.method) {
     throw new ApiError(405, 'method_not_allowed', `Method ${req.method} is not allowed on ${path}; use ${entry.method}.`);

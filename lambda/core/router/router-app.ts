@@ -22,7 +22,7 @@ import { entryGeneration, openableGenerations, tenantGeneration } from '../facto
 import { erasureKeyFromItem } from '../erasure-key';
 import { secretSlotOf, type TenantRecord, type TokenRecord } from '../tenant-model';
 import { TranslationError, UpstreamProtocolError, type TokenUsage } from '../translate';
-import { ApiRoute, ClientRequest, parseClientRequest, routeOf } from './client-request';
+import { ApiRoute, ClientRequest, parseClientRequest, routeOf, routePath } from './client-request';
 import { Admission, AdmissionRequest, Governance, openGovernance } from './governance';
 import { usageMetricLine } from './metrics';
 import { modelList } from './model-list';
@@ -157,8 +157,9 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 
     try {
       // The shape follows the path, so a 405 on /v1/messages is already an Anthropic error.
-      shape = req.path.split('?')[0].replace(/\/+$/, '') === '/v1/messages' ? 'anthropic' : 'openai';
-      route = routeOf(req);
+      const path = routePath(req.path);
+      shape = path === '/v1/messages' ? 'anthropic' : 'openai';
+      route = routeOf(req, path);
       // 1. Shape, size and token format: all before any I/O.
       client = route === 'models' ? undefined : parseClientRequest(route, req, deps.config.maxRequestBytes);
       const parsed = parsePresentedToken(presentedToken(req, route === 'messages'), region);

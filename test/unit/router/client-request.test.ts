@@ -1,5 +1,6 @@
 import { ApiError, HttpRequest } from '../../../lambda/core/http';
-import { parseClientRequest, routeOf } from '../../../lambda/core/router/client-request';
+import fc from 'fast-check';
+import { parseClientRequest, routeOf, routePath } from '../../../lambda/core/router/client-request';
 
 const req = (method: string, path: string, body?: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }): HttpRequest => ({
   method,
@@ -45,6 +46,22 @@ describe('routeOf', () => {
     const err = apiError(() => routeOf(req(method, path)));
     expect(err.status).toBe(405);
     expect(err.message).toContain(allowed);
+  });
+});
+
+describe('routePath', () => {
+  it('property: the path before the first ?, without trailing slashes (as split and replace gave it)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('/', '?', 'v', '1', 'a', '.', '%', '#'), { maxLength: 24 }).map((cs) => cs.join('')), (path) => {
+        expect(routePath(path)).toBe(path.split('?')[0].replace(/\/+$/, ''));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  test.each(['/__proto__', '/constructor', '/toString', '/hasOwnProperty'])('a path named like an Object.prototype member %p → 404', (path) => {
+    const err = apiError(() => routeOf(req('POST', path)));
+    expect(err.status).toBe(404);
   });
 });
 
