@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { jsonLogger } from '../../../lambda/core/logger';
 import { batchedJsonLogger, batchedLines } from '../../../local/log-batch';
@@ -137,4 +137,100 @@ describe('stdoutLog in a real process: every line comes out, in order, however i
     expect(out.stderr).toContain('boom');
     expect(lines(out.stdout)).toMatchObject(expected);
   });
+});
+
+describe('stdoutLog when its reader is gone or slow (a pipe: asynchronous in node, unlike a file or a terminal)', () => {
+  const ROOT = path.join(__dirname, '..', '..', '..');
+  const start = (script: string, args: string[] = []) => {
+    const child = spawn(process.execPath, [...args, '--import', 'tsx', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+    return { child, stderr: () => stderr, exited };
+  };
+  const until = async (cond: () => boolean, what: string, ms = 20_000) => {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await sleep(10);
+    }
+  };
+
+  test('the reader goes away (EPIPE): the process keeps running and ends normally, one note on stderr', async () => {
+    const script = `
+      const { stdoutLog } = require('./local/log-batch');
+      const log = stdoutLog('svc', { maxDelayMs: 2 });
+      let i = 0;
+      const t = setInterval(() => log.info('line', { i: i++ }), 1);
+      setTimeout(() => { clearInterval(t); process.stderr.write('still serving after ' + i + ' lines\\n'); }, 800);
+    `;
+    const p = start(script);
+    p.child.stdout!.once('data', () => p.child.stdout!.destroy());
+    const code = await p.exited;
+    expect(p.stderr()).toMatch(/still serving after \d+ lines/);
+    expect(p.stderr()).not.toMatch(/Unhandled 'error'|Error: write EPIPE/);
+    expect(p.stderr()).toMatch(/stdout is closed/);
+    expect(code).toBe(0);
+  }, 30_000);
+
+  test('a reader that stops reading: memory stays bounded, kept lines in order, then one line counting the dropped ones', async () => {
+    const script = `
+      const { stdoutLog } = require('./local/log-batch');
+      const log = stdoutLog('svc', { maxDelayMs: 5 });
+      const pad = 'x'.repeat(300);
+      let i = 0;
+      const t = setInterval(() => { for (let k = 0; k < 200; k++) log.info('line', { i: i++, pad }); }, 2);
+      setTimeout(() => {
+        clearInterval(t);
+        global.gc();
+        const m = process.memoryUsage();
+        process.stderr.write('measured ' + JSON.stringify({ logged: i, held: m.heapUsed + m.external + m.arrayBuffers }) + '\\n');
+        setTimeout(() => log.info('last', { i: i++ }), 500);
+      }, 1500);
+      global.gc();
+      const m0 = process.memoryUsage();
+      process.stderr.write('baseline ' + JSON.stringify({ held: m0.heapUsed + m0.external + m0.arrayBuffers }) + '\\n');
+    `;
+    const p = start(script, ['--expose-gc']);
+    let stdout = '';
+    p.child.stdout!.setEncoding('utf8');
+    p.child.stdout!.on('data', (d: string) => (stdout += d));
+    p.child.stdout!.pause();
+    await until(() => /measured \{.*\}\n/.test(p.stderr()), 'the measurement');
+    p.child.stdout!.resume();
+    expect(await p.exited).toBe(0);
+    const base = JSON.parse(/baseline (\{.*\})/.exec(p.stderr())![1]) as { held: number };
+    const measured = JSON.parse(/measured (\{.*\})/.exec(p.stderr())![1]) as { logged: number; held: number };
+    expect(measured.logged).toBeGreaterThan(50_000); // about 20 MB of lines offered
+    expect(measured.held - base.held).toBeLessThan(8 * 1024 * 1024);
+    const records = stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { message: string; i?: number; dropped?: number });
+    const kept = records.filter((r) => r.message === 'line').map((r) => r.i!);
+    for (let k = 1; k < kept.length; k++) expect(kept[k]).toBeGreaterThan(kept[k - 1]);
+    const notes = records.filter((r) => r.message.startsWith('log lines dropped'));
+    const dropped = notes.reduce((s, r) => s + r.dropped!, 0);
+    expect(dropped).toBeGreaterThan(0);
+    expect(kept.length + dropped).toBe(measured.logged);
+    expect(records[records.length - 1]).toMatchObject({ message: 'last', i: measured.logged });
+  }, 60_000);
+
+  test('a stop while the reader is behind: the pending lines are written at exit once it reads again', async () => {
+    const script = `
+      const { stdoutLog } = require('./local/log-batch');
+      const log = stdoutLog('svc', { maxDelayMs: 5 });
+      const pad = 'y'.repeat(300);
+      let i = 0;
+      const t = setInterval(() => { for (let k = 0; k < 100; k++) log.info('line', { i: i++, pad }); if (i >= 2000) { clearInterval(t); setTimeout(() => { process.stderr.write('exiting\\n'); process.exit(0); }, 50); } }, 2);
+    `;
+    const p = start(script);
+    let stdout = '';
+    p.child.stdout!.setEncoding('utf8');
+    p.child.stdout!.on('data', (d: string) => (stdout += d));
+    p.child.stdout!.pause();
+    await until(() => p.stderr().includes('exiting'), 'the stop');
+    p.child.stdout!.resume();
+    expect(await p.exited).toBe(0);
+    const kept = stdout.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { i: number }).i);
+    expect(kept).toEqual(Array.from({ length: 2000 }, (_, k) => k));
+  }, 30_000);
 });
