@@ -18,12 +18,13 @@ import { monthKey, windowKey } from './periods';
  */
 export function tokenCounterId(verifier: string): string {
   // A request asks twice (its counter keys before the read, its admission plan after): the last answer is kept.
-  if (verifier === lastCounterId.verifier) return lastCounterId.id;
+  if (lastCounterId !== undefined && verifier === lastCounterId.verifier) return lastCounterId.id;
   const id = 'k' + createHash('sha256').update(`sovereign-router/governance-counter/v1\0${verifier}`).digest('hex').slice(0, 32);
   lastCounterId = { verifier, id };
   return id;
 }
-let lastCounterId = { verifier: '', id: '' };
+/** None at first: a placeholder verifier ('' once) would answer its placeholder id, for '' the tenant's own key. */
+let lastCounterId: { readonly verifier: string; readonly id: string } | undefined;
 
 export const spendKey = (tenantId: string, tokenKey: string | undefined, month: string): CounterKey => ({
   pk: tokenKey ? `SPEND#${tenantId}#${tokenKey}` : `SPEND#${tenantId}`,

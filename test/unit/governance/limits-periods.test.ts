@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { requestCounterKeys, reservationKey, spendKey, tokenCounterId, rateKey } from '../../../lambda/core/governance/keys';
 import { effectiveLimits, effectiveTokenView, limitsProblems } from '../../../lambda/core/governance/limits';
 import { epochSeconds, isMonthKey, monthEndMs, monthKey, secondsToNextWindow, windowKey, windowStartMs } from '../../../lambda/core/governance/periods';
@@ -84,6 +86,21 @@ describe('keys', () => {
     expect(tokenCounterId(verifier)).toBe(id);
     expect(tokenCounterId('cd'.repeat(32))).not.toBe(id);
     expect(id).not.toContain(verifier.slice(0, 16));
+  });
+  test('property: the kept last answer is always the digest of the verifier asked, whatever came before (the empty verifier too, never the tenant key)', () => {
+    const digest = (v: string) => 'k' + createHash('sha256').update(`sovereign-router/governance-counter/v1\0${v}`).digest('hex').slice(0, 32);
+    // A fresh module: the memo starts as it does in a new Lambda or gateway process.
+    jest.isolateModules(() => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const fresh = require('../../../lambda/core/governance/keys') as typeof import('../../../lambda/core/governance/keys');
+      expect(fresh.tokenCounterId('')).toBe(digest(''));
+      expect(fresh.spendKey('acme', fresh.tokenCounterId(''), '2025-06')).not.toEqual(fresh.spendKey('acme', undefined, '2025-06'));
+    });
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.constant(''), fc.constant(verifier), fc.string(), fc.string({ unit: 'binary' })), { maxLength: 8 }), (vs) => {
+        for (const v of vs) expect(tokenCounterId(v)).toBe(digest(v));
+      }),
+    );
   });
   test('layout', () => {
     const now = Date.UTC(2025, 5, 12, 10, 31, 5);
