@@ -173,6 +173,23 @@ export function textBytes(s: string): Uint8Array {
   return Buffer.from(s, 'utf8');
 }
 
+/**
+ * The binding passes a string to SQLite as a NUL-terminated C string, encoded by its own UTF-8
+ * encoder: a NUL cuts the text short and a string that is not well-formed UTF-16 (lone or
+ * reversed surrogates) can come out as another text. Either way a key would name another row
+ * ('acme\0x' is 'acme'), behind the row cache and the counter mirror, which key by the exact
+ * JavaScript string. Such a value is refused before it is bound (no JSON text holds one:
+ * JSON.stringify escapes both).
+ */
+const UNBINDABLE = 'embedded store: a text value holds a NUL character or is not well-formed Unicode, which SQLite would store as another text; refused';
+
+function assertBindable(params: readonly SqlValue[]): void {
+  for (let i = 0; i < params.length; i++) {
+    const v = params[i];
+    if (typeof v === 'string' && (v.includes('\0') || !(v as unknown as { isWellFormed(): boolean }).isWellFormed())) throw new Error(UNBINDABLE);
+  }
+}
+
 /** Statements that never change the cached tables (row-cache.ts). */
 interface Prepared {
   readonly stmt: Statement;
@@ -336,6 +353,7 @@ export class EmbeddedDatabase {
 
   /** All rows (always stepped to the end, so no statement stays open). */
   all(sql: string, params: readonly SqlValue[] = []): Row[] {
+    assertBindable(params);
     const p = this.prepared(sql);
     if (!this.fast) return p.stmt.all(params as SqlValue[]) as Row[];
     const s = p.stmt as unknown as StatementInternals;
@@ -352,6 +370,7 @@ export class EmbeddedDatabase {
 
   /** The first row, or undefined; the statement is reset after it (nothing stays open). */
   one(sql: string, params: readonly SqlValue[] = []): Row | undefined {
+    assertBindable(params);
     const p = this.prepared(sql);
     if (!this.fast) return (p.stmt.all(params as SqlValue[]) as Row[])[0];
     const s = p.stmt as unknown as StatementInternals;
@@ -370,6 +389,7 @@ export class EmbeddedDatabase {
   }
 
   private runPrepared(p: Prepared, params: readonly SqlValue[]): number {
+    assertBindable(params);
     if (!this.fast || !sqliteChanges) return p.stmt.run(params as SqlValue[]).changes;
     // The binding's run() also reads the last rowid (a 64-bit value through BigInt) on every call.
     const s = p.stmt as unknown as StatementInternals;
