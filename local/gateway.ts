@@ -3,13 +3,14 @@
  * node:http server on loopback, over the embedded backend (SQLite, an emulated root key and a
  * local pepper: Node.js only) or, with `backend: 'moto'`, the AWS adapters against moto.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { setMaxListeners } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import { ProviderHttpClient } from '../lambda/adapters/provider-http';
 import { createAdminApp } from '../lambda/core/admin-app';
 import type { CellConfig } from '../lambda/core/cell-config';
-import { ApiError, errorResponse, HttpRequest, HttpResponse, withRequestId } from '../lambda/core/http';
+import { ApiError, errorResponse, HttpRequest, HttpResponse, REQUEST_ID_HEADER, withRequestId } from '../lambda/core/http';
 import { errorFields, jsonLogger, Logger } from '../lambda/core/logger';
 import { CircuitBreaker } from '../lambda/core/routing/circuit-breaker';
 import { createRouterApp } from '../lambda/core/router/router-app';
@@ -101,10 +102,13 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     };
     server = createServer((req, res) => {
       inFlight++;
-      void handle(req, res).then(requestDone, (err) => {
+      // One id per request, made here so that every answer names it, a failure's as well; the
+      // apps and the router take it from the request (requestIdOf).
+      const requestId = randomUUID();
+      void handle(req, res, requestId).then(requestDone, (err) => {
         requestDone();
-        log.error('local gateway error', errorFields(err));
-        if (!res.headersSent) send(res, errorResponse(err));
+        log.error('local gateway error', { requestId, ...errorFields(err) });
+        if (!res.headersSent) send(res, errorResponse(err, 'openai', requestId), requestId);
         else res.end();
       });
     });
@@ -113,7 +117,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
 
-    const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
       const started = Date.now();
       const url = req.url ?? '/';
       const q = url.indexOf('?');
@@ -128,9 +132,10 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
         query: q < 0 ? NO_QUERY : Object.fromEntries(new URLSearchParams(url.slice(q + 1))),
         sourceIp: remote?.startsWith('::ffff:') ? remote.slice(7) : remote,
         iamCaller: 'local-operator',
+        requestId,
         signal: clientGoneSignal(res),
       };
-      if (path === '/healthz') return send(res, { status: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' });
+      if (path === '/healthz') return send(res, { status: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' }, requestId);
       if (path.startsWith('/v1/')) {
         // The router writes its own line per request (ids, timings, cost; no secrets). Its end
         // stage (settle, usage record) runs after the last byte. On the embedded store those are
@@ -154,7 +159,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       } else {
         out = errorResponse(new ApiError(404, 'not_found', `No route ${httpReq.method} ${path}.`));
       }
-      const { requestId, res: answer } = withRequestId(httpReq, out);
+      const { res: answer } = withRequestId(httpReq, out);
       send(res, answer);
       log.info('request', { requestId, method: httpReq.method, path: routeLabel(path), status: answer.status, latencyMs: Date.now() - started });
     };
@@ -254,16 +259,19 @@ function readBody(req: IncomingMessage, limit: number): Promise<string | undefin
 function rawHeaders(headers: Readonly<Record<string, string>>, contentLength: number): string[] {
   const out: string[] = [];
   for (const name in headers) {
-    // Ours is the only length (a second one makes the response invalid).
+    // Ours is the only framing: a second length, or a Transfer-Encoding beside it, would make the
+    // answer ambiguous to whatever reads it (node writes both as given).
     if (name.length === 14 && name.toLowerCase() === 'content-length') continue;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') continue;
     out.push(name, headers[name]);
   }
   out.push('content-length', String(contentLength));
   return out;
 }
 
-function send(res: ServerResponse, out: HttpResponse): void {
-  res.writeHead(out.status, out.headers);
+/** An answer of the gateway itself; with `requestId`, its header is set too. */
+function send(res: ServerResponse, out: HttpResponse, requestId?: string): void {
+  res.writeHead(out.status, requestId === undefined ? out.headers : { ...out.headers, [REQUEST_ID_HEADER]: requestId });
   res.end(out.body);
 }
 

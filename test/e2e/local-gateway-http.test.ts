@@ -112,6 +112,16 @@ test('query strings reach the apps; without one nothing is parsed; unknown names
   expect(bad.headers['x-request-id']).toBeDefined();
 });
 
+test('every answer of the gateway itself names a request id: the health check and an unknown path as well', async () => {
+  const ids = new Set<unknown>();
+  for (const path of ['/healthz', '/no-such-path', '/healthz']) {
+    const res = await raw('GET', path, []);
+    expect(res.headers['x-request-id']).toMatch(/^[A-Za-z0-9-]{8,64}$/);
+    ids.add(res.headers['x-request-id']);
+  }
+  expect(ids.size).toBe(3);
+});
+
 test('a client that closes mid-body leaves the gateway answering others', async () => {
   await new Promise<void>((resolve) => {
     const req = request(new URL('/v1/chat/completions', gw.url), { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '5000', authorization: `Bearer ${invoke}` } });

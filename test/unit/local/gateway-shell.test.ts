@@ -169,3 +169,44 @@ test('a node:http client request (the SDKs) answered with the held body in one p
   expect(out.headers['content-length']).toBe('11');
   expect(out.headers['x-request-id']).toBe('r0');
 });
+
+test('a held answer is framed by its content-length alone: a Transfer-Encoding or another length among its headers is not written, a CR/LF in a value is refused', async () => {
+  const framed = createServer((req, res) => {
+    const sink = nodeSink(res, { holdEndUntilDone: true });
+    const evil = req.url === '/crlf';
+    sink.start(200, { 'content-type': 'application/json', 'Transfer-Encoding': 'chunked', 'CONTENT-LENGTH': '5', ...(evil ? { 'x-note': 'a\r\nset-cookie: s=1' } : {}) });
+    sink.write('{"ok":true}');
+    sink.end();
+    try {
+      sink.done();
+    } catch (err) {
+      res.writeHead(500, { 'x-refused': (err as { code?: string }).code ?? 'error' });
+      res.end();
+    }
+  });
+  framed.listen(0, '127.0.0.1');
+  await once(framed, 'listening');
+  const fport = (framed.address() as AddressInfo).port;
+  const rawGet = (path: string) =>
+    new Promise<string>((resolve) => {
+      const s = connect(fport, '127.0.0.1', () => s.write(`GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`));
+      let t = '';
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => (t += d));
+      s.on('close', () => resolve(t));
+    });
+  try {
+    const ok = await rawGet('/');
+    const head = ok.slice(0, ok.indexOf('\r\n\r\n'));
+    expect(head.match(/^(content-length|transfer-encoding):/gim)).toEqual(['content-length:']);
+    expect(head).toMatch(/^content-length: 11$/im);
+    expect(ok.endsWith('\r\n\r\n{"ok":true}')).toBe(true);
+    const refused = await rawGet('/crlf');
+    expect(refused).toMatch(/^HTTP\/1\.1 500 /);
+    expect(refused).toMatch(/x-refused: ERR_INVALID_CHAR/i);
+    expect(refused.toLowerCase()).not.toContain('set-cookie');
+  } finally {
+    framed.closeAllConnections();
+    await new Promise((r) => framed.close(r));
+  }
+});
