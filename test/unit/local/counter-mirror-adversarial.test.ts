@@ -5,12 +5,14 @@
  * with a separator. After each, what the request reads and what a reservation's ceiling check
  * decides must be what SQLite holds.
  */
+import fc from 'fast-check';
 import { EmbeddedDatabase } from '../../../local/embedded/database';
 import { EmbeddedGovernanceLedger } from '../../../local/embedded/embedded-governance-ledger';
 import { EmbeddedRouterStore } from '../../../local/embedded/embedded-router-store';
 import { counterItemOf } from '../../../local/embedded/rows';
 import type { CounterKey } from '../../../lambda/core/router/governance';
 import type { LedgerWrite } from '../../../lambda/core/governance/ledger';
+import type { UsageRecord } from '../../../lambda/core/router/usage-record';
 
 let db: EmbeddedDatabase;
 let ledger: EmbeddedGovernanceLedger;
@@ -179,4 +181,27 @@ test.each([
   expect((await ledger.write(reserve(1, 1000))).ok).toBe(false);
   await db.durable();
   await expectExact();
+});
+
+test('property: a usage record and a reservation bound as UTF-8 bytes (CAST(? AS TEXT)) are stored as exactly their JSON text and read back as the same values, whatever their strings hold (lone and reversed surrogates, NUL, U+FFFD, astral)', async () => {
+  const store = new EmbeddedRouterStore(db);
+  const nasty = fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' }), fc.constantFrom('\uD800', '\uDC00\uD800', 'a\0b', '\uFFFD', '\u{1F600}', '\u2028'));
+  let n = 0;
+  await fc.assert(
+    fc.asyncProperty(nasty, nasty, async (model, route) => {
+      const id = `r${n++}`;
+      const record = { requestId: id, tenantId: 't', tokenId: 'k', route, model, stream: false, status: 200, decision: 'ok', at: '2026-12-01T00:00:00.000Z', costUsd: 0.00003, latencyMs: 1, fallbackChain: [model] } as unknown as UsageRecord;
+      await store.putUsage(record);
+      const reservation = { key: { pk: 'RESV#t', sk: id }, tenantId: 't', tokenId: 'k', tokenKey: route, period: '2026-12', window: 'w', amountMicros: 5, tpmTokens: 1, model, createdAt: '2026-12-01T00:00:00.000Z', reclaimAfter: 1, expiresAt: 2 };
+      expect(await ledger.write({ reservation: { put: reservation }, counters: [] })).toEqual({ ok: true });
+      await db.durable();
+      const usage = db.one('SELECT typeof(body) AS t, body, length(CAST(body AS BLOB)) AS n FROM usage WHERE request_id = ?', [id])!;
+      expect(usage).toEqual({ t: 'text', body: JSON.stringify(record), n: Buffer.byteLength(JSON.stringify(record)) });
+      expect(JSON.parse(String(usage.body))).toEqual(record);
+      const held = db.one('SELECT body FROM counters WHERE pk = ? AND sk = ?', ['RESV#t', id])!;
+      expect(held.body).toBe(JSON.stringify(reservation));
+      expect(JSON.parse(String(held.body))).toEqual(reservation);
+    }),
+    { numRuns: 200 },
+  );
 });
