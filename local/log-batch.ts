@@ -85,8 +85,9 @@ const RECORD_SIZE_ESTIMATE = 400;
  * message, timestamp, then the fields), formatted when the batch leaves rather than when a line
  * is logged: JSON.stringify and the timestamp's text (about 2 µs a request line) move off the
  * request's path (the local gateway logs a request's line before its last byte). The timestamp is
- * taken at the call; the fields object is read when the batch leaves, so callers pass a fresh one
- * (every call site builds it in the call; LogFields is read-only).
+ * taken at the call, and so are the fields: a shallow copy (their values are strings, numbers and
+ * booleans), so a caller that changes or reuses its object afterwards (a key or a token added to it)
+ * changes nothing that is written.
  */
 export function batchedJsonLogger(service: string, write: (text: string) => void, opts: LineBatchOptions = {}): Logger & { flush(): void } {
   const line = ([level, message, at, fields]: LogRecord): string => JSON.stringify({ level, service, message, timestamp: new Date(at).toISOString(), ...fields });
@@ -96,10 +97,11 @@ export function batchedJsonLogger(service: string, write: (text: string) => void
     write,
     opts,
   );
+  const own = (f: LogFields | undefined): LogFields | undefined => (f === undefined ? undefined : { ...f });
   return {
-    info: (m, f) => b.add(['INFO', m, Date.now(), f]),
-    warn: (m, f) => b.add(['WARN', m, Date.now(), f]),
-    error: (m, f) => b.add(['ERROR', m, Date.now(), f]),
+    info: (m, f) => b.add(['INFO', m, Date.now(), own(f)]),
+    warn: (m, f) => b.add(['WARN', m, Date.now(), own(f)]),
+    error: (m, f) => b.add(['ERROR', m, Date.now(), own(f)]),
     flush: b.flush,
   };
 }

@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { jsonLogger } from '../../../lambda/core/logger';
 import { batchedJsonLogger, batchedLines } from '../../../local/log-batch';
+import { canaryHits, makeCanary } from '../../support/canary';
 
 const turn = () => new Promise((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -87,6 +88,22 @@ test('the batched JSON logger writes the very lines of jsonLogger (timestamp tak
   expect(got.map(noTime)).toEqual(immediate.map(noTime));
   expect(got.map((l) => JSON.parse(l).timestamp)).toEqual(['2026-12-01T21:00:00.123Z', '2026-12-01T21:00:00.123Z', '2026-12-01T21:00:00.123Z']);
   expect(Object.keys(JSON.parse(got[0]))).toEqual(Object.keys(JSON.parse(immediate[0])));
+});
+
+test('the batched JSON logger writes the fields as they were at the call: a caller that changes its object afterwards (a key, a token added, a value replaced) changes nothing written', async () => {
+  const writes: string[] = [];
+  const log = batchedJsonLogger('local-gateway', (t) => writes.push(t), { maxDelayMs: 20 });
+  const key = makeCanary('deferred-key');
+  const fields: Record<string, string | number | undefined> = { requestId: 'r1', status: 200, model: 'gpt-4o-mini' };
+  log.info('request', fields);
+  fields.apiKey = key;
+  fields.status = 500;
+  fields.model = key;
+  delete fields.requestId;
+  await sleep(60);
+  expect(writes).toHaveLength(1);
+  expect(JSON.parse(writes[0])).toMatchObject({ message: 'request', requestId: 'r1', status: 200, model: 'gpt-4o-mini' });
+  expect(canaryHits(writes.join(''), [key])).toEqual([]);
 });
 
 test('the batched JSON logger leaves after the turn once about maxBytes of records are pending', async () => {
