@@ -25,6 +25,17 @@ export interface HttpRequest {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * The text without its trailing slashes, in linear time. `replace(/\/+$/, '')` backtracks from
+ * every slash of a run that a non-slash ends (quadratic: a 16 KiB request line costs about 250 ms
+ * of CPU, before any caller is authenticated).
+ */
+export function withoutTrailingSlashes(text: string): string {
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 0x2f) end--;
+  return end === text.length ? text : text.slice(0, end);
+}
+
 /** The response header that carries the request id, on success and on error. */
 export const REQUEST_ID_HEADER = 'x-request-id';
 

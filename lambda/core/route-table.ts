@@ -1,4 +1,4 @@
-import { ApiError, HttpRequest, HttpResponse } from './http';
+import { ApiError, HttpRequest, HttpResponse, withoutTrailingSlashes } from './http';
 
 export type RouteHandler = (req: HttpRequest, params: Readonly<Record<string, string>>) => Promise<HttpResponse>;
 export type Route = readonly [method: string, pattern: string, handler: RouteHandler];
@@ -29,7 +29,8 @@ function match(pattern: string, path: string): Record<string, string> | undefine
 
 /** Dispatches to the first matching route: 404 for an unknown path, 405 for a wrong method. */
 export async function dispatch(routes: readonly Route[], req: HttpRequest): Promise<HttpResponse> {
-  const path = req.path.split('?')[0].replace(/\/+$/, '') || '/';
+  const q = req.path.indexOf('?');
+  const path = withoutTrailingSlashes(q < 0 ? req.path : req.path.slice(0, q)) || '/';
   let pathKnown = false;
   for (const [method, pattern, handler] of routes) {
     const params = match(pattern, path);

@@ -1,4 +1,4 @@
-import { ApiError, HttpRequest, parseJsonBody } from '../http';
+import { ApiError, HttpRequest, parseJsonBody, withoutTrailingSlashes } from '../http';
 import { isRecord } from '../translate/guards';
 
 export type ApiRoute = 'chat' | 'messages' | 'embeddings' | 'models' | 'responses';
@@ -25,7 +25,7 @@ const ROUTES: Record<string, { method: string; route: ApiRoute }> = {
 export function routePath(path: string): string {
   const q = path.indexOf('?');
   const bare = q < 0 ? path : path.slice(0, q);
-  return bare.endsWith('/') ? bare.replace(/\/+$/, '') : bare;
+  return withoutTrailingSlashes(bare);
 }
 
 /** Which API a request is for; 404/405 otherwise. Runs before anything else. */

@@ -59,6 +59,19 @@ describe('routePath', () => {
     );
   });
 
+  // A complexity guard, not a speed goal: /\/+$/ backtracks from every slash of a run that a
+  // non-slash ends (quadratic: 64 Ki slashes then 'a/' took about 2.8 s of one core, before any
+  // token is checked). Linear, it is well under a millisecond; the bound only tells the two apart.
+  it('a long run of slashes before the end costs linear time (no regex backtracking before authentication)', () => {
+    const path = '/' + '/'.repeat(64 * 1024) + 'a/';
+    const started = process.hrtime.bigint();
+    expect(routePath(path)).toBe(path.slice(0, -1));
+    expect(routePath(path + '?q=' + '/'.repeat(64 * 1024))).toBe(path.slice(0, -1));
+    expect(routePath('/v1/messages' + '/'.repeat(64 * 1024))).toBe('/v1/messages');
+    expect(Number(process.hrtime.bigint() - started) / 1e6).toBeLessThan(250);
+    expect(apiError(() => routeOf(req('POST', path))).status).toBe(404);
+  });
+
   test.each(['/__proto__', '/constructor', '/toString', '/hasOwnProperty'])('a path named like an Object.prototype member %p → 404', (path) => {
     const err = apiError(() => routeOf(req('POST', path)));
     expect(err.status).toBe(404);
