@@ -335,11 +335,23 @@ const identityMemo = new Map<string, { readonly aad: Buffer; readonly context: E
  * The AAD (canonicalIdentity: also the HKDF info) and the KMS encryption context of an identity,
  * kept per identity: both are pure functions of its six non-secret fields, the same for every
  * request that opens that (tenant, provider, secret, version). The key is the JSON text of exactly
- * those fields (types kept: a version 1 and a version '1' differ), so any change misses; only
- * identities that passed assertSecretIdentity are kept. The AAD buffer never leaves this module
+ * those fields, which must be primitives (types kept: a version 1 and a version '1' differ), so any
+ * change misses; only identities that passed assertSecretIdentity are kept. The AAD buffer never leaves this module
  * and nothing here writes to it; the context is frozen.
  */
 function identityBinding(id: SecretIdentity): { readonly aad: Buffer; readonly context: EncryptionContext } {
+  // The JSON text is exact only for primitives: a String object or a toJSON writes a string's text
+  // (and `app` is not compared with the row), so any other type is checked (and refused) as before.
+  if (
+    typeof id.app !== 'string' ||
+    typeof id.region !== 'string' ||
+    typeof id.tenant !== 'string' ||
+    typeof id.provider !== 'string' ||
+    typeof id.secret !== 'string' ||
+    typeof id.version !== 'number'
+  ) {
+    return { aad: canonicalIdentity(id), context: encryptionContextOf(id) };
+  }
   const key = JSON.stringify([id.app, id.region, id.tenant, id.provider, id.secret, id.version]);
   let hit = identityMemo.get(key);
   if (hit !== undefined) return hit;

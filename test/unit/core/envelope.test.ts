@@ -235,6 +235,27 @@ describe('the AAD and encryption context, kept per identity (non-secret fields o
     expect(kms.decryptCalls).toBe(before);
   });
 
+  // JSON text alone is not the identity: a String object, or any object with a toJSON, writes
+  // the same text as the string. `app` is not compared with the row, so such an app was opened
+  // from the binding a valid identity left (without the memo, assertSecretIdentity refuses it).
+  it('an identity with a field of another type but the same JSON text is refused as before, after a valid one was kept', async () => {
+    const kms = new FakeDataKeys();
+    const row = await seal(idA, kms);
+    expect(await open(row, idA, kms)).toBe(CANARY);
+    const before = kms.decryptCalls;
+    const lookalikes: [string, SecretIdentity][] = [
+      ['app', { ...idA, app: new String(idA.app) as unknown as 'sovereign-router' }],
+      ['app', { ...idA, app: { toJSON: () => idA.app } as unknown as 'sovereign-router' }],
+      ['tenant', { ...idA, tenant: new String(idA.tenant) as unknown as string }],
+      ['version', { ...idA, version: new Number(idA.version) as unknown as number }],
+    ];
+    for (const [field, id] of lookalikes) {
+      const err = await rejection(open(row, id, kms));
+      expect(err.message).toBe(`invalid secret identity: ${field}`);
+    }
+    expect(kms.decryptCalls).toBe(before);
+  });
+
   it('past its bound it is emptied, and still right', async () => {
     const kms = new FakeDataKeys();
     const row = await seal(idA, kms);
