@@ -84,13 +84,6 @@ export function isWellFormedUtf16(s: string): boolean {
 }
 
 /**
- * HKDF-SHA256 (RFC 5869), extract then expand, with node:crypto's HMAC: the same bytes as
- * crypto.hkdfSync (property-tested against it), at about half its CPU per call and without the
- * KeyObject hkdfSync makes of the input key material (a copy of it that nothing here can zero).
- * The PRK and every block are zero-filled; the result is a Buffer of our own for the caller to zero.
- * The same limits as hkdfSync: info up to 1024 bytes, length up to 255 blocks.
- */
-/**
  * HKDF salts are fixed domain strings (not secret): their bytes are made once each (a Buffer made
  * from a string per call cost about 3 µs of an HKDF's 7 here). Bounded, in case a caller ever
  * passes varying salts; those are then encoded per call as before.
@@ -108,6 +101,13 @@ function saltBytesOf(salt: string): Buffer {
   return bytes;
 }
 
+/**
+ * HKDF-SHA256 (RFC 5869), extract then expand, with node:crypto's HMAC: the same bytes as
+ * crypto.hkdfSync (property-tested against it), at about half its CPU per call and without the
+ * KeyObject hkdfSync makes of the input key material (a copy of it that nothing here can zero).
+ * The PRK and every block are zero-filled; the result is a Buffer of our own for the caller to zero.
+ * The same limits as hkdfSync: info up to 1024 bytes, length up to 255 blocks.
+ */
 export function hkdfSha256(ikm: Uint8Array, salt: string, info: Uint8Array, length = 32): Buffer {
   if (!Number.isSafeInteger(length) || length < 1 || length > 255 * 32) throw new RangeError('hkdfSha256: length out of range');
   if (info.length > 1024) throw new RangeError('hkdfSha256: info longer than 1024 bytes');
