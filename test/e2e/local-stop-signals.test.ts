@@ -131,6 +131,11 @@ test.each(ways)('%s stops the gateway: port free, no child left, exit 0', async 
       }
       await new Promise((r) => setTimeout(r, 100));
     }
+  } catch (err) {
+    // Whatever failed, the report carries what the gateway and npm printed (a failure under heavy
+    // load once left no trace of its cause).
+    if (err instanceof Error) err.message += `\n--- npm start output (stdout and stderr) ---\n${g.output().slice(-4000)}`;
+    throw err;
   } finally {
     agent.destroy();
     if (g.npm.exitCode === null && g.npm.signalCode === null) process.kill(-g.npm.pid!, 'SIGKILL');

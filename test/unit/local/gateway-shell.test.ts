@@ -10,6 +10,8 @@ import { clientGoneSignal, nodeSink } from '../../../local/gateway';
 interface Seen {
   readonly signal: AbortSignal;
   readonly res: ServerResponse;
+  /** The request's own abort listener fired (while its handler ran). */
+  readonly cut: () => boolean;
   release(): void;
 }
 
@@ -30,7 +32,8 @@ beforeEach(async () => {
     const index = seen.length;
     const signal = clientGoneSignal(res);
     // As the router does: a listener for the request's life, removed at its end.
-    const onAbort = () => undefined;
+    let cut = false;
+    const onAbort = () => void (cut = true);
     signal.addEventListener('abort', onAbort, { once: true });
     const answer = () => {
       signal.removeEventListener('abort', onAbort);
@@ -48,7 +51,7 @@ beforeEach(async () => {
       if (!res.destroyed) answer();
       else signal.removeEventListener('abort', onAbort);
     };
-    seen.push({ signal, res, release });
+    seen.push({ signal, res, cut: () => cut, release });
     if (!hold) req.on('end', release);
   });
   server.listen(0, '127.0.0.1');
@@ -209,4 +212,36 @@ test('a held answer is framed by its content-length alone: a Transfer-Encoding o
     framed.closeAllConnections();
     await new Promise((r) => framed.close(r));
   }
+});
+
+test('HTTP/1.0 and Connection: close: the server ends the connection after the answer, and that request is not cut', async () => {
+  for (const head of ['POST /v1/x HTTP/1.0\r\ncontent-length: 2\r\n\r\n{}', 'POST /v1/x HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}']) {
+    const before = seen.length;
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (text += d));
+    const closed = once(socket, 'close');
+    socket.write(head);
+    await closed;
+    expect(text).toMatch(/^HTTP\/1\.[01] 200 /);
+    expect(text.endsWith('{"ok":true}')).toBe(true);
+    expect(seen).toHaveLength(before + 1);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(seen[before].signal.aborted).toBe(false);
+  }
+});
+
+test('a client that leaves mid-body after answered requests: only the unfinished request is cut (the signal is the connection\'s: the answered ones had let go of it)', async () => {
+  const { socket } = await onOneSocket(2);
+  socket.write('POST /v1/x HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"partial":');
+  while (seen.length < 3) await new Promise((r) => setTimeout(r, 2));
+  socket.destroy();
+  await new Promise((r) => setTimeout(r, 50));
+  expect(seen.map((s) => s.cut())).toEqual([false, false, true]);
+  // One object per connection: it now reads aborted for every request that was on it, which is
+  // why a handler must not look at it after its own answer finished (local/gateway.ts).
+  expect(seen[0].signal).toBe(seen[2].signal);
+  expect(seen[2].signal.aborted).toBe(true);
+  seen[2].release();
 });
