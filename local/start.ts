@@ -97,6 +97,10 @@ function options() {
 }
 
 async function main(): Promise<void> {
+  // Output that nobody reads any more (a pipe whose reader went away: EPIPE, emitted as an error
+  // event) must end neither the gateway nor its graceful stop; the request log says so once on
+  // stderr (log-batch.ts), the rest is notes to the operator.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   const opts = options();
   const lifecycle = installLifecycle();
   if (opts.backend === 'moto') {
