@@ -4,7 +4,7 @@
  * local pepper: Node.js only) or, with `backend: 'moto'`, the AWS adapters against moto.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, IncomingMessage, Server, ServerResponse, STATUS_CODES } from 'node:http';
 import { setMaxListeners } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import { ProviderHttpClient } from '../lambda/adapters/provider-http';
@@ -116,6 +116,7 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     // pause and fail with "other side closed" when the server dropped it just then).
     server.keepAliveTimeout = 65_000;
     server.headersTimeout = 66_000;
+    server.on('clientError', refuseUnparsed);
 
     const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> => {
       const started = Date.now();
@@ -202,6 +203,30 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
     await backend.stop();
     throw err;
   }
+}
+
+/**
+ * A request node's HTTP parser refused (malformed, headers too large, too slow to arrive) never
+ * reaches a handler. Answered as node would (same status, only when no answer on the connection
+ * has started, then the connection is closed), but with the request-id header and an error body
+ * like every other answer.
+ */
+function refuseUnparsed(err: NodeJS.ErrnoException, socket: Socket): void {
+  const current = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (socket.writable && !current?.headersSent) {
+    const [status, code, message] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', 'The request headers are too large.']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'request_timeout', 'The request did not arrive in time.']
+          : [400, 'malformed_request', 'The request is not valid HTTP/1.1.'];
+    const requestId = randomUUID();
+    const out = errorResponse(new ApiError(status, code, message), 'openai', requestId);
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`;
+    for (const [name, value] of Object.entries(out.headers)) head += `${name}: ${value}\r\n`;
+    socket.write(`${head}${REQUEST_ID_HEADER}: ${requestId}\r\ncontent-length: ${Buffer.byteLength(out.body)}\r\nconnection: close\r\n\r\n${out.body}`);
+  }
+  socket.destroy(err);
 }
 
 /** Path without ids, for log lines. */

@@ -5,6 +5,7 @@
  */
 import { once } from 'node:events';
 import { createServer, request } from 'node:http';
+import { connect } from 'node:net';
 import { jsonLogger } from '../../lambda/core/logger';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
@@ -120,6 +121,30 @@ test('every answer of the gateway itself names a request id: the health check an
     ids.add(res.headers['x-request-id']);
   }
   expect(ids.size).toBe(3);
+});
+
+test('a request the HTTP parser refuses (malformed, headers too large) is answered with a request id and an error body too, and the gateway goes on', async () => {
+  const rawSocket = (bytes: string) =>
+    new Promise<string>((resolve) => {
+      const s = connect(Number(new URL(gw.url).port), '127.0.0.1', () => s.write(bytes));
+      let t = '';
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => (t += d));
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(t));
+    });
+  const cases: Array<[string, number]> = [
+    ['GET /healthz HTTP/1.1\r\nhost: x\r\nbad header line\r\n\r\n', 400],
+    [`GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+  ];
+  for (const [bytes, status] of cases) {
+    const answer = await rawSocket(bytes);
+    expect(answer.startsWith(`HTTP/1.1 ${status} `)).toBe(true);
+    const head = answer.slice(0, answer.indexOf('\r\n\r\n'));
+    expect(head).toMatch(/^x-request-id: [A-Za-z0-9-]{8,64}$/im);
+    expect(JSON.parse(answer.slice(head.length + 4)).error.code).toEqual(expect.any(String));
+  }
+  expect((await raw('GET', '/healthz', [])).status).toBe(200);
 });
 
 test('a client that closes mid-body leaves the gateway answering others', async () => {
