@@ -61,7 +61,11 @@ const STOP_DRAIN_MS = 3_000;
 export async function startLocalGateway(opts: LocalGatewayOptions): Promise<LocalGateway> {
   const log = opts.log ?? jsonLogger('local-gateway');
   const audit = localAudit(opts.stateDir, log);
+  // Requests whose handler is still running: stop() waits for them (bounded) before the store
+  // closes, and a request alone in flight commits its writes without waiting for the turn's end.
+  let inFlight = 0;
   const backendOptions = {
+    soleRequest: () => inFlight <= 1,
     region: opts.region ?? 'eu-central-1',
     providers: opts.providers,
     stateDir: opts.stateDir,
@@ -94,8 +98,6 @@ export async function startLocalGateway(opts: LocalGatewayOptions): Promise<Loca
       log,
     });
 
-    // Requests whose handler is still running; stop() waits for them (bounded) before the store closes.
-    let inFlight = 0;
     let drained: (() => void) | undefined;
     const requestDone = () => {
       if (--inFlight === 0) drained?.();

@@ -27,6 +27,8 @@ export interface BackendOptions {
   readonly auditTrail?: AuditTrail;
   /** Embedded only: fsync every commit (survives power loss, not only a killed process). @default false */
   readonly syncFull?: boolean;
+  /** Embedded only: whether a request is the gateway's only one in flight (its commits need not wait for others'). @default never */
+  readonly soleRequest?: () => boolean;
 }
 
 /** What the vault, admin and router apps run on: the ports of one cell. */

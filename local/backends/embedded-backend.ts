@@ -21,6 +21,7 @@ export async function startEmbeddedBackend(opts: BackendOptions): Promise<Gatewa
   const db = new EmbeddedDatabase({
     dir: opts.stateDir,
     synchronous: opts.syncFull ? 'FULL' : 'NORMAL',
+    soleRequest: opts.soleRequest,
     onCommitError: (err) => opts.log.error('embedded store: a group commit failed and was rolled back (a settle or usage record in it is written again)', errorFields(err)),
     onBackgroundError: (err) => opts.log.error('embedded store: a checkpoint or WAL flush failed; commits stay in the WAL', errorFields(err)),
   });

@@ -18,7 +18,9 @@
  * is on disk awaits `durable()`: a reservation before the provider is called, the usage record
  * before the router's end stage finishes, and the local gateway holds the answer's last byte
  * until then. So a request's settle and its usage record share one commit, and an answered
- * request is committed, as before. A failed commit rolls the whole group back and fails every
+ * request is committed, as before. Those two waits use `durableNow()`: when the gateway has no
+ * other request in flight (`soleRequest`), no other write can join the group, so it is committed
+ * at once instead of after the rest of the turn (node's own work on the upstream socket, for one). A failed commit rolls the whole group back and fails every
  * writer waiting on it: a reservation fails closed; a settle and a usage record are written
  * again at once, in one new group (their adapters), and the answer waits for that.
  *
@@ -60,6 +62,12 @@ export interface EmbeddedDatabaseOptions {
   readonly dir?: string;
   /** @default 'NORMAL' (survives a killed process; FULL also survives power loss) */
   readonly synchronous?: SyncMode;
+  /**
+   * Whether the caller of `durableNow()` is the gateway's only request in flight: then no other
+   * request's write can join the open group, and it is committed at once instead of at the end of
+   * the turn. @default never (always the end of the turn)
+   */
+  readonly soleRequest?: () => boolean;
   /** Told about a group commit that failed while no writer was waiting on it. @default none */
   readonly onCommitError?: (err: unknown) => void;
   /** Told about a failed timer checkpoint or background flush of the WAL (the store goes on). @default none */
@@ -219,6 +227,7 @@ export class EmbeddedDatabase {
   private readonly lockPath?: string;
   private readonly walPath?: string;
   private readonly onCommitError?: (err: unknown) => void;
+  private readonly soleRequest?: () => boolean;
   private readonly onBackgroundError?: (err: unknown) => void;
   private readonly fast: boolean;
   private readonly maxWalBytes: number;
@@ -253,6 +262,7 @@ export class EmbeddedDatabase {
   constructor(opts: EmbeddedDatabaseOptions = {}) {
     let file = ':memory:';
     this.onCommitError = opts.onCommitError;
+    this.soleRequest = opts.soleRequest;
     this.onBackgroundError = opts.onBackgroundError;
     this.maxWalBytes = opts.maxWalBytes ?? MAX_WAL_BYTES;
     if (opts.dir) {
@@ -436,6 +446,18 @@ export class EmbeddedDatabase {
   }
 
   /** Resolves once every write made so far is committed; rejects if their commit failed. */
+  /**
+   * Like `durable()`, for a request that waits on its own writes (a reservation, a usage record):
+   * when it is the only request in flight (`soleRequest`), nobody can join the open group, so it
+   * is committed now rather than after whatever else the turn holds (node's own work on the
+   * upstream socket, for one). Under concurrency the group commits at the end of the turn as before.
+   */
+  durableNow(): Promise<void> {
+    const done = this.durable();
+    if (this.open && this.depth === 0 && this.soleRequest?.()) this.flush();
+    return done;
+  }
+
   durable(): Promise<void> {
     if (!this.open) return Promise.resolve();
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));

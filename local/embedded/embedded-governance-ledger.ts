@@ -68,7 +68,7 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
       throw err;
     }
     if (w.reservation && 'put' in w.reservation) {
-      await this.db.durable();
+      await this.db.durableNow();
     } else {
       this.rewriteIfLost(w, REWRITES);
     }

@@ -76,7 +76,7 @@ export class EmbeddedRouterStore implements RouterStore {
       // Keyed like the DynamoDB item (tenant, `<at>#<requestId>`): a second write of one key replaces it.
       this.db.deferredRun('INSERT OR REPLACE INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT))', params);
       try {
-        await this.db.durable();
+        await this.db.durableNow();
         return;
       } catch (err) {
         if (attempt > USAGE_REWRITES) throw err;

@@ -47,6 +47,61 @@ describe('group commit', () => {
     await expect(db.durable()).resolves.toBeUndefined(); // nothing pending
   });
 
+  test('durableNow(): a request alone in flight commits its group at once, inside the call; with other requests in flight it waits for the end of the turn and shares the commit', async () => {
+    let alone = true;
+    const sole = new EmbeddedDatabase({ dir: fresh(), soleRequest: () => alone });
+    try {
+      const meta = (name: string) => sole.deferredRun('INSERT INTO meta(name, value) VALUES (?, ?)', [name, 'v']);
+      const before = sole.commits;
+      meta('a');
+      const done = sole.durableNow();
+      expect(sole.commits).toBe(before + 1); // committed before durableNow returned, not at the end of the turn
+      await done;
+      await nextTurn();
+      expect(sole.commits).toBe(before + 1); // the end of the turn found nothing left to commit
+      // Others in flight: two requests' writes of one turn, one commit at the end of the turn.
+      alone = false;
+      meta('b');
+      const first = sole.durableNow();
+      meta('c');
+      const second = sole.durableNow();
+      expect(sole.commits).toBe(before + 1);
+      await Promise.all([first, second]);
+      expect(sole.commits).toBe(before + 2);
+      // Nothing open: resolves at once, commits nothing.
+      alone = true;
+      await sole.durableNow();
+      expect(sole.commits).toBe(before + 2);
+      expect(sole.all('SELECT name FROM meta ORDER BY name').map((r) => r.name)).toEqual(['a', 'b', 'c']);
+    } finally {
+      sole.close();
+    }
+  });
+
+  test("durableNow() alone, whose COMMIT fails: it rejects, the group is rolled back, and a waiter's write made before it in the group is told too", async () => {
+    const sole = new EmbeddedDatabase({ dir: fresh(), soleRequest: () => true });
+    try {
+      sole.transaction(() => sole.run('INSERT INTO meta(name, value) VALUES (?, ?)', ['prepared', 'v'])); // COMMIT prepared
+      const commit = (sole as unknown as { statements: Map<string, { stmt: { run(): unknown } }> }).statements.get('COMMIT')!.stmt;
+      const failing = jest.spyOn(commit, 'run').mockImplementationOnce(() => {
+        throw new Error('disk I/O error');
+      });
+      sole.deferredRun('INSERT INTO meta(name, value) VALUES (?, ?)', ['settle', 'v']);
+      const settle = sole.durable(); // a writer that only waits (a settle's rewrite watch)
+      sole.deferredRun('INSERT INTO meta(name, value) VALUES (?, ?)', ['usage', 'v']);
+      await expect(sole.durableNow()).rejects.toThrow(/I\/O/);
+      await expect(settle).rejects.toThrow(/I\/O/);
+      failing.mockRestore();
+      expect(sole.all('SELECT name FROM meta ORDER BY name').map((r) => r.name)).toEqual(['prepared']);
+      // The store goes on: the next write commits.
+      sole.deferredRun('INSERT INTO meta(name, value) VALUES (?, ?)', ['again', 'v']);
+      await sole.durableNow();
+      expect(sole.all('SELECT name FROM meta ORDER BY name').map((r) => r.name)).toEqual(['again', 'prepared']);
+    } finally {
+      sole.close();
+    }
+  });
+
   test('a deferred write that throws undoes itself only; the others of its turn commit', async () => {
     db.deferred(() => putMeta('kept'));
     expect(() =>
