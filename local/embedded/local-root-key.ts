@@ -31,6 +31,24 @@ export function contextAad(context: EncryptionContext): Buffer {
   return canonicalEncode(AAD_DOMAIN, pairs);
 }
 
+/**
+ * The AAD of a frozen context, kept with the context object itself: the router passes the same
+ * frozen context for every request that opens one secret (envelope.ts), and a frozen object's
+ * own keys and values cannot change, so the AAD made from it stays exact. Held weakly (gone with
+ * the context); any context that is not frozen gets its AAD made anew. Not secret: it is the
+ * context's encoding.
+ */
+const frozenAad = new WeakMap<EncryptionContext, Buffer>();
+function aadOf(context: EncryptionContext): Buffer {
+  if (!Object.isFrozen(context)) return contextAad(context);
+  let aad = frozenAad.get(context);
+  if (aad === undefined) {
+    aad = contextAad(context);
+    frozenAad.set(context, aad);
+  }
+  return aad;
+}
+
 export class LocalRootKey implements DataKeyService {
   /**
    * @param material 32 bytes of key material (copied; the caller may wipe its own).
@@ -82,7 +100,7 @@ export class LocalRootKey implements DataKeyService {
     const out = Buffer.alloc(DATA_KEY_BYTES);
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.material, iv);
-      decipher.setAAD(contextAad(context));
+      decipher.setAAD(aadOf(context));
       decipher.setAuthTag(tag);
       const part = decipher.update(body);
       part.copy(out);

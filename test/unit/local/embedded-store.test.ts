@@ -57,6 +57,24 @@ test('the state directory is 0700 and its files 0600; the root key file is writt
   await expect(other.decryptDataKey(wrapped.wrapped, { app: 'sovereign-router', tenant: 't' }, other.keyArn)).rejects.toMatchObject({ reason: 'invalid_ciphertext' });
 });
 
+test('a frozen context opens only its own data key, every time (its AAD is kept with it); a changed or mutable context is encoded anew', async () => {
+  const key = LocalRootKey.open('eu-central-1');
+  const context = Object.freeze({ app: 'sovereign-router', region: 'eu-central-1', tenant: 't', provider: 'openai', secret: 'default', version: '1' });
+  const made = await key.generateDataKey(context);
+  for (let i = 0; i < 3; i++) expect((await key.decryptDataKey(made.wrapped, context, key.keyArn)).equals(made.plaintext)).toBe(true);
+  // Another frozen context that differs in one value, or has a pair more, opens nothing.
+  for (const other of [Object.freeze({ ...context, version: '2' }), Object.freeze({ ...context, tenant: 'u' }), Object.freeze({ ...context, extra: 'x' })]) {
+    await expect(key.decryptDataKey(made.wrapped, other, key.keyArn)).rejects.toMatchObject({ reason: 'invalid_ciphertext' });
+  }
+  // A mutable context is read as it is at each call: changed after a first open, it opens nothing.
+  const mutable: Record<string, string> = { ...context };
+  expect((await key.decryptDataKey(made.wrapped, mutable, key.keyArn)).equals(made.plaintext)).toBe(true);
+  mutable.version = '2';
+  await expect(key.decryptDataKey(made.wrapped, mutable, key.keyArn)).rejects.toMatchObject({ reason: 'invalid_ciphertext' });
+  // The frozen one still opens after all that.
+  expect((await key.decryptDataKey(made.wrapped, context, key.keyArn)).equals(made.plaintext)).toBe(true);
+});
+
 test("a state directory belongs to one region: another region's gateway refuses it", async () => {
   const dir = fresh();
   await (await startEmbeddedBackend({ region: 'eu-central-1', providers: {}, stateDir: dir, requestDeadlineMs: 30_000, log: silent })).stop();
