@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import {
   errorToAttemptResult,
@@ -614,6 +614,73 @@ describe('the idle-socket timeout of kept-alive connections', () => {
       slow.close();
       for (const s of sockets) s.destroy();
       server.close();
+    }
+  });
+});
+
+describe('kept-alive upstream connections never hand one answer to the next request (a raw TCP server)', () => {
+  /**
+   * Answers the first request with `first` (written as given: a lying Content-Length and bytes
+   * after the answer), every later one with its own numbered answer. Counts connections.
+   */
+  async function rawServer(first: (s: Socket) => void): Promise<{ url: string; connections: () => number; close(): void }> {
+    let requests = 0;
+    let connections = 0;
+    const open = new Set<Socket>();
+    const server = createTcpServer((s) => {
+      connections++;
+      open.add(s);
+      let buf = '';
+      s.on('data', (d) => {
+        buf += d.toString('latin1');
+        for (;;) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const length = Number(/content-length: *(\d+)/i.exec(buf.slice(0, end))?.[1] ?? 0);
+          if (buf.length < end + 4 + length) return;
+          buf = buf.slice(end + 4 + length);
+          requests++;
+          if (requests === 1) first(s);
+          else {
+            const answer = `{"answer":${requests}}`;
+            s.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${answer.length}\r\n\r\n${answer}`);
+          }
+        }
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      connections: () => connections,
+      close: () => {
+        for (const s of open) s.destroy();
+        server.close();
+      },
+    };
+  }
+  const forged = 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 16\r\n\r\n{"forged":"yes"}';
+
+  it.each([
+    ['in the same packet', (s: Socket) => s.write(`HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello${forged}`)],
+    ['while the connection is idle in the pool', (s: Socket) => (s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello'), setTimeout(() => s.write(forged), 20))],
+  ])('bytes after an answer (a short Content-Length) %s are never read as the next answer, whichever way the body is read', async (_when, first) => {
+    for (const read of ['readText', 'iterator'] as const) {
+      const upstream = await rawServer(first);
+      const http = new ProviderHttpClient({ firstByteTimeoutMs: 2_000 });
+      try {
+        const t: Target = { provider: 'raw', kind: 'openai-compatible', baseUrl: upstream.url, model: 'm', secret: 'default' };
+        const answers: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const res = await http.send({ target: t, path: '/v1/chat/completions', body: chat, apiKey: 'sk-raw-key-0123456789', signal: never() });
+          answers.push(read === 'readText' ? ((await (res.body as ProviderBody).readText!(1_000)) ?? 'too large') : await text(res));
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect({ read, answers }).toEqual({ read, answers: ['hello', '{"answer":2}', '{"answer":3}'] });
+      } finally {
+        http.close();
+        upstream.close();
+      }
     }
   });
 });
