@@ -29,7 +29,7 @@ export type DeadlineSignal = CancelSignal;
  * signal cost about 3 µs to make and EventTarget listeners about 1 µs each way, on every request
  * and attempt. Listeners run once each, in the order added, as AbortSignal's `once` listeners;
  * the same listener added twice counts once; none is added once aborted (nor run), as with
- * AbortSignal.
+ * AbortSignal; one that throws keeps none of the others from running.
  */
 export class Cancellation implements CancelSignal {
   aborted = false;
@@ -42,7 +42,21 @@ export class Cancellation implements CancelSignal {
     this.reason = reason === undefined ? new DOMException('This operation was aborted', 'AbortError') : reason;
     const listeners = this.listeners;
     this.listeners = [];
-    for (const l of listeners) l();
+    // Every listener runs even if one throws (as an AbortSignal's do): a later one may be what cuts
+    // the upstream call. The first error then reaches the caller of abort.
+    let failed = false;
+    let first: unknown;
+    for (const l of listeners) {
+      try {
+        l();
+      } catch (err) {
+        if (!failed) {
+          failed = true;
+          first = err;
+        }
+      }
+    }
+    if (failed) throw first;
   }
 
   /** Every listener runs at most once, with or without `{ once: true }` (a signal fires only once). */

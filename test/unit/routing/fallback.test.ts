@@ -394,6 +394,29 @@ describe('Cancellation (the attempts\u2019 and the deadline\u2019s signal, witho
     expect((c.reason as DOMException).name).toBe('AbortError');
   });
 
+  // With an AbortSignal a listener that throws keeps no other listener from running (EventTarget
+  // reports the error on its own). Here the rest must run too, or a bug in one listener would leave
+  // the upstream call that a later listener cuts hanging past the deadline.
+  it('a listener that throws keeps no later listener from running; the first error reaches the caller of abort once all ran', () => {
+    const c = new Cancellation();
+    const ran: string[] = [];
+    const boom = new Error('listener bug');
+    c.addEventListener('abort', () => {
+      ran.push('a');
+      throw boom;
+    });
+    c.addEventListener('abort', () => {
+      ran.push('b');
+      throw new Error('second');
+    });
+    c.addEventListener('abort', () => ran.push('c'));
+    expect(() => c.abort()).toThrow(boom);
+    expect(ran).toEqual(['a', 'b', 'c']);
+    expect(c.aborted).toBe(true);
+    expect(() => c.abort()).not.toThrow();
+    expect(ran).toEqual(['a', 'b', 'c']);
+  });
+
   it('a listener that aborts another cancellation (the attempt under the deadline) passes the reason on', async () => {
     const deadline = new Cancellation();
     let seen: CancelSignal | undefined;
