@@ -396,8 +396,12 @@ export function parseSealedRow(item: unknown): Readonly<SealedSecret> {
   Object.freeze(record);
   DECODED.set(record, bytes);
   if (key !== undefined) {
-    if (parsedRows.size >= PARSED_ROWS) parsedRows.clear();
+    if (parsedRows.size >= PARSED_ROWS || parsedRowsChars + key.length > PARSED_ROWS_CHARS) {
+      parsedRows.clear();
+      parsedRowsChars = 0;
+    }
     parsedRows.set(key, record);
+    parsedRowsChars += key.length;
   }
   return record;
 }
@@ -411,6 +415,13 @@ export function parseSealedRow(item: unknown): Readonly<SealedSecret> {
  */
 const parsedRows = new Map<string, Readonly<SealedSecret>>();
 const PARSED_ROWS = 1_000;
+/**
+ * And in characters of key text: a row as the vault writes it is about 1 Ki characters, but a table
+ * writer can make rows of about 33 Ki (parseRow's field limits), and 1,000 of those (key, the row's
+ * strings, the decoded bytes) were about 100 MB. This keeps the memo near 10 MB whatever the rows.
+ */
+const PARSED_ROWS_CHARS = 4 * 1024 * 1024;
+let parsedRowsChars = 0;
 
 /** The memo key of a row, or undefined when a field has a type no valid row has (then it is parsed as is). */
 function rowKey(item: unknown): string | undefined {
