@@ -11,6 +11,7 @@
 import type { z } from 'zod';
 
 const MAX_ENTRIES = 1_000;
+const MAX_CHARS = 4 * 1024 * 1024;
 
 class NotPlainJson extends Error {}
 
@@ -48,15 +49,21 @@ export function memoizedSafeParse<S extends z.ZodTypeAny>(schema: S, value: unkn
     throw err;
   }
   let memo = memos.get(schema);
-  if (!memo) memos.set(schema, (memo = new Map()));
-  let result = memo.get(text) as z.SafeParseReturnType<z.input<S>, z.output<S>> | undefined;
+  if (!memo) memos.set(schema, (memo = { entries: new Map(), chars: 0 }));
+  let result = memo.entries.get(text) as z.SafeParseReturnType<z.input<S>, z.output<S>> | undefined;
   if (result) return result;
   result = schema.safeParse(value);
   if (!result.success) return result; // a malformed row is rare and refused: not kept
   deepFreeze(result);
-  if (memo.size >= MAX_ENTRIES) memo.clear(); // a bound on memory, not an eviction policy
-  memo.set(text, result);
+  // A bound on memory, not an eviction policy: in entries, and in characters of text (a valid
+  // policy can be large: 1,000 of 400 KB would pin about a gigabyte).
+  if (memo.entries.size >= MAX_ENTRIES || memo.chars + text.length > MAX_CHARS) {
+    memo.entries.clear();
+    memo.chars = 0;
+  }
+  memo.entries.set(text, result);
+  memo.chars += text.length;
   return result;
 }
 
-const memos = new WeakMap<z.ZodTypeAny, Map<string, unknown>>();
+const memos = new WeakMap<z.ZodTypeAny, { readonly entries: Map<string, unknown>; chars: number }>();

@@ -60,3 +60,23 @@ test('token limits are memoized the same way', () => {
   expect(spy).toHaveBeenCalledTimes(1);
   spy.mockRestore();
 });
+
+// Valid policies can be large (routes has no bound on its number of aliases; a DynamoDB item up to
+// 400 KB): 1,000 of them kept (text and parsed result) would pin about a gigabyte. The memo is
+// bounded in characters of text as well as in entries.
+test('the memo holds a bounded number of characters, not only of entries: big valid policies are not all kept', () => {
+  const target = { provider: 'openai', model: 'gpt-4o-mini', secret: 'default' };
+  const big = (i: number) => ({
+    routes: Object.fromEntries(Array.from({ length: 600 }, (_, j) => [`alias-${i}-${j}-${'x'.repeat(80)}`, [target]])),
+  });
+  const first = memoizedSafeParse(tenantPolicySchema, big(0));
+  expect(first.success).toBe(true);
+  expect(memoizedSafeParse(tenantPolicySchema, big(0))).toBe(first);
+  for (let i = 1; i < 120; i++) memoizedSafeParse(tenantPolicySchema, big(i));
+  // 120 policies of about 90 Ki characters each are over the bound: the first one is no longer kept.
+  const again = memoizedSafeParse(tenantPolicySchema, big(0));
+  expect(again).not.toBe(first);
+  expect(again).toEqual(first);
+  const small = memoizedSafeParse(limitsSchema, { rpm: 9 });
+  expect(memoizedSafeParse(limitsSchema, { rpm: 9 })).toBe(small);
+});
