@@ -133,12 +133,12 @@ async function json(url: string, init: { method: string; token?: string; body?: 
   return out;
 }
 
-/** Starts the local gateway on its own fresh state directory (the durable default, WAL, measured as shipped; never the developer's .state/local). */
+/** Starts the local gateway as `npm start` runs it (scripts/start-local.cjs) on its own fresh state directory (the durable default, WAL, measured as shipped; never the developer's .state/local). */
 async function sovereignProcess(upstream: string, stateDir: string): Promise<{ proc: ChildProcess; url: string }> {
   const port = await freePort();
   const { proc, match } = await start(
     process.execPath,
-    ['--import', 'tsx', 'local/start.ts', '--port', String(port), '--state-dir', stateDir, '--openai-base-url', upstream],
+    ['scripts/start-local.cjs', '--port', String(port), '--state-dir', stateDir, '--openai-base-url', upstream],
     /listening on (http:\/\/127\.0\.0\.1:\d+)/,
     { AWS_EC2_METADATA_DISABLED: 'true' },
   );

@@ -66,9 +66,9 @@ function call(port: number, method: string, path: string, agent: Agent, body?: u
   });
 }
 
-/** The node process running local/start.ts: npm's only child after `exec`. */
+/** The node process running the gateway (scripts/start-local.cjs, local/start.ts compiled): npm's only child after `exec`. */
 function gatewayNode(npmPid: number): number {
-  const pids = descendants(npmPid).filter((p) => /node .*local\/start\.ts/.test(commandOf(p)));
+  const pids = descendants(npmPid).filter((p) => /node .*scripts\/start-local\.cjs/.test(commandOf(p)));
   expect(pids).toHaveLength(1);
   return pids[0];
 }
