@@ -11,6 +11,7 @@ import { Agent as HttpAgent, type ClientRequest, request as httpRequest, type In
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { TextDecoder } from 'node:util';
 import type { ProviderBody, ProviderHeaders } from '../core/router/provider-port';
 import type { CancelSignal } from '../core/routing/fallback';
 
