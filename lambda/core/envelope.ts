@@ -17,6 +17,7 @@
  * decrypted plaintext) is zero-filled in `finally`. OpenSSL/V8 internal copies are out of reach.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { BoundedMemo } from './bounded-memo';
 import { canonicalEncode, canonicalIdentity, encryptionContextOf, type SecretIdentity } from './canonical';
 import { aesGcmOpen, aesGcmSeal, decodeBase64Strict, GCM_IV_BYTES, GCM_TAG_BYTES, hkdfSha256, zeroize } from './crypto-util';
 import { systemClock, type Clock, type DataKeyService, type EncryptionContext } from './ports';
@@ -329,7 +330,7 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
 
 /** Bound on the identity memo (a bound on memory: when full it is emptied, not evicted by age). */
 const IDENTITY_MEMO_ENTRIES = 1_000;
-const identityMemo = new Map<string, { readonly aad: Buffer; readonly context: EncryptionContext }>();
+const identityMemo = new BoundedMemo<{ readonly aad: Buffer; readonly context: EncryptionContext }>(IDENTITY_MEMO_ENTRIES);
 
 /**
  * The AAD (canonicalIdentity: also the HKDF info) and the KMS encryption context of an identity,
@@ -356,7 +357,6 @@ function identityBinding(id: SecretIdentity): { readonly aad: Buffer; readonly c
   let hit = identityMemo.get(key);
   if (hit !== undefined) return hit;
   hit = { aad: canonicalIdentity(id), context: encryptionContextOf(id) };
-  if (identityMemo.size >= IDENTITY_MEMO_ENTRIES) identityMemo.clear();
   identityMemo.set(key, hit);
   return hit;
 }
@@ -395,14 +395,7 @@ export function parseSealedRow(item: unknown): Readonly<SealedSecret> {
   const { record, bytes } = parseRow(item);
   Object.freeze(record);
   DECODED.set(record, bytes);
-  if (key !== undefined) {
-    if (parsedRows.size >= PARSED_ROWS || parsedRowsChars + key.length > PARSED_ROWS_CHARS) {
-      parsedRows.clear();
-      parsedRowsChars = 0;
-    }
-    parsedRows.set(key, record);
-    parsedRowsChars += key.length;
-  }
+  if (key !== undefined) parsedRows.set(key, record);
   return record;
 }
 
@@ -413,7 +406,6 @@ export function parseSealedRow(item: unknown): Readonly<SealedSecret> {
  * what a stored row holds anyway: no plaintext, no data key. openSecret's checks (identity
  * against the expected one, META's version, mode, AAD) run on every open, memo or not.
  */
-const parsedRows = new Map<string, Readonly<SealedSecret>>();
 const PARSED_ROWS = 1_000;
 /**
  * And in characters of key text: a row as the vault writes it is about 1 Ki characters, but a table
@@ -421,7 +413,7 @@ const PARSED_ROWS = 1_000;
  * strings, the decoded bytes) were about 100 MB. This keeps the memo near 10 MB whatever the rows.
  */
 const PARSED_ROWS_CHARS = 4 * 1024 * 1024;
-let parsedRowsChars = 0;
+const parsedRows = new BoundedMemo<Readonly<SealedSecret>>(PARSED_ROWS, PARSED_ROWS_CHARS);
 
 /** The memo key of a row, or undefined when a field has a type no valid row has (then it is parsed as is). */
 function rowKey(item: unknown): string | undefined {

@@ -9,6 +9,7 @@
  * (successes only) are deeply frozen, since every request that reads the policy shares them.
  */
 import type { z } from 'zod';
+import { BoundedMemo } from './bounded-memo';
 
 const MAX_ENTRIES = 1_000;
 const MAX_CHARS = 4 * 1024 * 1024;
@@ -49,21 +50,16 @@ export function memoizedSafeParse<S extends z.ZodTypeAny>(schema: S, value: unkn
     throw err;
   }
   let memo = memos.get(schema);
-  if (!memo) memos.set(schema, (memo = { entries: new Map(), chars: 0 }));
-  let result = memo.entries.get(text) as z.SafeParseReturnType<z.input<S>, z.output<S>> | undefined;
+  if (!memo) memos.set(schema, (memo = new BoundedMemo(MAX_ENTRIES, MAX_CHARS)));
+  let result = memo.get(text) as z.SafeParseReturnType<z.input<S>, z.output<S>> | undefined;
   if (result) return result;
   result = schema.safeParse(value);
   if (!result.success) return result; // a malformed row is rare and refused: not kept
   deepFreeze(result);
   // A bound on memory, not an eviction policy: in entries, and in characters of text (a valid
   // policy can be large: 1,000 of 400 KB would pin about a gigabyte).
-  if (memo.entries.size >= MAX_ENTRIES || memo.chars + text.length > MAX_CHARS) {
-    memo.entries.clear();
-    memo.chars = 0;
-  }
-  memo.entries.set(text, result);
-  memo.chars += text.length;
+  memo.set(text, result);
   return result;
 }
 
-const memos = new WeakMap<z.ZodTypeAny, { readonly entries: Map<string, unknown>; chars: number }>();
+const memos = new WeakMap<z.ZodTypeAny, BoundedMemo<unknown>>();
