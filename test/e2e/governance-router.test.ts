@@ -276,9 +276,12 @@ describe('allowlists and caps (pure checks, before any KMS or provider call)', (
 });
 
 describe('admin routes', () => {
+  afterEach(() => h.setAdminClock());
   test('usage: month spend and reservations per tenant and token against budgets, current window against RPM/TPM', async () => {
+    // Router and admin read one clock: the window is the request's minute, not the read's.
     const clock = new TestClock(Date.now());
     const g = governanceRouter(h, { clock });
+    h.setAdminClock({ now: () => new Date(clock.t) });
     const { invokeToken } = await h.tenant('usage-a', { policy: { monthlyBudgetUsd: 25, rpm: 100, tpm: 100_000 } });
     const tokens = (await h.admin('GET', '/admin/tenants/usage-a/tokens')).json.data as { tokenId: string; label?: string; role: string }[];
     const app = tokens.find((t) => t.label === 'app')!;
@@ -322,6 +325,13 @@ describe('admin routes', () => {
     });
     const adminTok = usage.json.tokens.find((t: { role: string }) => t.role === 'tenant-admin');
     expect(adminTok).toMatchObject({ spentMicros: 0, budgetUsd: null, remainingUsd: null, rpm: { used: 0, limit: null } });
+
+    // A minute later the rate window is a new one; the month's spend stays.
+    clock.advance(60_000);
+    const later = (await h.admin('GET', '/admin/tenants/usage-a/usage')).json;
+    expect(later.window).toBe(new Date(clock.t).toISOString().slice(0, 16) + 'Z');
+    expect(later.tenant.rpm).toEqual({ used: 0, limit: 100 });
+    if (later.period === period) expect(later.tenant.spentMicros).toBe(cost);
 
     const past = await h.admin('GET', '/admin/tenants/usage-a/usage/2020-01');
     expect(past.status).toBe(200);

@@ -10,7 +10,8 @@ import { createAdminApp } from '../../lambda/core/admin-app';
 import type { ProviderEndpointConfig } from '../../lambda/core/cell-config';
 import type { HttpRequest } from '../../lambda/core/http';
 import { jsonLogger } from '../../lambda/core/logger';
-import type { DataKeyService, EncryptionContext, GeneratedDataKey } from '../../lambda/core/ports';
+import type { Clock, DataKeyService, EncryptionContext, GeneratedDataKey } from '../../lambda/core/ports';
+import { systemClock } from '../../lambda/core/ports';
 import type { ProviderClient } from '../../lambda/core/router/provider-port';
 import { SseParser, SseEvent } from '../../lambda/core/sse';
 import { createRouterApp, RouterDeps } from '../../lambda/core/router/router-app';
@@ -33,6 +34,8 @@ export interface RouterHarness {
   readonly kmsCalls: string[];
   readonly ddbCalls: string[];
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>;
+  /** The clock the admin routes read (the system clock until set; `undefined` restores it). */
+  setAdminClock(clock?: Clock): void;
   vault(token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }>;
   /** Creates a tenant with secrets for every fake provider and an invoke token. */
   tenant(
@@ -76,7 +79,10 @@ export async function startRouterHarness(
   const ddbCalls = recordCommands(cell.clients.ddb);
   const logs: string[] = [];
   const metrics: string[] = [];
-  const adminApp = createAdminApp({ config, store: cell.store, pepper: cell.pepper, audit: cell.audit });
+  // A test that drives the router on a TestClock reads usage windows on the same clock: against the
+  // system clock a minute boundary between the request and the read would move the window.
+  let adminClock: Clock = systemClock;
+  const adminApp = createAdminApp({ config, store: cell.store, pepper: cell.pepper, audit: cell.audit, clock: { now: () => adminClock.now() } });
   const vaultApp = createVaultApp({ config, store: cell.store, pepper: cell.pepper, dataKeys: cell.dataKeys, usage: cell.usage, audit: cell.audit });
 
   // The production wiring (lambda/handlers/router-wiring.ts, as the Lambda handler and the local
@@ -122,6 +128,9 @@ export async function startRouterHarness(
     kmsCalls,
     ddbCalls,
     admin,
+    setAdminClock: (clock) => {
+      adminClock = clock ?? systemClock;
+    },
     vault,
     router,
     makeRouter,
