@@ -4,6 +4,11 @@
  * .venv-bench) over the same fake OpenAI-compatible upstream, each in its own process, measured by
  * the same load generator (its own process), interleaved over rounds. "Added" is a gateway's
  * figure minus the upstream called directly in the same round; results are medians over rounds.
+ * The 1-client latency is measured finer still: in each round one client process visits every
+ * target (the upstream directly included) in short slices, so each gateway's p50 and the direct
+ * p50 it is subtracted from are taken seconds apart, in the same state of the host (on this 2-vCPU
+ * VM the same code runs up to 2x slower for minutes at a time); "added" is then per slice and
+ * the figures are medians over every slice of every round.
  */
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -264,6 +269,22 @@ async function startLiteLlm(upstream: string): Promise<Target> {
   return { name: 'litellm', url: `http://127.0.0.1:${port}/v1/chat/completions`, headers: { authorization: `Bearer ${masterKey}` } };
 }
 
+/** Slices per round of the interleaved 1-client measurement, and their size. */
+const SLICES_PER_ROUND = 4;
+const SLICE_REQUESTS = 250;
+const SLICE_MS = 1_500;
+
+/** Per target, the 1-client p50 (ms) of every slice of one interleaved pass (see load.mjs). */
+function interleaved(targets: { key: string; t: Target }[]): Promise<Record<string, { p50: number[]; errors: number; firstError?: string }>> {
+  return new Promise((ok, fail) => {
+    const spec = { targets: targets.map(({ key, t }) => ({ name: key, url: t.url, headers: t.headers, body: BODY })), slices: SLICES_PER_ROUND, requests: SLICE_REQUESTS, sliceMs: SLICE_MS, warmup: 50 };
+    const proc = spawn(process.execPath, [join(__dirname, 'peers', 'load.mjs'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    proc.stdout.on('data', (d) => (out += d));
+    proc.once('exit', (code) => (code === 0 ? ok(JSON.parse(out, (_k, v: unknown) => (v === null ? NaN : v))) : fail(new Error(`interleaved load generator exited ${code}`))));
+  });
+}
+
 function load(t: Target, o: { concurrency: number; requests?: number; durationMs?: number; stream?: boolean; warmup?: number }): Promise<Load> {
   return new Promise((ok, fail) => {
     const proc = spawn(process.execPath, [join(__dirname, 'peers', 'load.mjs'), JSON.stringify({ url: t.url, headers: t.headers, body: o.stream ? STREAM_BODY : BODY, ...o })], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -316,34 +337,38 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
       const order = targets.map((_, i) => targets[(i + round) % targets.length]);
       for (const t of order) {
         const m = per.get(t.name)!;
-        const one = await load(t, { concurrency: 1, requests: 300, durationMs: 4_000 });
         const many = await load(t, { concurrency: 16, durationMs: 4_000, warmup: 64 });
         const stream = await load(t, { concurrency: 1, requests: 200, durationMs: 3_000, stream: true });
-        m.p50.push(one.p50);
         m.p99_16.push(many.p99);
         m.rps16.push(many.rps);
-        m.errors16.push(many.errors + one.errors + stream.errors);
+        m.errors16.push(many.errors + stream.errors);
         m.ttft.push(stream.ttftP50);
-        m.firstError ??= many.firstError ?? one.firstError ?? stream.firstError;
+        m.firstError ??= many.firstError ?? stream.firstError;
       }
-      if (withRecords) {
-        // The twins, with 100,000 usage records stored and with none, one right after the other.
-        // Alternating which goes first, so neither always runs on a warmer machine.
-        const [first, second] = round % 2 === 0 ? [twin!, withRecords] : [withRecords, twin!];
-        const x = await load(first, { concurrency: 1, requests: 300, durationMs: 3_000 });
-        const y = await load(second, { concurrency: 1, requests: 300, durationMs: 3_000 });
-        const [a, b] = round % 2 === 0 ? [x, y] : [y, x];
-        flat.none.push(a.p50 - per.get('upstream')!.p50[round]);
-        flat.full.push(b.p50 - per.get('upstream')!.p50[round]);
+      // The 1-client p50 of every target (and of the twins, 100,000 usage records stored and
+      // none), slice by slice in one client process: see interleaved().
+      const twins = twin && withRecords ? [{ key: 'twin-none', t: twin }, { key: 'twin-full', t: withRecords }] : [];
+      const slices = await interleaved([...targets.map((t) => ({ key: t.name, t })), ...twins]);
+      for (const t of targets) {
+        const m = per.get(t.name)!;
+        m.p50.push(...slices[t.name].p50);
+        m.errors16.push(slices[t.name].errors);
+        m.firstError ??= slices[t.name].firstError;
+      }
+      const direct = slices.upstream.p50;
+      if (twins.length > 0) {
+        slices['twin-none'].p50.forEach((v, i) => flat.none.push(v - direct[i]));
+        slices['twin-full'].p50.forEach((v, i) => flat.full.push(v - direct[i]));
       }
       console.error(`bench: peers round ${round + 1}/${rounds} done`);
     }
 
-    // Added over the upstream called directly, per round, then the median over rounds.
+    // Added over the upstream called directly, per round (per slice for the 1-client p50), then
+    // the median over rounds (slices).
     const added = (name: string, key: 'p50' | 'p99_16' | 'ttft') => median(per.get(name)![key].map((v, i) => v - per.get('upstream')![key][i]));
     const table: string[] = [
       '',
-      'side by side (loopback, same fake upstream, medians over ' + rounds + ' interleaved rounds)',
+      `side by side (loopback, same fake upstream, medians over ${rounds} interleaved rounds; 1-client p50: over ${rounds * SLICES_PER_ROUND} interleaved slices of up to ${SLICE_REQUESTS} requests)`,
       '| | sovereign-router (local, budgeted tenant) | same, tenant without limits | Portkey 1.15.2 | LiteLLM 1.108 | upstream direct |',
       '|---|---|---|---|---|---|',
     ];
@@ -360,9 +385,18 @@ export async function peersBench(opts: PeersOptions = {}): Promise<PeerGoal[]> {
     const sr = (k: 'p50' | 'p99_16' | 'ttft') => added('sovereign-router', k);
     const pk = (k: 'p50' | 'p99_16' | 'ttft') => added('portkey', k);
     const srErrors = per.get('sovereign-router')!.errors16.reduce((a, b) => a + b, 0);
+    // The same ratio slice by slice (ours and Portkey's added p50 measured seconds apart): its
+    // median and range show how much the host's state moved the figure above.
+    const directP50 = per.get('upstream')!.p50;
+    const sliceRatios = per
+      .get('sovereign-router')!
+      .p50.map((v, i) => (v - directP50[i]) / (per.get('portkey')!.p50[i] - directP50[i]))
+      .filter((x) => Number.isFinite(x))
+      .sort((a, b) => a - b);
+    const ratioSpread = sliceRatios.length > 0 ? `; per slice: median ${r2(median(sliceRatios))}x, ${sliceRatios.filter((x) => x <= 0.5).length} of ${sliceRatios.length} slices <= 0.5x, range ${r2(sliceRatios[0])}-${r2(sliceRatios[sliceRatios.length - 1])}x` : '';
     return [
       { name: 'peers: added p50, 1 client', value: r2(sr('p50')), unit: 'ms', goal: 1, lowerIsBetter: true },
-      { name: 'peers: added p50 / Portkey added p50', value: r2(sr('p50') / pk('p50')), unit: 'x', goal: 0.5, lowerIsBetter: true, note: `Portkey ${r2(pk('p50'))} ms, LiteLLM ${r2(added('litellm', 'p50'))} ms; ours for a tenant without limits ${r2(added('sovereign-router-ungoverned', 'p50'))} ms, ${Math.round(median(per.get('sovereign-router-ungoverned')!.rps16))} req/s at 16 clients` },
+      { name: 'peers: added p50 / Portkey added p50', value: r2(sr('p50') / pk('p50')), unit: 'x', goal: 0.5, lowerIsBetter: true, note: `Portkey ${r2(pk('p50'))} ms, LiteLLM ${r2(added('litellm', 'p50'))} ms; ours for a tenant without limits ${r2(added('sovereign-router-ungoverned', 'p50'))} ms, ${Math.round(median(per.get('sovereign-router-ungoverned')!.rps16))} req/s at 16 clients${ratioSpread}` },
       { name: 'peers: throughput, 16 clients', value: Math.round(median(per.get('sovereign-router')!.rps16)), unit: 'req/s', goal: 1000, lowerIsBetter: false, note: `Portkey ${Math.round(median(per.get('portkey')!.rps16))}, LiteLLM ${Math.round(median(per.get('litellm')!.rps16))}` },
       { name: 'peers: errors (all runs)', value: srErrors, unit: '', goal: 0, lowerIsBetter: true },
       { name: 'peers: added p99 16 clients minus Portkey', value: r2(sr('p99_16') - pk('p99_16')), unit: 'ms', goal: -0.01, lowerIsBetter: true, note: `ours ${r2(sr('p99_16'))} ms, Portkey ${r2(pk('p99_16'))} ms (ratio ${r2(sr('p99_16') / pk('p99_16'))}x)` },
