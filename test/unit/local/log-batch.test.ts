@@ -8,18 +8,28 @@ const turn = () => new Promise((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('lines wait up to maxDelayMs and leave together, in order, in one write', async () => {
-  const writes: string[] = [];
-  const log = batchedLines((t) => writes.push(t), { maxDelayMs: 30 });
-  log('a');
-  await turn();
-  log('b');
-  await turn();
-  expect(writes).toEqual([]);
-  await sleep(60);
-  expect(writes).toEqual(['a\nb\n']);
-  log('c');
-  await sleep(60);
-  expect(writes).toEqual(['a\nb\n', 'c\n']);
+  // The delay runs on fake timers (turns stay real): on the real clock a loaded machine that
+  // pauses this process for 30 ms between two turns fires the timer between 'a' and 'b'.
+  jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+  try {
+    const writes: string[] = [];
+    const log = batchedLines((t) => writes.push(t), { maxDelayMs: 30 });
+    log('a');
+    await turn();
+    log('b');
+    await turn();
+    jest.advanceTimersByTime(29);
+    expect(writes).toEqual([]);
+    jest.advanceTimersByTime(1);
+    expect(writes).toEqual(['a\nb\n']);
+    log('c');
+    jest.advanceTimersByTime(29);
+    expect(writes).toEqual(['a\nb\n']);
+    jest.advanceTimersByTime(1);
+    expect(writes).toEqual(['a\nb\n', 'c\n']);
+  } finally {
+    jest.useRealTimers();
+  }
 });
 
 test('once maxBytes are pending the batch leaves after the current turn, not at the timer', async () => {
@@ -177,10 +187,19 @@ describe('stdoutLog when its reader is gone or slow (a pipe: asynchronous in nod
   test('the reader goes away (EPIPE): the process keeps running and ends normally, one note on stderr', async () => {
     const script = `
       const { stdoutLog } = require('./local/log-batch');
+      // Logs until well after the EPIPE (the sink's note on stderr), however late the reader left:
+      // a fixed 800 ms of logging could end before a loaded test process destroyed the pipe.
+      let closed = false;
+      const note = console.error;
+      console.error = (...a) => { closed = true; note(...a); };
       const log = stdoutLog('svc', { maxDelayMs: 2 });
       let i = 0;
-      const t = setInterval(() => log.info('line', { i: i++ }), 1);
-      setTimeout(() => { clearInterval(t); process.stderr.write('still serving after ' + i + ' lines\\n'); }, 800);
+      let after = 0;
+      const t = setInterval(() => {
+        log.info('line', { i: i++ });
+        if (closed && ++after === 200) { clearInterval(t); process.stderr.write('still serving after ' + i + ' lines\\n'); }
+      }, 1);
+      setTimeout(() => { clearInterval(t); process.stderr.write('no EPIPE after ' + i + ' lines\\n'); }, 20_000).unref();
     `;
     const p = start(script);
     p.child.stdout!.once('data', () => p.child.stdout!.destroy());
@@ -194,17 +213,19 @@ describe('stdoutLog when its reader is gone or slow (a pipe: asynchronous in nod
   test('a reader that stops reading: memory stays bounded, kept lines in order, then one line counting the dropped ones', async () => {
     const script = `
       const { stdoutLog } = require('./local/log-batch');
-      const log = stdoutLog('svc', { maxDelayMs: 5 });
+      // A count, not a time: a loaded machine logs fewer lines in a given time. The exit wait is
+      // generous for the same reason: the reader resumes once this test process gets to it.
+      const log = stdoutLog('svc', { maxDelayMs: 5, exitWaitMs: 30_000 });
       const pad = 'x'.repeat(300);
       let i = 0;
-      const t = setInterval(() => { for (let k = 0; k < 200; k++) log.info('line', { i: i++, pad }); }, 2);
-      setTimeout(() => {
+      const t = setInterval(() => { for (let k = 0; k < 200; k++) log.info('line', { i: i++, pad }); if (i >= 80_000) measure(); }, 2);
+      const measure = () => {
         clearInterval(t);
         global.gc();
         const m = process.memoryUsage();
         process.stderr.write('measured ' + JSON.stringify({ logged: i, held: m.heapUsed + m.external + m.arrayBuffers }) + '\\n');
         setTimeout(() => log.info('last', { i: i++ }), 500);
-      }, 1500);
+      };
       global.gc();
       const m0 = process.memoryUsage();
       process.stderr.write('baseline ' + JSON.stringify({ held: m0.heapUsed + m0.external + m0.arrayBuffers }) + '\\n');
@@ -219,7 +240,7 @@ describe('stdoutLog when its reader is gone or slow (a pipe: asynchronous in nod
     expect(await p.exited).toBe(0);
     const base = JSON.parse(/baseline (\{.*\})/.exec(p.stderr())![1]) as { held: number };
     const measured = JSON.parse(/measured (\{.*\})/.exec(p.stderr())![1]) as { logged: number; held: number };
-    expect(measured.logged).toBeGreaterThan(50_000); // about 20 MB of lines offered
+    expect(measured.logged).toBeGreaterThan(50_000); // over 20 MB of lines offered
     expect(measured.held - base.held).toBeLessThan(8 * 1024 * 1024);
     const records = stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { message: string; i?: number; dropped?: number });
     const kept = records.filter((r) => r.message === 'line').map((r) => r.i!);
@@ -232,9 +253,11 @@ describe('stdoutLog when its reader is gone or slow (a pipe: asynchronous in nod
   }, 60_000);
 
   test('a stop while the reader is behind: the pending lines are written at exit once it reads again', async () => {
+    // The exit wait is generous: the reader resumes once this (loaded) test process sees 'exiting';
+    // what is shown is that the lines pending at exit are written then, in order, none lost.
     const script = `
       const { stdoutLog } = require('./local/log-batch');
-      const log = stdoutLog('svc', { maxDelayMs: 5 });
+      const log = stdoutLog('svc', { maxDelayMs: 5, exitWaitMs: 30_000 });
       const pad = 'y'.repeat(300);
       let i = 0;
       const t = setInterval(() => { for (let k = 0; k < 100; k++) log.info('line', { i: i++, pad }); if (i >= 2000) { clearInterval(t); setTimeout(() => { process.stderr.write('exiting\\n'); process.exit(0); }, 50); } }, 2);
@@ -249,5 +272,5 @@ describe('stdoutLog when its reader is gone or slow (a pipe: asynchronous in nod
     expect(await p.exited).toBe(0);
     const kept = stdout.split('\n').filter((l) => l !== '').map((l) => (JSON.parse(l) as { i: number }).i);
     expect(kept).toEqual(Array.from({ length: 2000 }, (_, k) => k));
-  }, 30_000);
+  }, 60_000);
 });
