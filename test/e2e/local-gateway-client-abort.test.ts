@@ -9,6 +9,7 @@ import { jsonLogger } from '../../lambda/core/logger';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
 import { gatewayJson } from '../support/gateway-http';
+import { waitUntil } from '../support/wait';
 
 let fakes: FakeProviders;
 let gw: LocalGateway;
@@ -66,12 +67,13 @@ test('chat and Responses streams aborted by the SDK: upstream cut within a secon
   }
   console.log(`local gateway: client abort → upstream closed, ms: ${bounds.join(', ')}`);
   for (const b of bounds) expect(b).toBeLessThan(1_000);
-  // The end stage runs after the socket closed; give it a moment, then read the tenant's view.
+  // The end stage runs after the socket closed: wait for both records (about 2 s was short for a
+  // loaded runner), then read the tenant's view.
   let rows: any[] = [];
-  for (let i = 0; i < 100 && rows.filter((r) => r.aborted).length < 2; i++) {
-    await new Promise((ok) => setTimeout(ok, 20));
+  await waitUntil(async () => {
     rows = (await http('GET', '/vault/usage', undefined, adminToken)).data;
-  }
+    return rows.filter((r) => r.aborted).length >= 2;
+  }, 'both aborted requests to be recorded', 30_000, 20).catch(() => undefined);
   const aborted = rows.filter((r) => r.aborted);
   expect(aborted.map((r) => r.route).sort()).toEqual(['chat', 'responses']);
   for (const r of aborted) {

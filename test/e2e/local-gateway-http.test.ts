@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import { jsonLogger } from '../../lambda/core/logger';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
+import { waitUntil } from '../support/wait';
 
 let fakes: FakeProviders;
 let gw: LocalGateway;
@@ -218,7 +219,10 @@ test('stopping the gateway closes its kept-alive connections to the provider', a
   } finally {
     await other.stop();
   }
-  for (let i = 0; i < 100 && open.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  // The upstream sees its sockets close when it gets to it: 1 s was short for a loaded runner. At
+  // most 3 s: the gateway's 4 s idle-socket timeout (and this server's 5 s keep-alive timeout)
+  // would close them anyway, and a close seen after that would not be the stop's.
+  await waitUntil(() => open.size === 0, 'the upstream connections to close', 3_000).catch(() => undefined);
   expect(open.size).toBe(0);
   upstream.close();
 });

@@ -572,7 +572,12 @@ describe('the node:http transport (a raw server on 127.0.0.1)', () => {
   });
 });
 
-async function waitFor(cond: () => boolean, ms = 2_000): Promise<void> {
+/**
+ * Waits for a close the test asserts. 3 s rather than 2 s for a loaded CI runner, and no more: a
+ * kept-alive socket left open would be closed anyway by the client's 4 s idle timeout or the
+ * server's 5 s keep-alive timeout, so a close seen later would not prove the one asserted.
+ */
+async function waitFor(cond: () => boolean, ms = 3_000): Promise<void> {
   const until = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > until) throw new Error('condition not met in time');

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import OpenAI from 'openai';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
 import { GatewayProcess, waitForListening } from '../support/gateway-process';
+import { waitUntil } from '../support/wait';
 
 const ROOT = resolve(__dirname, '..', '..');
 const OPENAI_KEY = 'sk-proj-quickstart-openai-0123456789';
@@ -136,13 +137,18 @@ test('npm start, the CLI, then the OpenAI and Anthropic SDKs, streaming and not'
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
     const vaultRes = await fetch(`${gw.url}/vault/secrets`, { headers: { authorization: `Bearer ${adminToken}` } });
     expect(vaultRes.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
-    await new Promise((r) => setTimeout(r, 300)); // the end stage logs after the last byte
-    const lines = gw
-      .output()
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l.message === 'request');
+    // The end stage logs after the last byte, and the log leaves in batches: wait for both lines
+    // (a fixed 300 ms was short for a loaded runner).
+    const requestLines = () =>
+      gw
+        .output()
+        .split('\n')
+        .slice(0, -1) // whole lines only: the last piece may be a line still being written
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.message === 'request');
+    await waitUntil(() => requestLines().some((l) => l.requestId === requestId) && requestLines().some((l) => l.status === 403), 'the request log lines').catch(() => undefined);
+    const lines = requestLines();
     const line = lines.find((l) => l.requestId === requestId);
     expect(line).toMatchObject({ tenantId: 'acme', route: 'chat', provider: 'openai', model: 'gpt-4o-mini', status: 200, decision: 'ok' });
     expect(typeof line!.tokenId).toBe('string');

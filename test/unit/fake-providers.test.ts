@@ -6,6 +6,7 @@ import {
   type FakeProviderName,
   type FakeProviders,
 } from '../support/fake-providers';
+import { waitUntil } from '../support/wait';
 
 let fakes: FakeProviders;
 
@@ -454,7 +455,9 @@ describe('close', () => {
     const own = await startFakeProviders();
     own.script('openai', [{ kind: 'hang' }]);
     const pending = fetch(`${own.openai.baseUrl}/v1/chat/completions`, { method: 'POST', headers: headersFor('openai'), body: JSON.stringify(chatBody()) });
-    await new Promise((r) => setTimeout(r, 50));
+    // The request is hanging in the fake before it closes (a fixed 50 ms could close it first, and
+    // the test would then only show a refused connection).
+    await waitUntil(() => own.requests.length === 1, 'the request to reach the fake');
     await own.close();
     await expect(pending).rejects.toThrow();
     await expect(fetch(`${own.openai.baseUrl}/v1/models`)).rejects.toThrow();

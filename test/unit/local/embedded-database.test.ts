@@ -17,6 +17,7 @@ import { clearsCounterMirror } from '../../../local/embedded/counter-mirror';
 import { sweepExpired } from '../../../local/embedded/expiry';
 import { counterItemOf } from '../../../local/embedded/rows';
 import type { CounterUpdate, LedgerWrite } from '../../../lambda/core/governance/ledger';
+import { waitUntil } from '../../support/wait';
 
 const dirs: string[] = [];
 const fresh = () => {
@@ -336,7 +337,7 @@ describe('checkpoints', () => {
     });
     try {
       d.transaction(() => d.run("INSERT INTO meta(name, value) VALUES ('a', 'v')"));
-      for (let i = 0; i < 50 && errors.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      await waitUntil(() => errors.length > 0, 'the failed checkpoint to be reported');
       expect(String(errors[0])).toMatch(/disk I\/O error/);
       failing.mockRestore();
       d.transaction(() => d.run("INSERT INTO meta(name, value) VALUES ('b', 'v')"));
@@ -350,7 +351,7 @@ describe('checkpoints', () => {
   test('the timer checkpoints once the gateway is idle', async () => {
     db.transaction(() => putMeta('one'));
     const before = db.checkpoints;
-    for (let i = 0; i < 50 && db.checkpoints === before; i++) await new Promise((r) => setTimeout(r, 50));
+    await waitUntil(() => db.checkpoints > before, 'the idle checkpoint');
     expect(db.checkpoints).toBeGreaterThan(before);
   });
 });
