@@ -11,13 +11,19 @@ import { MemorySink } from '../../lambda/core/router/response-sink';
 import { usageRecordKey } from '../../lambda/core/router/usage-record';
 import { nodeSink } from '../../local/gateway';
 import { awsClients } from '../support/aws-clients';
-import { AwsFaultProxy, isSettle, startAwsFaultProxy } from '../support/aws-fault-proxy';
+import { AwsFaultProxy, holdCalls, isSettle, startAwsFaultProxy } from '../support/aws-fault-proxy';
 import { RouterHarness, startRouterHarness } from '../support/router-harness';
+import { waitUntil } from '../support/wait';
 import { chat, counters, START, TestClock, usageItem, verifierOf } from './governance-support';
 
 let h: RouterHarness;
 let proxy: AwsFaultProxy;
-const SETTLE_DELAY_MS = 1_500;
+/**
+ * The settle write is held at the proxy (not delayed by a time) while the test checks that the
+ * client already has its last byte and the end stage has not finished: an order, not a race
+ * between a 1.5 s delay and the request's own moto calls on a loaded machine.
+ */
+const holdSettles = () => holdCalls(proxy, isSettle);
 
 beforeAll(async () => {
   h = await startRouterHarness();
@@ -46,42 +52,40 @@ function governedRouter(clock = new TestClock(START)) {
   return { router, governance, clock, logs };
 }
 
-/** A sink that notes the wall-clock time of its end. */
-class TimedSink extends MemorySink {
-  endedAt?: number;
-  override end(): void {
-    super.end();
-    this.endedAt = Date.now();
-  }
-}
-
 const call = async (router: ReturnType<typeof h.makeRouter>, token: string, body: string) => {
-  const sink = new TimedSink();
-  const t0 = Date.now();
+  const sink = new MemorySink();
   const record = await router({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body }, sink);
-  return { sink, record, t0, returnedAt: Date.now() };
+  return { sink, record };
 };
 
 describe.each([
   ['non-streaming', false],
   ['streaming', true],
 ])('%s', (_name, stream) => {
-  test('the client has its last byte before a delayed settle write completes; the spend is settled afterwards', async () => {
+  test('the client has its last byte while the settle write is held; the spend is settled afterwards', async () => {
     const tenantId = `tail-${stream ? 's' : 'n'}`;
     const { invokeToken } = await h.tenant(tenantId, { policy: { monthlyBudgetUsd: 5 } });
     const g = governedRouter();
-    proxy.rule = (c) => (isSettle(c) ? { delayMs: SETTLE_DELAY_MS } : undefined);
-    const { sink, record, t0, returnedAt } = await call(g.router, invokeToken, chat('gpt-4o-mini', { stream }));
-
-    expect(sink.status).toBe(200);
-    expect(sink.ended).toBe(true);
-    expect(sink.body).toContain(stream ? 'data: [DONE]' : '"choices"');
-    // The response was complete well before the settle write came back; the app's promise
-    // (the end stage) resolved only after it.
-    expect(sink.endedAt! - t0).toBeLessThan(SETTLE_DELAY_MS);
-    expect(returnedAt - sink.endedAt!).toBeGreaterThanOrEqual(SETTLE_DELAY_MS - 100);
+    const settle = holdSettles();
+    const sink = new MemorySink();
+    let returned = false;
+    const app = g.router({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', authorization: `Bearer ${invokeToken}` }, body: chat('gpt-4o-mini', { stream }) }, sink);
+    void app.then(() => (returned = true));
+    try {
+      // The response is complete while the settle write is held; the app's promise (the end
+      // stage) has not resolved.
+      await waitUntil(() => settle.held() > 0 && sink.ended, 'the last byte while the settle write is held', 20_000);
+      expect(sink.status).toBe(200);
+      expect(sink.body).toContain(stream ? 'data: [DONE]' : '"choices"');
+      expect(returned).toBe(false);
+      // Time passes on the router's clock while the settle is held (within the same minute).
+      g.clock.advance(30_000);
+    } finally {
+      settle.release();
+    }
+    const record = await app;
     // The recorded latency is the client's (last byte), not the end stage's.
-    expect(record!.latencyMs).toBeLessThan(SETTLE_DELAY_MS);
+    expect(record!.latencyMs).toBeLessThan(30_000);
     expect(sink.headers['x-request-id']).toBe(record!.requestId);
 
     const c = await counters(h, tenantId, await verifierOf(h, tenantId), START);
@@ -95,7 +99,6 @@ describe.each([
 test('over HTTP (the local server sink), the client reads the whole response while the settle write is still held back', async () => {
   const { invokeToken } = await h.tenant('tail-http', { policy: { monthlyBudgetUsd: 5 } });
   const g = governedRouter();
-  proxy.rule = (c) => (isSettle(c) ? { delayMs: SETTLE_DELAY_MS } : undefined);
   let appDoneAt = 0;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -111,24 +114,33 @@ test('over HTTP (the local server sink), the client reads the whole response whi
     const { port } = server.address() as AddressInfo;
     for (const stream of [false, true]) {
       appDoneAt = 0;
-      const t0 = Date.now();
-      const got = await new Promise<{ status: number; body: string; requestId: string }>((ok, fail) => {
-        const r = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', authorization: `Bearer ${invokeToken}` } }, (res) => {
-          let body = '';
-          res.on('data', (c: Buffer) => (body += c.toString()));
-          res.on('end', () => ok({ status: res.statusCode!, body, requestId: String(res.headers['x-request-id']) }));
-        });
-        r.on('error', fail);
-        r.end(chat('gpt-4o-mini', { stream }));
-      });
-      const clientDone = Date.now();
-      expect(got.status).toBe(200);
-      expect(got.body).toContain(stream ? 'data: [DONE]' : '"choices"');
-      expect(got.requestId).toMatch(/^[0-9a-f-]{36}$/);
-      expect(clientDone - t0).toBeLessThan(SETTLE_DELAY_MS);
-      expect(appDoneAt).toBe(0); // the end stage is still waiting for the settle write
-      await new Promise((r) => setTimeout(r, SETTLE_DELAY_MS + 300));
-      expect(appDoneAt).toBeGreaterThan(clientDone);
+      const settle = holdSettles();
+      let clientDone: number;
+      try {
+        let timer: NodeJS.Timeout | undefined;
+        const got = await Promise.race([
+          new Promise<{ status: number; body: string; requestId: string }>((ok, fail) => {
+            const r = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', authorization: `Bearer ${invokeToken}` } }, (res) => {
+              let body = '';
+              res.on('data', (c: Buffer) => (body += c.toString()));
+              res.on('end', () => ok({ status: res.statusCode!, body, requestId: String(res.headers['x-request-id']) }));
+            });
+            r.on('error', fail);
+            r.end(chat('gpt-4o-mini', { stream }));
+          }),
+          new Promise<never>((_, fail) => (timer = setTimeout(() => fail(new Error('the client never got its last byte while the settle write was held')), 20_000))),
+        ]).finally(() => clearTimeout(timer));
+        clientDone = Date.now();
+        expect(got.status).toBe(200);
+        expect(got.body).toContain(stream ? 'data: [DONE]' : '"choices"');
+        expect(got.requestId).toMatch(/^[0-9a-f-]{36}$/);
+        await waitUntil(() => settle.held() > 0, 'the settle write', 20_000);
+        expect(appDoneAt).toBe(0); // the end stage is still waiting for the settle write
+      } finally {
+        settle.release();
+      }
+      await waitUntil(() => appDoneAt !== 0, 'the end stage to finish once the settle write went through');
+      expect(appDoneAt).toBeGreaterThanOrEqual(clientDone);
     }
   } finally {
     server.close();

@@ -7,7 +7,8 @@
 import { Writable } from 'node:stream';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { canaryHits, captureOutput, makeCanary, OutputCapture } from '../support/canary';
-import { AwsFaultProxy, isSettle, startAwsFaultProxy } from '../support/aws-fault-proxy';
+import { AwsFaultProxy, holdCalls, isSettle, startAwsFaultProxy } from '../support/aws-fault-proxy';
+import { waitUntil } from '../support/wait';
 import { dumpTables, parseSse, RouterHarness, startRouterHarness } from '../support/router-harness';
 
 type Meta = { statusCode: number; headers: Record<string, string> };
@@ -231,26 +232,33 @@ test("the handler used its own SDK clients (through AWS_ENDPOINT_URL) and wrote 
   expect(canaryHits(tables, [CANARY])).toEqual([]);
 });
 
-test('the Lambda stream is finished before a delayed settle write completes; the handler returns after it', async () => {
-  const DELAY = 1_500;
-  proxy.rule = (c) => (isSettle(c) ? { delayMs: DELAY } : undefined);
+test('the Lambda stream is finished while its settle write is held; the handler returns after it went through', async () => {
+  // The settle write is held at the proxy (not delayed by a time): the stream must finish while it
+  // is held, and the handler return only after it went through; an order, not a race on a loaded machine.
   try {
     for (const stream of [false, true]) {
+      const settle = holdCalls(proxy, isSettle);
       const chunks: string[] = [];
-      let finishedAt = 0;
+      let finished = false;
+      let returned = false;
       const out = new Writable({
         write(chunk: Buffer | string, _enc, cb) {
           chunks.push(chunk.toString());
           cb();
         },
       });
-      out.on('finish', () => (finishedAt = Date.now()));
-      const t0 = Date.now();
-      await handler(event('POST', '/v1/chat/completions', { body: chat({ stream }), headers: { Authorization: `Bearer ${invoke}` } }), out);
-      const returnedAt = Date.now();
-      expect(chunks.join('')).toContain(stream ? '[DONE]' : '"choices"');
-      expect(finishedAt - t0).toBeLessThan(DELAY);
-      expect(returnedAt - finishedAt).toBeGreaterThanOrEqual(DELAY - 100);
+      out.on('finish', () => (finished = true));
+      const run = handler(event('POST', '/v1/chat/completions', { body: chat({ stream }), headers: { Authorization: `Bearer ${invoke}` } }), out);
+      void run.then(() => (returned = true));
+      try {
+        await waitUntil(() => finished && settle.held() > 0, 'the stream to finish while the settle write is held', 20_000);
+        expect(chunks.join('')).toContain(stream ? '[DONE]' : '"choices"');
+        expect(returned).toBe(false);
+      } finally {
+        settle.release();
+      }
+      await run;
+      expect(returned).toBe(true);
     }
   } finally {
     proxy.rule = () => undefined;

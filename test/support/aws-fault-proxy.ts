@@ -12,8 +12,12 @@ export interface AwsCall {
   readonly body: string;
 }
 
-/** What to do with a call: pass it on (after `delayMs`), answer it with an error, or never answer. */
-export type FaultAction = { delayMs?: number } | { fail: number; type?: string } | { hang: true };
+/**
+ * What to do with a call: pass it on (after `delayMs`, or once `until` resolves), answer it with an
+ * error, or never answer. `until` orders events without a clock: a test holds a call, checks what
+ * must already have happened, then lets it go (a delay only says "probably", on a loaded machine).
+ */
+export type FaultAction = { delayMs?: number; until?: Promise<void> } | { fail: number; type?: string } | { hang: true };
 
 export interface AwsFaultProxy {
   readonly endpoint: string;
@@ -65,7 +69,8 @@ export async function startAwsFaultProxy(upstream: string): Promise<AwsFaultProx
         });
         up.end(body);
       };
-      if (action.delayMs) setTimeout(forward, action.delayMs);
+      if (action.until) void action.until.then(forward);
+      else if (action.delayMs) setTimeout(forward, action.delayMs);
       else forward();
     });
   });
@@ -88,3 +93,16 @@ export async function startAwsFaultProxy(upstream: string): Promise<AwsFaultProx
  * request had one (a reservation write and a reclaim both name reclaimAfter; a release adds no spend).
  */
 export const isSettle = (c: AwsCall) => c.target.endsWith('.TransactWriteItems') && c.body.includes('#spentMicros') && !c.body.includes('reclaimAfter');
+
+/** Holds every call `which` picks at the proxy until `release()`; `held()` counts those that came. */
+export function holdCalls(proxy: AwsFaultProxy, which: (c: AwsCall) => boolean): { release(): void; held(): number } {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let held = 0;
+  proxy.rule = (c) => {
+    if (!which(c)) return undefined;
+    held++;
+    return { until: gate };
+  };
+  return { release: () => release(), held: () => held };
+}
