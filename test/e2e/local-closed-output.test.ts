@@ -7,7 +7,6 @@
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
-import { freePort } from '../support/free-port';
 import { gatewayCall } from '../support/gateway-http';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -21,8 +20,10 @@ function portOpen(port: number): Promise<boolean> {
 }
 
 test.each([['stdout and stderr'], ['stderr only']])('%s closed by the reader: requests still answered, SIGTERM still stops it with exit 0', async (which) => {
-  const port = await freePort();
-  const gw = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts', '--ephemeral', '--port', String(port)], {
+  // Port 0: the gateway binds a port the OS picks and prints it (a port chosen beforehand could be
+  // taken by another socket while node starts).
+  let port = 0;
+  const gw = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts', '--ephemeral', '--port', '0'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_EC2_METADATA_DISABLED: 'true' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -33,10 +34,12 @@ test.each([['stdout and stderr'], ['stderr only']])('%s closed by the reader: re
     gw.stdout!.on('data', (d) => (out += d));
     gw.stderr!.on('data', (d) => (out += d));
     const deadline = Date.now() + 60_000;
-    while (!out.includes(`listening on http://127.0.0.1:${port}`)) {
+    let listening: RegExpExecArray | null;
+    while (!(listening = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out))) {
       if (gw.exitCode !== null || Date.now() > deadline) throw new Error(`the gateway did not come up:\n${out}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+    port = Number(listening[1]);
     gw.stderr!.destroy();
     if (which.startsWith('stdout')) gw.stdout!.destroy();
     await new Promise((r) => setTimeout(r, 50));

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { canaryHits, makeCanary } from '../support/canary';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
-import { freePort } from '../support/free-port';
 import { gatewayCall, gatewayJson } from '../support/gateway-http';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -32,8 +31,9 @@ test('one line per request on stdout with its fields, all written at a stop righ
   const canaryKey = makeCanary('reqlog');
   const prompt = `tell nobody ${makeCanary('prompt')}`;
   fakes.setKey('openai', canaryKey);
-  const port = await freePort();
-  gw = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts', '--port', String(port), '--state-dir', stateDir, '--openai-base-url', fakes.openai.baseUrl], {
+  // Port 0: the gateway binds a port the OS picks and prints it (a port chosen beforehand could be
+  // taken by another socket while node starts).
+  gw = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts', '--port', '0', '--state-dir', stateDir, '--openai-base-url', fakes.openai.baseUrl], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_EC2_METADATA_DISABLED: 'true' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -44,11 +44,12 @@ test('one line per request on stdout with its fields, all written at a stop righ
   gw.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => gw!.once('exit', (code) => r(code)));
   const deadline = Date.now() + 60_000;
-  while (!stdout.includes(`listening on http://127.0.0.1:${port}`)) {
+  let listening: RegExpExecArray | null;
+  while (!(listening = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout))) {
     if (gw.exitCode !== null || Date.now() > deadline) throw new Error(`the gateway did not come up:\n${stdout}\n${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  const url = `http://127.0.0.1:${port}`;
+  const url = listening[1];
   const tenant = await gatewayJson(url, 'POST', '/admin/tenants', { tenantId: 'reqlog', mode: 'managed', policy: { monthlyBudgetUsd: 10 } });
   await gatewayJson(url, 'POST', '/vault/secrets', { provider: 'openai', apiKey: canaryKey }, tenant.token);
   const issued = await gatewayJson(url, 'POST', '/vault/tokens', { role: 'invoke', label: 'app' }, tenant.token);

@@ -7,13 +7,14 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { freePort } from '../support/free-port';
 import { gatewayCall } from '../support/gateway-http';
 
 const ROOT = resolve(__dirname, '..', '..');
 
-async function startScript(port: number): Promise<{ proc: ChildProcess; output: () => string }> {
-  const proc = spawn(process.execPath, ['scripts/start-local.cjs', '--ephemeral', '--port', String(port)], {
+async function startScript(): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
+  // Port 0: each gateway binds a port the OS picks and prints it (ports chosen beforehand could be
+  // taken by another socket while the build runs and node starts).
+  const proc = spawn(process.execPath, ['scripts/start-local.cjs', '--ephemeral', '--port', '0'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_EC2_METADATA_DISABLED: 'true' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -22,23 +23,25 @@ async function startScript(port: number): Promise<{ proc: ChildProcess; output: 
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
   const deadline = Date.now() + 60_000;
-  while (!out.includes(`listening on http://127.0.0.1:${port}`)) {
+  let listening: RegExpExecArray | null;
+  while (!(listening = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out))) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       proc.kill('SIGKILL');
       throw new Error(`the gateway did not come up:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { proc, output: () => out };
+  return { proc, url: listening[1], output: () => out };
 }
 
 test('three gateways started at the same moment all come up and answer; the build they run keeps no function names', async () => {
-  const ports = await Promise.all([freePort(), freePort(), freePort()]);
-  const started = await Promise.allSettled(ports.map((p) => startScript(p)));
+  const started = await Promise.allSettled([startScript(), startScript(), startScript()]);
   try {
     for (const s of started) expect(s.status).toBe('fulfilled');
-    for (const port of ports) {
-      const res = await gatewayCall(`http://127.0.0.1:${port}`, 'POST', '/admin/tenants', { tenantId: `script-${port}` });
+    const urls = started.map((s) => (s as PromiseFulfilledResult<{ url: string }>).value.url);
+    expect(new Set(urls).size).toBe(3);
+    for (const url of urls) {
+      const res = await gatewayCall(url, 'POST', '/admin/tenants', { tenantId: `script-${new URL(url).port}` });
       expect(res.status).toBe(201);
     }
     const build = readFileSync(resolve(ROOT, '.build', 'local-gateway.cjs'), 'utf8');

@@ -10,10 +10,10 @@ import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort } from '../support/free-port';
 import { commandOf, descendants, isRunning } from '../support/process-tree';
 
 const ROOT = resolve(__dirname, '..', '..');
+const LISTENING = /listening on http:\/\/127\.0\.0\.1:(\d+)/;
 
 interface Started {
   npm: ChildProcess;
@@ -23,8 +23,9 @@ interface Started {
 }
 
 async function npmStart(stateDir: string, extra: string[] = []): Promise<Started> {
-  const port = await freePort();
-  const npm = spawn('npm', ['start', '--', '--port', String(port), '--state-dir', stateDir, ...extra], {
+  // Port 0: the gateway binds a port the OS picks and prints it. A port chosen beforehand could be
+  // taken by another socket during the seconds npm and node take to start.
+  const npm = spawn('npm', ['start', '--', '--port', '0', '--state-dir', stateDir, ...extra], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, AWS_EC2_METADATA_DISABLED: 'true' },
     // Its own process group, as a terminal's foreground job: Ctrl-C goes to the whole group.
@@ -36,14 +37,15 @@ async function npmStart(stateDir: string, extra: string[] = []): Promise<Started
   npm.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => npm.once('exit', (code, signal) => r({ code, signal })));
   const deadline = Date.now() + 120_000;
-  while (!out.includes(`listening on http://127.0.0.1:${port}`)) {
+  let listening: RegExpExecArray | null;
+  while (!(listening = LISTENING.exec(out))) {
     if (npm.exitCode !== null || Date.now() > deadline) {
       if (npm.exitCode === null) process.kill(-npm.pid!, 'SIGKILL');
       throw new Error(`npm start did not come up:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { npm, port, output: () => out, exited };
+  return { npm, port: Number(listening[1]), output: () => out, exited };
 }
 
 function portOpen(port: number): Promise<boolean> {
