@@ -198,6 +198,10 @@ function assertBindable(params: readonly SqlValue[]): void {
   }
 }
 
+function assertBindableValue(v: SqlValue): void {
+  if (typeof v === 'string' && (v.includes('\0') || !(v as unknown as { isWellFormed(): boolean }).isWellFormed())) throw new Error(UNBINDABLE);
+}
+
 /** Statements that never change the cached tables (row-cache.ts). */
 interface Prepared {
   readonly stmt: Statement;
@@ -206,14 +210,24 @@ interface Prepared {
   readonly clearsCounters: boolean;
   /** Column names of a query, read once (the binding asks SQLite for them on every call). */
   columns?: string[];
+  /**
+   * The values bound to the statement now (fast path): sqlite3_reset keeps bindings, so the next
+   * run binds only the parameters whose value differs (a request's counter keys, expiries and
+   * amounts are mostly the last request's). Undefined: unknown, everything is bound afresh.
+   */
+  bound?: SqlValue[];
 }
 
 /** sqlite3_changes() of the WebAssembly module (the package exports its C functions). */
 const sqliteChanges = (sqliteModule as unknown as { _sqlite3_changes?: (db: number) => number })._sqlite3_changes;
+/** sqlite3_reset() of the WebAssembly module: ends a run and keeps the bound values (clear_bindings is not called). */
+const sqliteReset = (sqliteModule as unknown as { _sqlite3_reset?: (stmt: number) => number })._sqlite3_reset;
 
 /** node-sqlite3-wasm's statement internals used for single-row reads without per-call column lookups. */
 interface StatementInternals {
+  _ptr: number;
   _bind(values: readonly SqlValue[]): void;
+  _bindValue(value: SqlValue, position: number): void;
   _step(): boolean;
   _getRow(columns: string[], expand: boolean): Row;
   _getColumnNames(): string[];
@@ -363,33 +377,35 @@ export class EmbeddedDatabase {
 
   /** All rows (always stepped to the end, so no statement stays open). */
   all(sql: string, params: readonly SqlValue[] = []): Row[] {
-    assertBindable(params);
     const p = this.prepared(sql);
-    if (!this.fast) return p.stmt.all(params as SqlValue[]) as Row[];
-    const s = p.stmt as unknown as StatementInternals;
-    s._bind(params);
+    if (!this.fast) {
+      assertBindable(params);
+      return p.stmt.all(params as SqlValue[]) as Row[];
+    }
+    const s = this.bound(p, params);
     const columns = (p.columns ??= s._getColumnNames());
     const rows: Row[] = [];
     try {
       while (s._step()) rows.push(s._getRow(columns, false));
     } finally {
-      s._reset();
+      sqliteReset!(s._ptr);
     }
     return rows;
   }
 
   /** The first row, or undefined; the statement is reset after it (nothing stays open). */
   one(sql: string, params: readonly SqlValue[] = []): Row | undefined {
-    assertBindable(params);
     const p = this.prepared(sql);
-    if (!this.fast) return (p.stmt.all(params as SqlValue[]) as Row[])[0];
-    const s = p.stmt as unknown as StatementInternals;
-    s._bind(params);
+    if (!this.fast) {
+      assertBindable(params);
+      return (p.stmt.all(params as SqlValue[]) as Row[])[0];
+    }
+    const s = this.bound(p, params);
     try {
       if (!s._step()) return undefined;
       return s._getRow((p.columns ??= s._getColumnNames()), false);
     } finally {
-      s._reset();
+      sqliteReset!(s._ptr);
     }
   }
 
@@ -399,17 +415,43 @@ export class EmbeddedDatabase {
   }
 
   private runPrepared(p: Prepared, params: readonly SqlValue[]): number {
-    assertBindable(params);
-    if (!this.fast || !sqliteChanges) return p.stmt.run(params as SqlValue[]).changes;
+    if (!this.fast) {
+      assertBindable(params);
+      return p.stmt.run(params as SqlValue[]).changes;
+    }
     // The binding's run() also reads the last rowid (a 64-bit value through BigInt) on every call.
-    const s = p.stmt as unknown as StatementInternals;
-    s._bind(params);
+    const s = this.bound(p, params);
     try {
       s._step();
     } finally {
-      s._reset(); // nothing stays open, and no failure lingers on the statement
+      sqliteReset!(s._ptr); // nothing stays open, and no failure lingers on the statement
     }
-    return sqliteChanges(this.dbPointer());
+    return sqliteChanges!(this.dbPointer());
+  }
+
+  /**
+   * Binds `params` to a statement that is reset (fast path). Only the values that differ from
+   * those bound now are bound (a string or number equal to the bound one is the same binding;
+   * a byte array is always bound again, its content may have changed); a different count binds
+   * everything afresh, clearing the rest. Until every bind succeeded, the bound values are unknown.
+   */
+  private bound(p: Prepared, params: readonly SqlValue[]): StatementInternals {
+    const s = p.stmt as unknown as StatementInternals;
+    const last = p.bound;
+    p.bound = undefined;
+    if (last !== undefined && last.length === params.length) {
+      for (let i = 0; i < params.length; i++) {
+        const v = params[i];
+        if (v === last[i] && (v === null || typeof v !== 'object')) continue;
+        assertBindableValue(v);
+        s._bindValue(v, i + 1);
+      }
+    } else {
+      assertBindable(params);
+      s._bind(params); // clear_bindings, reset, every value
+    }
+    p.bound = params.slice();
+    return s;
   }
 
   /**
@@ -491,27 +533,39 @@ export class EmbeddedDatabase {
    * must give exactly what the public API gives, else the public API is used.
    */
   private internalsWork(): boolean {
-    if (typeof this.dbPointer() !== 'number') return false;
+    if (typeof this.dbPointer() !== 'number' || typeof sqliteChanges !== 'function' || typeof sqliteReset !== 'function') return false;
     const probe = this.db.prepare("SELECT ? AS n, ? AS t, NULL AS z UNION ALL SELECT 2, 'b', x'01'");
     try {
       const s = probe as unknown as Partial<StatementInternals>;
-      if (!(['_bind', '_step', '_getRow', '_getColumnNames', '_reset'] as const).every((m) => typeof s[m] === 'function')) return false;
-      const params: SqlValue[] = [1, 'a'];
+      if (!(['_bind', '_bindValue', '_step', '_getRow', '_getColumnNames', '_reset'] as const).every((m) => typeof s[m] === 'function')) return false;
+      if (typeof s._ptr !== 'number') return false;
       const text = (rows: unknown[]) => JSON.stringify(rows, (_k, v: unknown) => (v instanceof Uint8Array ? Array.from(v) : v));
-      const expected = text(probe.all(params) as unknown[]);
+      const expectedA = text(probe.all([1, 'a']) as unknown[]);
+      const expectedC = text(probe.all([1, 'c']) as unknown[]);
       const i = s as StatementInternals;
-      i._bind(params);
-      const columns = i._getColumnNames();
-      const rows: Row[] = [];
-      // Bounded: a _step that no longer answers a boolean must not loop here.
-      for (let n = 0; n < 3; n++) {
-        const more: unknown = i._step();
-        if (more !== true && more !== false) return false;
-        if (!more) break;
-        rows.push(i._getRow(columns, false));
-      }
+      const read = (): Row[] | undefined => {
+        const rows: Row[] = [];
+        try {
+          // Bounded: a _step that no longer answers a boolean must not loop here.
+          for (let n = 0; n < 3; n++) {
+            const more: unknown = i._step();
+            if (more !== true && more !== false) return undefined;
+            if (!more) break;
+            rows.push(i._getRow(i._getColumnNames(), false));
+          }
+        } finally {
+          sqliteReset!(i._ptr);
+        }
+        return rows;
+      };
+      // All values bound; then the same run again on the kept bindings; then one value changed.
+      i._bind([1, 'a']);
+      const first = read();
+      const kept = read();
+      i._bindValue('c', 2);
+      const changed = read();
       i._reset();
-      return rows.length === 2 && text(rows) === expected;
+      return [first, kept, changed].every((r) => r?.length === 2) && text(first!) === expectedA && text(kept!) === expectedA && text(changed!) === expectedC;
     } catch {
       return false;
     } finally {
@@ -519,12 +573,24 @@ export class EmbeddedDatabase {
     }
   }
 
+
   private dbPointer(): number {
     return (this.db as unknown as { _ptr: number })._ptr;
   }
 
+  /** A statement without parameters (transaction control). */
   private exec1(sql: string): void {
-    this.prepared(sql).stmt.run();
+    const p = this.prepared(sql);
+    if (!this.fast) {
+      p.stmt.run();
+      return;
+    }
+    const s = p.stmt as unknown as StatementInternals;
+    try {
+      s._step();
+    } finally {
+      sqliteReset!(s._ptr);
+    }
   }
 
   private write<T>(fn: () => T, oneStatement = false): T {

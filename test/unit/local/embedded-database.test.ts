@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { Database } from 'node-sqlite3-wasm';
 import { DATABASE_FILE, EmbeddedDatabase } from '../../../local/embedded/database';
 import type { UsageRecord } from '../../../lambda/core/router/usage-record';
@@ -83,8 +84,8 @@ describe('group commit', () => {
     const sole = new EmbeddedDatabase({ dir: fresh(), soleRequest: () => true });
     try {
       sole.transaction(() => sole.run('INSERT INTO meta(name, value) VALUES (?, ?)', ['prepared', 'v'])); // COMMIT prepared
-      const commit = (sole as unknown as { statements: Map<string, { stmt: { run(): unknown } }> }).statements.get('COMMIT')!.stmt;
-      const failing = jest.spyOn(commit, 'run').mockImplementationOnce(() => {
+      const commit = (sole as unknown as { statements: Map<string, { stmt: { _step(): unknown } }> }).statements.get('COMMIT')!.stmt;
+      const failing = jest.spyOn(commit, '_step').mockImplementationOnce(() => {
         throw new Error('disk I/O error');
       });
       sole.deferredRun('INSERT INTO meta(name, value) VALUES (?, ?)', ['settle', 'v']);
@@ -194,8 +195,8 @@ describe('group commit', () => {
     const reservation = { key, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros: 50, tpmTokens: 1, model: 'm', createdAt: '2026-12-01T00:00:00.000Z', reclaimAfter: 1, expiresAt: 2 };
     expect(await ledger.write({ reservation: { put: reservation }, counters: [{ key: spend, add: { reservedMicros: 50, committedMicros: 50 } }] })).toEqual({ ok: true });
     // The next COMMIT fails (an I/O error, a full disk): the group is rolled back.
-    const commit = (db as unknown as { statements: Map<string, { stmt: { run(): unknown } }> }).statements.get('COMMIT')!.stmt;
-    const failing = jest.spyOn(commit, 'run').mockImplementationOnce(() => {
+    const commit = (db as unknown as { statements: Map<string, { stmt: { _step(): unknown } }> }).statements.get('COMMIT')!.stmt;
+    const failing = jest.spyOn(commit, '_step').mockImplementationOnce(() => {
       throw new Error('disk I/O error');
     });
     // The router's end stage: the settle (not waited for: it shares the usage record's commit), then the record.
@@ -278,6 +279,70 @@ describe("the binding's internals", () => {
       publicAll.mockRestore();
       d.close();
     }
+  });
+});
+
+describe('bindings kept between runs (only changed values are bound again)', () => {
+  const SELECT3 = 'SELECT ? AS a, ? AS b, ? AS c';
+  const publicAnswer = (sql: string, params: (string | number | null | Uint8Array)[]) => {
+    const raw = new Database(':memory:');
+    try {
+      return raw.all(sql, params)[0];
+    } finally {
+      raw.close();
+    }
+  };
+
+  test('any sequence of runs of one statement answers what a fresh statement answers for the same values (strings, integers, doubles, NULL, bytes)', () => {
+    const value = fc.oneof(fc.constantFrom('SPEND#t', '2026-12', '', 'é☃'), fc.string(), fc.integer(), fc.constantFrom(0, 2 ** 40, -1, 1.5), fc.constant(null), fc.uint8Array({ maxLength: 4 }));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(value, value, value), { minLength: 1, maxLength: 12 }), (runs) => {
+        for (const params of runs) {
+          const bindable = params.every((v) => typeof v !== 'string' || (!v.includes('\0') && (v as unknown as { isWellFormed(): boolean }).isWellFormed()));
+          if (!bindable) {
+            expect(() => db.one(SELECT3, params)).toThrow(/refused/);
+            continue;
+          }
+          expect(db.one(SELECT3, params)).toEqual(publicAnswer(SELECT3, params));
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  test('a byte array changed in place after it was bound is bound again (same object, new content)', () => {
+    const bytes = new Uint8Array([1, 2, 3]);
+    db.run('INSERT INTO meta(name, value) VALUES (?, CAST(? AS TEXT))', ['a', bytes]);
+    bytes[0] = 0x7a;
+    db.run('INSERT INTO meta(name, value) VALUES (?, CAST(? AS TEXT))', ['b', bytes]);
+    expect(db.all('SELECT name, hex(value) AS v FROM meta ORDER BY name')).toEqual([
+      { name: 'a', v: '010203' },
+      { name: 'b', v: '7A0203' },
+    ]);
+  });
+
+  test('fewer values than the last run: the rest are NULL, as on a fresh statement', () => {
+    expect(db.one(SELECT3, ['x', 1, 'z'])).toEqual({ a: 'x', b: 1, c: 'z' });
+    expect(db.one(SELECT3, ['x'])).toEqual({ a: 'x', b: null, c: null });
+    expect(db.one(SELECT3, ['x', 1, 'z'])).toEqual({ a: 'x', b: 1, c: 'z' });
+  });
+
+  test('a run refused halfway through its binds (a NUL after a changed value) leaves nothing stale: the next run binds every value again', () => {
+    expect(db.one(SELECT3, ['a', 'b', 'c'])).toEqual({ a: 'a', b: 'b', c: 'c' });
+    expect(() => db.one(SELECT3, ['A', 'x\0y', 'c'])).toThrow(/refused/);
+    // Were the bindings taken as still ['a', 'b', 'c'], 'a' would not be bound again and 'A' would answer.
+    expect(db.one(SELECT3, ['a', 'b', 'c'])).toEqual({ a: 'a', b: 'b', c: 'c' });
+  });
+
+  test('a run whose step fails (a constraint) keeps no failure on the statement, and its values are still the ones bound', () => {
+    const sql = 'INSERT INTO meta(name, value) VALUES (?, ?)';
+    db.run(sql, ['k', 'v1']);
+    expect(() => db.run(sql, ['k', 'v2'])).toThrow(/UNIQUE/);
+    expect(db.run(sql, ['k2', 'v2'])).toBe(1);
+    expect(db.all('SELECT name, value FROM meta ORDER BY name')).toEqual([
+      { name: 'k', value: 'v1' },
+      { name: 'k2', value: 'v2' },
+    ]);
   });
 });
 
@@ -481,7 +546,7 @@ describe('counter mirror', () => {
       { key: rate, add: { tokens: -1, requests: 0 } },
     ],
   });
-  const commitStmt = () => (db as unknown as { statements: Map<string, { stmt: { run(): unknown } }> }).statements.get('COMMIT')!.stmt;
+  const commitStmt = () => (db as unknown as { statements: Map<string, { stmt: { _step(): unknown } }> }).statements.get('COMMIT')!.stmt;
 
   test("once a row is known, the request's read and the reservation's ceiling check run no SELECT; what they see is what SQLite holds", async () => {
     const ledger = new EmbeddedGovernanceLedger(db);
@@ -540,7 +605,7 @@ describe('counter mirror', () => {
     ).toThrow('refused');
     await expectExact();
     // A failed COMMIT: the reservation of the group is gone, and so is its mirrored effect.
-    const failing = jest.spyOn(commitStmt(), 'run').mockImplementationOnce(() => {
+    const failing = jest.spyOn(commitStmt(), '_step').mockImplementationOnce(() => {
       throw new Error('disk I/O error');
     });
     await expect(ledger.write(reserve('r2', 10, 1000))).rejects.toThrow(/I\/O/);
@@ -621,7 +686,7 @@ describe('counter mirror', () => {
       } else if (choice === 7) {
         db.transaction(() => db.run('UPDATE counters SET tokens = coalesce(tokens, 0) + ? WHERE pk = ?', [rand(3), 'RATE#t']));
       } else if (choice === 8) {
-        const failing = jest.spyOn(commitStmt(), 'run').mockImplementationOnce(() => {
+        const failing = jest.spyOn(commitStmt(), '_step').mockImplementationOnce(() => {
           throw new Error('disk I/O error');
         });
         const id = `r${next++}`;
