@@ -84,7 +84,16 @@ export class SecretsManagerPepperSource implements PepperSource, PepperRotator {
 
   /** Current and previous, copies. */
   async getPeppers(): Promise<PepperRing> {
-    const r = await this.ring();
+    return this.ringCopies(await this.ring());
+  }
+
+  /** The same as getPeppers while the cached versions are within their TTL; undefined when they must be read. */
+  peppersNow(): PepperRing | undefined {
+    if (!this.cached || this.clock.now().getTime() >= this.cached.expiresAt) return undefined;
+    return this.ringCopies(this.cached.ring);
+  }
+
+  private ringCopies(r: CachedRing): PepperRing {
     const created = r.current.createdAt ? Date.parse(r.current.createdAt) : undefined;
     const settled = created === undefined || this.clock.now().getTime() >= created + this.settleMs;
     return ringOf(r.current, r.previous, settled);

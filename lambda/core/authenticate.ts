@@ -50,6 +50,15 @@ export async function verifiersOf(pepper: PepperSource, token: string): Promise<
   return tokenVerifiers(await pepper.getPeppers(), token);
 }
 
+/**
+ * verifiersOf without a promise when the source has its ring in memory (PepperSource.peppersNow);
+ * undefined when it must be read, and then the caller awaits verifiersOf. The same verifiers either way.
+ */
+export function verifiersNow(pepper: PepperSource, token: string): TokenVerifiers | undefined {
+  const ring = pepper.peppersNow?.();
+  return ring === undefined ? undefined : tokenVerifiers(ring, token);
+}
+
 const UNKNOWN_KEY =
   'The API key is not valid: it was revoked, rotated or never existed (or was not used while the region pepper was rotated twice; ask the tenant admin for a new one).';
 

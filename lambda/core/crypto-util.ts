@@ -113,20 +113,26 @@ export function hkdfSha256(ikm: Uint8Array, salt: string, info: Uint8Array, leng
   if (info.length > 1024) throw new RangeError('hkdfSha256: info longer than 1024 bytes');
   const prk = createHmac('sha256', saltBytesOf(salt)).update(ikm).digest();
   const out = Buffer.alloc(length);
-  let block = Buffer.alloc(0);
+  // T(0) is empty: the first block is HMAC(PRK, info ‖ 0x01), each later one HMAC(PRK, T(i-1) ‖ info ‖ i).
+  let block: Buffer | undefined;
   try {
     for (let i = 1, at = 0; at < length; i++) {
-      const next = createHmac('sha256', prk).update(block).update(info).update(Uint8Array.of(i)).digest();
-      block.fill(0);
+      const mac = createHmac('sha256', prk);
+      if (block !== undefined) mac.update(block);
+      const next = mac.update(info).update(COUNTER_BYTES[i]).digest();
+      block?.fill(0);
       block = next;
       at += block.copy(out, at);
     }
     return out;
   } finally {
     prk.fill(0);
-    block.fill(0);
+    block?.fill(0);
   }
 }
+
+/** HKDF's block counter bytes 1..255, made once (not secret). */
+const COUNTER_BYTES: readonly Uint8Array[] = Array.from({ length: 256 }, (_, i) => Uint8Array.of(i));
 
 export const GCM_IV_BYTES = 12;
 export const GCM_TAG_BYTES = 16;

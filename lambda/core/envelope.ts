@@ -39,6 +39,14 @@ export const FINGERPRINT_KEY_DOMAIN = 'sovereign-router/fingerprint-key/v2';
 export const DATA_KEY_BYTES = 32;
 export const TENANT_FACTOR_BYTES = 32;
 export const SECRET_FACTOR_DOMAIN = 'sovereign-router/secret-factor/v1';
+/** The domains' UTF-8 bytes, made once (public constants, in buffers of their own that nothing writes to). */
+const SECRET_FACTOR_DOMAIN_BYTES = ownBytes(SECRET_FACTOR_DOMAIN);
+const ERASURE_FACTOR_DOMAIN_BYTES = ownBytes(ERASURE_FACTOR_DOMAIN);
+function ownBytes(text: string): Buffer {
+  const b = Buffer.alloc(Buffer.byteLength(text, 'utf8'));
+  b.write(text, 'utf8');
+  return b;
+}
 /** Sovereign mode: random bytes per secret version, kept in the tenant META, never in the row. */
 export const VERSION_SALT_BYTES = 32;
 
@@ -140,7 +148,7 @@ export function legacyFingerprintOf(plaintext: Buffer): string {
  * row cannot derive its key from the tenant's current state, even with KMS and a live token.
  */
 export function secretFactorOf(tenantFactor: Buffer, info: Buffer, versionSalt: Buffer): Buffer {
-  const mac = createHmac('sha256', tenantFactor).update(SECRET_FACTOR_DOMAIN, 'utf8').update(info).update(versionSalt).digest();
+  const mac = createHmac('sha256', tenantFactor).update(SECRET_FACTOR_DOMAIN_BYTES).update(info).update(versionSalt).digest();
   // digest() may return a slice of a pooled buffer; copy into one we own and can zero.
   const out = Buffer.alloc(mac.length);
   mac.copy(out);
@@ -153,7 +161,7 @@ export function secretFactorOf(tenantFactor: Buffer, info: Buffer, versionSalt: 
  * tenant's E (destroyed at offboarding) no secret key of the tenant can be derived.
  */
 export function erasureFactorOf(erasureKey: Buffer, info: Buffer): Buffer {
-  const mac = createHmac('sha256', erasureKey).update(ERASURE_FACTOR_DOMAIN, 'utf8').update(info).digest();
+  const mac = createHmac('sha256', erasureKey).update(ERASURE_FACTOR_DOMAIN_BYTES).update(info).digest();
   const out = Buffer.alloc(mac.length);
   mac.copy(out);
   mac.fill(0);

@@ -65,6 +65,12 @@ export interface PepperSource {
   getPepper(): Promise<Buffer>;
   /** Current and previous pepper, for verifying and issuing tokens. */
   getPeppers(): Promise<PepperRing>;
+  /**
+   * What getPeppers would give, without a promise, when the ring is already in memory and
+   * current (no read needed); undefined otherwise, and then the caller awaits getPeppers. The
+   * router asks this on every request: an await costs a microtask turn even on a cached value.
+   */
+  peppersNow?(): PepperRing | undefined;
 }
 
 /** A rotation that did not happen because the current version is not the expected one. */

@@ -36,10 +36,10 @@ export function regionCodeOf(region: string): RegionCode {
   return REGION_CODES[region];
 }
 
+/** Code to region, made once: every presented token is looked up (Object.entries per call allocated ~1 KB). */
+const REGION_OF_CODE: ReadonlyMap<string, SupportedRegion> = new Map((Object.keys(REGION_CODES) as SupportedRegion[]).map((r) => [REGION_CODES[r], r]));
+
 /** Reverse lookup; undefined for an unknown code. */
 export function regionOfCode(code: string): SupportedRegion | undefined {
-  for (const [region, c] of Object.entries(REGION_CODES)) {
-    if (c === code) return region as SupportedRegion;
-  }
-  return undefined;
+  return REGION_OF_CODE.get(code);
 }

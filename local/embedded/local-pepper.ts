@@ -83,6 +83,11 @@ export class LocalPepper implements PepperSource, PepperRotator {
     return ringOf(this.state.current, this.state.previous, true);
   }
 
+  /** Always in memory here: the same ring (fresh copies, which the caller zero-fills) without a promise. */
+  peppersNow(): PepperRing {
+    return ringOf(this.state.current, this.state.previous, true);
+  }
+
   async rotate(expectedCurrent: number): Promise<{ version: number; rotatedAt: string }> {
     const { current } = this.state;
     if (current.version !== expectedCurrent) throw new PepperRotationConflict(current.version);

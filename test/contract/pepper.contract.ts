@@ -65,6 +65,28 @@ export function pepperContract(name: string, factory: BackendFactory): void {
       expect((await b.pepper.getPeppers()).current.pepper.equals(after.current.pepper)).toBe(true);
     });
 
+    test('peppersNow, when it answers, is what getPeppers gives (versions, bytes, issuing), as copies; after a rotation never the old ring', async () => {
+      const same = async () => {
+        const ring = await b.pepper.getPeppers();
+        const now = b.pepper.peppersNow?.();
+        if (now === undefined) return;
+        expect(now.current.version).toBe(ring.current.version);
+        expect(now.current.pepper.equals(ring.current.pepper)).toBe(true);
+        expect(now.previous?.version).toBe(ring.previous?.version);
+        expect(now.previous === undefined || now.previous.pepper.equals(ring.previous!.pepper)).toBe(true);
+        expect(now.issuing).toBe(ring.issuing);
+        // A copy: wiping it (as tokenVerifiers does) leaves the source whole.
+        now.current.pepper.fill(0);
+        expect((await b.pepper.getPeppers()).current.pepper.equals(ring.current.pepper)).toBe(true);
+      };
+      await same();
+      const before = await b.pepper.getPeppers();
+      await rotator.rotate(before.current.version);
+      const after = b.pepper.peppersNow?.();
+      if (after !== undefined) expect(after.current.version).toBe(before.current.version + 1);
+      await same();
+    });
+
     test('two rotations from the same version at once: exactly one lands; the version before previous is no longer offered', async () => {
       const before = await b.pepper.getPeppers();
       const results = await Promise.allSettled([rotator.rotate(before.current.version), rotator.rotate(before.current.version)]);

@@ -4,6 +4,7 @@
  * (which log the encryption context) and the usage table can be joined on the same identifiers.
  */
 import type { DataKeyService, EncryptionContext } from '../ports';
+import { isoTime } from './iso-time';
 
 export interface KeyUse {
   /** The encryption context sent with the Decrypt: app, region, tenant, provider, secret, version. */
@@ -17,7 +18,8 @@ export function recordingDataKeys(inner: DataKeyService, uses: KeyUse[], now: ()
   return {
     generateDataKey: (context) => inner.generateDataKey(context),
     decryptDataKey: (wrapped, context, keyArn) => {
-      uses.push({ context: { ...context }, at: new Date(now()).toISOString() });
+      // A frozen context (envelope.ts hands out one per identity) cannot change after this: kept as is.
+      uses.push({ context: Object.isFrozen(context) ? context : { ...context }, at: isoTime(now()) });
       return inner.decryptDataKey(wrapped, context, keyArn);
     },
   };

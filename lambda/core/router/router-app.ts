@@ -3,7 +3,7 @@
  * provider (with fallback), stream the answer back in the client's format, record usage.
  */
 import { dataKeysOfTenant, isTenantKeyRefusal, tenantKeyUnavailable } from '../tenant-keys';
-import { matchTokenRecord, NO_RETRY, parsePresentedToken, principalOf, storedRecordApiError, upgradeOnUse, verifiersOf } from '../authenticate';
+import { matchTokenRecord, NO_RETRY, parsePresentedToken, principalOf, storedRecordApiError, upgradeOnUse, verifiersNow, verifiersOf } from '../authenticate';
 import type { CellConfig } from '../cell-config';
 import { decodeBase64Strict, zeroize } from '../crypto-util';
 import { openSecret, parseSealedRow, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
@@ -26,6 +26,7 @@ import { ApiRoute, ClientRequest, parseClientRequest, routeOf, routePath } from 
 import { Admission, AdmissionRequest, Governance, openGovernance } from './governance';
 import { usageMetricLine } from './metrics';
 import { modelList } from './model-list';
+import { isoTime } from './iso-time';
 import { KeyUse, recordingDataKeys } from './key-use';
 import { RequestFactors } from './request-factors';
 import { requestLogFields, type RequestOutcome } from './request-log';
@@ -130,7 +131,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         if (keyUses.length > 0) usage.keyUses = keyUses;
         if (guardrails) usage.guardrails = guardrails;
         if (cache) usage.cache = cache.status;
-        usage.at = new Date(started).toISOString();
+        usage.at = isoTime(started);
         Object.assign(usage, outcome);
         usage.costUsd = costUsd;
         usage.latencyMs = latencyMs;
@@ -145,7 +146,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
         // A logging sink that throws must not reach the client path.
       }
       // A complete answer goes into the cache (a miss's capture), off the client's path too.
-      await cache?.complete(outcome.status === 200 && outcome.decision === 'ok' ? { provider: outcome.provider, upstreamModel: outcome.upstreamModel } : undefined);
+      if (cache) await cache.complete(outcome.status === 200 && outcome.decision === 'ok' ? { provider: outcome.provider, upstreamModel: outcome.upstreamModel } : undefined);
       if (!usage) return undefined;
       try {
         await deps.store.putUsage(usage);
@@ -167,7 +168,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       // 2. One DynamoDB round trip: token, tenant, default secrets of the cell's providers, all
       //    unparsed. The token is verified before any item is parsed or used.
       //    During a pepper overlap the previous pepper's verifier is read in the same call.
-      const verifiers = await verifiersOf(deps.pepper, parsed.token);
+      const verifiers = verifiersNow(deps.pepper, parsed.token) ?? (await verifiersOf(deps.pepper, parsed.token));
       const verifier = verifiers.current.verifier;
       const counterKeys = governance.counterKeys({ tenantId: parsed.tenantId, verifier, now: started });
       const read = await deps.store.loadRequestContext(verifier, parsed.tenantId, providerIds, counterKeys, verifiers.previous?.verifier);
@@ -226,17 +227,22 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       governance.check(admissionRequest, read.counters);
       // Guardrails: refuse or redact the request's text before any key is opened.
       client = applyGuardrails(client, principal, (o) => (guardrails = o));
-      await applyBedrockGuardrails(client, principal, deps.guardrailService, guardrails, (o) => (guardrails = o), clientGone);
+      // Without a guardrail in the tenant's policy or the token's limits there is nothing to ask
+      // Bedrock (effectiveGuardrails is undefined): no call, and no promise turn on every request.
+      if (tenant.policy.guardrails !== undefined || token.limits?.guardrails !== undefined) {
+        await applyBedrockGuardrails(client, principal, deps.guardrailService, guardrails, (o) => (guardrails = o), clientGone);
+      }
 
       // A target is usable if its secret exists per META or per row; which of them is current is
       // decided (and a mismatch refused) only when an attempt needs that row.
       const recorded = tenant.secretVersions ?? {};
-      const rows = new Map<string, RawItem>(read.secrets);
+      // The read's own map unless a named secret must be added (copied then: the read stays as read).
+      let rows: ReadonlyMap<string, RawItem> = read.secrets;
       for (const t of targets) {
         const slot = secretSlotOf(t.provider, t.secret);
         if (!rows.has(slot) && t.secret !== 'default') {
           const s = await deps.store.getSecret(tenant.tenantId, t.provider, t.secret);
-          if (s) rows.set(slot, s);
+          if (s) rows = new Map(rows).set(slot, s);
         }
       }
       const usable = targets.filter((t) => {
@@ -259,7 +265,8 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
 
       // Response cache (opt-in per tenant and route): a hit is replayed with no KMS call, no
       // provider call and no reservation; a miss carries on and is stored after the last byte.
-      cache = deps.cache
+      // A tenant without a cache policy caches nothing (cacheTtlFor is undefined): no call, no promise turn.
+      cache = deps.cache && tenant.policy.cache !== undefined
         ? await beginCache({ store: deps.cache, pepper: deps.pepper, region, log: deps.log, now }, { tenant, client, targets, headers: req.headers, factor: requestFactors.of(tenantGeneration(tenant)), erasureKey, requestId })
         : undefined;
       if (cache) sink.setHeader(CACHE_HEADER, cache.status);

@@ -5,6 +5,8 @@
 import type { SecretIdentity } from '../../../lambda/core/canonical';
 import { openSecret, SealedSecretError, sealSecret, type SealedSecret } from '../../../lambda/core/envelope';
 import { erasureKeyFromItem, erasureKeyItemOf, generateErasureKey } from '../../../lambda/core/erasure-key';
+import { decodeBase64Strict } from '../../../lambda/core/crypto-util';
+import fc from 'fast-check';
 import { FakeDataKeys } from './fake-data-keys';
 
 const idA: SecretIdentity = { app: 'sovereign-router', region: 'eu-central-1', tenant: 'acme', provider: 'openai', secret: 'default', version: 1 };
@@ -76,5 +78,41 @@ describe('tenant erasure key', () => {
     ];
     for (const bad of bads) expect(() => erasureKeyFromItem(bad, 'acme')).toThrow(SealedSecretError);
     expect(() => erasureKeyItemOf('acme', Buffer.alloc(8), new Date())).toThrow(/32 bytes/);
+  });
+
+  it('reads exactly what the strict base64 decode reads: its 32-byte fast path accepts no other text and decodes the same bytes', () => {
+    // Node's own encoding of 32 bytes: accepted, same bytes.
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (bytes) => {
+        const key = Buffer.from(bytes).toString('base64');
+        expect(erasureKeyFromItem({ tenantId: 'acme', key }, 'acme')).toEqual(Buffer.from(bytes));
+      }),
+      { numRuns: 300 },
+    );
+    // Any 44 characters from the base64 alphabet and '=' (non-canonical spare bits, padding in the
+    // wrong place, base64url digits): accepted exactly when the strict decode gives 32 bytes.
+    const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_'.split('');
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...chars), { minLength: 44, maxLength: 44 }), fc.integer({ min: 0, max: 3 }), (cs, tweak) => {
+        // Bias towards near-canonical texts: a valid prefix with one '=' at the end.
+        const text = tweak === 0 ? cs.join('') : Buffer.from(cs.join('')).toString('base64').slice(0, 43) + (tweak === 1 ? '=' : cs[0]);
+        const strict = decodeBase64Strict(text);
+        const expected = strict !== undefined && strict.length === 32 ? strict : undefined;
+        let got: Buffer | undefined;
+        try {
+          got = erasureKeyFromItem({ tenantId: 'acme', key: text }, 'acme');
+        } catch (err) {
+          expect(err).toBeInstanceOf(SealedSecretError);
+          got = undefined;
+        }
+        expect(got).toEqual(expected);
+      }),
+      { numRuns: 2000 },
+    );
+    // A last digit with non-zero spare bits decodes to the same bytes but is not canonical: refused.
+    const canonical = Buffer.alloc(32, 7).toString('base64');
+    const sloppy = canonical.slice(0, 42) + String.fromCharCode(canonical.charCodeAt(42) + 1) + '=';
+    expect(Buffer.from(sloppy, 'base64')).toEqual(Buffer.alloc(32, 7));
+    expect(() => erasureKeyFromItem({ tenantId: 'acme', key: sloppy }, 'acme')).toThrow(SealedSecretError);
   });
 });
