@@ -49,6 +49,16 @@ const CRC32_TABLE: Uint32Array = (() => {
   return table;
 })();
 
+/**
+ * crc32 of a string of ASCII characters (codes 0-127), which are their own UTF-8 bytes; the caller
+ * checks that (any other character would be hashed as one wrong byte).
+ */
+export function crc32Ascii(text: string): number {
+  let crc = 0xffffffff;
+  for (let i = 0; i < text.length; i++) crc = CRC32_TABLE[(crc ^ text.charCodeAt(i)) & 0xff] ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
 /** CRC-32/ISO-HDLC (the zlib/PNG/GitHub-token one). zlib.crc32 needs Node 22, so we carry our own. */
 export function crc32(data: Uint8Array): number {
   let crc = 0xffffffff;

@@ -10,7 +10,7 @@
  */
 import { createHmac, randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
 import { REGION_CODES, regionOfCode } from './regions';
-import { BASE62_ALPHABET, base62EncodeBigInt, base62EncodeBytes, crc32 } from './crypto-util';
+import { BASE62_ALPHABET, base62EncodeBigInt, base62EncodeBytes, crc32, crc32Ascii } from './crypto-util';
 
 export const TOKEN_PREFIX = 'sr';
 export const TOKEN_RANDOM_BYTES = 32;
@@ -70,15 +70,24 @@ export function isValidTenantId(id: string): boolean {
 
 const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(REGION_CODES));
 
-/** CRC-32 of the head in 6 base62 digits (a CRC fits a Number: no BigInt arithmetic per request). */
+/**
+ * CRC-32 of the head in 6 base62 digits (a CRC fits a Number: no BigInt arithmetic per request).
+ * A head of ASCII only (every presented token that passed TOKEN_SHAPE) is its own UTF-8 bytes, so
+ * its CRC is taken over the character codes without encoding it into a Buffer first.
+ */
 function checksumOf(head: string): string {
-  let n = crc32(Buffer.from(head, 'utf8'));
+  let n = isAscii(head) ? crc32Ascii(head) : crc32(Buffer.from(head, 'utf8'));
   let out = '';
   for (let i = 0; i < TOKEN_CRC_CHARS; i++) {
     out = BASE62_ALPHABET[n % 62] + out;
     n = Math.floor(n / 62);
   }
   return out;
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 export function generateToken(

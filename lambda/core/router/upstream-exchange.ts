@@ -52,16 +52,17 @@ export function upstreamRequest(client: ClientRequest, target: Target): Pick<Pro
   const from = clientFormat(client);
   const to = targetFormat(target);
   if (from === 'openai' && to === 'openai') {
-    const body: Record<string, unknown> = { ...client.body, model: target.model };
     // A cap the client did not send (the policy's max_tokens) still reaches the provider.
-    if (client.maxTokens !== undefined && body.max_tokens === undefined && body.max_completion_tokens === undefined) {
-      body[target.kind === 'openai' || modernAzure(target) ? 'max_completion_tokens' : 'max_tokens'] = client.maxTokens;
-    }
+    const addCap = client.maxTokens !== undefined && client.body.max_tokens === undefined && client.body.max_completion_tokens === undefined;
     // Usage settles the cost: ask for it on streams (Mistral always sends it, and rejects the option;
     // Azure api-versions before 2024-09-01 reject it too).
-    if (client.stream && target.kind !== 'mistral' && (target.kind !== 'azure-openai' || modernAzure(target))) {
-      body.stream_options = { ...(isRecord(client.body.stream_options) ? client.body.stream_options : {}), include_usage: true };
-    }
+    const askUsage = client.stream && target.kind !== 'mistral' && (target.kind !== 'azure-openai' || modernAzure(target));
+    // Nothing to change (the model named as the target names it, no cap, no stream option): the
+    // parsed body as it is, which the transport only serializes; no copy of it per attempt.
+    if (!addCap && !askUsage && client.body.model === target.model) return { path: '/v1/chat/completions', body: client.body };
+    const body: Record<string, unknown> = { ...client.body, model: target.model };
+    if (addCap) body[target.kind === 'openai' || modernAzure(target) ? 'max_completion_tokens' : 'max_tokens'] = client.maxTokens;
+    if (askUsage) body.stream_options = { ...(isRecord(client.body.stream_options) ? client.body.stream_options : {}), include_usage: true };
     return { path: '/v1/chat/completions', body };
   }
   if (from === 'anthropic' && to === 'anthropic') {

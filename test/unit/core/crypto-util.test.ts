@@ -5,6 +5,7 @@ import {
   base62EncodeBigInt,
   base62EncodeBytes,
   crc32,
+  crc32Ascii,
   decodeBase64Strict,
   hkdfSha256,
   isWellFormedUtf16,
@@ -15,6 +16,17 @@ describe('crc32', () => {
   it('matches the CRC-32/ISO-HDLC check value', () => {
     expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);
     expect(crc32(Buffer.alloc(0))).toBe(0);
+  });
+
+  it('crc32Ascii: the crc32 of the UTF-8 bytes of any ASCII string (what token checksums read)', () => {
+    expect(crc32Ascii('123456789')).toBe(0xcbf43926);
+    expect(crc32Ascii('')).toBe(0);
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary-ascii', maxLength: 200 }), (s) => {
+        expect(crc32Ascii(s)).toBe(crc32(Buffer.from(s, 'utf8')));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 
