@@ -18,6 +18,7 @@ import { CircuitBreaker } from '../../../lambda/core/routing/circuit-breaker';
 import type { TenantPolicy, TenantRecord, TokenRecord } from '../../../lambda/core/tenant-model';
 import { computeVerifier, generateToken } from '../../../lambda/core/token';
 import { FakeDataKeys } from '../core/fake-data-keys';
+import { waitUntil } from '../../support/wait';
 
 const REGION = 'eu-central-1';
 const PEPPER = Buffer.alloc(32, 7);
@@ -376,7 +377,7 @@ describe('failures of the ports', () => {
 });
 
 describe('governance hooks', () => {
-  function recordingGovernance(events: string[], opts: { deny?: boolean; reserveFails?: boolean; reserveDelayMs?: number } = {}) {
+  function recordingGovernance(events: string[], opts: { deny?: boolean; reserveFails?: boolean; reserveUntil?: () => boolean } = {}) {
     const admissions: AdmissionRequest[] = [];
     const calls: string[] = [];
     const gov: Governance = {
@@ -388,7 +389,7 @@ describe('governance hooks', () => {
       },
       async reserve(): Promise<Admission> {
         events.push('reserve start');
-        if (opts.reserveDelayMs) await new Promise((r) => setTimeout(r, opts.reserveDelayMs));
+        if (opts.reserveUntil) await waitUntil(opts.reserveUntil, 'the condition the reservation waits for', 5_000);
         events.push('reserve end');
         if (opts.reserveFails) throw new ApiError(402, 'budget_exhausted', 'Monthly budget of 10 USD is spent.');
         return {
@@ -421,8 +422,11 @@ describe('governance hooks', () => {
   });
 
   test('reserve runs in parallel with Decrypt and completes before the provider; settle gets the real usage', async () => {
-    const g = recordingGovernance([], { reserveDelayMs: 30 });
-    const w = await world({ governance: g.gov });
+    // The reservation ends only once Decrypt has started (an order, not a 30 ms delay a loaded
+    // machine can outlast): a router that waited for the reservation before Decrypt never gets there.
+    let w: Awaited<ReturnType<typeof world>> | undefined;
+    const g = recordingGovernance([], { reserveUntil: () => w?.events.includes('decrypt') === true });
+    w = await world({ governance: g.gov });
     const orig = g.gov.reserve.bind(g.gov);
     g.gov.reserve = async (r) => {
       w.events.push('reserve start');
