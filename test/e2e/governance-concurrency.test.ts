@@ -28,6 +28,13 @@ function withinMs<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 const BODY = chat('gpt-4o', { max_tokens: 200 });
+/**
+ * A hang guard, not a speed goal: the router test takes about 20 s on a quiet 2-vCPU machine
+ * (every DynamoDB call goes to moto one at a time), so 60 s (also jest's default test timeout)
+ * left a loaded CI runner 3x. The tests get TEST_MS so this guard fires first, with its message.
+ */
+const HANG_MS = 150_000;
+const TEST_MS = 180_000;
 
 test('200 concurrent reservations whose real cost equals the reservation: exactly floor(budget / cost) succeed', async () => {
   const N = 200;
@@ -55,7 +62,7 @@ test('200 concurrent reservations whose real cost equals the reservation: exactl
         return 'settled' as const;
       }),
     ),
-    60_000,
+    HANG_MS,
     'the reservations',
   );
   const settled = outcomes.filter((o) => o === 'settled').length;
@@ -67,7 +74,7 @@ test('200 concurrent reservations whose real cost equals the reservation: exactl
   expect(c.tenantSpend!.spentMicros).toBeLessThanOrEqual(100_000);
   expect(c.tokenSpend).toMatchObject({ spentMicros: settled * amount, reservedMicros: 0 });
   expect(c.reservations).toEqual([]);
-});
+}, TEST_MS);
 
 test('120 concurrent requests that settle below, at, or release their reservation: spend stays within the budget', async () => {
   const N = 120;
@@ -95,7 +102,7 @@ test('120 concurrent requests that settle below, at, or release their reservatio
         return 'settled';
       }),
     ),
-    60_000,
+    HANG_MS,
     'the reservations',
   );
   expect(outcomes.filter((o) => o === 'settled').length).toBeGreaterThan(10);
@@ -105,7 +112,7 @@ test('120 concurrent requests that settle below, at, or release their reservatio
   expect(c.tenantSpend).toMatchObject({ spentMicros: spent, reservedMicros: 0, committedMicros: spent });
   expect(spent).toBeLessThanOrEqual(100_000);
   expect(c.reservations).toEqual([]);
-});
+}, TEST_MS);
 
 test('RPM under concurrency: of 80 simultaneous requests exactly the limit are admitted', async () => {
   const clock = new TestClock(START + 86_400_000);
@@ -125,7 +132,7 @@ test('RPM under concurrency: of 80 simultaneous requests exactly the limit are a
   expect(new Set(results.filter((r) => r !== 'ok'))).toEqual(new Set(['429:rate_limit_exceeded:17']));
   const c = await counters(h, 'conc-rpm', await verifierOf(h, 'conc-rpm'), clock.t, table);
   expect(c.tenantRate).toMatchObject({ requests: 17, tokens: 34 });
-});
+}, TEST_MS);
 
 test('200 concurrent requests through the router against a small budget: 200 or budget_exceeded, no 5xx, no hang, no provider call for a denial', async () => {
   const N = 200;
@@ -140,7 +147,7 @@ test('200 concurrent requests through the router against a small budget: 200 or 
   const started = Date.now();
   const results = await withinMs(
     Promise.all(Array.from({ length: N }, () => g.call({ path: '/v1/chat/completions', body }, invokeToken))),
-    60_000,
+    HANG_MS,
     'the router requests',
   );
   const elapsed = Date.now() - started;
@@ -177,4 +184,4 @@ test('200 concurrent requests through the router against a small budget: 200 or 
     `governance via router: ${N} concurrent requests in ${elapsed} ms: ${ok.length} ok, ${denied.length} budget_exceeded ` +
       `(${kmsCalls - ok.length} of them after a KMS call), spent $${spent / 1e6} of $1`,
   );
-});
+}, TEST_MS);
