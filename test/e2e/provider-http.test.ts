@@ -665,12 +665,15 @@ describe('kept-alive upstream connections never hand one answer to the next requ
     };
   }
   const forged = 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 16\r\n\r\n{"forged":"yes"}';
+  /** Set once the forged bytes were written (the next request goes out only after they arrived). */
+  let forgedSent = false;
 
   it.each([
-    ['in the same packet', (s: Socket) => s.write(`HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello${forged}`)],
-    ['while the connection is idle in the pool', (s: Socket) => (s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello'), setTimeout(() => s.write(forged), 20))],
+    ['in the same packet', (s: Socket) => (s.write(`HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello${forged}`), (forgedSent = true))],
+    ['while the connection is idle in the pool', (s: Socket) => (s.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello'), setTimeout(() => (s.write(forged), (forgedSent = true)), 20))],
   ])('bytes after an answer (a short Content-Length) %s are never read as the next answer, whichever way the body is read', async (_when, first) => {
     for (const read of ['readText', 'iterator'] as const) {
+      forgedSent = false;
       const upstream = await rawServer(first);
       const http = new ProviderHttpClient({ firstByteTimeoutMs: 2_000 });
       try {
@@ -679,7 +682,11 @@ describe('kept-alive upstream connections never hand one answer to the next requ
         for (let i = 0; i < 3; i++) {
           const res = await http.send({ target: t, path: '/v1/chat/completions', body: chat, apiKey: 'sk-raw-key-0123456789', signal: never() });
           answers.push(read === 'readText' ? ((await (res.body as ProviderBody).readText!(1_000)) ?? 'too large') : await text(res));
-          await new Promise((r) => setTimeout(r, 50));
+          // The next request leaves only once the forged bytes are in and this process had an I/O
+          // turn to see them (a fixed 50 ms against the server's 20 ms lost that race when the
+          // process stalled across both timers: the bytes were then read as the next answer).
+          await waitFor(() => forgedSent);
+          await new Promise((r) => setImmediate(r));
         }
         expect({ read, answers }).toEqual({ read, answers: ['hello', '{"answer":2}', '{"answer":3}'] });
       } finally {
