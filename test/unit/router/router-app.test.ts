@@ -424,9 +424,8 @@ describe('governance hooks', () => {
   test('reserve runs in parallel with Decrypt and completes before the provider; settle gets the real usage', async () => {
     // The reservation ends only once Decrypt has started (an order, not a 30 ms delay a loaded
     // machine can outlast): a router that waited for the reservation before Decrypt never gets there.
-    let w: Awaited<ReturnType<typeof world>> | undefined;
-    const g = recordingGovernance([], { reserveUntil: () => w?.events.includes('decrypt') === true });
-    w = await world({ governance: g.gov });
+    const g = recordingGovernance([], { reserveUntil: () => w.events.includes('decrypt') });
+    const w = await world({ governance: g.gov });
     const orig = g.gov.reserve.bind(g.gov);
     g.gov.reserve = async (r) => {
       w.events.push('reserve start');
