@@ -238,10 +238,16 @@ function routeLabel(path: string): string {
 
 const NO_QUERY: Readonly<Record<string, string>> = Object.freeze({});
 
-/** The request's single-valued headers (node gives their names in lower case already). */
-function stringHeaders(req: IncomingMessage): Record<string, string> {
-  const out: Record<string, string> = {};
+/**
+ * The request's single-valued headers (node gives their names in lower case already). node joins
+ * a repeated header into one string (or keeps the first, for those that cannot repeat), except
+ * Set-Cookie, a list, which no request handler reads: without it node's own object is the answer,
+ * with no copy per request.
+ */
+export function stringHeaders(req: IncomingMessage): Record<string, string> {
   const headers = req.headers;
+  if (headers['set-cookie'] === undefined) return headers as Record<string, string>;
+  const out: Record<string, string> = {};
   for (const name in headers) {
     const v = headers[name];
     if (typeof v === 'string') out[name] = v;
@@ -251,9 +257,11 @@ function stringHeaders(req: IncomingMessage): Record<string, string> {
 
 /**
  * Reads at most `limit` bytes; a longer body is cut there, and the size check answers 413.
- * Events rather than an async iterator, and no copy for the usual one-chunk body.
+ * Events rather than an async iterator, and no copy for the usual one-chunk body. (Not a
+ * synchronous read of what is buffered: node hands a body over before the message is complete,
+ * even one that came with its headers, so only the events tell the end.)
  */
-function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     let first: Buffer | undefined;
     let more: Buffer[] | undefined;

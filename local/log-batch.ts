@@ -75,7 +75,16 @@ export function batchedLines(write: (text: string) => void, opts: LineBatchOptio
   return Object.assign((line: string) => b.add(line), { flush: b.flush });
 }
 
-type LogRecord = readonly [level: string, message: string, at: number, fields: LogFields | undefined];
+type LogRecord = readonly [level: 'INFO' | 'WARN' | 'ERROR', message: string, at: number, fields: LogFields | undefined];
+
+const OWN_MEMBERS = ['level', 'service', 'message', 'timestamp'];
+const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
+/** Fields a spread would order differently from text: a fixed member's name, a toJSON, an array-index key (listed first). */
+function needsSpread(fields: LogFields): boolean {
+  if (OWN_MEMBERS.some((k) => k in fields) || 'toJSON' in fields) return true;
+  for (const k in fields) return ARRAY_INDEX.test(k) && Number(k) < 2 ** 32 - 1;
+  return false;
+}
 
 /** About one request line's length: what counts towards maxBytes before a record is formatted. */
 const RECORD_SIZE_ESTIMATE = 400;
@@ -90,7 +99,22 @@ const RECORD_SIZE_ESTIMATE = 400;
  * changes nothing that is written.
  */
 export function batchedJsonLogger(service: string, write: (text: string) => void, opts: LineBatchOptions = {}): Logger & { flush(): void } {
-  const line = ([level, message, at, fields]: LogRecord): string => JSON.stringify({ level, service, message, timestamp: new Date(at).toISOString(), ...fields });
+  const serviceJson = JSON.stringify(service);
+  // The fixed members as text and the fields stringified once, not spread into a second object
+  // first; fields that would replace or reorder a fixed member take the spread (jsonLogger's rule,
+  // lambda/core/logger.ts: the same line either way). Lines of one millisecond share its text.
+  let lastAt = Number.NaN;
+  let lastTimestamp = '';
+  const line = ([level, message, at, fields]: LogRecord): string => {
+    if (at !== lastAt) {
+      lastAt = at;
+      lastTimestamp = new Date(at).toISOString();
+    }
+    if (fields !== undefined && needsSpread(fields)) return JSON.stringify({ level, service, message, timestamp: lastTimestamp, ...fields });
+    const head = `{"level":"${level}","service":${serviceJson},"message":${JSON.stringify(message)},"timestamp":"${lastTimestamp}"`;
+    const rest = fields === undefined ? '{}' : JSON.stringify(fields);
+    return rest === '{}' ? `${head}}` : `${head},${rest.slice(1)}`;
+  };
   const b = batched<LogRecord>(
     (records) => `${records.map(line).join('\n')}\n`,
     () => RECORD_SIZE_ESTIMATE,

@@ -20,14 +20,28 @@ export type CallFailure = 'first_byte_timeout' | 'aborted' | 'connection' | 'bod
 
 export interface HttpCall {
   readonly method: string;
-  /** Owned by the transport from here on (it adds content-length). Lower-case names. */
-  readonly headers: Record<string, string>;
+  /** Lower-case names; Host, Content-Length and Transfer-Encoding are the transport's. */
+  readonly headers: Readonly<Record<string, string>>;
   readonly body?: string;
   /** Cuts the call, before or after the response headers (the body then fails as 'aborted'). */
   readonly signal: CancelSignal;
   readonly firstByteTimeoutMs: number;
   /** The error to throw for a failure; its message must not quote the URL, a header or the body. */
   readonly fail: (failure: CallFailure, code?: string) => Error;
+}
+
+/** A provider URL, checked, in the parts node:http takes (provider-http.ts makes it once per endpoint). */
+export interface HttpEndpoint {
+  readonly url: URL;
+  readonly secure: boolean;
+  /** Without an IPv6 literal's brackets. */
+  readonly hostname: string;
+  /** @default - the scheme's */
+  readonly port?: number;
+  /** Path and query. */
+  readonly path: string;
+  /** The Host header: host, and the port unless it is the scheme's default. */
+  readonly host: string;
 }
 
 export interface HttpAnswer {
@@ -67,15 +81,21 @@ export class NodeHttpTransport {
     this.httpsAgent = new HttpsAgent({ keepAlive: true, timeout: idleSocketMs, scheduling: 'lifo' });
   }
 
-  call(url: URL, c: HttpCall): Promise<HttpAnswer> {
+  call(endpoint: HttpEndpoint, c: HttpCall): Promise<HttpAnswer> {
     if (c.signal.aborted) return Promise.reject(c.fail('aborted'));
-    const { headers, body } = c;
-    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+    const { body } = c;
     return new Promise<HttpAnswer>((resolve, reject) => {
-      const secure = url.protocol === 'https:';
+      const secure = endpoint.secure;
       let req: ClientRequest;
       try {
-        req = (secure ? httpsRequest : httpRequest)(url, { method: c.method, headers, agent: secure ? this.httpsAgent : this.httpAgent });
+        req = (secure ? httpsRequest : httpRequest)({
+          hostname: endpoint.hostname,
+          port: endpoint.port,
+          path: endpoint.path,
+          method: c.method,
+          headers: headerList(endpoint.host, c.headers, body),
+          agent: secure ? this.httpsAgent : this.httpAgent,
+        });
       } catch (err) {
         // e.g. a header node refuses: its message would quote the header's name.
         reject(c.fail('connection', (err as { code?: string }).code));
@@ -111,6 +131,22 @@ export class NodeHttpTransport {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
+}
+
+/**
+ * The request's headers as node's flat [name, value, ...] list, Host first and the body's length
+ * last: node then writes them as given (still validating every name and value) instead of
+ * keeping each in its header map through setHeader, and adds no Host of its own (this Host is
+ * what it would add: the URL's host). Ours are the only Host and framing headers.
+ */
+function headerList(host: string, headers: Readonly<Record<string, string>>, body: string | undefined): string[] {
+  const out = ['host', host];
+  for (const name in headers) {
+    if (name === 'host' || name === 'content-length' || name === 'transfer-encoding') continue;
+    out.push(name, headers[name]);
+  }
+  if (body !== undefined) out.push('content-length', String(Buffer.byteLength(body)));
+  return out;
 }
 
 /** Response headers by lower-case name; a repeated header reads as its values joined by ', '. */

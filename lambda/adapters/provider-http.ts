@@ -11,7 +11,9 @@ import { parseRetryAfter, parseRetryAfterMs } from '../core/routing/backoff';
 import type { AttemptOutcome, CancelSignal } from '../core/routing/fallback';
 import type { Target } from '../core/routing/types';
 import { isRetryableStatus, type ProviderClient, type ProviderRequest, type ProviderResponse } from '../core/router/provider-port';
-import { type CallFailure, NodeHttpTransport } from './node-http-transport';
+import { BoundedMemo } from '../core/bounded-memo';
+import { withoutTrailingSlashes } from '../core/http';
+import { type CallFailure, type HttpEndpoint, NodeHttpTransport } from './node-http-transport';
 
 export type { ProviderResponse } from '../core/router/provider-port';
 
@@ -86,7 +88,8 @@ export class ProviderHttpClient implements ProviderClient {
 
   async send(req: ProviderSendRequest): Promise<ProviderResponse> {
     const { target } = req;
-    const url = providerTargetUrl(target, req.path, this.bedrock?.region);
+    const endpoint = providerEndpoint(target, req.path, this.bedrock?.region);
+    const url = endpoint.url;
     const method = req.method ?? (req.path === '/v1/models' ? 'GET' : 'POST');
     if (method === 'GET' && req.body !== undefined) throw new Error(`provider '${target.provider}': a GET carries no body`);
     const stream = (isRecord(req.body) && req.body.stream === true) || req.path === '/converse-stream';
@@ -99,7 +102,7 @@ export class ProviderHttpClient implements ProviderClient {
     }
     const res = this.fetch
       ? await this.viaFetch(this.fetch, url.href, method, headers, bodyText, req.signal, target.provider)
-      : await this.transport.call(url, { method, headers, body: bodyText, signal: req.signal, firstByteTimeoutMs: this.firstByteTimeoutMs, fail: (f, code) => this.failure(target.provider, f, code) });
+      : await this.transport.call(endpoint, { method, headers, body: bodyText, signal: req.signal, firstByteTimeoutMs: this.firstByteTimeoutMs, fail: (f, code) => this.failure(target.provider, f, code) });
     const retryAfterMs = parseRetryAfterMs(res.headers.get('retry-after-ms')) ?? parseRetryAfter(res.headers.get('retry-after'), this.now());
     // ConverseStream answers in AWS's binary event stream; the core reads SSE from every provider.
     const body = req.path === '/converse-stream' && res.status >= 200 && res.status < 300 && res.body ? eventStreamToSse(res.body) : res.body;
@@ -161,20 +164,39 @@ export function providerUrl(
   /** The cell's region: a Bedrock endpoint must be this region's. */
   region?: string,
 ): string {
-  return providerTargetUrl(target, path, region).href;
+  return providerEndpoint(target, path, region).url.href;
 }
 
-function providerTargetUrl(target: Pick<Target, 'provider' | 'baseUrl'> & Partial<Pick<Target, 'kind' | 'model' | 'apiVersion'>>, path: string, region: string | undefined): URL {
+/**
+ * Endpoints already checked, by configured base URL and path: the check parses two URLs, and a
+ * cell calls few distinct endpoints, each on every request. Only a URL that passed is kept, and
+ * the key is everything the check reads (the base URL and the suffix made from path, model and
+ * API version), so a hit gives what the check would give. Bounded (emptied when full).
+ */
+const ENDPOINTS = new BoundedMemo<HttpEndpoint>(256, 256 * 1024);
+
+function providerEndpoint(target: Pick<Target, 'provider' | 'baseUrl'> & Partial<Pick<Target, 'kind' | 'model' | 'apiVersion'>>, path: string, region: string | undefined): HttpEndpoint {
   if (!PATHS.has(path)) throw new Error(`provider '${target.provider}': path is not a provider API path`);
   if ((path === '/converse' || path === '/converse-stream') !== (target.kind === 'bedrock')) {
     throw new Error(`provider '${target.provider}': path is not an API of this provider kind`);
   }
   const suffix = target.kind === 'azure-openai' ? azurePath(target, path) : target.kind === 'bedrock' ? bedrockPath(target, path, region) : path;
+  const key = `${suffix}\n${target.baseUrl}`;
+  let endpoint = ENDPOINTS.get(key);
+  if (endpoint === undefined) {
+    endpoint = httpEndpoint(checkedUrl(target, suffix));
+    ENDPOINTS.set(key, endpoint);
+  }
+  return endpoint;
+}
+
+/** baseUrl + suffix, refused unless it stays on the configured origin. */
+function checkedUrl(target: Pick<Target, 'provider' | 'baseUrl'>, suffix: string): URL {
   let base: URL;
   let full: URL;
   try {
     base = new URL(target.baseUrl);
-    full = new URL(target.baseUrl.replace(/\/+$/, '') + suffix);
+    full = new URL(withoutTrailingSlashes(target.baseUrl) + suffix);
   } catch {
     throw new Error(`provider '${target.provider}': baseUrl is not a valid URL`);
   }
@@ -183,6 +205,12 @@ function providerTargetUrl(target: Pick<Target, 'provider' | 'baseUrl'> & Partia
     throw new Error(`provider '${target.provider}': refusing a URL outside the configured endpoint`);
   }
   return full;
+}
+
+/** What node:http needs from a checked URL, as urlToHttpOptions takes it (IPv6 without brackets; Host as the URL's host). */
+function httpEndpoint(url: URL): HttpEndpoint {
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  return { url, secure: url.protocol === 'https:', hostname, port: url.port === '' ? undefined : Number(url.port), path: url.pathname + url.search, host: url.host };
 }
 
 function azurePath(target: Partial<Pick<Target, 'provider' | 'model' | 'apiVersion'>>, path: string): string {

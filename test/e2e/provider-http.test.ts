@@ -696,3 +696,114 @@ describe('kept-alive upstream connections never hand one answer to the next requ
     }
   });
 });
+
+describe('the request on the wire (a raw TCP server on 127.0.0.1)', () => {
+  /** The head and body of each request that arrives, as sent. */
+  async function capture(): Promise<{ url: string; heads: string[]; bodies: string[]; close(): void }> {
+    const heads: string[] = [];
+    const bodies: string[] = [];
+    const open = new Set<Socket>();
+    const server = createTcpServer((s) => {
+      open.add(s);
+      let buf = Buffer.alloc(0);
+      s.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        for (;;) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const head = buf.subarray(0, end).toString('latin1');
+          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+          if (buf.length < end + 4 + length) return;
+          heads.push(head);
+          bodies.push(buf.subarray(end + 4, end + 4 + length).toString('utf8'));
+          buf = buf.subarray(end + 4 + length);
+          s.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}');
+        }
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      heads,
+      bodies,
+      close: () => {
+        for (const s of open) s.destroy();
+        server.close();
+      },
+    };
+  }
+  const headers = (head: string) => head.split('\r\n').slice(1).map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
+  const header = (head: string, name: string) => head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim();
+
+  it('one Host (host and port of the configured URL), one Content-Length of the body in bytes, a kept-alive connection, no chunking, the path and query as configured', async () => {
+    const upstream = await capture();
+    const http = new ProviderHttpClient({ firstByteTimeoutMs: 2_000 });
+    try {
+      const body = { model: 'm', messages: [{ role: 'user', content: 'h\u00e9llo \u{1F600}' }] };
+      const openai: Target = { provider: 'raw', kind: 'openai-compatible', baseUrl: `${upstream.url}/base/`, model: 'm', secret: 'default' };
+      const azure: Target = { provider: 'az', kind: 'azure-openai', baseUrl: upstream.url, model: 'chat-eu', secret: 'default' };
+      for (const target of [openai, azure, openai]) {
+        const res = await http.send({ target, path: '/v1/chat/completions', body, apiKey: 'sk-raw-key-0123456789', signal: never(), extraHeaders: target === openai ? { 'x-extra': 'yes' } : undefined });
+        expect(await (res.body as ProviderBody).readText!(100)).toBe('{}');
+      }
+      const port = new URL(upstream.url).port;
+      expect(upstream.heads.map((h) => h.split('\r\n')[0])).toEqual([
+        'POST /base/v1/chat/completions HTTP/1.1',
+        'POST /openai/deployments/chat-eu/chat/completions?api-version=2024-10-21 HTTP/1.1',
+        'POST /base/v1/chat/completions HTTP/1.1',
+      ]);
+      for (const [i, head] of upstream.heads.entries()) {
+        const names = headers(head);
+        for (const once of ['host', 'content-length', 'content-type', 'accept', 'accept-encoding', 'connection']) expect(names.filter((n) => n === once)).toEqual([once]);
+        expect(names).not.toContain('transfer-encoding');
+        expect(header(head, 'host')).toBe(`127.0.0.1:${port}`);
+        expect(header(head, 'connection')).toBe('keep-alive');
+        expect(Number(header(head, 'content-length'))).toBe(Buffer.byteLength(upstream.bodies[i]));
+        expect(JSON.parse(upstream.bodies[i])).toEqual(body);
+      }
+      expect(header(upstream.heads[0], 'x-extra')).toBe('yes');
+      expect(header(upstream.heads[1], 'api-key')).toBe('sk-raw-key-0123456789');
+      expect(header(upstream.heads[1], 'authorization')).toBeUndefined();
+    } finally {
+      http.close();
+      upstream.close();
+    }
+  });
+
+  it('a GET carries no length and no body', async () => {
+    const upstream = await capture();
+    const http = new ProviderHttpClient({ firstByteTimeoutMs: 2_000 });
+    try {
+      const target: Target = { provider: 'raw', kind: 'openai-compatible', baseUrl: upstream.url, model: 'm', secret: 'default' };
+      await http.send({ target, path: '/v1/models', apiKey: 'sk-raw-key-0123456789', signal: never() });
+      expect(upstream.heads[0].split('\r\n')[0]).toBe('GET /v1/models HTTP/1.1');
+      expect(headers(upstream.heads[0])).not.toContain('content-length');
+      expect(headers(upstream.heads[0])).not.toContain('transfer-encoding');
+    } finally {
+      http.close();
+      upstream.close();
+    }
+  });
+});
+
+describe('checked endpoints are remembered, never a refusal', () => {
+  it('a base URL refused once is refused every time; one that passed keeps its path per model and version', () => {
+    const base = 'https://res.openai.azure.com';
+    const azure = (model: string, apiVersion?: string) => ({ provider: 'az', kind: 'azure-openai' as const, baseUrl: base, model, apiVersion });
+    for (let i = 0; i < 3; i++) {
+      expect(() => providerUrl({ provider: 'p', baseUrl: 'https://user:pw@api.openai.com' }, '/v1/models')).toThrow(/refusing a URL outside/);
+      expect(() => providerUrl(azure('..'), '/v1/chat/completions')).toThrow(/deployment name/);
+      expect(providerUrl(azure('a'), '/v1/chat/completions')).toBe(`${base}/openai/deployments/a/chat/completions?api-version=2024-10-21`);
+      expect(providerUrl(azure('b', '2025-04-01-preview'), '/v1/chat/completions')).toBe(`${base}/openai/deployments/b/chat/completions?api-version=2025-04-01-preview`);
+      expect(providerUrl({ provider: 'p', baseUrl: `${base}/` }, '/v1/models')).toBe(`${base}/v1/models`);
+    }
+  });
+
+  it('past its bound (many distinct endpoints) every answer is still the checked one', () => {
+    for (let i = 0; i < 700; i++) {
+      expect(providerUrl({ provider: 'p', baseUrl: `http://127.0.0.1:${1000 + i}/p${i}` }, '/v1/embeddings')).toBe(`http://127.0.0.1:${1000 + i}/p${i}/v1/embeddings`);
+    }
+    expect(() => providerUrl({ provider: 'p', baseUrl: 'http://127.0.0.1:1000/p0?x=1' }, '/v1/embeddings')).toThrow(/refusing/);
+  });
+});

@@ -5,7 +5,7 @@
 import { getEventListeners, once } from 'node:events';
 import { createServer, IncomingMessage, request, Server, ServerResponse } from 'node:http';
 import { AddressInfo, connect, Socket } from 'node:net';
-import { clientGoneSignal, nodeSink } from '../../../local/gateway';
+import { clientGoneSignal, nodeSink, readBody, stringHeaders } from '../../../local/gateway';
 import { waitUntil } from '../../support/wait';
 
 interface Seen {
@@ -249,4 +249,97 @@ test('a client that leaves mid-body after answered requests: only the unfinished
   expect(seen[0].signal).toBe(seen[2].signal);
   expect(seen[2].signal.aborted).toBe(true);
   seen[2].release();
+});
+
+describe('the request body and headers (readBody, stringHeaders)', () => {
+  let bodyServer: Server;
+  let bodyPort: number;
+  let got: { body?: string; error?: string; headers: Record<string, string>; ended: boolean }[];
+  let arrived = 0;
+  const LIMIT = 64;
+  beforeEach(async () => {
+    got = [];
+    arrived = 0;
+    bodyServer = createServer((req, res) => {
+      arrived++;
+      const headers = stringHeaders(req);
+      readBody(req, LIMIT).then(
+        (body) => {
+          got.push({ body, headers, ended: req.readableEnded || req.complete });
+          res.writeHead(200, { 'content-length': String(Buffer.byteLength(body ?? '')) });
+          res.end(body ?? '');
+        },
+        (err: Error) => got.push({ error: err.message, headers, ended: false }),
+      );
+    });
+    bodyServer.listen(0, '127.0.0.1');
+    await once(bodyServer, 'listening');
+    bodyPort = (bodyServer.address() as AddressInfo).port;
+  });
+  afterEach(async () => {
+    bodyServer.closeAllConnections();
+    await new Promise((r) => bodyServer.close(r));
+  });
+  /** Sends the parts with a pause between them; resolves with everything the server wrote back. */
+  const send = async (parts: (string | Buffer)[], answers = 1, pauseMs = 15): Promise<string> => {
+    const socket = connect(bodyPort, '127.0.0.1');
+    await once(socket, 'connect');
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (text += d));
+    for (const [i, p] of parts.entries()) {
+      if (i > 0) await new Promise((r) => setTimeout(r, pauseMs));
+      socket.write(p);
+    }
+    await waitUntil(() => (text.match(/HTTP\/1\.1 200/g) ?? []).length >= answers, `${answers} answers`);
+    socket.destroy();
+    return text;
+  };
+  const head = (length: number, extra = '') => `POST /v1/x HTTP/1.1\r\nhost: x\r\ncontent-length: ${length}${extra}\r\n\r\n`;
+
+  test('a body that came with its headers, one that arrives in pieces (a character split between them), none: each read whole', async () => {
+    const text = '{"t":"\u00e9t\u00e9 \u{1F600}"}';
+    const bytes = Buffer.from(text);
+    await send([head(bytes.length) + text]);
+    await send([Buffer.concat([Buffer.from(head(bytes.length)), bytes.subarray(0, 8)]), bytes.subarray(8, 9), bytes.subarray(9)]);
+    await send([head(0)]);
+    await send([`GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n`]);
+    expect(got.map((g) => g.body)).toEqual([text, text, undefined, undefined]);
+  });
+
+  test('a body longer than the limit is cut at it, whether it came whole or in pieces (the size check then answers 413)', async () => {
+    const long = 'x'.repeat(LIMIT * 4);
+    await send([head(long.length) + long]);
+    await send([head(long.length) + long.slice(0, 10), long.slice(10, LIMIT + 3), long.slice(LIMIT + 3)]);
+    expect(got.map((g) => g.body)).toEqual(['x'.repeat(LIMIT), 'x'.repeat(LIMIT)]);
+  });
+
+  test('pipelined requests on one connection each read their own body', async () => {
+    const reqs = ['{"n":1}', '{"n":22}', '', '{"n":333}'].map((b) => head(b.length) + b).join('');
+    const out = await send([reqs], 4);
+    // Each request's body (the empty one may be read before the one ahead of it: the answers are still in order).
+    expect(got.map((g) => g.body).sort()).toEqual(['{"n":1}', '{"n":22}', '{"n":333}', undefined]);
+    expect(out.endsWith('{"n":333}')).toBe(true);
+  });
+
+  test('a connection that closes mid-body fails the read; the server goes on answering others', async () => {
+    const socket = connect(bodyPort, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(head(100) + '{"partial":');
+    await waitUntil(() => arrived > 0, 'the request to arrive');
+    socket.destroy();
+    await waitUntil(() => got.length > 0, 'the read to fail');
+    expect(got[0].error).toMatch(/^(aborted|the request body ended early)$/);
+    expect(got[0].body).toBeUndefined();
+    await send([head(2) + '{}']);
+    expect(got[1].body).toBe('{}');
+  });
+
+  test('headers: node\'s single values (names in lower case, a repeated header joined or its first kept); a Set-Cookie list is left out', async () => {
+    await send([`POST /v1/x HTTP/1.1\r\nHost: x\r\nX-Multi: a\r\nx-multi: b\r\nAuthorization: Bearer first\r\nauthorization: Bearer second\r\ncontent-length: 0\r\n\r\n`]);
+    await send([`POST /v1/x HTTP/1.1\r\nhost: x\r\nset-cookie: a=1\r\nx-other: y\r\ncontent-length: 0\r\n\r\n`]);
+    expect(got[0].headers).toMatchObject({ host: 'x', 'x-multi': 'a, b', authorization: 'Bearer first' });
+    expect(got[1].headers).toEqual({ host: 'x', 'x-other': 'y', 'content-length': '0' });
+    for (const g of got) for (const v of Object.values(g.headers)) expect(typeof v).toBe('string');
+  });
 });

@@ -100,6 +100,31 @@ test('the batched JSON logger writes the very lines of jsonLogger (timestamp tak
   expect(Object.keys(JSON.parse(got[0]))).toEqual(Object.keys(JSON.parse(immediate[0])));
 });
 
+test('the batched JSON logger writes the very text of jsonLogger for every shape of fields (a fixed member replaced, an array-index key, a toJSON, none, empty, undefined values, a message to escape)', async () => {
+  const immediate: string[] = [];
+  const direct = jsonLogger('svc "q"', (l) => immediate.push(l));
+  const writes: string[] = [];
+  const log = batchedJsonLogger('svc "q"', (t) => writes.push(t), { maxDelayMs: 20 });
+  const shapes = [
+    undefined,
+    {},
+    { requestId: 'r1', status: 200, costUsd: 0.000002, aborted: false, timeToFirstTokenMs: undefined },
+    { level: 'FORGED', a: 1 },
+    { message: 'replaced', timestamp: 'x' },
+    { b: 2, 7: 'seven', '01': 'not an index' },
+    { toJSON: () => ({ z: 1 }) },
+  ] as unknown as (Record<string, string | number | boolean | undefined> | undefined)[];
+  for (const f of shapes) {
+    direct.warn('m "quoted"\n\u2028', f);
+    log.warn('m "quoted"\n\u2028', f);
+  }
+  await sleep(50);
+  const got = writes.join('').split('\n');
+  expect(got.pop()).toBe('');
+  const untimed = (l: string) => l.replace(/"timestamp":"[^"]*"/, '"timestamp":"T"');
+  expect(got.map(untimed)).toEqual(immediate.map(untimed));
+});
+
 test('the batched JSON logger writes the fields as they were at the call: a caller that changes its object afterwards (a key, a token added, a value replaced) changes nothing written', async () => {
   const writes: string[] = [];
   const log = batchedJsonLogger('local-gateway', (t) => writes.push(t), { maxDelayMs: 20 });
