@@ -9,13 +9,13 @@
  * - each fake saw exactly its own canary in its auth header and nothing else of the tenant's.
  */
 import { CircuitBreaker } from '../../lambda/core/routing/circuit-breaker';
-import { ProviderHttpClient } from '../../lambda/adapters/provider-http';
 import type { RouterDeps } from '../../lambda/core/router/router-app';
 import { MemorySink } from '../../lambda/core/router/response-sink';
 import type { UsageRecord } from '../../lambda/core/router/usage-record';
 import { freePort } from '../support/free-port';
 import { canaryHits, captureOutput, makeCanary, OutputCapture } from '../support/canary';
 import { dumpTables, parseSse, RouterHarness, SpyDataKeys, startRouterHarness } from '../support/router-harness';
+import { shortFirstByteTimeoutFor } from '../support/provider-timeouts';
 
 const TENANT = 'canary-co';
 const SOV_TENANT = 'canary-sov';
@@ -182,7 +182,8 @@ describe('data keys are zero-filled after every request', () => {
   });
 
   test('timeouts and total failure', async () => {
-    const call = router({ providers: new ProviderHttpClient({ firstByteTimeoutMs: 200 }) });
+    // The 200 ms timeout is OpenAI's (it hangs); Anthropic's 500s are waited for as long as they take.
+    const call = router({ providers: shortFirstByteTimeoutFor(['openai'], 200) });
     h.fakes.script('openai', [{ kind: 'hang' }, { kind: 'hang' }]);
     h.fakes.script('anthropic', [{ kind: 'status', status: 500 }, { kind: 'status', status: 500 }]);
     const { sink, issued } = await call('/v1/chat/completions', chat('resilient'));
