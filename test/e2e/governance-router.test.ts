@@ -278,8 +278,9 @@ describe('allowlists and caps (pure checks, before any KMS or provider call)', (
 describe('admin routes', () => {
   afterEach(() => h.setAdminClock());
   test('usage: month spend and reservations per tenant and token against budgets, current window against RPM/TPM', async () => {
-    // Router and admin read one clock: the window is the request's minute, not the read's.
-    const clock = new TestClock(Date.now());
+    // Router and admin read one clock: the window is the request's minute, not the read's. The
+    // clock is pinned 1 ms before a minute boundary, and a minute and then a month are crossed below.
+    const clock = new TestClock(Date.UTC(2025, 5, 30, 23, 58, 59, 999));
     const g = governanceRouter(h, { clock });
     h.setAdminClock({ now: () => new Date(clock.t) });
     const { invokeToken } = await h.tenant('usage-a', { policy: { monthlyBudgetUsd: 25, rpm: 100, tpm: 100_000 } });
@@ -329,9 +330,14 @@ describe('admin routes', () => {
     // A minute later the rate window is a new one; the month's spend stays.
     clock.advance(60_000);
     const later = (await h.admin('GET', '/admin/tenants/usage-a/usage')).json;
-    expect(later.window).toBe(new Date(clock.t).toISOString().slice(0, 16) + 'Z');
+    expect([later.period, later.window]).toEqual(['2025-06', '2025-06-30T23:59Z']);
     expect(later.tenant.rpm).toEqual({ used: 0, limit: 100 });
-    if (later.period === period) expect(later.tenant.spentMicros).toBe(cost);
+    expect(later.tenant.spentMicros).toBe(cost);
+    // A millisecond after that it is July: a new month, nothing spent in it yet.
+    clock.advance(1);
+    const july = (await h.admin('GET', '/admin/tenants/usage-a/usage')).json;
+    expect([july.period, july.window]).toEqual(['2025-07', '2025-07-01T00:00Z']);
+    expect(july.tenant).toMatchObject({ spentMicros: 0, reservedMicros: 0, budgetUsd: 25, rpm: { used: 0, limit: 100 } });
 
     const past = await h.admin('GET', '/admin/tenants/usage-a/usage/2020-01');
     expect(past.status).toBe(200);
