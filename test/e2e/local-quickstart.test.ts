@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { canaryHits, makeCanary } from '../support/canary';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
-import { freePort } from '../support/free-port';
 
 const ROOT = resolve(__dirname, '..', '..');
 const KEYS = { openai: makeCanary('oa'), anthropic: makeCanary('an'), mistral: makeCanary('mi') };
@@ -40,11 +39,16 @@ interface Run {
   stop: () => Promise<void>;
 }
 
+const LISTENING = /listening on (http:\/\/127\.0\.0\.1:\d+)/;
+
+/**
+ * Port 0: the gateway binds a port the OS picks and prints it (a port chosen beforehand could be
+ * taken by another socket while npm and node start). Returns once `waitFor` and that line showed.
+ */
 async function npmStart(args: string[], waitFor: RegExp): Promise<Run> {
-  const port = await freePort();
   const proc = spawn(
     'npm',
-    ['start', '--', '--port', String(port), '--state-dir', stateDir, '--openai-base-url', fakes.openai.baseUrl, '--anthropic-base-url', fakes.anthropic.baseUrl, '--mistral-base-url', fakes.mistral.baseUrl, ...args],
+    ['start', '--', '--port', '0', '--state-dir', stateDir, '--openai-base-url', fakes.openai.baseUrl, '--anthropic-base-url', fakes.anthropic.baseUrl, '--mistral-base-url', fakes.mistral.baseUrl, ...args],
     {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, OPENAI_API_KEY: KEYS.openai, ANTHROPIC_API_KEY: KEYS.anthropic, MISTRAL_API_KEY: ` ${KEYS.mistral}\n` },
@@ -59,7 +63,7 @@ async function npmStart(args: string[], waitFor: RegExp): Promise<Run> {
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const run: Run = {
     proc,
-    url: `http://127.0.0.1:${port}`,
+    url: '',
     stdout: () => out,
     stderr: () => err,
     async stop() {
@@ -69,14 +73,14 @@ async function npmStart(args: string[], waitFor: RegExp): Promise<Run> {
     },
   };
   const deadline = Date.now() + 120_000;
-  while (!waitFor.test(out + err)) {
+  while (!waitFor.test(out + err) || !LISTENING.test(out + err)) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       await run.stop();
-      throw new Error(`npm start did not show ${waitFor}:\n${out}\n${err}`);
+      throw new Error(`npm start did not show ${waitFor} and its URL:\n${out}\n${err}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return run;
+  return { ...run, url: LISTENING.exec(out + err)![1] };
 }
 
 async function chat(url: string, token: string, model: string): Promise<{ status: number; text: string }> {
