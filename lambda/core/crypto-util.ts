@@ -122,7 +122,7 @@ export function hkdfSha256(ikm: Uint8Array, salt: string, info: Uint8Array, leng
   if (!Number.isSafeInteger(length) || length < 1 || length > 255 * 32) throw new RangeError('hkdfSha256: length out of range');
   if (info.length > 1024) throw new RangeError('hkdfSha256: info longer than 1024 bytes');
   const prk = createHmac('sha256', saltBytesOf(salt)).update(ikm).digest();
-  const out = Buffer.alloc(length);
+  let out: Buffer = length === 32 ? EMPTY : Buffer.alloc(length);
   // T(0) is empty: the first block is HMAC(PRK, info ‖ 0x01), each later one HMAC(PRK, T(i-1) ‖ info ‖ i).
   let block: Buffer | undefined;
   try {
@@ -132,6 +132,14 @@ export function hkdfSha256(ikm: Uint8Array, salt: string, info: Uint8Array, leng
       const next = mac.update(info).update(COUNTER_BYTES[i]).digest();
       block?.fill(0);
       block = next;
+      // One block is the whole output (a 32-byte key): digest() gave a buffer of its own (its whole
+      // ArrayBuffer, checked: never a pool slice), handed on as is instead of copied.
+      if (at === 0 && length === block.length && block.byteOffset === 0 && block.buffer.byteLength === block.length) {
+        out = block;
+        block = undefined;
+        break;
+      }
+      if (out.length !== length) out = Buffer.alloc(length);
       at += block.copy(out, at);
     }
     return out;
@@ -141,6 +149,7 @@ export function hkdfSha256(ikm: Uint8Array, salt: string, info: Uint8Array, leng
   }
 }
 
+const EMPTY = Buffer.alloc(0);
 /** HKDF's block counter bytes 1..255, made once (not secret). */
 const COUNTER_BYTES: readonly Uint8Array[] = Array.from({ length: 256 }, (_, i) => Uint8Array.of(i));
 

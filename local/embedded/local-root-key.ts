@@ -97,18 +97,19 @@ export class LocalRootKey implements DataKeyService {
     const iv = wrapped.subarray(1, 1 + IV_BYTES);
     const body = wrapped.subarray(1 + IV_BYTES, 1 + IV_BYTES + DATA_KEY_BYTES);
     const tag = wrapped.subarray(1 + IV_BYTES + DATA_KEY_BYTES);
-    const out = Buffer.alloc(DATA_KEY_BYTES);
+    // update() hands back a buffer of its own (not a pool slice) holding the data key before the
+    // tag is checked: it is returned only after final() authenticated it, and zero-filled otherwise.
+    let out: Buffer | undefined;
     try {
       const decipher = createDecipheriv('aes-256-gcm', this.material, iv);
       decipher.setAAD(aadOf(context));
       decipher.setAuthTag(tag);
-      const part = decipher.update(body);
-      part.copy(out);
-      part.fill(0);
+      out = decipher.update(body);
       decipher.final();
+      if (out.length !== DATA_KEY_BYTES) throw new Error('data key length');
       return out;
     } catch {
-      out.fill(0);
+      out?.fill(0);
       throw new KeyServiceError('invalid_ciphertext', 'Decrypt');
     }
   }

@@ -112,7 +112,9 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
   const deadlineSignal = opts.deadlineSignal ?? AbortSignal.timeout(Math.max(0, deadlineAt - now()));
   const chain: ChainStep[] = [];
   const step = (target: Target, outcome: ChainStep['outcome'], latencyMs: number, status?: number): void => {
-    chain.push({ provider: target.provider, model: target.model, outcome, latencyMs, ...(status !== undefined ? { status } : {}) });
+    const s: { -readonly [K in keyof ChainStep]: ChainStep[K] } = { provider: target.provider, model: target.model, outcome, latencyMs };
+    if (status !== undefined) s.status = status;
+    chain.push(s);
   };
 
   for (const target of targets) {

@@ -54,13 +54,14 @@ export function resolveTargets(model: string, opts: ResolveTargetsOptions): Targ
   validateModel(model);
   const { providers, policy } = opts;
   const api = opts.api ?? 'chat';
-  const cellProviders = Object.keys(providers).join(', ') || 'none';
+  // Named only in errors: made when one is thrown, not on every request.
+  const cellProviders = (): string => Object.keys(providers).join(', ') || 'none';
 
   // Own-property checks throughout: '__proto__' or 'constructor' must never resolve to anything.
   if (policy.routes && Object.hasOwn(policy.routes, model)) {
     const configured = policy.routes[model].filter((t) => Object.hasOwn(providers, t.provider));
     if (configured.length === 0) {
-      throw new NoRouteError(`route '${model}' has no target among this cell's providers (${cellProviders})`);
+      throw new NoRouteError(`route '${model}' has no target among this cell's providers (${cellProviders()})`);
     }
     const usable = configured.filter((t) => servesApi(providers[t.provider].kind, api));
     if (usable.length === 0) {
@@ -80,13 +81,13 @@ export function resolveTargets(model: string, opts: ResolveTargetsOptions): Targ
   const kind = INFERENCE.find(([prefix]) => model.startsWith(prefix))?.[1];
   if (kind === undefined) {
     if (slash > 0) {
-      throw new NoRouteError(`model '${model}' has no route: '${model.slice(0, slash)}' is not a provider of this cell (${cellProviders})`);
+      throw new NoRouteError(`model '${model}' has no route: '${model.slice(0, slash)}' is not a provider of this cell (${cellProviders()})`);
     }
     throw new NoRouteError(`model '${model}' has no route; add one to the tenant's route table or use provider/model`);
   }
   const ids = Object.keys(providers).filter((id) => providers[id].kind === kind);
   if (ids.length === 0) {
-    throw new NoRouteError(`model '${model}' needs a provider of kind '${kind}', which this cell does not allow (${cellProviders})`);
+    throw new NoRouteError(`model '${model}' needs a provider of kind '${kind}', which this cell does not allow (${cellProviders()})`);
   }
   const provider = ids.includes(kind) ? kind : ids[0];
   return [checkApi(toTarget({ provider, model }, providers, opts.region), api, model)];
@@ -142,13 +143,9 @@ function toTarget(t: Pick<RouteTarget, 'provider' | 'model' | 'secret'>, provide
   const bedrockProblem =
     endpoint.kind !== 'bedrock' ? undefined : (region === undefined ? 'no cell region to check its endpoint against' : bedrockEndpointProblem(endpoint.baseUrl, region)) ?? bedrockModelProblem(t.model);
   if (bedrockProblem) throw new NoRouteError(`'${t.provider}' is Amazon Bedrock: ${bedrockProblem}`);
-  return {
-    provider: t.provider,
-    kind: endpoint.kind,
-    baseUrl: endpoint.baseUrl,
-    model: t.model,
-    secret: t.secret ?? DEFAULT_SECRET,
-    ...(endpoint.kind === 'azure-openai' ? { apiVersion: endpoint.apiVersion ?? DEFAULT_AZURE_API_VERSION } : {}),
-    ...(endpoint.kind === 'bedrock' ? { auth: endpoint.auth ?? 'api-key' } : {}),
-  };
+  // Assignments, not conditional spreads (a literal with spreads takes V8's slow path per request).
+  const target: { -readonly [K in keyof Target]: Target[K] } = { provider: t.provider, kind: endpoint.kind, baseUrl: endpoint.baseUrl, model: t.model, secret: t.secret ?? DEFAULT_SECRET };
+  if (endpoint.kind === 'azure-openai') target.apiVersion = endpoint.apiVersion ?? DEFAULT_AZURE_API_VERSION;
+  if (endpoint.kind === 'bedrock') target.auth = endpoint.auth ?? 'api-key';
+  return target;
 }

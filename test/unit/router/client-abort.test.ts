@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { abortedUsage, requestSignal, StreamTally } from '../../../lambda/core/router/client-abort';
 
 describe('StreamTally: characters of generated text in any stream format', () => {
@@ -94,4 +95,82 @@ test('requestSignal: the first of deadline and client wins; the other changes no
   expect(fired).toHaveBeenCalledTimes(1);
   expect((r.signal.reason as Error).name).toBe('TimeoutError');
   r.dispose();
+});
+
+describe('requestSignal shares one client listener and one deadline timer', () => {
+  test('many requests on one client signal add one listener to it; all still in flight fire, in order; disposed ones never; a later one starts aborted', () => {
+    const client = new AbortController();
+    const rs = Array.from({ length: 50 }, () => requestSignal(Date.now() + 60_000, Date.now, client.signal));
+    expect(getEventListeners(client.signal, 'abort')).toHaveLength(1);
+    const order: number[] = [];
+    rs.forEach((r, i) => r.signal.addEventListener('abort', () => order.push(i)));
+    for (const i of [3, 7, 49]) rs[i].dispose();
+    const reason = new Error('client gone');
+    client.abort(reason);
+    expect(order).toEqual(Array.from({ length: 50 }, (_, i) => i).filter((i) => ![3, 7, 49].includes(i)));
+    for (const [i, r] of rs.entries()) expect(r.signal.aborted).toBe(![3, 7, 49].includes(i));
+    expect(rs[0].signal.reason).toBe(reason);
+    const late = requestSignal(Date.now() + 60_000, Date.now, client.signal);
+    expect(late.signal.aborted).toBe(true);
+    expect(late.signal.reason).toBe(reason);
+    for (const r of [...rs, late]) r.dispose();
+  });
+
+  test('a request whose listener throws keeps no other request of the signal from being cut; the first error surfaces after all ran', () => {
+    // A stand-in signal whose abort listener is called here directly, so the error can be seen.
+    let fire: (() => void) | undefined;
+    const client = { aborted: false, reason: new Error('gone'), addEventListener: (_t: string, fn: () => void) => (fire = fn) } as unknown as AbortSignal;
+    const a = requestSignal(Date.now() + 60_000, Date.now, client);
+    const b = requestSignal(Date.now() + 60_000, Date.now, client);
+    const c = requestSignal(Date.now() + 60_000, Date.now, client);
+    a.signal.addEventListener('abort', () => {
+      throw new Error('boom');
+    });
+    b.signal.addEventListener('abort', () => {
+      throw new Error('second');
+    });
+    expect(() => fire!()).toThrow('boom');
+    expect([a, b, c].map((r) => r.signal.aborted)).toEqual([true, true, true]);
+    for (const r of [a, b, c]) r.dispose();
+  });
+
+  test('requests with one deadline period arm one timer between them, not one each (nor a clear each)', () => {
+    const set = jest.spyOn(global, 'setTimeout');
+    const clear = jest.spyOn(global, 'clearTimeout');
+    try {
+      requestSignal(Date.now() + 120_000, Date.now, undefined).dispose();
+      set.mockClear();
+      clear.mockClear();
+      for (let i = 0; i < 100; i++) requestSignal(Date.now() + 120_000, Date.now, undefined).dispose();
+      expect(set.mock.calls.length).toBeLessThanOrEqual(1);
+      expect(clear.mock.calls.length).toBeLessThanOrEqual(1);
+    } finally {
+      set.mockRestore();
+      clear.mockRestore();
+    }
+  });
+
+  test('deadlines added in any order fire in time order, none before its time; a disposed one never; an earlier one re-arms the timer', async () => {
+    const t0 = Date.now();
+    const fired: [string, number][] = [];
+    const mk = (name: string, ms: number) => {
+      const r = requestSignal(t0 + ms, Date.now, undefined);
+      r.signal.addEventListener('abort', () => fired.push([name, Date.now() - t0]));
+      return r;
+    };
+    const late = mk('late', 300);
+    const gone = mk('gone', 50);
+    const early = mk('early', 40);
+    const mid = mk('mid', 120);
+    gone.dispose();
+    await new Promise((done) => setTimeout(done, 450));
+    expect(fired.map(([n]) => n)).toEqual(['early', 'mid', 'late']);
+    const at = Object.fromEntries(fired);
+    expect(at.early).toBeGreaterThanOrEqual(39);
+    expect(at.mid).toBeGreaterThanOrEqual(119);
+    expect(at.late).toBeGreaterThanOrEqual(299);
+    expect(gone.signal.aborted).toBe(false);
+    expect((early.signal.reason as Error).name).toBe('TimeoutError');
+    for (const r of [late, early, mid]) r.dispose();
+  });
 });
