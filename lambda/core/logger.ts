@@ -2,6 +2,8 @@
  * A small structured logger (JSON lines). It takes only scalar fields chosen by the caller,
  * never request bodies or headers, so a secret cannot reach a log line by accident.
  */
+import { isoTime } from './iso-time';
+
 export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
 
 export interface Logger {
@@ -37,7 +39,7 @@ const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
 export function jsonLogger(service: string, write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Logger {
   const serviceJson = JSON.stringify(service);
   const emit = (level: string, message: string, fields?: LogFields) => {
-    const timestamp = new Date().toISOString();
+    const timestamp = isoTime(Date.now());
     // The fixed members written as text and the caller's fields stringified once, not spread into
     // a second object first (one line per request: this is on every request's path). Fields that
     // would replace a fixed member take the spread, which gives exactly the same line.

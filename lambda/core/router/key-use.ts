@@ -4,7 +4,7 @@
  * (which log the encryption context) and the usage table can be joined on the same identifiers.
  */
 import type { DataKeyService, EncryptionContext } from '../ports';
-import { isoTime } from './iso-time';
+import { isoTime } from '../iso-time';
 
 export interface KeyUse {
   /** The encryption context sent with the Decrypt: app, region, tenant, provider, secret, version. */

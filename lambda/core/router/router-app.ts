@@ -18,7 +18,7 @@ import { resolveTargets } from '../routing/resolve-targets';
 import type { AttemptOutcome, CancelSignal } from '../routing/fallback';
 import { AllTargetsFailedError, ChainStep, NoRouteError, Target } from '../routing/types';
 import { SseEvent, SseParser } from '../sse';
-import { entryGeneration, openableGenerations, tenantGeneration } from '../factor-generations';
+import { entryGeneration, tenantGeneration } from '../factor-generations';
 import { erasureKeyFromItem } from '../erasure-key';
 import { secretSlotOf, type TenantRecord, type TokenRecord } from '../tenant-model';
 import { TranslationError, UpstreamProtocolError, type TokenUsage } from '../translate';
@@ -26,7 +26,7 @@ import { ApiRoute, ClientRequest, parseClientRequest, routeOf, routePath } from 
 import { Admission, AdmissionRequest, Governance, openGovernance } from './governance';
 import { usageMetricLine } from './metrics';
 import { modelList } from './model-list';
-import { isoTime } from './iso-time';
+import { isoTime } from '../iso-time';
 import { KeyUse, recordingDataKeys } from './key-use';
 import { RequestFactors } from './request-factors';
 import { requestLogFields, type RequestOutcome } from './request-log';
@@ -561,11 +561,17 @@ function currentSecret(
   // The entry's generation (0: managed) must be one the tenant opens now: its own, or either end of
   // a factor change in progress. A managed entry of a sovereign tenant is refused, and vice versa.
   const generation = entryGeneration(entry);
-  if (!openableGenerations(tenant).has(generation)) throw new SealedSecretError('mode_mismatch');
+  if (!openable(tenant, generation)) throw new SealedSecretError('mode_mismatch');
   if (generation === 0) return { sealed, version: entry.version, generation };
   const salt = decodeBase64Strict(entry.salt ?? '');
   if (!salt || salt.length !== VERSION_SALT_BYTES) throw new SealedSecretError('version_salt');
   return { sealed, version: entry.version, generation, salt };
+}
+
+/** openableGenerations(tenant).has(generation), without a Set per request. */
+export function openable(tenant: Pick<TenantRecord, 'mode' | 'factorGeneration' | 'factorChange'>, generation: number): boolean {
+  const change = tenant.factorChange;
+  return generation === tenantGeneration(tenant) || (change !== undefined && (generation === change.fromGeneration || generation === change.toGeneration));
 }
 
 /** Integrity failures: logged with their reason; no retry can fix them (NO_RETRY header). */

@@ -4,7 +4,7 @@
  * day memo) and outside the range it formats itself.
  */
 import fc from 'fast-check';
-import { isoTime } from '../../../lambda/core/router/iso-time';
+import { isoTime } from '../../../lambda/core/iso-time';
 
 const MAX_MS = 253_402_300_799_999;
 
