@@ -16,6 +16,7 @@ import type { VersionedVerifier } from '../../lambda/core/pepper-ring';
 import { moveTokenVerifierRow } from './embedded-token-verifier';
 import { isMirrored, itemOfMirrored } from './counter-mirror';
 import { EmbeddedDatabase, textBytes } from './database';
+import type { UsageRow } from './usage-journal';
 import { counterItemOf } from './rows';
 
 /** Usage records are kept for 400 days, as in the deployed cell. */
@@ -68,13 +69,13 @@ export class EmbeddedRouterStore implements RouterStore {
 
   async putUsage(record: UsageRecord): Promise<void> {
     const expiresAt = Math.floor(Date.parse(record.at) / 1000) + USAGE_RETENTION_SECONDS;
-    const params = [record.tenantId, usageRecordKey(record).sk, record.at, record.requestId, expiresAt, textBytes(JSON.stringify(record))];
+    const row: UsageRow = [record.tenantId, usageRecordKey(record).sk, record.at, record.requestId, expiresAt, textBytes(JSON.stringify(record))];
     // A group whose commit failed was rolled back: the record is written again at once, in the
     // new group the request's settle joins again too (embedded-governance-ledger.ts). The local
     // gateway holds the answer's last byte until this returns.
     for (let attempt = 1; ; attempt++) {
       // Keyed like the DynamoDB item (tenant, `<at>#<requestId>`): a second write of one key replaces it.
-      this.db.deferredRun('INSERT OR REPLACE INTO usage(tenant_id, sk, at, request_id, expires_at, body) VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT))', params);
+      this.db.deferredUsage(row);
       try {
         await this.db.durableNow();
         return;

@@ -26,10 +26,16 @@ let db: EmbeddedDatabase | undefined;
 let admin: string;
 let invoke: string;
 const dir = mkdtempSync(join(tmpdir(), 'sr-group-'));
-/** Every write statement the gateway's database ran (run and runMirrored), with the commits done before it. */
+/**
+ * Every write statement the gateway's database ran (run and runMirrored), and every usage record
+ * it was given (deferredUsage: written to the usage journal before its group's COMMIT, under the
+ * statement it stands for), with the commits done before it.
+ */
 const writes: { sql: string; commitsBefore: number; at: number }[] = [];
 const realRun = EmbeddedDatabase.prototype.run;
 const realRunMirrored = EmbeddedDatabase.prototype.runMirrored;
+const realDeferredUsage = EmbeddedDatabase.prototype.deferredUsage;
+const USAGE_INSERT = 'INSERT OR REPLACE INTO usage';
 
 const http = (method: string, path: string, body?: unknown, token?: string) => gatewayCall(gw.url, method, path, body, token);
 
@@ -44,6 +50,10 @@ beforeAll(async () => {
   jest.spyOn(EmbeddedDatabase.prototype, 'runMirrored').mockImplementation(function (this: EmbeddedDatabase, sql, params) {
     writes.push({ sql, commitsBefore: this.commits, at: Date.now() });
     return realRunMirrored.call(this, sql, params);
+  });
+  jest.spyOn(EmbeddedDatabase.prototype, 'deferredUsage').mockImplementation(function (this: EmbeddedDatabase, row) {
+    writes.push({ sql: USAGE_INSERT, commitsBefore: this.commits, at: Date.now() });
+    return realDeferredUsage.call(this, row);
   });
   fakes = await startFakeProviders();
   fakes.setKey('openai', CANARY);

@@ -45,7 +45,7 @@ test('the state directory is 0700 and its files 0600; the root key file is writt
   const b = await startEmbeddedBackend({ region: 'eu-central-1', providers: {}, stateDir: dir, requestDeadlineMs: 30_000, log: silent });
   await b.stop();
   expect(statSync(dir).mode & 0o777).toBe(0o700);
-  for (const f of ['gateway.sqlite', 'root-key.bin', 'pepper']) expect([f, statSync(join(dir, f)).mode & 0o777]).toEqual([f, 0o600]);
+  for (const f of ['gateway.sqlite', 'usage.journal', 'root-key.bin', 'pepper']) expect([f, statSync(join(dir, f)).mode & 0o777]).toEqual([f, 0o600]);
   const a = LocalRootKey.open('eu-central-1', dir);
   const wrapped = await a.generateDataKey({ app: 'sovereign-router', tenant: 't' });
   const again = LocalRootKey.open('eu-central-1', dir);

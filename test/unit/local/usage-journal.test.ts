@@ -1,0 +1,260 @@
+/**
+ * The usage records' journal (local/embedded/usage-journal.ts, database.ts): a record is on disk
+ * when putUsage returns, in the state a kill -9 leaves (a copy of the state directory taken at
+ * that moment); every reader of the usage table sees it at once; a failed journal write or COMMIT
+ * loses neither the record nor the spend; a torn tail is ignored; a clean stop empties the journal.
+ */
+import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { Database } from 'node-sqlite3-wasm';
+import type { UsageRecord } from '../../../lambda/core/router/usage-record';
+import type { ReservationRecord } from '../../../lambda/core/governance/ledger';
+import { DATABASE_FILE, EmbeddedDatabase } from '../../../local/embedded/database';
+import { EmbeddedGovernanceLedger } from '../../../local/embedded/embedded-governance-ledger';
+import { EmbeddedRouterStore } from '../../../local/embedded/embedded-router-store';
+import { EmbeddedUsageRecords } from '../../../local/embedded/embedded-usage-records';
+import { frameOf, rowsOf, USAGE_JOURNAL_FILE, UsageRow } from '../../../local/embedded/usage-journal';
+
+const dirs: string[] = [];
+const fresh = () => {
+  const d = mkdtempSync(join(tmpdir(), 'sr-journal-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+/** What kill -9 leaves: the files as they are now (every completed write is in them). */
+function snapshot(dir: string): string {
+  const to = fresh();
+  for (const f of readdirSync(dir)) if (f !== 'gateway.lock' && !f.endsWith('.lock')) copyFileSync(join(dir, f), join(to, f));
+  return to;
+}
+
+const record = (i: number, extra: Partial<UsageRecord> = {}): UsageRecord =>
+  ({ requestId: `r${i}`, tenantId: 't', tokenId: 'k', route: 'chat', model: 'm', stream: false, status: 200, decision: 'ok', at: `2026-12-01T00:00:${String(i % 60).padStart(2, '0')}.${String(i).padStart(3, '0')}Z`, costUsd: 0.00003, latencyMs: 1, fallbackChain: [], ...extra }) as unknown as UsageRecord;
+const usageIds = (db: EmbeddedDatabase) => db.all('SELECT request_id FROM usage ORDER BY request_id').map((r) => String(r.request_id));
+const journalBytes = (dir: string) => statSync(join(dir, USAGE_JOURNAL_FILE)).size;
+
+describe('frames', () => {
+  test('any row comes back as it was written; a frame cut short or with a changed byte ends the journal there', () => {
+    const row = fc.tuple(fc.string(), fc.string(), fc.string(), fc.string(), fc.integer({ min: 0, max: 2 ** 40 }), fc.uint8Array({ maxLength: 300 }));
+    fc.assert(
+      fc.property(fc.array(row, { minLength: 1, maxLength: 5 }), fc.nat(), (rows, cut) => {
+        const frames = rows.map((r) => frameOf(r as unknown as UsageRow));
+        const bytes = Buffer.concat(frames);
+        expect(rowsOf(bytes).map((r) => [r[0], r[1], r[2], r[3], r[4], Array.from(r[5])])).toEqual(rows.map((r) => [r[0], r[1], r[2], r[3], r[4], Array.from(r[5])]));
+        // Cut anywhere inside the last frame: the others are kept.
+        const lastStart = bytes.length - frames[frames.length - 1].length;
+        const at = lastStart + (cut % frames[frames.length - 1].length);
+        expect(rowsOf(bytes.subarray(0, at))).toHaveLength(rows.length - 1);
+        // One byte changed in the last frame: it is refused.
+        const damaged = Buffer.from(bytes);
+        damaged[at] ^= 0x01;
+        expect(rowsOf(damaged)).toHaveLength(rows.length - 1);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('the journal', () => {
+  test('a usage record is on disk when putUsage returns: the state a kill -9 leaves then opens with the record and its settle', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const store = new EmbeddedRouterStore(db);
+    try {
+      const spend = { pk: 'SPEND#t', sk: '2026-12' };
+      for (let i = 0; i < 5; i++) {
+        const key = { pk: 'RESV#t', sk: `r${i}` };
+        const reservation = { key, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros: 50, tpmTokens: 1, model: 'm', createdAt: 'c', reclaimAfter: 1, expiresAt: 2 } as ReservationRecord;
+        expect(await ledger.write({ reservation: { put: reservation }, counters: [{ key: spend, add: { reservedMicros: 50, committedMicros: 50 } }] })).toEqual({ ok: true });
+        expect(await ledger.write({ reservation: { delete: key }, counters: [{ key: spend, add: { reservedMicros: -50, committedMicros: -20, spentMicros: 30 } }] })).toEqual({ ok: true });
+        await store.putUsage(record(i, { requestId: `r${i}` }));
+      }
+      // Not yet in the table (under the batch size): in the journal only.
+      expect(journalBytes(dir)).toBeGreaterThan(0);
+      const killed = snapshot(dir);
+      const raw = new Database(join(killed, DATABASE_FILE));
+      try {
+        raw.exec('PRAGMA locking_mode=EXCLUSIVE'); // the VFS has no shared memory for WAL
+        expect(raw.all('SELECT count(*) AS n FROM usage')).toEqual([{ n: 0 }]);
+      } finally {
+        raw.close();
+      }
+      const after = new EmbeddedDatabase({ dir: killed });
+      try {
+        expect(usageIds(after)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+        expect(after.all('SELECT spentMicros, reservedMicros, committedMicros FROM counters')).toEqual([{ spentMicros: 150, reservedMicros: 0, committedMicros: 150 }]);
+        expect(journalBytes(killed)).toBe(0);
+      } finally {
+        after.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a torn last record (the write a killed process was in) is left out; the records before it are kept', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const store = new EmbeddedRouterStore(db);
+    try {
+      for (let i = 0; i < 3; i++) await store.putUsage(record(i));
+      const killed = snapshot(dir);
+      const size = journalBytes(killed);
+      truncateSync(join(killed, USAGE_JOURNAL_FILE), size - 7);
+      appendFileSync(join(killed, USAGE_JOURNAL_FILE), Buffer.from([0xff, 0xff]));
+      const after = new EmbeddedDatabase({ dir: killed });
+      try {
+        expect(usageIds(after)).toEqual(['r0', 'r1']);
+        // Emptied: the torn bytes are not read again, and the next records are written from the start.
+        expect(journalBytes(killed)).toBe(0);
+      } finally {
+        after.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  test('every reader of the usage table sees a record as soon as putUsage returned (the usage report, reclaim, SQL)', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const store = new EmbeddedRouterStore(db);
+    const ledger = new EmbeddedGovernanceLedger(db);
+    try {
+      await store.putUsage(record(1, { costUsd: 0.000042 } as Partial<UsageRecord>));
+      expect(journalBytes(dir)).toBeGreaterThan(0);
+      const page = await new EmbeddedUsageRecords(db).queryUsage({ tenantId: 't', from: '2026-12-01T00:00:00.000Z', to: '2026-12-02T00:00:00.000Z', limit: 10 } as never);
+      expect(page.records.map((r) => r.requestId)).toEqual(['r1']);
+      await store.putUsage(record(2));
+      const cost = await ledger.recordedCostMicros({ key: { pk: 'RESV#t', sk: 'r1' }, tenantId: 't', createdAt: record(1).at } as ReservationRecord);
+      expect(cost).toBe(42);
+      await store.putUsage(record(3));
+      expect(usageIds(db)).toEqual(['r1', 'r2', 'r3']);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a read inside a write that is then undone loses no record: the journal is kept until its records are committed in the table', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const store = new EmbeddedRouterStore(db);
+    try {
+      await store.putUsage(record(1));
+      await store.putUsage(record(2));
+      expect(() =>
+        db.deferred(() => {
+          expect(db.all('SELECT request_id FROM usage ORDER BY request_id').map((r) => r.request_id)).toEqual(['r1', 'r2']);
+          throw new Error('undone');
+        }),
+      ).toThrow('undone');
+      await db.durable();
+      expect(journalBytes(dir)).toBeGreaterThan(0);
+      const killed = snapshot(dir);
+      const after = new EmbeddedDatabase({ dir: killed });
+      try {
+        expect(usageIds(after)).toEqual(['r1', 'r2']);
+      } finally {
+        after.close();
+      }
+      expect(usageIds(db)).toEqual(['r1', 'r2']);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a failed journal write fails its group: the settle and the record are written again, once each', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const store = new EmbeddedRouterStore(db);
+    try {
+      const key = { pk: 'RESV#t', sk: 'r1' };
+      const spend = { pk: 'SPEND#t', sk: '2026-12' };
+      const reservation = { key, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros: 50, tpmTokens: 1, model: 'm', createdAt: 'c', reclaimAfter: 1, expiresAt: 2 } as ReservationRecord;
+      expect(await ledger.write({ reservation: { put: reservation }, counters: [{ key: spend, add: { reservedMicros: 50, committedMicros: 50 } }] })).toEqual({ ok: true });
+      const journal = (db as unknown as { journal: { append(frames: Buffer[], sync: boolean): void } }).journal;
+      const failing = jest.spyOn(journal, 'append').mockImplementationOnce(() => {
+        throw new Error('ENOSPC: no space left on device');
+      });
+      expect(await ledger.write({ reservation: { delete: key }, counters: [{ key: spend, add: { reservedMicros: -50, committedMicros: -20, spentMicros: 30 } }] })).toEqual({ ok: true });
+      await store.putUsage(record(1));
+      expect(failing).toHaveBeenCalledTimes(2);
+      failing.mockRestore();
+      const killed = snapshot(dir);
+      for (const d of [db, new EmbeddedDatabase({ dir: killed })]) {
+        expect(usageIds(d)).toEqual(['r1']);
+        expect(d.all('SELECT sk FROM counters WHERE body IS NOT NULL')).toEqual([]);
+        expect(d.all('SELECT spentMicros, reservedMicros, committedMicros FROM counters')).toEqual([{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }]);
+        if (d !== db) d.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a COMMIT that fails after the journal was written: the record is stored once, the spend once', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const store = new EmbeddedRouterStore(db);
+    try {
+      const spend = { pk: 'SPEND#t', sk: '2026-12' };
+      expect(await ledger.write({ counters: [{ key: spend, add: { spentMicros: 1 } }] })).toEqual({ ok: true });
+      await db.durableNow(); // committed: the COMMIT statement is prepared
+      const commit = (db as unknown as { statements: Map<string, { stmt: { _step(): unknown } }> }).statements.get('COMMIT')!.stmt;
+      const failing = jest.spyOn(commit, '_step').mockImplementationOnce(() => {
+        throw new Error('disk I/O error');
+      });
+      expect(await ledger.write({ counters: [{ key: spend, add: { spentMicros: 30 } }] })).toEqual({ ok: true });
+      await store.putUsage(record(1));
+      expect(failing).toHaveBeenCalled();
+      failing.mockRestore();
+      for (const d of [db, new EmbeddedDatabase({ dir: snapshot(dir) })]) {
+        expect(usageIds(d)).toEqual(['r1']);
+        expect(d.all('SELECT spentMicros FROM counters')).toEqual([{ spentMicros: 31 }]);
+        if (d !== db) d.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  test('records are moved into the table in batches, off the request that wrote them, and a clean stop empties the journal', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const store = new EmbeddedRouterStore(db);
+    for (let i = 0; i < 300; i++) {
+      await store.putUsage(record(i));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(db.journalImports).toBeGreaterThanOrEqual(2);
+    await store.putUsage(record(300));
+    db.close();
+    expect(journalBytes(dir)).toBe(0);
+    expect(existsSync(join(dir, USAGE_JOURNAL_FILE))).toBe(true);
+    const raw = new Database(join(dir, DATABASE_FILE));
+    try {
+      raw.exec('PRAGMA locking_mode=EXCLUSIVE'); // the VFS has no shared memory for WAL
+      expect(raw.all('SELECT count(*) AS n FROM usage')).toEqual([{ n: 301 }]);
+    } finally {
+      raw.close();
+    }
+  });
+
+  test('in memory there is no journal: records go into the table in the group, as before', async () => {
+    const db = new EmbeddedDatabase();
+    try {
+      const store = new EmbeddedRouterStore(db);
+      await store.putUsage(record(1));
+      expect(usageIds(db)).toEqual(['r1']);
+    } finally {
+      db.close();
+    }
+  });
+});
