@@ -13,8 +13,11 @@
  * Reservations are rows of the counters table (pk RESV#<tenant>, `body` set), next to the
  * tenant's counters, so a ledger write changes one page, not two (database.ts).
  *
- * Statements per write: the reservation's insert or delete (its changed-row count is its
- * condition), one SELECT for every counter with ceilings, and one multi-row upsert of the counters.
+ * Statements per write: a new reservation whose ceilings pass (read through the counter mirror)
+ * goes in one statement with its counters (its row first; the changed-row count says whether it
+ * was new). Otherwise: the reservation's insert or delete (its changed-row count is its
+ * condition), one SELECT for the counters with ceilings the mirror does not hold, and one
+ * multi-row upsert of the counters.
  */
 import { errorFields } from '../../lambda/core/logger';
 import { COUNTER_FIELDS, CounterField, CounterUpdate, CounterValues, GovernanceLedger, LedgerResult, LedgerWrite, ReservationRecord } from '../../lambda/core/governance/ledger';
@@ -43,6 +46,30 @@ const upsertSql = (() => {
       sql =
         `INSERT INTO counters(pk, sk, ${cols}, expires_at, token_id) VALUES ${Array.from({ length: n }, () => row).join(', ')} ` +
         `ON CONFLICT(pk, sk) DO UPDATE SET ${sets}, expires_at = coalesce(expires_at, excluded.expires_at), token_id = coalesce(excluded.token_id, token_id)`;
+      bySize.set(n, sql);
+    }
+    return sql;
+  };
+})();
+
+/**
+ * A reservation and its counter updates in one statement (the common case: no ceiling refused):
+ * the reservation's row first, then `n` counter rows. A reservation row that exists already is
+ * left as it is (the update's WHERE refuses a row with a body), so the changed-row count is
+ * n + 1 exactly when the reservation was new; any other count refuses the write (undone).
+ */
+const reserveSql = (() => {
+  const counterCols = COUNTER_FIELDS.join(', ');
+  const sets = COUNTER_FIELDS.map((f) => `${f} = CASE WHEN excluded.${f} IS NULL THEN ${f} ELSE coalesce(${f}, 0) + excluded.${f} END`).join(', ');
+  const reservationRow = `(?, ?, ${COUNTER_FIELDS.map(() => 'NULL').join(', ')}, ?, NULL, ?, CAST(? AS TEXT))`;
+  const counterRow = `(?, ?, ${COUNTER_FIELDS.map(() => '?').join(', ')}, ?, ?, NULL, NULL)`;
+  const bySize = new Map<number, string>();
+  return (n: number): string => {
+    let sql = bySize.get(n);
+    if (!sql) {
+      sql =
+        `INSERT INTO counters(pk, sk, ${counterCols}, expires_at, token_id, reclaim_after, body) VALUES ${[reservationRow, ...Array.from({ length: n }, () => counterRow)].join(', ')} ` +
+        `ON CONFLICT(pk, sk) DO UPDATE SET ${sets}, expires_at = coalesce(expires_at, excluded.expires_at), token_id = coalesce(excluded.token_id, token_id) WHERE excluded.body IS NULL`;
       bySize.set(n, sql);
     }
     return sql;
@@ -120,9 +147,21 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
   }
 
   private apply(w: LedgerWrite): void {
+    const r = w.reservation;
+    // A new reservation whose ceilings pass (read through the mirror): one statement for all.
+    if (r && 'put' in r && w.counters.length > 0 && this.failedCeilings(w.counters).length === 0) {
+      const p = r.put;
+      this.db.counters.forget(p.key.pk, p.key.sk);
+      const params: (string | number | null | Uint8Array)[] = [p.key.pk, p.key.sk, p.expiresAt, p.reclaimAfter, textBytes(JSON.stringify(p))];
+      for (const u of w.counters) params.push(u.key.pk, u.key.sk, ...COUNTER_FIELDS.map((f) => u.add[f] ?? null), u.expiresAt ?? null, u.tokenId ?? null);
+      if (this.db.runMirrored(reserveSql(w.counters.length), params) !== w.counters.length + 1) {
+        throw new Refused({ ok: false, reservationFailed: true, failed: [] });
+      }
+      this.db.counters.applied(w.counters);
+      return;
+    }
     // The reservation first: its changed-row count is its condition (a refused write is undone).
     let reservationFailed = false;
-    const r = w.reservation;
     if (r && 'put' in r) {
       const p = r.put;
       this.db.counters.forget(p.key.pk, p.key.sk);

@@ -36,6 +36,8 @@ const realRun = EmbeddedDatabase.prototype.run;
 const realRunMirrored = EmbeddedDatabase.prototype.runMirrored;
 const realDeferredUsage = EmbeddedDatabase.prototype.deferredUsage;
 const USAGE_INSERT = 'INSERT OR REPLACE INTO usage';
+/** A reservation's write (alone, or in one statement with its counters): the only counters insert that sets reclaim_after. */
+const RESERVATION = /^INSERT INTO counters\(pk, sk, [^)]*reclaim_after/;
 
 const http = (method: string, path: string, body?: unknown, token?: string) => gatewayCall(gw.url, method, path, body, token);
 
@@ -76,7 +78,7 @@ test("a governed request: reservation committed before the provider call, settle
   const r = await chat(invoke);
   expect(r.status).toBe(200);
   const answeredCommits = db!.commits;
-  const reserve = writes.find((w) => w.sql.startsWith('INSERT INTO counters(pk, sk, reclaim_after'));
+  const reserve = writes.find((w) => RESERVATION.test(w.sql));
   const settle = writes.find((w) => w.sql.startsWith('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL'));
   const usage = writes.find((w) => w.sql.startsWith('INSERT OR REPLACE INTO usage'));
   expect([reserve, settle, usage].every(Boolean)).toBe(true);
@@ -98,7 +100,7 @@ test('16 concurrent requests share commits (fewer commits than writes), none los
   writes.length = 0;
   const results = await Promise.all(Array.from({ length: 16 }, () => chat(invoke)));
   expect(results.map((r) => r.status)).toEqual(Array(16).fill(200));
-  const ledgerAndUsage = writes.filter((w) => /^(INSERT INTO counters\(pk, sk, reclaim_after|DELETE FROM counters WHERE pk = \? AND sk = \? AND body IS NOT NULL|INSERT OR REPLACE INTO usage)/.test(w.sql)).length;
+  const ledgerAndUsage = writes.filter((w) => /^(INSERT INTO counters\(pk, sk, [^)]*reclaim_after|DELETE FROM counters WHERE pk = \? AND sk = \? AND body IS NOT NULL|INSERT OR REPLACE INTO usage)/.test(w.sql)).length;
   expect(ledgerAndUsage).toBe(48);
   expect(db!.commits - before).toBeLessThan(ledgerAndUsage);
   for (const r of results) expect(db!.all('SELECT 1 AS x FROM usage WHERE request_id = ?', [r.requestId!])).toHaveLength(1);

@@ -548,6 +548,35 @@ describe('counter mirror', () => {
   });
   const commitStmt = () => (db as unknown as { statements: Map<string, { stmt: { _step(): unknown } }> }).statements.get('COMMIT')!.stmt;
 
+  test('a reservation and its counters go in one statement; a second put of the same reservation is refused and leaves every counter, and the mirror, as they were', async () => {
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const ran: string[] = [];
+    const realRunMirrored = EmbeddedDatabase.prototype.runMirrored;
+    const spy = jest.spyOn(db, 'runMirrored').mockImplementation(function (this: EmbeddedDatabase, sql, params) {
+      ran.push(sql);
+      return realRunMirrored.call(this, sql, params);
+    });
+    try {
+      expect(await ledger.write(reserve('r1', 10, 1000))).toEqual({ ok: true });
+      expect(ran).toHaveLength(1);
+      await expectExact();
+      const before = truth();
+      const clears = db.counters.clears;
+      expect(await ledger.write(reserve('r1', 10, 1000))).toEqual({ ok: false, reservationFailed: true, failed: [] });
+      // The counters the refused statement had raised are back, in SQLite and in what the read returns.
+      expect(truth()).toEqual(before);
+      expect(db.counters.clears).toBeGreaterThan(clears);
+      await expectExact();
+      expect(db.all("SELECT sk FROM counters WHERE pk = 'RESV#t' AND body IS NOT NULL")).toEqual([{ sk: 'r1' }]);
+      // A new id goes through, on the counters as they were.
+      expect(await ledger.write(reserve('r2', 10, 1000))).toEqual({ ok: true });
+      expect((await read()).get('SPEND#t|2026-12')).toMatchObject({ reservedMicros: 20, committedMicros: 20 });
+      await expectExact();
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   test("once a row is known, the request's read and the reservation's ceiling check run no SELECT; what they see is what SQLite holds", async () => {
     const ledger = new EmbeddedGovernanceLedger(db);
     await expectExact(); // fills the mirror (rows known absent)
