@@ -12,6 +12,7 @@
  * ends the process. The stdout log therefore writes to the file descriptor itself (fdSink).
  */
 import { writeSync } from 'node:fs';
+import { isoTime } from '../lambda/core/iso-time';
 import type { LogFields, Logger } from '../lambda/core/logger';
 
 export interface BatchedWriter {
@@ -108,7 +109,7 @@ export function batchedJsonLogger(service: string, write: (text: string) => void
   const line = ([level, message, at, fields]: LogRecord): string => {
     if (at !== lastAt) {
       lastAt = at;
-      lastTimestamp = new Date(at).toISOString();
+      lastTimestamp = isoTime(at);
     }
     if (fields !== undefined && needsSpread(fields)) return JSON.stringify({ level, service, message, timestamp: lastTimestamp, ...fields });
     const head = `{"level":"${level}","service":${serviceJson},"message":${JSON.stringify(message)},"timestamp":"${lastTimestamp}"`;
