@@ -69,6 +69,14 @@ export class CircuitBreaker {
     return this.now() - c.openedAt >= this.coolDownMs ? 'half_open' : 'open';
   }
 
+  /**
+   * No circuit at all (nothing failed lately): every key passes and a success changes nothing, so
+   * a caller need not even name its keys (routing/fallback.ts builds them only when this is false).
+   */
+  isEmpty(): boolean {
+    return this.circuits.size === 0;
+  }
+
   /** Whether a call may go out now. In half-open, true exactly once until the trial reports. */
   canPass(key: string): boolean {
     const state = this.state(key);

@@ -118,17 +118,24 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
   };
 
   for (const target of targets) {
-    const key = breakerKey(target);
-    const stored = opts.keyOf ? storedKeyBreakerKey(target, opts.keyOf(target)) : undefined;
+    // The circuits' names, made only when a circuit exists or one must be opened: with no circuit
+    // at all (the usual case) every key passes and a success changes nothing (isEmpty).
+    let names: { readonly key: string; readonly stored?: string } | undefined;
+    const circuitsOf = () => (names ??= { key: breakerKey(target), stored: opts.keyOf ? storedKeyBreakerKey(target, opts.keyOf(target)) : undefined });
     // The key's circuit is asked first, so a closed key does not use up the endpoint's half-open trial.
-    const closedFor = (): 'ok' | 'key_breaker_open' | 'breaker_open' =>
-      stored !== undefined && !breaker.canPass(stored) ? 'key_breaker_open' : breaker.canPass(key) ? 'ok' : 'breaker_open';
+    const closedFor = (): 'ok' | 'key_breaker_open' | 'breaker_open' => {
+      if (breaker.isEmpty()) return 'ok';
+      const { key, stored } = circuitsOf();
+      return stored !== undefined && !breaker.canPass(stored) ? 'key_breaker_open' : breaker.canPass(key) ? 'ok' : 'breaker_open';
+    };
     const gate = closedFor();
     if (gate !== 'ok') {
       step(target, gate, 0);
       continue;
     }
     const succeeded = (): void => {
+      if (breaker.isEmpty()) return;
+      const { key, stored } = circuitsOf();
       breaker.onSuccess(key);
       if (stored !== undefined) breaker.onSuccess(stored);
     };
@@ -169,6 +176,7 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
       if (!result.retryable && result.value !== undefined) {
         // The provider answered and blamed the request (or rejected the stored key): hand its
         // answer back, never fall back. The endpoint works; a rejected key counts against itself.
+        const { key, stored } = circuitsOf();
         if (stored !== undefined && blameOf(result) === 'key') {
           breaker.onSuccess(key);
           breaker.onFailure(stored);
@@ -184,6 +192,7 @@ export async function executeWithFallback<T>(opts: FallbackOptions<T>): Promise<
       // Non-retryable without an answer (e.g. no secret for this provider): the endpoint is not
       // at fault, so the breaker is left alone and the next target is tried.
       if (!result.retryable) break;
+      const { key, stored } = circuitsOf();
       if (blameOf(result) === 'endpoint') breaker.onFailure(key);
       else if (stored !== undefined) breaker.onFailure(stored);
       if (attemptNo === maxAttempts) break;

@@ -442,3 +442,28 @@ describe('Cancellation (the attempts\u2019 and the deadline\u2019s signal, witho
     expect(seen).not.toBe(deadline);
   });
 });
+
+describe('circuit names are made only when a circuit exists or must be opened', () => {
+  test('no circuit: a success names no key (keyOf is not asked) and leaves the breaker empty', async () => {
+    const keyOf = jest.fn((t: Target) => `acme/${t.secret}/v1`);
+    const h = harness({ openai: [ok('a')] }, { keyOf });
+    expect((await h.run()).value).toBe('a');
+    expect(keyOf).not.toHaveBeenCalled();
+    expect(h.breaker.isEmpty()).toBe(true);
+  });
+
+  test('a 429 opens the stored key circuit by its full name; the next request then asks it, and its success closes it', async () => {
+    const keyOf = jest.fn((t: Target) => `acme/${t.secret}/v1`);
+    const breaker = new CircuitBreaker({ failureThreshold: 1, now: () => T0 });
+    const first = harness({ openai: [status(429)], anthropic: [ok('b')] }, { keyOf, breaker, maxAttemptsPerTarget: 1 });
+    expect((await first.run()).value).toBe('b');
+    const storedA = storedKeyBreakerKey(A, 'acme/default/v1');
+    expect(breaker.state(storedA)).toBe('open');
+    expect(breaker.state(breakerKey(A))).toBe('closed');
+    // The key's circuit is open: A is skipped as key_breaker_open, B serves.
+    const second = harness({ anthropic: [ok('b2')] }, { keyOf, breaker });
+    const out = await second.run();
+    expect(out.value).toBe('b2');
+    expect(out.chain.map((s) => s.outcome)).toEqual(['key_breaker_open', 'ok']);
+  });
+});
