@@ -153,7 +153,7 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
       const p = r.put;
       this.db.counters.forget(p.key.pk, p.key.sk);
       const params: (string | number | null | Uint8Array)[] = [p.key.pk, p.key.sk, p.expiresAt, p.reclaimAfter, textBytes(JSON.stringify(p))];
-      for (const u of w.counters) params.push(u.key.pk, u.key.sk, ...COUNTER_FIELDS.map((f) => u.add[f] ?? null), u.expiresAt ?? null, u.tokenId ?? null);
+      for (const u of w.counters) pushCounterParams(params, u);
       if (this.db.runMirrored(reserveSql(w.counters.length), params) !== w.counters.length + 1) {
         throw new Refused({ ok: false, reservationFailed: true, failed: [] });
       }
@@ -185,7 +185,7 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
     if (reservationFailed || failed.length > 0) throw new Refused({ ok: false, reservationFailed, failed });
     if (w.counters.length === 0) return;
     const params: (string | number | null)[] = [];
-    for (const u of w.counters) params.push(u.key.pk, u.key.sk, ...COUNTER_FIELDS.map((f) => u.add[f] ?? null), u.expiresAt ?? null, u.tokenId ?? null);
+    for (const u of w.counters) pushCounterParams(params, u);
     this.db.runMirrored(upsertSql(w.counters.length), params);
     // Only after SQLite ran it; a failure after this point undoes the write and clears the mirror.
     this.db.counters.applied(w.counters);
@@ -211,6 +211,13 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
     }
     return failed;
   }
+}
+
+/** One counter update's values in the upsert's column order: pk, sk, COUNTER_FIELDS (NULL: untouched), expires_at, token_id. */
+function pushCounterParams(params: (string | number | null | Uint8Array)[], u: CounterUpdate): void {
+  params.push(u.key.pk, u.key.sk);
+  for (let i = 0; i < COUNTER_FIELDS.length; i++) params.push(u.add[COUNTER_FIELDS[i]] ?? null);
+  params.push(u.expiresAt ?? null, u.tokenId ?? null);
 }
 
 /** A row's counter fields (absent when NULL); a value that is not a number compares like Number() of it. */
