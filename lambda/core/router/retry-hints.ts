@@ -8,17 +8,18 @@ import type { Target } from '../routing/types';
 
 export class RetryHints {
   /** Last 429 per target: its Retry-After in ms, or undefined when it gave none. */
-  private readonly last = new Map<string, number | undefined>();
+  /** Made at the first retryable status (most requests see none: no Map per request). */
+  private last?: Map<string, number | undefined>;
 
   note(target: Pick<Target, 'provider' | 'model'>, status: number, retryAfterMs: number | undefined): void {
     const key = `${target.provider}\u0000${target.model}`;
-    if (status === 429) this.last.set(key, retryAfterMs);
-    else this.last.delete(key);
+    if (status === 429) (this.last ??= new Map()).set(key, retryAfterMs);
+    else this.last?.delete(key);
   }
 
   /** Whole seconds to wait, rounded up, or undefined when unknown. */
   waitSeconds(): number | undefined {
-    const waits = [...this.last.values()];
+    const waits = this.last === undefined ? [] : [...this.last.values()];
     if (waits.length === 0 || waits.some((w) => w === undefined || !Number.isFinite(w) || w < 0)) return undefined;
     return Math.ceil(Math.min(...(waits as number[])) / 1000);
   }
