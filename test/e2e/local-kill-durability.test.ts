@@ -5,10 +5,11 @@
  * tokens, sealed secrets, and a usage record (and the spend) of every answered model call.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { EmbeddedDatabase } from '../../local/embedded/database';
+import { canaryHits } from '../support/canary';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
 import { gatewayCall } from '../support/gateway-http';
 import { GatewayProcess, waitForListening } from '../support/gateway-process';
@@ -108,7 +109,14 @@ test('kill -9 under load loses nothing that was answered: tenants, tokens, secre
 
   // The state directory keeps its modes after a crash.
   expect(statSync(dir).mode & 0o777).toBe(0o700);
-  for (const f of ['gateway.sqlite', 'root-key.bin', 'pepper']) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
+  for (const f of ['gateway.sqlite', 'usage.journal', 'root-key.bin', 'pepper']) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
+  // What the killed process left holds no provider key in clear: the usage journal (records of
+  // answered calls not yet moved into the table), the WAL and the database alike.
+  for (const f of readdirSync(dir)) {
+    if (statSync(join(dir, f)).isDirectory()) continue;
+    const bytes = readFileSync(join(dir, f));
+    expect([f, canaryHits(bytes.toString('latin1'), [OPENAI_KEY]), canaryHits(bytes.toString('utf8'), [OPENAI_KEY])]).toEqual([f, [], []]);
+  }
 
   gw = await startGateway(fakes, dir);
   try {
