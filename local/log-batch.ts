@@ -13,7 +13,7 @@
  */
 import { writeSync } from 'node:fs';
 import { isoTime } from '../lambda/core/iso-time';
-import type { LogFields, Logger } from '../lambda/core/logger';
+import { logLine, type LogFields, type LogLevel, type Logger } from '../lambda/core/logger';
 
 export interface BatchedWriter {
   (line: string): void;
@@ -76,16 +76,7 @@ export function batchedLines(write: (text: string) => void, opts: LineBatchOptio
   return Object.assign((line: string) => b.add(line), { flush: b.flush });
 }
 
-type LogRecord = readonly [level: 'INFO' | 'WARN' | 'ERROR', message: string, at: number, fields: LogFields | undefined];
-
-const OWN_MEMBERS = ['level', 'service', 'message', 'timestamp'];
-const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
-/** Fields a spread would order differently from text: a fixed member's name, a toJSON, an array-index key (listed first). */
-function needsSpread(fields: LogFields): boolean {
-  if (OWN_MEMBERS.some((k) => k in fields) || 'toJSON' in fields) return true;
-  for (const k in fields) return ARRAY_INDEX.test(k) && Number(k) < 2 ** 32 - 1;
-  return false;
-}
+type LogRecord = readonly [level: LogLevel, message: string, at: number, fields: LogFields | undefined];
 
 /** About one request line's length: what counts towards maxBytes before a record is formatted. */
 const RECORD_SIZE_ESTIMATE = 400;
@@ -101,9 +92,7 @@ const RECORD_SIZE_ESTIMATE = 400;
  */
 export function batchedJsonLogger(service: string, write: (text: string) => void, opts: LineBatchOptions = {}): Logger & { flush(): void } {
   const serviceJson = JSON.stringify(service);
-  // The fixed members as text and the fields stringified once, not spread into a second object
-  // first; fields that would replace or reorder a fixed member take the spread (jsonLogger's rule,
-  // lambda/core/logger.ts: the same line either way). Lines of one millisecond share its text.
+  // jsonLogger's line (lambda/core/logger.ts); lines of one millisecond share its timestamp text.
   let lastAt = Number.NaN;
   let lastTimestamp = '';
   const line = ([level, message, at, fields]: LogRecord): string => {
@@ -111,10 +100,7 @@ export function batchedJsonLogger(service: string, write: (text: string) => void
       lastAt = at;
       lastTimestamp = isoTime(at);
     }
-    if (fields !== undefined && needsSpread(fields)) return JSON.stringify({ level, service, message, timestamp: lastTimestamp, ...fields });
-    const head = `{"level":"${level}","service":${serviceJson},"message":${JSON.stringify(message)},"timestamp":"${lastTimestamp}"`;
-    const rest = fields === undefined ? '{}' : JSON.stringify(fields);
-    return rest === '{}' ? `${head}}` : `${head},${rest.slice(1)}`;
+    return logLine(service, serviceJson, level, message, lastTimestamp, fields);
   };
   const b = batched<LogRecord>(
     (records) => `${records.map(line).join('\n')}\n`,

@@ -36,20 +36,25 @@ function needsSpread(fields: LogFields): boolean {
 }
 const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
 
+export type LogLevel = 'INFO' | 'WARN' | 'ERROR';
+
+/**
+ * One line, as `JSON.stringify({ level, service, message, timestamp, ...fields })` writes it: the
+ * fixed members written as text and the caller's fields stringified once, not spread into a second
+ * object first (one line per request: this is on every request's path). Fields that would replace
+ * a fixed member take the spread, which gives exactly the same line. `serviceJson` is
+ * `JSON.stringify(service)`, made once by the caller.
+ */
+export function logLine(service: string, serviceJson: string, level: LogLevel, message: string, timestamp: string, fields?: LogFields): string {
+  if (fields !== undefined && needsSpread(fields)) return JSON.stringify({ level, service, message, timestamp, ...fields });
+  const head = `{"level":"${level}","service":${serviceJson},"message":${JSON.stringify(message)},"timestamp":"${timestamp}"`;
+  const rest = fields === undefined ? '{}' : JSON.stringify(fields);
+  return rest === '{}' ? `${head}}` : `${head},${rest.slice(1)}`;
+}
+
 export function jsonLogger(service: string, write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Logger {
   const serviceJson = JSON.stringify(service);
-  const emit = (level: string, message: string, fields?: LogFields) => {
-    const timestamp = isoTime(Date.now());
-    // The fixed members written as text and the caller's fields stringified once, not spread into
-    // a second object first (one line per request: this is on every request's path). Fields that
-    // would replace a fixed member take the spread, which gives exactly the same line.
-    if (fields !== undefined && needsSpread(fields)) {
-      return write(JSON.stringify({ level, service, message, timestamp, ...fields }));
-    }
-    const head = `{"level":${JSON.stringify(level)},"service":${serviceJson},"message":${JSON.stringify(message)},"timestamp":"${timestamp}"`;
-    const rest = fields === undefined ? '{}' : JSON.stringify(fields);
-    write(rest === '{}' ? `${head}}` : `${head},${rest.slice(1)}`);
-  };
+  const emit = (level: LogLevel, message: string, fields?: LogFields) => write(logLine(service, serviceJson, level, message, isoTime(Date.now()), fields));
   return {
     info: (m, f) => emit('INFO', m, f),
     warn: (m, f) => emit('WARN', m, f),

@@ -210,15 +210,12 @@ export function textBytes(s: string): Uint8Array {
  */
 const UNBINDABLE = 'embedded store: a text value holds a NUL character or is not well-formed Unicode, which SQLite would store as another text; refused';
 
-function assertBindable(params: readonly SqlValue[]): void {
-  for (let i = 0; i < params.length; i++) {
-    const v = params[i];
-    if (typeof v === 'string' && (v.includes('\0') || !(v as unknown as { isWellFormed(): boolean }).isWellFormed())) throw new Error(UNBINDABLE);
-  }
-}
-
 function assertBindableValue(v: SqlValue): void {
   if (typeof v === 'string' && (v.includes('\0') || !(v as unknown as { isWellFormed(): boolean }).isWellFormed())) throw new Error(UNBINDABLE);
+}
+
+function assertBindable(params: readonly SqlValue[]): void {
+  for (let i = 0; i < params.length; i++) assertBindableValue(params[i]);
 }
 
 /** Statements that never change the cached tables (row-cache.ts). */
@@ -595,7 +592,6 @@ export class EmbeddedDatabase {
     return out;
   }
 
-  /** Resolves once every write made so far is committed; rejects if their commit failed. */
   /**
    * Like `durable()`, for a request that waits on its own writes (a reservation, a usage record):
    * when it is the only request in flight (`soleRequest`), nobody can join the open group, so it
@@ -613,6 +609,7 @@ export class EmbeddedDatabase {
     return this.open || this.groupRows.length > 0;
   }
 
+  /** Resolves once every write made so far is committed; rejects if their commit failed. */
   durable(): Promise<void> {
     if (!this.hasGroup()) return Promise.resolve();
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
@@ -694,7 +691,6 @@ export class EmbeddedDatabase {
       probe.finalize();
     }
   }
-
 
   private dbPointer(): number {
     return (this.db as unknown as { _ptr: number })._ptr;

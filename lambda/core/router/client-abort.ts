@@ -11,7 +11,7 @@
  *   request that is cut streamed nothing, so it settles its input estimate only.
  * The usage record says `aborted: true` and, when any part was estimated, `usageEstimated: true`.
  */
-import { Cancellation, type DeadlineSignal } from '../routing/fallback';
+import { callEach, Cancellation, type DeadlineSignal } from '../routing/fallback';
 import type { SseEvent } from '../sse';
 import type { TokenUsage } from '../translate/usage';
 
@@ -65,19 +65,7 @@ function watchClient(client: AbortSignal, signal: Cancellation): void {
 
 /** Aborts each (all of them, even if one throws: a later one may be what cuts an upstream call); then the first error. */
 function abortAll(signals: readonly Cancellation[], reason: () => unknown): void {
-  let failed = false;
-  let first: unknown;
-  for (const s of signals) {
-    try {
-      s.abort(reason());
-    } catch (err) {
-      if (!failed) {
-        failed = true;
-        first = err;
-      }
-    }
-  }
-  if (failed) throw first;
+  callEach(signals, (s) => s.abort(reason()));
 }
 
 interface PendingDeadline {
