@@ -257,11 +257,34 @@ export function stringHeaders(req: IncomingMessage): Record<string, string> {
 
 /**
  * Reads at most `limit` bytes; a longer body is cut there, and the size check answers 413.
- * Events rather than an async iterator, and no copy for the usual one-chunk body. (Not a
- * synchronous read of what is buffered: node hands a body over before the message is complete,
- * even one that came with its headers, so only the events tell the end.)
+ *
+ * A request without Content-Length and Transfer-Encoding has no body (RFC 9112 6.3; node's parser
+ * reads none), nor has one of length 0: nothing to wait for. A body that came with its headers (the usual small request)
+ * is in the request's buffer one microtask after 'request' (node hands over what it parsed from
+ * that read before the message-complete step): when all of its Content-Length bytes are there, it
+ * is taken in one read, without the stream's flowing mode and its ticks. node's parser enforces
+ * that length (a conflicting one, or one beside Transfer-Encoding, is refused before 'request'),
+ * so those bytes are the whole body. Anything else (chunked, a body still on its way) is read
+ * through the events.
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  const headers = req.headers;
+  const length = headers['content-length'];
+  if (length === '0' || (length === undefined && headers['transfer-encoding'] === undefined)) return NO_BODY;
+  return Promise.resolve().then(() => {
+    if (length !== undefined && !req.destroyed && req.readableLength > 0 && req.readableLength === Number(length)) {
+      const all = req.read() as Buffer;
+      return all.toString('utf8', 0, Math.min(all.length, limit));
+    }
+    return readBodyEvents(req, limit);
+  });
+}
+const NO_BODY: Promise<undefined> = Promise.resolve(undefined);
+
+/** Events rather than an async iterator, and no copy for the usual one-chunk body. */
+function readBodyEvents(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  // Destroyed before its listeners came (the client went between 'request' and now): its 'close' is gone.
+  if (req.destroyed) return Promise.reject(new Error('the request body ended early'));
   return new Promise((resolve, reject) => {
     let first: Buffer | undefined;
     let more: Buffer[] | undefined;

@@ -254,7 +254,7 @@ test('a client that leaves mid-body after answered requests: only the unfinished
 describe('the request body and headers (readBody, stringHeaders)', () => {
   let bodyServer: Server;
   let bodyPort: number;
-  let got: { body?: string; error?: string; headers: Record<string, string>; ended: boolean }[];
+  let got: { body?: string; error?: string; headers: Record<string, string>; ended: boolean; dataListeners?: number }[];
   let arrived = 0;
   const LIMIT = 64;
   beforeEach(async () => {
@@ -265,7 +265,7 @@ describe('the request body and headers (readBody, stringHeaders)', () => {
       const headers = stringHeaders(req);
       readBody(req, LIMIT).then(
         (body) => {
-          got.push({ body, headers, ended: req.readableEnded || req.complete });
+          got.push({ body, headers, ended: req.readableEnded || req.complete, dataListeners: req.listenerCount('data') });
           res.writeHead(200, { 'content-length': String(Buffer.byteLength(body ?? '')) });
           res.end(body ?? '');
         },
@@ -305,6 +305,22 @@ describe('the request body and headers (readBody, stringHeaders)', () => {
     await send([head(0)]);
     await send([`GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n`]);
     expect(got.map((g) => g.body)).toEqual([text, text, undefined, undefined]);
+  });
+
+  test('a body that came with its headers is taken in one read (no stream events); one still arriving, a chunked one, and a GET through the events or none', async () => {
+    await send([head(7) + '{"n":1}']);
+    await send([head(7) + '{"n"', ':1}']);
+    await send([`POST /v1/x HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\r\n{"n\r\n4\r\n":1}\r\n0\r\n\r\n`]);
+    await send([`GET /v1/models HTTP/1.1\r\nhost: x\r\n\r\n`]);
+    await send([head(0)]);
+    expect(got.map((g) => g.body)).toEqual(['{"n":1}', '{"n":1}', '{"n":1}', undefined, undefined]);
+    expect(got.map((g) => g.dataListeners)).toEqual([0, 1, 1, 0, 0]);
+  });
+
+  test('a body that came whole but is longer than the limit, taken in one read, is cut at the limit too', async () => {
+    const long = 'y'.repeat(LIMIT + 10);
+    await send([head(long.length) + long]);
+    expect(got[0]).toMatchObject({ body: 'y'.repeat(LIMIT), dataListeners: 0 });
   });
 
   test('a body longer than the limit is cut at it, whether it came whole or in pieces (the size check then answers 413)', async () => {
