@@ -119,8 +119,9 @@ export class NodeHttpTransport {
       req.on('response', (r: IncomingMessage) => {
         clearTimeout(timer);
         res = r;
-        r.once('close', () => c.signal.removeEventListener('abort', onAbort));
-        resolve({ status: r.statusCode ?? 0, headers: new NodeHeaders(r.headers), body: new NodeBody(decoded(r), c, r) });
+        // 'close' comes once per response.
+        r.on('close', () => c.signal.removeEventListener('abort', onAbort));
+        resolve({ status: r.statusCode ?? 0, headers: new NodeHeaders(r), body: new NodeBody(decoded(r), c, r) });
       });
       req.end(body);
     });
@@ -149,13 +150,28 @@ function headerList(host: string, headers: Readonly<Record<string, string>>, bod
   return out;
 }
 
-/** Response headers by lower-case name; a repeated header reads as its values joined by ', '. */
+/**
+ * Response headers by lower-case name; a repeated header reads as its values joined by ', '
+ * (node's rules: IncomingMessage.headers). That object is made only when a header is asked for:
+ * node builds it on first use (a name match per header line), and a 2xx answer on the router's
+ * path reads none before its last byte.
+ */
 class NodeHeaders implements ProviderHeaders {
-  constructor(private readonly raw: IncomingHttpHeaders) {}
+  constructor(private readonly res: IncomingMessage) {}
   get(name: string): string | null {
-    const v = this.raw[name.toLowerCase()];
+    const v = (this.res.headers as IncomingHttpHeaders)[name.toLowerCase()];
     return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
   }
+}
+
+/** A header's values from node's raw list (names as sent), joined by ', ' as node joins a repeated one. */
+function rawHeader(raw: readonly string[], name: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i];
+    if (n.length === name.length && n.toLowerCase() === name) value = value === undefined ? raw[i + 1] : `${value}, ${raw[i + 1]}`;
+  }
+  return value;
 }
 
 /**
@@ -270,7 +286,8 @@ class NodeBody implements ProviderBody {
  * decoded, as fetch did. Destroying the decoder destroys the response too.
  */
 function decoded(res: IncomingMessage): Readable {
-  const coding = (res.headers['content-encoding'] ?? '').trim().toLowerCase();
+  // From the raw list: node's header object is not made for this one name (NodeHeaders).
+  const coding = (rawHeader(res.rawHeaders, 'content-encoding') ?? '').trim().toLowerCase();
   const decoder = coding === 'gzip' || coding === 'x-gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : coding === 'br' ? createBrotliDecompress() : undefined;
   if (!decoder) return res;
   // Errors reach the reader through the decoder; unread, they must not become uncaught.

@@ -103,7 +103,9 @@ export class ProviderHttpClient implements ProviderClient {
     const res = this.fetch
       ? await this.viaFetch(this.fetch, url.href, method, headers, bodyText, req.signal, target.provider)
       : await this.transport.call(endpoint, { method, headers, body: bodyText, signal: req.signal, firstByteTimeoutMs: this.firstByteTimeoutMs, fail: (f, code) => this.failure(target.provider, f, code) });
-    const retryAfterMs = parseRetryAfterMs(res.headers.get('retry-after-ms')) ?? parseRetryAfter(res.headers.get('retry-after'), this.now());
+    // A wait hint matters only on a refusal (429, 503...); a 2xx answer's headers are not read here.
+    const refused = res.status < 200 || res.status >= 300;
+    const retryAfterMs = refused ? (parseRetryAfterMs(res.headers.get('retry-after-ms')) ?? parseRetryAfter(res.headers.get('retry-after'), this.now())) : undefined;
     // ConverseStream answers in AWS's binary event stream; the core reads SSE from every provider.
     const body = req.path === '/converse-stream' && res.status >= 200 && res.status < 300 && res.body ? eventStreamToSse(res.body) : res.body;
     return { status: res.status, headers: res.headers, body, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };

@@ -346,6 +346,30 @@ describe('the node:http transport (a raw server on 127.0.0.1)', () => {
     expect(await text(await call())).toBe('{"choices":[]}');
   });
 
+  it('a Content-Encoding sent in any case, and headers read by name: node\'s joined values; a 2xx answer\'s wait hint is not read (only a refusal\'s is)', async () => {
+    handler = (req, res) => {
+      req.resume();
+      res.setHeader('Content-Encoding', 'GZIP');
+      res.setHeader('X-Multi', ['a', 'b']);
+      res.setHeader('Retry-After', '7');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(gzipSync('{"choices":[1]}'));
+    };
+    const res = await call();
+    expect(res.retryAfterMs).toBeUndefined();
+    expect(res.headers.get('x-multi')).toBe('a, b');
+    expect(res.headers.get('Retry-After')).toBe('7');
+    expect(res.headers.get('x-absent')).toBeNull();
+    expect(await text(res)).toBe('{"choices":[1]}');
+    // Two codings (node joins them): not one this transport decodes, so the bytes come as sent.
+    handler = (req, res) => {
+      req.resume();
+      res.setHeader('content-encoding', ['gzip', 'gzip']);
+      res.end('plain');
+    };
+    expect(await text(await call())).toBe('plain');
+  });
+
   it('a gzip bomb in a stream (a line that never ends, 64 MiB decoded from well under 1 MiB sent): the SSE reader stops at its bound, little is decoded, and the connection closes', async () => {
     let serverClosed = false;
     const bomb = gzipSync(Buffer.concat([Buffer.from('data: '), Buffer.alloc(64 * 1024 * 1024, 'a')]), { level: 9 });
