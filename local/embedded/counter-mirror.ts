@@ -13,6 +13,11 @@
  *
  * A row whose values are not plain numbers (a malformed or hand-edited row) is not mirrored: it is
  * read from SQLite every time, so its odd values keep SQLite's own semantics.
+ *
+ * It also knows which reservation rows exist for certain: those the ledger put in this process
+ * and that nothing deleted since (by the same rules: any statement the ledger does not run itself,
+ * any rollback, clears them). A settle of such a reservation cannot fail its condition, so the
+ * ledger journals it and lets its SQL run later (database.ts `deferredApply`).
  */
 import { COUNTER_FIELDS, CounterUpdate, CounterValues } from '../../lambda/core/governance/ledger';
 import type { Row } from './database';
@@ -109,6 +114,8 @@ const keyOf = (pk: string, sk: string) => `${pk.length}:${pk}${sk}`;
 export class CounterMirror {
   /** null: known to have no row. */
   private readonly entries = new Map<string, CounterRow | null>();
+  /** Keys of reservation rows known to exist. */
+  private readonly live = new Set<string>();
   /** Clears so far (tests). */
   clears = 0;
 
@@ -144,7 +151,24 @@ export class CounterMirror {
 
   clear(): void {
     if (this.entries.size > 0) this.entries.clear();
+    if (this.live.size > 0) this.live.clear();
     this.clears++;
+  }
+
+  /** The ledger put this reservation row (in the open group: a rollback clears it). */
+  reservationPut(pk: string, sk: string): void {
+    if (this.live.size >= MAX_ENTRIES) this.live.clear();
+    this.live.add(keyOf(pk, sk));
+  }
+
+  /** The reservation row is deleted, or will be before any other statement runs. */
+  reservationGone(pk: string, sk: string): void {
+    this.live.delete(keyOf(pk, sk));
+  }
+
+  /** Whether the reservation row exists for certain (false: not known, read SQLite). */
+  isReservationLive(pk: string, sk: string): boolean {
+    return this.live.has(keyOf(pk, sk));
   }
 
   get size(): number {

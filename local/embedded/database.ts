@@ -60,7 +60,8 @@ import { Database, Statement } from 'node-sqlite3-wasm';
 import { clearsCounterMirror, CounterMirror, CounterRow } from './counter-mirror';
 import { CREATES_TRIGGER, RowCache, invalidatesRowCache } from './row-cache';
 import { countersByKeySql } from './rows';
-import { frameOf, INSERT_USAGE_SQL, USAGE_JOURNAL_FILE, UsageJournal, UsageRow } from './usage-journal';
+import { pushCounterParams, upsertSql } from './counter-sql';
+import { frameOf, INSERT_USAGE_SQL, JournaledLedgerWrite, ledgerFrameOf, USAGE_JOURNAL_FILE, UsageJournal, UsageRow } from './usage-journal';
 
 export type SqlValue = number | string | null | Uint8Array;
 export type Row = Record<string, number | bigint | string | Uint8Array | null>;
@@ -236,6 +237,12 @@ interface Prepared {
   bound?: SqlValue[];
 }
 
+/** A journaled ledger write and the SQL that applies it. */
+interface PendingApply {
+  readonly entry: JournaledLedgerWrite;
+  readonly apply: () => void;
+}
+
 /** sqlite3_changes() of the WebAssembly module (the package exports its C functions). */
 const sqliteChanges = (sqliteModule as unknown as { _sqlite3_changes?: (db: number) => number })._sqlite3_changes;
 /** sqlite3_reset() of the WebAssembly module: ends a run and keeps the bound values (clear_bindings is not called). */
@@ -305,6 +312,17 @@ export class EmbeddedDatabase {
   private moveScheduled = false;
   /** Moves of the journal into the table so far (tests). */
   journalImports = 0;
+  /** Journaled ledger writes whose SQL has not run yet (`deferredApply`), in order. */
+  private pending: PendingApply[] = [];
+  /** Journaled ledger writes applied in the open group: run again if the group fails. */
+  private appliedInGroup: PendingApply[] = [];
+  private draining = false;
+  /** The open group holds a write that no journal frame covers (it must be committed before its writer goes on). */
+  private groupUncovered = false;
+  /** A journaled ledger write could not be applied: the journal is kept for the next open to replay. */
+  private keepJournal = false;
+  /** Journaled ledger writes replayed when the store opened (tests). */
+  replayedLedgerWrites = 0;
 
   constructor(opts: EmbeddedDatabaseOptions = {}) {
     let file = ':memory:';
@@ -349,8 +367,15 @@ export class EmbeddedDatabase {
     if (opts.dir) {
       try {
         this.journal = new UsageJournal(join(opts.dir, USAGE_JOURNAL_FILE));
-        // Records a killed process left in the journal go into the table before anything reads it.
-        this.journaled = this.journal.recover();
+        // What a killed process left in the journal goes into the database before anything reads
+        // it: its settles (each applied only if its reservation row is still there) and its records.
+        const entries = this.journal.recover();
+        const ledger: JournaledLedgerWrite[] = [];
+        for (const e of entries) {
+          if ('row' in e) this.journaled.push(e.row);
+          else ledger.push(e.ledger);
+        }
+        if (ledger.length > 0) this.deferred(() => ledger.forEach((w) => this.replayLedgerWrite(w)), false, true);
         this.importJournal();
         this.flush();
         if (this.journaled.length > 0 || this.open) throw new Error('embedded store: the usage journal could not be moved into the database');
@@ -400,6 +425,7 @@ export class EmbeddedDatabase {
    * hold (values that are not exact numbers) are returned as SQLite gives them.
    */
   counterRows(keys: readonly { readonly pk: string; readonly sk: string }[]): (CounterRow | Row | undefined)[] {
+    this.drain();
     // A group SQLite rolled back by itself (after an error) took its uncommitted counters with it.
     if (this.open && !this.db.inTransaction) this.forgetReads();
     const out: (CounterRow | Row | undefined)[] = new Array(keys.length);
@@ -434,6 +460,7 @@ export class EmbeddedDatabase {
 
   /** All rows (always stepped to the end, so no statement stays open). */
   all(sql: string, params: readonly SqlValue[] = []): Row[] {
+    this.drain();
     const p = this.prepared(sql);
     if (!this.fast) {
       assertBindable(params);
@@ -452,6 +479,7 @@ export class EmbeddedDatabase {
 
   /** The first row, or undefined; the statement is reset after it (nothing stays open). */
   one(sql: string, params: readonly SqlValue[] = []): Row | undefined {
+    this.drain();
     const p = this.prepared(sql);
     if (!this.fast) {
       assertBindable(params);
@@ -468,6 +496,7 @@ export class EmbeddedDatabase {
 
   /** Runs a write; returns the number of rows changed. */
   run(sql: string, params: readonly SqlValue[] = []): number {
+    this.drain();
     return this.runPrepared(this.prepared(sql), params);
   }
 
@@ -538,6 +567,64 @@ export class EmbeddedDatabase {
     }
   }
 
+  /** Whether writes can be journaled before their SQL runs (a store on disk, open). */
+  get journaling(): boolean {
+    return this.journal !== undefined && !this.closed;
+  }
+
+  /**
+   * A ledger write whose outcome is known now (its caller checked its only condition, which
+   * nothing can change before `apply` runs): its frame joins the open group's usage records, so
+   * it is on disk when `durableNow()` or `durable()` resolves, and `apply` (its SQL) runs before
+   * any other statement, or before the group commits, whichever comes first. A request's settle
+   * so costs its answer one write to the journal instead of its SQL and a COMMIT. If the group
+   * fails, the write is applied again in the next one; if it cannot be applied, the journal is
+   * kept, and the next open replays it (the frame is idempotent: usage-journal.ts).
+   */
+  deferredApply(entry: JournaledLedgerWrite, apply: () => void): void {
+    if (!this.journal) throw new Error('embedded store: no journal (in memory)');
+    if (this.closed) throw new Error('embedded store: the database is closed');
+    this.groupFrames.push(ledgerFrameOf(entry));
+    this.pending.push({ entry, apply });
+    if (this.depth === 0 && !this.commitScheduled) {
+      this.commitScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Runs the journaled ledger writes' SQL (in the open group), each as its own write; outside any write only. */
+  private drain(): void {
+    if (this.pending.length === 0 || this.depth > 0 || this.draining) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.draining = true;
+    try {
+      for (const p of batch) {
+        try {
+          this.write(p.apply, false, true);
+          this.appliedInGroup.push(p);
+        } catch (err) {
+          // Its frame is on disk (or will be with this group): the next open applies it.
+          this.keepJournal = true;
+          this.onBackgroundError?.(err);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  /** A journaled ledger write, when the store opens: applied only while its reservation row exists. */
+  private replayLedgerWrite(w: JournaledLedgerWrite): void {
+    if (this.run('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL', [w.reservation.pk, w.reservation.sk]) === 0) return;
+    if (w.counters.length > 0) {
+      const params: SqlValue[] = [];
+      for (const u of w.counters) pushCounterParams(params, u);
+      this.run(upsertSql(w.counters.length), params);
+    }
+    this.replayedLedgerWrites++;
+  }
+
   /**
    * Moves the journal's rows (and the open group's records) into the usage table, in the open
    * group (committed with it; the journal is emptied then). Inside a write, only the journal's
@@ -550,11 +637,15 @@ export class EmbeddedDatabase {
     const rows = this.journaled;
     this.importing = true;
     try {
-      this.deferred(() => {
-        const p = this.prepared(INSERT_USAGE_SQL);
-        for (const row of rows) this.runPrepared(p, row);
-        for (const row of fromGroup) this.runPrepared(p, row);
-      });
+      this.deferred(
+        () => {
+          const p = this.prepared(INSERT_USAGE_SQL);
+          for (const row of rows) this.runPrepared(p, row);
+          for (const row of fromGroup) this.runPrepared(p, row);
+        },
+        false,
+        true,
+      );
     } finally {
       this.importing = false;
     }
@@ -583,8 +674,8 @@ export class EmbeddedDatabase {
    * event-loop turn together with every other write of the turn; await `durable()` to know it is
    * on disk. Any throw undoes `fn`'s writes and nothing else.
    */
-  deferred<T>(fn: () => T, oneStatement = false): T {
-    const out = this.write(fn, oneStatement);
+  deferred<T>(fn: () => T, oneStatement = false, covered = false): T {
+    const out = this.write(fn, oneStatement, covered);
     if (this.depth === 0 && this.open && !this.commitScheduled) {
       this.commitScheduled = true;
       setImmediate(() => this.flush());
@@ -599,14 +690,51 @@ export class EmbeddedDatabase {
    * upstream socket, for one). Under concurrency the group commits at the end of the turn as before.
    */
   durableNow(): Promise<void> {
+    const sole = this.depth === 0 && this.soleRequest?.() === true;
+    if (sole && this.journalFirst()) return Promise.resolve();
     const done = this.durable();
-    if (this.hasGroup() && this.depth === 0 && this.soleRequest?.()) this.flush();
+    if (sole && this.hasGroup()) this.flush();
     return done;
   }
 
-  /** A group is open: SQL writes, or usage records waiting for the journal. */
+  /**
+   * When every write of the open group is covered by a journal frame (usage records, journaled
+   * ledger writes, journal moves), the frames are written now, and the SQL runs and commits after
+   * the caller went on (at the end of the turn): the caller's writes are on disk already, and a
+   * failed commit is made good from the journal (in this process, or when the store opens next).
+   */
+  private journalFirst(): boolean {
+    if (!this.journal || this.groupUncovered || this.importedInGroup.length > 0 || this.groupFrames.length === 0) return false;
+    try {
+      this.appendGroupFrames();
+    } catch {
+      return false; // the commit path writes them again (a failed write is overwritten)
+    }
+    if (!this.commitScheduled) {
+      this.commitScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return true;
+  }
+
+  /** The open group's frames to the journal, in one write; its records are then journaled rows. */
+  private appendGroupFrames(): void {
+    this.journal!.append(this.groupFrames, this.syncJournal);
+    for (const row of this.groupRows) this.journaled.push(row);
+    this.groupRows = [];
+    this.groupFrames = [];
+    if (this.journaled.length >= JOURNAL_IMPORT_ROWS && !this.moveScheduled) {
+      this.moveScheduled = true;
+      setImmediate(() => {
+        this.moveScheduled = false;
+        this.moveJournal();
+      });
+    }
+  }
+
+  /** A group is open: SQL writes, journal frames not yet written, or journaled ledger writes not yet applied. */
   private hasGroup(): boolean {
-    return this.open || this.groupRows.length > 0;
+    return this.open || this.groupFrames.length > 0 || this.pending.length > 0;
   }
 
   /** Resolves once every write made so far is committed; rejects if their commit failed. */
@@ -622,7 +750,7 @@ export class EmbeddedDatabase {
     try {
       this.importJournal();
       this.flush();
-      if (this.importedInGroup.length === 0 && this.journaled.length === 0) this.journal?.clear();
+      if (this.importedInGroup.length === 0 && this.journaled.length === 0 && this.pending.length === 0 && !this.keepJournal) this.journal?.clear();
     } catch {
       // The journal is moved into the table when the store opens next.
     }
@@ -711,8 +839,10 @@ export class EmbeddedDatabase {
     }
   }
 
-  private write<T>(fn: () => T, oneStatement = false): T {
+  private write<T>(fn: () => T, oneStatement = false, covered = false): T {
     if (this.closed) throw new Error('embedded store: the database is closed');
+    // Journaled ledger writes are logically done: their SQL runs before this write reads anything.
+    this.drain();
     if (this.open && this.depth === 0 && !this.db.inTransaction) {
       // SQLite rolled the group back by itself (an I/O error or out-of-memory in a read): its
       // writers are told now, and this write goes into a new group, not into autocommit (where it
@@ -729,6 +859,7 @@ export class EmbeddedDatabase {
     // nor does a single statement (SQLite undoes a failed statement and nothing else).
     const savepoint = !opened && !oneStatement;
     if (savepoint) this.exec1('SAVEPOINT w');
+    if (!covered) this.groupUncovered = true;
     this.depth++;
     try {
       const out = fn();
@@ -774,6 +905,7 @@ export class EmbeddedDatabase {
   /** Commits the open group; on failure rolls it back and fails its waiters (and throws). */
   private commit(): void {
     if (!this.hasGroup()) return;
+    this.drain();
     const moved = this.importedInGroup.length > 0;
     try {
       if (moved) {
@@ -785,17 +917,9 @@ export class EmbeddedDatabase {
         } finally {
           this.importing = false;
         }
-      } else if (this.groupRows.length > 0) {
+      } else if (this.groupFrames.length > 0) {
         // Before the COMMIT: a record is on disk before the settle committed with it.
-        this.journal!.append(this.groupFrames, this.syncJournal);
-        for (const row of this.groupRows) this.journaled.push(row);
-        if (this.journaled.length >= JOURNAL_IMPORT_ROWS && !this.moveScheduled) {
-          this.moveScheduled = true;
-          setImmediate(() => {
-            this.moveScheduled = false;
-            this.moveJournal();
-          });
-        }
+        this.appendGroupFrames();
       }
       this.groupRows = [];
       this.groupFrames = [];
@@ -808,7 +932,8 @@ export class EmbeddedDatabase {
     }
     if (moved) {
       this.importedInGroup = [];
-      if (this.journaled.length === 0) this.journal!.clear();
+      // Every journaled ledger write is committed too (none pending): the journal holds nothing more.
+      if (this.journaled.length === 0 && this.pending.length === 0 && !this.keepJournal) this.journal!.clear();
     }
     this.commits++;
     this.commitsSinceCheckpoint++;
@@ -820,6 +945,10 @@ export class EmbeddedDatabase {
 
   private endGroup(err?: unknown): void {
     this.open = false;
+    this.groupUncovered = false;
+    // A failed group's journaled ledger writes are applied again, in the next group.
+    if (err !== undefined && this.appliedInGroup.length > 0) this.pending = this.appliedInGroup.concat(this.pending);
+    this.appliedInGroup = [];
     // A failed group's records are written again by their writers (embedded-router-store.ts).
     this.groupRows = [];
     this.groupFrames = [];
@@ -840,6 +969,8 @@ export class EmbeddedDatabase {
     try {
       this.syncWalInBackground();
       const idle = Date.now() - this.lastCommitAt >= IDLE_CHECKPOINT_MS;
+      // Journaled ledger writes left by a failed group (their retry is not a busy loop).
+      if (this.pending.length > 0 && !this.commitScheduled && this.depth === 0) this.flush();
       if (idle) this.moveJournal();
       if (this.closed || this.open || this.commitsSinceCheckpoint === 0) return;
       if (!idle && this.commitsSinceCheckpoint < MAX_COMMITS_PER_CHECKPOINT && this.walBytes() <= this.maxWalBytes) return;

@@ -27,30 +27,14 @@ import { usageRecordKey } from '../../lambda/core/router/usage-record';
 import { isMirrored, valuesOfMirrored } from './counter-mirror';
 import { EmbeddedDatabase, Row, textBytes } from './database';
 import { parseJson } from './rows';
+import { pushCounterParams, upsertSql } from './counter-sql';
+import type { JournaledLedgerWrite } from './usage-journal';
 
 class Refused extends Error {
   constructor(readonly result: Extract<LedgerResult, { ok: false }>) {
     super('ledger write refused');
   }
 }
-
-/** One multi-row upsert of `n` counter updates (a field left NULL is not touched). */
-const upsertSql = (() => {
-  const cols = COUNTER_FIELDS.join(', ');
-  const sets = COUNTER_FIELDS.map((f) => `${f} = CASE WHEN excluded.${f} IS NULL THEN ${f} ELSE coalesce(${f}, 0) + excluded.${f} END`).join(', ');
-  const row = `(?, ?, ${COUNTER_FIELDS.map(() => '?').join(', ')}, ?, ?)`;
-  const bySize = new Map<number, string>();
-  return (n: number): string => {
-    let sql = bySize.get(n);
-    if (!sql) {
-      sql =
-        `INSERT INTO counters(pk, sk, ${cols}, expires_at, token_id) VALUES ${Array.from({ length: n }, () => row).join(', ')} ` +
-        `ON CONFLICT(pk, sk) DO UPDATE SET ${sets}, expires_at = coalesce(expires_at, excluded.expires_at), token_id = coalesce(excluded.token_id, token_id)`;
-      bySize.set(n, sql);
-    }
-    return sql;
-  };
-})();
 
 /**
  * A reservation and its counter updates in one statement (the common case: no ceiling refused):
@@ -88,6 +72,14 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
   ) {}
 
   async write(w: LedgerWrite): Promise<LedgerResult> {
+    const journaled = this.db.journaling ? journalable(w, this.db) : undefined;
+    if (journaled) {
+      // Its only condition (the reservation row) holds and nothing can delete that row before its
+      // SQL runs: journaled with the request's usage record, applied before any other statement.
+      this.db.counters.reservationGone(journaled.reservation.pk, journaled.reservation.sk);
+      this.db.deferredApply(journaled, () => this.apply(w));
+      return { ok: true };
+    }
     try {
       this.db.deferred(() => this.apply(w));
     } catch (err) {
@@ -158,6 +150,7 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
         throw new Refused({ ok: false, reservationFailed: true, failed: [] });
       }
       this.db.counters.applied(w.counters);
+      this.db.counters.reservationPut(p.key.pk, p.key.sk);
       return;
     }
     // The reservation first: its changed-row count is its condition (a refused write is undone).
@@ -165,7 +158,7 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
     if (r && 'put' in r) {
       const p = r.put;
       this.db.counters.forget(p.key.pk, p.key.sk);
-      reservationFailed =
+      const failedNow =
         this.db.runMirrored('INSERT INTO counters(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, CAST(? AS TEXT)) ON CONFLICT(pk, sk) DO NOTHING', [
           p.key.pk,
           p.key.sk,
@@ -173,8 +166,12 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
           p.expiresAt,
           textBytes(JSON.stringify(p)),
         ]) === 0;
+      reservationFailed = failedNow;
+      // Known to exist only once the whole write ran (a refusal below undoes it and clears this).
+      if (!failedNow) this.db.counters.reservationPut(p.key.pk, p.key.sk);
     } else if (r) {
       this.db.counters.forget(r.delete.pk, r.delete.sk);
+      this.db.counters.reservationGone(r.delete.pk, r.delete.sk);
       const changed =
         r.reclaimableAt === undefined
           ? this.db.runMirrored('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL', [r.delete.pk, r.delete.sk])
@@ -213,11 +210,25 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
   }
 }
 
-/** One counter update's values in the upsert's column order: pk, sk, COUNTER_FIELDS (NULL: untouched), expires_at, token_id. */
-function pushCounterParams(params: (string | number | null | Uint8Array)[], u: CounterUpdate): void {
-  params.push(u.key.pk, u.key.sk);
-  for (let i = 0; i < COUNTER_FIELDS.length; i++) params.push(u.add[COUNTER_FIELDS[i]] ?? null);
-  params.push(u.expiresAt ?? null, u.tokenId ?? null);
+/**
+ * The journal form of a settle or release whose reservation row exists for certain (put by this
+ * process, nothing deleted it since): its outcome is known now, so it needs no SQL before the
+ * answer. Undefined for any other write (a put, a reclaim's timed condition, ceilings, counters
+ * without a reservation, or a reservation not known here): those run at once, as before.
+ */
+function journalable(w: LedgerWrite, db: EmbeddedDatabase): JournaledLedgerWrite | undefined {
+  const r = w.reservation;
+  if (!r || !('delete' in r) || r.reclaimableAt !== undefined) return undefined;
+  for (const u of w.counters) {
+    if (u.ceilings || (u.expiresAt !== undefined && !Number.isSafeInteger(u.expiresAt))) return undefined;
+    // The journal holds exact integers only (its reader refuses anything else).
+    for (const v of Object.values(u.add)) if (v !== undefined && !Number.isSafeInteger(v)) return undefined;
+  }
+  if (!db.counters.isReservationLive(r.delete.pk, r.delete.sk)) return undefined;
+  return {
+    reservation: { pk: r.delete.pk, sk: r.delete.sk },
+    counters: w.counters.map((u) => ({ key: { pk: u.key.pk, sk: u.key.sk }, add: u.add, ...(u.expiresAt !== undefined ? { expiresAt: u.expiresAt } : {}), ...(u.tokenId !== undefined ? { tokenId: u.tokenId } : {}) })),
+  };
 }
 
 /** A row's counter fields (absent when NULL); a value that is not a number compares like Number() of it. */

@@ -9,14 +9,21 @@
  * the usage table, so every reader sees them; once they are committed there, the journal is
  * emptied. A journal left by a killed process is moved into the table when the store opens.
  *
- * Frames: [payload length u32 LE][CRC-32 of the payload u32 LE][payload]; the payload is the
- * JSON array of the row's key columns, a newline (JSON text has none), and the body's UTF-8
- * bytes. A frame cut short or damaged (a write the process died in, a failed write that is
- * overwritten) ends the journal: nothing after it was ever acknowledged, since the journal is
- * written from its end and a failed write fails its whole group.
+ * It also holds settles (and releases) of reservations made durable before their SQL runs
+ * (database.ts `deferredApply`): the counter updates of one ledger write and the reservation row
+ * it deletes. Replaying one is idempotent: it applies only while that reservation row still
+ * exists, and the SQL that applied it deleted the row in the same transaction.
+ *
+ * Frames: [payload length u32 LE][CRC-32 of the payload u32 LE][payload]; the payload is a JSON
+ * array of keys, a newline (JSON text has none), and a body. A usage row: the row's five key
+ * columns, then the body's UTF-8 bytes. A ledger write: `["ledger"]`, then its JSON. A frame cut
+ * short or damaged (a write the process died in, a failed write that is overwritten) ends the
+ * journal: nothing after it was ever acknowledged, since the journal is written from its end and
+ * a failed write fails its whole group.
  */
 import { chmodSync, closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
+import { COUNTER_FIELDS, CounterField } from '../../lambda/core/governance/ledger';
 
 /** The usage table's columns, in order: tenant_id, sk, at, request_id, expires_at, body (UTF-8 of JSON text). */
 export type UsageRow = readonly [string, string, string, string, number, Uint8Array];
@@ -31,8 +38,33 @@ const MAX_PAYLOAD = 16 * 1024 * 1024;
 
 /** One row as a journal frame. */
 export function frameOf(row: UsageRow): Buffer {
-  const keys = JSON.stringify([row[0], row[1], row[2], row[3], row[4]]);
-  const body = row[5];
+  return frameWith(JSON.stringify([row[0], row[1], row[2], row[3], row[4]]), row[5]);
+}
+
+/**
+ * A settle or release journaled before its SQL runs: the reservation row it deletes and the
+ * counter updates it makes (no ceilings: it is applied whenever that row still exists).
+ */
+export interface JournaledLedgerWrite {
+  readonly reservation: { readonly pk: string; readonly sk: string };
+  readonly counters: readonly {
+    readonly key: { readonly pk: string; readonly sk: string };
+    readonly add: Partial<Record<CounterField, number>>;
+    readonly expiresAt?: number;
+    readonly tokenId?: string;
+  }[];
+}
+
+export type JournalEntry = { readonly row: UsageRow } | { readonly ledger: JournaledLedgerWrite };
+
+const LEDGER_KEYS = '["ledger"]';
+
+/** A ledger write as a journal frame. */
+export function ledgerFrameOf(w: JournaledLedgerWrite): Buffer {
+  return frameWith(LEDGER_KEYS, Buffer.from(JSON.stringify(w), 'utf8'));
+}
+
+function frameWith(keys: string, body: Uint8Array): Buffer {
   const keyBytes = Buffer.byteLength(keys);
   const frame = Buffer.allocUnsafe(HEADER + keyBytes + 1 + body.length);
   frame.write(keys, HEADER, 'utf8');
@@ -44,9 +76,14 @@ export function frameOf(row: UsageRow): Buffer {
   return frame;
 }
 
-/** The rows of a journal's bytes, up to its first frame that is short, damaged or not a row. */
+/** The usage rows of a journal's bytes, up to its first frame that is short, damaged or not an entry. */
 export function rowsOf(bytes: Buffer): UsageRow[] {
-  const rows: UsageRow[] = [];
+  return entriesOf(bytes).flatMap((e) => ('row' in e ? [e.row] : []));
+}
+
+/** The entries of a journal's bytes, up to its first frame that is short, damaged or not an entry. */
+export function entriesOf(bytes: Buffer): JournalEntry[] {
+  const entries: JournalEntry[] = [];
   for (let at = 0; at + HEADER <= bytes.length; ) {
     const length = bytes.readUInt32LE(at);
     if (length === 0 || length > MAX_PAYLOAD || at + HEADER + length > bytes.length) break;
@@ -55,16 +92,40 @@ export function rowsOf(bytes: Buffer): UsageRow[] {
     const newline = payload.indexOf(0x0a);
     if (newline < 0) break;
     let keys: unknown;
+    let ledger: unknown;
     try {
       keys = JSON.parse(payload.subarray(0, newline).toString('utf8'));
+      if (Array.isArray(keys) && keys.length === 1 && keys[0] === 'ledger') ledger = JSON.parse(payload.subarray(newline + 1).toString('utf8'));
     } catch {
       break;
     }
-    if (!isKeys(keys)) break;
-    rows.push([keys[0], keys[1], keys[2], keys[3], keys[4], Buffer.from(payload.subarray(newline + 1))]);
+    if (ledger !== undefined) {
+      if (!isLedgerWrite(ledger)) break;
+      entries.push({ ledger });
+    } else {
+      if (!isKeys(keys)) break;
+      entries.push({ row: [keys[0], keys[1], keys[2], keys[3], keys[4], Buffer.from(payload.subarray(newline + 1))] });
+    }
     at += HEADER + length;
   }
-  return rows;
+  return entries;
+}
+
+const isKey = (k: unknown): k is { pk: string; sk: string } =>
+  typeof k === 'object' && k !== null && !Array.isArray(k) && typeof (k as { pk?: unknown }).pk === 'string' && typeof (k as { sk?: unknown }).sk === 'string';
+
+/** Exactly the shape ledgerFrameOf writes: safe-integer amounts of known fields, string keys. */
+function isLedgerWrite(v: unknown): v is JournaledLedgerWrite {
+  if (typeof v !== 'object' || v === null || !isKey((v as { reservation?: unknown }).reservation)) return false;
+  const counters = (v as { counters?: unknown }).counters;
+  if (!Array.isArray(counters)) return false;
+  return counters.every((c: unknown) => {
+    if (typeof c !== 'object' || c === null || !isKey((c as { key?: unknown }).key)) return false;
+    const { add, expiresAt, tokenId } = c as { add?: unknown; expiresAt?: unknown; tokenId?: unknown };
+    if (typeof add !== 'object' || add === null || Array.isArray(add)) return false;
+    const fieldsOk = Object.entries(add).every(([f, n]) => (COUNTER_FIELDS as readonly string[]).includes(f) && Number.isSafeInteger(n));
+    return fieldsOk && (expiresAt === undefined || Number.isSafeInteger(expiresAt)) && (tokenId === undefined || typeof tokenId === 'string');
+  });
 }
 
 function isKeys(v: unknown): v is [string, string, string, string, number] {
@@ -84,8 +145,8 @@ export class UsageJournal {
     chmodSync(path, 0o600);
   }
 
-  /** The rows a killed process left (read once, when the store opens). */
-  recover(): UsageRow[] {
+  /** The entries a killed process left (read once, when the store opens). */
+  recover(): JournalEntry[] {
     const size = fstatSync(this.fd).size;
     if (size === 0) return [];
     const bytes = Buffer.allocUnsafe(size);
@@ -95,7 +156,7 @@ export class UsageJournal {
       if (n === 0) break;
       read += n;
     }
-    return rowsOf(bytes.subarray(0, read));
+    return entriesOf(bytes.subarray(0, read));
   }
 
   /** Writes the frames after the last ones, in one write; on disk like a WAL frame (and synced with `sync`). Throws if not all was written. */

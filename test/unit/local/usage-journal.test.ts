@@ -4,7 +4,7 @@
  * that moment); every reader of the usage table sees it at once; a failed journal write or COMMIT
  * loses neither the record nor the spend; a torn tail is ignored; a clean stop empties the journal.
  */
-import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -15,7 +15,7 @@ import { DATABASE_FILE, EmbeddedDatabase } from '../../../local/embedded/databas
 import { EmbeddedGovernanceLedger } from '../../../local/embedded/embedded-governance-ledger';
 import { EmbeddedRouterStore } from '../../../local/embedded/embedded-router-store';
 import { EmbeddedUsageRecords } from '../../../local/embedded/embedded-usage-records';
-import { frameOf, rowsOf, USAGE_JOURNAL_FILE, UsageRow } from '../../../local/embedded/usage-journal';
+import { entriesOf, frameOf, JournaledLedgerWrite, ledgerFrameOf, rowsOf, USAGE_JOURNAL_FILE, UsageRow } from '../../../local/embedded/usage-journal';
 
 const dirs: string[] = [];
 const fresh = () => {
@@ -55,6 +55,246 @@ describe('frames', () => {
         expect(rowsOf(damaged)).toHaveLength(rows.length - 1);
       }),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('ledger frames', () => {
+  const key = fc.record({ pk: fc.string(), sk: fc.string() });
+  const amount = fc.integer({ min: -(2 ** 40), max: 2 ** 40 });
+  const write = fc.record({
+    reservation: key,
+    counters: fc.array(
+      fc.record(
+        { key, add: fc.record({ spentMicros: amount, reservedMicros: amount, committedMicros: amount, requests: amount, tokens: amount }, { requiredKeys: [] }), expiresAt: fc.integer({ min: 0, max: 2 ** 40 }), tokenId: fc.string() },
+        { requiredKeys: ['key', 'add'] },
+      ),
+      { maxLength: 4 },
+    ),
+  });
+
+  test('a ledger write comes back as it was written, between usage rows; a changed byte ends the journal there', () => {
+    fc.assert(
+      fc.property(write, fc.nat(), (w, flip) => {
+        const row: UsageRow = ['t', 's', 'a', 'r', 1, Buffer.from('{}')];
+        const ledger = ledgerFrameOf(w as JournaledLedgerWrite);
+        const bytes = Buffer.concat([frameOf(row), ledger, frameOf(row)]);
+        const entries = entriesOf(bytes);
+        expect(entries).toHaveLength(3);
+        expect(entries[1]).toEqual({ ledger: JSON.parse(JSON.stringify(w)) });
+        expect(rowsOf(bytes)).toHaveLength(2);
+        const damaged = Buffer.from(bytes);
+        damaged[frameOf(row).length + (flip % ledger.length)] ^= 0x04;
+        expect(entriesOf(damaged)).toHaveLength(1);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('a frame that is not exactly what the ledger writes (a fraction, an unknown field, a missing key) ends the journal: it is never applied', () => {
+    const good = { reservation: { pk: 'RESV#t', sk: 'r1' }, counters: [{ key: { pk: 'SPEND#t', sk: '2026-12' }, add: { spentMicros: 30 } }] };
+    const forged = [
+      { ...good, counters: [{ ...good.counters[0], add: { spentMicros: 0.5 } }] },
+      { ...good, counters: [{ ...good.counters[0], add: { spentMicros: 1, budget: 5 } }] },
+      { ...good, counters: [{ ...good.counters[0], add: { spentMicros: '30' } }] },
+      { ...good, counters: [{ ...good.counters[0], expiresAt: 1.5 }] },
+      { ...good, reservation: { pk: 'RESV#t' } },
+      { counters: good.counters },
+      { ...good, counters: {} },
+    ];
+    for (const f of forged) {
+      const bytes = Buffer.concat([ledgerFrameOf(good as JournaledLedgerWrite), ledgerFrameOf(f as unknown as JournaledLedgerWrite), ledgerFrameOf(good as JournaledLedgerWrite)]);
+      expect(entriesOf(bytes)).toEqual([{ ledger: good }]);
+    }
+  });
+});
+
+describe('journaled settles', () => {
+  const spend = { pk: 'SPEND#t', sk: '2026-12' };
+  const reservationOf = (i: number, amountMicros = 50) =>
+    ({ key: { pk: 'RESV#t', sk: `r${i}` }, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros, tpmTokens: 1, model: 'm', createdAt: 'c', reclaimAfter: 1, expiresAt: 2 }) as ReservationRecord;
+  const reserve = (ledger: EmbeddedGovernanceLedger, i: number, amount = 50, ceiling?: number) =>
+    ledger.write({ reservation: { put: reservationOf(i, amount) }, counters: [{ key: spend, add: { reservedMicros: amount, committedMicros: amount }, ...(ceiling !== undefined ? { ceilings: { committedMicros: ceiling } } : {}) }] });
+  const settle = (ledger: EmbeddedGovernanceLedger, i: number, reserved: number, cost: number) =>
+    ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: `r${i}` } }, counters: [{ key: spend, add: { reservedMicros: -reserved, committedMicros: cost - reserved, spentMicros: cost } }] });
+  const release = (ledger: EmbeddedGovernanceLedger, i: number, reserved: number) =>
+    ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: `r${i}` } }, counters: [{ key: spend, add: { reservedMicros: -reserved, committedMicros: -reserved } }] });
+  const state = (d: EmbeddedDatabase) => ({
+    counters: d.all('SELECT coalesce(spentMicros, 0) AS spentMicros, coalesce(reservedMicros, 0) AS reservedMicros, coalesce(committedMicros, 0) AS committedMicros FROM counters WHERE body IS NULL'),
+    reservations: d.all('SELECT sk FROM counters WHERE body IS NOT NULL ORDER BY sk').map((r) => r.sk),
+  });
+  const turn = () => new Promise((r) => setImmediate(r));
+
+  test('a settle is on disk when the usage record is, before its SQL ran or any COMMIT: a kill -9 then opens with the spend once and the record', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const store = new EmbeddedRouterStore(db);
+    try {
+      expect(await reserve(ledger, 1)).toEqual({ ok: true });
+      const commits = db.commits;
+      expect(await settle(ledger, 1, 50, 30)).toEqual({ ok: true });
+      await store.putUsage(record(1, { requestId: 'r1' }));
+      // The answer would be released now: no COMMIT ran for the settle and the record yet.
+      expect(db.commits).toBe(commits);
+      const killed = snapshot(dir);
+      const after = new EmbeddedDatabase({ dir: killed });
+      try {
+        expect(after.replayedLedgerWrites).toBe(1);
+        expect(usageIds(after)).toEqual(['r1']);
+        expect(state(after)).toEqual({ counters: [{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }], reservations: [] });
+      } finally {
+        after.close();
+      }
+      // In this process the settle's SQL ran and committed at the end of the turn.
+      await turn();
+      expect(db.commits).toBe(commits + 1);
+      expect(state(db)).toEqual({ counters: [{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }], reservations: [] });
+    } finally {
+      db.close();
+    }
+  });
+
+  test('replaying is idempotent: the state after the settle committed (its frame still in the journal) opens with the spend once', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const store = new EmbeddedRouterStore(db);
+    try {
+      await reserve(ledger, 1);
+      await settle(ledger, 1, 50, 30);
+      await store.putUsage(record(1, { requestId: 'r1' }));
+      await turn();
+      expect(journalBytes(dir)).toBeGreaterThan(0);
+      const after = new EmbeddedDatabase({ dir: snapshot(dir) });
+      try {
+        expect(after.replayedLedgerWrites).toBe(0);
+        expect(state(after)).toEqual({ counters: [{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }], reservations: [] });
+      } finally {
+        after.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  test('every reader sees a settle at once: its SQL runs before any other statement (a reservation that fits only after it is admitted)', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    try {
+      await reserve(ledger, 1, 60);
+      expect(await settle(ledger, 1, 60, 10)).toEqual({ ok: true });
+      // Before the settle 60 are committed; after it 10. A reservation of 60 under a ceiling of 40
+      // (committed <= 40 before it) passes only against the settled counters.
+      expect(await reserve(ledger, 2, 60, 40)).toEqual({ ok: true });
+      expect(state(db)).toEqual({ counters: [{ spentMicros: 10, reservedMicros: 60, committedMicros: 70 }], reservations: ['r2'] });
+      // A second settle or release of the same reservation finds it gone, as DynamoDB's condition would.
+      expect(await release(ledger, 1, 60)).toMatchObject({ ok: false, reservationFailed: true });
+      expect(db.counterRows([spend])[0]).toBeDefined();
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a COMMIT that fails after the settle was journaled: its SQL runs again in the next group, once; a kill then opens with it once', async () => {
+    const dir = fresh();
+    const errors: unknown[] = [];
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true, onCommitError: (e) => errors.push(e) });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const store = new EmbeddedRouterStore(db);
+    try {
+      await reserve(ledger, 1);
+      const commit = (db as unknown as { statements: Map<string, { stmt: { _step(): unknown } }> }).statements.get('COMMIT')!.stmt;
+      const failing = jest.spyOn(commit, '_step').mockImplementationOnce(() => {
+        throw new Error('disk I/O error');
+      });
+      await settle(ledger, 1, 50, 30);
+      await store.putUsage(record(1, { requestId: 'r1' }));
+      await turn();
+      expect(failing).toHaveBeenCalled();
+      expect(errors).toHaveLength(1);
+      failing.mockRestore();
+      // Rolled back: the reservation is back in SQLite until the settle runs again (before any read).
+      expect(state(db)).toEqual({ counters: [{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }], reservations: [] });
+      await db.durable();
+      for (const d of [db, new EmbeddedDatabase({ dir: snapshot(dir) })]) {
+        expect(usageIds(d)).toEqual(['r1']);
+        expect(state(d)).toEqual({ counters: [{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }], reservations: [] });
+        if (d !== db) d.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a settle of a reservation this process did not put (made before a restart) runs and commits at once, as before', async () => {
+    const dir = fresh();
+    const first = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    await reserve(new EmbeddedGovernanceLedger(first), 1);
+    first.close();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const store = new EmbeddedRouterStore(db);
+    try {
+      const commits = db.commits;
+      expect(await settle(ledger, 1, 50, 30)).toEqual({ ok: true });
+      await store.putUsage(record(1, { requestId: 'r1' }));
+      expect(db.commits).toBe(commits + 1);
+      expect(entriesOf(readFileSync(join(dir, USAGE_JOURNAL_FILE))).filter((e) => 'ledger' in e)).toEqual([]);
+      expect(state(db)).toEqual({ counters: [{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }], reservations: [] });
+    } finally {
+      db.close();
+    }
+  });
+
+  test('kill -9 after any acknowledged step of a run of requests opens with exactly the spend and reservations acknowledged by then', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ amount: fc.integer({ min: 1, max: 1000 }), cost: fc.integer({ min: 0, max: 1000 }), settles: fc.boolean(), waits: fc.boolean() }), { minLength: 1, maxLength: 8 }),
+        async (requests) => {
+          const dir = fresh();
+          const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+          const ledger = new EmbeddedGovernanceLedger(db);
+          const store = new EmbeddedRouterStore(db);
+          const model = { spent: 0, reserved: 0, committed: 0, open: [] as string[] };
+          const checks: { dir: string; expected: ReturnType<typeof state> }[] = [];
+          const check = () =>
+            checks.push({
+              dir: snapshot(dir),
+              expected: { counters: [{ spentMicros: model.spent, reservedMicros: model.reserved, committedMicros: model.committed }], reservations: [...model.open].sort() },
+            });
+          try {
+            for (let i = 0; i < requests.length; i++) {
+              const r = requests[i];
+              expect(await reserve(ledger, i, r.amount)).toEqual({ ok: true });
+              Object.assign(model, { reserved: model.reserved + r.amount, committed: model.committed + r.amount, open: [...model.open, `r${i}`] });
+              check();
+              const cost = Math.min(r.cost, r.amount);
+              expect(await (r.settles ? settle(ledger, i, r.amount, cost) : release(ledger, i, r.amount))).toEqual({ ok: true });
+              await store.putUsage(record(i, { requestId: `r${i}` }));
+              const spent = r.settles ? cost : 0;
+              Object.assign(model, { spent: model.spent + spent, reserved: model.reserved - r.amount, committed: model.committed - r.amount + spent, open: model.open.filter((k) => k !== `r${i}`) });
+              check();
+              if (r.waits) {
+                await turn();
+                check();
+              }
+            }
+          } finally {
+            db.close();
+          }
+          for (const c of checks) {
+            const after = new EmbeddedDatabase({ dir: c.dir });
+            try {
+              expect(state(after)).toEqual(c.expected);
+            } finally {
+              after.close();
+            }
+          }
+        },
+      ),
+      { numRuns: 15 },
     );
   });
 });
