@@ -1,19 +1,22 @@
 /**
  * The embedded store's group commit and row cache seen through the local gateway (in-process,
  * embedded backend, fake OpenAI on loopback): a governed request's reservation is committed
- * before the provider is called, its settle and its usage record share one commit, and that
- * commit is done before the answer's last byte; the row cache holds sealed rows only (a canary
- * provider key never appears in it), and a revoked token is refused on the very next request.
+ * before the provider is called; its settle and its usage record reach the usage journal in one
+ * write before the gateway ends the answer, and their SQL is committed after it; the row cache
+ * holds sealed rows only (a canary provider key never appears in it), and a revoked token is
+ * refused on the very next request.
  *
- * The "one commit" claim holds because the router's end stage goes from the settle to putUsage
+ * The "one write" claim holds because the router's end stage goes from the settle to putUsage
  * without waiting for a macrotask (local/embedded/database.ts); if this test fails after a change
  * to lambda/core/router/router-app.ts, that change made the end stage wait between them.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jsonLogger } from '../../lambda/core/logger';
 import { EmbeddedDatabase } from '../../local/embedded/database';
+import { entriesOf, JournalEntry, UsageJournal } from '../../local/embedded/usage-journal';
 import { LocalGateway, startLocalGateway } from '../../local/gateway';
 import { canaryHits, makeCanary } from '../support/canary';
 import { FakeProviders, startFakeProviders } from '../support/fake-providers';
@@ -40,6 +43,12 @@ const USAGE_INSERT = 'INSERT OR REPLACE INTO usage';
 const RESERVATION = /^INSERT INTO counters\(pk, sk, [^)]*reclaim_after/;
 
 const http = (method: string, path: string, body?: unknown, token?: string) => gatewayCall(gw.url, method, path, body, token);
+/** The entries of every successful write to the usage journal, in order. */
+const appends: JournalEntry[][] = [];
+/** Each answer the gateway ended: its path, and the journal writes and commits done by then. */
+const ends: { url?: string; appends: number; commits: number }[] = [];
+const realAppend = UsageJournal.prototype.append;
+const realEnd = ServerResponse.prototype.end;
 
 beforeAll(async () => {
   jest.spyOn(EmbeddedDatabase.prototype, 'run').mockImplementation(function (this: EmbeddedDatabase, sql, params) {
@@ -57,6 +66,14 @@ beforeAll(async () => {
     writes.push({ sql: USAGE_INSERT, commitsBefore: this.commits, at: Date.now() });
     return realDeferredUsage.call(this, row);
   });
+  jest.spyOn(UsageJournal.prototype, 'append').mockImplementation(function (this: UsageJournal, frames, sync) {
+    realAppend.call(this, frames, sync);
+    appends.push(entriesOf(Buffer.concat(frames)));
+  });
+  jest.spyOn(ServerResponse.prototype, 'end').mockImplementation(function (this: ServerResponse, ...args: unknown[]) {
+    ends.push({ url: this.req?.url, appends: appends.length, commits: db?.commits ?? -1 });
+    return (realEnd as (...a: unknown[]) => ServerResponse).apply(this, args);
+  });
   fakes = await startFakeProviders();
   fakes.setKey('openai', CANARY);
   gw = await startLocalGateway({ port: 0, stateDir: dir, providers: { openai: { kind: 'openai', baseUrl: fakes.openai.baseUrl } }, log: jsonLogger('local', () => undefined) });
@@ -73,23 +90,27 @@ afterAll(async () => {
 
 const chat = (token: string) => http('POST', '/v1/chat/completions', { model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'hello' }] }, token);
 
-test("a governed request: reservation committed before the provider call, settle and usage record in one commit, done before the answer's last byte", async () => {
+test("a governed request: reservation committed before the provider call; settle and usage record in one journal write before the answer's end, committed after it", async () => {
   writes.length = 0;
+  appends.length = 0;
+  ends.length = 0;
   const r = await chat(invoke);
   expect(r.status).toBe(200);
-  const answeredCommits = db!.commits;
   const reserve = writes.find((w) => RESERVATION.test(w.sql));
   const settle = writes.find((w) => w.sql.startsWith('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL'));
-  const usage = writes.find((w) => w.sql.startsWith('INSERT OR REPLACE INTO usage'));
-  expect([reserve, settle, usage].every(Boolean)).toBe(true);
+  expect([reserve, settle].every(Boolean)).toBe(true);
   // The reservation's commit came before the settle (so before the provider, which the router
   // calls only once the reservation is written and durable).
   expect(settle!.commitsBefore).toBeGreaterThan(reserve!.commitsBefore);
   expect(fakes.openai.requests.length).toBeGreaterThan(0);
-  // No commit between the settle and the usage record: one commit holds both.
-  expect(usage!.commitsBefore).toBe(settle!.commitsBefore);
-  // And it was done when the client had the whole answer.
-  expect(answeredCommits).toBeGreaterThan(usage!.commitsBefore);
+  // When the gateway ended the answer, one journal write held this request's settle (its
+  // reservation's deletion and counter updates) and its usage record: a kill -9 from then on
+  // loses neither (test/unit/local/usage-journal.test.ts replays such a journal).
+  const end = ends.filter((e) => e.url === '/v1/chat/completions').pop()!;
+  const oneWrite = appends.slice(0, end.appends).find((entries) => entries.some((e) => 'ledger' in e && e.ledger.reservation.sk === r.requestId) && entries.some((e) => 'row' in e && e.row[3] === r.requestId));
+  expect(oneWrite).toBeDefined();
+  // Their SQL ran and committed after the answer, and before anything else read the store.
+  await db!.durable();
   const stored = db!.all("SELECT body FROM usage WHERE request_id = ?", [r.requestId!]);
   expect(stored).toHaveLength(1);
   expect(db!.all("SELECT sk FROM counters WHERE pk = 'RESV#group' AND body IS NOT NULL")).toEqual([]);
