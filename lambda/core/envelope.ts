@@ -18,6 +18,7 @@
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { BoundedMemo } from './bounded-memo';
+import { isSharedRow } from './shared-rows';
 import { canonicalEncode, canonicalIdentity, encryptionContextOf, type SecretIdentity } from './canonical';
 import { aesGcmOpen, aesGcmSeal, decodeBase64Strict, GCM_IV_BYTES, GCM_TAG_BYTES, hkdfSha256, zeroize } from './crypto-util';
 import { systemClock, type Clock, type DataKeyService, type EncryptionContext } from './ports';
@@ -397,15 +398,26 @@ const DECODED = new WeakMap<object, SealedBytes>();
  * result (parsedRows below), so a row read on every request is parsed once.
  */
 export function parseSealedRow(item: unknown): Readonly<SealedSecret> {
-  const key = rowKey(item);
+  // A shared row (shared-rows.ts: deeply frozen, one object per unchanged row) is kept by identity,
+  // without building its text key.
+  const shared = isSharedRow(item);
+  if (shared) {
+    const kept = sealedOfRows.get(item);
+    if (kept !== undefined) return kept;
+  }
+  const key = shared ? undefined : rowKey(item);
   const known = key === undefined ? undefined : parsedRows.get(key);
   if (known !== undefined) return known;
   const { record, bytes } = parseRow(item);
   Object.freeze(record);
   DECODED.set(record, bytes);
-  if (key !== undefined) parsedRows.set(key, record);
+  if (shared) sealedOfRows.set(item as object, record);
+  else if (key !== undefined) parsedRows.set(key, record);
   return record;
 }
+
+/** Parsed shared rows, by row (gone with the row object). */
+const sealedOfRows = new WeakMap<object, Readonly<SealedSecret>>();
 
 /**
  * Rows parsed before, by the exact text of every field parseRow reads (a row is read on every

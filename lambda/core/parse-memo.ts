@@ -10,6 +10,7 @@
  */
 import type { z } from 'zod';
 import { BoundedMemo } from './bounded-memo';
+import { deepFreeze } from './shared-rows';
 
 const MAX_ENTRIES = 1_000;
 const MAX_CHARS = 4 * 1024 * 1024;
@@ -30,14 +31,6 @@ function plainJson(this: unknown, _key: string, v: unknown): unknown {
     default:
       throw new NotPlainJson();
   }
-}
-
-function deepFreeze<T>(v: T): T {
-  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
-  return v;
 }
 
 /** `schema.safeParse(value)`, memoized by the value's JSON text (see above). */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { cachePolicySchema } from './cache/policy';
 import { memoizedSafeParse } from './parse-memo';
+import { deepFreeze, isSharedRow } from './shared-rows';
 import { guardrailsSchema } from './guardrails/policy';
 import { TENANT_ID_PATTERN } from './token';
 import type { WrappedFactor } from './tenant-factor';
@@ -207,6 +208,26 @@ function parseSecretVersions(v: unknown): Record<string, SecretVersionEntry> | u
  * model does not know are kept as they are; the ones it uses are checked.
  */
 export function parseTenantRecord(item: unknown, tenantId: string): TenantRecord {
+  // A shared row (shared-rows.ts) cannot change: its checked record is kept, and only the tenant
+  // it must belong to is compared again (the record's tenantId is the row's).
+  const shared = isSharedRow(item);
+  if (shared) {
+    const kept = tenantsOfRows.get(item);
+    if (kept !== undefined) {
+      if (kept.tenantId !== tenantId) throw new StoredRecordError('tenant');
+      return kept;
+    }
+  }
+  const record = parseTenantItem(item, tenantId);
+  if (shared) tenantsOfRows.set(item as object, deepFreeze(record));
+  return record;
+}
+
+/** Checked records of shared rows, by row (frozen: every request that reads the row gets this one). */
+const tenantsOfRows = new WeakMap<object, TenantRecord>();
+const tokensOfRows = new WeakMap<object, TokenRecord>();
+
+function parseTenantItem(item: unknown, tenantId: string): TenantRecord {
   if (!isObject(item)) throw new StoredRecordError('tenant');
   const r = item;
   if (r.tenantId !== tenantId || !isText(r.region, 64) || !TENANT_MODES.includes(r.mode as string) || !TENANT_STATUSES.includes(r.status as string)) {
@@ -233,6 +254,17 @@ export function parseTenantRecord(item: unknown, tenantId: string): TenantRecord
 
 /** Validates a token item. The verifier and tenant were compared before (authenticate.ts). */
 export function parseTokenRecord(item: unknown): TokenRecord {
+  const shared = isSharedRow(item);
+  if (shared) {
+    const kept = tokensOfRows.get(item);
+    if (kept !== undefined) return kept;
+  }
+  const record = parseTokenItem(item);
+  if (shared) tokensOfRows.set(item as object, deepFreeze(record));
+  return record;
+}
+
+function parseTokenItem(item: unknown): TokenRecord {
   if (!isObject(item)) throw new StoredRecordError('token');
   const r = item;
   if (!isText(r.verifier, 128) || !isText(r.tokenId, 64) || !isText(r.tenantId, 64) || !TOKEN_ROLES.includes(r.role as TokenRole) || !isText(r.createdAt, 64)) {

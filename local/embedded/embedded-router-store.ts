@@ -5,8 +5,10 @@
  * each in the group commit (database.ts), awaited: the record, and the settle written just before
  * it, are on disk when putUsage returns. Rows are returned unparsed (the router authenticates
  * before it parses anything); a body that is not a JSON object comes back as an empty item,
- * which the router's parsers refuse like any other malformed row. Every item is parsed afresh
- * for each request (the cache holds text, never an object a caller could change).
+ * which the router's parsers refuse like any other malformed row. A cached row is parsed once
+ * into a deeply frozen object that every request reading it gets until the row changes
+ * (row-cache.ts, lambda/core/shared-rows.ts): nothing a caller could change, and the router's
+ * parsers recognise it without parsing or serializing it again.
  */
 import { counterId, CounterKey } from '../../lambda/core/router/governance';
 import type { RawItem, RequestContextRead, RouterStore } from '../../lambda/core/router/router-store';
@@ -34,16 +36,16 @@ export class EmbeddedRouterStore implements RouterStore {
     counterKeys: readonly CounterKey[] = [],
     previousVerifier?: string,
   ): Promise<RequestContextRead> {
-    const token = rawItem(this.tokenBody(verifier));
-    const previousToken = previousVerifier === undefined ? undefined : rawItem(this.tokenBody(previousVerifier));
-    const tenant = rawItem(this.cached(keyOf('tenant', tenantId), 'SELECT body FROM tenants WHERE tenant_id = ?', [tenantId]));
+    const token = this.tokenItem(verifier);
+    const previousToken = previousVerifier === undefined ? undefined : this.tokenItem(previousVerifier);
+    const tenant = this.cached(keyOf('tenant', tenantId), 'SELECT body FROM tenants WHERE tenant_id = ?', [tenantId]);
     // Keyed by the key each row was read under, never by what the row claims to be.
     const secrets = new Map<string, RawItem>();
     for (const provider of providers) {
-      const body = this.cached(keyOf('secret', tenantId, provider, 'default'), "SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = 'default'", [tenantId, provider]);
-      if (body !== undefined) secrets.set(secretSlotOf(provider, 'default'), rawItem(body)!);
+      const item = this.cached(keyOf('secret', tenantId, provider, 'default'), "SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = 'default'", [tenantId, provider]);
+      if (item !== undefined) secrets.set(secretSlotOf(provider, 'default'), item);
     }
-    const erasureKey = rawItem(this.cached(keyOf('erasure', tenantId), 'SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId]));
+    const erasureKey = this.cached(keyOf('erasure', tenantId), 'SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId]);
     // Through the exact counter mirror (at most one statement, for the keys it does not know);
     // each found row is keyed by the key it was asked under, as a fresh object.
     const counters = new Map<string, Record<string, unknown>>();
@@ -64,7 +66,7 @@ export class EmbeddedRouterStore implements RouterStore {
   }
 
   async getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined> {
-    return rawItem(this.cached(keyOf('secret', tenantId, provider, name), 'SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]));
+    return this.cached(keyOf('secret', tenantId, provider, name), 'SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = ?', [tenantId, provider, name]);
   }
 
   async putUsage(record: UsageRecord): Promise<void> {
@@ -85,16 +87,20 @@ export class EmbeddedRouterStore implements RouterStore {
     }
   }
 
-  private tokenBody(verifier: string): string | undefined {
+  private tokenItem(verifier: string): RawItem | undefined {
     return this.cached(keyOf('token', verifier), 'SELECT body FROM tokens WHERE verifier = ?', [verifier]);
   }
 
-  /** A row's body (as text) through the row cache, keyed unambiguously by table and key. */
-  private cached(key: string, sql: string, params: readonly string[]): string | undefined {
-    return this.db.rows.get(key, () => {
-      const body = this.db.one(sql, params)?.body;
-      return body === undefined || body === null ? undefined : String(body);
-    });
+  /** A row's item (the shared parse of its body) through the row cache, keyed unambiguously by table and key. */
+  private cached(key: string, sql: string, params: readonly string[]): RawItem | undefined {
+    return this.db.rows.item(
+      key,
+      () => {
+        const body = this.db.one(sql, params)?.body;
+        return body === undefined || body === null ? undefined : String(body);
+      },
+      rawItem,
+    );
   }
 }
 
@@ -105,12 +111,11 @@ function keyOf(...parts: string[]): string {
   return key;
 }
 
-/** A stored JSON body as an unvalidated item; undefined for no row, {} for a body that is not an object. */
-function rawItem(body: unknown): RawItem | undefined {
-  if (body === undefined || body === null) return undefined;
+/** A stored JSON body as a fresh, unvalidated item; {} for a body that is not a JSON object. */
+function rawItem(body: string): Record<string, unknown> {
   try {
-    const v: unknown = JSON.parse(String(body));
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as RawItem) : {};
+    const v: unknown = JSON.parse(body);
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
   } catch {
     return {};
   }

@@ -209,14 +209,32 @@ export function routerStoreContract(name: string, factory: BackendFactory): void
         expect((await t.read()).erasureKey).toMatchObject({ key: Buffer.alloc(32, 1).toString('base64') });
       });
 
-      test('an item handed out is a copy: changing it does not change the next read', async () => {
+      test('an item handed out is a copy or cannot be changed (deeply): changing it does not change the next read', async () => {
         const t = await setup('rccopy');
         const first = await t.read();
-        (first.token as Record<string, unknown>).role = 'tenant-admin';
-        (first.secrets.get('openai#default') as Record<string, unknown>).tenant = 'someone-else';
+        // The DynamoDB adapters hand out fresh items; the embedded store one deeply frozen item per
+        // unchanged row, shared by the reads (row-cache.ts), where every write throws in strict code.
+        const change = (item: unknown, name: string, value: unknown): void => {
+          try {
+            (item as Record<string, unknown>)[name] = value;
+          } catch (err) {
+            expect(err).toBeInstanceOf(TypeError);
+            expect(Object.isFrozen(item)).toBe(true);
+          }
+        };
+        change(first.token, 'role', 'tenant-admin');
+        change(first.secrets.get('openai#default'), 'tenant', 'someone-else');
+        change(first.tenant, 'status', 'active-ish');
+        change((first.tenant as { policy: object }).policy, 'monthlyBudgetUsd', 1e9);
+        change((first.tenant as { secretVersions: Record<string, object> }).secretVersions['openai#default'], 'version', 99);
+        change(first.erasureKey, 'key', Buffer.alloc(32, 8).toString('base64'));
         const again = await t.read();
         expect(again.token).toEqual(t.inv);
         expect(again.secrets.get('openai#default')).toEqual(t.secret);
+        expect(again.tenant).toMatchObject({ tenantId: t.id, status: 'active' });
+        expect((again.tenant as { policy: object }).policy).toEqual(tenantRecord(t.id, b.region).policy);
+        expect((again.tenant as { secretVersions: object }).secretVersions).toEqual({ 'openai#default': { version: 1 } });
+        expect(again.erasureKey).toMatchObject({ key: Buffer.alloc(32, 7).toString('base64') });
       });
     });
   });
