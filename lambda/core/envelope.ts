@@ -321,7 +321,9 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
   let secretKey: Buffer | undefined;
   let plaintext: Buffer | undefined;
   try {
-    dataKey = await opts.dataKeys.decryptDataKey(wrapped, context, record.keyArn);
+    // An in-process key service answers without a promise turn (ports.ts); KMS is awaited.
+    const keys = opts.dataKeys;
+    dataKey = keys.decryptDataKeyNow !== undefined ? keys.decryptDataKeyNow(wrapped, context, record.keyArn) : await keys.decryptDataKey(wrapped, context, record.keyArn);
     if (!Buffer.isBuffer(dataKey) || dataKey.length !== DATA_KEY_BYTES) throw new SealedSecretError('bad_data_key');
     secretKey = deriveSecretKey(record.formatVersion, dataKey, sovereign, opts.erasureKey, aad);
     try {

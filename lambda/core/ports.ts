@@ -21,6 +21,13 @@ export interface DataKeyService {
   generateDataKey(context: EncryptionContext): Promise<GeneratedDataKey>;
   /** KMS Decrypt of a wrapped data key; fails unless the context matches exactly. */
   decryptDataKey(wrapped: Buffer, context: EncryptionContext, keyArn: string): Promise<Buffer>;
+  /**
+   * decryptDataKey without a promise, offered only by a key service that answers in this process
+   * (the local gateway's emulated root key): the same checks and the same result, its errors
+   * thrown instead of rejected. Remote services (KMS) have none, and callers then await
+   * decryptDataKey. The caller owns (and zero-fills) the result, as with decryptDataKey.
+   */
+  decryptDataKeyNow?(wrapped: Buffer, context: EncryptionContext, keyArn: string): Buffer;
 }
 
 /** One version of the region's pepper. Versions count up from 1 (the pepper a cell was created with). */

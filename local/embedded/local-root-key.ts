@@ -92,6 +92,11 @@ export class LocalRootKey implements DataKeyService {
   }
 
   async decryptDataKey(wrapped: Buffer, context: EncryptionContext, keyArn: string): Promise<Buffer> {
+    return this.decryptDataKeyNow(wrapped, context, keyArn);
+  }
+
+  /** decryptDataKey without a promise (ports.ts): the key is in this process. */
+  decryptDataKeyNow(wrapped: Buffer, context: EncryptionContext, keyArn: string): Buffer {
     if (keyArn !== this.keyArn) throw new KeyServiceError('denied', 'Decrypt');
     if (wrapped.length !== 1 + IV_BYTES + DATA_KEY_BYTES + TAG_BYTES || wrapped[0] !== FORMAT) throw new KeyServiceError('invalid_ciphertext', 'Decrypt');
     const iv = wrapped.subarray(1, 1 + IV_BYTES);

@@ -3,7 +3,7 @@
  * context and fail for any other context, a tampered blob, another key, or an empty blob, with
  * the same error reasons.
  */
-import { KeyServiceError } from '../../lambda/adapters/kms-data-key-service';
+import { KeyServiceError, KmsDataKeyService } from '../../lambda/adapters/kms-data-key-service';
 import type { EncryptionContext } from '../../lambda/core/ports';
 import { BackendFactory, ContractBackend } from './backend';
 
@@ -59,6 +59,41 @@ export function dataKeysContract(name: string, factory: BackendFactory): void {
       const otherArn = dk.keyArn.replace(/key\/.*/, 'key/00000000-0000-4000-8000-000000000000');
       expect(await reasonOf(b.dataKeys.decryptDataKey(dk.wrapped, CONTEXT, otherArn))).toBe('denied');
       expect(await reasonOf(b.dataKeys.decryptDataKey(Buffer.alloc(0), CONTEXT, dk.keyArn))).toBe('invalid_ciphertext');
+    });
+
+    test('decryptDataKeyNow, where offered (an in-process key only), opens and refuses exactly as decryptDataKey', async () => {
+      const now = b.dataKeys.decryptDataKeyNow?.bind(b.dataKeys);
+      // KMS is remote: no form without a promise, and callers await decryptDataKey.
+      if (b.dataKeys instanceof KmsDataKeyService) expect(now).toBeUndefined();
+      if (now === undefined) return;
+      const dk = await b.dataKeys.generateDataKey(CONTEXT);
+      const flipped = Buffer.from(dk.wrapped);
+      flipped[flipped.length - 5] ^= 0x01;
+      const otherArn = dk.keyArn.replace(/key\/.*/, 'key/00000000-0000-4000-8000-000000000000');
+      const cases: [Buffer, EncryptionContext, string][] = [
+        [dk.wrapped, CONTEXT, dk.keyArn],
+        [dk.wrapped, Object.fromEntries(Object.entries(CONTEXT).reverse()), dk.keyArn],
+        [dk.wrapped, { ...CONTEXT, tenant: 'acme2' }, dk.keyArn],
+        [dk.wrapped, { ...CONTEXT, extra: 'x' }, dk.keyArn],
+        [dk.wrapped, Object.freeze({ ...CONTEXT, version: '2' }), dk.keyArn],
+        [flipped, CONTEXT, dk.keyArn],
+        [dk.wrapped.subarray(0, dk.wrapped.length - 1), CONTEXT, dk.keyArn],
+        [dk.wrapped, CONTEXT, otherArn],
+        [Buffer.alloc(0), CONTEXT, dk.keyArn],
+      ];
+      for (const [wrapped, ctx, arn] of cases) {
+        const viaPromise = await reasonOf(b.dataKeys.decryptDataKey(wrapped, ctx, arn));
+        let direct: string;
+        try {
+          const key = now(wrapped, ctx, arn);
+          expect(key.equals(dk.plaintext)).toBe(true);
+          direct = 'opened';
+        } catch (err) {
+          expect(err).toBeInstanceOf(KeyServiceError);
+          direct = (err as KeyServiceError).reason;
+        }
+        expect(direct).toBe(viaPromise);
+      }
     });
   });
 }

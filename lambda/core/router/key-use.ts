@@ -15,12 +15,23 @@ export interface KeyUse {
 
 /** A per-request view of the data-key service that records each Decrypt it forwards. */
 export function recordingDataKeys(inner: DataKeyService, uses: KeyUse[], now: () => number): DataKeyService {
-  return {
+  const record = (context: EncryptionContext): void => {
+    // A frozen context (envelope.ts hands out one per identity) cannot change after this: kept as is.
+    uses.push({ context: Object.isFrozen(context) ? context : { ...context }, at: isoTime(now()) });
+  };
+  const view: DataKeyService = {
     generateDataKey: (context) => inner.generateDataKey(context),
     decryptDataKey: (wrapped, context, keyArn) => {
-      // A frozen context (envelope.ts hands out one per identity) cannot change after this: kept as is.
-      uses.push({ context: Object.isFrozen(context) ? context : { ...context }, at: isoTime(now()) });
+      record(context);
       return inner.decryptDataKey(wrapped, context, keyArn);
     },
   };
+  // The in-process form only where the inner service has one (the local root key), recorded alike.
+  if (inner.decryptDataKeyNow !== undefined) {
+    view.decryptDataKeyNow = (wrapped, context, keyArn) => {
+      record(context);
+      return inner.decryptDataKeyNow!(wrapped, context, keyArn);
+    };
+  }
+  return view;
 }
