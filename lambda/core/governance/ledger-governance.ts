@@ -27,6 +27,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ApiError } from '../http';
+import { isoTime } from '../iso-time';
 import { errorFields, Logger } from '../logger';
 import type { Admission, AdmissionRequest, CounterItems, CounterKey, Governance } from '../router/governance';
 import type { Target } from '../routing/types';
@@ -381,7 +382,7 @@ function reservationWrite(req: AdmissionRequest, plan: AdmissionPlan): LedgerWri
     amountMicros: plan.reserveMicros,
     tpmTokens: plan.tpmTokens,
     model: req.model,
-    createdAt: new Date(req.startedAt).toISOString(),
+    createdAt: isoTime(req.startedAt),
     reclaimAfter: plan.reclaimAfter,
     expiresAt: plan.reclaimAfter + RESERVATION_RETENTION_MS / 1000,
   };
@@ -408,13 +409,31 @@ function idempotencyToken(step: string, requestId: string): string {
   return createHash('sha256').update(`${step}\0${requestId}`).digest('base64url').slice(0, 36);
 }
 
-/** `w` with its idempotency token, hashed when a ledger reads it (the embedded ledger never does), then kept. */
+/**
+ * A write with its idempotency token, hashed when a ledger reads it (the embedded ledger never
+ * does), then kept. A getter on the prototype: a per-object accessor (defineProperty) would turn
+ * every such write into a slow dictionary-mode object.
+ */
+class IdempotentWrite implements LedgerWrite {
+  private token?: string;
+  readonly reservation?: LedgerWrite['reservation'];
+
+  constructor(
+    w: Omit<LedgerWrite, 'idempotencyToken'>,
+    private readonly step: string,
+    private readonly requestId: string,
+    readonly counters = w.counters,
+  ) {
+    if (w.reservation) this.reservation = w.reservation;
+  }
+
+  get idempotencyToken(): string {
+    return (this.token ??= idempotencyToken(this.step, this.requestId));
+  }
+}
+
 function withIdempotencyToken(w: Omit<LedgerWrite, 'idempotencyToken'>, step: string, requestId: string): LedgerWrite {
-  let token: string | undefined;
-  return Object.defineProperty(w, 'idempotencyToken', {
-    enumerable: true,
-    get: () => (token ??= idempotencyToken(step, requestId)),
-  }) as LedgerWrite;
+  return new IdempotentWrite(w, step, requestId);
 }
 
 function assertWritten(result: LedgerResult, what: string): void {
