@@ -7,13 +7,14 @@
  * does not follow them). Every failure is reported through the caller's `fail`, so no message
  * of node's (which quote host and port) can reach a log line.
  */
-import { Agent as HttpAgent, type ClientRequest, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { type Agent as HttpAgent, type ClientRequest, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { type Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { TextDecoder } from 'node:util';
 import type { ProviderBody, ProviderHeaders } from '../core/router/provider-port';
 import type { CancelSignal } from '../core/routing/fallback';
+import { KeepAliveHttpAgent, KeepAliveHttpsAgent } from './keep-alive-agent';
 
 /** Before the response headers: no headers in time, the caller's abort, a failed connection; after them: the body's. */
 export type CallFailure = 'first_byte_timeout' | 'aborted' | 'connection' | 'body_aborted' | 'body_connection';
@@ -77,8 +78,9 @@ export class NodeHttpTransport {
    *   its answer is not cut by it (the first-byte timer and the caller's signal do that).
    */
   constructor(idleSocketMs = IDLE_SOCKET_MS) {
-    this.httpAgent = new HttpAgent({ keepAlive: true, timeout: idleSocketMs, scheduling: 'lifo' });
-    this.httpsAgent = new HttpsAgent({ keepAlive: true, timeout: idleSocketMs, scheduling: 'lifo' });
+    // node's agents, handing over an idle socket without node's per-request option copies (keep-alive-agent.ts).
+    this.httpAgent = new KeepAliveHttpAgent({ keepAlive: true, timeout: idleSocketMs, scheduling: 'lifo' });
+    this.httpsAgent = new KeepAliveHttpsAgent({ keepAlive: true, timeout: idleSocketMs, scheduling: 'lifo' });
   }
 
   call(endpoint: HttpEndpoint, c: HttpCall): Promise<HttpAnswer> {
