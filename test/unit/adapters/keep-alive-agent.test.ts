@@ -63,7 +63,8 @@ async function call(a: NodeAgent, u: Upstream): Promise<{ connection: number; so
   return { connection: Number(text), socket, reused: req.reusedSocket };
 }
 
-const nameOf = (a: NodeAgent, u: Upstream) => `127.0.0.1:${u.port}:`;
+/** node's pool name for the upstream (Agent.getName: host, port, no local address). */
+const nameOf = (u: Upstream) => `127.0.0.1:${u.port}:`;
 
 afterEach(async () => {
   for (const a of agents.splice(0)) a.destroy();
@@ -85,8 +86,8 @@ test('sequential requests reuse the one idle socket; the books are node\'s (no b
   }
   expect(u.connections).toHaveLength(1);
   expect(a.sockets).toEqual({});
-  expect(Object.keys(a.freeSockets)).toEqual([nameOf(a, u)]);
-  expect(a.freeSockets[nameOf(a, u)]).toHaveLength(1);
+  expect(Object.keys(a.freeSockets)).toEqual([nameOf(u)]);
+  expect(a.freeSockets[nameOf(u)]).toHaveLength(1);
   expect((a as unknown as { totalSocketCount: number }).totalSocketCount).toBe(1);
 });
 
@@ -105,7 +106,7 @@ test('with several idle sockets the last freed goes first; a destroyed idle sock
   }
   const done = await Promise.all(inFlight);
   const byConnection = new Map(done.map((d) => [d.connection, d.socket]));
-  expect(a.freeSockets[nameOf(a, u)]).toHaveLength(3);
+  expect(a.freeSockets[nameOf(u)]).toHaveLength(3);
 
   expect((await call(a, u)).connection).toBe(1);
   // The socket on top of the pool is destroyed while idle: the next one below is handed over.
@@ -173,6 +174,6 @@ test('the https agent is node\'s https agent (its TLS-aware pool names), with th
   const a = new KeepAliveHttpsAgent({ keepAlive: true, timeout: 4_000 });
   agents.push(a);
   expect(a).toBeInstanceOf(NodeAgent);
-  expect(a.protocol).toBe('https:');
+  expect((a as unknown as { protocol: string }).protocol).toBe('https:');
   expect(a.getName({ host: 'api.example', port: 443, servername: 'api.example' } as never)).toContain('api.example:443:');
 });
