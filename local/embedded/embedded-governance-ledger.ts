@@ -214,21 +214,22 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
  * The journal form of a settle or release whose reservation row exists for certain (put by this
  * process, nothing deleted it since): its outcome is known now, so it needs no SQL before the
  * answer. Undefined for any other write (a put, a reclaim's timed condition, ceilings, counters
- * without a reservation, or a reservation not known here): those run at once, as before.
+ * without a reservation, or a reservation not known here): those run at once, as before. The
+ * write itself is the journal form (no copy); it is checked to hold only what the journal's
+ * reader accepts (safe integers of counter fields), since a frame it refused would end the journal.
  */
 function journalable(w: LedgerWrite, db: EmbeddedDatabase): JournaledLedgerWrite | undefined {
   const r = w.reservation;
   if (!r || !('delete' in r) || r.reclaimableAt !== undefined) return undefined;
   for (const u of w.counters) {
     if (u.ceilings || (u.expiresAt !== undefined && !Number.isSafeInteger(u.expiresAt))) return undefined;
-    // The journal holds exact integers only (its reader refuses anything else).
-    for (const v of Object.values(u.add)) if (v !== undefined && !Number.isSafeInteger(v)) return undefined;
+    for (const f in u.add) {
+      const v = u.add[f as CounterField];
+      if (v !== undefined && (!Number.isSafeInteger(v) || !(COUNTER_FIELDS as readonly string[]).includes(f))) return undefined;
+    }
   }
   if (!db.counters.isReservationLive(r.delete.pk, r.delete.sk)) return undefined;
-  return {
-    reservation: { pk: r.delete.pk, sk: r.delete.sk },
-    counters: w.counters.map((u) => ({ key: { pk: u.key.pk, sk: u.key.sk }, add: u.add, ...(u.expiresAt !== undefined ? { expiresAt: u.expiresAt } : {}), ...(u.tokenId !== undefined ? { tokenId: u.tokenId } : {}) })),
-  };
+  return { reservation: r.delete, counters: w.counters };
 }
 
 /** A row's counter fields (absent when NULL); a value that is not a number compares like Number() of it. */

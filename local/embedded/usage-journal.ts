@@ -59,9 +59,28 @@ export type JournalEntry = { readonly row: UsageRow } | { readonly ledger: Journ
 
 const LEDGER_KEYS = '["ledger"]';
 
-/** A ledger write as a journal frame. */
+/**
+ * A ledger write as a journal frame: its JSON written field by field (only the fields the reader
+ * accepts, counter fields in COUNTER_FIELDS order), without building a copy of the write first.
+ */
 export function ledgerFrameOf(w: JournaledLedgerWrite): Buffer {
-  return frameWith(LEDGER_KEYS, Buffer.from(JSON.stringify(w), 'utf8'));
+  let json = `{"reservation":{"pk":${JSON.stringify(w.reservation.pk)},"sk":${JSON.stringify(w.reservation.sk)}},"counters":[`;
+  for (let i = 0; i < w.counters.length; i++) {
+    const c = w.counters[i];
+    json += `${i > 0 ? ',' : ''}{"key":{"pk":${JSON.stringify(c.key.pk)},"sk":${JSON.stringify(c.key.sk)}},"add":{`;
+    let first = true;
+    for (const f of COUNTER_FIELDS) {
+      const v = c.add[f];
+      if (v === undefined) continue;
+      json += `${first ? '' : ','}"${f}":${v}`;
+      first = false;
+    }
+    json += '}';
+    if (c.expiresAt !== undefined) json += `,"expiresAt":${c.expiresAt}`;
+    if (c.tokenId !== undefined) json += `,"tokenId":${JSON.stringify(c.tokenId)}`;
+    json += '}';
+  }
+  return frameWith(LEDGER_KEYS, Buffer.from(`${json}]}`, 'utf8'));
 }
 
 function frameWith(keys: string, body: Uint8Array): Buffer {

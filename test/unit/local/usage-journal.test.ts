@@ -7,6 +7,7 @@
 import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { Database } from 'node-sqlite3-wasm';
 import type { UsageRecord } from '../../../lambda/core/router/usage-record';
@@ -102,10 +103,21 @@ describe('ledger frames', () => {
       { counters: good.counters },
       { ...good, counters: {} },
     ];
+    // Framed as the journal frames (length, CRC-32, `["ledger"]`, newline, JSON): a forger's bytes, not the writer's.
+    const raw = (w: unknown) => {
+      const payload = Buffer.from(`["ledger"]\n${JSON.stringify(w)}`, 'utf8');
+      const head = Buffer.alloc(8);
+      head.writeUInt32LE(payload.length, 0);
+      head.writeUInt32LE(crc32(payload), 4);
+      return Buffer.concat([head, payload]);
+    };
+    expect(entriesOf(raw(good))).toEqual([{ ledger: good }]);
     for (const f of forged) {
-      const bytes = Buffer.concat([ledgerFrameOf(good as JournaledLedgerWrite), ledgerFrameOf(f as unknown as JournaledLedgerWrite), ledgerFrameOf(good as JournaledLedgerWrite)]);
+      const bytes = Buffer.concat([ledgerFrameOf(good as JournaledLedgerWrite), raw(f), ledgerFrameOf(good as JournaledLedgerWrite)]);
       expect(entriesOf(bytes)).toEqual([{ ledger: good }]);
     }
+    // The writer itself never writes what the reader refuses: an unknown field is left out.
+    expect(entriesOf(ledgerFrameOf(forged[1] as unknown as JournaledLedgerWrite))).toEqual([{ ledger: { ...good, counters: [{ ...good.counters[0], add: { spentMicros: 1 } }] } }]);
   });
 });
 
@@ -243,6 +255,24 @@ describe('journaled settles', () => {
       expect(db.commits).toBe(commits + 1);
       expect(entriesOf(readFileSync(join(dir, USAGE_JOURNAL_FILE))).filter((e) => 'ledger' in e)).toEqual([]);
       expect(state(db)).toEqual({ counters: [{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }], reservations: [] });
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a settle the journal could not hold exactly (an amount that is not an integer) runs and commits at once, as before', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const store = new EmbeddedRouterStore(db);
+    try {
+      await reserve(ledger, 1);
+      const commits = db.commits;
+      expect(await ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: 'r1' } }, counters: [{ key: spend, add: { reservedMicros: -50, committedMicros: -19.5, spentMicros: 30.5 } }] })).toEqual({ ok: true });
+      await store.putUsage(record(1, { requestId: 'r1' }));
+      expect(db.commits).toBe(commits + 1);
+      expect(entriesOf(readFileSync(join(dir, USAGE_JOURNAL_FILE))).filter((e) => 'ledger' in e)).toEqual([]);
+      expect(state(db)).toEqual({ counters: [{ spentMicros: 30.5, reservedMicros: 0, committedMicros: 30.5 }], reservations: [] });
     } finally {
       db.close();
     }
