@@ -21,6 +21,13 @@
  *    with node's rule: the idle timeout is min(agent timeout, hint seconds - 1 s), and a hint of
  *    one second or less keeps no socket. Node 20 only as well (it reads the answer as node 20's
  *    own keepSocketAlive does); elsewhere node's.
+ * 3. The pool's 'free' step (node 20 only): node's listener looks the origin's name up again,
+ *    walks the whole request queue of every origin (removeSocket) and resets the async id; about
+ *    6 µs a request, spent after the answer but before the next request is read (at one client,
+ *    with other work after the answer, on its critical path). Here the common case (a writable
+ *    socket, nothing queued at any origin, a kept-alive answer, the pool below its limits) puts
+ *    the socket back as node does: keepSocketAlive, off the busy list, an idle-error listener
+ *    (destroy, agentRemove: node's), onto the idle list. Any other case is node's own listener.
  */
 import { Agent as HttpAgent, type AgentOptions as HttpAgentOptions, type ClientRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'node:https';
@@ -47,20 +54,33 @@ interface RequestOptions {
 interface Pool {
   readonly freeSockets: Record<string, Socket[] | undefined>;
   readonly sockets: Record<string, Socket[] | undefined>;
+  readonly requests: Record<string, ClientRequest[] | undefined>;
   readonly options: Record<string, unknown>;
+  readonly keepAlive: boolean;
+  readonly maxSockets: number;
+  readonly maxFreeSockets: number;
+  readonly maxTotalSockets: number;
+  readonly totalSocketCount: number;
   getName(options: object): string;
   reuseSocket(socket: Socket, req: ClientRequest): void;
+  keepSocketAlive(socket: Socket): boolean;
 }
+
+/** A socket as the agent sees it: the request it serves (node's own field). */
+type PoolSocket = Socket & { _httpMessage?: (ClientRequest & { shouldKeepAlive?: boolean; res?: IncomingMessage }) | null };
+type FreeListener = (this: HttpAgent, socket: Socket, options: Record<string, unknown>) => void;
 
 type AddRequest = (this: HttpAgent, req: ClientRequest, options: RequestOptions) => void;
 const httpAddRequest = (HttpAgent.prototype as unknown as { addRequest: AddRequest }).addRequest;
 const httpsAddRequest = (HttpsAgent.prototype as unknown as { addRequest: AddRequest }).addRequest;
 const nodeKeepSocketAlive = HttpAgent.prototype.keepSocketAlive as unknown as (this: HttpAgent, socket: Socket) => boolean;
+const nodeReuseSocket = HttpAgent.prototype.reuseSocket as unknown as (this: HttpAgent, socket: Socket, req: ClientRequest) => void;
 
 export class KeepAliveHttpAgent extends HttpAgent {
   private readonly names = new Map<string, string>();
   constructor(options?: HttpAgentOptions) {
     super(options);
+    takeOverFree(this);
   }
   addRequest(req: ClientRequest, options: RequestOptions): void {
     if (!handOverIdle(this, this.names, req, options)) httpAddRequest.call(this, req, options);
@@ -68,18 +88,27 @@ export class KeepAliveHttpAgent extends HttpAgent {
   override keepSocketAlive(socket: Socket): boolean {
     return keepSocketAlive(this, socket);
   }
+  override reuseSocket(socket: Socket, req: ClientRequest): void {
+    socket.removeListener('error', onIdleError);
+    nodeReuseSocket.call(this, socket, req);
+  }
 }
 
 export class KeepAliveHttpsAgent extends HttpsAgent {
   private readonly names = new Map<string, string>();
   constructor(options?: HttpsAgentOptions) {
     super(options);
+    takeOverFree(this);
   }
   addRequest(req: ClientRequest, options: RequestOptions): void {
     if (!handOverIdle(this, this.names, req, options)) httpsAddRequest.call(this, req, options);
   }
   override keepSocketAlive(socket: Socket): boolean {
     return keepSocketAlive(this, socket);
+  }
+  override reuseSocket(socket: Socket, req: ClientRequest): void {
+    socket.removeListener('error', onIdleError);
+    nodeReuseSocket.call(this, socket, req);
   }
 }
 
@@ -116,6 +145,56 @@ function handOverIdle(agent: HttpAgent, names: Map<string, string>, req: ClientR
   (pool.sockets[name] ??= []).push(socket);
   (req as ClientRequest & { onSocket(socket: Socket): void }).onSocket(socket);
   return true;
+}
+
+/** Puts node's own 'free' listener behind the common case (putBack). */
+function takeOverFree(agent: HttpAgent): void {
+  if (!FAST_REUSE) return;
+  const listeners = agent.listeners('free');
+  if (listeners.length !== 1) return;
+  const nodeFree = listeners[0] as FreeListener;
+  agent.removeListener('free', nodeFree);
+  agent.on('free', (socket: Socket, options: Record<string, unknown>) => {
+    if (!putBack(agent as unknown as Pool, socket as PoolSocket, options)) nodeFree.call(agent, socket, options);
+  });
+}
+
+/**
+ * node 20's 'free' step for the common case; false (nothing done) for any other, which node's
+ * listener then takes. `options._agentKey` is the pool name node's createSocket gave the socket.
+ */
+function putBack(pool: Pool, socket: PoolSocket, options: Record<string, unknown>): boolean {
+  const name = options?._agentKey;
+  if (typeof name !== 'string' || !socket.writable) return false;
+  // A request waits somewhere: node hands it this socket or makes it one (removeSocket).
+  for (const origin in pool.requests) if (pool.requests[origin] !== undefined) return false;
+  const req = socket._httpMessage;
+  if (!req || !req.shouldKeepAlive || !pool.keepAlive) return false;
+  const free = pool.freeSockets[name];
+  const freeLen = free === undefined ? 0 : free.length;
+  const busy = pool.sockets[name];
+  if (pool.totalSocketCount > pool.maxTotalSockets || freeLen + (busy === undefined ? 0 : busy.length) > pool.maxSockets || freeLen >= pool.maxFreeSockets) return false;
+  if (!pool.keepSocketAlive(socket)) {
+    socket.destroy();
+    return true;
+  }
+  socket._httpMessage = null;
+  if (busy !== undefined) {
+    const i = busy.lastIndexOf(socket);
+    if (i !== -1) {
+      busy.splice(i, 1);
+      if (busy.length === 0) delete pool.sockets[name];
+    }
+  }
+  socket.once('error', onIdleError);
+  (free ?? (pool.freeSockets[name] = [])).push(socket);
+  return true;
+}
+
+/** An error on an idle socket: closed and out of the pool (node's freeSocketErrorListener). */
+function onIdleError(this: Socket): void {
+  this.destroy();
+  this.emit('agentRemove');
 }
 
 /** node 20's keepSocketAlive, with the Keep-Alive hint read from the raw header list. */

@@ -15,6 +15,8 @@ interface Upstream {
   /** Server-side sockets, in the order they connected. */
   readonly connections: Socket[];
   keepAliveHeader?: string;
+  /** Answers with Connection: close. */
+  close?: boolean;
   /** Holds each answer until released (to have several requests in flight). */
   hold: boolean;
   readonly held: (() => void)[];
@@ -29,6 +31,7 @@ async function upstream(): Promise<Upstream> {
     req.resume();
     const answer = () => {
       if (u.keepAliveHeader !== undefined) res.setHeader('Keep-Alive', u.keepAliveHeader);
+      if (u.close) res.setHeader('Connection', 'close');
       res.end(String(u.connections.indexOf(req.socket)));
     };
     if (u.hold) u.held.push(answer);
@@ -158,6 +161,38 @@ test('a server\'s Keep-Alive hint as node reads it: a shorter one (less a second
   expect(last.socket.destroyed).toBe(true);
   expect(a.freeSockets).toEqual({});
   expect((await call(a, u)).reused).toBe(false);
+});
+
+test('an answer with Connection: close: its socket is not kept, the next request connects again', async () => {
+  const a = agent();
+  const u = await upstream();
+  u.close = true;
+  const first = await call(a, u);
+  await new Promise((r) => setTimeout(r, 20));
+  expect(first.socket.destroyed).toBe(true);
+  expect(a.freeSockets).toEqual({});
+  u.close = false;
+  expect(await call(a, u)).toMatchObject({ connection: 1, reused: false });
+  expect((await call(a, u)).reused).toBe(true);
+});
+
+test('an error on an idle socket closes it and takes it out of the pool (nothing uncaught); one \'free\' listener on the agent', async () => {
+  const a = agent();
+  expect(a.listenerCount('free')).toBe(1);
+  const u = await upstream();
+  const { socket } = await call(a, u);
+  expect(socket.listenerCount('error')).toBeGreaterThan(0);
+  socket.emit('error', new Error('reset while idle'));
+  await new Promise((r) => setTimeout(r, 20));
+  expect(socket.destroyed).toBe(true);
+  expect(a.freeSockets).toEqual({});
+  expect(a.sockets).toEqual({});
+  const next = await call(a, u);
+  expect(next).toMatchObject({ connection: 1, reused: false });
+  // A reused socket carries no idle-error listener of the pool while it serves a request.
+  const before = next.socket.listenerCount('error');
+  expect((await call(a, u)).reused).toBe(true);
+  expect(next.socket.listenerCount('error')).toBe(before);
 });
 
 test('an idle socket is closed after the agent\'s timeout, and the next request connects again', async () => {
