@@ -1,4 +1,5 @@
 import { ApiError } from './http';
+import { isSharedRow } from './shared-rows';
 import { tokenVerifiers, upgradeTarget, type TokenVerifiers, type VersionedVerifier } from './pepper-ring';
 import type { PepperSource } from './ports';
 import type { TenantStore } from './store';
@@ -69,21 +70,45 @@ export function tokenRecordMatches(parsed: ParsedToken, verifier: string, token:
     typeof t === 'object' &&
     t !== null &&
     typeof t.verifier === 'string' &&
-    constantTimeEqual(Buffer.from(t.verifier, 'hex'), Buffer.from(verifier, 'hex')) &&
+    constantTimeEqual(storedVerifierBytes(t as { verifier: string }), Buffer.from(verifier, 'hex')) &&
     t.tenantId === parsed.tenantId
   );
 }
 
+/**
+ * A stored item's verifier as bytes; kept for a shared row (lambda/core/shared-rows.ts), whose
+ * verifier cannot change. Not secret: the verifier is the token table's key.
+ */
+function storedVerifierBytes(t: { readonly verifier: string }): Buffer {
+  const shared: boolean = isSharedRow(t);
+  if (!shared) return Buffer.from(t.verifier, 'hex');
+  let bytes = verifierBytesOfRows.get(t);
+  if (bytes === undefined) {
+    bytes = Buffer.from(t.verifier, 'hex');
+    verifierBytesOfRows.set(t, bytes);
+  }
+  return bytes;
+}
+const verifierBytesOfRows = new WeakMap<object, Buffer>();
+
+/** A token item that matched the presented token, as matchTokenRecord found it. */
+export interface TokenMatch {
+  readonly matched: VersionedVerifier;
+  readonly item: Record<string, unknown>;
+}
+
+/** Matches made by matchTokenRecord (and only those), with the presented token each was made for. */
+const MATCHES = new WeakMap<TokenMatch, ParsedToken>();
+
 /** The item read under the current or the previous verifier that belongs to the token; 401 if neither. */
-export function matchTokenRecord(
-  parsed: ParsedToken,
-  v: TokenVerifiers,
-  current: unknown,
-  previous: unknown,
-): { matched: VersionedVerifier; item: Record<string, unknown> } {
-  if (tokenRecordMatches(parsed, v.current.verifier, current)) return { matched: v.current, item: current as Record<string, unknown> };
-  if (v.previous && tokenRecordMatches(parsed, v.previous.verifier, previous)) return { matched: v.previous, item: previous as Record<string, unknown> };
-  throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
+export function matchTokenRecord(parsed: ParsedToken, v: TokenVerifiers, current: unknown, previous: unknown): TokenMatch {
+  let match: TokenMatch;
+  if (tokenRecordMatches(parsed, v.current.verifier, current)) match = { matched: v.current, item: current as Record<string, unknown> };
+  else if (v.previous && tokenRecordMatches(parsed, v.previous.verifier, previous)) match = { matched: v.previous, item: previous as Record<string, unknown> };
+  else throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
+  Object.freeze(match);
+  MATCHES.set(match, parsed);
+  return match;
 }
 
 /**
@@ -135,6 +160,20 @@ export function principalOf(
   region: string,
 ): { token: TokenRecord; tenant: TenantRecord } {
   assertTokenRecord(parsed, verifier, rawToken);
+  return principalOfVerified(parsed, rawToken, rawTenant, region);
+}
+
+/**
+ * principalOf for a match that matchTokenRecord made for this same presented token (`parsed`, the
+ * same object): the token item was compared there, so it is not compared a second time; any other
+ * match is compared as in principalOf.
+ */
+export function principalOfMatch(parsed: ParsedToken, match: TokenMatch, rawTenant: unknown, region: string): { token: TokenRecord; tenant: TenantRecord } {
+  if (MATCHES.get(match) !== parsed) assertTokenRecord(parsed, match.matched.verifier, match.item);
+  return principalOfVerified(parsed, match.item, rawTenant, region);
+}
+
+function principalOfVerified(parsed: ParsedToken, rawToken: unknown, rawTenant: unknown, region: string): { token: TokenRecord; tenant: TenantRecord } {
   assertActiveTenant(rawTenant);
   const token = parseTokenRecord(rawToken);
   const tenant = parseTenantRecord(rawTenant, parsed.tenantId);

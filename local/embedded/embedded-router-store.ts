@@ -26,7 +26,19 @@ export const USAGE_RETENTION_SECONDS = 400 * 24 * 3600;
 /** Times a usage record is written again after its group's commit failed. */
 const USAGE_REWRITES = 2;
 
+/** Row-cache keys of one tenant (see keysOf). */
+interface TenantKeys {
+  readonly providers: readonly string[];
+  readonly tenant: string;
+  readonly erasure: string;
+  readonly defaultSecrets: readonly string[];
+  readonly defaultSlots: readonly string[];
+}
+const MAX_TENANT_KEYS = 1_000;
+
 export class EmbeddedRouterStore implements RouterStore {
+  private readonly tenantKeys = new Map<string, TenantKeys>();
+
   constructor(private readonly db: EmbeddedDatabase) {}
 
   async loadRequestContext(
@@ -36,16 +48,29 @@ export class EmbeddedRouterStore implements RouterStore {
     counterKeys: readonly CounterKey[] = [],
     previousVerifier?: string,
   ): Promise<RequestContextRead> {
+    return this.loadRequestContextNow(verifier, tenantId, providers, counterKeys, previousVerifier);
+  }
+
+  /** The same read without a promise (router-store.ts): every row is read in this process. */
+  loadRequestContextNow(
+    verifier: string,
+    tenantId: string,
+    providers: readonly string[],
+    counterKeys: readonly CounterKey[] = [],
+    previousVerifier?: string,
+  ): RequestContextRead {
+    const keys = this.keysOf(tenantId, providers);
     const token = this.tokenItem(verifier);
     const previousToken = previousVerifier === undefined ? undefined : this.tokenItem(previousVerifier);
-    const tenant = this.cached(keyOf('tenant', tenantId), 'SELECT body FROM tenants WHERE tenant_id = ?', [tenantId]);
+    const tenant = this.cached(keys.tenant, 'SELECT body FROM tenants WHERE tenant_id = ?', [tenantId]);
     // Keyed by the key each row was read under, never by what the row claims to be.
     const secrets = new Map<string, RawItem>();
-    for (const provider of providers) {
-      const item = this.cached(keyOf('secret', tenantId, provider, 'default'), "SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = 'default'", [tenantId, provider]);
-      if (item !== undefined) secrets.set(secretSlotOf(provider, 'default'), item);
+    for (let i = 0; i < providers.length; i++) {
+      const provider = providers[i];
+      const item = this.cached(keys.defaultSecrets[i], "SELECT body FROM secrets WHERE tenant_id = ? AND provider = ? AND name = 'default'", [tenantId, provider]);
+      if (item !== undefined) secrets.set(keys.defaultSlots[i], item);
     }
-    const erasureKey = this.cached(keyOf('erasure', tenantId), 'SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId]);
+    const erasureKey = this.cached(keys.erasure, 'SELECT body FROM erasure_keys WHERE tenant_id = ?', [tenantId]);
     // Through the exact counter mirror (at most one statement, for the keys it does not know);
     // each found row is keyed by the key it was asked under, as a fresh object.
     const counters = new Map<string, Record<string, unknown>>();
@@ -85,6 +110,27 @@ export class EmbeddedRouterStore implements RouterStore {
         if (attempt > USAGE_REWRITES) throw err;
       }
     }
+  }
+
+  /**
+   * The row-cache keys of a tenant's rows for one provider list (the router passes the same list
+   * on every request), made once per tenant: strings, not rows, so they never go stale. Bounded:
+   * emptied when full.
+   */
+  private keysOf(tenantId: string, providers: readonly string[]): TenantKeys {
+    let keys = this.tenantKeys.get(tenantId);
+    if (keys === undefined || keys.providers !== providers) {
+      keys = {
+        providers,
+        tenant: keyOf('tenant', tenantId),
+        erasure: keyOf('erasure', tenantId),
+        defaultSecrets: providers.map((p) => keyOf('secret', tenantId, p, 'default')),
+        defaultSlots: providers.map((p) => secretSlotOf(p, 'default')),
+      };
+      if (this.tenantKeys.size >= MAX_TENANT_KEYS) this.tenantKeys.clear();
+      this.tenantKeys.set(tenantId, keys);
+    }
+    return keys;
   }
 
   private tokenItem(verifier: string): RawItem | undefined {

@@ -84,6 +84,35 @@ export function routerStoreContract(name: string, factory: BackendFactory): void
       expect(read.counters.size).toBe(0);
     });
 
+    test('loadRequestContextNow, where offered (an in-process store only), reads exactly what loadRequestContext reads, across changes and provider lists', async () => {
+      const now = b.routerStore.loadRequestContextNow?.bind(b.routerStore);
+      if (now === undefined) return; // DynamoDB: the router awaits loadRequestContext
+      const id = freshTenantId('rsnow');
+      const inv = tokenRecord(id, 'invoke');
+      const same = async (providers: string[], verifier = inv.verifier, tenantId = id) => {
+        const keys = [{ pk: `SPEND#${tenantId}`, sk: '2026-01' }];
+        const viaPromise = await b.routerStore.loadRequestContext(verifier, tenantId, providers, keys);
+        const direct = now(verifier, tenantId, providers, keys);
+        expect(direct).toEqual(viaPromise);
+        return direct;
+      };
+      expect((await same(['openai'])).tenant).toBeUndefined();
+      await b.store.createTenant(tenantRecord(id, b.region), tokenRecord(id, 'tenant-admin'), { type: 'tenant.created', actor: 't', details: {} });
+      await b.store.putToken(inv, { type: 'token.created', actor: 't', details: {} });
+      const openai = sealedSecret(id, b.region, b.keyArn, 'openai', 'default');
+      await b.store.putSecret(secretWrite(openai), { type: 'secret.created', actor: 't', details: {} });
+      await b.raw.putCounterRow(`SPEND#${id}`, '2026-01', { spentMicros: 5, reservedMicros: 2, committedMicros: 7 });
+      const read = await same(['openai', 'mistral']);
+      expect(read.token).toEqual(inv);
+      expect([...read.secrets.keys()]).toEqual(['openai#default']);
+      // Another provider list, another tenant, an unknown verifier: each read for what it asked.
+      const anthropic = sealedSecret(id, b.region, b.keyArn, 'anthropic', 'default');
+      await b.store.putSecret(secretWrite(anthropic), { type: 'secret.created', actor: 't', details: {} });
+      expect([...(await same(['anthropic', 'openai'])).secrets.keys()]).toEqual(['anthropic#default', 'openai#default']);
+      expect((await same(['openai'], 'f'.repeat(64))).token).toBeUndefined();
+      expect((await same(['openai'], inv.verifier, freshTenantId('rsnow2'))).tenant).toBeUndefined();
+    });
+
     test('a counter field of the wrong type reads as stored; governance treats it as 0', async () => {
       const id = freshTenantId('rsbad');
       await b.raw.putCounterRow(`RATE#${id}`, '2026-01-01T00:00Z', { requests: 'many' });

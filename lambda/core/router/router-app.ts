@@ -3,7 +3,7 @@
  * provider (with fallback), stream the answer back in the client's format, record usage.
  */
 import { dataKeysOfTenant, isTenantKeyRefusal, tenantKeyUnavailable } from '../tenant-keys';
-import { matchTokenRecord, NO_RETRY, parsePresentedToken, principalOf, storedRecordApiError, upgradeOnUse, verifiersNow, verifiersOf } from '../authenticate';
+import { matchTokenRecord, NO_RETRY, parsePresentedToken, principalOfMatch, storedRecordApiError, upgradeOnUse, verifiersNow, verifiersOf } from '../authenticate';
 import type { CellConfig } from '../cell-config';
 import { decodeBase64Strict, zeroize } from '../crypto-util';
 import { openSecret, parseSealedRow, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
@@ -171,9 +171,12 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       const verifiers = verifiersNow(deps.pepper, parsed.token) ?? (await verifiersOf(deps.pepper, parsed.token));
       const verifier = verifiers.current.verifier;
       const counterKeys = governance.counterKeys({ tenantId: parsed.tenantId, verifier, now: started });
-      const read = await deps.store.loadRequestContext(verifier, parsed.tenantId, providerIds, counterKeys, verifiers.previous?.verifier);
+      // An in-process store answers without a promise turn (router-store.ts); DynamoDB is awaited.
+      const read =
+        deps.store.loadRequestContextNow?.(verifier, parsed.tenantId, providerIds, counterKeys, verifiers.previous?.verifier) ??
+        (await deps.store.loadRequestContext(verifier, parsed.tenantId, providerIds, counterKeys, verifiers.previous?.verifier));
       const match = matchTokenRecord(parsed, verifiers, read.token, read.previousToken);
-      const { token, tenant } = principalOf(parsed, match.matched.verifier, match.item, read.tenant, region);
+      const { token, tenant } = principalOfMatch(parsed, match, read.tenant, region);
       principal = { tenant, token };
       if (match.matched.version < verifiers.issuing.version) {
         upgradeVerifier = async () => {

@@ -46,6 +46,18 @@ export interface RouterStore extends TokenVerifierMover {
     /** During a pepper overlap: the token's verifier under the previous pepper, read in the same call. */
     previousVerifier?: string,
   ): Promise<RequestContextRead>;
+  /**
+   * loadRequestContext without a promise, offered only by a store that reads in this process (the
+   * embedded store): the same read, its errors thrown instead of rejected. Absent on DynamoDB,
+   * where the router awaits loadRequestContext.
+   */
+  loadRequestContextNow?(
+    verifier: string,
+    tenantId: string,
+    providers: readonly string[],
+    counterKeys?: readonly CounterKey[],
+    previousVerifier?: string,
+  ): RequestContextRead;
   /** A second read, only for route targets that name a non-default secret. Raw, like the above. */
   getSecret(tenantId: string, provider: string, name: string): Promise<RawItem | undefined>;
   putUsage(record: UsageRecord): Promise<void>;
