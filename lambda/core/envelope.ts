@@ -149,8 +149,15 @@ export function legacyFingerprintOf(plaintext: Buffer): string {
  * row cannot derive its key from the tenant's current state, even with KMS and a live token.
  */
 export function secretFactorOf(tenantFactor: Buffer, info: Buffer, versionSalt: Buffer): Buffer {
-  const mac = createHmac('sha256', tenantFactor).update(SECRET_FACTOR_DOMAIN_BYTES).update(info).update(versionSalt).digest();
-  // digest() may return a slice of a pooled buffer; copy into one we own and can zero.
+  return ownCopy(secretFactorMac(tenantFactor, info, versionSalt));
+}
+
+function secretFactorMac(tenantFactor: Buffer, info: Buffer, versionSalt: Buffer): Buffer {
+  return createHmac('sha256', tenantFactor).update(SECRET_FACTOR_DOMAIN_BYTES).update(info).update(versionSalt).digest();
+}
+
+/** digest() may return a slice of a pooled buffer: a copy we own (and can zero), the digest zeroed. */
+function ownCopy(mac: Buffer): Buffer {
   const out = Buffer.alloc(mac.length);
   mac.copy(out);
   mac.fill(0);
@@ -162,16 +169,17 @@ export function secretFactorOf(tenantFactor: Buffer, info: Buffer, versionSalt: 
  * tenant's E (destroyed at offboarding) no secret key of the tenant can be derived.
  */
 export function erasureFactorOf(erasureKey: Buffer, info: Buffer): Buffer {
-  const mac = createHmac('sha256', erasureKey).update(ERASURE_FACTOR_DOMAIN_BYTES).update(info).digest();
-  const out = Buffer.alloc(mac.length);
-  mac.copy(out);
-  mac.fill(0);
-  return out;
+  return ownCopy(erasureMac(erasureKey, info));
+}
+
+function erasureMac(erasureKey: Buffer, info: Buffer): Buffer {
+  return createHmac('sha256', erasureKey).update(ERASURE_FACTOR_DOMAIN_BYTES).update(info).digest();
 }
 
 /**
- * HKDF over DK (‖ Fv) (‖ Ev): v1 has no Ev and its own salt, v2 always has Ev. The buffers built
- * here are ours, so they are zeroed here.
+ * HKDF over DK (‖ Fv) (‖ Ev): v1 has no Ev and its own salt, v2 always has Ev. The input key
+ * material is built in one buffer of ours (each factor's digest written straight into it and
+ * zeroed), and everything here is zeroed here.
  */
 function deriveSecretKey(
   formatVersion: 1 | 2,
@@ -180,21 +188,24 @@ function deriveSecretKey(
   erasureKey: Buffer | undefined,
   info: Buffer,
 ): Buffer {
-  const parts: Buffer[] = [];
+  if (formatVersion === 2 && (!Buffer.isBuffer(erasureKey) || erasureKey.length !== ERASURE_KEY_BYTES)) throw new SealedSecretError('erasure_key');
+  // DK, then Fv (sovereign), then Ev (v2): 32 bytes each.
+  const ikm = Buffer.alloc(dataKey.length + (sovereign ? 32 : 0) + (formatVersion === 2 ? 32 : 0));
   try {
-    if (sovereign) parts.push(secretFactorOf(sovereign.factor, info, sovereign.salt));
-    if (formatVersion === 2) {
-      if (!Buffer.isBuffer(erasureKey) || erasureKey.length !== ERASURE_KEY_BYTES) throw new SealedSecretError('erasure_key');
-      parts.push(erasureFactorOf(erasureKey, info));
-    }
-    const ikm = Buffer.alloc(dataKey.length + parts.reduce((n, p) => n + p.length, 0));
-    parts.push(ikm);
     let at = dataKey.copy(ikm, 0);
-    for (const p of parts.slice(0, -1)) at += p.copy(ikm, at);
+    if (sovereign) at += moveInto(secretFactorMac(sovereign.factor, info, sovereign.salt), ikm, at);
+    if (formatVersion === 2) at += moveInto(erasureMac(erasureKey!, info), ikm, at);
     return hkdfSha256(ikm, formatVersion === 2 ? SECRET_KEY_SALT : LEGACY_SECRET_KEY_SALT, info);
   } finally {
-    for (const p of parts) p.fill(0);
+    ikm.fill(0);
   }
+}
+
+/** Copies a digest into `into` at `at` and zeroes the digest; the bytes copied. */
+function moveInto(mac: Buffer, into: Buffer, at: number): number {
+  const n = mac.copy(into, at);
+  mac.fill(0);
+  return n;
 }
 
 /** Both or neither: a tenant factor (32 bytes) and its version salt (32 bytes). */
@@ -299,16 +310,15 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
   const known = DECODED.get(opts.record);
   const { record, bytes } = known ? { record: opts.record, bytes: known } : parseRow(opts.record);
   const { expected, tenantFactor } = opts;
-  const { aad, context } = identityBinding(expected);
-  if (
-    record.region !== expected.region ||
-    record.tenant !== expected.tenant ||
-    record.provider !== expected.provider ||
-    record.secret !== expected.secret ||
-    record.version !== expected.version
-  ) {
-    throw new SealedSecretError('identity_mismatch');
-  }
+  const matches =
+    record.region === expected.region &&
+    record.tenant === expected.tenant &&
+    record.provider === expected.provider &&
+    record.secret === expected.secret &&
+    record.version === expected.version;
+  // A checked row that names exactly the expected identity: its binding is kept with the row.
+  const { aad, context } = known && matches ? bindingOfRow(record, expected) : identityBinding(expected);
+  if (!matches) throw new SealedSecretError('identity_mismatch');
   if (record.sovereign !== (tenantFactor !== undefined)) throw new SealedSecretError('mode_mismatch');
   const sovereign = sovereignInputs(tenantFactor, opts.versionSalt);
   // Refused before KMS: a v2 row whose tenant has no erasure key any more cannot open.
@@ -338,6 +348,21 @@ export async function openSecret<T>(opts: OpenOptions<T>): Promise<T> {
     zeroize(dataKey, secretKey, plaintext);
   }
 }
+
+/**
+ * identityBinding(expected) for a row from parseSealedRow whose identity fields are exactly (===)
+ * the expected ones: the row's fields are primitives of the right types (parseRow checked them),
+ * so the binding is a function of the row and `app`, and is kept with the (frozen) row, by
+ * identity, for as long as the row lives. A different or non-string `app` is bound afresh.
+ */
+function bindingOfRow(row: Readonly<SealedSecret>, expected: SecretIdentity): { readonly aad: Buffer; readonly context: EncryptionContext } {
+  const kept = rowBindings.get(row);
+  if (kept !== undefined && typeof expected.app === 'string' && kept.app === expected.app) return kept.binding;
+  const binding = identityBinding(expected);
+  if (typeof expected.app === 'string') rowBindings.set(row, { app: expected.app, binding });
+  return binding;
+}
+const rowBindings = new WeakMap<object, { readonly app: string; readonly binding: { readonly aad: Buffer; readonly context: EncryptionContext } }>();
 
 /** Bound on the identity memo (a bound on memory: when full it is emptied, not evicted by age). */
 const IDENTITY_MEMO_ENTRIES = 1_000;

@@ -115,6 +115,21 @@ describe('parseSealedRow keeps the parse of a shared row by identity', () => {
     await expect(open(tampered)).rejects.toMatchObject({ name: 'SealedSecretError', reason: 'integrity' });
   });
 
+  it('the binding kept with a row serves only the identity it was made for: another app, version or tenant is refused', async () => {
+    const kms = new FakeDataKeys();
+    const record = await sealSecret({ identity: id, plaintext: Buffer.from('sk-binding-test'), dataKeys: kms, fingerprintKey: Buffer.alloc(32, 1), erasureKey });
+    const row = parseSealedRow(shared(JSON.stringify(record)));
+    const open = (expected: SecretIdentity) => openSecret({ record: row as SealedSecret, expected, dataKeys: kms, erasureKey, use: (p) => p.toString('utf8') });
+    expect(await open(id)).toBe('sk-binding-test');
+    // Another app: the row's identity fields match, but the kept binding is not used for it (the
+    // identity is checked afresh, and only one app is valid).
+    await expect(open({ ...id, app: 'someone-else' })).rejects.toThrow('invalid secret identity: app');
+    await expect(open({ ...id, version: 2 })).rejects.toMatchObject({ name: 'SealedSecretError', reason: 'identity_mismatch' });
+    await expect(open({ ...id, tenant: 'globex' })).rejects.toMatchObject({ name: 'SealedSecretError', reason: 'identity_mismatch' });
+    expect(await open(id)).toBe('sk-binding-test');
+    expect(kms.decryptCalls).toBe(2);
+  });
+
   it('a malformed shared row is refused on every call', () => {
     const row = shared(JSON.stringify({ formatVersion: 2, algorithm: 'SR2-HKDF-SHA256-AES256GCM', tenant: 'acme' }));
     for (let i = 0; i < 3; i++) expect(() => parseSealedRow(row)).toThrow(SealedSecretError);
