@@ -194,7 +194,7 @@ function deriveSecretKey(
   try {
     let at = dataKey.copy(ikm, 0);
     if (sovereign) at += moveInto(secretFactorMac(sovereign.factor, info, sovereign.salt), ikm, at);
-    if (formatVersion === 2) at += moveInto(erasureMac(erasureKey!, info), ikm, at);
+    if (formatVersion === 2) moveInto(erasureMac(erasureKey!, info), ikm, at);
     return hkdfSha256(ikm, formatVersion === 2 ? SECRET_KEY_SALT : LEGACY_SECRET_KEY_SALT, info);
   } finally {
     ikm.fill(0);
