@@ -123,7 +123,7 @@ describe('parseSealedRow keeps the parse of a shared row by identity', () => {
     expect(await open(id)).toBe('sk-binding-test');
     // Another app: the row's identity fields match, but the kept binding is not used for it (the
     // identity is checked afresh, and only one app is valid).
-    await expect(open({ ...id, app: 'someone-else' })).rejects.toThrow('invalid secret identity: app');
+    await expect(open({ ...id, app: 'someone-else' } as unknown as SecretIdentity)).rejects.toThrow('invalid secret identity: app');
     await expect(open({ ...id, version: 2 })).rejects.toMatchObject({ name: 'SealedSecretError', reason: 'identity_mismatch' });
     await expect(open({ ...id, tenant: 'globex' })).rejects.toMatchObject({ name: 'SealedSecretError', reason: 'identity_mismatch' });
     expect(await open(id)).toBe('sk-binding-test');
