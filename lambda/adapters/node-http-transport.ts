@@ -15,6 +15,7 @@ import { TextDecoder } from 'node:util';
 import type { ProviderBody, ProviderHeaders } from '../core/router/provider-port';
 import type { CancelSignal } from '../core/routing/fallback';
 import { KeepAliveHttpAgent, KeepAliveHttpsAgent } from './keep-alive-agent';
+import { TimeoutQueue } from './timeout-queue';
 
 /** Before the response headers: no headers in time, the caller's abort, a failed connection; after them: the body's. */
 export type CallFailure = 'first_byte_timeout' | 'aborted' | 'connection' | 'body_aborted' | 'body_connection';
@@ -71,6 +72,8 @@ class Aborted extends Error {}
 export class NodeHttpTransport {
   private readonly httpAgent: HttpAgent;
   private readonly httpsAgent: HttpsAgent;
+  /** The calls' first-byte timeouts, on one timer (timeout-queue.ts). */
+  private readonly firstByte = new TimeoutQueue();
 
   /**
    * @param idleSocketMs how long a kept-alive socket may sit unused. It is the agents' socket
@@ -108,10 +111,10 @@ export class NodeHttpTransport {
         if (res) res.destroy(new Aborted());
         else req.destroy(new Aborted());
       };
-      const timer = setTimeout(() => req.destroy(new FirstByteTimeout()), c.firstByteTimeoutMs);
+      const timer = this.firstByte.add(c.firstByteTimeoutMs, () => req.destroy(new FirstByteTimeout()));
       c.signal.addEventListener('abort', onAbort, { once: true });
       req.on('error', (err: Error & { code?: unknown }) => {
-        clearTimeout(timer);
+        this.firstByte.remove(timer);
         if (res) return; // after the headers, the body reports it
         c.signal.removeEventListener('abort', onAbort);
         if (err instanceof FirstByteTimeout) reject(c.fail('first_byte_timeout'));
@@ -119,7 +122,7 @@ export class NodeHttpTransport {
         else reject(c.fail('connection', typeof err.code === 'string' ? err.code : undefined));
       });
       req.on('response', (r: IncomingMessage) => {
-        clearTimeout(timer);
+        this.firstByte.remove(timer);
         res = r;
         // 'close' comes once per response.
         r.on('close', () => c.signal.removeEventListener('abort', onAbort));
