@@ -46,7 +46,6 @@ const MAX_NAMES = 256;
 interface RequestOptions {
   readonly host?: string;
   readonly port?: number | string;
-  readonly socketPath?: unknown;
   readonly [key: string]: unknown;
 }
 
@@ -131,8 +130,12 @@ function nameOf(agent: HttpAgent, names: Map<string, string>, options: RequestOp
 
 /** Hands `req` an idle socket of its origin as node's addRequest does; false when there is none (or this is not node 20). */
 function handOverIdle(agent: HttpAgent, names: Map<string, string>, req: ClientRequest, options: RequestOptions): boolean {
-  // Only what the transport sends: host and port, its Host header in the raw list.
-  if (!FAST_REUSE || typeof options !== 'object' || options.socketPath || req.getHeader('host') !== undefined) return false;
+  // Only what the transport sends (these agents are its own): host and port, its Host header in
+  // the raw list, no per-request socket or TLS options (which node's pool name would carry and the
+  // remembered name, by host and port, would not).
+  if (!FAST_REUSE || typeof options !== 'object' || req.getHeader('host') !== undefined) return false;
+  if (options.socketPath !== undefined || options.localAddress !== undefined || options.family !== undefined || options.servername !== undefined) return false;
+  if (options.ca !== undefined || options.cert !== undefined || options.key !== undefined || options.pfx !== undefined || options.rejectUnauthorized !== undefined) return false;
   const pool = agent as unknown as Pool;
   const name = nameOf(agent, names, options);
   const free = pool.freeSockets[name];

@@ -123,6 +123,20 @@ test('with several idle sockets the last freed goes first; a destroyed idle sock
   expect(u.connections).toHaveLength(4);
 });
 
+test('a request with socket or TLS options of its own (not what the transport sends) goes through node\'s addRequest: it gets a socket of its own pool name', async () => {
+  const a = agent();
+  const u = await upstream();
+  const plain = (await call(a, u)).socket;
+  const req = request({ hostname: '127.0.0.1', port: u.port, path: '/', method: 'POST', family: 4, headers: ['host', `127.0.0.1:${u.port}`, 'content-length', '2'], agent: a });
+  req.end('{}');
+  const [res] = (await once(req, 'response')) as [IncomingMessage];
+  res.resume();
+  await once(res, 'end');
+  // node's name for it carries the family: not the idle socket of the plain name.
+  expect(req.socket).not.toBe(plain);
+  expect(req.reusedSocket).toBe(false);
+});
+
 test('two origins never share a socket', async () => {
   const a = agent();
   const [u1, u2] = [await upstream(), await upstream()];
