@@ -259,13 +259,13 @@ export function stringHeaders(req: IncomingMessage): Record<string, string> {
  * Reads at most `limit` bytes; a longer body is cut there, and the size check answers 413.
  *
  * A request without Content-Length and Transfer-Encoding has no body (RFC 9112 6.3; node's parser
- * reads none), nor has one of length 0: nothing to wait for. A body that came with its headers (the usual small request)
- * is in the request's buffer one microtask after 'request' (node hands over what it parsed from
- * that read before the message-complete step): when all of its Content-Length bytes are there, it
- * is taken in one read, without the stream's flowing mode and its ticks. node's parser enforces
- * that length (a conflicting one, or one beside Transfer-Encoding, is refused before 'request'),
- * so those bytes are the whole body. Anything else (chunked, a body still on its way) is read
- * through the events.
+ * reads none), nor has one of length 0: nothing to wait for. A body that came with its headers
+ * (the usual small request) is in the request's buffer one microtask after 'request' (node hands
+ * over what it parsed from that read before the message-complete step): when all of its
+ * Content-Length bytes are there, it is taken in one read, without the stream's flowing mode and
+ * its ticks. node's parser enforces that length (two of them, a list, or one beside
+ * Transfer-Encoding are refused before 'request'), so those bytes are the whole body. Anything
+ * else (chunked, a body still on its way) is read through the events.
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
   const headers = req.headers;

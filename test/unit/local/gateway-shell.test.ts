@@ -317,6 +317,28 @@ describe('the request body and headers (readBody, stringHeaders)', () => {
     expect(got.map((g) => g.dataListeners)).toEqual([0, 1, 1, 0, 0]);
   });
 
+  test('framing the one-read path relies on: a length beside Transfer-Encoding, two lengths (even equal ones) or a list are refused by node before any handler runs', async () => {
+    const refused = async (raw: string): Promise<string> => {
+      const socket = connect(bodyPort, '127.0.0.1');
+      await once(socket, 'connect');
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => (text += d));
+      const closed = once(socket, 'close');
+      socket.write(raw);
+      await closed;
+      return text;
+    };
+    const framings = [
+      'content-length: 3\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+      'content-length: 3\r\ncontent-length: 5\r\n\r\nabcde',
+      'content-length: 3\r\ncontent-length: 3\r\n\r\nabc',
+      'content-length: 3, 3\r\n\r\nabc',
+    ];
+    for (const f of framings) expect(await refused(`POST /v1/x HTTP/1.1\r\nhost: x\r\n${f}`)).toMatch(/^HTTP\/1\.1 400 /);
+    expect(arrived).toBe(0);
+  });
+
   test('a body that came whole but is longer than the limit, taken in one read, is cut at the limit too', async () => {
     const long = 'y'.repeat(LIMIT + 10);
     await send([head(long.length) + long]);
