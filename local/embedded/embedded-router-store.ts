@@ -26,6 +26,8 @@ export const USAGE_RETENTION_SECONDS = 400 * 24 * 3600;
 /** Times a usage record is written again after its group's commit failed. */
 const USAGE_REWRITES = 2;
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** Row-cache keys of one tenant (see keysOf). */
 interface TenantKeys {
   readonly providers: readonly string[];
@@ -82,7 +84,11 @@ export class EmbeddedRouterStore implements RouterStore {
         if (row) counters.set(counterId(k), isMirrored(row) ? itemOfMirrored(k.pk, k.sk, row) : counterItemOf(row));
       }
     }
-    return { token, ...(previousToken ? { previousToken } : {}), tenant, secrets, counters, ...(erasureKey ? { erasureKey } : {}) };
+    // Built by assignment: a spread of a temporary object per optional member was an allocation each.
+    const read: Mutable<RequestContextRead> = { token, tenant, secrets, counters };
+    if (previousToken) read.previousToken = previousToken;
+    if (erasureKey) read.erasureKey = erasureKey;
+    return read;
   }
 
   /** On-use pepper upgrade (authenticate.ts): the same record under its new verifier. */
