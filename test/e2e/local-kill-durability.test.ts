@@ -20,12 +20,13 @@ const WORKERS = 8;
 
 type Gateway = GatewayProcess;
 
-async function startGateway(fakes: FakeProviders, stateDir: string): Promise<Gateway> {
+async function startGateway(fakes: FakeProviders, stateDir: string, killAfterAnswers?: number): Promise<Gateway> {
   // node itself (not npm), so that SIGKILL hits the process holding the database.
+  const kill = killAfterAnswers === undefined ? [] : ['--require', join(__dirname, '..', 'support', 'kill-after-answers.cjs')];
   const proc = spawn(
     process.execPath,
-    ['--import', 'tsx', 'local/start.ts', '--port', '0', '--state-dir', stateDir, '--openai-base-url', fakes.openai.baseUrl, '--anthropic-base-url', fakes.anthropic.baseUrl, '--mistral-base-url', fakes.mistral.baseUrl],
-    { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] },
+    [...kill, '--import', 'tsx', 'local/start.ts', '--port', '0', '--state-dir', stateDir, '--openai-base-url', fakes.openai.baseUrl, '--anthropic-base-url', fakes.anthropic.baseUrl, '--mistral-base-url', fakes.mistral.baseUrl],
+    { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...(killAfterAnswers === undefined ? {} : { KILL_AFTER_ANSWERS: String(killAfterAnswers) }) }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   return waitForListening(proc, 'the gateway');
 }
@@ -155,3 +156,49 @@ test('kill -9 under load loses nothing that was answered: tenants, tokens, secre
     db.close();
   }
 }, 240_000);
+
+test('kill -9 the moment one client at a time has its answer (its settle journaled, its SQL not yet run) loses no spend and no record', async () => {
+  // One client, one request in flight: the gateway answers once the settle and the usage record
+  // are in the journal (one write) and runs their SQL after the answer (local/embedded/database.ts).
+  // A preload kills the gateway right after it ended its n-th answer, before anything scheduled
+  // after that answer ran; three rounds over one state directory. Every answered call must be
+  // there after each restart, settled exactly once.
+  const stateDir = mkdtempSync(join(tmpdir(), 'sr-kill-one-'));
+  try {
+    let gw = await startGateway(fakes, stateDir);
+    const created = await call(gw, 'POST', '/admin/tenants', { tenantId: 'one', policy: { monthlyBudgetUsd: 1000 } });
+    expect(created.status).toBe(201);
+    expect((await call(gw, 'POST', '/vault/secrets', { provider: 'openai', name: 'default', apiKey: OPENAI_KEY }, created.json.token)).status).toBe(201);
+    const invoke = (await call(gw, 'POST', '/vault/tokens', { role: 'invoke' }, created.json.token)).json.token as string;
+    gw.proc.kill('SIGINT');
+    await stopped(gw.proc);
+    const answered: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      const calls = 3 + round;
+      gw = await startGateway(fakes, stateDir, calls);
+      for (let i = 0; i < calls; i++) {
+        const r = await call(gw, 'POST', '/v1/chat/completions', { model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: `round ${round} call ${i}` }] }, invoke);
+        expect(r.status).toBe(200);
+        answered.push(r.requestId!);
+      }
+      await stopped(gw.proc);
+      expect(gw.proc.signalCode).toBe('SIGKILL');
+    }
+
+    const db = new EmbeddedDatabase({ dir: stateDir });
+    try {
+      const byId = new Map(db.all("SELECT request_id, body FROM usage WHERE tenant_id = 'one'").map((r) => [String(r.request_id), JSON.parse(String(r.body))]));
+      for (const id of answered) expect([id, byId.get(id)?.status]).toEqual([id, 200]);
+      // Exactly the answered calls' cost: every settle applied once (none lost, none counted twice).
+      const answeredMicros = answered.reduce((sum, id) => sum + Math.round(byId.get(id).costUsd * 1e6), 0);
+      expect(answeredMicros).toBeGreaterThan(0);
+      const spend = db.one("SELECT SUM(spentMicros) AS spent, SUM(reservedMicros) AS reserved FROM counters WHERE pk = 'SPEND#one'");
+      expect([Number(spend?.spent), Number(spend?.reserved)]).toEqual([answeredMicros, 0]);
+      expect(db.all("SELECT sk FROM counters WHERE pk = 'RESV#one' AND body IS NOT NULL")).toEqual([]);
+    } finally {
+      db.close();
+    }
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}, 120_000);
