@@ -97,18 +97,11 @@ export interface TokenMatch {
   readonly item: Record<string, unknown>;
 }
 
-/** Matches made by matchTokenRecord (and only those), with the presented token each was made for. */
-const MATCHES = new WeakMap<TokenMatch, ParsedToken>();
-
 /** The item read under the current or the previous verifier that belongs to the token; 401 if neither. */
 export function matchTokenRecord(parsed: ParsedToken, v: TokenVerifiers, current: unknown, previous: unknown): TokenMatch {
-  let match: TokenMatch;
-  if (tokenRecordMatches(parsed, v.current.verifier, current)) match = { matched: v.current, item: current as Record<string, unknown> };
-  else if (v.previous && tokenRecordMatches(parsed, v.previous.verifier, previous)) match = { matched: v.previous, item: previous as Record<string, unknown> };
-  else throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
-  Object.freeze(match);
-  MATCHES.set(match, parsed);
-  return match;
+  if (tokenRecordMatches(parsed, v.current.verifier, current)) return { matched: v.current, item: current as Record<string, unknown> };
+  if (v.previous && tokenRecordMatches(parsed, v.previous.verifier, previous)) return { matched: v.previous, item: previous as Record<string, unknown> };
+  throw new ApiError(401, 'invalid_api_key', UNKNOWN_KEY);
 }
 
 /**
@@ -164,15 +157,23 @@ export function principalOf(
 }
 
 /**
- * principalOf for a match that matchTokenRecord made for this same presented token (`parsed`, the
- * same object): the token item was compared there, so it is not compared a second time; any other
- * match is compared as in principalOf.
+ * matchTokenRecord, then principalOf's checks in its order, with the token item compared once (the
+ * router's read: the items under the current and, during an overlap, the previous verifier).
  */
-export function principalOfMatch(parsed: ParsedToken, match: TokenMatch, rawTenant: unknown, region: string): { token: TokenRecord; tenant: TenantRecord } {
-  if (MATCHES.get(match) !== parsed) assertTokenRecord(parsed, match.matched.verifier, match.item);
-  return principalOfVerified(parsed, match.item, rawTenant, region);
+export function principalOfRead(
+  parsed: ParsedToken,
+  v: TokenVerifiers,
+  current: unknown,
+  previous: unknown,
+  rawTenant: unknown,
+  region: string,
+): { match: TokenMatch; token: TokenRecord; tenant: TenantRecord } {
+  const match = matchTokenRecord(parsed, v, current, previous);
+  const { token, tenant } = principalOfVerified(parsed, match.item, rawTenant, region);
+  return { match, token, tenant };
 }
 
+/** principalOf after the token item matched the presented token. */
 function principalOfVerified(parsed: ParsedToken, rawToken: unknown, rawTenant: unknown, region: string): { token: TokenRecord; tenant: TenantRecord } {
   assertActiveTenant(rawTenant);
   const token = parseTokenRecord(rawToken);

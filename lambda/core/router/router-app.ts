@@ -3,7 +3,7 @@
  * provider (with fallback), stream the answer back in the client's format, record usage.
  */
 import { dataKeysOfTenant, isTenantKeyRefusal, tenantKeyUnavailable } from '../tenant-keys';
-import { matchTokenRecord, NO_RETRY, parsePresentedToken, principalOfMatch, storedRecordApiError, upgradeOnUse, verifiersNow, verifiersOf } from '../authenticate';
+import { NO_RETRY, parsePresentedToken, principalOfRead, storedRecordApiError, upgradeOnUse, verifiersNow, verifiersOf } from '../authenticate';
 import type { CellConfig } from '../cell-config';
 import { decodeBase64Strict, zeroize } from '../crypto-util';
 import { openSecret, parseSealedRow, SealedSecret, SealedSecretError, VERSION_SALT_BYTES } from '../envelope';
@@ -175,8 +175,7 @@ export function createRouterApp(deps: RouterDeps): (req: HttpRequest, sink: Resp
       const read =
         deps.store.loadRequestContextNow?.(verifier, parsed.tenantId, providerIds, counterKeys, verifiers.previous?.verifier) ??
         (await deps.store.loadRequestContext(verifier, parsed.tenantId, providerIds, counterKeys, verifiers.previous?.verifier));
-      const match = matchTokenRecord(parsed, verifiers, read.token, read.previousToken);
-      const { token, tenant } = principalOfMatch(parsed, match, read.tenant, region);
+      const { match, token, tenant } = principalOfRead(parsed, verifiers, read.token, read.previousToken, read.tenant, region);
       principal = { tenant, token };
       if (match.matched.version < verifiers.issuing.version) {
         upgradeVerifier = async () => {

@@ -2,7 +2,7 @@
  * Issue 9, point 5, at the unit level: principalOf reads nothing of the rows but the token's
  * verifier and tenant id until the presented token matched; only then are both items parsed.
  */
-import { matchTokenRecord, principalOf, principalOfMatch, type TokenMatch } from '../../../lambda/core/authenticate';
+import { matchTokenRecord, principalOf, principalOfRead } from '../../../lambda/core/authenticate';
 import { shareRow } from '../../../lambda/core/shared-rows';
 import { ApiError } from '../../../lambda/core/http';
 import { StoredRecordError } from '../../../lambda/core/tenant-model';
@@ -56,7 +56,7 @@ it('after a match: an inactive or missing tenant is 401; a malformed tenant or t
   expect(outcome({ ...goodToken, limits: { rpm: -1 } }, tenants.healthy)).toBe('stored token');
 });
 
-describe('principalOfMatch and shared rows', () => {
+describe('principalOfRead and shared rows', () => {
   const verifiers = { current: { version: 1, verifier }, issuing: { version: 1, verifier } };
   const sharedToken = () => shareRow(JSON.parse(JSON.stringify(goodToken)) as Record<string, unknown>);
   const sharedTenant = () => shareRow(JSON.parse(JSON.stringify(goodTenant)) as Record<string, unknown>);
@@ -71,17 +71,44 @@ describe('principalOfMatch and shared rows', () => {
     }
   };
 
-  it('a match of matchTokenRecord for this presented token gives what principalOf gives, shared rows or not', () => {
+  it('gives what matchTokenRecord then principalOf give, shared rows or not', () => {
     for (const [t, tenant] of [
       [goodToken, goodTenant],
       [sharedToken(), sharedTenant()],
     ] as const) {
-      const match = matchTokenRecord(parsed, verifiers, t, undefined);
-      expect(principalOfMatch(parsed, match, tenant, REGION)).toEqual(principalOf(parsed, verifier, t, tenant, REGION));
+      const read = principalOfRead(parsed, verifiers, t, undefined, tenant, REGION);
+      expect(read.match).toEqual(matchTokenRecord(parsed, verifiers, t, undefined));
+      expect({ token: read.token, tenant: read.tenant }).toEqual(principalOf(parsed, verifier, t, tenant, REGION));
     }
   });
 
-  it('a shared token row whose verifier or tenant differs is refused, on every request (its decoded verifier is kept, not its verdict)', () => {
+  it("refuses in principalOf's order: a token item that does not match is 401 whatever the tenant item holds, then the tenant and the items", () => {
+    const strangers = [undefined, { ...goodToken, verifier: 'ab'.repeat(32) }, { ...goodToken, tenantId: 'other' }, shareRow({ ...goodToken, verifier: 'cd'.repeat(32) })];
+    for (const t of strangers) {
+      for (const tenant of Object.values(tenants)) expect(result(() => principalOfRead(parsed, verifiers, t, undefined, tenant, REGION))).toBe('401 invalid_api_key');
+    }
+    for (const [k, want] of [
+      ['missing', '401 invalid_api_key'],
+      ['offboarded', '401 invalid_api_key'],
+      ['badPolicy', 'stored tenant'],
+      ['otherRegion', 'stored tenant'],
+    ] as const) {
+      expect([k, result(() => principalOfRead(parsed, verifiers, goodToken, undefined, tenants[k], REGION))]).toEqual([k, want]);
+    }
+    expect(result(() => principalOfRead(parsed, verifiers, { ...goodToken, role: 'root' }, undefined, goodTenant, REGION))).toBe('stored token');
+  });
+
+  it('during a pepper overlap: the item under the previous verifier, only when the current one finds none that matches', () => {
+    const previousVerifier = computeVerifier(Buffer.alloc(32, 8), token).toString('hex');
+    const overlap = { current: { version: 2, verifier }, previous: { version: 1, verifier: previousVerifier }, issuing: { version: 2, verifier } };
+    const old = { ...goodToken, verifier: previousVerifier };
+    expect(principalOfRead(parsed, overlap, undefined, old, goodTenant, REGION).match.matched.version).toBe(1);
+    expect(principalOfRead(parsed, overlap, goodToken, old, goodTenant, REGION).match.matched.version).toBe(2);
+    // An item filed under the previous verifier that is another token's: refused.
+    expect(result(() => principalOfRead(parsed, overlap, undefined, { ...old, verifier: 'ef'.repeat(32) }, goodTenant, REGION))).toBe('401 invalid_api_key');
+  });
+
+  it('a shared token row whose verifier or tenant differs is refused on every request (its decoded verifier is kept, not its verdict)', () => {
     const other = shareRow({ ...goodToken, verifier: 'ab'.repeat(32) });
     const otherTenant = shareRow({ ...goodToken, tenantId: 'other' });
     for (let i = 0; i < 3; i++) {
@@ -94,24 +121,5 @@ describe('principalOfMatch and shared rows', () => {
     // The same token row presented with another token's verifier still fails.
     const stranger = computeVerifier(PEPPER, generateToken('euc1', 'acme')).toString('hex');
     expect(result(() => principalOf(parsed, stranger, good, goodTenant, REGION))).toBe('401 invalid_api_key');
-  });
-
-  it('a match not made by matchTokenRecord for this same presented token is compared again', () => {
-    // Hand-made: never trusted.
-    const forged: TokenMatch = { matched: verifiers.current, item: { ...goodToken, verifier: 'ab'.repeat(32) } };
-    expect(result(() => principalOfMatch(parsed, forged, goodTenant, REGION))).toBe('401 invalid_api_key');
-    // Made for another presented token of another tenant: its item is not this token's.
-    const otherToken = generateToken('euc1', 'globex');
-    const otherParsed = parseToken(otherToken, REGION);
-    const otherVerifier = computeVerifier(PEPPER, otherToken).toString('hex');
-    const otherItem = { ...goodToken, verifier: otherVerifier, tenantId: 'globex' };
-    const theirs = matchTokenRecord(otherParsed, { current: { version: 1, verifier: otherVerifier }, issuing: { version: 1, verifier: otherVerifier } }, otherItem, undefined);
-    expect(result(() => principalOfMatch(parsed, theirs, goodTenant, REGION))).toBe('401 invalid_api_key');
-    // A parse of the same text is another presented token object: compared again, and it matches.
-    const again = parseToken(token, REGION);
-    expect(result(() => principalOfMatch(again, matchTokenRecord(parsed, verifiers, goodToken, undefined), goodTenant, REGION))).toBe('ok');
-    // Matches are frozen: their item cannot be swapped after the comparison.
-    const match = matchTokenRecord(parsed, verifiers, goodToken, undefined);
-    expect(Object.isFrozen(match)).toBe(true);
   });
 });
