@@ -68,12 +68,11 @@ export class PepperFormatError extends Error {
  */
 export function ringOf(current: StoredPepperVersion, previous: StoredPepperVersion | undefined, settled: boolean): PepperRing {
   const prev = previous && previous.version === current.version - 1 ? previous : undefined;
-  return {
-    current: { version: current.version, pepper: Buffer.from(current.pepper, 'utf8') },
-    ...(prev ? { previous: { version: prev.version, pepper: Buffer.from(prev.pepper, 'utf8') } } : {}),
-    issuing: settled || !prev ? current.version : prev.version,
-    ...(current.createdAt ? { rotatedAt: current.createdAt } : {}),
-  };
+  // Built by assignment (the local pepper makes a ring per request): no temporary object per optional member.
+  const ring: { -readonly [K in keyof PepperRing]: PepperRing[K] } = { current: { version: current.version, pepper: Buffer.from(current.pepper, 'utf8') }, issuing: settled || !prev ? current.version : prev.version };
+  if (prev) ring.previous = { version: prev.version, pepper: Buffer.from(prev.pepper, 'utf8') };
+  if (current.createdAt) ring.rotatedAt = current.createdAt;
+  return ring;
 }
 
 /** The verifier of a token under one pepper version, hex (the token table's key). */
@@ -100,7 +99,7 @@ export function tokenVerifiers(ring: PepperRing, token: string): TokenVerifiers 
     const current = verifierUnder(ring.current, token);
     const previous = ring.previous ? verifierUnder(ring.previous, token) : undefined;
     const issuing = previous && ring.issuing === previous.version ? previous : current;
-    return { current, ...(previous ? { previous } : {}), issuing };
+    return previous ? { current, previous, issuing } : { current, issuing };
   } finally {
     ring.current.pepper.fill(0);
     ring.previous?.pepper.fill(0);
