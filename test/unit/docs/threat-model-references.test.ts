@@ -8,16 +8,20 @@ import * as path from 'node:path';
 const ROOT = path.join(__dirname, '..', '..', '..');
 const DOC = fs.readFileSync(path.join(ROOT, 'docs', 'threat-model.md'), 'utf8');
 
-/** `file` followed by ` › name › name …` up to the next `;`, `|` or backtick. */
+/**
+ * `file` followed by ` › name › name …`, and `; › name` continuations of the same file, up to the
+ * next `|` or backtick (a `;` followed by anything but `›` ends the file's names).
+ */
 function citations(doc: string): { file: string; names: string[] }[] {
   const out: { file: string; names: string[] }[] = [];
-  const re = /`(test\/[^`]+?\.ts)`([^;|`\n]*)/g;
+  const re = /`(test\/[^`]+?\.ts)`([^|`\n]*)/g;
   for (const m of doc.matchAll(re)) {
-    const names = m[2]
+    const own = m[2].split(/;(?!\s*›)/)[0];
+    const names = own
       .split('›')
       .slice(1)
       // A quote may leave out words (…) and end in a remark in parentheses: each piece must occur.
-      .flatMap((n) => n.replace(/\(.*$/, '').split('…'))
+      .flatMap((n) => n.replace(/;\s*$/, '').replace(/\(.*$/, '').split('…'))
       .map((n) => n.trim())
       .filter((n) => n.length > 0);
     out.push({ file: m[1], names });
