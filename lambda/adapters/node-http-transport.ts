@@ -15,7 +15,7 @@ import { TextDecoder } from 'node:util';
 import type { ProviderBody, ProviderHeaders } from '../core/router/provider-port';
 import type { CancelSignal } from '../core/routing/fallback';
 import { KeepAliveHttpAgent, KeepAliveHttpsAgent } from './keep-alive-agent';
-import { TimeoutQueue } from './timeout-queue';
+import { TimeoutQueue } from '../core/timeout-queue';
 
 /** Before the response headers: no headers in time, the caller's abort, a failed connection; after them: the body's. */
 export type CallFailure = 'first_byte_timeout' | 'aborted' | 'connection' | 'body_aborted' | 'body_connection';
@@ -72,7 +72,7 @@ class Aborted extends Error {}
 export class NodeHttpTransport {
   private readonly httpAgent: HttpAgent;
   private readonly httpsAgent: HttpsAgent;
-  /** The calls' first-byte timeouts, on one timer (timeout-queue.ts). */
+  /** The calls' first-byte timeouts, on one timer (core/timeout-queue.ts). */
   private readonly firstByte = new TimeoutQueue();
 
   /**

@@ -13,6 +13,7 @@
  */
 import { callEach, Cancellation, type DeadlineSignal } from '../routing/fallback';
 import type { SseEvent } from '../sse';
+import { TimeoutQueue } from '../timeout-queue';
 import type { TokenUsage } from '../translate/usage';
 
 /**
@@ -25,7 +26,7 @@ import type { TokenUsage } from '../translate/usage';
  */
 export function requestSignal(deadlineAt: number, now: () => number, client: AbortSignal | undefined): { readonly signal: DeadlineSignal; dispose(): void } {
   const signal = new Cancellation();
-  const deadline = deadlines.add(Math.max(0, deadlineAt - now()), signal);
+  const deadline = deadlines.add(Math.max(0, deadlineAt - now()), () => signal.abort(new DOMException('The request deadline passed', 'TimeoutError')));
   if (client?.aborted) signal.abort(client.reason);
   else if (client) watchClient(client, signal);
   return {
@@ -68,76 +69,11 @@ function abortAll(signals: readonly Cancellation[], reason: () => unknown): void
   callEach(signals, (s) => s.abort(reason()));
 }
 
-interface PendingDeadline {
-  readonly at: number;
-  readonly signal: Cancellation;
-  prev?: PendingDeadline;
-  next?: PendingDeadline;
-  linked: boolean;
-}
-
 /**
- * Every request's deadline on one timer: a list ordered by time (a request joins from the end,
- * where the latest deadlines are, so with one deadline for every request joining is O(1)), and
- * one unref'd timer armed for the earliest. The timer is re-armed only for an earlier deadline
- * than it is set for, and is left running when the list empties: at one request at a time there
- * is one setTimeout per deadline period, not two timer calls per request. It fires each deadline
- * that is due, with the TimeoutError of AbortSignal.timeout, and re-arms for the next.
+ * Every request's deadline on one timer (timeout-queue.ts): it fires with the TimeoutError of
+ * AbortSignal.timeout.
  */
-class DeadlineQueue {
-  private head?: PendingDeadline;
-  private tail?: PendingDeadline;
-  private timer?: ReturnType<typeof setTimeout>;
-  private timerAt = Number.POSITIVE_INFINITY;
-
-  add(delayMs: number, signal: Cancellation): PendingDeadline {
-    const p: PendingDeadline = { at: Date.now() + delayMs, signal, linked: true };
-    let after = this.tail;
-    while (after !== undefined && after.at > p.at) after = after.prev;
-    p.prev = after;
-    p.next = after === undefined ? this.head : after.next;
-    if (p.next) p.next.prev = p;
-    else this.tail = p;
-    if (after) after.next = p;
-    else this.head = p;
-    // Armed for a later time than this one, or overdue by a second (a timer that can no longer fire,
-    // e.g. one made under a test's fake clock): armed again for the earliest.
-    if (p.at < this.timerAt || this.timerAt + 1000 < Date.now()) this.arm(this.head!.at);
-    return p;
-  }
-
-  remove(p: PendingDeadline): void {
-    if (!p.linked) return;
-    p.linked = false;
-    if (p.prev) p.prev.next = p.next;
-    else this.head = p.next;
-    if (p.next) p.next.prev = p.prev;
-    else this.tail = p.prev;
-    p.prev = p.next = undefined;
-  }
-
-  private arm(at: number): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, at - Date.now()));
-    this.timer.unref();
-  }
-
-  private fire(): void {
-    this.timer = undefined;
-    this.timerAt = Number.POSITIVE_INFINITY;
-    const due: Cancellation[] = [];
-    const t = Date.now();
-    while (this.head !== undefined && this.head.at <= t) {
-      due.push(this.head.signal);
-      this.remove(this.head);
-    }
-    if (this.head !== undefined) this.arm(this.head.at);
-    abortAll(due, () => new DOMException('The request deadline passed', 'TimeoutError'));
-  }
-}
-
-const deadlines = new DeadlineQueue();
+const deadlines = new TimeoutQueue();
 
 /** A JSON string member whose value is generated text, in the stream formats the router reads. */
 const TEXT_MEMBER = /"(?:content|text|delta|partial_json|arguments|thinking|reasoning_content|input)":"((?:[^"\\]|\\.)*)"/g;

@@ -1,9 +1,9 @@
 /**
- * The transport's first-byte timeouts on one timer (lambda/adapters/timeout-queue.ts): each fires
+ * Timeouts on one timer (lambda/core/timeout-queue.ts: the router's deadlines, the transport's first-byte timeouts): each fires
  * once, not before its time, in time order; a removed one never fires; one call at a time arms
  * one node timer, not one per call.
  */
-import { TimeoutQueue } from '../../../lambda/adapters/timeout-queue';
+import { TimeoutQueue } from '../../../lambda/core/timeout-queue';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,13 +1,16 @@
 /**
- * Many timeouts on one timer, for the provider transport's first-byte timeouts. A node timer per
+ * Many timeouts on one timer: the router's request deadlines (router/client-abort.ts) and the
+ * provider transport's first-byte timeouts (adapters/node-http-transport.ts). A node timer per
  * call costs, at one request at a time, a timer list made and dropped per request (its heap entry,
  * libuv's timer re-armed, the loop's ref taken and given back: four calls into node's C++ per
  * request, all before the answer). Here a call joins a list ordered by time (from the end, where
  * the latest are: with one timeout for every call, joining is O(1)) and leaves it when its answer
  * starts; one unref'd timer is armed for the earliest and left running when the list empties, so
  * at one request at a time there is one setTimeout per timeout period. It fires what is due and
- * re-arms for the next. (lambda/core/router/client-abort.ts keeps the router's deadlines the same way.)
+ * re-arms for the next.
  */
+import { callEach } from './routing/fallback';
+
 export interface QueuedTimeout {
   readonly at: number;
   readonly fire: () => void;
@@ -66,15 +69,7 @@ export class TimeoutQueue {
       this.remove(this.head);
     }
     if (this.head !== undefined) this.arm(this.head.at);
-    // Each fires even if an earlier one throws (a transport's fire only destroys its request).
-    let failed: { err: unknown } | undefined;
-    for (const t of due) {
-      try {
-        t.fire();
-      } catch (err) {
-        failed ??= { err };
-      }
-    }
-    if (failed) throw failed.err;
+    // Each fires even if an earlier one throws (a later one may be what cuts an upstream call).
+    callEach(due, (t) => t.fire());
   }
 }
