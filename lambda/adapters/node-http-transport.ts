@@ -7,14 +7,16 @@
  * does not follow them). Every failure is reported through the caller's `fail`, so no message
  * of node's (which quote host and port) can reach a log line.
  */
-import { type Agent as HttpAgent, type ClientRequest, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { type Agent as HttpAgent, type ClientRequest, request as httpRequest, type IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { type Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { TextDecoder } from 'node:util';
 import type { ProviderBody, ProviderHeaders } from '../core/router/provider-port';
 import type { CancelSignal } from '../core/routing/fallback';
 import { KeepAliveHttpAgent, KeepAliveHttpsAgent } from './keep-alive-agent';
+import { Aborted, FirstByteTimeout, HTTP1_POOL_AVAILABLE, type Http1Answer, Http1Pool, requestHead } from './http1-pool';
 import { TimeoutQueue } from '../core/timeout-queue';
 
 /** Before the response headers: no headers in time, the caller's abort, a failed connection; after them: the body's. */
@@ -64,16 +66,14 @@ const UTF8 = new TextDecoder();
 /** A body that closed before its end without an error of its own (what the stream iterator reports). */
 const PREMATURE_CLOSE = Object.freeze({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
 
-/** The first-byte timer's destroy, told apart from a broken socket by the error handler. */
-class FirstByteTimeout extends Error {}
-/** A destroy caused by the caller's signal. */
-class Aborted extends Error {}
 
 export class NodeHttpTransport {
   private readonly httpAgent: HttpAgent;
   private readonly httpsAgent: HttpsAgent;
   /** The calls' first-byte timeouts, on one timer (core/timeout-queue.ts). */
   private readonly firstByte = new TimeoutQueue();
+  /** GET and POST on node 20: kept-alive connections with node's parser and no ClientRequest (http1-pool.ts). */
+  private readonly pool?: Http1Pool;
 
   /**
    * @param idleSocketMs how long a kept-alive socket may sit unused. It is the agents' socket
@@ -84,10 +84,12 @@ export class NodeHttpTransport {
     // node's agents, handing over an idle socket without node's per-request option copies (keep-alive-agent.ts).
     this.httpAgent = new KeepAliveHttpAgent({ keepAlive: true, timeout: idleSocketMs, scheduling: 'lifo' });
     this.httpsAgent = new KeepAliveHttpsAgent({ keepAlive: true, timeout: idleSocketMs, scheduling: 'lifo' });
+    if (HTTP1_POOL_AVAILABLE) this.pool = new Http1Pool(idleSocketMs);
   }
 
   call(endpoint: HttpEndpoint, c: HttpCall): Promise<HttpAnswer> {
     if (c.signal.aborted) return Promise.reject(c.fail('aborted'));
+    if (this.pool !== undefined && (c.method === 'POST' || c.method === 'GET')) return this.viaPool(this.pool, endpoint, c, c.method);
     const { body } = c;
     return new Promise<HttpAnswer>((resolve, reject) => {
       const secure = endpoint.secure;
@@ -126,16 +128,30 @@ export class NodeHttpTransport {
         res = r;
         // 'close' comes once per response.
         r.on('close', () => c.signal.removeEventListener('abort', onAbort));
-        resolve({ status: r.statusCode ?? 0, headers: new NodeHeaders(r), body: new NodeBody(decoded(r), c, r) });
+        resolve({ status: r.statusCode ?? 0, headers: new NodeHeaders(r), body: new NodeBody(decoded(r, r.rawHeaders), c, r) });
       });
       req.end(body);
     });
+  }
+
+  private viaPool(pool: Http1Pool, endpoint: HttpEndpoint, c: HttpCall, method: 'GET' | 'POST'): Promise<HttpAnswer> {
+    const { body } = c;
+    const head = requestHead(method, endpoint.path, endpoint.host, c.headers, body === undefined ? undefined : Buffer.byteLength(body));
+    // A name or value node would refuse as well (its message would quote the header): nothing is sent.
+    if (head === undefined) return Promise.reject(c.fail('connection', 'ERR_INVALID_CHAR'));
+    return pool.request(endpoint, { head, body, signal: c.signal, firstByteTimeoutMs: c.firstByteTimeoutMs }).then(
+      (a: Http1Answer): HttpAnswer => ({ status: a.status, headers: new RawListHeaders(a.rawHeaders), body: new NodeBody(decoded(a.body, a.rawHeaders), c, a.body) }),
+      (err: { failure?: CallFailure; code?: string }) => {
+        throw c.fail(err.failure ?? 'connection', err.code);
+      },
+    );
   }
 
   /** Closes the kept-alive sockets (tests, shutdown). */
   close(): void {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    this.pool?.close();
   }
 }
 
@@ -169,6 +185,25 @@ class NodeHeaders implements ProviderHeaders {
   }
 }
 
+/**
+ * NodeHeaders for an answer of the pool (a raw list, no IncomingMessage): node's header object is
+ * made from the list on first use, by node's own rules (an IncomingMessage's _addHeaderLines), so
+ * names and repeated values read exactly as on node:http.
+ */
+class RawListHeaders implements ProviderHeaders {
+  private byName?: IncomingHttpHeaders;
+  constructor(private readonly raw: string[]) {}
+  get(name: string): string | null {
+    if (this.byName === undefined) {
+      const m = new IncomingMessage(null as unknown as Socket) as IncomingMessage & { _addHeaderLines(headers: string[], n: number): void };
+      m._addHeaderLines(this.raw, this.raw.length);
+      this.byName = m.headers;
+    }
+    const v = this.byName[name.toLowerCase()];
+    return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+  }
+}
+
 /** A header's values from node's raw list (names as sent), joined by ', ' as node joins a repeated one. */
 function rawHeader(raw: readonly string[], name: string): string | undefined {
   let value: string | undefined;
@@ -186,12 +221,12 @@ function rawHeader(raw: readonly string[], name: string): string | undefined {
  */
 class NodeBody implements ProviderBody {
   /** The response itself when it is read as it came (no decoder): its `complete` tells that every byte is here. */
-  private readonly message?: IncomingMessage;
+  private readonly message?: Readable & { readonly complete: boolean };
 
   constructor(
     private readonly stream: Readable,
     private readonly c: Pick<HttpCall, 'signal' | 'fail'>,
-    response: IncomingMessage,
+    response: Readable & { readonly complete: boolean },
   ) {
     if (stream === response) this.message = response;
   }
@@ -290,9 +325,9 @@ class NodeBody implements ProviderBody {
  * We ask for `accept-encoding: identity`; a server that compresses anyway (gzip, deflate, br) is
  * decoded, as fetch did. Destroying the decoder destroys the response too.
  */
-function decoded(res: IncomingMessage): Readable {
+function decoded(res: Readable, rawHeaders: readonly string[]): Readable {
   // From the raw list: node's header object is not made for this one name (NodeHeaders).
-  const coding = (rawHeader(res.rawHeaders, 'content-encoding') ?? '').trim().toLowerCase();
+  const coding = (rawHeader(rawHeaders, 'content-encoding') ?? '').trim().toLowerCase();
   const decoder = coding === 'gzip' || coding === 'x-gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : coding === 'br' ? createBrotliDecompress() : undefined;
   if (!decoder) return res;
   // Errors reach the reader through the decoder; unread, they must not become uncaught.

@@ -1,0 +1,345 @@
+/**
+ * The provider transport's own HTTP/1.1 connections (lambda/adapters/http1-pool.ts: node's parser,
+ * no ClientRequest) against raw TCP and TLS servers on 127.0.0.1: what node:http did for the
+ * transport, it still does (1xx skipped, chunked and close-delimited bodies, heads in pieces,
+ * Keep-Alive hints, node's header rules, verified TLS), and what it must refuse it refuses (an
+ * upgrade, malformed framing, an oversized head, a header it would send malformed), with typed
+ * failures that quote nothing and no connection kept after any of them.
+ * The provider-http e2e suite runs the same transport through ProviderHttpClient.
+ */
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HTTP1_POOL_AVAILABLE, Http1Pool, requestHead } from '../../../lambda/adapters/http1-pool';
+import { type CallFailure, type HttpEndpoint, NodeHttpTransport } from '../../../lambda/adapters/node-http-transport';
+
+class Failed extends Error {
+  constructor(
+    readonly failure: CallFailure,
+    readonly code?: string,
+  ) {
+    super(`failed: ${failure}`);
+  }
+}
+
+const never = () => new AbortController().signal;
+const transports: NodeHttpTransport[] = [];
+const servers: { close(): void }[] = [];
+
+afterAll(() => {
+  for (const t of transports) t.close();
+  for (const s of servers) s.close();
+});
+
+test('this node has the parser the pool was checked against (node 20): the transport uses it', () => {
+  expect(process.versions.node.split('.')[0]).toBe('20');
+  expect(HTTP1_POOL_AVAILABLE).toBe(true);
+});
+
+/** A raw TCP server: each complete request (head and Content-Length body) gets `answer(n, socket)`. */
+async function rawServer(answer: (n: number, s: Socket, head: string) => void): Promise<{ endpoint: HttpEndpoint; connections: () => number; requests: () => number; heads: string[] }> {
+  let requests = 0;
+  let connections = 0;
+  const heads: string[] = [];
+  const open = new Set<Socket>();
+  const server: Server = createTcpServer((s) => {
+    connections++;
+    open.add(s);
+    s.on('close', () => open.delete(s));
+    s.on('error', () => undefined);
+    let buf = Buffer.alloc(0);
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString('latin1');
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + length) return;
+        buf = buf.subarray(end + 4 + length);
+        heads.push(head);
+        answer(++requests, s, head);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  servers.push({
+    close: () => {
+      for (const s of open) s.destroy();
+      server.close();
+    },
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    endpoint: { url: new URL(`http://127.0.0.1:${port}/v1/chat/completions`), secure: false, hostname: '127.0.0.1', port, path: '/v1/chat/completions', host: `127.0.0.1:${port}` },
+    connections: () => connections,
+    requests: () => requests,
+    heads,
+  };
+}
+
+function transport(idleMs = 4_000): NodeHttpTransport {
+  const t = new NodeHttpTransport(idleMs);
+  transports.push(t);
+  return t;
+}
+
+async function post(t: NodeHttpTransport, endpoint: HttpEndpoint, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<{ status: number; text: string; header: (n: string) => string | null }> {
+  const a = await t.call(endpoint, { method: 'POST', headers, body: '{"q":1}', signal: never(), firstByteTimeoutMs: 2_000, fail: (f, code) => new Failed(f, code) });
+  const text = await a.body.readText!(1_000_000);
+  return { status: a.status, text: text ?? 'too large', header: (n) => a.headers.get(n) };
+}
+
+async function failure(p: Promise<unknown>): Promise<Failed> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(Failed);
+  return err as Failed;
+}
+
+test('1xx answers (100 Continue, 103 Early Hints with headers) are skipped: the final answer is read, and the connection is kept', async () => {
+  const u = await rawServer((n, s) => {
+    s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </x>; rel=preload\r\n\r\n');
+    s.write(`HTTP/1.1 200 OK\r\ncontent-length: 12\r\n\r\n{"answer":${n}}`);
+  });
+  const t = transport();
+  expect(await post(t, u.endpoint)).toMatchObject({ status: 200, text: '{"answer":1}' });
+  expect(await post(t, u.endpoint)).toMatchObject({ status: 200, text: '{"answer":2}' });
+  expect(u.connections()).toBe(1);
+});
+
+test('101 Switching Protocols is a failed connection (nothing here asked for an upgrade), and the connection closes', async () => {
+  let closed = false;
+  const u = await rawServer((_n, s) => {
+    s.on('close', () => (closed = true));
+    s.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
+  });
+  const err = await failure(post(transport(), u.endpoint));
+  expect(err.failure).toBe('connection');
+  await waitFor(() => closed);
+});
+
+test.each([
+  ['Content-Length beside Transfer-Encoding', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'],
+  ['two different Content-Lengths', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd'],
+  ['a status line that is not HTTP/1.x', 'HTTP/9 200 OK\r\n\r\n'],
+  ['a header line with a bare LF', 'HTTP/1.1 200 OK\r\nx-a: 1\nx-b: 2\r\ncontent-length: 2\r\n\r\nok'],
+  ['a head larger than node\'s header limit', `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(20_000)}\r\ncontent-length: 2\r\n\r\nok`],
+])('malformed framing (%s) is a typed connection failure that quotes nothing, and the connection closes', async (_what, answer) => {
+  let closed = false;
+  const u = await rawServer((_n, s) => {
+    s.on('close', () => (closed = true));
+    s.write(answer);
+  });
+  const err = await failure(post(transport(), u.endpoint));
+  expect(err.failure).toBe('connection');
+  expect(err.code).toMatch(/^HPE_[A-Z_]+$/);
+  await waitFor(() => closed);
+});
+
+test('a chunked answer reads whole and keeps the connection; an answer delimited by the connection\'s close reads whole and is not reused', async () => {
+  const u = await rawServer((n, s) => {
+    if (n === 1) s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{"a":\r\n3\r\n"b"\r\n1\r\n}\r\n0\r\nx-trailer: t\r\n\r\n');
+    else if (n === 2) s.end('HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n{"until":"close"}');
+    else s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}');
+  });
+  const t = transport();
+  expect(await post(t, u.endpoint)).toMatchObject({ text: '{"a":"b"}' });
+  expect(await post(t, u.endpoint)).toMatchObject({ text: '{"until":"close"}' });
+  expect(u.connections()).toBe(1);
+  expect(await post(t, u.endpoint)).toMatchObject({ text: '{}' });
+  expect(u.connections()).toBe(2);
+});
+
+test('a head that arrives a byte at a time reads as one that came whole: the same status and headers, by node\'s rules for repeated ones', async () => {
+  const answer = 'HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nretry-after: 9\r\nX-Multi: a\r\nx-multi: b\r\ncontent-length: 4\r\n\r\nslow';
+  const u = await rawServer((n, s) => {
+    if (n === 1) return void s.write(answer);
+    let i = 0;
+    const next = (): void => {
+      if (i < answer.length) s.write(answer[i++], () => setImmediate(next));
+    };
+    next();
+  });
+  const t = transport();
+  const whole = await post(t, u.endpoint);
+  const pieces = await post(t, u.endpoint);
+  for (const r of [whole, pieces]) {
+    expect(r.status).toBe(429);
+    expect(r.text).toBe('slow');
+    // node keeps the first Retry-After (a single-valued header) and joins the others.
+    expect(r.header('retry-after')).toBe('7');
+    expect(r.header('X-MULTI')).toBe('a, b');
+    expect(r.header('x-absent')).toBeNull();
+  }
+  expect(u.connections()).toBe(1);
+});
+
+test('a Keep-Alive hint of one second or less keeps no connection; a longer one sets the idle timeout below it (less a second)', async () => {
+  const u = await rawServer((n, s) => s.write(`HTTP/1.1 200 OK\r\nkeep-alive: timeout=${n <= 2 ? 1 : 2}\r\ncontent-length: 2\r\n\r\n{}`));
+  const t = transport(60_000);
+  await post(t, u.endpoint);
+  await post(t, u.endpoint);
+  expect(u.connections()).toBe(2);
+  await post(t, u.endpoint); // timeout=2: kept for at most 1 s
+  await post(t, u.endpoint);
+  expect(u.connections()).toBe(3);
+  await new Promise((r) => setTimeout(r, 1_300));
+  await post(t, u.endpoint);
+  expect(u.connections()).toBe(4);
+});
+
+test('a server that closes an idle kept-alive connection: the next call connects again and is answered', async () => {
+  const u = await rawServer((n, s) => {
+    s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}');
+    if (n === 1) setTimeout(() => s.end(), 10);
+  });
+  const t = transport();
+  await post(t, u.endpoint);
+  await new Promise((r) => setTimeout(r, 60));
+  expect(await post(t, u.endpoint)).toMatchObject({ status: 200, text: '{}' });
+  expect(u.connections()).toBe(2);
+});
+
+test.each([
+  ['a value with CR LF (a second header smuggled in)', { 'x-a': 'v\r\nx-injected: 1' }],
+  ['a value with a bare LF', { 'x-a': 'v\nx' }],
+  ['a value with a NUL', { 'x-a': 'v\u0000' }],
+  ['a value outside ASCII', { 'x-a': 'caf\u00e9' }],
+  ['a name with a space', { 'x a': 'v' }],
+  ['a name with a colon', { 'x:a': 'v' }],
+  ['an empty name', { '': 'v' }],
+])('a header this would send malformed (%s) is refused before any byte goes out', async (_what, headers) => {
+  const u = await rawServer((_n, s) => s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}'));
+  const err = await failure(post(transport(), u.endpoint, headers as Record<string, string>));
+  expect(err.failure).toBe('connection');
+  await new Promise((r) => setTimeout(r, 30));
+  expect(u.connections()).toBe(0);
+});
+
+test('the request head: Host first, the caller\'s Host, Connection and framing headers replaced by ours, one Content-Length', () => {
+  const head = requestHead('POST', '/v1/x?y=1', '127.0.0.1:9', { host: 'evil', 'content-length': '1', 'transfer-encoding': 'chunked', connection: 'close', 'x-a': 'b' }, 12);
+  expect(head).toBe('POST /v1/x?y=1 HTTP/1.1\r\nhost: 127.0.0.1:9\r\nx-a: b\r\nconnection: keep-alive\r\ncontent-length: 12\r\n\r\n');
+  expect(requestHead('GET', '/v1/models', 'h', {}, undefined)).toBe('GET /v1/models HTTP/1.1\r\nhost: h\r\nconnection: keep-alive\r\n\r\n');
+  expect(requestHead('GET', '/a b', 'h', {}, undefined)).toBeUndefined();
+  expect(requestHead('GET', 'http://other/', 'h', {}, undefined)).toBeUndefined();
+  expect(requestHead('GET', '/', 'h\r\nx: y', {}, undefined)).toBeUndefined();
+});
+
+test('a body cancelled before its end closes the connection; one read to its end leaves it for the next call', async () => {
+  const closes: number[] = [];
+  const u = await rawServer((n, s) => {
+    s.once('close', () => closes.push(n));
+    if (n === 1) s.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"partial":');
+    else s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}');
+  });
+  const t = transport();
+  const a = await t.call(u.endpoint, { method: 'POST', headers: {}, body: '{}', signal: never(), firstByteTimeoutMs: 2_000, fail: (f, code) => new Failed(f, code) });
+  await a.body.cancel();
+  await waitFor(() => closes.includes(1));
+  expect(await post(t, u.endpoint)).toMatchObject({ text: '{}' });
+  expect(await post(t, u.endpoint)).toMatchObject({ text: '{}' });
+  expect(u.connections()).toBe(2);
+});
+
+test('a body nobody reads yet whose connection breaks raises nothing uncaught; a read after it fails typed', async () => {
+  const u = await rawServer((_n, s) => {
+    s.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"partial":');
+    setTimeout(() => s.destroy(), 10);
+  });
+  const t = transport();
+  const a = await t.call(u.endpoint, { method: 'POST', headers: {}, body: '{}', signal: never(), firstByteTimeoutMs: 2_000, fail: (f, code) => new Failed(f, code) });
+  await new Promise((r) => setTimeout(r, 60));
+  const err = await failure(a.body.readText!(1_000));
+  expect(err.failure).toBe('body_connection');
+});
+
+test('close() ends the idle connections and fails a call in flight as a lost connection', async () => {
+  let closed = 0;
+  const u = await rawServer((n, s) => {
+    if (n > 1) return; // the second call waits for its answer
+    s.once('close', () => closed++);
+    s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}');
+  });
+  const t = new NodeHttpTransport();
+  await post(t, u.endpoint);
+  const pending = failure(post(t, u.endpoint));
+  await waitFor(() => u.requests() === 2);
+  t.close();
+  expect((await pending).failure).toBe('connection');
+  await waitFor(() => closed === 1);
+});
+
+describe('over TLS (a server on 127.0.0.1 with a certificate made for the test by openssl)', () => {
+  let dir: string;
+  let tls: TlsServer;
+  let port: number;
+  let cert: string;
+  const connections: unknown[] = [];
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sr-h1-'));
+    // Fails loudly without openssl: the test needs a certificate for 127.0.0.1 and keeps no key in the repository.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
+    cert = readFileSync(join(dir, 'c.pem'), 'utf8');
+    tls = createTlsServer({ key: readFileSync(join(dir, 'k.pem')), cert }, (req, res) => {
+      req.resume();
+      req.on('end', () => res.end(`{"secure":${(req.socket as Socket & { encrypted?: boolean }).encrypted === true}}`));
+    });
+    tls.on('secureConnection', (s) => connections.push(s));
+    tls.listen(0, '127.0.0.1');
+    await once(tls, 'listening');
+    port = (tls.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    tls.closeAllConnections();
+    await new Promise((r) => tls.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const origin = () => ({ secure: true, hostname: '127.0.0.1', port });
+  const call = async (pool: Http1Pool): Promise<string> => {
+    const head = requestHead('POST', '/v1/chat/completions', `127.0.0.1:${port}`, {}, 2)!;
+    const a = await pool.request(origin(), { head, body: '{}', signal: never(), firstByteTimeoutMs: 2_000 });
+    a.body.resume();
+    const chunks: Buffer[] = [];
+    a.body.on('data', (c: Buffer) => chunks.push(c));
+    await once(a.body, 'end');
+    return Buffer.concat(chunks).toString();
+  };
+
+  test('a certificate the pool trusts: sequential calls share one verified connection', async () => {
+    const pool = new Http1Pool(4_000, { ca: cert });
+    try {
+      for (let i = 0; i < 3; i++) expect(await call(pool)).toBe('{"secure":true}');
+      expect(connections).toHaveLength(1);
+    } finally {
+      pool.close();
+    }
+  });
+
+  test('a certificate nobody trusts (node\'s CA store): no connection, a typed failure with the TLS code only', async () => {
+    const pool = new Http1Pool(4_000);
+    try {
+      const err = (await call(pool).catch((e: unknown) => e)) as { failure?: string; code?: string; message?: string };
+      expect(err.failure).toBe('connection');
+      expect(err.code).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|CERT/);
+      expect(String(err.message)).not.toContain(String(port));
+    } finally {
+      pool.close();
+    }
+  });
+});
+
+async function waitFor(cond: () => boolean, ms = 3_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
