@@ -17,7 +17,10 @@
  * It also knows which reservation rows exist for certain: those the ledger put in this process
  * and that nothing deleted since (by the same rules: any statement the ledger does not run itself,
  * any rollback, clears them). A settle of such a reservation cannot fail its condition, so the
- * ledger journals it and lets its SQL run later (database.ts `deferredApply`).
+ * ledger journals it and lets its SQL run later (database.ts `deferredApply`). For a tenant whose
+ * reservation rows were all read at once (`reservationsLoaded`), it also knows which do not exist:
+ * a new reservation with such a key cannot fail its condition either, and is journaled too
+ * (`deferredReservation`). Any clear forgets both.
  */
 import { COUNTER_FIELDS, CounterUpdate, CounterValues } from '../../lambda/core/governance/ledger';
 import type { Row } from './database';
@@ -116,6 +119,8 @@ export class CounterMirror {
   private readonly entries = new Map<string, CounterRow | null>();
   /** Keys of reservation rows known to exist. */
   private readonly live = new Set<string>();
+  /** Reservation partition keys (RESV#<tenant>) whose every row is in `live`. */
+  private readonly complete = new Set<string>();
   /** Clears so far (tests). */
   clears = 0;
 
@@ -151,14 +156,36 @@ export class CounterMirror {
 
   clear(): void {
     if (this.entries.size > 0) this.entries.clear();
-    if (this.live.size > 0) this.live.clear();
+    if (this.live.size > 0 || this.complete.size > 0) this.forgetReservations();
     this.clears++;
+  }
+
+  private forgetReservations(): void {
+    this.live.clear();
+    this.complete.clear();
   }
 
   /** The ledger put this reservation row (in the open group: a rollback clears it). */
   reservationPut(pk: string, sk: string): void {
-    if (this.live.size >= MAX_ENTRIES) this.live.clear();
+    if (this.live.size >= MAX_ENTRIES) this.forgetReservations();
     this.live.add(keyOf(pk, sk));
+  }
+
+  /** Every reservation row of `pk`, as SQLite returned them: from now on a key not among them is known not to exist. */
+  reservationsLoaded(pk: string, sks: readonly string[]): void {
+    if (this.live.size + sks.length >= MAX_ENTRIES) return;
+    for (const sk of sks) this.live.add(keyOf(pk, sk));
+    this.complete.add(pk);
+  }
+
+  /** Whether every reservation row of `pk` is known (reservationsLoaded, and nothing cleared them since). */
+  knowsAllReservations(pk: string): boolean {
+    return this.complete.has(pk);
+  }
+
+  /** Whether the reservation row does not exist, for certain (false: not known). */
+  isReservationAbsent(pk: string, sk: string): boolean {
+    return this.complete.has(pk) && !this.live.has(keyOf(pk, sk));
   }
 
   /** The reservation row is deleted, or will be before any other statement runs. */

@@ -61,7 +61,7 @@ import { clearsCounterMirror, CounterMirror, CounterRow } from './counter-mirror
 import { CREATES_TRIGGER, RowCache, invalidatesRowCache } from './row-cache';
 import { countersByKeySql } from './rows';
 import { pushCounterParams, upsertSql } from './counter-sql';
-import { frameOf, INSERT_USAGE_SQL, JournaledLedgerWrite, ledgerFrameOf, USAGE_JOURNAL_FILE, UsageJournal, UsageRow } from './usage-journal';
+import { frameOf, INSERT_USAGE_SQL, JournaledLedgerWrite, JournaledReservation, ledgerFrameOf, reservationFrameOf, USAGE_JOURNAL_FILE, UsageJournal, UsageRow } from './usage-journal';
 
 export type SqlValue = number | string | null | Uint8Array;
 export type Row = Record<string, number | bigint | string | Uint8Array | null>;
@@ -237,11 +237,18 @@ interface Prepared {
   bound?: SqlValue[];
 }
 
-/** A journaled ledger write and the SQL that applies it. */
+/** A journaled ledger write or reservation and the SQL that applies it (`seq`: a reservation's sequence number). */
 interface PendingApply {
-  readonly entry: JournaledLedgerWrite;
   readonly apply: () => void;
+  readonly seq?: number;
 }
+
+/** The meta row holding the highest reservation sequence number applied, in order (usage-journal.ts). */
+const APPLIED_SEQ = 'journal.reservations.applied';
+const APPLIED_SEQ_SQL = 'INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)';
+const RESERVATIONS_OF_SQL = 'SELECT sk FROM counters WHERE pk = ? AND body IS NOT NULL LIMIT ?';
+/** A tenant with more reservation rows than this (a crash under heavy load left them) has its reservations committed at once until reclaims thin them. */
+const MAX_LOADED_RESERVATIONS = 1_000;
 
 /** sqlite3_changes() of the WebAssembly module (the package exports its C functions). */
 const sqliteChanges = (sqliteModule as unknown as { _sqlite3_changes?: (db: number) => number })._sqlite3_changes;
@@ -323,6 +330,12 @@ export class EmbeddedDatabase {
   private keepJournal = false;
   /** Journaled ledger writes replayed when the store opened (tests). */
   replayedLedgerWrites = 0;
+  /** Journaled reservations replayed when the store opened (tests). */
+  replayedReservations = 0;
+  /** The last reservation sequence number handed out (usage-journal.ts). */
+  private reservationSeq = 0;
+  /** A journaled reservation could not be applied: the rest wait behind it, and no new one is journaled. */
+  private reservationStuck = false;
 
   constructor(opts: EmbeddedDatabaseOptions = {}) {
     let file = ':memory:';
@@ -370,12 +383,13 @@ export class EmbeddedDatabase {
         // What a killed process left in the journal goes into the database before anything reads
         // it: its settles (each applied only if its reservation row is still there) and its records.
         const entries = this.journal.recover();
-        const ledger: JournaledLedgerWrite[] = [];
+        const ledger: ({ readonly ledger: JournaledLedgerWrite } | { readonly reservation: JournaledReservation })[] = [];
         for (const e of entries) {
           if ('row' in e) this.journaled.push(e.row);
-          else ledger.push(e.ledger);
+          else ledger.push(e);
         }
-        if (ledger.length > 0) this.deferred(() => ledger.forEach((w) => this.replayLedgerWrite(w)), false, true);
+        this.reservationSeq = this.appliedReservationSeq();
+        if (ledger.length > 0) this.deferred(() => this.replayLedger(ledger), false, true);
         this.importJournal();
         this.flush();
         if (this.journaled.length > 0 || this.open) throw new Error('embedded store: the usage journal could not be moved into the database');
@@ -585,33 +599,133 @@ export class EmbeddedDatabase {
     if (!this.journal) throw new Error('embedded store: no journal (in memory)');
     if (this.closed) throw new Error('embedded store: the database is closed');
     this.groupFrames.push(ledgerFrameOf(entry));
-    this.pending.push({ entry, apply });
+    this.pending.push({ apply });
     if (this.depth === 0 && !this.commitScheduled) {
       this.commitScheduled = true;
       setImmediate(() => this.flush());
     }
   }
 
-  /** Runs the journaled ledger writes' SQL (in the open group), each as its own write; outside any write only. */
+  /**
+   * Whether a new reservation can be journaled before its SQL runs (`deferredReservation`): a store
+   * on disk, open, and no journaled reservation waiting behind a failure.
+   */
+  get journalingReservations(): boolean {
+    return this.journaling && !this.reservationStuck;
+  }
+
+  /**
+   * Whether the reservation row (pk, sk) does not exist, for certain: through the counter mirror,
+   * which reads every reservation row of `pk` in one SELECT when it does not know them all (false
+   * for a tenant with too many to hold).
+   */
+  reservationAbsent(pk: string, sk: string): boolean {
+    if (!this.counters.knowsAllReservations(pk)) {
+      const rows = this.all(RESERVATIONS_OF_SQL, [pk, MAX_LOADED_RESERVATIONS + 1]);
+      if (rows.length > MAX_LOADED_RESERVATIONS) return false;
+      this.counters.reservationsLoaded(
+        pk,
+        rows.map((r) => String(r.sk)),
+      );
+    }
+    return this.counters.isReservationAbsent(pk, sk);
+  }
+
+  /**
+   * A new reservation whose outcome is known now (its caller checked its ceilings through the
+   * counter mirror, and that its row does not exist; nothing can change either before `apply`
+   * runs): like `deferredApply`, its frame is on disk when `durableNow()` or `durable()` resolves,
+   * and its SQL runs before any other statement or the group's COMMIT. The group that applies it
+   * also stores its sequence number (`APPLIED_SEQ`), so a replay never applies it twice.
+   */
+  deferredReservation(entry: Omit<JournaledReservation, 'seq'>, apply: () => void): void {
+    if (!this.journal) throw new Error('embedded store: no journal (in memory)');
+    if (this.closed) throw new Error('embedded store: the database is closed');
+    const seq = ++this.reservationSeq;
+    this.groupFrames.push(reservationFrameOf({ seq, put: entry.put, counters: entry.counters }));
+    this.pending.push({ apply, seq });
+    if (this.depth === 0 && !this.commitScheduled) {
+      this.commitScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /**
+   * Runs the journaled ledger writes' SQL (in the open group), each as its own write, in order;
+   * outside any write only. A reservation that cannot be applied stops the run: it and everything
+   * after it wait for the next one (the stored sequence number covers only reservations applied
+   * in order), and no new reservation is journaled meanwhile.
+   */
   private drain(): void {
     if (this.pending.length === 0 || this.depth > 0 || this.draining) return;
     const batch = this.pending;
     this.pending = [];
     this.draining = true;
+    let appliedSeq = 0;
     try {
-      for (const p of batch) {
+      for (let i = 0; i < batch.length; i++) {
+        const p = batch[i];
         try {
           this.write(p.apply, false, true);
           this.appliedInGroup.push(p);
+          if (p.seq !== undefined) appliedSeq = p.seq;
         } catch (err) {
           // Its frame is on disk (or will be with this group): the next open applies it.
           this.keepJournal = true;
           this.onBackgroundError?.(err);
+          if (p.seq !== undefined) {
+            this.reservationStuck = true;
+            this.pending = batch.slice(i).concat(this.pending);
+            break;
+          }
         }
       }
+      if (appliedSeq > 0) this.write(() => this.run(APPLIED_SEQ_SQL, [APPLIED_SEQ, String(appliedSeq)]), true, true);
     } finally {
       this.draining = false;
     }
+    if (this.reservationStuck && !this.pending.some((p) => p.seq !== undefined)) this.reservationStuck = false;
+    // Applied in the open group: it commits at the end of this turn (a reader drained it, nobody else may write).
+    if (this.open && !this.commitScheduled) {
+      this.commitScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** The highest reservation sequence number applied (0: none yet). */
+  private appliedReservationSeq(): number {
+    const n = Number(this.one('SELECT value FROM meta WHERE name = ?', [APPLIED_SEQ])?.value ?? 0);
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error('embedded store: the stored reservation sequence number is not a number; refusing to open');
+    return n;
+  }
+
+  /**
+   * The journal's ledger writes and reservations, when the store opens, in order: a reservation
+   * only above the stored sequence number (it never committed), a settle or release only while its
+   * reservation row exists. The highest sequence number seen is stored with them.
+   */
+  private replayLedger(entries: readonly ({ readonly ledger: JournaledLedgerWrite } | { readonly reservation: JournaledReservation })[]): void {
+    const applied = this.reservationSeq;
+    let highest = applied;
+    for (const e of entries) {
+      if ('ledger' in e) {
+        this.replayLedgerWrite(e.ledger);
+        continue;
+      }
+      const r = e.reservation;
+      highest = Math.max(highest, r.seq);
+      if (r.seq <= applied) continue;
+      const p = r.put;
+      if (this.run('INSERT INTO counters(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(pk, sk) DO NOTHING', [p.pk, p.sk, p.reclaimAfter, p.expiresAt, p.body]) === 0) continue;
+      if (r.counters.length > 0) {
+        const params: SqlValue[] = [];
+        for (const u of r.counters) pushCounterParams(params, u);
+        this.run(upsertSql(r.counters.length), params);
+      }
+      this.replayedReservations++;
+    }
+    if (highest > applied) this.run(APPLIED_SEQ_SQL, [APPLIED_SEQ, String(highest)]);
+    this.reservationSeq = highest;
   }
 
   /** A journaled ledger write, when the store opens: applied only while its reservation row exists. */

@@ -5,7 +5,11 @@
  * transaction (every failed item).
  *
  * A reservation is on disk before `write` returns (the provider is called only after it; a
- * failed commit fails it closed). A settle, release or reclaim joins the group commit of its
+ * failed write fails it closed). When its outcome is known without SQL (its ceilings pass through
+ * the counter mirror and its row is known not to exist), it is journaled instead of committed:
+ * one write of its frame to the journal, its SQL applied after the caller went on (the provider
+ * call's wait) and before any other statement (database.ts `deferredReservation`). A settle,
+ * release or reclaim joins the group commit of its
  * event-loop turn without waiting: the router writes the request's usage record right after its
  * settle and waits for that (embedded-router-store.ts), so both share one commit, before the
  * answer completes. If that commit fails, both are written again in one new group.
@@ -28,7 +32,7 @@ import { isMirrored, valuesOfMirrored } from './counter-mirror';
 import { EmbeddedDatabase, Row, textBytes } from './database';
 import { parseJson } from './rows';
 import { pushCounterParams, upsertSql } from './counter-sql';
-import type { JournaledLedgerWrite } from './usage-journal';
+import type { JournaledLedgerWrite, JournaledReservation } from './usage-journal';
 
 class Refused extends Error {
   constructor(readonly result: Extract<LedgerResult, { ok: false }>) {
@@ -72,6 +76,13 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
   ) {}
 
   async write(w: LedgerWrite): Promise<LedgerResult> {
+    const put = this.db.journalingReservations ? this.journalableReservation(w) : undefined;
+    if (put) {
+      this.db.counters.reservationPut(put.put.pk, put.put.sk);
+      this.db.deferredReservation(put, () => this.apply(w, put.put.body));
+      await this.db.durableNow();
+      return { ok: true };
+    }
     const journaled = this.db.journaling ? journalable(w, this.db) : undefined;
     if (journaled) {
       // Its only condition (the reservation row) holds and nothing can delete that row before its
@@ -138,13 +149,29 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
     }
   }
 
-  private apply(w: LedgerWrite): void {
+  /**
+   * The journal form of a new reservation whose outcome is known now: its counter updates are
+   * what the journal holds exactly (safe integers of counter fields), its ceilings pass through
+   * the counter mirror, and its row is known not to exist. Undefined otherwise: it runs at once,
+   * as before (and a refusal is reported from there).
+   */
+  private journalableReservation(w: LedgerWrite): Omit<JournaledReservation, 'seq'> | undefined {
+    const r = w.reservation;
+    if (!r || !('put' in r) || w.counters.length === 0 || !exactCounters(w.counters)) return undefined;
+    const p = r.put;
+    if (!Number.isSafeInteger(p.expiresAt) || !Number.isSafeInteger(p.reclaimAfter)) return undefined;
+    if (this.failedCeilings(w.counters).length > 0 || !this.db.reservationAbsent(p.key.pk, p.key.sk)) return undefined;
+    return { put: { pk: p.key.pk, sk: p.key.sk, expiresAt: p.expiresAt, reclaimAfter: p.reclaimAfter, body: JSON.stringify(p) }, counters: w.counters };
+  }
+
+  /** @param body the reservation record's JSON text, when the caller made it already */
+  private apply(w: LedgerWrite, body?: string): void {
     const r = w.reservation;
     // A new reservation whose ceilings pass (read through the mirror): one statement for all.
     if (r && 'put' in r && w.counters.length > 0 && this.failedCeilings(w.counters).length === 0) {
       const p = r.put;
       this.db.counters.forget(p.key.pk, p.key.sk);
-      const params: (string | number | null | Uint8Array)[] = [p.key.pk, p.key.sk, p.expiresAt, p.reclaimAfter, textBytes(JSON.stringify(p))];
+      const params: (string | number | null | Uint8Array)[] = [p.key.pk, p.key.sk, p.expiresAt, p.reclaimAfter, textBytes(body ?? JSON.stringify(p))];
       for (const u of w.counters) pushCounterParams(params, u);
       if (this.db.runMirrored(reserveSql(w.counters.length), params) !== w.counters.length + 1) {
         throw new Refused({ ok: false, reservationFailed: true, failed: [] });
@@ -221,15 +248,21 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
 function journalable(w: LedgerWrite, db: EmbeddedDatabase): JournaledLedgerWrite | undefined {
   const r = w.reservation;
   if (!r || !('delete' in r) || r.reclaimableAt !== undefined) return undefined;
-  for (const u of w.counters) {
-    if (u.ceilings || (u.expiresAt !== undefined && !Number.isSafeInteger(u.expiresAt))) return undefined;
-    for (const f in u.add) {
-      const v = u.add[f as CounterField];
-      if (v !== undefined && (!Number.isSafeInteger(v) || !(COUNTER_FIELDS as readonly string[]).includes(f))) return undefined;
-    }
-  }
+  if (w.counters.some((u) => u.ceilings) || !exactCounters(w.counters)) return undefined;
   if (!db.counters.isReservationLive(r.delete.pk, r.delete.sk)) return undefined;
   return { reservation: r.delete, counters: w.counters };
+}
+
+/** Counter updates the journal holds exactly: safe integers of counter fields, a safe-integer expiry. */
+function exactCounters(counters: readonly CounterUpdate[]): boolean {
+  for (const u of counters) {
+    if (u.expiresAt !== undefined && !Number.isSafeInteger(u.expiresAt)) return false;
+    for (const f in u.add) {
+      const v = u.add[f as CounterField];
+      if (v !== undefined && (!Number.isSafeInteger(v) || !(COUNTER_FIELDS as readonly string[]).includes(f))) return false;
+    }
+  }
+  return true;
 }
 
 /** A row's counter fields (absent when NULL); a value that is not a number compares like Number() of it. */

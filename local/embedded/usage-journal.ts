@@ -14,9 +14,17 @@
  * it deletes. Replaying one is idempotent: it applies only while that reservation row still
  * exists, and the SQL that applied it deleted the row in the same transaction.
  *
+ * And it holds budget reservations made durable before their SQL runs (database.ts
+ * `deferredReservation`): the reservation row and its counter updates, with a sequence number.
+ * The group that applies one also stores the highest sequence number applied so far (in order)
+ * in the database, in the same transaction; replaying one applies it only above that number, so a
+ * reservation applied once is never applied again, whatever happened to its row since (a settle,
+ * a reclaim, an expiry).
+ *
  * Frames: [payload length u32 LE][CRC-32 of the payload u32 LE][payload]; the payload is a JSON
  * array of keys, a newline (JSON text has none), and a body. A usage row: the row's five key
- * columns, then the body's UTF-8 bytes. A ledger write: `["ledger"]`, then its JSON. A frame cut
+ * columns, then the body's UTF-8 bytes. A ledger write: `["ledger"]`, then its JSON. A
+ * reservation: `["reserve"]`, then its JSON. A frame cut
  * short or damaged (a write the process died in, a failed write that is overwritten) ends the
  * journal: nothing after it was ever acknowledged, since the journal is written from its end and
  * a failed write fails its whole group.
@@ -55,18 +63,44 @@ export interface JournaledLedgerWrite {
   }[];
 }
 
-export type JournalEntry = { readonly row: UsageRow } | { readonly ledger: JournaledLedgerWrite };
+/**
+ * A budget reservation journaled before its SQL runs: its row (the reservation record's JSON text
+ * as stored) and its counter updates (no ceilings: they were checked when it was journaled), with
+ * the sequence number that says whether a replay must apply it.
+ */
+export interface JournaledReservation {
+  readonly seq: number;
+  readonly put: { readonly pk: string; readonly sk: string; readonly expiresAt: number; readonly reclaimAfter: number; readonly body: string };
+  readonly counters: JournaledLedgerWrite['counters'];
+}
+
+export type JournalEntry = { readonly row: UsageRow } | { readonly ledger: JournaledLedgerWrite } | { readonly reservation: JournaledReservation };
 
 const LEDGER_KEYS = '["ledger"]';
+const RESERVE_KEYS = '["reserve"]';
 
 /**
  * A ledger write as a journal frame: its JSON written field by field (only the fields the reader
  * accepts, counter fields in COUNTER_FIELDS order), without building a copy of the write first.
  */
 export function ledgerFrameOf(w: JournaledLedgerWrite): Buffer {
-  let json = `{"reservation":{"pk":${JSON.stringify(w.reservation.pk)},"sk":${JSON.stringify(w.reservation.sk)}},"counters":[`;
-  for (let i = 0; i < w.counters.length; i++) {
-    const c = w.counters[i];
+  const json = `{"reservation":{"pk":${JSON.stringify(w.reservation.pk)},"sk":${JSON.stringify(w.reservation.sk)}},"counters":${countersJson(w.counters)}}`;
+  return frameWith(LEDGER_KEYS, Buffer.from(json, 'utf8'));
+}
+
+/** A reservation as a journal frame (field by field, like ledgerFrameOf). */
+export function reservationFrameOf(r: JournaledReservation): Buffer {
+  const p = r.put;
+  const json =
+    `{"seq":${r.seq},"put":{"pk":${JSON.stringify(p.pk)},"sk":${JSON.stringify(p.sk)},"expiresAt":${p.expiresAt},"reclaimAfter":${p.reclaimAfter},` +
+    `"body":${JSON.stringify(p.body)}},"counters":${countersJson(r.counters)}}`;
+  return frameWith(RESERVE_KEYS, Buffer.from(json, 'utf8'));
+}
+
+function countersJson(counters: JournaledLedgerWrite['counters']): string {
+  let json = '[';
+  for (let i = 0; i < counters.length; i++) {
+    const c = counters[i];
     json += `${i > 0 ? ',' : ''}{"key":{"pk":${JSON.stringify(c.key.pk)},"sk":${JSON.stringify(c.key.sk)}},"add":{`;
     let first = true;
     for (const f of COUNTER_FIELDS) {
@@ -80,7 +114,7 @@ export function ledgerFrameOf(w: JournaledLedgerWrite): Buffer {
     if (c.tokenId !== undefined) json += `,"tokenId":${JSON.stringify(c.tokenId)}`;
     json += '}';
   }
-  return frameWith(LEDGER_KEYS, Buffer.from(`${json}]}`, 'utf8'));
+  return `${json}]`;
 }
 
 function frameWith(keys: string, body: Uint8Array): Buffer {
@@ -112,15 +146,21 @@ export function entriesOf(bytes: Buffer): JournalEntry[] {
     if (newline < 0) break;
     let keys: unknown;
     let ledger: unknown;
+    let reservation: unknown;
     try {
       keys = JSON.parse(payload.subarray(0, newline).toString('utf8'));
-      if (Array.isArray(keys) && keys.length === 1 && keys[0] === 'ledger') ledger = JSON.parse(payload.subarray(newline + 1).toString('utf8'));
+      const kind = Array.isArray(keys) && keys.length === 1 ? keys[0] : undefined;
+      if (kind === 'ledger') ledger = JSON.parse(payload.subarray(newline + 1).toString('utf8'));
+      else if (kind === 'reserve') reservation = JSON.parse(payload.subarray(newline + 1).toString('utf8'));
     } catch {
       break;
     }
     if (ledger !== undefined) {
       if (!isLedgerWrite(ledger)) break;
       entries.push({ ledger });
+    } else if (reservation !== undefined) {
+      if (!isReservation(reservation)) break;
+      entries.push({ reservation });
     } else {
       if (!isKeys(keys)) break;
       entries.push({ row: [keys[0], keys[1], keys[2], keys[3], keys[4], Buffer.from(payload.subarray(newline + 1))] });
@@ -136,7 +176,19 @@ const isKey = (k: unknown): k is { pk: string; sk: string } =>
 /** Exactly the shape ledgerFrameOf writes: safe-integer amounts of known fields, string keys. */
 function isLedgerWrite(v: unknown): v is JournaledLedgerWrite {
   if (typeof v !== 'object' || v === null || !isKey((v as { reservation?: unknown }).reservation)) return false;
-  const counters = (v as { counters?: unknown }).counters;
+  return isCounters((v as { counters?: unknown }).counters);
+}
+
+/** Exactly the shape reservationFrameOf writes: a positive safe-integer sequence number, a row with safe-integer times and a text body. */
+function isReservation(v: unknown): v is JournaledReservation {
+  if (typeof v !== 'object' || v === null) return false;
+  const { seq, put, counters } = v as { seq?: unknown; put?: unknown; counters?: unknown };
+  if (!Number.isSafeInteger(seq) || (seq as number) < 1 || !isKey(put)) return false;
+  const { expiresAt, reclaimAfter, body } = put as { expiresAt?: unknown; reclaimAfter?: unknown; body?: unknown };
+  return Number.isSafeInteger(expiresAt) && Number.isSafeInteger(reclaimAfter) && typeof body === 'string' && isCounters(counters);
+}
+
+function isCounters(counters: unknown): counters is JournaledLedgerWrite['counters'] {
   if (!Array.isArray(counters)) return false;
   return counters.every((c: unknown) => {
     if (typeof c !== 'object' || c === null || !isKey((c as { key?: unknown }).key)) return false;

@@ -25,18 +25,25 @@ import { tenantStoreContract } from './tenant-store.contract';
 import { factorChangeContract } from './factor-change.contract';
 
 const REGION = 'eu-central-1';
-const dir = mkdtempSync(join(tmpdir(), 'sr-contract-'));
-let db: EmbeddedDatabase;
-let backend: ContractBackend;
+const dirs: string[] = [];
+const dbs: EmbeddedDatabase[] = [];
 
-beforeAll(() => {
-  db = new EmbeddedDatabase({ dir });
+/**
+ * The embedded adapters over a fresh state directory. `soleRequest`: the database is told that
+ * each caller is the only request in flight, as the local gateway does at 1 client, so writes take
+ * the journal-first paths (a reservation or settle journaled, its SQL run after the caller goes on).
+ */
+function embeddedBackend(name: string, soleRequest?: () => boolean): ContractBackend {
+  const dir = mkdtempSync(join(tmpdir(), 'sr-contract-'));
+  dirs.push(dir);
+  const db = new EmbeddedDatabase({ dir, soleRequest });
+  dbs.push(db);
   const audit = localAudit(dir, { info: () => undefined, warn: () => undefined, error: () => undefined });
   const rootKey = LocalRootKey.open(REGION, dir);
   const sql = (s: string, p: (string | number | null)[]) => db.run(s, p);
   const text = (v: unknown) => (typeof v === 'number' || typeof v === 'string' ? v : v === undefined ? null : JSON.stringify(v));
-  backend = {
-    name: 'embedded adapters',
+  return {
+    name,
     region: REGION,
     store: new EmbeddedTenantStore(db, audit.trail),
     audit,
@@ -78,10 +85,17 @@ beforeAll(() => {
       },
     },
   };
+}
+
+let backend: ContractBackend;
+let sole: ContractBackend;
+beforeAll(() => {
+  backend = embeddedBackend('embedded adapters');
+  sole = embeddedBackend('embedded adapters, one request in flight', () => true);
 });
 afterAll(() => {
-  db?.close();
-  rmSync(dir, { recursive: true, force: true });
+  for (const db of dbs) db.close();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 const factory = () => backend;
@@ -89,6 +103,7 @@ tenantStoreContract('embedded adapters', factory);
 factorChangeContract('embedded adapters', factory);
 routerStoreContract('embedded adapters', factory);
 governanceLedgerContract('embedded adapters', factory);
+governanceLedgerContract('embedded adapters, one request in flight (journal first)', () => sole);
 dataKeysContract('embedded adapters', factory);
 pepperContract('embedded adapters', factory);
 responseCacheContract('embedded adapters', factory);

@@ -16,7 +16,7 @@ import { DATABASE_FILE, EmbeddedDatabase } from '../../../local/embedded/databas
 import { EmbeddedGovernanceLedger } from '../../../local/embedded/embedded-governance-ledger';
 import { EmbeddedRouterStore } from '../../../local/embedded/embedded-router-store';
 import { EmbeddedUsageRecords } from '../../../local/embedded/embedded-usage-records';
-import { entriesOf, frameOf, JournaledLedgerWrite, ledgerFrameOf, rowsOf, USAGE_JOURNAL_FILE, UsageRow } from '../../../local/embedded/usage-journal';
+import { entriesOf, frameOf, JournaledLedgerWrite, JournaledReservation, ledgerFrameOf, reservationFrameOf, rowsOf, USAGE_JOURNAL_FILE, UsageRow } from '../../../local/embedded/usage-journal';
 
 const dirs: string[] = [];
 const fresh = () => {
@@ -119,6 +119,56 @@ describe('ledger frames', () => {
     // The writer itself never writes what the reader refuses: an unknown field is left out.
     expect(entriesOf(ledgerFrameOf(forged[1] as unknown as JournaledLedgerWrite))).toEqual([{ ledger: { ...good, counters: [{ ...good.counters[0], add: { spentMicros: 1 } }] } }]);
   });
+
+  const reservation = fc.record({
+    seq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    put: fc.record({ pk: fc.string(), sk: fc.string(), expiresAt: fc.integer({ min: 0, max: 2 ** 40 }), reclaimAfter: fc.integer({ min: 0, max: 2 ** 40 }), body: fc.string() }),
+    counters: write.map((w) => w.counters),
+  });
+
+  test('a reservation comes back as it was written, between usage rows and settles; a changed byte ends the journal there', () => {
+    fc.assert(
+      fc.property(reservation, write, fc.nat(), (r, w, flip) => {
+        const row: UsageRow = ['t', 's', 'a', 'r', 1, Buffer.from('{}')];
+        const frame = reservationFrameOf(r as JournaledReservation);
+        const bytes = Buffer.concat([frameOf(row), frame, ledgerFrameOf(w as JournaledLedgerWrite)]);
+        const entries = entriesOf(bytes);
+        expect(entries).toHaveLength(3);
+        expect(entries[1]).toEqual({ reservation: JSON.parse(JSON.stringify(r)) });
+        const damaged = Buffer.from(bytes);
+        damaged[frameOf(row).length + (flip % frame.length)] ^= 0x10;
+        expect(entriesOf(damaged)).toHaveLength(1);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('a reservation frame that is not exactly what the ledger writes (no or a fractional sequence number, a time that is not an integer, no body, a fractional amount) ends the journal', () => {
+    const good = { seq: 3, put: { pk: 'RESV#t', sk: 'r1', expiresAt: 20, reclaimAfter: 10, body: '{}' }, counters: [{ key: { pk: 'SPEND#t', sk: '2026-12' }, add: { reservedMicros: 30 } }] };
+    const forged = [
+      { ...good, seq: 0 },
+      { ...good, seq: 1.5 },
+      { put: good.put, counters: good.counters },
+      { ...good, put: { ...good.put, reclaimAfter: 10.5 } },
+      { ...good, put: { ...good.put, expiresAt: '20' } },
+      { ...good, put: { pk: 'RESV#t', sk: 'r1', expiresAt: 20, reclaimAfter: 10 } },
+      { ...good, put: { ...good.put, sk: 7 } },
+      { ...good, counters: [{ ...good.counters[0], add: { reservedMicros: 0.5 } }] },
+      { ...good, counters: [{ ...good.counters[0], add: { budget: 1 } }] },
+    ];
+    const raw = (r: unknown) => {
+      const payload = Buffer.from(`["reserve"]\n${JSON.stringify(r)}`, 'utf8');
+      const head = Buffer.alloc(8);
+      head.writeUInt32LE(payload.length, 0);
+      head.writeUInt32LE(crc32(payload), 4);
+      return Buffer.concat([head, payload]);
+    };
+    expect(entriesOf(raw(good))).toEqual([{ reservation: good }]);
+    for (const f of forged) {
+      const bytes = Buffer.concat([reservationFrameOf(good), raw(f), reservationFrameOf(good)]);
+      expect(entriesOf(bytes)).toEqual([{ reservation: good }]);
+    }
+  });
 });
 
 describe('journaled settles', () => {
@@ -217,6 +267,7 @@ describe('journaled settles', () => {
     const store = new EmbeddedRouterStore(db);
     try {
       await reserve(ledger, 1);
+      await turn(); // the reservation's SQL and COMMIT ran (the statement is prepared)
       const commit = (db as unknown as { statements: Map<string, { stmt: { _step(): unknown } }> }).statements.get('COMMIT')!.stmt;
       const failing = jest.spyOn(commit, '_step').mockImplementationOnce(() => {
         throw new Error('disk I/O error');
