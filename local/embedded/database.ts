@@ -61,6 +61,7 @@ import { clearsCounterMirror, CounterMirror, CounterRow } from './counter-mirror
 import { CREATES_TRIGGER, RowCache, invalidatesRowCache } from './row-cache';
 import { countersByKeySql } from './rows';
 import { pushCounterParams, upsertSql } from './counter-sql';
+import { foldLedgerEntries, LedgerEntry } from './ledger-batch';
 import { frameOf, INSERT_USAGE_SQL, JournaledLedgerWrite, JournaledReservation, ledgerFrameOf, reservationFrameOf, USAGE_JOURNAL_FILE, UsageJournal, UsageRow } from './usage-journal';
 
 export type SqlValue = number | string | null | Uint8Array;
@@ -237,11 +238,12 @@ interface Prepared {
   bound?: SqlValue[];
 }
 
-/** A journaled ledger write or reservation and the SQL that applies it (`seq`: a reservation's sequence number). */
-interface PendingApply {
-  readonly apply: () => void;
-  readonly seq?: number;
-}
+/**
+ * Journaled ledger writes waiting for their SQL at most: past this, a commit applies them. Below
+ * it they wait for a reader that needs them, a move of the journal's usage records into the table
+ * (every JOURNAL_IMPORT_ROWS records), or the timer.
+ */
+const MAX_PENDING_LEDGER = 256;
 
 /** The meta row holding the highest reservation sequence number applied, in order (usage-journal.ts). */
 const APPLIED_SEQ = 'journal.reservations.applied';
@@ -319,10 +321,10 @@ export class EmbeddedDatabase {
   private moveScheduled = false;
   /** Moves of the journal into the table so far (tests). */
   journalImports = 0;
-  /** Journaled ledger writes whose SQL has not run yet (`deferredApply`), in order. */
-  private pending: PendingApply[] = [];
-  /** Journaled ledger writes applied in the open group: run again if the group fails. */
-  private appliedInGroup: PendingApply[] = [];
+  /** Journaled ledger writes whose SQL has not run yet (`deferredApply`, `deferredReservation`), in order. */
+  private pending: LedgerEntry[] = [];
+  /** Journaled ledger writes applied in the open group: applied again if the group fails. */
+  private appliedInGroup: LedgerEntry[] = [];
   private draining = false;
   /** The open group holds a write that no journal frame covers (it must be committed before its writer goes on). */
   private groupUncovered = false;
@@ -334,8 +336,8 @@ export class EmbeddedDatabase {
   replayedReservations = 0;
   /** The last reservation sequence number handed out (usage-journal.ts). */
   private reservationSeq = 0;
-  /** A journaled reservation could not be applied: the rest wait behind it, and no new one is journaled. */
-  private reservationStuck = false;
+  /** The journaled ledger writes could not be applied: they wait, and no new reservation is taken. */
+  private ledgerStuck = false;
 
   constructor(opts: EmbeddedDatabaseOptions = {}) {
     let file = ':memory:';
@@ -439,7 +441,6 @@ export class EmbeddedDatabase {
    * hold (values that are not exact numbers) are returned as SQLite gives them.
    */
   counterRows(keys: readonly { readonly pk: string; readonly sk: string }[]): (CounterRow | Row | undefined)[] {
-    this.drain();
     // A group SQLite rolled back by itself (after an error) took its uncommitted counters with it.
     if (this.open && !this.db.inTransaction) this.forgetReads();
     const out: (CounterRow | Row | undefined)[] = new Array(keys.length);
@@ -449,7 +450,13 @@ export class EmbeddedDatabase {
       if (known === undefined) (missing ??= []).push(i);
       else out[i] = known ?? undefined;
     }
+    // The mirror holds the journaled writes whose SQL has not run yet; SQLite holds them once drained.
     if (!missing) return out;
+    if (this.pending.length > 0) {
+      this.drain();
+      if (this.open && !this.db.inTransaction) this.forgetReads();
+      return this.counterRows(keys);
+    }
     const params: string[] = [];
     for (const i of missing) params.push(keys[i].pk, keys[i].sk);
     const found = new Map<string, Row>();
@@ -588,30 +595,27 @@ export class EmbeddedDatabase {
 
   /**
    * A ledger write whose outcome is known now (its caller checked its only condition, which
-   * nothing can change before `apply` runs): its frame joins the open group's usage records, so
-   * it is on disk when `durableNow()` or `durable()` resolves, and `apply` (its SQL) runs before
-   * any other statement, or before the group commits, whichever comes first. A request's settle
-   * so costs its answer one write to the journal instead of its SQL and a COMMIT. If the group
-   * fails, the write is applied again in the next one; if it cannot be applied, the journal is
-   * kept, and the next open replays it (the frame is idempotent: usage-journal.ts).
+   * nothing can change before its SQL runs, and updated the counter mirror): its frame joins the
+   * open group's usage records, so it is on disk when `durableNow()` or `durable()` resolves; its
+   * SQL runs later, folded with the other journaled writes (ledger-batch.ts), before any statement
+   * that could see it missing (`drain`). A request's settle so costs its answer one write to the
+   * journal. If the group that applies it fails, it is applied again in the next one; if it cannot
+   * be applied, the journal is kept, and the next open replays it (usage-journal.ts).
    */
-  deferredApply(entry: JournaledLedgerWrite, apply: () => void): void {
+  deferredApply(entry: JournaledLedgerWrite): void {
     if (!this.journal) throw new Error('embedded store: no journal (in memory)');
     if (this.closed) throw new Error('embedded store: the database is closed');
     this.groupFrames.push(ledgerFrameOf(entry));
-    this.pending.push({ apply });
-    if (this.depth === 0 && !this.commitScheduled) {
-      this.commitScheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.pending.push({ settle: entry });
+    this.scheduleFlush();
   }
 
   /**
-   * Whether a new reservation can be journaled before its SQL runs (`deferredReservation`): a store
-   * on disk, open, and no journaled reservation waiting behind a failure.
+   * Whether a new reservation may be journaled now (`journalReservation`): a store on disk, open,
+   * its journaled ledger writes applied or applicable, and the caller the only request in flight.
    */
-  get journalingReservations(): boolean {
-    return this.journaling && !this.reservationStuck;
+  get canJournalReservation(): boolean {
+    return this.journal !== undefined && !this.closed && !this.ledgerStuck && this.depth === 0 && this.soleRequest?.() === true;
   }
 
   /**
@@ -633,17 +637,32 @@ export class EmbeddedDatabase {
 
   /**
    * A new reservation whose outcome is known now (its caller checked its ceilings through the
-   * counter mirror, and that its row does not exist; nothing can change either before `apply`
-   * runs): like `deferredApply`, its frame is on disk when `durableNow()` or `durable()` resolves,
-   * and its SQL runs before any other statement or the group's COMMIT. The group that applies it
-   * also stores its sequence number (`APPLIED_SEQ`), so a replay never applies it twice.
+   * counter mirror, and that its row does not exist), for the only request in flight: its frame is
+   * written to the journal now, with the open group's frames, in one write; on success it is
+   * durable, and its SQL runs later, folded with the other journaled writes (`drain`). The group
+   * that applies it also stores its sequence number (`APPLIED_SEQ`), so a replay never applies it
+   * twice. False, with nothing written or held, when it cannot be journaled now (another request
+   * in flight, a write in the open group that no frame covers, a journal move in the group, a
+   * failed write): the caller writes it the usual way.
    */
-  deferredReservation(entry: Omit<JournaledReservation, 'seq'>, apply: () => void): void {
-    if (!this.journal) throw new Error('embedded store: no journal (in memory)');
-    if (this.closed) throw new Error('embedded store: the database is closed');
-    const seq = ++this.reservationSeq;
-    this.groupFrames.push(reservationFrameOf({ seq, put: entry.put, counters: entry.counters }));
-    this.pending.push({ apply, seq });
+  journalReservation(entry: Omit<JournaledReservation, 'seq'>): boolean {
+    if (!this.canJournalReservation || this.groupUncovered || this.importedInGroup.length > 0) return false;
+    // A number is never used twice, not even after a failed write (its bytes may be on disk).
+    const reserve: JournaledReservation = { seq: ++this.reservationSeq, put: entry.put, counters: entry.counters };
+    this.groupFrames.push(reservationFrameOf(reserve));
+    try {
+      this.appendGroupFrames();
+    } catch {
+      this.groupFrames.pop(); // the frames are written again, at the same place, by the next write
+      return false;
+    }
+    this.pending.push({ reserve });
+    if (this.pending.length >= MAX_PENDING_LEDGER) this.scheduleFlush();
+    return true;
+  }
+
+  /** A flush at the end of this turn (it commits only what must be: see `flush`). */
+  private scheduleFlush(): void {
     if (this.depth === 0 && !this.commitScheduled) {
       this.commitScheduled = true;
       setImmediate(() => this.flush());
@@ -651,45 +670,53 @@ export class EmbeddedDatabase {
   }
 
   /**
-   * Runs the journaled ledger writes' SQL (in the open group), each as its own write, in order;
-   * outside any write only. A reservation that cannot be applied stops the run: it and everything
-   * after it wait for the next one (the stored sequence number covers only reservations applied
-   * in order), and no new reservation is journaled meanwhile.
+   * Runs the journaled ledger writes' SQL in the open group, folded into one write (ledger-batch.ts)
+   * with the highest reservation sequence number it applies; outside any write only. The counter
+   * mirror holds them already. If the write fails, they all wait for the next try (in order: the
+   * stored sequence number covers only reservations applied in order), the mirror is cleared (it
+   * is ahead of SQLite), and no new reservation is taken until they are applied.
    */
   private drain(): void {
     if (this.pending.length === 0 || this.depth > 0 || this.draining) return;
     const batch = this.pending;
     this.pending = [];
     this.draining = true;
-    let appliedSeq = 0;
     try {
-      for (let i = 0; i < batch.length; i++) {
-        const p = batch[i];
-        try {
-          this.write(p.apply, false, true);
-          this.appliedInGroup.push(p);
-          if (p.seq !== undefined) appliedSeq = p.seq;
-        } catch (err) {
-          // Its frame is on disk (or will be with this group): the next open applies it.
-          this.keepJournal = true;
-          this.onBackgroundError?.(err);
-          if (p.seq !== undefined) {
-            this.reservationStuck = true;
-            this.pending = batch.slice(i).concat(this.pending);
-            break;
-          }
-        }
-      }
-      if (appliedSeq > 0) this.write(() => this.run(APPLIED_SEQ_SQL, [APPLIED_SEQ, String(appliedSeq)]), true, true);
+      this.write(() => this.applyLedger(batch), false, true);
+      for (const e of batch) this.appliedInGroup.push(e);
+      this.ledgerStuck = false;
+    } catch (err) {
+      // Their frames are on disk (or will be with this group): the next open applies them.
+      this.pending = batch.concat(this.pending);
+      this.ledgerStuck = true;
+      this.keepJournal = true;
+      this.forgetReads();
+      this.onBackgroundError?.(err);
     } finally {
       this.draining = false;
     }
-    if (this.reservationStuck && !this.pending.some((p) => p.seq !== undefined)) this.reservationStuck = false;
-    // Applied in the open group: it commits at the end of this turn (a reader drained it, nobody else may write).
-    if (this.open && !this.commitScheduled) {
-      this.commitScheduled = true;
-      setImmediate(() => this.flush());
+    // Applied in the open group: it commits at the end of this turn.
+    this.scheduleFlush();
+  }
+
+  /** The SQL of journaled ledger writes; the mirror already holds them (mirrored statements). */
+  private applyLedger(entries: readonly LedgerEntry[]): void {
+    const b = foldLedgerEntries(entries);
+    for (const d of b.deletes) {
+      if (this.runMirrored('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL', [d.pk, d.sk]) !== 1) throw new Error('embedded store: a journaled settle found no reservation row');
     }
+    for (const p of b.inserts) {
+      const params = [p.pk, p.sk, p.reclaimAfter, p.expiresAt, textBytes(p.body)];
+      if (this.runMirrored('INSERT INTO counters(pk, sk, reclaim_after, expires_at, body) VALUES (?, ?, ?, ?, CAST(? AS TEXT)) ON CONFLICT(pk, sk) DO NOTHING', params) !== 1) {
+        throw new Error('embedded store: a journaled reservation found its row taken');
+      }
+    }
+    if (b.counters.length > 0) {
+      const params: SqlValue[] = [];
+      for (const u of b.counters) pushCounterParams(params, u);
+      this.runMirrored(upsertSql(b.counters.length), params);
+    }
+    if (b.seq > 0) this.runMirrored(APPLIED_SEQ_SQL, [APPLIED_SEQ, String(b.seq)]);
   }
 
   /** The highest reservation sequence number applied (0: none yet). */
@@ -854,16 +881,18 @@ export class EmbeddedDatabase {
   /** Resolves once every write made so far is committed; rejects if their commit failed. */
   durable(): Promise<void> {
     if (!this.hasGroup()) return Promise.resolve();
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.scheduleFlush();
+    return done;
   }
 
   close(): void {
     if (this.closed) return;
-    if (this.hasGroup()) this.flush();
+    if (this.hasGroup()) this.flush(true);
     // A clean stop leaves the journal empty (a failure here leaves it for the next open).
     try {
       this.importJournal();
-      this.flush();
+      this.flush(true);
       if (this.importedInGroup.length === 0 && this.journaled.length === 0 && this.pending.length === 0 && !this.keepJournal) this.journal?.clear();
     } catch {
       // The journal is moved into the table when the store opens next.
@@ -957,6 +986,8 @@ export class EmbeddedDatabase {
     if (this.closed) throw new Error('embedded store: the database is closed');
     // Journaled ledger writes are logically done: their SQL runs before this write reads anything.
     this.drain();
+    // ... and if it cannot, nothing else is written on top of a state that lacks them.
+    if (this.ledgerStuck && !this.draining) throw new Error('embedded store: journaled ledger writes could not be applied; refusing further writes until they are');
     if (this.open && this.depth === 0 && !this.db.inTransaction) {
       // SQLite rolled the group back by itself (an I/O error or out-of-memory in a read): its
       // writers are told now, and this write goes into a new group, not into autocommit (where it
@@ -1006,9 +1037,12 @@ export class EmbeddedDatabase {
     this.exec1('RELEASE w');
   }
 
-  private flush(): void {
+  /** Commits the open group; journaled ledger writes alone wait (see MAX_PENDING_LEDGER) unless `force`d. */
+  private flush(force = false): void {
     this.commitScheduled = false;
     if (!this.hasGroup() || this.depth > 0) return;
+    // Their frames are on disk and the mirror holds them: nothing needs their SQL yet.
+    if (!force && !this.open && this.groupFrames.length === 0 && this.waiters.length === 0 && this.pending.length < MAX_PENDING_LEDGER) return;
     try {
       this.commit();
     } catch (err) {
@@ -1084,7 +1118,7 @@ export class EmbeddedDatabase {
       this.syncWalInBackground();
       const idle = Date.now() - this.lastCommitAt >= IDLE_CHECKPOINT_MS;
       // Journaled ledger writes left by a failed group (their retry is not a busy loop).
-      if (this.pending.length > 0 && !this.commitScheduled && this.depth === 0) this.flush();
+      if (this.pending.length > 0 && !this.commitScheduled && this.depth === 0) this.flush(true);
       if (idle) this.moveJournal();
       if (this.closed || this.open || this.commitsSinceCheckpoint === 0) return;
       if (!idle && this.commitsSinceCheckpoint < MAX_COMMITS_PER_CHECKPOINT && this.walBytes() <= this.maxWalBytes) return;

@@ -76,19 +76,21 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
   ) {}
 
   async write(w: LedgerWrite): Promise<LedgerResult> {
-    const put = this.db.journalingReservations ? this.journalableReservation(w) : undefined;
-    if (put) {
+    const put = this.db.canJournalReservation ? this.journalableReservation(w) : undefined;
+    if (put && this.db.journalReservation(put)) {
+      // On disk; the mirror holds it from now on (its SQL runs later: database.ts `drain`).
+      this.db.counters.forget(put.put.pk, put.put.sk);
+      this.db.counters.applied(w.counters);
       this.db.counters.reservationPut(put.put.pk, put.put.sk);
-      this.db.deferredReservation(put, () => this.apply(w, put.put.body));
-      await this.db.durableNow();
       return { ok: true };
     }
     const journaled = this.db.journaling ? journalable(w, this.db) : undefined;
     if (journaled) {
       // Its only condition (the reservation row) holds and nothing can delete that row before its
       // SQL runs: journaled with the request's usage record, applied before any other statement.
+      this.db.counters.applied(w.counters);
       this.db.counters.reservationGone(journaled.reservation.pk, journaled.reservation.sk);
-      this.db.deferredApply(journaled, () => this.apply(w));
+      this.db.deferredApply(journaled);
       return { ok: true };
     }
     try {
@@ -164,14 +166,13 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
     return { put: { pk: p.key.pk, sk: p.key.sk, expiresAt: p.expiresAt, reclaimAfter: p.reclaimAfter, body: JSON.stringify(p) }, counters: w.counters };
   }
 
-  /** @param body the reservation record's JSON text, when the caller made it already */
-  private apply(w: LedgerWrite, body?: string): void {
+  private apply(w: LedgerWrite): void {
     const r = w.reservation;
     // A new reservation whose ceilings pass (read through the mirror): one statement for all.
     if (r && 'put' in r && w.counters.length > 0 && this.failedCeilings(w.counters).length === 0) {
       const p = r.put;
       this.db.counters.forget(p.key.pk, p.key.sk);
-      const params: (string | number | null | Uint8Array)[] = [p.key.pk, p.key.sk, p.expiresAt, p.reclaimAfter, textBytes(body ?? JSON.stringify(p))];
+      const params: (string | number | null | Uint8Array)[] = [p.key.pk, p.key.sk, p.expiresAt, p.reclaimAfter, textBytes(JSON.stringify(p))];
       for (const u of w.counters) pushCounterParams(params, u);
       if (this.db.runMirrored(reserveSql(w.counters.length), params) !== w.counters.length + 1) {
         throw new Refused({ ok: false, reservationFailed: true, failed: [] });

@@ -208,7 +208,11 @@ describe('journaled settles', () => {
       } finally {
         after.close();
       }
-      // In this process the settle's SQL ran and committed at the end of the turn.
+      // In this process the SQL waits (the mirror holds it) until a statement needs it, then
+      // commits at the end of that turn.
+      await turn();
+      expect(db.commits).toBe(commits);
+      expect(state(db)).toEqual({ counters: [{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }], reservations: [] });
       await turn();
       expect(db.commits).toBe(commits + 1);
       expect(state(db)).toEqual({ counters: [{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }], reservations: [] });
@@ -226,7 +230,9 @@ describe('journaled settles', () => {
       await reserve(ledger, 1);
       await settle(ledger, 1, 50, 30);
       await store.putUsage(record(1, { requestId: 'r1' }));
+      state(db); // a reader: the SQL runs, and commits at the end of the turn
       await turn();
+      expect(db.commits).toBe(1);
       expect(journalBytes(dir)).toBeGreaterThan(0);
       const after = new EmbeddedDatabase({ dir: snapshot(dir) });
       try {
@@ -267,13 +273,15 @@ describe('journaled settles', () => {
     const store = new EmbeddedRouterStore(db);
     try {
       await reserve(ledger, 1);
-      await turn(); // the reservation's SQL and COMMIT ran (the statement is prepared)
+      state(db); // the reservation's SQL runs, and commits at the end of the turn (the statement is prepared)
+      await turn();
       const commit = (db as unknown as { statements: Map<string, { stmt: { _step(): unknown } }> }).statements.get('COMMIT')!.stmt;
       const failing = jest.spyOn(commit, '_step').mockImplementationOnce(() => {
         throw new Error('disk I/O error');
       });
       await settle(ledger, 1, 50, 30);
       await store.putUsage(record(1, { requestId: 'r1' }));
+      db.counterRows([{ pk: 'RATE#none', sk: '1' }]); // a reader: the settle's SQL runs; its COMMIT at the end of the turn fails
       await turn();
       expect(failing).toHaveBeenCalled();
       expect(errors).toHaveLength(1);
@@ -358,6 +366,8 @@ describe('journaled settles', () => {
               Object.assign(model, { spent: model.spent + spent, reserved: model.reserved - r.amount, committed: model.committed - r.amount + spent, open: model.open.filter((k) => k !== `r${i}`) });
               check();
               if (r.waits) {
+                // A reader: the journaled writes' SQL runs and commits at the end of the turn.
+                db.counterRows([{ pk: 'RATE#none', sk: String(i) }]);
                 await turn();
                 check();
               }
