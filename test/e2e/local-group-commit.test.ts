@@ -1,8 +1,9 @@
 /**
  * The embedded store's group commit and row cache seen through the local gateway (in-process,
- * embedded backend, fake OpenAI on loopback): a governed request's reservation is committed
- * before the provider is called; its settle and its usage record reach the usage journal in one
- * write before the gateway ends the answer, and their SQL is committed after it; the row cache
+ * embedded backend, fake OpenAI on loopback): a governed request alone in flight has its
+ * reservation in the usage journal before the provider is called; its settle and its usage
+ * record reach the journal in one write before the gateway ends the answer, and their SQL runs
+ * after it (folded: no reservation row is written); 16 concurrent requests share commits; the row cache
  * holds sealed rows only (a canary provider key never appears in it), and a revoked token is
  * refused on the very next request.
  *
@@ -90,41 +91,49 @@ afterAll(async () => {
 
 const chat = (token: string) => http('POST', '/v1/chat/completions', { model: 'gpt-4o-mini', max_tokens: 8, messages: [{ role: 'user', content: 'hello' }] }, token);
 
-test("a governed request: reservation committed before the provider call; settle and usage record in one journal write before the answer's end, committed after it", async () => {
+test("a governed request alone in flight: its reservation reaches the journal before the provider is called; its settle and usage record share one journal write before the answer's end; their SQL runs later, folded, before anything reads the store", async () => {
   writes.length = 0;
   appends.length = 0;
   ends.length = 0;
+  let appendsAtProvider = -1;
+  const requests = fakes.openai.requests;
+  const push = requests.push;
+  const spy = jest.spyOn(requests, 'push').mockImplementation(function (this: typeof requests, ...items) {
+    appendsAtProvider = appends.length;
+    return push.apply(this, items);
+  });
   const r = await chat(invoke);
+  spy.mockRestore();
   expect(r.status).toBe(200);
-  const reserve = writes.find((w) => RESERVATION.test(w.sql));
-  const settle = writes.find((w) => w.sql.startsWith('DELETE FROM counters WHERE pk = ? AND sk = ? AND body IS NOT NULL'));
-  expect([reserve, settle].every(Boolean)).toBe(true);
-  // The reservation's commit came before the settle (so before the provider, which the router
-  // calls only once the reservation is written and durable).
-  expect(settle!.commitsBefore).toBeGreaterThan(reserve!.commitsBefore);
-  expect(fakes.openai.requests.length).toBeGreaterThan(0);
+  // The reservation was on disk (a journal write) before the provider saw the request.
+  const reservedAt = appends.findIndex((entries) => entries.some((e) => 'reservation' in e && e.reservation.put.sk === r.requestId));
+  expect(reservedAt).toBeGreaterThanOrEqual(0);
+  expect(reservedAt).toBeLessThan(appendsAtProvider);
   // When the gateway ended the answer, one journal write held this request's settle (its
   // reservation's deletion and counter updates) and its usage record: a kill -9 from then on
   // loses neither (test/unit/local/usage-journal.test.ts replays such a journal).
   const end = ends.filter((e) => e.url === '/v1/chat/completions').pop()!;
   const oneWrite = appends.slice(0, end.appends).find((entries) => entries.some((e) => 'ledger' in e && e.ledger.reservation.sk === r.requestId) && entries.some((e) => 'row' in e && e.row[3] === r.requestId));
   expect(oneWrite).toBeDefined();
-  // Their SQL ran and committed after the answer, and before anything else read the store.
-  await db!.durable();
-  const stored = db!.all("SELECT body FROM usage WHERE request_id = ?", [r.requestId!]);
-  expect(stored).toHaveLength(1);
+  // No statement wrote the reservation or the settle before the answer ended.
+  expect(writes.filter((w) => RESERVATION.test(w.sql) || w.sql.startsWith('DELETE FROM counters'))).toEqual([]);
+  // Any reader sees them: the reservation and its settle fold into counter updates (no row ever written).
+  expect(db!.all("SELECT body FROM usage WHERE request_id = ?", [r.requestId!])).toHaveLength(1);
   expect(db!.all("SELECT sk FROM counters WHERE pk = 'RESV#group' AND body IS NOT NULL")).toEqual([]);
+  expect(db!.one("SELECT reservedMicros, spentMicros FROM counters WHERE pk = 'SPEND#group' AND reservedMicros IS NOT NULL")).toMatchObject({ reservedMicros: 0 });
+  expect(writes.filter((w) => RESERVATION.test(w.sql))).toEqual([]);
+  await db!.durable();
 });
 
-test('16 concurrent requests share commits (fewer commits than writes), none lost', async () => {
+test('16 concurrent requests share commits (fewer commits than writes), none lost, every reservation settled', async () => {
   const before = db!.commits;
   writes.length = 0;
   const results = await Promise.all(Array.from({ length: 16 }, () => chat(invoke)));
   expect(results.map((r) => r.status)).toEqual(Array(16).fill(200));
-  const ledgerAndUsage = writes.filter((w) => /^(INSERT INTO counters\(pk, sk, [^)]*reclaim_after|DELETE FROM counters WHERE pk = \? AND sk = \? AND body IS NOT NULL|INSERT OR REPLACE INTO usage)/.test(w.sql)).length;
-  expect(ledgerAndUsage).toBe(48);
-  expect(db!.commits - before).toBeLessThan(ledgerAndUsage);
+  await db!.durable();
+  expect(db!.commits - before).toBeLessThan(48); // 16 reservations, 16 settles, 16 usage records
   for (const r of results) expect(db!.all('SELECT 1 AS x FROM usage WHERE request_id = ?', [r.requestId!])).toHaveLength(1);
+  expect(db!.all("SELECT sk FROM counters WHERE pk = 'RESV#group' AND body IS NOT NULL")).toEqual([]);
 });
 
 test('the row cache holds sealed rows only: the provider key never appears in it, in any encoding', async () => {

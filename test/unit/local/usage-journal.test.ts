@@ -390,6 +390,249 @@ describe('journaled settles', () => {
   });
 });
 
+describe('journaled reservations', () => {
+  const spend = { pk: 'SPEND#t', sk: '2026-12' };
+  const reservationOf = (i: number, amountMicros = 50) =>
+    ({ key: { pk: 'RESV#t', sk: `r${i}` }, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros, tpmTokens: 1, model: 'm', createdAt: 'c', reclaimAfter: 1, expiresAt: 2 }) as ReservationRecord;
+  const reserve = (ledger: EmbeddedGovernanceLedger, i: number, amount = 50, ceiling?: number) =>
+    ledger.write({ reservation: { put: reservationOf(i, amount) }, counters: [{ key: spend, add: { reservedMicros: amount, committedMicros: amount }, ...(ceiling !== undefined ? { ceilings: { committedMicros: ceiling } } : {}) }] });
+  const settle = (ledger: EmbeddedGovernanceLedger, i: number, reserved: number, cost: number) =>
+    ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: `r${i}` } }, counters: [{ key: spend, add: { reservedMicros: -reserved, committedMicros: cost - reserved, spentMicros: cost } }] });
+  /** The reclaim's write (governance's reclaim of a reservation left behind): a timed condition, never journaled. */
+  const reclaim = (ledger: EmbeddedGovernanceLedger, i: number, reserved: number) =>
+    ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: `r${i}` }, reclaimableAt: 2 }, counters: [{ key: spend, add: { reservedMicros: -reserved, committedMicros: -reserved } }] });
+  const state = (d: EmbeddedDatabase) => ({
+    counters: d.all('SELECT coalesce(spentMicros, 0) AS spentMicros, coalesce(reservedMicros, 0) AS reservedMicros, coalesce(committedMicros, 0) AS committedMicros FROM counters WHERE body IS NULL'),
+    reservations: d.all('SELECT sk FROM counters WHERE body IS NOT NULL ORDER BY sk').map((r) => r.sk),
+  });
+  /** The spend counter's values (0 when it has no row yet) and the reservations held. */
+  const totals = (d: EmbeddedDatabase) => {
+    const row = d.one("SELECT coalesce(spentMicros, 0) AS spent, coalesce(reservedMicros, 0) AS reserved, coalesce(committedMicros, 0) AS committed FROM counters WHERE pk = 'SPEND#t'");
+    return { spent: Number(row?.spent ?? 0), reserved: Number(row?.reserved ?? 0), committed: Number(row?.committed ?? 0), reservations: d.all('SELECT sk FROM counters WHERE body IS NOT NULL ORDER BY sk').map((r) => r.sk) };
+  };
+  const turn = () => new Promise((r) => setImmediate(r));
+  const frames = (dir: string) => entriesOf(readFileSync(join(dir, USAGE_JOURNAL_FILE))).filter((e) => !('row' in e));
+  /** Statements the database prepares from now on (the fast path reuses prepared statements; a new one shows up here). */
+  const statementsRun = (db: EmbeddedDatabase) => {
+    const ran: string[] = [];
+    const real = EmbeddedDatabase.prototype.runMirrored;
+    jest.spyOn(db, 'runMirrored').mockImplementation(function (this: EmbeddedDatabase, sql, params) {
+      ran.push(sql);
+      return real.call(this, sql, params);
+    });
+    return ran;
+  };
+
+  test('the only request in flight: its reservation is in the journal when the write returns, with no SQL and no COMMIT; a kill -9 then opens with it held once', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    try {
+      state(db); // the tenant's reservations are read once (none)
+      const ran = statementsRun(db);
+      expect(await reserve(ledger, 1, 70, 1000)).toEqual({ ok: true });
+      expect(ran).toEqual([]);
+      expect(db.commits).toBe(0);
+      expect(frames(dir)).toEqual([{ reservation: expect.objectContaining({ seq: 1, put: expect.objectContaining({ pk: 'RESV#t', sk: 'r1' }) }) }]);
+      // The mirror holds it: the next reservation's ceiling counts it, without SQL.
+      expect(await reserve(ledger, 2, 40, 60)).toMatchObject({ ok: false, failed: [{ index: 0, item: { committedMicros: 70 } }] });
+      const after = new EmbeddedDatabase({ dir: snapshot(dir) });
+      try {
+        expect(after.replayedReservations).toBe(1);
+        expect(state(after)).toEqual({ counters: [{ spentMicros: 0, reservedMicros: 70, committedMicros: 70 }], reservations: ['r1'] });
+      } finally {
+        after.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a reservation applied, then reclaimed (a write the journal does not hold), its frame still in the journal: reopening never brings it back', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    try {
+      expect(await reserve(ledger, 1, 50)).toEqual({ ok: true });
+      expect(await reclaim(ledger, 1, 50)).toEqual({ ok: true }); // its SQL runs first, then the reclaim's
+      await db.durable();
+      expect(state(db)).toEqual({ counters: [{ spentMicros: 0, reservedMicros: 0, committedMicros: 0 }], reservations: [] });
+      expect(frames(dir)).toHaveLength(1); // the reservation's frame stays until the journal is emptied
+      const after = new EmbeddedDatabase({ dir: snapshot(dir) });
+      try {
+        expect(after.replayedReservations).toBe(0);
+        expect(state(after)).toEqual({ counters: [{ spentMicros: 0, reservedMicros: 0, committedMicros: 0 }], reservations: [] });
+      } finally {
+        after.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a reservation and its settle fold into one counter update: the reservation row is never written', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const store = new EmbeddedRouterStore(db);
+    try {
+      state(db);
+      const ran = statementsRun(db);
+      for (let i = 1; i <= 3; i++) {
+        expect(await reserve(ledger, i, 50, 10_000)).toEqual({ ok: true });
+        expect(await settle(ledger, i, 50, 10 * i)).toEqual({ ok: true });
+        await store.putUsage(record(i, { requestId: `r${i}` }));
+      }
+      expect(ran).toEqual([]);
+      expect(state(db)).toEqual({ counters: [{ spentMicros: 60, reservedMicros: 0, committedMicros: 60 }], reservations: [] });
+      expect(ran.filter((sql) => /RESV|body/.test(sql) && /INSERT|DELETE/.test(sql))).toEqual([]);
+      expect(ran.filter((sql) => sql.startsWith('INSERT INTO counters'))).toHaveLength(1);
+      await turn();
+      expect(db.commits).toBe(1);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('a second reservation with the id of one that exists (made before a restart, unknown to the mirror) is refused, as before', async () => {
+    const dir = fresh();
+    const first = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    await reserve(new EmbeddedGovernanceLedger(first), 1);
+    first.close();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    try {
+      expect(await reserve(ledger, 1)).toEqual({ ok: false, reservationFailed: true, failed: [] });
+      expect(await reserve(ledger, 2)).toEqual({ ok: true });
+      expect(await reserve(ledger, 2)).toEqual({ ok: false, reservationFailed: true, failed: [] });
+      expect(state(db)).toEqual({ counters: [{ spentMicros: 0, reservedMicros: 100, committedMicros: 100 }], reservations: ['r1', 'r2'] });
+    } finally {
+      db.close();
+    }
+  });
+
+  test('with another request in flight a reservation is committed before the write returns, as before (a refused COMMIT refuses it and holds nothing)', async () => {
+    const dir = fresh();
+    let sole = false;
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => sole });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    try {
+      expect(await reserve(ledger, 1)).toEqual({ ok: true });
+      expect(db.commits).toBe(1);
+      expect(frames(dir)).toEqual([]);
+      sole = true;
+      await reserve(ledger, 2);
+      expect(db.commits).toBe(1);
+      expect(frames(dir)).toHaveLength(1);
+    } finally {
+      db.close();
+    }
+  });
+
+  test('journaled writes that cannot be applied (a full disk): no new reservation or write is taken; once there is room they are applied once, and a kill -9 opens with each once', async () => {
+    const dir = fresh();
+    const errors: unknown[] = [];
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true, onBackgroundError: (e) => errors.push(e) });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    try {
+      expect(await reserve(ledger, 1, 50)).toEqual({ ok: true });
+      const pages = Number(db.one('PRAGMA page_count')?.page_count);
+      db.run(`PRAGMA max_page_count = ${pages}`);
+      const big = { ...reservationOf(2, 60), createdAt: 'x'.repeat(20_000) };
+      expect(await ledger.write({ reservation: { put: big }, counters: [{ key: spend, add: { reservedMicros: 60, committedMicros: 60 } }] })).toEqual({ ok: true });
+      // A reader needs them: the folded write fails (the disk is full), they wait.
+      expect(() => db.counterRows([{ pk: 'RATE#none', sk: '1' }])).toThrow();
+      expect(errors.length).toBeGreaterThan(0);
+      await expect(reserve(ledger, 3, 10)).rejects.toThrow(/could not be applied/);
+      expect(() => db.transaction(() => db.run("INSERT INTO meta(name, value) VALUES ('x', 'y')"))).toThrow(/could not be applied/);
+      db.run('PRAGMA max_page_count = 1000000');
+      expect(state(db)).toEqual({ counters: [{ spentMicros: 0, reservedMicros: 110, committedMicros: 110 }], reservations: ['r1', 'r2'] });
+      expect(await reserve(ledger, 3, 10)).toEqual({ ok: true });
+      await db.durable();
+      const after = new EmbeddedDatabase({ dir: snapshot(dir) });
+      try {
+        expect(state(after)).toEqual({ counters: [{ spentMicros: 0, reservedMicros: 120, committedMicros: 120 }], reservations: ['r1', 'r2', 'r3'] });
+      } finally {
+        after.close();
+      }
+    } finally {
+      db.close();
+    }
+  });
+
+  test('kill -9 after any acknowledged step of a run of reservations, settles, reclaims and reads opens with exactly what was acknowledged', async () => {
+    const step = fc.oneof(
+      fc.record({ op: fc.constant('request' as const), amount: fc.integer({ min: 1, max: 1000 }), cost: fc.integer({ min: 0, max: 1000 }), settles: fc.boolean() }),
+      fc.record({ op: fc.constant('reserve' as const), amount: fc.integer({ min: 1, max: 1000 }) }),
+      fc.record({ op: fc.constant('reclaim' as const) }),
+      fc.record({ op: fc.constant('read' as const) }),
+      fc.record({ op: fc.constant('turn' as const) }),
+      fc.record({ op: fc.constant('concurrent' as const), amount: fc.integer({ min: 1, max: 1000 }) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
+        const dir = fresh();
+        let sole = true;
+        const db = new EmbeddedDatabase({ dir, soleRequest: () => sole });
+        const ledger = new EmbeddedGovernanceLedger(db);
+        const store = new EmbeddedRouterStore(db);
+        const model = { spent: 0, reserved: 0, committed: 0, open: new Map<string, number>() };
+        const checks: { dir: string; expected: ReturnType<typeof totals> }[] = [];
+        const check = () =>
+          checks.push({ dir: snapshot(dir), expected: { spent: model.spent, reserved: model.reserved, committed: model.committed, reservations: [...model.open.keys()].sort() } });
+        const held = (i: number, amount: number) => {
+          Object.assign(model, { reserved: model.reserved + amount, committed: model.committed + amount });
+          model.open.set(`r${i}`, amount);
+        };
+        try {
+          for (let i = 0; i < steps.length; i++) {
+            const s = steps[i];
+            if (s.op === 'request' || s.op === 'reserve' || s.op === 'concurrent') {
+              sole = s.op !== 'concurrent';
+              expect(await reserve(ledger, i, s.amount, 10_000_000)).toEqual({ ok: true });
+              sole = true;
+              held(i, s.amount);
+              check();
+            }
+            if (s.op === 'request') {
+              const cost = Math.min(s.cost, s.amount);
+              const spent = s.settles ? cost : 0;
+              expect(await settle(ledger, i, s.amount, spent)).toEqual({ ok: true });
+              await store.putUsage(record(i, { requestId: `r${i}` }));
+              Object.assign(model, { spent: model.spent + spent, reserved: model.reserved - s.amount, committed: model.committed - s.amount + spent });
+              model.open.delete(`r${i}`);
+              check();
+            } else if (s.op === 'reclaim' && model.open.size > 0) {
+              const [sk, amount] = [...model.open][0];
+              expect(await reclaim(ledger, Number(sk.slice(1)), amount)).toEqual({ ok: true });
+              await db.durable();
+              Object.assign(model, { reserved: model.reserved - amount, committed: model.committed - amount });
+              model.open.delete(sk);
+              check();
+            } else if (s.op === 'read') {
+              db.counterRows([{ pk: 'RATE#none', sk: String(i) }]);
+            } else if (s.op === 'turn') {
+              await turn();
+              check();
+            }
+          }
+        } finally {
+          db.close();
+        }
+        for (const c of checks) {
+          const after = new EmbeddedDatabase({ dir: c.dir });
+          try {
+            expect(totals(after)).toEqual(c.expected);
+          } finally {
+            after.close();
+          }
+        }
+      }),
+      { numRuns: 30 },
+    );
+  });
+});
+
 describe('the journal', () => {
   test('a usage record is on disk when putUsage returns: the state a kill -9 leaves then opens with the record and its settle', async () => {
     const dir = fresh();
