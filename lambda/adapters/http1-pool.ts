@@ -101,8 +101,13 @@ export interface Http1Answer {
   readonly status: number;
   /** As received: [name, value, ...]. */
   readonly rawHeaders: string[];
-  /** The body as it arrives; `complete` once every byte of it is here. Destroying it before then closes the connection. */
-  readonly body: ResponseBody;
+  /**
+   * The whole body, when it was all here by the end of the read that brought the head (the usual
+   * small answer): no stream is made for it, and the connection is already free for the next call.
+   */
+  readonly whole?: readonly Buffer[];
+  /** Otherwise the body as it arrives; `complete` once every byte of it is here. Destroying it before then closes the connection. */
+  readonly body?: ResponseBody;
 }
 
 const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -159,6 +164,13 @@ interface Exchange {
   readonly signal: CancelSignal;
   readonly onAbort: () => void;
   timer?: QueuedTimeout;
+  /** The answer's status and head, from the parser's end of head; the call is answered at the end of that read. */
+  status?: number;
+  rawHeaders?: string[];
+  /** Body bytes parsed before the answer went to the caller. */
+  early?: Buffer[];
+  /** The answer went to the caller (whole, or with this stream). */
+  answered?: boolean;
   body?: ResponseBody;
 }
 
@@ -238,9 +250,23 @@ class Http1Connection {
 
   private onData(d: Buffer): void {
     if (this.dead) return;
+    const ex = this.exchange;
     // A number (bytes parsed) or node's parse error (checked by type: an Error of another realm in tests).
     const ret = this.parser.execute(d);
     if (typeof ret !== 'number') this.fail(new Violation(parseErrorCode(ret)));
+    // The head came in this read and the body is still on its way: the caller gets it as a stream.
+    else if (ex !== undefined && ex.status !== undefined && !ex.answered) this.answerWithStream(ex);
+  }
+
+  /** Hands the caller the answer with its body as a stream, fed from here on (what came already first). */
+  private answerWithStream(ex: Exchange): ResponseBody {
+    const body = new ResponseBody(this);
+    ex.body = body;
+    ex.answered = true;
+    if (ex.early !== undefined) for (const b of ex.early) body.push(b);
+    ex.early = undefined;
+    ex.resolve({ status: ex.status!, rawHeaders: ex.rawHeaders!, body });
+    return body;
   }
 
   private onEnd(): void {
@@ -283,16 +309,18 @@ class Http1Connection {
         this.socket.setTimeout(t);
       }
     }
-    const body = new ResponseBody(this);
-    ex.body = body;
-    ex.resolve({ status, rawHeaders: raw, body });
+    // Answered at the end of this read (onData), or here at the end of the message if it ends in it.
+    ex.status = status;
+    ex.rawHeaders = raw;
     return 0;
   }
 
   private onBody(b: Buffer): void {
-    const body = this.exchange?.body;
-    if (this.dead || body === undefined) return;
-    if (!body.push(b)) this.socket.pause();
+    const ex = this.exchange;
+    if (this.dead || ex === undefined) return;
+    const body = ex.body;
+    if (body === undefined) (ex.early ??= []).push(b);
+    else if (!body.push(b)) this.socket.pause();
   }
 
   private onMessageComplete(): void {
@@ -302,12 +330,18 @@ class Http1Connection {
       return;
     }
     const ex = this.exchange;
-    const body = ex?.body;
-    if (this.dead || ex === undefined || body === undefined) return;
-    body.complete = true;
-    body.push(null);
+    if (this.dead || ex === undefined || ex.status === undefined) return;
     // Every byte of the answer is off the socket (buffered in the body): the connection is free.
     this.exchange = undefined;
+    const body = ex.body;
+    if (body === undefined) {
+      ex.answered = true;
+      ex.resolve({ status: ex.status, rawHeaders: ex.rawHeaders!, whole: ex.early ?? [] });
+      ex.early = undefined;
+    } else {
+      body.complete = true;
+      body.push(null);
+    }
     ex.signal.removeEventListener('abort', ex.onAbort);
     if (this.keepAlive && !this.socket.destroyed) this.pool.idle(this);
     else this.fail(undefined);
@@ -330,6 +364,8 @@ class Http1Connection {
     ex.signal.removeEventListener('abort', ex.onAbort);
     if (ex.timer) this.pool.firstByte.remove(ex.timer);
     const code = err === undefined ? HANG_UP : err instanceof Violation ? err.code : (err as { code?: unknown }).code;
+    // A failure after the head (in the read that brought it): the answer stands, its body fails, as on node:http.
+    if (ex.status !== undefined && !ex.answered) this.answerWithStream(ex);
     if (ex.body === undefined) {
       if (err instanceof FirstByteTimeout) ex.reject('first_byte_timeout');
       else if (err instanceof Aborted || ex.signal.aborted) ex.reject('aborted');

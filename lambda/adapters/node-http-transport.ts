@@ -10,7 +10,7 @@
 import { type Agent as HttpAgent, type ClientRequest, request as httpRequest, type IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { type Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { TextDecoder } from 'node:util';
 import type { ProviderBody, ProviderHeaders } from '../core/router/provider-port';
@@ -140,7 +140,7 @@ export class NodeHttpTransport {
     // A name or value node would refuse as well (its message would quote the header): nothing is sent.
     if (head === undefined) return Promise.reject(c.fail('connection', 'ERR_INVALID_CHAR'));
     return pool.request(endpoint, { head, body, signal: c.signal, firstByteTimeoutMs: c.firstByteTimeoutMs }).then(
-      (a: Http1Answer): HttpAnswer => ({ status: a.status, headers: new RawListHeaders(a.rawHeaders), body: new NodeBody(decoded(a.body, a.rawHeaders), c, a.body) }),
+      (a: Http1Answer): HttpAnswer => ({ status: a.status, headers: new RawListHeaders(a.rawHeaders), body: poolBody(a, c) }),
       (err: { failure?: CallFailure; code?: string }) => {
         throw c.fail(err.failure ?? 'connection', err.code);
       },
@@ -317,6 +317,54 @@ class NodeBody implements ProviderBody {
 
   cancel(): Promise<void> {
     this.stream.destroy();
+    return Promise.resolve();
+  }
+}
+
+/** The body of a pool answer: a whole one without a stream unless it must be decoded. */
+function poolBody(a: Http1Answer, c: Pick<HttpCall, 'signal' | 'fail'>): ProviderBody {
+  if (a.body !== undefined) return new NodeBody(decoded(a.body, a.rawHeaders), c, a.body);
+  const whole = a.whole ?? [];
+  if (rawHeader(a.rawHeaders, 'content-encoding') === undefined) return new WholeBody(whole, c);
+  // A compressed answer (we asked for none): through the same decoders, from a stream of its bytes.
+  const stream = Object.assign(new PassThrough(), { complete: false });
+  for (const b of whole) stream.write(b);
+  stream.end();
+  return new NodeBody(decoded(stream, a.rawHeaders), c, stream);
+}
+
+/**
+ * An answer whose every byte arrived with its head (the pool's usual small answer), read as
+ * NodeBody reads one: the same text (UTF-8, a leading BOM dropped) and the same cap, the bytes
+ * once through the iterator; after cancel, reads fail as a destroyed body's do.
+ */
+class WholeBody implements ProviderBody {
+  private cancelled = false;
+  constructor(
+    private readonly chunks: readonly Buffer[],
+    private readonly c: Pick<HttpCall, 'fail'>,
+  ) {}
+
+  private bytes(): Buffer | undefined {
+    const chunks = this.chunks;
+    return chunks.length === 0 ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks as Buffer[]);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    if (this.cancelled) throw this.c.fail('body_connection');
+    const all = this.bytes();
+    if (all !== undefined) yield all;
+  }
+
+  readText(maxChars: number): Promise<string | undefined> {
+    if (this.cancelled) return Promise.reject(this.c.fail('body_connection'));
+    const all = this.bytes();
+    const text = all === undefined ? '' : UTF8.decode(all);
+    return Promise.resolve(text.length <= maxChars ? text : undefined);
+  }
+
+  cancel(): Promise<void> {
+    this.cancelled = true;
     return Promise.resolve();
   }
 }

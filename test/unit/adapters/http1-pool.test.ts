@@ -261,6 +261,41 @@ test('a body nobody reads yet whose connection breaks raises nothing uncaught; a
   expect(err.failure).toBe('body_connection');
 });
 
+test('an answer whose body is malformed in the read that brought its head: the answer stands (its status), its body fails as a lost connection, and the connection closes', async () => {
+  let closed = false;
+  const u = await rawServer((_n, s) => {
+    s.on('close', () => (closed = true));
+    s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n');
+  });
+  const t = transport();
+  const a = await t.call(u.endpoint, { method: 'POST', headers: {}, body: '{}', signal: never(), firstByteTimeoutMs: 2_000, fail: (f, code) => new Failed(f, code) });
+  expect(a.status).toBe(200);
+  const err = await failure(a.body.readText!(1_000));
+  expect(err.failure).toBe('body_connection');
+  expect(err.code).toMatch(/^HPE_[A-Z_]+$/);
+  await waitFor(() => closed);
+});
+
+test('a whole answer (every byte with its head) reads once, by text or by iterator; cancelled, it reads as a destroyed body (a lost connection), and the connection serves the next call', async () => {
+  const u = await rawServer((n, s) => s.write(`HTTP/1.1 200 OK\r\ncontent-length: 12\r\n\r\n{"answer":${n}}`));
+  const t = transport();
+  const call = () => t.call(u.endpoint, { method: 'POST', headers: {}, body: '{}', signal: never(), firstByteTimeoutMs: 2_000, fail: (f, code) => new Failed(f, code) });
+  const first = await call();
+  expect(await first.body.readText!(12)).toBe('{"answer":1}');
+  const second = await call();
+  expect(await second.body.readText!(11)).toBeUndefined();
+  const third = await call();
+  const parts: string[] = [];
+  for await (const chunk of third.body) parts.push(Buffer.from(chunk).toString());
+  expect(parts.join('')).toBe('{"answer":3}');
+  const fourth = await call();
+  await fourth.body.cancel();
+  expect((await failure(fourth.body.readText!(100))).failure).toBe('body_connection');
+  expect((await failure((async () => { for await (const _ of fourth.body) void _; })())).failure).toBe('body_connection');
+  expect(await (await call()).body.readText!(100)).toBe('{"answer":5}');
+  expect(u.connections()).toBe(1);
+});
+
 test('close() ends the idle connections and fails a call in flight as a lost connection', async () => {
   let closed = 0;
   const u = await rawServer((n, s) => {
@@ -306,10 +341,10 @@ describe('over TLS (a server on 127.0.0.1 with a certificate made for the test b
   const call = async (pool: Http1Pool): Promise<string> => {
     const head = requestHead('POST', '/v1/chat/completions', `127.0.0.1:${port}`, {}, 2)!;
     const a = await pool.request(origin(), { head, body: '{}', signal: never(), firstByteTimeoutMs: 2_000 });
-    a.body.resume();
+    if (a.whole !== undefined) return Buffer.concat(a.whole).toString();
     const chunks: Buffer[] = [];
-    a.body.on('data', (c: Buffer) => chunks.push(c));
-    await once(a.body, 'end');
+    a.body!.on('data', (c: Buffer) => chunks.push(c));
+    await once(a.body!, 'end');
     return Buffer.concat(chunks).toString();
   };
 
