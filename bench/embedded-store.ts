@@ -3,7 +3,8 @@
  * the router's one read (token, tenant, default secret, erasure key, counters), the reservation,
  * the settle and the usage record, through the real adapters (EmbeddedRouterStore,
  * LedgerGovernance over EmbeddedGovernanceLedger) on a database in a temporary state directory.
- * One client (each request alone in its event-loop turns) and 16 (16 requests per turn, as a
+ * One client (each request alone in flight, so its reservation and settle are journaled, as in the
+ * gateway at one client) and 16 (16 requests per turn, as a
  * loaded gateway interleaves them). Checkpoints run as in the gateway (timer), inside the window.
  * `BENCH_ONLY=store npm run bench`.
  */
@@ -28,7 +29,9 @@ const target = { provider: 'openai', model: 'gpt-4o-mini', secret: 'default' } a
 /** CPU ms per request of `requests` storage paths run `concurrency` at a time, over `stored` usage records already there. */
 export async function storeCpuPerRequest(concurrency: number, requests: number, stored = 0): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'sr-bench-store-'));
-  const db = new EmbeddedDatabase({ dir });
+  // As the gateway tells it (local/embedded-backend.ts): whether the writer is the only request in flight.
+  let inFlight = 0;
+  const db = new EmbeddedDatabase({ dir, soleRequest: () => inFlight === 1 });
   try {
     db.transaction(() => {
       db.run('INSERT INTO tenants(tenant_id, body) VALUES (?, ?)', ['bench', JSON.stringify(tenant)]);
@@ -48,6 +51,14 @@ export async function storeCpuPerRequest(concurrency: number, requests: number, 
     const governance = new EmbeddedGovernance(db);
     let n = 0;
     const one = async (): Promise<void> => {
+      inFlight++;
+      try {
+        await request();
+      } finally {
+        inFlight--;
+      }
+    };
+    const request = async (): Promise<void> => {
       const requestId = `req-${(n++).toString().padStart(8, '0')}-0000-0000-000000000000`;
       const startedAt = Date.now();
       const keys = governance.counterKeys({ tenantId: 'bench', verifier: token.verifier, now: startedAt });
