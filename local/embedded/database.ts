@@ -244,6 +244,7 @@ interface Prepared {
  * (every JOURNAL_IMPORT_ROWS records), or the timer.
  */
 const MAX_PENDING_LEDGER = 256;
+const LEDGER_STUCK = 'embedded store: journaled ledger writes could not be applied; refusing further writes until they are';
 
 /** The meta row holding the highest reservation sequence number applied, in order (usage-journal.ts). */
 const APPLIED_SEQ = 'journal.reservations.applied';
@@ -454,6 +455,8 @@ export class EmbeddedDatabase {
     if (!missing) return out;
     if (this.pending.length > 0) {
       this.drain();
+      // SQLite without them would answer counters that are not exact: refused, not guessed.
+      if (this.pending.length > 0) throw new Error(LEDGER_STUCK);
       if (this.open && !this.db.inTransaction) this.forgetReads();
       return this.counterRows(keys);
     }
@@ -987,7 +990,7 @@ export class EmbeddedDatabase {
     // Journaled ledger writes are logically done: their SQL runs before this write reads anything.
     this.drain();
     // ... and if it cannot, nothing else is written on top of a state that lacks them.
-    if (this.ledgerStuck && !this.draining) throw new Error('embedded store: journaled ledger writes could not be applied; refusing further writes until they are');
+    if (this.ledgerStuck && !this.draining) throw new Error(LEDGER_STUCK);
     if (this.open && this.depth === 0 && !this.db.inTransaction) {
       // SQLite rolled the group back by itself (an I/O error or out-of-memory in a read): its
       // writers are told now, and this write goes into a new group, not into autocommit (where it

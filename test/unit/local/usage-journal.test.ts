@@ -541,7 +541,7 @@ describe('journaled reservations', () => {
       const big = { ...reservationOf(2, 60), createdAt: 'x'.repeat(20_000) };
       expect(await ledger.write({ reservation: { put: big }, counters: [{ key: spend, add: { reservedMicros: 60, committedMicros: 60 } }] })).toEqual({ ok: true });
       // A reader needs them: the folded write fails (the disk is full), they wait.
-      expect(() => db.counterRows([{ pk: 'RATE#none', sk: '1' }])).toThrow();
+      expect(() => db.counterRows([{ pk: 'RATE#none', sk: '1' }])).toThrow(/could not be applied/);
       expect(errors.length).toBeGreaterThan(0);
       await expect(reserve(ledger, 3, 10)).rejects.toThrow(/could not be applied/);
       expect(() => db.transaction(() => db.run("INSERT INTO meta(name, value) VALUES ('x', 'y')"))).toThrow(/could not be applied/);
