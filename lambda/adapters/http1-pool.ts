@@ -408,13 +408,16 @@ export class Http1Pool {
       if (conn === undefined) {
         conn = new Http1Connection(this, key, origin, this.sessions, this.trust.ca);
         this.open.add(conn);
+      } else {
+        conn.socket.ref();
       }
       conn.send(req, resolve, (failure, code) => reject(Object.assign(new Error(failure), { failure, code })));
     });
   }
 
-  /** Back among the idle ones (its answer's last byte is in). */
+  /** Back among the idle ones (its answer's last byte is in); an idle connection keeps no process alive (node's agent unrefs it too). */
   idle(conn: Http1Connection): void {
+    conn.socket.unref();
     let list = this.free.get(conn.key);
     if (list === undefined) this.free.set(conn.key, (list = []));
     list.push(conn);

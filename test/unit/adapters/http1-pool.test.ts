@@ -7,7 +7,7 @@
  * failures that quote nothing and no connection kept after any of them.
  * The provider-http e2e suite runs the same transport through ProviderHttpClient.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
@@ -310,6 +310,33 @@ test('close() ends the idle connections and fails a call in flight as a lost con
   t.close();
   expect((await pending).failure).toBe('connection');
   await waitFor(() => closed === 1);
+});
+
+test('an idle kept-alive connection keeps no process alive (a call in flight does), as node\'s agent', async () => {
+  const u = await rawServer((n, s) => {
+    if (n === 1) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}');
+  });
+  // A process that makes one call and leaves its connection idle in the pool (idle timeout 60 s): it must exit by itself.
+  const script = `
+    const { NodeHttpTransport } = require('./lambda/adapters/node-http-transport');
+    const t = new NodeHttpTransport(60000);
+    const endpoint = ${JSON.stringify({ ...u.endpoint, url: undefined })};
+    const signal = { aborted: false, addEventListener() {}, removeEventListener() {} };
+    t.call(endpoint, { method: 'POST', headers: {}, body: '{}', signal, firstByteTimeoutMs: 5000, fail: (f) => new Error(f) })
+      .then((a) => a.body.readText(100)).then((text) => process.stdout.write('answered ' + text));
+  `;
+  const started = Date.now();
+  const child = spawn(process.execPath, ['-r', 'tsx/cjs', '-e', script], { cwd: join(__dirname, '..', '..', '..'), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  // Held by its idle connection it would run until the 60 s idle timeout: 15 s is plenty for a loaded runner.
+  const kill = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  clearTimeout(kill);
+  expect(out).toBe('answered {}');
+  expect({ code, signal }).toEqual({ code: 0, signal: null });
+  expect(Date.now() - started).toBeLessThan(15_000);
+  expect(u.connections()).toBe(1);
 });
 
 describe('over TLS (a server on 127.0.0.1 with a certificate made for the test by openssl)', () => {
