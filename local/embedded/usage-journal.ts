@@ -85,7 +85,7 @@ const RESERVE_KEYS = '["reserve"]';
  */
 export function ledgerFrameOf(w: JournaledLedgerWrite): Buffer {
   const json = `{"reservation":{"pk":${JSON.stringify(w.reservation.pk)},"sk":${JSON.stringify(w.reservation.sk)}},"counters":${countersJson(w.counters)}}`;
-  return frameWith(LEDGER_KEYS, Buffer.from(json, 'utf8'));
+  return frameWithText(LEDGER_KEYS, json);
 }
 
 /** A reservation as a journal frame (field by field, like ledgerFrameOf). */
@@ -94,19 +94,43 @@ export function reservationFrameOf(r: JournaledReservation): Buffer {
   const json =
     `{"seq":${r.seq},"put":{"pk":${JSON.stringify(p.pk)},"sk":${JSON.stringify(p.sk)},"expiresAt":${p.expiresAt},"reclaimAfter":${p.reclaimAfter},` +
     `"body":${JSON.stringify(p.body)}},"counters":${countersJson(r.counters)}}`;
-  return frameWith(RESERVE_KEYS, Buffer.from(json, 'utf8'));
+  return frameWithText(RESERVE_KEYS, json);
+}
+
+/** `"<field>":` of each counter field, in COUNTER_FIELDS order. */
+const FIELD_JSON = COUNTER_FIELDS.map((f) => `"${f}":`);
+/** The JSON text that opens a counter update of one key, made once per key (a request's keys are mostly the last one's). */
+const keyOpenings = new Map<string, Map<string, string>>();
+/** Keys remembered per level before it starts over (rate windows add a key every minute). */
+const MAX_OPENINGS = 1_024;
+
+function keyOpening(pk: string, sk: string): string {
+  let bySk = keyOpenings.get(pk);
+  if (bySk === undefined) {
+    if (keyOpenings.size >= MAX_OPENINGS) keyOpenings.clear();
+    keyOpenings.set(pk, (bySk = new Map()));
+  }
+  let opening = bySk.get(sk);
+  if (opening === undefined) {
+    if (bySk.size >= MAX_OPENINGS) bySk.clear();
+    opening = `{"key":{"pk":${JSON.stringify(pk)},"sk":${JSON.stringify(sk)}},"add":{`;
+    bySk.set(sk, opening);
+  }
+  return opening;
 }
 
 function countersJson(counters: JournaledLedgerWrite['counters']): string {
   let json = '[';
   for (let i = 0; i < counters.length; i++) {
     const c = counters[i];
-    json += `${i > 0 ? ',' : ''}{"key":{"pk":${JSON.stringify(c.key.pk)},"sk":${JSON.stringify(c.key.sk)}},"add":{`;
+    if (i > 0) json += ',';
+    json += keyOpening(c.key.pk, c.key.sk);
     let first = true;
-    for (const f of COUNTER_FIELDS) {
-      const v = c.add[f];
+    for (let k = 0; k < COUNTER_FIELDS.length; k++) {
+      const v = c.add[COUNTER_FIELDS[k]];
       if (v === undefined) continue;
-      json += `${first ? '' : ','}"${f}":${v}`;
+      json += first ? FIELD_JSON[k] : `,${FIELD_JSON[k]}`;
+      json += v;
       first = false;
     }
     json += '}';
@@ -117,16 +141,32 @@ function countersJson(counters: JournaledLedgerWrite['counters']): string {
   return `${json}]`;
 }
 
+/** A frame whose body is `text`'s UTF-8, encoded straight into the frame (no copy of it made first). */
+function frameWithText(keys: string, text: string): Buffer {
+  const keyBytes = keys.length; // the keys here are ASCII
+  const bodyStart = HEADER + keyBytes + 1;
+  const frame = Buffer.allocUnsafe(bodyStart + Buffer.byteLength(text, 'utf8'));
+  frame.write(keys, HEADER, 'latin1');
+  frame[HEADER + keyBytes] = 0x0a;
+  frame.write(text, bodyStart, 'utf8');
+  return sealFrame(frame);
+}
+
+/** Writes the payload's length and CRC-32 into the header. */
+function sealFrame(frame: Buffer): Buffer {
+  const payload = frame.subarray(HEADER);
+  frame.writeUInt32LE(payload.length, 0);
+  frame.writeUInt32LE(crc32(payload), 4);
+  return frame;
+}
+
 function frameWith(keys: string, body: Uint8Array): Buffer {
   const keyBytes = Buffer.byteLength(keys);
   const frame = Buffer.allocUnsafe(HEADER + keyBytes + 1 + body.length);
   frame.write(keys, HEADER, 'utf8');
   frame[HEADER + keyBytes] = 0x0a;
   frame.set(body, HEADER + keyBytes + 1);
-  const payload = frame.subarray(HEADER);
-  frame.writeUInt32LE(payload.length, 0);
-  frame.writeUInt32LE(crc32(payload), 4);
-  return frame;
+  return sealFrame(frame);
 }
 
 /** The usage rows of a journal's bytes, up to its first frame that is short, damaged or not an entry. */
