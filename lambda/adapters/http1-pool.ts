@@ -29,14 +29,14 @@ import { TimeoutQueue, type QueuedTimeout } from '../core/timeout-queue';
 /** The node major version whose parser interface (callback slots and their arguments) this was checked against. */
 const CHECKED_NODE_MAJOR = 20;
 
-interface Parser {
+export interface Parser {
   initialize(type: number, resource: object, maxHeaderSize: number, lenientFlags: number): void;
   execute(data: Buffer): number | object;
   finish(): object | undefined;
   close(): void;
   [slot: number]: unknown;
 }
-interface ParserModule {
+export interface ParserModule {
   readonly HTTPParser: {
     new (): Parser;
     readonly RESPONSE: number;
@@ -55,9 +55,40 @@ function parserModule(): ParserModule | undefined {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const m = require('_http_common') as Partial<ParserModule>;
     const P = m.HTTPParser;
-    return P && typeof P.RESPONSE === 'number' && typeof P.kOnHeadersComplete === 'number' ? (m as ParserModule) : undefined;
+    if (!P || typeof P.RESPONSE !== 'number' || typeof P.kOnHeadersComplete !== 'number') return undefined;
+    return behavesAsChecked(m as ParserModule) ? (m as ParserModule) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * The parser's callbacks as this module reads them, checked once on two answers: a chunked one
+ * with a repeated header (status, head as a flat list, keep-alive, body bytes as Buffers, end of
+ * message) and one with Content-Length beside Transfer-Encoding, which must be refused with an
+ * HPE_ code. Any difference: the pool is not used (node:http is).
+ */
+export function behavesAsChecked(m: ParserModule): boolean {
+  const P = m.HTTPParser;
+  const parser = new P();
+  try {
+    const seen: string[] = [];
+    parser.initialize(P.RESPONSE, {}, 0, 0);
+    parser[P.kOnMessageBegin] = () => seen.push('begin');
+    parser[P.kOnHeaders] = () => seen.push('partial');
+    parser[P.kOnHeadersComplete] = (major: unknown, minor: unknown, headers: unknown, _m: unknown, _u: unknown, status: unknown, _s: unknown, upgrade: unknown, keepAlive: unknown) => {
+      seen.push(`head ${String(major)}.${String(minor)} ${status === 201 ? 201 : '?'} ${JSON.stringify(headers)} ${String(upgrade)} ${String(keepAlive)}`);
+      return 0;
+    };
+    parser[P.kOnBody] = (b: unknown) => seen.push(`body ${Buffer.isBuffer(b) ? b.toString('latin1') : '?'}`);
+    parser[P.kOnMessageComplete] = () => seen.push('end');
+    const ok = parser.execute(Buffer.from('HTTP/1.1 201 Created\r\nX-A: 1\r\nx-a: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n', 'latin1'));
+    const expected = ['begin', 'head 1.1 201 ["X-A","1","x-a","2","transfer-encoding","chunked"] false true', 'body hi', 'end'];
+    if (typeof ok !== 'number' || JSON.stringify(seen) !== JSON.stringify(expected)) return false;
+    const bad = parser.execute(Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n', 'latin1'));
+    return typeof bad !== 'number' && parseErrorCode(bad) !== 'HPE_ERROR';
+  } finally {
+    parser.close();
   }
 }
 const PARSER = parserModule();

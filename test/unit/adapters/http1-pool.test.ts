@@ -14,7 +14,7 @@ import { createServer as createTlsServer, type Server as TlsServer } from 'node:
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HTTP1_POOL_AVAILABLE, Http1Pool, requestHead } from '../../../lambda/adapters/http1-pool';
+import { behavesAsChecked, HTTP1_POOL_AVAILABLE, Http1Pool, requestHead, type Parser, type ParserModule } from '../../../lambda/adapters/http1-pool';
 import { type CallFailure, type HttpEndpoint, NodeHttpTransport } from '../../../lambda/adapters/node-http-transport';
 
 class Failed extends Error {
@@ -38,6 +38,29 @@ afterAll(() => {
 test('this node has the parser the pool was checked against (node 20): the transport uses it', () => {
   expect(process.versions.node.split('.')[0]).toBe('20');
   expect(HTTP1_POOL_AVAILABLE).toBe(true);
+});
+
+test('the pool is used only with a parser that behaves as checked: node 20\'s does; one that passes its callbacks otherwise, or accepts Content-Length beside Transfer-Encoding, does not', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const real = require('_http_common') as ParserModule;
+  expect(behavesAsChecked(real)).toBe(true);
+  /** node's parser class with one behaviour changed. */
+  const variant = (change: 'arguments' | 'lenient'): ParserModule => {
+    const P = real.HTTPParser;
+    const Base = P as unknown as new () => Parser;
+    class Variant extends Base {
+      override execute(data: Buffer): number | object {
+        if (change === 'lenient') return data.length;
+        const complete = this[P.kOnHeadersComplete] as (...a: unknown[]) => number;
+        // The status where node 20 passes the URL: a parser of another version.
+        this[P.kOnHeadersComplete] = (...a: unknown[]) => complete(a[0], a[1], a[2], a[3], a[5], a[4], a[6], a[7], a[8]);
+        return super.execute(data);
+      }
+    }
+    return { HTTPParser: Object.assign(Variant, { RESPONSE: P.RESPONSE, kOnMessageBegin: P.kOnMessageBegin, kOnHeaders: P.kOnHeaders, kOnHeadersComplete: P.kOnHeadersComplete, kOnBody: P.kOnBody, kOnMessageComplete: P.kOnMessageComplete, kOnExecute: P.kOnExecute }) } as unknown as ParserModule;
+  };
+  expect(behavesAsChecked(variant('arguments'))).toBe(false);
+  expect(behavesAsChecked(variant('lenient'))).toBe(false);
 });
 
 /** A raw TCP server: each complete request (head and Content-Length body) gets `answer(n, socket)`. */
