@@ -1,11 +1,12 @@
 /**
  * Kept-alive HTTP/1.1 connections to providers, each with node's own response parser (llhttp, as
- * node's ClientRequest uses it), without node's per-request client machinery. At one client,
- * node:http's ClientRequest cost about 100 µs of CPU per call here (an options object checked and
- * copied, a header map, a parser taken from node's list and five socket listeners added and removed
- * per request, an IncomingMessage, the agent's free/reuse events); this connection keeps one
- * parser and one set of listeners for its whole life, and a call is one head string, one write and
- * the parser's callbacks.
+ * node's ClientRequest uses it), without node's per-request client machinery: node:http's
+ * ClientRequest checks and copies an options object, keeps a header map, takes a parser from node's
+ * list and adds and removes five socket listeners per request, and makes an IncomingMessage and the
+ * agent's free/reuse events (a call with its answer read: about 24 µs of CPU against 18 µs here, in
+ * a warm in-process loop on loopback; about 20 µs less added p50 in the gateway, interleaved A/B).
+ * This connection keeps one parser and one set of listeners for its whole life, and a call is one
+ * head string, one write and the parser's callbacks.
  *
  * What is node's and unchanged: the parser (framing, chunked coding, Content-Length beside
  * Transfer-Encoding, header size limit, strict mode: no lenient flags), TLS (tls.connect, node's
@@ -144,6 +145,8 @@ export interface Http1Answer {
 const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e]*$/;
 const REQUEST_PATH = /^\/[\x21-\x7e]*$/;
+/** Headers only the pool writes (by name, in any case). */
+const OURS: ReadonlySet<string> = new Set(['host', 'content-length', 'transfer-encoding', 'connection']);
 /** Reads buffered per answer before the socket is paused (node's stream default). */
 const HIGH_WATER_MARK = 64 * 1024;
 
@@ -158,7 +161,7 @@ export function requestHead(method: 'GET' | 'POST', path: string, host: string, 
   if (!REQUEST_PATH.test(path) || !HEADER_VALUE.test(host)) return undefined;
   let head = `${method} ${path} HTTP/1.1\r\nhost: ${host}\r\n`;
   for (const name in headers) {
-    if (name === 'host' || name === 'content-length' || name === 'transfer-encoding' || name === 'connection') continue;
+    if (OURS.has(name.toLowerCase())) continue;
     const value = headers[name];
     if (typeof value !== 'string' || !HTTP_TOKEN.test(name) || !HEADER_VALUE.test(value)) return undefined;
     head += `${name}: ${value}\r\n`;

@@ -247,9 +247,10 @@ test.each([
   expect(u.connections()).toBe(0);
 });
 
-test('the request head: Host first, the caller\'s Host, Connection and framing headers replaced by ours, one Content-Length', () => {
+test('the request head: Host first, the caller\'s Host, Connection and framing headers (in any case) replaced by ours, one Content-Length', () => {
   const head = requestHead('POST', '/v1/x?y=1', '127.0.0.1:9', { host: 'evil', 'content-length': '1', 'transfer-encoding': 'chunked', connection: 'close', 'x-a': 'b' }, 12);
   expect(head).toBe('POST /v1/x?y=1 HTTP/1.1\r\nhost: 127.0.0.1:9\r\nx-a: b\r\nconnection: keep-alive\r\ncontent-length: 12\r\n\r\n');
+  expect(requestHead('POST', '/v1/x', 'h', { Host: 'evil', 'Content-Length': '1', 'TRANSFER-ENCODING': 'chunked', Connection: 'close', 'X-B': 'c' }, 2)).toBe('POST /v1/x HTTP/1.1\r\nhost: h\r\nX-B: c\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\n');
   expect(requestHead('GET', '/v1/models', 'h', {}, undefined)).toBe('GET /v1/models HTTP/1.1\r\nhost: h\r\nconnection: keep-alive\r\n\r\n');
   expect(requestHead('GET', '/a b', 'h', {}, undefined)).toBeUndefined();
   expect(requestHead('GET', 'http://other/', 'h', {}, undefined)).toBeUndefined();
