@@ -38,6 +38,42 @@ const record = (i: number, extra: Partial<UsageRecord> = {}): UsageRecord =>
 const usageIds = (db: EmbeddedDatabase) => db.all('SELECT request_id FROM usage ORDER BY request_id').map((r) => String(r.request_id));
 const journalBytes = (dir: string) => statSync(join(dir, USAGE_JOURNAL_FILE)).size;
 
+/** Ledger writes and views of one tenant's spend counter (SPEND#t) and reservations (RESV#t). */
+const spend = { pk: 'SPEND#t', sk: '2026-12' };
+const reservationOf = (i: number, amountMicros = 50) =>
+  ({ key: { pk: 'RESV#t', sk: `r${i}` }, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros, tpmTokens: 1, model: 'm', createdAt: 'c', reclaimAfter: 1, expiresAt: 2 }) as ReservationRecord;
+const reserve = (ledger: EmbeddedGovernanceLedger, i: number, amount = 50, ceiling?: number) =>
+  ledger.write({ reservation: { put: reservationOf(i, amount) }, counters: [{ key: spend, add: { reservedMicros: amount, committedMicros: amount }, ...(ceiling !== undefined ? { ceilings: { committedMicros: ceiling } } : {}) }] });
+const settle = (ledger: EmbeddedGovernanceLedger, i: number, reserved: number, cost: number) =>
+  ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: `r${i}` } }, counters: [{ key: spend, add: { reservedMicros: -reserved, committedMicros: cost - reserved, spentMicros: cost } }] });
+const release = (ledger: EmbeddedGovernanceLedger, i: number, reserved: number) =>
+  ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: `r${i}` } }, counters: [{ key: spend, add: { reservedMicros: -reserved, committedMicros: -reserved } }] });
+const state = (d: EmbeddedDatabase) => ({
+  counters: d.all('SELECT coalesce(spentMicros, 0) AS spentMicros, coalesce(reservedMicros, 0) AS reservedMicros, coalesce(committedMicros, 0) AS committedMicros FROM counters WHERE body IS NULL'),
+  reservations: d.all('SELECT sk FROM counters WHERE body IS NOT NULL ORDER BY sk').map((r) => r.sk),
+});
+const turn = () => new Promise((r) => setImmediate(r));
+/** The reclaim's write (governance's reclaim of a reservation left behind): a timed condition, never journaled. */
+const reclaim = (ledger: EmbeddedGovernanceLedger, i: number, reserved: number) =>
+  ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: `r${i}` }, reclaimableAt: 2 }, counters: [{ key: spend, add: { reservedMicros: -reserved, committedMicros: -reserved } }] });
+/** The spend counter's values (0 when it has no row yet) and the reservations held. */
+const totals = (d: EmbeddedDatabase) => {
+  const row = d.one("SELECT coalesce(spentMicros, 0) AS spent, coalesce(reservedMicros, 0) AS reserved, coalesce(committedMicros, 0) AS committed FROM counters WHERE pk = 'SPEND#t'");
+  return { spent: Number(row?.spent ?? 0), reserved: Number(row?.reserved ?? 0), committed: Number(row?.committed ?? 0), reservations: d.all('SELECT sk FROM counters WHERE body IS NOT NULL ORDER BY sk').map((r) => r.sk) };
+};
+
+/** Opens each snapshot (what a kill -9 left at that moment) and checks it holds what was acknowledged by then. */
+function expectSnapshots<T>(checks: readonly { dir: string; expected: T }[], view: (d: EmbeddedDatabase) => T): void {
+  for (const c of checks) {
+    const after = new EmbeddedDatabase({ dir: c.dir });
+    try {
+      expect(view(after)).toEqual(c.expected);
+    } finally {
+      after.close();
+    }
+  }
+}
+
 describe('frames', () => {
   test('any row comes back as it was written; a frame cut short or with a changed byte ends the journal there', () => {
     const row = fc.tuple(fc.string(), fc.string(), fc.string(), fc.string(), fc.integer({ min: 0, max: 2 ** 40 }), fc.uint8Array({ maxLength: 300 }));
@@ -172,20 +208,6 @@ describe('ledger frames', () => {
 });
 
 describe('journaled settles', () => {
-  const spend = { pk: 'SPEND#t', sk: '2026-12' };
-  const reservationOf = (i: number, amountMicros = 50) =>
-    ({ key: { pk: 'RESV#t', sk: `r${i}` }, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros, tpmTokens: 1, model: 'm', createdAt: 'c', reclaimAfter: 1, expiresAt: 2 }) as ReservationRecord;
-  const reserve = (ledger: EmbeddedGovernanceLedger, i: number, amount = 50, ceiling?: number) =>
-    ledger.write({ reservation: { put: reservationOf(i, amount) }, counters: [{ key: spend, add: { reservedMicros: amount, committedMicros: amount }, ...(ceiling !== undefined ? { ceilings: { committedMicros: ceiling } } : {}) }] });
-  const settle = (ledger: EmbeddedGovernanceLedger, i: number, reserved: number, cost: number) =>
-    ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: `r${i}` } }, counters: [{ key: spend, add: { reservedMicros: -reserved, committedMicros: cost - reserved, spentMicros: cost } }] });
-  const release = (ledger: EmbeddedGovernanceLedger, i: number, reserved: number) =>
-    ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: `r${i}` } }, counters: [{ key: spend, add: { reservedMicros: -reserved, committedMicros: -reserved } }] });
-  const state = (d: EmbeddedDatabase) => ({
-    counters: d.all('SELECT coalesce(spentMicros, 0) AS spentMicros, coalesce(reservedMicros, 0) AS reservedMicros, coalesce(committedMicros, 0) AS committedMicros FROM counters WHERE body IS NULL'),
-    reservations: d.all('SELECT sk FROM counters WHERE body IS NOT NULL ORDER BY sk').map((r) => r.sk),
-  });
-  const turn = () => new Promise((r) => setImmediate(r));
 
   test('a settle is on disk when the usage record is, before its SQL ran or any COMMIT: a kill -9 then opens with the spend once and the record', async () => {
     const dir = fresh();
@@ -375,14 +397,7 @@ describe('journaled settles', () => {
           } finally {
             db.close();
           }
-          for (const c of checks) {
-            const after = new EmbeddedDatabase({ dir: c.dir });
-            try {
-              expect(state(after)).toEqual(c.expected);
-            } finally {
-              after.close();
-            }
-          }
+          expectSnapshots(checks, state);
         },
       ),
       { numRuns: 15 },
@@ -391,26 +406,6 @@ describe('journaled settles', () => {
 });
 
 describe('journaled reservations', () => {
-  const spend = { pk: 'SPEND#t', sk: '2026-12' };
-  const reservationOf = (i: number, amountMicros = 50) =>
-    ({ key: { pk: 'RESV#t', sk: `r${i}` }, tenantId: 't', tokenId: 'k', tokenKey: 'tk', period: '2026-12', window: 'w', amountMicros, tpmTokens: 1, model: 'm', createdAt: 'c', reclaimAfter: 1, expiresAt: 2 }) as ReservationRecord;
-  const reserve = (ledger: EmbeddedGovernanceLedger, i: number, amount = 50, ceiling?: number) =>
-    ledger.write({ reservation: { put: reservationOf(i, amount) }, counters: [{ key: spend, add: { reservedMicros: amount, committedMicros: amount }, ...(ceiling !== undefined ? { ceilings: { committedMicros: ceiling } } : {}) }] });
-  const settle = (ledger: EmbeddedGovernanceLedger, i: number, reserved: number, cost: number) =>
-    ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: `r${i}` } }, counters: [{ key: spend, add: { reservedMicros: -reserved, committedMicros: cost - reserved, spentMicros: cost } }] });
-  /** The reclaim's write (governance's reclaim of a reservation left behind): a timed condition, never journaled. */
-  const reclaim = (ledger: EmbeddedGovernanceLedger, i: number, reserved: number) =>
-    ledger.write({ reservation: { delete: { pk: 'RESV#t', sk: `r${i}` }, reclaimableAt: 2 }, counters: [{ key: spend, add: { reservedMicros: -reserved, committedMicros: -reserved } }] });
-  const state = (d: EmbeddedDatabase) => ({
-    counters: d.all('SELECT coalesce(spentMicros, 0) AS spentMicros, coalesce(reservedMicros, 0) AS reservedMicros, coalesce(committedMicros, 0) AS committedMicros FROM counters WHERE body IS NULL'),
-    reservations: d.all('SELECT sk FROM counters WHERE body IS NOT NULL ORDER BY sk').map((r) => r.sk),
-  });
-  /** The spend counter's values (0 when it has no row yet) and the reservations held. */
-  const totals = (d: EmbeddedDatabase) => {
-    const row = d.one("SELECT coalesce(spentMicros, 0) AS spent, coalesce(reservedMicros, 0) AS reserved, coalesce(committedMicros, 0) AS committed FROM counters WHERE pk = 'SPEND#t'");
-    return { spent: Number(row?.spent ?? 0), reserved: Number(row?.reserved ?? 0), committed: Number(row?.committed ?? 0), reservations: d.all('SELECT sk FROM counters WHERE body IS NOT NULL ORDER BY sk').map((r) => r.sk) };
-  };
-  const turn = () => new Promise((r) => setImmediate(r));
   const frames = (dir: string) => entriesOf(readFileSync(join(dir, USAGE_JOURNAL_FILE))).filter((e) => !('row' in e));
   /** Statements the database prepares from now on (the fast path reuses prepared statements; a new one shows up here). */
   const statementsRun = (db: EmbeddedDatabase) => {
@@ -619,14 +614,7 @@ describe('journaled reservations', () => {
         } finally {
           db.close();
         }
-        for (const c of checks) {
-          const after = new EmbeddedDatabase({ dir: c.dir });
-          try {
-            expect(totals(after)).toEqual(c.expected);
-          } finally {
-            after.close();
-          }
-        }
+        expectSnapshots(checks, totals);
       }),
       { numRuns: 30 },
     );
