@@ -20,7 +20,7 @@
  * ledger journals it and lets its SQL run later (database.ts `deferredApply`). For a tenant whose
  * reservation rows were all read at once (`reservationsLoaded`), it also knows which do not exist:
  * a new reservation with such a key cannot fail its condition either, and is journaled too
- * (`deferredReservation`). Any clear forgets both.
+ * (`journalReservation`). Any clear forgets both.
  */
 import { COUNTER_FIELDS, CounterUpdate, CounterValues } from '../../lambda/core/governance/ledger';
 import type { Row } from './database';

@@ -322,7 +322,7 @@ export class EmbeddedDatabase {
   private moveScheduled = false;
   /** Moves of the journal into the table so far (tests). */
   journalImports = 0;
-  /** Journaled ledger writes whose SQL has not run yet (`deferredApply`, `deferredReservation`), in order. */
+  /** Journaled ledger writes whose SQL has not run yet (`deferredApply`, `journalReservation`), in order. */
   private pending: LedgerEntry[] = [];
   /** Journaled ledger writes applied in the open group: applied again if the group fails. */
   private appliedInGroup: LedgerEntry[] = [];
@@ -689,8 +689,10 @@ export class EmbeddedDatabase {
       for (const e of batch) this.appliedInGroup.push(e);
       this.ledgerStuck = false;
     } catch (err) {
-      // Their frames are on disk (or will be with this group): the next open applies them.
-      this.pending = batch.concat(this.pending);
+      // Their frames are on disk (or will be with this group): the next open applies them. In order:
+      // a group SQLite rolled back has put the writes an earlier drain applied in it back into
+      // `pending` (endGroup), and those come first; nothing else can have joined since.
+      this.pending = this.pending.concat(batch);
       this.ledgerStuck = true;
       this.keepJournal = true;
       this.forgetReads();

@@ -5,10 +5,11 @@
  * transaction (every failed item).
  *
  * A reservation is on disk before `write` returns (the provider is called only after it; a
- * failed write fails it closed). When its outcome is known without SQL (its ceilings pass through
- * the counter mirror and its row is known not to exist), it is journaled instead of committed:
- * one write of its frame to the journal, its SQL applied after the caller went on (the provider
- * call's wait) and before any other statement (database.ts `deferredReservation`). A settle,
+ * failed write fails it closed). For the only request in flight, when its outcome is known
+ * without SQL (its ceilings pass through the counter mirror and its row is known not to exist), it
+ * is journaled instead of committed: one write of its frame to the journal; its SQL runs later,
+ * folded with its settle, before any statement that needs it (database.ts `journalReservation`,
+ * `drain`). A settle,
  * release or reclaim joins the group commit of its
  * event-loop turn without waiting: the router writes the request's usage record right after its
  * settle and waits for that (embedded-router-store.ts), so both share one commit, before the

@@ -15,7 +15,7 @@
  * exists, and the SQL that applied it deleted the row in the same transaction.
  *
  * And it holds budget reservations made durable before their SQL runs (database.ts
- * `deferredReservation`): the reservation row and its counter updates, with a sequence number.
+ * `journalReservation`): the reservation row and its counter updates, with a sequence number.
  * The group that applies one also stores the highest sequence number applied so far (in order)
  * in the database, in the same transaction; replaying one applies it only above that number, so a
  * reservation applied once is never applied again, whatever happened to its row since (a settle,

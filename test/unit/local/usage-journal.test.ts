@@ -555,6 +555,40 @@ describe('journaled reservations', () => {
     }
   });
 
+  test('a group SQLite rolls back after a second fold joined it: the writes go back in their order (the reservation before its settle) and apply once', async () => {
+    const dir = fresh();
+    const errors: unknown[] = [];
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true, onBackgroundError: (e) => errors.push(e) });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    const store = new EmbeddedRouterStore(db);
+    try {
+      expect(await reserve(ledger, 1, 50)).toEqual({ ok: true });
+      db.counterRows([{ pk: 'RATE#none', sk: '1' }]); // the reservation's SQL runs; its group stays open this turn
+      expect(await settle(ledger, 1, 50, 20)).toEqual({ ok: true });
+      await store.putUsage(record(1, { requestId: 'r1' }));
+      // The settle's fold fails and SQLite rolls the whole group back (an I/O error).
+      const sqlite = (db as unknown as { db: Database }).db;
+      const real = EmbeddedDatabase.prototype.runMirrored;
+      const failing = jest.spyOn(db, 'runMirrored').mockImplementationOnce(function (this: EmbeddedDatabase) {
+        sqlite.exec('ROLLBACK');
+        throw new Error('disk I/O error');
+      });
+      expect(() => db.counterRows([{ pk: 'RATE#none', sk: '2' }])).toThrow(/could not be applied/);
+      failing.mockRestore();
+      expect(errors).toHaveLength(1);
+      jest.spyOn(db, 'runMirrored').mockImplementation(function (this: EmbeddedDatabase, sql, params) {
+        return real.call(this, sql, params);
+      });
+      // Next try: both, in order, once.
+      expect(state(db)).toEqual({ counters: [{ spentMicros: 20, reservedMicros: 0, committedMicros: 20 }], reservations: [] });
+      expect(await reserve(ledger, 2, 10)).toEqual({ ok: true });
+      await db.durable();
+      expectSnapshots([{ dir: snapshot(dir), expected: { spent: 20, reserved: 10, committed: 30, reservations: ['r2'] } }], totals);
+    } finally {
+      db.close();
+    }
+  });
+
   test('kill -9 after any acknowledged step of a run of reservations, settles, reclaims and reads opens with exactly what was acknowledged', async () => {
     const step = fc.oneof(
       fc.record({ op: fc.constant('request' as const), amount: fc.integer({ min: 1, max: 1000 }), cost: fc.integer({ min: 0, max: 1000 }), settles: fc.boolean() }),
