@@ -160,7 +160,7 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
    */
   private journalableReservation(w: LedgerWrite): Omit<JournaledReservation, 'seq'> | undefined {
     const r = w.reservation;
-    if (!r || !('put' in r) || w.counters.length === 0 || !exactCounters(w.counters)) return undefined;
+    if (!r || !('put' in r) || w.counters.length === 0 || !exactCounters(w.counters) || !apartFromReservations(w.counters, r.put.key.pk)) return undefined;
     const p = r.put;
     if (!Number.isSafeInteger(p.expiresAt) || !Number.isSafeInteger(p.reclaimAfter)) return undefined;
     if (this.failedCeilings(w.counters).length > 0 || !this.db.reservationAbsent(p.key.pk, p.key.sk)) return undefined;
@@ -250,9 +250,20 @@ export class EmbeddedGovernanceLedger implements GovernanceLedger {
 function journalable(w: LedgerWrite, db: EmbeddedDatabase): JournaledLedgerWrite | undefined {
   const r = w.reservation;
   if (!r || !('delete' in r) || r.reclaimableAt !== undefined) return undefined;
-  if (w.counters.some((u) => u.ceilings) || !exactCounters(w.counters)) return undefined;
+  if (w.counters.some((u) => u.ceilings) || !exactCounters(w.counters) || !apartFromReservations(w.counters, r.delete.pk)) return undefined;
   if (!db.counters.isReservationLive(r.delete.pk, r.delete.sk)) return undefined;
   return { reservation: r.delete, counters: w.counters };
+}
+
+/**
+ * Counter updates on keys apart from the tenant's reservation rows: folded journaled writes apply
+ * row inserts and deletes apart from counter updates (ledger-batch.ts), which is the same as one
+ * by one only when no update lands on a reservation row (governance never sends one; a caller that
+ * does is written at once, as before).
+ */
+function apartFromReservations(counters: readonly CounterUpdate[], reservationPk: string): boolean {
+  for (const u of counters) if (u.key.pk === reservationPk) return false;
+  return true;
 }
 
 /** Counter updates the journal holds exactly: safe integers of counter fields, a safe-integer expiry. */

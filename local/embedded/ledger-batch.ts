@@ -1,7 +1,8 @@
 /**
  * Journaled ledger writes (reservations, settles and releases: usage-journal.ts) folded into the
  * few statements that apply them all (database.ts `drain`). Their conditions were checked when
- * they were journaled, so applying them in one go is applying them one by one:
+ * they were journaled, and none updates a counter on a reservation row (the ledger journals only
+ * those: embedded-governance-ledger.ts), so applying them in one go is applying them one by one:
  * - a reservation and a settle or release of it in the same batch cancel out (the row is never
  *   written); otherwise a reservation is one row to insert, a settle one row to delete;
  * - the counter updates of one key become one update: the sum of each field that any of them

@@ -555,6 +555,22 @@ describe('journaled reservations', () => {
     }
   });
 
+  test('a reservation and a settle whose counter updates land on a reservation row are written at once, not folded: the same rows as one by one', async () => {
+    const dir = fresh();
+    const db = new EmbeddedDatabase({ dir, soleRequest: () => true });
+    const ledger = new EmbeddedGovernanceLedger(db);
+    try {
+      const own = { pk: 'RESV#t', sk: 'r1' };
+      expect(await ledger.write({ reservation: { put: reservationOf(1, 50) }, counters: [{ key: spend, add: { reservedMicros: 50 } }, { key: own, add: { requests: 2 } }] })).toEqual({ ok: true });
+      expect(await ledger.write({ reservation: { delete: own }, counters: [{ key: spend, add: { reservedMicros: -50 } }, { key: own, add: { requests: 1 } }] })).toEqual({ ok: true });
+      expect(frames(dir)).toEqual([]);
+      // One by one: the reservation row (with its 2) is deleted, then the update makes a counter row of 1.
+      expect(db.one("SELECT requests, body FROM counters WHERE pk = 'RESV#t' AND sk = 'r1'")).toEqual({ requests: 1, body: null });
+    } finally {
+      db.close();
+    }
+  });
+
   test('a group SQLite rolls back after a second fold joined it: the writes go back in their order (the reservation before its settle) and apply once', async () => {
     const dir = fresh();
     const errors: unknown[] = [];
