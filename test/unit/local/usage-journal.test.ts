@@ -62,16 +62,24 @@ const totals = (d: EmbeddedDatabase) => {
   return { spent: Number(row?.spent ?? 0), reserved: Number(row?.reserved ?? 0), committed: Number(row?.committed ?? 0), reservations: d.all('SELECT sk FROM counters WHERE body IS NOT NULL ORDER BY sk').map((r) => r.sk) };
 };
 
+/** Opens the state directory `dir`, checks it, closes it. */
+function opened(dir: string, check: (after: EmbeddedDatabase) => void): void {
+  const after = new EmbeddedDatabase({ dir });
+  try {
+    check(after);
+  } finally {
+    after.close();
+  }
+}
+
+/** Opens what a kill -9 of the store on `dir` would leave now (a snapshot), checks it, closes it. */
+function afterKill(dir: string, check: (after: EmbeddedDatabase) => void): void {
+  opened(snapshot(dir), check);
+}
+
 /** Opens each snapshot (what a kill -9 left at that moment) and checks it holds what was acknowledged by then. */
 function expectSnapshots<T>(checks: readonly { dir: string; expected: T }[], view: (d: EmbeddedDatabase) => T): void {
-  for (const c of checks) {
-    const after = new EmbeddedDatabase({ dir: c.dir });
-    try {
-      expect(view(after)).toEqual(c.expected);
-    } finally {
-      after.close();
-    }
-  }
+  for (const c of checks) opened(c.dir, (after) => expect(view(after)).toEqual(c.expected));
 }
 
 describe('frames', () => {
@@ -222,14 +230,11 @@ describe('journaled settles', () => {
       // The answer would be released now: no COMMIT ran for the settle and the record yet.
       expect(db.commits).toBe(commits);
       const killed = snapshot(dir);
-      const after = new EmbeddedDatabase({ dir: killed });
-      try {
+      opened(killed, (after) => {
         expect(after.replayedLedgerWrites).toBe(1);
         expect(usageIds(after)).toEqual(['r1']);
         expect(state(after)).toEqual({ counters: [{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }], reservations: [] });
-      } finally {
-        after.close();
-      }
+      });
       // In this process the SQL waits (the mirror holds it) until a statement needs it, then
       // commits at the end of that turn.
       await turn();
@@ -256,13 +261,10 @@ describe('journaled settles', () => {
       await turn();
       expect(db.commits).toBe(1);
       expect(journalBytes(dir)).toBeGreaterThan(0);
-      const after = new EmbeddedDatabase({ dir: snapshot(dir) });
-      try {
+      afterKill(dir, (after) => {
         expect(after.replayedLedgerWrites).toBe(0);
         expect(state(after)).toEqual({ counters: [{ spentMicros: 30, reservedMicros: 0, committedMicros: 30 }], reservations: [] });
-      } finally {
-        after.close();
-      }
+      });
     } finally {
       db.close();
     }
@@ -431,13 +433,10 @@ describe('journaled reservations', () => {
       expect(frames(dir)).toEqual([{ reservation: expect.objectContaining({ seq: 1, put: expect.objectContaining({ pk: 'RESV#t', sk: 'r1' }) }) }]);
       // The mirror holds it: the next reservation's ceiling counts it, without SQL.
       expect(await reserve(ledger, 2, 40, 60)).toMatchObject({ ok: false, failed: [{ index: 0, item: { committedMicros: 70 } }] });
-      const after = new EmbeddedDatabase({ dir: snapshot(dir) });
-      try {
+      afterKill(dir, (after) => {
         expect(after.replayedReservations).toBe(1);
         expect(state(after)).toEqual({ counters: [{ spentMicros: 0, reservedMicros: 70, committedMicros: 70 }], reservations: ['r1'] });
-      } finally {
-        after.close();
-      }
+      });
     } finally {
       db.close();
     }
@@ -453,13 +452,10 @@ describe('journaled reservations', () => {
       await db.durable();
       expect(state(db)).toEqual({ counters: [{ spentMicros: 0, reservedMicros: 0, committedMicros: 0 }], reservations: [] });
       expect(frames(dir)).toHaveLength(1); // the reservation's frame stays until the journal is emptied
-      const after = new EmbeddedDatabase({ dir: snapshot(dir) });
-      try {
+      afterKill(dir, (after) => {
         expect(after.replayedReservations).toBe(0);
         expect(state(after)).toEqual({ counters: [{ spentMicros: 0, reservedMicros: 0, committedMicros: 0 }], reservations: [] });
-      } finally {
-        after.close();
-      }
+      });
     } finally {
       db.close();
     }
@@ -544,12 +540,9 @@ describe('journaled reservations', () => {
       expect(state(db)).toEqual({ counters: [{ spentMicros: 0, reservedMicros: 110, committedMicros: 110 }], reservations: ['r1', 'r2'] });
       expect(await reserve(ledger, 3, 10)).toEqual({ ok: true });
       await db.durable();
-      const after = new EmbeddedDatabase({ dir: snapshot(dir) });
-      try {
+      afterKill(dir, (after) => {
         expect(state(after)).toEqual({ counters: [{ spentMicros: 0, reservedMicros: 120, committedMicros: 120 }], reservations: ['r1', 'r2', 'r3'] });
-      } finally {
-        after.close();
-      }
+      });
     } finally {
       db.close();
     }
@@ -696,14 +689,11 @@ describe('the journal', () => {
       } finally {
         raw.close();
       }
-      const after = new EmbeddedDatabase({ dir: killed });
-      try {
+      opened(killed, (after) => {
         expect(usageIds(after)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
         expect(after.all('SELECT spentMicros, reservedMicros, committedMicros FROM counters')).toEqual([{ spentMicros: 150, reservedMicros: 0, committedMicros: 150 }]);
         expect(journalBytes(killed)).toBe(0);
-      } finally {
-        after.close();
-      }
+      });
     } finally {
       db.close();
     }
@@ -719,14 +709,11 @@ describe('the journal', () => {
       const size = journalBytes(killed);
       truncateSync(join(killed, USAGE_JOURNAL_FILE), size - 7);
       appendFileSync(join(killed, USAGE_JOURNAL_FILE), Buffer.from([0xff, 0xff]));
-      const after = new EmbeddedDatabase({ dir: killed });
-      try {
+      opened(killed, (after) => {
         expect(usageIds(after)).toEqual(['r0', 'r1']);
         // Emptied: the torn bytes are not read again, and the next records are written from the start.
         expect(journalBytes(killed)).toBe(0);
-      } finally {
-        after.close();
-      }
+      });
     } finally {
       db.close();
     }
@@ -768,12 +755,9 @@ describe('the journal', () => {
       await db.durable();
       expect(journalBytes(dir)).toBeGreaterThan(0);
       const killed = snapshot(dir);
-      const after = new EmbeddedDatabase({ dir: killed });
-      try {
+      opened(killed, (after) => {
         expect(usageIds(after)).toEqual(['r1', 'r2']);
-      } finally {
-        after.close();
-      }
+      });
       expect(usageIds(db)).toEqual(['r1', 'r2']);
     } finally {
       db.close();
