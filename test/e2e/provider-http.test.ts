@@ -21,6 +21,7 @@ import { MAX_SSE_EVENT_CHARS, SseLimitError, SseParser } from '../../lambda/core
 import type { Target } from '../../lambda/core/routing/types';
 import { DEFAULT_FAKE_KEYS, startFakeProviders, type FakeProviders } from '../support/fake-providers';
 import { freePort } from '../support/free-port';
+import { requestSplitter } from '../support/raw-http';
 
 let fakes: FakeProviders;
 const client = new ProviderHttpClient({ firstByteTimeoutMs: 5_000 });
@@ -729,21 +730,14 @@ describe('the request on the wire (a raw TCP server on 127.0.0.1)', () => {
     const open = new Set<Socket>();
     const server = createTcpServer((s) => {
       open.add(s);
-      let buf = Buffer.alloc(0);
-      s.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        for (;;) {
-          const end = buf.indexOf('\r\n\r\n');
-          if (end < 0) return;
-          const head = buf.subarray(0, end).toString('latin1');
-          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-          if (buf.length < end + 4 + length) return;
+      s.on(
+        'data',
+        requestSplitter((head, body) => {
           heads.push(head);
-          bodies.push(buf.subarray(end + 4, end + 4 + length).toString('utf8'));
-          buf = buf.subarray(end + 4 + length);
+          bodies.push(body.toString('utf8'));
           s.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}');
-        }
-      });
+        }),
+      );
     });
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');

@@ -7,15 +7,14 @@
  * failures that quote nothing and no connection kept after any of them.
  * The provider-http e2e suite runs the same transport through ProviderHttpClient.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { behavesAsChecked, HTTP1_POOL_AVAILABLE, Http1Pool, requestHead, type Parser, type ParserModule } from '../../../lambda/adapters/http1-pool';
 import { type CallFailure, type HttpEndpoint, NodeHttpTransport } from '../../../lambda/adapters/node-http-transport';
+import { startLoopbackTlsServer, type LoopbackTlsServer } from '../../support/loopback-tls';
+import { requestSplitter } from '../../support/raw-http';
 
 class Failed extends Error {
   constructor(
@@ -74,20 +73,13 @@ async function rawServer(answer: (n: number, s: Socket, head: string) => void): 
     open.add(s);
     s.on('close', () => open.delete(s));
     s.on('error', () => undefined);
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.subarray(0, end).toString('latin1');
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buf.length < end + 4 + length) return;
-        buf = buf.subarray(end + 4 + length);
+    s.on(
+      'data',
+      requestSplitter((head) => {
         heads.push(head);
         answer(++requests, s, head);
-      }
-    });
+      }),
+    );
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -364,33 +356,17 @@ test('an idle kept-alive connection keeps no process alive (a call in flight doe
 });
 
 describe('over TLS (a server on 127.0.0.1 with a certificate made for the test by openssl)', () => {
-  let dir: string;
-  let tls: TlsServer;
-  let port: number;
-  let cert: string;
-  const connections: unknown[] = [];
+  let server: LoopbackTlsServer;
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sr-h1-'));
-    // Fails loudly without openssl: the test needs a certificate for 127.0.0.1 and keeps no key in the repository.
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
-    cert = readFileSync(join(dir, 'c.pem'), 'utf8');
-    tls = createTlsServer({ key: readFileSync(join(dir, 'k.pem')), cert }, (req, res) => {
+    server = await startLoopbackTlsServer((req, res) => {
       req.resume();
       req.on('end', () => res.end(`{"secure":${(req.socket as Socket & { encrypted?: boolean }).encrypted === true}}`));
     });
-    tls.on('secureConnection', (s) => connections.push(s));
-    tls.listen(0, '127.0.0.1');
-    await once(tls, 'listening');
-    port = (tls.address() as AddressInfo).port;
   });
-  afterAll(async () => {
-    tls.closeAllConnections();
-    await new Promise((r) => tls.close(r));
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const origin = () => ({ secure: true, hostname: '127.0.0.1', port });
+  afterAll(() => server.close());
+  const origin = () => ({ secure: true, hostname: '127.0.0.1', port: server.port });
   const call = async (pool: Http1Pool): Promise<string> => {
-    const head = requestHead('POST', '/v1/chat/completions', `127.0.0.1:${port}`, {}, 2)!;
+    const head = requestHead('POST', '/v1/chat/completions', `127.0.0.1:${server.port}`, {}, 2)!;
     const a = await pool.request(origin(), { head, body: '{}', signal: never(), firstByteTimeoutMs: 2_000 });
     if (a.whole !== undefined) return Buffer.concat(a.whole).toString();
     const chunks: Buffer[] = [];
@@ -400,10 +376,10 @@ describe('over TLS (a server on 127.0.0.1 with a certificate made for the test b
   };
 
   test('a certificate the pool trusts: sequential calls share one verified connection', async () => {
-    const pool = new Http1Pool(4_000, { ca: cert });
+    const pool = new Http1Pool(4_000, { ca: server.cert });
     try {
       for (let i = 0; i < 3; i++) expect(await call(pool)).toBe('{"secure":true}');
-      expect(connections).toHaveLength(1);
+      expect(server.connections).toHaveLength(1);
     } finally {
       pool.close();
     }
@@ -415,7 +391,7 @@ describe('over TLS (a server on 127.0.0.1 with a certificate made for the test b
       const err = (await call(pool).catch((e: unknown) => e)) as { failure?: string; code?: string; message?: string };
       expect(err.failure).toBe('connection');
       expect(err.code).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|CERT/);
-      expect(String(err.message)).not.toContain(String(port));
+      expect(String(err.message)).not.toContain(String(server.port));
     } finally {
       pool.close();
     }

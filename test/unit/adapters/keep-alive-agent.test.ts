@@ -4,15 +4,12 @@
  * destroyed one, never another origin's), the pool's books stay node's, and a server's Keep-Alive
  * hint is followed as node follows it.
  */
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent as NodeAgent, createServer, request, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createTlsServer, request as tlsRequest, type Server as TlsServer } from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { request as tlsRequest } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { KeepAliveHttpAgent, KeepAliveHttpsAgent } from '../../../lambda/adapters/keep-alive-agent';
+import { startLoopbackTlsServer, type LoopbackTlsServer } from '../../support/loopback-tls';
 
 interface Upstream {
   readonly server: Server;
@@ -225,32 +222,16 @@ test('an idle socket is closed after the agent\'s timeout, and the next request 
 });
 
 describe('the https agent (a TLS server on 127.0.0.1, a certificate made for the test by openssl)', () => {
-  let dir: string;
-  let tls: TlsServer;
-  let port: number;
-  let cert: string;
-  const connections: unknown[] = [];
+  let server: LoopbackTlsServer;
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sr-tls-'));
-    // Fails loudly without openssl: the test needs a certificate for 127.0.0.1 and keeps no key in the repository.
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'pipe' });
-    cert = readFileSync(join(dir, 'c.pem'), 'utf8');
-    tls = createTlsServer({ key: readFileSync(join(dir, 'k.pem')), cert }, (req, res) => {
+    server = await startLoopbackTlsServer((req, res) => {
       req.resume();
       req.on('end', () => res.end('ok'));
     });
-    tls.on('secureConnection', (s) => connections.push(s));
-    tls.listen(0, '127.0.0.1');
-    await once(tls, 'listening');
-    port = (tls.address() as AddressInfo).port;
   });
-  afterAll(async () => {
-    tls.closeAllConnections();
-    await new Promise((r) => tls.close(r));
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => server.close());
   const tlsCall = async (a: NodeAgent): Promise<{ socket: Socket; reused: boolean }> => {
-    const req = tlsRequest({ hostname: '127.0.0.1', port, path: '/', method: 'POST', headers: ['host', `127.0.0.1:${port}`, 'content-length', '2'], agent: a });
+    const req = tlsRequest({ hostname: '127.0.0.1', port: server.port, path: '/', method: 'POST', headers: ['host', `127.0.0.1:${server.port}`, 'content-length', '2'], agent: a });
     req.end('{}');
     const [res] = (await once(req, 'response')) as [IncomingMessage];
     res.resume();
@@ -260,18 +241,18 @@ describe('the https agent (a TLS server on 127.0.0.1, a certificate made for the
   };
 
   test('node\'s https agent (protocol, TLS-aware pool name); sequential requests reuse one verified connection', async () => {
-    const a = new KeepAliveHttpsAgent({ keepAlive: true, timeout: 4_000, scheduling: 'lifo', ca: cert });
+    const a = new KeepAliveHttpsAgent({ keepAlive: true, timeout: 4_000, scheduling: 'lifo', ca: server.cert });
     agents.push(a);
     expect(a).toBeInstanceOf(NodeAgent);
     expect((a as unknown as { protocol: string }).protocol).toBe('https:');
     const first = await tlsCall(a);
     expect(first.reused).toBe(false);
     for (let i = 0; i < 3; i++) expect(await tlsCall(a)).toEqual({ socket: first.socket, reused: true });
-    expect(connections).toHaveLength(1);
+    expect(server.connections).toHaveLength(1);
     // The pool name is node's https one (it carries the agent's TLS options), not the plain host:port.
     expect(Object.keys(a.freeSockets)).toHaveLength(1);
-    expect(Object.keys(a.freeSockets)[0].startsWith(`127.0.0.1:${port}:`)).toBe(true);
-    expect(Object.keys(a.freeSockets)[0].length).toBeGreaterThan(`127.0.0.1:${port}:`.length);
+    expect(Object.keys(a.freeSockets)[0].startsWith(`127.0.0.1:${server.port}:`)).toBe(true);
+    expect(Object.keys(a.freeSockets)[0].length).toBeGreaterThan(`127.0.0.1:${server.port}:`.length);
   });
 
   test('an agent that does not trust the certificate gets no connection (verification is node\'s, per agent)', async () => {
